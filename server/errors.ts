@@ -1,0 +1,80 @@
+/**
+ * The one error catalogue. Every error the lab returns — HTTP body, WebSocket `error` frame or close
+ * reason — carries one of these stable `LAB_ERR_*` codes. Tests assert the code, never the message.
+ * The README's error table is this list.
+ */
+import createError from '@fastify/error';
+
+export interface LabErrorDef {
+  readonly code: `LAB_ERR_${string}`;
+  /** HTTP status for HTTP answers; WebSocket errors use the same code in an `error` frame. */
+  readonly statusCode: number;
+  readonly message: string;
+}
+
+function def<const C extends `LAB_ERR_${string}`>(code: C, statusCode: number, message: string) {
+  return { code, statusCode, message } as const;
+}
+
+export const ERRORS = Object.freeze({
+  BAD_CURSOR: def('LAB_ERR_BAD_CURSOR', 400, 'since must be a non-negative integer message id, got %s'),
+  BAD_EPOCH: def('LAB_ERR_BAD_EPOCH', 400, 'epoch must be a non-empty string of at most 128 characters'),
+  BAD_TIMEOUT: def('LAB_ERR_BAD_TIMEOUT', 400, 'timeout must be an integer number of milliseconds from 0 to %s, got %s'),
+  INVALID_JSON: def('LAB_ERR_INVALID_JSON', 400, 'the body is not valid JSON'),
+  MISSING_DATA: def('LAB_ERR_MISSING_DATA', 400, 'the body must be a JSON object with a "data" field'),
+  BAD_FRAME: def('LAB_ERR_BAD_FRAME', 400, 'WebSocket frames must be JSON text {"type":"publish","data":…}'),
+  BAD_CONTROL: def('LAB_ERR_BAD_CONTROL', 400, '%s'),
+  UNAUTHORIZED: def('LAB_ERR_UNAUTHORIZED', 401, 'publishing needs Authorization: Bearer <PUBLISH_TOKEN>'),
+  ORIGIN_FORBIDDEN: def('LAB_ERR_ORIGIN_FORBIDDEN', 403, 'origin %s is not allowed; add it to ALLOWED_ORIGINS'),
+  NOT_FOUND: def('LAB_ERR_NOT_FOUND', 404, 'no route %s %s'),
+  PAYLOAD_TOO_LARGE: def('LAB_ERR_PAYLOAD_TOO_LARGE', 413, 'the body is larger than maxPayloadBytes (%s bytes)'),
+  UNSUPPORTED_MEDIA_TYPE: def('LAB_ERR_UNSUPPORTED_MEDIA_TYPE', 415, 'publish with Content-Type: application/json'),
+  SLOW_CONSUMER: def('LAB_ERR_SLOW_CONSUMER', 503, 'the client fell more than maxBufferedBytes behind and was disconnected'),
+  SHUTTING_DOWN: def('LAB_ERR_SHUTTING_DOWN', 503, 'the server is shutting down'),
+  FEED_UNAVAILABLE: def('LAB_ERR_FEED_UNAVAILABLE', 503, 'the feed store is unavailable: %s'),
+  INTERNAL: def('LAB_ERR_INTERNAL', 500, 'internal error'),
+} satisfies Record<string, LabErrorDef>);
+
+export type ErrorName = keyof typeof ERRORS;
+export type ErrorCode = (typeof ERRORS)[ErrorName]['code'];
+
+/** Fastify error constructors, one per catalogue entry (`new HttpErrors.BAD_CURSOR(value)`). */
+export const HttpErrors = Object.fromEntries(
+  Object.entries(ERRORS).map(([name, e]) => [name, createError(e.code, e.message, e.statusCode)]),
+) as { [K in ErrorName]: ReturnType<typeof createError> };
+
+/** Fastify's own content-type-parser errors, mapped to our codes so clients only ever see LAB_ERR_*. */
+export const FASTIFY_CODE_MAP: Readonly<Record<string, ErrorName>> = Object.freeze({
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_JSON',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'MISSING_DATA',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_VALIDATION: 'BAD_CONTROL',
+});
+
+/** The JSON body of every HTTP error: `{ "error": { "code", "message" } }`. */
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string };
+}
+
+/**
+ * WebSocket close codes (RFC 6455 §7.4.1). 1001 "going away" for shutdown, 1008 "policy violation",
+ * 1009 "message too big", 1013 "try again later" for a slow consumer the server had to drop.
+ */
+export const WS_CLOSE = Object.freeze({
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  POLICY_VIOLATION: 1008,
+  MESSAGE_TOO_BIG: 1009,
+  TRY_AGAIN_LATER: 1013,
+});
+
+/** Raised at start-up for a bad setting; main.ts prints it and exits 1. */
+export class ConfigError extends Error {
+  readonly code = 'LAB_ERR_CONFIG';
+  constructor(readonly setting: string, readonly value: unknown, reason: string) {
+    super(`invalid ${setting}=${JSON.stringify(value)}: ${reason}`);
+    this.name = 'ConfigError';
+  }
+}

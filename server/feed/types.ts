@@ -1,0 +1,55 @@
+/**
+ * The feed: the single source of truth. An append-only log of messages with strictly increasing
+ * integer ids (starting at 1) within an `epoch`. Transports only ever ask "what came after cursor X";
+ * none keeps its own copy of messages.
+ */
+
+export interface Message {
+  /** Strictly increasing within an epoch, starting at 1. */
+  readonly id: number;
+  /** Server publish time, epoch milliseconds with a sub-millisecond fraction. */
+  readonly ts: number;
+  /** Any JSON value. */
+  readonly data: unknown;
+}
+
+/**
+ * The answer to "what came after cursor X". A cursor that cannot be served is said explicitly:
+ * - `gap`: the cursor is older than retention; `messages` start at `firstId`, and the ids between the
+ *   cursor and `firstId` are gone for good.
+ * - `reset`: the cursor belongs to no history of this feed (a future id, or another epoch). The client
+ *   must start over from cursor 0 of `epoch`.
+ */
+export type ReadResult =
+  | { readonly kind: 'messages'; readonly messages: readonly Message[] }
+  | { readonly kind: 'gap'; readonly firstId: number; readonly messages: readonly Message[] }
+  | { readonly kind: 'reset'; readonly reason: ResetReason };
+
+export type ResetReason = 'future-cursor' | 'epoch-mismatch';
+
+export interface FeedInfo {
+  readonly epoch: string;
+  /** Id of the newest message, 0 when the feed is empty. */
+  readonly lastId: number;
+  /** Id of the oldest retained message; `lastId + 1` when nothing is retained. */
+  readonly firstId: number;
+  readonly retained: number;
+}
+
+export interface Feed {
+  readonly kind: 'memory' | 'redis';
+  info(): FeedInfo;
+  /**
+   * Messages with id > `cursor`, at most `limit` of them, oldest first. When `epoch` is given and is
+   * not this feed's epoch the answer is a `reset`.
+   */
+  read(cursor: number, limit: number, epoch?: string): Promise<ReadResult>;
+  /** Appends one message; resolves once it is in the log and subscribers have been told. */
+  append(data: unknown): Promise<Message>;
+  /**
+   * Calls `listener` with the new last id after every append (synchronously, in order). Subscribers
+   * read what they need with `read()`; returns the unsubscribe function.
+   */
+  subscribe(listener: (lastId: number) => void): () => void;
+  close(): Promise<void>;
+}

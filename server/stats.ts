@@ -1,0 +1,230 @@
+/**
+ * Per-transport counters, and the two routes that expose them: GET /stats (JSON) and GET /metrics
+ * (Prometheus text, via prom-client). Bytes are counted from the sockets (`bytesRead`/`bytesWritten`),
+ * so HTTP headers, chunked framing and WebSocket frame headers are all included.
+ */
+import type { Socket } from 'node:net';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { Feed, FeedInfo } from './feed/types.js';
+
+export const TRANSPORT_KEYS = ['poll', 'shortPoll', 'sse', 'ws'] as const;
+export type TransportKey = (typeof TRANSPORT_KEYS)[number];
+
+/** Why a connection ended. `client`: the peer went away; the others are the server's decision. */
+export type DisconnectReason = 'client' | 'slow-consumer' | 'pong-timeout' | 'shutdown' | 'error';
+
+export interface TransportCounters {
+  /** Open now: held polls, SSE streams, WebSockets. */
+  connections: number;
+  /** HTTP requests, upgrade requests included. */
+  requests: number;
+  /** Feed messages delivered (control frames not included). */
+  messagesOut: number;
+  /** Bytes written to sockets, server → client, everything on the wire above TCP. */
+  bytesOut: number;
+  /** Bytes read from sockets, client → server. */
+  bytesIn: number;
+  disconnects: Record<DisconnectReason, number>;
+}
+
+const newCounters = (): TransportCounters => ({
+  connections: 0,
+  requests: 0,
+  messagesOut: 0,
+  bytesOut: 0,
+  bytesIn: 0,
+  disconnects: { client: 0, 'slow-consumer': 0, 'pong-timeout': 0, shutdown: 0, error: 0 },
+});
+
+interface SocketMark {
+  read: number;
+  written: number;
+  owner: TransportKey | undefined;
+}
+
+export interface StatsSnapshot {
+  transports: Record<TransportKey, TransportCounters>;
+  feed: FeedInfo & { kind: string };
+  process: {
+    pid: number;
+    uptimeSec: number;
+    /** Cumulative CPU time of the process, microseconds. */
+    cpu: { userUs: number; systemUs: number };
+    memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number };
+    /** Event-loop delay over the last complete window, milliseconds. */
+    eventLoopDelayMs: { p50: number; p99: number; max: number; windowMs: number };
+  };
+}
+
+export class Stats {
+  readonly transports: Record<TransportKey, TransportCounters> = {
+    poll: newCounters(),
+    shortPoll: newCounters(),
+    sse: newCounters(),
+    ws: newCounters(),
+  };
+  /** Byte marks per socket: what has already been counted. Keep-alive sockets carry them across requests. */
+  readonly #marks = new WeakMap<Socket, SocketMark>();
+  /** Long-lived sockets (SSE, WebSocket) that are sampled on every snapshot. */
+  readonly #live = new Set<Socket>();
+  readonly #histogram: IntervalHistogram;
+  #lastWindow = { p50: 0, p99: 0, max: 0 };
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(readonly eventLoopWindowMs: number) {
+    this.#histogram = monitorEventLoopDelay({ resolution: 10 });
+    this.#histogram.enable();
+    this.#timer = setInterval(() => {
+      const h = this.#histogram;
+      this.#lastWindow = { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6 };
+      h.reset();
+    }, eventLoopWindowMs).unref();
+  }
+
+  #mark(socket: Socket): SocketMark {
+    let m = this.#marks.get(socket);
+    if (!m) {
+      m = { read: 0, written: 0, owner: undefined };
+      this.#marks.set(socket, m);
+    }
+    return m;
+  }
+
+  /** Bytes on `socket` from now until it is released are counted for `key`. */
+  claim(socket: Socket, key: TransportKey, live = false): void {
+    this.#mark(socket).owner = key;
+    if (live) this.#live.add(socket);
+  }
+
+  /**
+   * Counts the bytes on `socket` since its last mark for its owner (or for nobody), and moves the mark.
+   * Called at the end of every HTTP response (keep-alive sockets carry other routes' requests too) and
+   * for live sockets on every snapshot.
+   */
+  settle(socket: Socket, release = false): void {
+    const m = this.#mark(socket);
+    const read = socket.bytesRead;
+    const written = socket.bytesWritten;
+    if (m.owner) {
+      const t = this.transports[m.owner];
+      t.bytesIn += read - m.read;
+      t.bytesOut += written - m.written;
+    }
+    m.read = read;
+    m.written = written;
+    if (release) {
+      m.owner = undefined;
+      this.#live.delete(socket);
+    }
+  }
+
+  snapshot(feed: Feed): StatsSnapshot {
+    for (const socket of this.#live) this.settle(socket);
+    const mem = process.memoryUsage();
+    const cpu = process.cpuUsage();
+    return {
+      transports: structuredClone(this.transports),
+      feed: { kind: feed.kind, ...feed.info() },
+      process: {
+        pid: process.pid,
+        uptimeSec: process.uptime(),
+        cpu: { userUs: cpu.user, systemUs: cpu.system },
+        memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external },
+        eventLoopDelayMs: { ...this.#lastWindow, windowMs: this.eventLoopWindowMs },
+      },
+    };
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.#histogram.disable();
+  }
+}
+
+/** Prometheus view of the same snapshot, built on each scrape. */
+function buildRegistry(read: () => StatsSnapshot): Registry {
+  const registry = new Registry();
+  let snap: StatsSnapshot | undefined;
+  const current = (): StatsSnapshot => (snap ??= read());
+  const perTransport = (
+    name: string,
+    help: string,
+    pick: (t: TransportCounters) => number,
+    type: 'counter' | 'gauge' = 'counter',
+  ) => {
+    const Metric = type === 'counter' ? Counter : Gauge;
+    new Metric({
+      name,
+      help,
+      labelNames: ['transport'],
+      registers: [registry],
+      collect(this: Counter | Gauge) {
+        this.reset();
+        for (const key of TRANSPORT_KEYS) {
+          const v = pick(current().transports[key]);
+          if (this instanceof Gauge) this.set({ transport: key }, v);
+          else this.inc({ transport: key }, v);
+        }
+      },
+    });
+  };
+  perTransport('lab_connections', 'Open connections (held polls, SSE streams, WebSockets)', (t) => t.connections, 'gauge');
+  perTransport('lab_requests_total', 'HTTP requests, upgrades included', (t) => t.requests);
+  perTransport('lab_messages_out_total', 'Feed messages delivered', (t) => t.messagesOut);
+  perTransport('lab_bytes_out_total', 'Bytes written to sockets, server to client', (t) => t.bytesOut);
+  perTransport('lab_bytes_in_total', 'Bytes read from sockets, client to server', (t) => t.bytesIn);
+  new Counter({
+    name: 'lab_disconnects_total',
+    help: 'Connections ended, by reason',
+    labelNames: ['transport', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const key of TRANSPORT_KEYS) {
+        for (const [reason, v] of Object.entries(current().transports[key].disconnects)) {
+          this.inc({ transport: key, reason }, v);
+        }
+      }
+    },
+  });
+  const gauge = (name: string, help: string, pick: (s: StatsSnapshot) => number) =>
+    new Gauge({ name, help, registers: [registry], collect() { this.set(pick(current())); } });
+  gauge('lab_feed_last_id', 'Id of the newest message', (s) => s.feed.lastId);
+  gauge('lab_feed_retained', 'Messages retained in the feed', (s) => s.feed.retained);
+  gauge('lab_process_cpu_user_seconds', 'Process user CPU time', (s) => s.process.cpu.userUs / 1e6);
+  gauge('lab_process_cpu_system_seconds', 'Process system CPU time', (s) => s.process.cpu.systemUs / 1e6);
+  gauge('lab_process_rss_bytes', 'Resident set size', (s) => s.process.memory.rssBytes);
+  gauge('lab_process_heap_used_bytes', 'V8 heap used', (s) => s.process.memory.heapUsedBytes);
+  gauge('lab_event_loop_delay_p50_seconds', 'Event-loop delay p50 over the last window', (s) => s.process.eventLoopDelayMs.p50 / 1e3);
+  gauge('lab_event_loop_delay_p99_seconds', 'Event-loop delay p99 over the last window', (s) => s.process.eventLoopDelayMs.p99 / 1e3);
+  return Object.assign(registry, {
+    async scrape(): Promise<string> {
+      snap = undefined;
+      return registry.metrics();
+    },
+  });
+}
+
+export default fp(
+  async function statsRoutes(app: FastifyInstance, opts: { stats: Stats; feed: Feed }) {
+    const { stats, feed } = opts;
+    // Every response moves its socket's byte mark, so that a keep-alive socket that carried a
+    // /publish before a /poll does not charge the publish bytes to the poll.
+    app.addHook('onResponse', async (request) => {
+      stats.settle(request.raw.socket, true);
+    });
+    app.get('/stats', async (_request, reply) => {
+      reply.header('cache-control', 'no-store');
+      return stats.snapshot(feed);
+    });
+    const registry = buildRegistry(() => stats.snapshot(feed)) as Registry & { scrape(): Promise<string> };
+    app.get('/metrics', async (_request, reply) => {
+      reply.header('content-type', registry.contentType);
+      return registry.scrape();
+    });
+  },
+  { name: 'lab-stats', fastify: '5.x' },
+);

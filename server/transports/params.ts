@@ -1,0 +1,34 @@
+/** Query parsing shared by the three transports, so that `since` and `epoch` mean the same everywhere. */
+import type { Config } from '../config.js';
+import { HttpErrors } from '../errors.js';
+import type { Feed } from '../feed/types.js';
+import type { Stats } from '../stats.js';
+
+/** What every transport plugin is given. */
+export interface TransportOptions {
+  feed: Feed;
+  config: Readonly<Config>;
+  stats: Stats;
+}
+
+const DIGITS = /^\d{1,16}$/;
+
+/** A cursor: a non-negative safe integer, or undefined when absent (meaning "from now"). */
+export function parseCursor(raw: unknown): number | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'string' || !DIGITS.test(raw) || !Number.isSafeInteger(Number(raw))) {
+    throw new HttpErrors.BAD_CURSOR(JSON.stringify(raw));
+  }
+  return Number(raw);
+}
+
+export function parseEpoch(raw: unknown): string | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'string' || raw.length === 0 || raw.length > 128) throw new HttpErrors.BAD_EPOCH();
+  return raw;
+}
+
+/** Where a subscription starts: the given cursor, or the feed's last id ("only what comes next"). */
+export const startCursor = (feed: Feed, since: number | undefined): number => since ?? feed.info().lastId;
+
+export type Query = Record<string, unknown>;

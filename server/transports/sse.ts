@@ -1,0 +1,112 @@
+/**
+ * GET /events?since=<id>[&epoch=<epoch>] — Server-Sent Events (WHATWG HTML §9.2).
+ *
+ * One event per message (`id: <id>`, `data: <message JSON>`); resume from the `Last-Event-ID` header,
+ * which wins over `since` because EventSource sends it on every automatic reconnect; `gap` and `reset`
+ * are named events; a `hello` event tells the epoch; a comment line every `sseHeartbeatMs` keeps
+ * proxies from timing out an idle stream and lets clients detect a dead one.
+ */
+import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import fp from 'fastify-plugin';
+import type { Message } from '../feed/types.js';
+import type { DisconnectReason } from '../stats.js';
+import { SSE_HEARTBEAT, sseAnnouncement, sseBatch, sseEvent, sseRetry } from './encode.js';
+import { Hub, type Announcement, type Subscriber } from './hub.js';
+import { parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
+
+export default fp(
+  async function sseTransport(app, opts: TransportOptions) {
+    const { feed, config, stats } = opts;
+    const counters = stats.transports.sse;
+    const hub = new Hub<Buffer>(feed, {
+      encode: sseBatch,
+      batchMax: config.pollBatchMax,
+      maxBufferedBytes: config.maxBufferedBytes,
+    });
+
+    class SseStream implements Subscriber<Buffer> {
+      closed = false;
+      constructor(
+        public cursor: number,
+        readonly res: ServerResponse,
+      ) {}
+      deliver(messages: readonly Message[], encoded: Buffer | undefined): void {
+        this.res.write(encoded ?? sseBatch(messages));
+        counters.messagesOut += messages.length;
+      }
+      announce(a: Announcement): void {
+        this.res.write(sseAnnouncement(a));
+      }
+      bufferedBytes(): number {
+        return this.res.writableLength;
+      }
+      async drained(): Promise<void> {
+        if (this.closed || this.res.writableLength === 0) return;
+        await Promise.race([once(this.res, 'drain'), once(this.res, 'close')]);
+      }
+      kill(reason: DisconnectReason): void {
+        if (this.closed) return;
+        this.closed = true;
+        counters.disconnects[reason]++;
+        // A slow consumer would never read the end of the stream: cut it. Otherwise end it cleanly;
+        // `Connection: close` then closes the socket, so shutdown does not wait on keep-alive.
+        if (reason === 'slow-consumer' || reason === 'pong-timeout') this.res.destroy();
+        else this.res.end();
+      }
+    }
+
+    const streams = new Set<SseStream>();
+    const heartbeat = setInterval(() => {
+      for (const s of streams) if (!s.closed) s.res.write(SSE_HEARTBEAT);
+    }, config.sseHeartbeatMs).unref();
+
+    app.get('/events', async (request, reply) => {
+      const q = request.query as Query;
+      const header = request.headers['last-event-id'];
+      // Last-Event-ID wins: it is what EventSource sends on reconnect, while the URL keeps the original `since`.
+      const since = parseCursor(header !== undefined ? header : q.since);
+      const epoch = parseEpoch(q.epoch);
+      const socket = request.raw.socket;
+      stats.claim(socket, 'sse', true);
+      counters.requests++;
+
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        // Tells nginx not to buffer the stream.
+        'x-accel-buffering': 'no',
+        connection: 'close',
+      });
+      const info = feed.info();
+      const stream = new SseStream(startCursor(feed, since), res);
+      streams.add(stream);
+      counters.connections++;
+      res.once('close', () => {
+        if (!stream.closed) {
+          stream.closed = true;
+          counters.disconnects.client++;
+        }
+        streams.delete(stream);
+        hub.leave(stream);
+        counters.connections--;
+        stats.settle(socket, true);
+      });
+      res.write(sseRetry(config.sseRetryMs) + sseEvent('hello', { type: 'hello', epoch: info.epoch, lastId: info.lastId }));
+      try {
+        await hub.join(stream, epoch);
+      } catch {
+        stream.kill('error');
+      }
+    });
+
+    app.addHook('preClose', async () => {
+      clearInterval(heartbeat);
+      for (const s of [...streams]) s.kill('shutdown');
+      hub.close();
+    });
+  },
+  { name: 'lab-sse', fastify: '5.x' },
+);
