@@ -71,17 +71,22 @@ export class Stats {
   /** Long-lived sockets (SSE, WebSocket) that are sampled on every snapshot. */
   readonly #live = new Set<Socket>();
   readonly #histogram: IntervalHistogram;
-  #lastWindow = { p50: 0, p99: 0, max: 0 };
+  #lastWindow: { p50: number; p99: number; max: number } | undefined;
   readonly #timer: NodeJS.Timeout;
 
   constructor(readonly eventLoopWindowMs: number) {
     this.#histogram = monitorEventLoopDelay({ resolution: 10 });
     this.#histogram.enable();
     this.#timer = setInterval(() => {
-      const h = this.#histogram;
-      this.#lastWindow = { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6 };
-      h.reset();
+      this.#lastWindow = this.#read();
+      this.#histogram.reset();
     }, eventLoopWindowMs).unref();
+  }
+
+  #read() {
+    const h = this.#histogram;
+    if (h.count === 0) return { p50: 0, p99: 0, max: 0 };
+    return { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6 };
   }
 
   #mark(socket: Socket): SocketMark {
@@ -133,7 +138,8 @@ export class Stats {
         uptimeSec: process.uptime(),
         cpu: { userUs: cpu.user, systemUs: cpu.system },
         memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external },
-        eventLoopDelayMs: { ...this.#lastWindow, windowMs: this.eventLoopWindowMs },
+        // Until the first window completes, the window so far.
+        eventLoopDelayMs: { ...(this.#lastWindow ?? this.#read()), windowMs: this.eventLoopWindowMs },
       },
     };
   }

@@ -1,0 +1,152 @@
+/**
+ * Test helpers: a real lab on port 0 (always closed), and real clients for each transport that
+ * record what they receive. Tests wait for counts of events (vi.waitFor), never for fixed sleeps.
+ */
+import { EventSource } from 'eventsource';
+import type { FastifyInstance } from 'fastify';
+import { onTestFinished, vi } from 'vitest';
+import WebSocket from 'ws';
+import { buildApp, type AppOptions } from '../server/app.js';
+import type { ConfigInput } from '../server/config.js';
+import type { Message } from '../server/feed/types.js';
+
+export interface RunningLab {
+  app: FastifyInstance;
+  /** http://127.0.0.1:<port> */
+  url: string;
+  /** ws://127.0.0.1:<port> */
+  wsUrl: string;
+}
+
+/** Starts a lab (demo publisher off unless asked) on 127.0.0.1:0 and closes it when the test ends. */
+export async function startLab(config: ConfigInput = {}, extra: Omit<AppOptions, 'config'> = {}): Promise<RunningLab> {
+  const app = await buildApp({ ...extra, config: { demo: false, ...config } });
+  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  onTestFinished(() => app.close());
+  return { app, url: address, wsUrl: address.replace(/^http/, 'ws') };
+}
+
+export async function publish(url: string, data: unknown, token?: string): Promise<number> {
+  const res = await fetch(`${url}/publish`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ data }),
+  });
+  if (res.status !== 201) throw new Error(`publish answered ${res.status}: ${await res.text()}`);
+  return ((await res.json()) as { id: number }).id;
+}
+
+export async function publishMany(url: string, n: number, make: (i: number) => unknown = (i) => ({ n: i })): Promise<number[]> {
+  const ids: number[] = [];
+  for (let i = 0; i < n; i++) ids.push(await publish(url, make(i)));
+  return ids;
+}
+
+export const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** Waits until `predicate` holds (checked every few ms), failing after `timeoutMs`. */
+export const until = (predicate: () => boolean, timeoutMs = 10_000): Promise<void> =>
+  vi.waitFor(
+    () => {
+      if (!predicate()) throw new Error('condition not met yet');
+    },
+    { timeout: timeoutMs, interval: 5 },
+  );
+
+export interface Control {
+  type: string;
+  [k: string]: unknown;
+}
+
+/** A WebSocket client that records messages and control frames separately. */
+export class WsClient {
+  readonly messages: Message[] = [];
+  readonly controls: Control[] = [];
+  closeCode: number | undefined;
+  closeReason = '';
+  readonly ws: WebSocket;
+  readonly opened: Promise<void>;
+  readonly closed: Promise<void>;
+
+  constructor(url: string, options: WebSocket.ClientOptions = {}) {
+    this.ws = new WebSocket(url, options);
+    this.ws.on('message', (raw) => {
+      const frame = JSON.parse(raw.toString()) as Message | Control;
+      if ('type' in frame) this.controls.push(frame as Control);
+      else this.messages.push(frame as Message);
+    });
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('error', reject);
+      this.ws.once('unexpected-response', (_req, res) => reject(new Error(`unexpected response ${res.statusCode}`)));
+    });
+    this.closed = new Promise((resolve) =>
+      this.ws.once('close', (code, reason) => {
+        this.closeCode = code;
+        this.closeReason = reason.toString();
+        resolve();
+      }),
+    );
+    onTestFinished(() => this.ws.terminate());
+  }
+
+  ids(): number[] {
+    return this.messages.map((m) => m.id);
+  }
+
+  controlsOf(type: string): Control[] {
+    return this.controls.filter((c) => c.type === type);
+  }
+}
+
+/** An EventSource client (the `eventsource` package, spec-compliant) that records everything. */
+export class SseClient {
+  readonly messages: Message[] = [];
+  readonly events: { type: string; data: Control; lastEventId: string }[] = [];
+  opens = 0;
+  readonly es: EventSource;
+
+  constructor(url: string, init?: ConstructorParameters<typeof EventSource>[1]) {
+    this.es = new EventSource(url, init);
+    this.es.onopen = () => this.opens++;
+    this.es.onmessage = (e) => this.messages.push(JSON.parse(e.data) as Message);
+    for (const type of ['hello', 'gap', 'reset']) {
+      this.es.addEventListener(type, (e) => this.events.push({ type, data: JSON.parse(e.data) as Control, lastEventId: e.lastEventId }));
+    }
+    onTestFinished(() => this.es.close());
+  }
+
+  ids(): number[] {
+    return this.messages.map((m) => m.id);
+  }
+
+  eventsOf(type: string) {
+    return this.events.filter((e) => e.type === type);
+  }
+}
+
+export interface PollAnswer {
+  messages: Message[];
+  lastId: number;
+  epoch: string;
+  gap?: Control;
+  reset?: Control;
+}
+
+export async function poll(url: string, query: string): Promise<{ status: number; body: PollAnswer }> {
+  const res = await fetch(`${url}/poll?${query}`);
+  return { status: res.status, body: (await res.json()) as PollAnswer };
+}
+
+/** Long-polls from `since` until `count` messages have arrived; returns them in arrival order. */
+export async function pollUntil(url: string, since: number, count: number): Promise<Message[]> {
+  const got: Message[] = [];
+  let cursor = since;
+  while (got.length < count) {
+    const { status, body } = await poll(url, `since=${cursor}&timeout=5000`);
+    if (status !== 200) throw new Error(`poll answered ${status}`);
+    got.push(...body.messages);
+    cursor = body.lastId;
+  }
+  return got;
+}
