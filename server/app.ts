@@ -91,8 +91,18 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(wsTransport, transportOptions);
   await app.register(fastifyStatic, { root: WEB_ROOT, index: 'index.html', wildcard: false });
 
+  // Registered after the transports, so it runs after they answered polls and ended streams. Node's
+  // server.close() waits for connections that never sent a request (browsers pre-connect; undici
+  // opens a spare socket after an abort): give in-flight exchanges a moment, then cut the rest.
+  let cutTimer: NodeJS.Timeout | undefined;
+  app.addHook('preClose', async () => {
+    app.server.closeIdleConnections();
+    cutTimer = setTimeout(() => app.server.closeAllConnections(), TIMING.closeGraceMs).unref();
+  });
+
   const stopDemo = config.demo ? startDemo(feed, config.demoIntervalMs) : undefined;
   app.addHook('onClose', async () => {
+    clearTimeout(cutTimer);
     stopDemo?.();
     stats.close();
     if (ownFeed) await feed.close();

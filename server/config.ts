@@ -32,6 +32,11 @@ export const TIMING = Object.freeze({
   wsPingIntervalMs: 30_000,
   /** After a close frame, how long a peer gets to finish the closing handshake before we terminate it. */
   wsCloseGraceMs: 1_000,
+  /**
+   * On close, after polls are answered and streams ended, how long in-flight HTTP exchanges get before
+   * every remaining connection is cut (a browser's pre-connected socket never sends a request).
+   */
+  closeGraceMs: 200,
   /** Demo publisher: one small message per second so a fresh user sees traffic at once. */
   demoIntervalMs: 1_000,
   /** Window over which /stats reports event-loop delay percentiles. */

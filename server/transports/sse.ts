@@ -66,7 +66,11 @@ export default fp(
       const header = request.headers['last-event-id'];
       // Last-Event-ID wins: it is what EventSource sends on reconnect, while the URL keeps the original `since`.
       const since = parseCursor(header !== undefined ? header : q.since);
-      const epoch = parseEpoch(q.epoch);
+      // A reconnect's URL keeps the epoch of the first connect, while Last-Event-ID is an id this
+      // stream set (after a reset, in the new epoch): checking the stale epoch again would reset and
+      // replay the epoch on every reconnect. So `epoch` is checked only when there is no Last-Event-ID.
+      const queryEpoch = parseEpoch(q.epoch);
+      const epoch = header !== undefined ? undefined : queryEpoch;
       const socket = request.raw.socket;
       stats.claim(socket, 'sse', true);
       counters.requests++;
