@@ -674,4 +674,22 @@ describe('shutting down with clients still connected', () => {
     },
     3_000,
   );
+
+  it('app.close() completes with a thousand WebSockets and two hundred held polls open, each answered or closed with 1001', async () => {
+    const lab = await startLab();
+    const sockets = Array.from({ length: 1000 }, () => new WsClient(`${lab.wsUrl}/ws`));
+    await Promise.all(sockets.map((s) => s.opened));
+    const polls = Array.from({ length: 200 }, () => poll(lab.url, 'timeout=20000'));
+    const stats = statsOf(lab);
+    await until(() => stats.ws.connections === 1000 && stats.poll.connections === 200);
+
+    await lab.app.close();
+
+    const answers = await Promise.all(polls);
+    expect(answers.every((a) => a.status === 200 && a.body.messages.length === 0)).toBe(true);
+    await Promise.all(sockets.map((s) => s.closed));
+    expect(new Set(sockets.map((s) => s.closeCode))).toEqual(new Set([1001]));
+    expect(stats.ws.disconnects.shutdown).toBe(1000);
+    expect(stats.poll.disconnects.shutdown).toBe(200);
+  });
 });
