@@ -1,0 +1,87 @@
+/**
+ * Socket.IO clients (socket.io-client 4), one engine.io connection each (`forceNew`), restricted to
+ * one transport. The cursor rides in `auth`, read again on every reconnect, so a reconnect resumes
+ * after the last message received instead of starting over or from now.
+ *
+ * Request counting is exact and cheap: the transport classes socket.io-client ships for Node are
+ * subclassed, and every HTTP request (polling: each poll and each POST) or WebSocket upgrade passes
+ * through the one overridden method.
+ */
+import { Agent } from 'node:http';
+import { io, NodeWebSocket, NodeXHR, type Socket } from 'socket.io-client';
+import type { ClientFactory, ClientGroup, ClientGroupOptions } from './types.js';
+
+interface WireMessage {
+  id: number;
+  data: { t: number };
+}
+
+function socketioClients(opts: ClientGroupOptions, transport: 'websocket' | 'polling'): ClientGroup {
+  const { baseUrl, count, since, sink } = opts;
+  let requests = 0;
+
+  class CountingWebSocket extends NodeWebSocket {
+    override createSocket(uri: string, protocols: string | string[] | undefined, o: Record<string, unknown>): unknown {
+      requests++;
+      return super.createSocket(uri, protocols, o);
+    }
+  }
+  class CountingXHR extends NodeXHR {
+    override request(o?: Record<string, unknown>) {
+      requests++;
+      return super.request(o);
+    }
+  }
+  // xmlhttprequest-ssl (socket.io-client's Node polling) opens a new TCP connection per request unless
+  // given an agent; a keep-alive agent matches what a browser does and what the lab's poll clients do,
+  // and keeps thousands of pollers from running the machine out of ephemeral ports.
+  const agent = transport === 'polling' ? new Agent({ keepAlive: true }) : undefined;
+
+  const sockets: Socket[] = [];
+  const connected: Promise<void>[] = [];
+  for (let i = 0; i < count; i++) {
+    let last = since;
+    const socket = io(baseUrl, {
+      transports: [transport === 'websocket' ? CountingWebSocket : CountingXHR],
+      forceNew: true,
+      reconnection: true,
+      auth: (cb) => cb({ since: last }),
+      // Typed `string | boolean` (the browser build's view); the Node build hands it to http.request.
+      ...(agent ? { agent: agent as unknown as boolean } : {}),
+    });
+    sockets.push(socket);
+    socket.on('message', (msg: WireMessage) => {
+      if (msg.id > last) last = msg.id;
+      sink.message(i, msg.id, msg.data.t);
+    });
+    socket.on('connect_error', (err) => sink.error(i, err));
+    socket.on('disconnect', (reason) => {
+      // A disconnect we did not ask for; socket.io-client reconnects by itself (reconnection: true).
+      if (reason !== 'io client disconnect') sink.error(i, new Error(`socket.io disconnect: ${reason}`));
+    });
+    connected.push(new Promise((resolve) => socket.once('connect', () => resolve())));
+  }
+
+  return {
+    ready: Promise.all(connected).then(() => {}),
+    requests: () => requests,
+    async close() {
+      await Promise.all(
+        sockets.map((socket) => {
+          const engine = socket.io.engine;
+          // The manager closes its engine once its only socket disconnects; wait for that.
+          const closed =
+            engine === undefined || engine.readyState === 'closed'
+              ? Promise.resolve()
+              : new Promise<void>((resolve) => engine.once('close', () => resolve()));
+          socket.disconnect();
+          return closed;
+        }),
+      );
+      agent?.destroy();
+    },
+  };
+}
+
+export const socketioWebsocketClients: ClientFactory = (opts) => socketioClients(opts, 'websocket');
+export const socketioPollingClients: ClientFactory = (opts) => socketioClients(opts, 'polling');

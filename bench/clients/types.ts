@@ -1,0 +1,41 @@
+/**
+ * What every bench client module implements: open `count` clients of one transport against a server,
+ * and report each delivery to the sink the moment it is parsed. The sink timestamps it (one clock for
+ * every transport) and checks ids; client modules only parse.
+ *
+ * Published messages carry `data = { t: <scheduled send time, epoch ms>, p: <padding> }`, so a client
+ * hands the sink the message id and `data.t`.
+ */
+
+export interface ClientSink {
+  /** A message arrived at client `client`. */
+  message(client: number, id: number, scheduledMs: number): void;
+  /** The server announced a gap (ids `since+1 … firstId-1` are gone); they will not count as lost. */
+  gap(client: number, since: number, firstId: number): void;
+  /** The server announced a reset (cursor not servable). */
+  reset(client: number): void;
+  /** A transport error; the client module retries or not as its transport would. */
+  error(client: number, err: Error): void;
+}
+
+export interface ClientGroupOptions {
+  /** Base URL of the transport endpoint server, e.g. http://127.0.0.1:4321 */
+  baseUrl: string;
+  count: number;
+  /** Cursor to start from (the feed's last id when the clients connect). */
+  since: number;
+  sink: ClientSink;
+  /** Short polling only: the fixed interval between polls. @default 1000 */
+  shortPollIntervalMs?: number;
+}
+
+export interface ClientGroup {
+  /** Resolves when every client is connected (or, for polling, has its first request in flight). */
+  readonly ready: Promise<void>;
+  /** HTTP requests this group has made so far (upgrades and SSE connects included). */
+  requests(): number;
+  /** Closes every client and resolves once they are closed. */
+  close(): Promise<void>;
+}
+
+export type ClientFactory = (options: ClientGroupOptions) => ClientGroup;

@@ -1,0 +1,47 @@
+/** WebSocket clients (`ws`), resuming with `since` after an unexpected close, as a real client would. */
+import WebSocket from 'ws';
+import { dispatch } from './parse.js';
+import type { ClientFactory } from './types.js';
+
+/** Wait before reconnecting after an unexpected close. */
+const RECONNECT_DELAY_MS = 100;
+
+export const wsClients: ClientFactory = ({ baseUrl, count, since, sink }) => {
+  let requests = 0;
+  let closing = false;
+  const sockets: WebSocket[] = [];
+  const wsBase = baseUrl.replace(/^http/, 'ws');
+
+  const open = (i: number, cursor: number, onOpen?: () => void) => {
+    requests++;
+    const ws = new WebSocket(`${wsBase}/ws?since=${cursor}`, { perMessageDeflate: false });
+    sockets[i] = ws;
+    let last = cursor;
+    ws.on('message', (raw) => {
+      const id = dispatch(sink, i, JSON.parse(raw.toString()));
+      if (id !== undefined) last = id;
+    });
+    ws.once('open', () => onOpen?.());
+    ws.on('error', (err) => sink.error(i, err));
+    ws.once('close', () => {
+      if (!closing) setTimeout(() => open(i, last), RECONNECT_DELAY_MS);
+    });
+  };
+
+  const ready = Promise.all(Array.from({ length: count }, (_, i) => new Promise<void>((resolve) => open(i, since, resolve)))).then(() => {});
+  return {
+    ready,
+    requests: () => requests,
+    async close() {
+      closing = true;
+      await Promise.all(
+        sockets.map((ws) =>
+          ws.readyState === WebSocket.CLOSED ? undefined : new Promise<void>((resolve) => {
+            ws.once('close', () => resolve());
+            ws.terminate();
+          }),
+        ),
+      );
+    },
+  };
+};

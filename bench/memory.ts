@@ -1,0 +1,58 @@
+/**
+ * Idle memory per connection: heap and RSS after GC with N idle clients connected, minus the same
+ * before they connected; then again after they all disconnected, which must come back.
+ */
+import { Recorder } from './recorder.js';
+import type { ServerHandle } from './server-process.js';
+import type { Target } from './targets.js';
+
+export interface MemoryRun {
+  heapBytesPerConn: number;
+  rssBytesPerConn: number;
+  heapRetainedAfterCloseBytes: number;
+  problem?: string;
+}
+
+/**
+ * After every client has gone, the heap may keep this much of what the connections took (caches,
+ * pooled buffers) before we call it a leak: a tenth of the connected delta, and at least 1 MiB.
+ */
+const RETAINED_FRACTION = 0.1;
+const RETAINED_FLOOR_BYTES = 1024 * 1024;
+
+async function waitConnections(server: ServerHandle, t: Target, n: number, timeoutMs: number): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    if ((await server.stats()).transports[t.statsKey].connections === n) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
+}
+
+export async function measureIdleMemory(server: ServerHandle, t: Target, connections: number): Promise<MemoryRun> {
+  const base = await server.gc();
+  const since = (await server.stats()).feed.lastId;
+  const group = t.clients({ baseUrl: server.baseUrl, count: connections, since, sink: new Recorder({ clients: connections }) });
+  let problem: string | undefined;
+  let held = base;
+  try {
+    await group.ready;
+    if (!(await waitConnections(server, t, connections, 30_000))) problem = `only some of ${connections} clients connected`;
+    held = await server.gc();
+  } finally {
+    await group.close();
+  }
+  if (!(await waitConnections(server, t, 0, 15_000))) problem ??= 'connections did not close';
+  const after = await server.gc();
+  const heapDelta = held.heapUsedBytes - base.heapUsedBytes;
+  const retained = after.heapUsedBytes - base.heapUsedBytes;
+  if (retained > Math.max(RETAINED_FLOOR_BYTES, RETAINED_FRACTION * heapDelta)) {
+    problem ??= `heap did not come back after disconnect: ${(retained / 1024).toFixed(0)} KiB retained of ${(heapDelta / 1024).toFixed(0)} KiB`;
+  }
+  return {
+    heapBytesPerConn: heapDelta / connections,
+    rssBytesPerConn: (held.rssBytes - base.rssBytes) / connections,
+    heapRetainedAfterCloseBytes: retained,
+    ...(problem ? { problem } : {}),
+  };
+}

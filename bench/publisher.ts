@@ -1,0 +1,111 @@
+/**
+ * Open-loop publisher. Message k is due at `start + k / rate`, whatever happened to message k-1, and
+ * carries that *scheduled* time in `data.t`. Receivers measure `received − scheduled`, so a stall
+ * anywhere (publisher, server, client) shows up as latency instead of quietly lowering the rate —
+ * the coordinated-omission trap of closed-loop load generators.
+ */
+import { Pool } from 'undici';
+import { newHistogram, nowMs, type Histogram } from './recorder.js';
+
+export interface PublishRun {
+  /** Ids the server assigned, in send order. */
+  ids: number[];
+  failures: number;
+  firstFailure?: string;
+  /** How late each send was against its schedule, µs. */
+  lag: Histogram;
+  scheduled: number;
+}
+
+/** Connections the publisher keeps to /publish; enough that a request never waits for a free one at 2,000 msg/s. */
+const PUBLISH_CONNECTIONS = 32;
+
+/** `{"t":<ms>,"p":"xxx…"}` padded so that the JSON of `data` is `payloadBytes` long (at least the bare object). */
+export function makeData(scheduledMs: number, payloadBytes: number): { t: number; p: string } {
+  const bare = JSON.stringify({ t: scheduledMs, p: '' }).length;
+  return { t: scheduledMs, p: 'x'.repeat(Math.max(0, payloadBytes - bare)) };
+}
+
+export class Publisher {
+  readonly #pool: Pool;
+  constructor(controlUrl: string) {
+    this.#pool = new Pool(controlUrl, { connections: PUBLISH_CONNECTIONS, pipelining: 1 });
+  }
+
+  async #send(data: unknown): Promise<number> {
+    const res = await this.#pool.request({
+      path: '/publish',
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ data }),
+    });
+    const text = await res.body.text();
+    if (res.statusCode !== 201) throw new Error(`publish answered ${res.statusCode}: ${text.slice(0, 200)}`);
+    return (JSON.parse(text) as { id: number }).id;
+  }
+
+  /** Publishes `ratePerSec × durationSec` messages on schedule; resolves when all have been answered. */
+  async run(ratePerSec: number, durationSec: number, payloadBytes: number): Promise<PublishRun> {
+    const total = Math.round(ratePerSec * durationSec);
+    const intervalMs = 1000 / ratePerSec;
+    const lag = newHistogram();
+    const ids: number[] = new Array<number>(total);
+    let failures = 0;
+    let firstFailure: string | undefined;
+    const pending: Promise<void>[] = [];
+    const start = nowMs() + 5;
+    let k = 0;
+    await new Promise<void>((done) => {
+      const tick = () => {
+        const now = nowMs();
+        while (k < total) {
+          const due = start + k * intervalMs;
+          if (due > now) break;
+          lag.recordValue(Math.max(1, Math.round((now - due) * 1000)));
+          const index = k++;
+          pending.push(
+            this.#send(makeData(due, payloadBytes)).then(
+              (id) => {
+                ids[index] = id;
+              },
+              (err: Error) => {
+                failures++;
+                firstFailure ??= err.message;
+              },
+            ),
+          );
+        }
+        if (k >= total) return done();
+        // Sleep until the next message is due; timers are ~1 ms grained, so several may go at once.
+        setTimeout(tick, Math.max(0, start + k * intervalMs - nowMs()));
+      };
+      tick();
+    });
+    await Promise.all(pending);
+    return { ids: ids.filter((id) => id !== undefined).sort((a, b) => a - b), failures, ...(firstFailure ? { firstFailure } : {}), lag, scheduled: total };
+  }
+
+  /** Publishes `n` messages back to back (fills a feed for catch-up benchmarks). */
+  async fill(n: number, payloadBytes: number): Promise<void> {
+    for (let i = 0; i < n; i++) await this.#send(makeData(nowMs(), payloadBytes));
+  }
+
+  close(): Promise<void> {
+    return this.#pool.close();
+  }
+}
+
+/** Runs one open-loop publish in a worker thread (see publisher-worker.ts). */
+export async function publishInWorker(job: import('./publisher-worker.js').PublishJob): Promise<import('./publisher-worker.js').PublishOutcome> {
+  const { Worker } = await import('node:worker_threads');
+  const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
+    workerData: { ...job, entry: new URL('./publisher-worker.ts', import.meta.url).href },
+  });
+  return new Promise((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+    worker.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`publisher worker exited with code ${code}`));
+    });
+  });
+}

@@ -1,0 +1,161 @@
+/**
+ * One measured run: N clients of one transport against one server, an open-loop publisher, every
+ * delivery checked, and the server's /stats deltas over the measured window turned into per-message
+ * figures. A run with loss, duplicates, reordering, client errors, failed publishes or a publisher
+ * behind schedule is `invalid` with the reason — its numbers are kept but never presented as a result.
+ */
+import { publishInWorker } from './publisher.js';
+import { Recorder } from './recorder.js';
+import type { ServerHandle, ServerStats } from './server-process.js';
+import type { Target } from './targets.js';
+
+export interface RunParams {
+  clients: number;
+  ratePerSec: number;
+  payloadBytes: number;
+  durationSec: number;
+  /** Short polling interval. @default 1000 */
+  shortPollIntervalMs?: number;
+  /** Test hook, see Recorder. */
+  lossyEvery?: number;
+}
+
+export type RunOutcome =
+  | { status: 'ok' }
+  | { status: 'invalid'; reason: string };
+
+export interface RunResult {
+  outcome: RunOutcome;
+  published: number;
+  delivered: number;
+  expected: number;
+  lost: number;
+  duplicated: number;
+  reordered: number;
+  gaps: number;
+  /** ms; null when nothing was delivered. */
+  latencyMs: { p50: number | null; p90: number | null; p95: number | null; p99: number | null; max: number | null };
+  publisherLagMs: { p99: number; max: number };
+  wire: { bytesOutPerMsg: number | null; bytesInPerMsg: number | null; requestsPerMsg: number | null };
+  cpuUsPerMsg: number | null;
+  eventLoopDelayP99Ms: number;
+}
+
+/**
+ * A publisher later than this against its schedule (p99) means the load generator, not the server,
+ * set the pace: the run is invalid. 100 ms is well above timer and GC jitter on a busy 2-core machine.
+ */
+export const PUBLISHER_LAG_LIMIT_MS = 100;
+/**
+ * After the last publish, deliveries are awaited until all arrived, or nothing new arrived for
+ * DRAIN_QUIET_MS (plus two polling intervals for short polling), or DRAIN_MAX_MS passed. What is
+ * missing then counts as lost.
+ */
+const DRAIN_QUIET_MS = 1_000;
+const DRAIN_MAX_MS = 15_000;
+
+async function drain(count: () => number, target: number, quietMs: number): Promise<void> {
+  const start = performance.now();
+  let last = count();
+  let lastChange = start;
+  while (count() < target) {
+    const now = performance.now();
+    if (count() !== last) {
+      last = count();
+      lastChange = now;
+    }
+    if (now - lastChange > quietMs || now - start > DRAIN_MAX_MS) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+const CONNECT_TIMEOUT_MS = 30_000;
+
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await check())) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const perMsg = (delta: number, delivered: number): number | null => (delivered > 0 ? delta / delivered : null);
+
+export async function runScenario(server: ServerHandle, t: Target, p: RunParams): Promise<RunResult> {
+  const recorder = new Recorder({ clients: p.clients, ...(p.lossyEvery ? { lossyEvery: p.lossyEvery } : {}) });
+  const publish = (durationSec: number) =>
+    publishInWorker({ controlUrl: server.controlUrl, ratePerSec: p.ratePerSec, durationSec, payloadBytes: p.payloadBytes });
+  const key = t.statsKey;
+  const since = (await server.stats()).feed.lastId;
+  const group = t.clients({
+    baseUrl: server.baseUrl,
+    count: p.clients,
+    since,
+    sink: recorder,
+    ...(p.shortPollIntervalMs ? { shortPollIntervalMs: p.shortPollIntervalMs } : {}),
+  });
+  try {
+    await Promise.race([
+      group.ready,
+      new Promise((_, reject) => setTimeout(() => reject(new Error(`clients not connected after ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS).unref()),
+    ]);
+    if (t.holdsConnections) {
+      await waitFor(async () => (await server.stats()).transports[key].connections >= p.clients, CONNECT_TIMEOUT_MS, `${p.clients} ${t.transport} connections`);
+    }
+
+    // Warm-up at the same rate (JIT, buffers, keep-alive sockets), not measured; wait until delivered.
+    const warmSec = Math.min(1, p.durationSec / 5);
+    const warm = await publish(warmSec);
+    const warmTarget = warm.ids.length * p.clients;
+    const quietMs = DRAIN_QUIET_MS + (t.transport === 'short-poll' ? 2 * (p.shortPollIntervalMs ?? 1000) : 0);
+    await drain(() => recorder.received, warmTarget, quietMs);
+
+    const before = await server.stats();
+    const firstId = before.feed.lastId;
+    recorder.startWindow(firstId, Math.ceil(p.ratePerSec * p.durationSec) + 16);
+    const pub = await publish(p.durationSec);
+    const expected = pub.ids.length * p.clients;
+    await drain(() => recorder.delivered, expected, quietMs);
+    const after = await server.stats();
+
+    const c = recorder.counts(pub.ids);
+    const d = (f: (s: ServerStats) => number) => f(after) - f(before);
+    const cpuUs = d((s) => s.process.cpu.userUs + s.process.cpu.systemUs);
+    const lat = (q: number) => (recorder.delivered > 0 ? recorder.latency.getValueAtPercentile(q) / 1000 : null);
+    const lagP99 = pub.lagP99Ms;
+
+    const problems: string[] = [];
+    if (pub.failures > 0) problems.push(`${pub.failures} publishes failed (${pub.firstFailure})`);
+    if (c.lost > 0) problems.push(`${c.lost} messages lost`);
+    if (c.duplicated > 0) problems.push(`${c.duplicated} duplicates`);
+    if (c.reordered > 0) problems.push(`${c.reordered} out of order`);
+    if (c.resets > 0) problems.push(`${c.resets} resets`);
+    if (c.errors > 0) problems.push(`${c.errors} client errors (first: ${c.firstError})`);
+    if (lagP99 > PUBLISHER_LAG_LIMIT_MS) problems.push(`publisher fell behind its schedule (lag p99 ${lagP99.toFixed(1)} ms > ${PUBLISHER_LAG_LIMIT_MS} ms)`);
+    if (pub.ids.length === 0) problems.push('nothing was published');
+
+    return {
+      outcome: problems.length ? { status: 'invalid', reason: problems.join('; ') } : { status: 'ok' },
+      published: pub.ids.length,
+      delivered: c.delivered,
+      expected,
+      lost: c.lost,
+      duplicated: c.duplicated,
+      reordered: c.reordered,
+      gaps: c.gaps,
+      latencyMs: { p50: lat(50), p90: lat(90), p95: lat(95), p99: lat(99), max: recorder.delivered > 0 ? recorder.latency.maxValue / 1000 : null },
+      publisherLagMs: { p99: lagP99, max: pub.lagMaxMs },
+      wire: {
+        bytesOutPerMsg: perMsg(d((s) => s.transports[key].bytesOut), c.delivered),
+        bytesInPerMsg: perMsg(d((s) => s.transports[key].bytesIn), c.delivered),
+        requestsPerMsg: perMsg(d((s) => s.transports[key].requests), c.delivered),
+      },
+      cpuUsPerMsg: perMsg(cpuUs, c.delivered),
+      eventLoopDelayP99Ms: after.process.eventLoopDelayMs.p99,
+    };
+  } finally {
+    await group.close();
+    if (t.holdsConnections) {
+      await waitFor(async () => (await server.stats()).transports[key].connections === 0, 10_000, 'clients to disconnect').catch(() => {});
+    }
+  }
+}

@@ -1,0 +1,514 @@
+/**
+ * The "bare" control server: the lab's three transports (GET /poll, GET /events, GET /ws) with the same
+ * wire format, on plain `node:http` + `ws` and nothing else. It answers "what does the lab's framework,
+ * feed abstraction and hub cost over the least code that puts the same bytes on the wire?".
+ *
+ * Lean on purpose: one in-memory array; on publish ONE flush per event-loop turn (setImmediate) that
+ * encodes the new messages once per transport (SSE text, WS frame payloads, the poll answer body for
+ * every poller held at the same cursor) and writes them to every client. Same cursor semantics as the
+ * lab (`since`, `Last-Event-ID`, `timeout`, default 25 s, 0 = short poll). Not implemented (the bench
+ * does not exercise them): gap/reset announcements (a cursor older than retention silently resumes at
+ * the oldest retained message; a future cursor or a foreign `epoch` is treated as "from now"), publish
+ * over WebSocket, tokens, origin checks.
+ *
+ * Control (POST /publish, GET /stats) is on a second port so every byte on the transport port is
+ * transport traffic. IPC per bench/servers/protocol.ts.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { randomBytes } from 'node:crypto';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Message } from '../../server/feed/types.js';
+import { pollBody, sseBatch, sseEvent, sseRetry, SSE_HEARTBEAT, wsFrames } from '../../server/transports/encode.js';
+import { serveIpc } from './protocol.js';
+
+// The lab's defaults (server/config.ts), so both servers behave the same under the bench.
+const RETENTION = 10_000;
+const BATCH_MAX = 1_000;
+const POLL_TIMEOUT_MS = 25_000;
+const POLL_MAX_TIMEOUT_MS = 120_000;
+const SSE_RETRY_MS = 1_000;
+const SSE_HEARTBEAT_MS = 15_000;
+const WS_PING_INTERVAL_MS = 30_000;
+const MAX_BUFFERED_BYTES = 1024 * 1024;
+const MAX_PAYLOAD_BYTES = 64 * 1024;
+/** Fastify's default keep-alive timeout; Node then writes the same `Keep-Alive: timeout=72` header as the lab. */
+const KEEP_ALIVE_TIMEOUT_MS = 72_000;
+
+type Key = 'poll' | 'shortPoll' | 'sse' | 'ws';
+const KEYS: readonly Key[] = ['poll', 'shortPoll', 'sse', 'ws'];
+type Reason = 'client' | 'slow-consumer' | 'pong-timeout' | 'shutdown' | 'error';
+
+const newCounters = () => ({
+  connections: 0,
+  requests: 0,
+  messagesOut: 0,
+  bytesOut: 0,
+  bytesIn: 0,
+  disconnects: { client: 0, 'slow-consumer': 0, 'pong-timeout': 0, shutdown: 0, error: 0 } as Record<Reason, number>,
+});
+const counters: Record<Key, ReturnType<typeof newCounters>> = {
+  poll: newCounters(),
+  shortPoll: newCounters(),
+  sse: newCounters(),
+  ws: newCounters(),
+};
+
+// ---- The log ------------------------------------------------------------------------------------
+// Same shape and length as the lab's memory-feed epoch, so poll bodies and hello frames weigh the same.
+const epoch = `mem-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+let log: Message[] = [];
+let lastId = 0;
+/** Last id written to the live SSE/WS clients. */
+let flushed = 0;
+let scheduled = false;
+
+const firstId = (): number => log[0]?.id ?? lastId + 1;
+
+/** Messages with id > cursor, at most `limit`: ids are contiguous, so it is one slice. */
+function after(cursor: number, limit = BATCH_MAX): Message[] {
+  const start = Math.max(0, cursor + 1 - firstId());
+  return log.slice(start, start + limit);
+}
+
+function publish(data: unknown): number {
+  const m: Message = { id: ++lastId, ts: performance.timeOrigin + performance.now(), data };
+  log.push(m);
+  // Trim in bulk, not per message: one copy every RETENTION appends.
+  if (log.length >= 2 * RETENTION) log = log.slice(-RETENTION);
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(flush);
+  }
+  return m.id;
+}
+
+/** A cursor from the query or Last-Event-ID; absent = from now; a future one is treated as now. */
+const start = (since: number | undefined): number => (since === undefined || since > lastId ? lastId : since);
+
+// ---- Clients ------------------------------------------------------------------------------------
+interface WsClient {
+  ws: WebSocket;
+  socket: Socket;
+  cursor: number;
+  alive: boolean;
+  /** Dropped by the server (slow consumer, no pong), so its close is not the client's doing. */
+  dropped: boolean;
+}
+interface SseClient {
+  res: ServerResponse;
+  cursor: number;
+  dropped: boolean;
+}
+interface HeldPoll {
+  res: ServerResponse;
+  timer: NodeJS.Timeout;
+}
+const wsClients = new Set<WsClient>();
+const sseClients = new Set<SseClient>();
+/** Held long polls by cursor: everyone at one cursor gets the same body, encoded once. */
+const held = new Map<number, Set<HeldPoll>>();
+
+function sendWs(c: WsClient, frames: readonly Buffer[], count: number): void {
+  // Corked: the whole batch leaves in one writev instead of one syscall per frame.
+  c.socket.cork();
+  for (const f of frames) c.ws.send(f, { binary: false });
+  c.socket.uncork();
+  counters.ws.messagesOut += count;
+  if (c.ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+    // Like the lab, a client that cannot keep up is dropped rather than buffered without bound.
+    counters.ws.disconnects['slow-consumer']++;
+    c.dropped = true;
+    wsClients.delete(c);
+    c.ws.terminate();
+  }
+}
+
+function sendSse(c: SseClient, buf: Buffer, count: number): void {
+  c.res.write(buf);
+  counters.sse.messagesOut += count;
+  if (c.res.writableLength > MAX_BUFFERED_BYTES) {
+    counters.sse.disconnects['slow-consumer']++;
+    c.dropped = true;
+    sseClients.delete(c);
+    c.res.destroy();
+  }
+}
+
+function answerPoll(res: ServerResponse, body: Buffer | string): void {
+  res.writeHead(200, {
+    'cache-control': 'no-store',
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+const pollBodyAfter = (cursor: number, messages: Message[]): Buffer =>
+  Buffer.from(pollBody({ messages, lastId: messages[messages.length - 1]?.id ?? cursor, epoch }));
+
+function flush(): void {
+  scheduled = false;
+  while (flushed < lastId) {
+    const batch = after(flushed);
+    const first = batch[0]!.id;
+    const last = batch[batch.length - 1]!.id;
+    // Each encoding is made once per batch, only if someone needs it.
+    let frames: Buffer[] | undefined;
+    for (const c of wsClients) {
+      if (c.cursor >= last) continue; // joined after this batch was published: already caught up
+      // `<`: only if retention dropped messages inside one turn; they are skipped silently (no gap frame).
+      if (c.cursor <= first - 1) sendWs(c, (frames ??= wsFrames(batch)), batch.length);
+      else sendWs(c, wsFrames(batch.slice(c.cursor - first + 1)), last - c.cursor);
+      c.cursor = last;
+    }
+    let text: Buffer | undefined;
+    for (const c of sseClients) {
+      if (c.cursor >= last) continue;
+      if (c.cursor <= first - 1) sendSse(c, (text ??= sseBatch(batch)), batch.length);
+      else sendSse(c, sseBatch(batch.slice(c.cursor - first + 1)), last - c.cursor);
+      c.cursor = last;
+    }
+    flushed = last;
+  }
+  for (const [cursor, polls] of held) {
+    if (cursor >= lastId) continue; // held after the publish that scheduled this flush
+    held.delete(cursor);
+    const messages = after(cursor);
+    const body = pollBodyAfter(cursor, messages);
+    for (const p of polls) {
+      clearTimeout(p.timer);
+      counters.poll.messagesOut += messages.length;
+      counters.poll.connections--;
+      answerPoll(p.res, body);
+    }
+  }
+}
+
+/**
+ * Writes everything after the client's cursor in the lab's batch sizes (so SSE chunk framing matches
+ * too), then makes it live. Like the lab's hub it waits for a drain whenever more than
+ * MAX_BUFFERED_BYTES is queued, instead of queueing the whole backlog at once; until it is live the
+ * flushes skip it, and the read after each wait picks up whatever was published meanwhile.
+ */
+function catchUp<C extends { cursor: number }>(
+  c: C,
+  live: Set<C>,
+  write: (batch: Message[]) => void,
+  buffered: () => number,
+  drains: NodeJS.EventEmitter,
+  closed: () => boolean,
+): void {
+  for (let batch = after(c.cursor); batch.length > 0; batch = after(c.cursor)) {
+    write(batch);
+    c.cursor = batch[batch.length - 1]!.id;
+    if (buffered() > MAX_BUFFERED_BYTES) {
+      drains.once('drain', () => closed() || catchUp(c, live, write, buffered, drains, closed));
+      return;
+    }
+  }
+  live.add(c);
+}
+
+// ---- Query parsing (same rules and error codes as server/transports/params.ts and poll.ts) --------
+class BadRequest extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+function parseCursor(raw: string | null | undefined): number | undefined {
+  if (raw === null || raw === undefined) return undefined;
+  if (!/^\d{1,16}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+    throw new BadRequest('LAB_ERR_BAD_CURSOR', `since must be a non-negative integer message id, got ${JSON.stringify(raw)}`);
+  }
+  return Number(raw);
+}
+
+function checkEpoch(raw: string | null): void {
+  if (raw !== null && (raw.length === 0 || raw.length > 128)) {
+    throw new BadRequest('LAB_ERR_BAD_EPOCH', 'epoch must be a non-empty string of at most 128 characters');
+  }
+}
+
+function parseTimeout(raw: string | null): number {
+  if (raw === null) return POLL_TIMEOUT_MS;
+  const n = /^\d{1,10}$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= 0 && n <= POLL_MAX_TIMEOUT_MS)) {
+    throw new BadRequest(
+      'LAB_ERR_BAD_TIMEOUT',
+      `timeout must be an integer number of milliseconds from 0 to ${POLL_MAX_TIMEOUT_MS}, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return n;
+}
+
+function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ error: { code, message } });
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+// ---- Socket byte accounting ---------------------------------------------------------------------
+// Every transport-port socket, with the key of the last route it served (in the bench a keep-alive
+// socket serves one kind of request, so per-socket attribution is exact enough). Closed sockets are
+// folded into the counters when they close.
+const sockets = new Map<Socket, Key | undefined>();
+
+function settle(socket: Socket, key: Key | undefined): void {
+  if (key === undefined) return;
+  counters[key].bytesIn += socket.bytesRead;
+  counters[key].bytesOut += socket.bytesWritten;
+}
+
+// ---- Routes -------------------------------------------------------------------------------------
+function onPoll(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): void {
+  const since = parseCursor(q.get('since'));
+  checkEpoch(q.get('epoch'));
+  const timeoutMs = parseTimeout(q.get('timeout'));
+  const key: Key = timeoutMs === 0 ? 'shortPoll' : 'poll';
+  sockets.set(req.socket, key);
+  const c = counters[key];
+  c.requests++;
+  const cursor = start(since);
+  const messages = after(cursor);
+  if (messages.length > 0 || timeoutMs === 0) {
+    c.messagesOut += messages.length;
+    answerPoll(res, pollBodyAfter(cursor, messages));
+    return;
+  }
+  let polls = held.get(cursor);
+  if (!polls) held.set(cursor, (polls = new Set()));
+  const group = polls;
+  const poll: HeldPoll = {
+    res,
+    timer: setTimeout(() => {
+      group.delete(poll);
+      if (group.size === 0 && held.get(cursor) === group) held.delete(cursor);
+      c.connections--;
+      answerPoll(res, pollBodyAfter(cursor, []));
+    }, timeoutMs),
+  };
+  group.add(poll);
+  c.connections++;
+  res.once('close', () => {
+    if (res.writableFinished || !group.delete(poll)) return;
+    // The client went away while held.
+    clearTimeout(poll.timer);
+    if (group.size === 0 && held.get(cursor) === group) held.delete(cursor);
+    c.connections--;
+    c.disconnects.client++;
+  });
+}
+
+function onEvents(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): void {
+  // Last-Event-ID wins: EventSource sends it on every reconnect, while the URL keeps the first `since`.
+  const header = req.headers['last-event-id'];
+  const since = parseCursor(header !== undefined ? (Array.isArray(header) ? header[0] : header) : q.get('since'));
+  checkEpoch(q.get('epoch'));
+  sockets.set(req.socket, 'sse');
+  counters.sse.requests++;
+  counters.sse.connections++;
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    'x-accel-buffering': 'no',
+    connection: 'close',
+  });
+  const client: SseClient = { res, cursor: start(since), dropped: false };
+  res.once('close', () => {
+    sseClients.delete(client);
+    if (!client.dropped) counters.sse.disconnects.client++;
+    counters.sse.connections--;
+  });
+  res.write(sseRetry(SSE_RETRY_MS) + sseEvent('hello', { type: 'hello', epoch, lastId }));
+  catchUp(
+    client,
+    sseClients,
+    (batch) => {
+      res.write(sseBatch(batch));
+      counters.sse.messagesOut += batch.length;
+    },
+    () => res.writableLength,
+    res,
+    () => res.destroyed,
+  );
+}
+
+const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_PAYLOAD_BYTES });
+
+function onWs(req: IncomingMessage, socket: Socket, head: Buffer, q: URLSearchParams): void {
+  const cursor = start(parseCursor(q.get('since')));
+  checkEpoch(q.get('epoch'));
+  sockets.set(socket, 'ws');
+  counters.ws.requests++;
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    counters.ws.connections++;
+    const client: WsClient = { ws, socket, cursor, alive: true, dropped: false };
+    // Listeners synchronously, before anything can arrive. Frames from clients are ignored: the
+    // bench's clients only read.
+    ws.on('pong', () => (client.alive = true));
+    ws.on('error', () => {});
+    ws.on('close', () => {
+      wsClients.delete(client);
+      if (!client.dropped) counters.ws.disconnects.client++;
+      counters.ws.connections--;
+    });
+    ws.send(JSON.stringify({ type: 'hello', epoch, lastId }));
+    catchUp(
+      client,
+      wsClients,
+      (batch) => {
+        socket.cork();
+        for (const f of wsFrames(batch)) ws.send(f, { binary: false });
+        socket.uncork();
+        counters.ws.messagesOut += batch.length;
+      },
+      () => ws.bufferedAmount,
+      socket,
+      () => ws.readyState !== ws.OPEN,
+    );
+  });
+}
+
+function route(url: string | undefined): [string, URLSearchParams] {
+  const s = url ?? '/';
+  const i = s.indexOf('?');
+  return i < 0 ? [s, new URLSearchParams()] : [s.slice(0, i), new URLSearchParams(s.slice(i + 1))];
+}
+
+const server = createServer((req, res) => {
+  const [path, q] = route(req.url);
+  try {
+    if (req.method === 'GET' && path === '/poll') onPoll(req, res, q);
+    else if (req.method === 'GET' && path === '/events') onEvents(req, res, q);
+    else sendError(res, 404, 'LAB_ERR_NOT_FOUND', `no route ${req.method ?? 'GET'} ${path}`);
+  } catch (err) {
+    if (!(err instanceof BadRequest)) throw err;
+    sendError(res, 400, err.code, err.message);
+  }
+});
+server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+server.on('connection', (socket: Socket) => {
+  sockets.set(socket, undefined);
+  socket.once('close', () => {
+    settle(socket, sockets.get(socket));
+    sockets.delete(socket);
+  });
+});
+server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+  const [path, q] = route(req.url);
+  try {
+    if (path !== '/ws') throw new BadRequest('LAB_ERR_NOT_FOUND', `no route GET ${path}`);
+    onWs(req, socket, head, q);
+  } catch (err) {
+    const code = err instanceof BadRequest ? err.code : 'LAB_ERR_INTERNAL';
+    const body = JSON.stringify({ error: { code, message: (err as Error).message } });
+    const status = code === 'LAB_ERR_NOT_FOUND' ? '404 Not Found' : code === 'LAB_ERR_INTERNAL' ? '500 Internal Server Error' : '400 Bad Request';
+    socket.end(
+      `HTTP/1.1 ${status}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+});
+
+// Same keep-alive mechanisms as the lab, at its default intervals, so idle traffic weighs the same.
+const heartbeat = setInterval(() => {
+  for (const c of sseClients) c.res.write(SSE_HEARTBEAT);
+}, SSE_HEARTBEAT_MS).unref();
+const ping = setInterval(() => {
+  for (const c of wsClients) {
+    if (!c.alive) {
+      counters.ws.disconnects['pong-timeout']++;
+      c.dropped = true;
+      wsClients.delete(c);
+      c.ws.terminate();
+      continue;
+    }
+    c.alive = false;
+    c.ws.ping();
+  }
+}, WS_PING_INTERVAL_MS).unref();
+
+// ---- Control port -------------------------------------------------------------------------------
+// Event-loop delay since the previous /stats call (the runner reads stats around each run).
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+let loopWindowStart = performance.now();
+
+function stats() {
+  const transports = structuredClone(counters);
+  for (const [socket, key] of sockets) {
+    if (key === undefined) continue;
+    transports[key].bytesIn += socket.bytesRead;
+    transports[key].bytesOut += socket.bytesWritten;
+  }
+  const h = loopDelay;
+  const now = performance.now();
+  const eventLoopDelayMs =
+    h.count === 0
+      ? { p50: 0, p99: 0, max: 0, windowMs: now - loopWindowStart }
+      : { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6, windowMs: now - loopWindowStart };
+  h.reset();
+  loopWindowStart = now;
+  const cpu = process.cpuUsage();
+  const mem = process.memoryUsage();
+  return {
+    transports,
+    feed: { kind: 'memory', epoch, lastId, firstId: firstId(), retained: lastId - firstId() + 1 },
+    process: {
+      pid: process.pid,
+      uptimeSec: process.uptime(),
+      cpu: { userUs: cpu.user, systemUs: cpu.system },
+      memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external },
+      eventLoopDelayMs,
+    },
+  };
+}
+
+function json(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+const control = createServer((req, res) => {
+  const [path] = route(req.url);
+  if (req.method === 'GET' && path === '/stats') return json(res, 200, stats());
+  if (req.method !== 'POST' || path !== '/publish') return json(res, 404, { error: { code: 'LAB_ERR_NOT_FOUND', message: `no route ${req.method ?? 'GET'} ${path}` } });
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      return json(res, 400, { error: { code: 'LAB_ERR_INVALID_JSON', message: 'the body is not valid JSON' } });
+    }
+    if (body === null || typeof body !== 'object' || Array.isArray(body) || !('data' in body)) {
+      return json(res, 400, { error: { code: 'LAB_ERR_MISSING_DATA', message: 'the body must be a JSON object with a "data" field' } });
+    }
+    json(res, 201, { id: publish((body as { data: unknown }).data) });
+  });
+});
+
+const listen = (s: typeof server) =>
+  new Promise<number>((resolve) => s.listen(0, '127.0.0.1', () => resolve((s.address() as AddressInfo).port)));
+const port = await listen(server);
+const controlPort = await listen(control);
+
+serveIpc({
+  port,
+  controlPort,
+  async stop() {
+    clearInterval(heartbeat);
+    clearInterval(ping);
+    for (const c of wsClients) c.ws.terminate();
+    for (const c of sseClients) c.res.destroy();
+    for (const polls of held.values()) for (const p of polls) clearTimeout(p.timer);
+    wss.close();
+    server.closeAllConnections();
+    control.closeAllConnections();
+    await Promise.all([new Promise((r) => server.close(r)), new Promise((r) => control.close(r))]);
+  },
+});

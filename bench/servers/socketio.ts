@@ -1,0 +1,174 @@
+/**
+ * The Socket.IO 4 reference: the same feed served the way a typical Socket.IO application serves it,
+ * so the bench can put the lab next to the library most Node developers reach for.
+ *
+ * BENCH_SERVER_OPTS `{ "transport": "websocket" | "polling" }` restricts Socket.IO to that one
+ * transport (absent: Socket.IO's default, polling then upgrade to WebSocket). A client passes
+ * `auth: { since }`; on connection it is sent the retained messages after `since`, then every live
+ * message, each as `socket.emit('message', {id, ts, data})`. Live delivery is one `io.emit` per
+ * publish, as a Socket.IO user would write it (Socket.IO encodes a broadcast packet once for all).
+ * Socket.IO's own defaults are kept (pingInterval 25 s, HTTP compression of polling answers over
+ * 1 KiB when the client accepts it, no per-message deflate).
+ *
+ * Control (POST /publish, GET /stats) is on a second port so every byte on the transport port is
+ * Socket.IO traffic. IPC per bench/servers/protocol.ts.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket as NetSocket } from 'node:net';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { Server, type Socket } from 'socket.io';
+import type { Message } from '../../server/feed/types.js';
+import { serveIpc } from './protocol.js';
+
+const RETENTION = 10_000;
+
+type Transport = 'websocket' | 'polling';
+const opts = JSON.parse(process.env.BENCH_SERVER_OPTS ?? '{}') as { transport?: Transport };
+if (opts.transport !== undefined && opts.transport !== 'websocket' && opts.transport !== 'polling') {
+  console.error(`socketio bench server: BENCH_SERVER_OPTS.transport must be "websocket" or "polling", got ${JSON.stringify(opts.transport)}`);
+  process.exit(1);
+}
+
+type Key = 'poll' | 'shortPoll' | 'sse' | 'ws';
+const newCounters = () => ({ connections: 0, requests: 0, messagesOut: 0, bytesOut: 0, bytesIn: 0 });
+const counters: Record<Key, ReturnType<typeof newCounters>> = {
+  poll: newCounters(),
+  shortPoll: newCounters(),
+  sse: newCounters(),
+  ws: newCounters(),
+};
+const keyOf = (transportName: string): Key => (transportName === 'websocket' ? 'ws' : 'poll');
+
+// ---- The log ------------------------------------------------------------------------------------
+let log: Message[] = [];
+let lastId = 0;
+const firstId = (): number => log[0]?.id ?? lastId + 1;
+
+// ---- Socket.IO ----------------------------------------------------------------------------------
+const server = createServer();
+const io = new Server(server, {
+  serveClient: false,
+  ...(opts.transport ? { transports: [opts.transport] } : {}),
+});
+
+io.on('connection', (socket: Socket) => {
+  // Runs synchronously right after Socket.IO adds the socket to the broadcast set, and publishes are
+  // synchronous too: catch-up covers exactly up to lastId, every later id comes from io.emit.
+  const since = Number((socket.handshake.auth as { since?: unknown }).since);
+  if (!Number.isSafeInteger(since) || since < 0 || since >= lastId) return;
+  const start = Math.max(0, since + 1 - firstId());
+  for (let i = start; i < log.length; i++) socket.emit('message', log[i]!);
+  counters[keyOf(socket.conn.transport.name)].messagesOut += log.length - start;
+});
+
+function publish(data: unknown): number {
+  const m: Message = { id: ++lastId, ts: performance.timeOrigin + performance.now(), data };
+  log.push(m);
+  if (log.length >= 2 * RETENTION) log = log.slice(-RETENTION);
+  io.emit('message', m);
+  // With one transport every socket is on it; otherwise count each socket on its own transport.
+  if (opts.transport) counters[keyOf(opts.transport)].messagesOut += io.of('/').sockets.size;
+  else for (const s of io.of('/').sockets.values()) counters[keyOf(s.conn.transport.name)].messagesOut++;
+  return m.id;
+}
+
+// ---- Socket byte and request accounting ---------------------------------------------------------
+// Added after Socket.IO attached: engine.io re-registers earlier 'request' listeners behind its own
+// and calls them only for paths it does not serve, while later ones see every request.
+const sockets = new Map<NetSocket, Key>();
+const defaultKey: Key = opts.transport === 'websocket' ? 'ws' : 'poll';
+server.on('connection', (socket: NetSocket) => {
+  sockets.set(socket, defaultKey);
+  socket.once('close', () => {
+    const key = sockets.get(socket)!;
+    counters[key].bytesIn += socket.bytesRead;
+    counters[key].bytesOut += socket.bytesWritten;
+    sockets.delete(socket);
+  });
+});
+server.on('request', (req: IncomingMessage) => {
+  sockets.set(req.socket, 'poll');
+  counters.poll.requests++;
+});
+server.on('upgrade', (req: IncomingMessage) => {
+  sockets.set(req.socket, 'ws');
+  counters.ws.requests++;
+});
+
+// ---- Control port -------------------------------------------------------------------------------
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+let loopWindowStart = performance.now();
+
+function stats() {
+  const transports = structuredClone(counters);
+  for (const [socket, key] of sockets) {
+    transports[key].bytesIn += socket.bytesRead;
+    transports[key].bytesOut += socket.bytesWritten;
+  }
+  // An engine.io session is the connection, whichever transport it currently rides on.
+  for (const s of io.of('/').sockets.values()) transports[keyOf(s.conn.transport.name)].connections++;
+  const h = loopDelay;
+  const now = performance.now();
+  const windowMs = now - loopWindowStart;
+  const eventLoopDelayMs =
+    h.count === 0 ? { p50: 0, p99: 0, max: 0, windowMs } : { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6, windowMs };
+  h.reset();
+  loopWindowStart = now;
+  const cpu = process.cpuUsage();
+  const mem = process.memoryUsage();
+  return {
+    transports,
+    feed: { kind: 'memory', epoch: 'socketio', lastId, firstId: firstId(), retained: lastId - firstId() + 1 },
+    process: {
+      pid: process.pid,
+      uptimeSec: process.uptime(),
+      cpu: { userUs: cpu.user, systemUs: cpu.system },
+      memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external },
+      eventLoopDelayMs,
+    },
+  };
+}
+
+function json(res: ServerResponse, status: number, value: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(value));
+}
+
+const control = createServer((req, res) => {
+  const path = (req.url ?? '/').split('?')[0];
+  if (req.method === 'GET' && path === '/stats') return json(res, 200, stats());
+  if (req.method !== 'POST' || path !== '/publish') return json(res, 404, { error: { code: 'LAB_ERR_NOT_FOUND', message: `no route ${req.method ?? 'GET'} ${path}` } });
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      return json(res, 400, { error: { code: 'LAB_ERR_INVALID_JSON', message: 'the body is not valid JSON' } });
+    }
+    if (body === null || typeof body !== 'object' || Array.isArray(body) || !('data' in body)) {
+      return json(res, 400, { error: { code: 'LAB_ERR_MISSING_DATA', message: 'the body must be a JSON object with a "data" field' } });
+    }
+    json(res, 201, { id: publish((body as { data: unknown }).data) });
+  });
+});
+
+const listen = (s: typeof server) =>
+  new Promise<number>((resolve) => s.listen(0, '127.0.0.1', () => resolve((s.address() as AddressInfo).port)));
+const port = await listen(server);
+const controlPort = await listen(control);
+
+serveIpc({
+  port,
+  controlPort,
+  async stop() {
+    // io.close() disconnects every client and closes the transport http server, which would still
+    // wait on keep-alive sockets (a polling client's agent): cut those too.
+    const closed = io.close();
+    server.closeAllConnections();
+    control.closeAllConnections();
+    await Promise.all([closed, new Promise((r) => control.close(r))]);
+  },
+});

@@ -1,0 +1,60 @@
+/**
+ * The scenario suites. A scenario is clients × publish rate × payload × measured seconds; every suite
+ * runs it for each transport on each server. Durations are what the time budgets allow on a 2-core
+ * machine (the default suite ≤ 5 min, --quick ≤ 90 s); see the README's "Method".
+ */
+
+export interface ScenarioSpec {
+  name: string;
+  clients: number;
+  ratePerSec: number;
+  payloadBytes: number;
+  durationSec: number;
+}
+
+export interface Suite {
+  scenarios: ScenarioSpec[];
+  repeats: number;
+  /** Idle connections for the memory measurement (0 = skip). */
+  memoryConnections: number;
+  autocannonDurationSec: number;
+  microTimeMs: number;
+  /** Wall-time budget, seconds: repeats are lowered (never below 1) until the estimate fits. */
+  budgetSec: number;
+}
+
+export const SUITES: Record<'default' | 'quick', Suite> = {
+  default: {
+    scenarios: [
+      { name: '100c-100r', clients: 100, ratePerSec: 100, payloadBytes: 100, durationSec: 10 },
+      { name: '1000c-100r', clients: 1000, ratePerSec: 100, payloadBytes: 100, durationSec: 5 },
+      { name: '100c-2000r', clients: 100, ratePerSec: 2000, payloadBytes: 100, durationSec: 5 },
+    ],
+    repeats: 3,
+    memoryConnections: 1000,
+    autocannonDurationSec: 3,
+    microTimeMs: 500,
+    budgetSec: 300,
+  },
+  quick: {
+    scenarios: [{ name: '100c-100r', clients: 100, ratePerSec: 100, payloadBytes: 100, durationSec: 3 }],
+    repeats: 1,
+    memoryConnections: 200,
+    autocannonDurationSec: 1,
+    microTimeMs: 200,
+    budgetSec: 90,
+  },
+};
+
+/**
+ * Capacity sweep, the websocket-shootout rule measured at the receivers: add clients until p95
+ * delivery latency against the schedule exceeds 250 ms or any message is lost.
+ */
+export const SWEEP = Object.freeze({
+  p95LimitMs: 250,
+  ratePerSec: 10,
+  durationSec: 3,
+  clientSteps: [100, 250, 500, 1000, 2000, 4000, 8000] as readonly number[],
+  /** Test hook: stop after this many steps. */
+  maxSteps: Number.POSITIVE_INFINITY,
+});

@@ -1,0 +1,51 @@
+/**
+ * Bench smoke test: the real harness (server in its own process, real clients, publisher worker) on a
+ * tiny scenario. The report must validate, every client must get every message, and a deliberately
+ * lossy client must turn the scenario INVALID — a benchmark that loses messages never reports "fast".
+ */
+import { describe, expect, it } from 'vitest';
+import { Progress } from '../bench/progress.js';
+import { validateReport } from '../bench/report/schema.js';
+import { parseBenchArgs, runBench } from '../bench/run.js';
+
+const quiet = () => new Progress(process.stderr, true);
+const tiny = ['--clients', '5', '--rate', '50', '--duration', '1', '--repeats', '1', '--short-poll-interval-ms', '200', '--memory-connections', '20', '--no-autocannon', '--no-micro'];
+
+describe('npm run bench (smoke)', () => {
+  it('measures every transport on lab and bare: the report validates and delivered = published × clients', async () => {
+    const report = await runBench(parseBenchArgs([...tiny, '--servers', 'lab,bare']), quiet());
+    const check = validateReport(report);
+    expect(check).toEqual({ ok: true });
+    expect(report.scenarios.map((s) => `${s.server}/${s.transport}`).sort()).toEqual(
+      ['bare/poll', 'bare/short-poll', 'bare/sse', 'bare/ws', 'lab/poll', 'lab/short-poll', 'lab/sse', 'lab/ws'],
+    );
+    for (const s of report.scenarios) {
+      expect(s.status, `${s.server}/${s.transport}: ${s.reason ?? ''}`).toBe('ok');
+      expect(s.published).toBe(50);
+      expect(s.delivered).toBe(s.published * s.clients);
+      expect(s.expected).toBe(s.delivered);
+      expect(s.lost + s.duplicated + s.reordered).toBe(0);
+      // Bytes on the wire per message carry at least the message itself (payload 100 B + id/ts).
+      expect(s.wire.bytesOutPerMsg.median).toBeGreaterThan(100);
+    }
+    const labWs = report.scenarios.find((s) => s.server === 'lab' && s.transport === 'ws')!;
+    expect(labWs.vsBare?.bytesOutPerMsg).toBeGreaterThan(0);
+    expect(report.memory.length).toBe(6);
+    expect(report.env.node).toBe(process.version);
+  }, 90_000);
+
+  it('reports a lossy client as INVALID with the reason, not as a result', async () => {
+    const report = await runBench(parseBenchArgs([...tiny, '--servers', 'lab', '--transports', 'ws', '--lossy-every', '7', '--no-memory']), quiet());
+    expect(validateReport(report)).toEqual({ ok: true });
+    const [s] = report.scenarios;
+    expect(s?.status).toBe('invalid');
+    expect(s?.lost).toBeGreaterThan(0);
+    expect(s?.reason).toMatch(/lost/);
+  }, 60_000);
+
+  it('rejects bad flags with a message naming the flag', () => {
+    expect(() => parseBenchArgs(['--transports', 'carrier-pigeon'])).toThrow(/--transports/);
+    expect(() => parseBenchArgs(['--rate', '-5'])).toThrow(/--rate/);
+    expect(() => parseBenchArgs(['--servers', 'nginx'])).toThrow(/--servers/);
+  });
+});
