@@ -2,19 +2,20 @@
  * buildApp(options) → a Fastify instance, not listening. main.ts alone parses settings, listens, and
  * wires signals; tests and the bench import buildApp.
  */
-import { fileURLToPath } from 'node:url';
-import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { resolveConfig, TIMING, type Config, type ConfigInput } from './config.js';
-import { startDemo } from './demo.js';
+import { controlRoutes } from './control.js';
 import { ERRORS, FASTIFY_CODE_MAP, type ErrorBody, type ErrorCode } from './errors.js';
 import { MemoryFeed } from './feed/memory.js';
 import type { Feed } from './feed/types.js';
+import { Generator } from './generator.js';
 import { publishRoutes } from './publish.js';
+import { reportRoutes } from './reports.js';
 import statsRoutes, { Stats } from './stats.js';
 import pollTransport from './transports/poll.js';
 import sseTransport from './transports/sse.js';
 import wsTransport from './transports/ws.js';
+import { webRoutes } from './web.js';
 
 export interface AppOptions {
   /** Settings over DEFAULTS (validated; a bad one throws ConfigError). */
@@ -28,6 +29,7 @@ export interface Lab {
   readonly config: Readonly<Config>;
   readonly feed: Feed;
   readonly stats: Stats;
+  readonly generator: Generator;
 }
 
 declare module 'fastify' {
@@ -35,8 +37,6 @@ declare module 'fastify' {
     lab: Lab;
   }
 }
-
-export const WEB_ROOT = fileURLToPath(new URL('../web/', import.meta.url));
 
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
   const config = resolveConfig(options.config);
@@ -52,7 +52,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   });
-  app.decorate('lab', { config, feed, stats });
+  const generator = new Generator(feed, { ratePerSec: config.demo ? config.demoRatePerSec : 0, payloadBytes: config.demoPayloadBytes });
+  app.decorate('lab', { config, feed, stats, generator });
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const mapped = err.code ? FASTIFY_CODE_MAP[err.code] : undefined;
@@ -89,7 +90,9 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(pollTransport, transportOptions);
   await app.register(sseTransport, transportOptions);
   await app.register(wsTransport, transportOptions);
-  await app.register(fastifyStatic, { root: WEB_ROOT, index: 'index.html', wildcard: false });
+  await app.register(controlRoutes, { generator, token: config.publishToken, maxPayloadBytes: config.maxPayloadBytes });
+  await app.register(reportRoutes, { resultsDir: config.resultsDir });
+  await app.register(webRoutes);
 
   // Registered after the transports, so it runs after they answered polls and ended streams. Node's
   // server.close() waits for connections that never sent a request (browsers pre-connect; undici
@@ -100,10 +103,9 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     cutTimer = setTimeout(() => app.server.closeAllConnections(), TIMING.closeGraceMs).unref();
   });
 
-  const stopDemo = config.demo ? startDemo(feed, config.demoIntervalMs) : undefined;
   app.addHook('onClose', async () => {
     clearTimeout(cutTimer);
-    stopDemo?.();
+    generator.stop();
     stats.close();
     if (ownFeed) await feed.close();
   });

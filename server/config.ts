@@ -7,6 +7,7 @@
  * (flags win over env vars).
  */
 import { isIP } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError } from './errors.js';
 
@@ -37,8 +38,6 @@ export const TIMING = Object.freeze({
    * every remaining connection is cut (a browser's pre-connected socket never sends a request).
    */
   closeGraceMs: 200,
-  /** Demo publisher: one small message per second so a fresh user sees traffic at once. */
-  demoIntervalMs: 1_000,
   /** Window over which /stats reports event-loop delay percentiles. */
   eventLoopWindowMs: 5_000,
 });
@@ -46,9 +45,14 @@ export const TIMING = Object.freeze({
 export const DEFAULTS = Object.freeze({
   host: '127.0.0.1',
   port: 3000,
-  /** Run the demo publisher (one message per `demoIntervalMs`). */
+  /** Start the built-in publisher at `demoRatePerSec` (off: it starts at 0; /control changes it). */
   demo: true,
-  demoIntervalMs: TIMING.demoIntervalMs,
+  /** Demo rate: one message per second, so a fresh user sees traffic at once. */
+  demoRatePerSec: 1,
+  /** Size of the built-in publisher's `data` JSON, bytes. */
+  demoPayloadBytes: 48,
+  /** Where bench reports are read from for the dashboard's Reports view. */
+  resultsDir: fileURLToPath(new URL('../results/', import.meta.url)),
   /** Bearer token for publishing; required when `host` is not a loopback address. */
   publishToken: '',
   /** Extra origins allowed to open WebSockets (the server's own origin always is). */
@@ -81,7 +85,9 @@ const KINDS: { [K in keyof Config]: Kind } = {
   host: 'string',
   port: 'int',
   demo: 'bool',
-  demoIntervalMs: 'int',
+  demoRatePerSec: 'int',
+  demoPayloadBytes: 'int',
+  resultsDir: 'string',
   publishToken: 'string',
   allowedOrigins: 'list',
   retentionMessages: 'int',
@@ -166,9 +172,11 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
   if (typeof c.host !== 'string' || c.host === '') throw new ConfigError('host', c.host, 'expected a host name or address');
   intIn(c, 'port', 0, 65_535);
   if (typeof c.demo !== 'boolean') throw new ConfigError('demo', c.demo, 'expected true or false');
-  intIn(c, 'demoIntervalMs', 1);
+  if (typeof c.resultsDir !== 'string' || c.resultsDir === '') throw new ConfigError('resultsDir', c.resultsDir, 'expected a folder path');
   intIn(c, 'retentionMessages', 1, 10_000_000);
   intIn(c, 'maxPayloadBytes', 16, 100 * 1024 * 1024);
+  intIn(c, 'demoRatePerSec', 0, 1_000);
+  intIn(c, 'demoPayloadBytes', 0, c.maxPayloadBytes);
   intIn(c, 'pollBatchMax', 1, 100_000);
   intIn(c, 'pollMaxTimeoutMs', 0, 3_600_000);
   intIn(c, 'pollTimeoutMs', 0, c.pollMaxTimeoutMs);
