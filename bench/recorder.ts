@@ -25,6 +25,8 @@ interface ClientState {
 
 export interface RecorderOptions {
   clients: number;
+  /** Protocol floor overhead of one message (see floor.ts), summed over the window's deliveries. */
+  floorOf?: (id: number, jsonBytes: number) => number;
   /** Test hook: client 0 silently drops every Nth message, to prove the bench reports loss as INVALID. */
   lossyEvery?: number;
 }
@@ -48,6 +50,9 @@ export class Recorder implements ClientSink {
   received = 0;
   errors = 0;
   firstError: string | undefined;
+  /** Over the window's deliveries that reported their wire JSON: count, JSON bytes, floor overhead bytes. */
+  readonly wire = { messages: 0, jsonBytes: 0, floorBytes: 0 };
+  readonly #floorOf: RecorderOptions['floorOf'];
   #base = 0;
   #capacity = 0;
   readonly #clients: ClientState[];
@@ -57,6 +62,7 @@ export class Recorder implements ClientSink {
 
   constructor(opts: RecorderOptions) {
     this.#lossyEvery = opts.lossyEvery ?? 0;
+    this.#floorOf = opts.floorOf;
     this.#clients = Array.from({ length: opts.clients }, () => ({ seen: new Uint8Array(0), maxSeen: 0, gaps: [], resets: 0 }));
   }
 
@@ -73,7 +79,7 @@ export class Recorder implements ClientSink {
     }
   }
 
-  message(client: number, id: number, scheduledMs: number): void {
+  message(client: number, id: number, scheduledMs: number, jsonBytes?: number): void {
     const now = nowMs();
     if (client === 0 && this.#lossyEvery > 0 && ++this.#lossyCount % this.#lossyEvery === 0) return;
     this.received++;
@@ -86,6 +92,11 @@ export class Recorder implements ClientSink {
     if (id > c.maxSeen) c.maxSeen = id;
     else if (before === 0) this.#reordered++; // first sight of an id older than one already seen
     this.latency.recordValue(Math.max(1, Math.round((now - scheduledMs) * 1000)));
+    if (jsonBytes !== undefined) {
+      this.wire.messages++;
+      this.wire.jsonBytes += jsonBytes;
+      if (this.#floorOf) this.wire.floorBytes += this.#floorOf(id, jsonBytes);
+    }
   }
 
   gap(client: number, since: number, firstId: number): void {

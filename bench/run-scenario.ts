@@ -4,6 +4,7 @@
  * figures. A run with loss, duplicates, reordering, client errors, failed publishes or a publisher
  * behind schedule is `invalid` with the reason — its numbers are kept but never presented as a result.
  */
+import { floorFor } from './floor.js';
 import { publishInWorker } from './publisher.js';
 import { Recorder } from './recorder.js';
 import type { ServerHandle, ServerStats } from './server-process.js';
@@ -39,6 +40,8 @@ export interface RunResult {
   wire: { bytesOutPerMsg: number | null; bytesInPerMsg: number | null; requestsPerMsg: number | null };
   cpuUsPerMsg: number | null;
   eventLoopDelayP99Ms: number;
+  /** Per delivered message: its JSON on the wire and the protocol's floor overhead (SSE and WS only). */
+  floor: { jsonBytesPerMsg: number; floorBytesPerMsg: number } | null;
 }
 
 /**
@@ -81,7 +84,8 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: numbe
 const perMsg = (delta: number, delivered: number): number | null => (delivered > 0 ? delta / delivered : null);
 
 export async function runScenario(server: ServerHandle, t: Target, p: RunParams): Promise<RunResult> {
-  const recorder = new Recorder({ clients: p.clients, ...(p.lossyEvery ? { lossyEvery: p.lossyEvery } : {}) });
+  const floorOf = t.server === 'socketio' ? undefined : floorFor(t.transport);
+  const recorder = new Recorder({ clients: p.clients, ...(p.lossyEvery ? { lossyEvery: p.lossyEvery } : {}), ...(floorOf ? { floorOf } : {}) });
   const publish = (durationSec: number) =>
     publishInWorker({ controlUrl: server.controlUrl, ratePerSec: p.ratePerSec, durationSec, payloadBytes: p.payloadBytes });
   const key = t.statsKey;
@@ -151,6 +155,10 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
       },
       cpuUsPerMsg: perMsg(cpuUs, c.delivered),
       eventLoopDelayP99Ms: after.process.eventLoopDelayMs.p99,
+      floor:
+        floorOf && recorder.wire.messages > 0
+          ? { jsonBytesPerMsg: recorder.wire.jsonBytes / recorder.wire.messages, floorBytesPerMsg: recorder.wire.floorBytes / recorder.wire.messages }
+          : null,
     };
   } finally {
     await group.close();

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { runCannon, type CannonSpec } from './autocannon.js';
-import { figure } from './figures.js';
+import { figure, round } from './figures.js';
 import { measureIdleMemory } from './memory.js';
 import { runMicro } from './micro.js';
 import { Progress } from './progress.js';
@@ -242,7 +242,19 @@ function aggregate(spec: ScenarioSpec, t: Target, runs: RunResult[], repeats: nu
       cpuUsPerMsg: nums(runs, (r) => r.cpuUsPerMsg),
       eventLoopDelayP99Ms: nums(runs, (r) => r.eventLoopDelayP99Ms),
     },
+    ...(t.server === 'lab' ? floorOf(runs) : {}),
   };
+}
+
+/** Lab only: bytes per message beyond the message JSON, against the protocol floor (medians over repeats). */
+function floorOf(runs: RunResult[]): Pick<ScenarioResult, 'floor'> {
+  const measured = runs.flatMap((r) => (r.floor && r.wire.bytesOutPerMsg !== null ? [{ ...r.floor, out: r.wire.bytesOutPerMsg }] : []));
+  if (measured.length === 0) return {};
+  const overhead = figure(measured.map((m) => m.out - m.jsonBytesPerMsg)).median;
+  const floor = figure(measured.map((m) => m.floorBytesPerMsg)).median;
+  const excess = figure(measured.map((m) => m.out - m.jsonBytesPerMsg - m.floorBytesPerMsg)).median;
+  if (overhead === null || floor === null || excess === null) return {};
+  return { floor: { overheadBytesPerMsg: round(overhead), floorBytesPerMsg: round(floor), excessBytesPerMsg: round(excess) } };
 }
 
 /** a ÷ b of two medians; null when either was not measured or the quotient is not a finite number. */
@@ -447,6 +459,7 @@ function failedRun(err: Error): RunResult {
     wire: { bytesOutPerMsg: null, bytesInPerMsg: null, requestsPerMsg: null },
     cpuUsPerMsg: null,
     eventLoopDelayP99Ms: NaN,
+    floor: null,
   };
 }
 

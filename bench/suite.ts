@@ -27,8 +27,8 @@ export const SUITES: Record<'default' | 'quick', Suite> = {
   default: {
     scenarios: [
       { name: '100c-100r', clients: 100, ratePerSec: 100, payloadBytes: 100, durationSec: 10 },
-      { name: '1000c-100r', clients: 1000, ratePerSec: 100, payloadBytes: 100, durationSec: 5 },
-      { name: '100c-2000r', clients: 100, ratePerSec: 2000, payloadBytes: 100, durationSec: 5 },
+      { name: '1000c-100r', clients: 1000, ratePerSec: 100, payloadBytes: 100, durationSec: 3 },
+      { name: '100c-2000r', clients: 100, ratePerSec: 2000, payloadBytes: 100, durationSec: 3 },
     ],
     repeats: 3,
     memoryConnections: 1000,

@@ -9,10 +9,17 @@ interface Frame {
   firstId?: number;
 }
 
-export function dispatch(sink: ClientSink, client: number, frame: Frame): number | undefined {
+/** `text`: the message JSON as it came off the wire, when the transport carries each message whole. */
+export function dispatch(sink: ClientSink, client: number, text: string): number | undefined {
+  const frame = JSON.parse(text) as Frame;
+  return dispatchFrame(sink, client, frame, text.length);
+}
+
+/** For transports that carry several messages per body (polling): no per-message wire text. */
+export function dispatchFrame(sink: ClientSink, client: number, frame: Frame, jsonBytes?: number): number | undefined {
   switch (frame.type) {
     case undefined:
-      sink.message(client, frame.id!, frame.data?.t ?? NaN);
+      sink.message(client, frame.id!, frame.data?.t ?? NaN, jsonBytes);
       return frame.id;
     case 'gap':
       sink.gap(client, frame.since!, frame.firstId!);

@@ -5,7 +5,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { Agent } from 'undici';
-import { dispatch } from './parse.js';
+import { dispatchFrame } from './parse.js';
 import type { ClientFactory, ClientGroupOptions } from './types.js';
 
 /** Long-poll hold asked of the server; the lab's default, under common proxy idle timeouts. */
@@ -67,9 +67,9 @@ function pollClients(opts: ClientGroupOptions, mode: 'long' | 'short') {
             const answer = await res;
             const body = (await answer.body.json()) as PollAnswer;
             if (answer.statusCode !== 200) throw new Error(`poll answered ${answer.statusCode}`);
-            if (body.reset) dispatch(sink, i, body.reset);
-            if (body.gap) dispatch(sink, i, body.gap);
-            for (const m of body.messages) dispatch(sink, i, m);
+            if (body.reset) dispatchFrame(sink, i, body.reset);
+            if (body.gap) dispatchFrame(sink, i, body.gap);
+            for (const m of body.messages) dispatchFrame(sink, i, m);
             cursor = body.lastId;
           } catch (err) {
             if (controller.signal.aborted) break;

@@ -8,8 +8,12 @@
  */
 
 export interface ClientSink {
-  /** A message arrived at client `client`. */
-  message(client: number, id: number, scheduledMs: number): void;
+  /**
+   * A message arrived at client `client`. `jsonBytes`: length of the message JSON as carried on the wire
+   * (ASCII, so characters = bytes), where the transport frames each message alone (SSE, WebSocket);
+   * used to measure the protocol overhead against its floor.
+   */
+  message(client: number, id: number, scheduledMs: number, jsonBytes?: number): void;
   /** The server announced a gap (ids `since+1 … firstId-1` are gone); they will not count as lost. */
   gap(client: number, since: number, firstId: number): void;
   /** The server announced a reset (cursor not servable). */

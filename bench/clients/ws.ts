@@ -18,7 +18,7 @@ export const wsClients: ClientFactory = ({ baseUrl, count, since, sink }) => {
     sockets[i] = ws;
     let last = cursor;
     ws.on('message', (raw) => {
-      const id = dispatch(sink, i, JSON.parse(raw.toString()));
+      const id = dispatch(sink, i, raw.toString());
       if (id !== undefined) last = id;
     });
     ws.once('open', () => onOpen?.());
