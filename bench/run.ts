@@ -166,6 +166,9 @@ function gitSha(): string {
   }
 }
 
+/** A scenario's own repeats (fixed by its suite) or the run's. */
+export const repeatsOf = (spec: ScenarioSpec, opts: Pick<BenchOptions, 'repeats'>): number => spec.repeats ?? opts.repeats;
+
 /** Seconds one run of `spec` takes: warm-up, measured window, drain, connecting the clients. */
 export const runSec = (spec: ScenarioSpec, transport: TransportName): number =>
   spec.durationSec + Math.min(1, spec.durationSec / 5) + 1 + spec.clients / 500 + (transport === 'short-poll' ? 1.5 : 0);
@@ -177,12 +180,14 @@ export function targetsOf(opts: Pick<BenchOptions, 'transports' | 'servers'>): T
 /** What the whole bench should take, in seconds, from the same per-step estimates the progress line uses. */
 export function estimateSec(opts: BenchOptions): number {
   const targets = targetsOf(opts);
-  const perRepeat = opts.sweep ? 0 : opts.scenarios.reduce((a, s) => a + targets.reduce((b, t) => b + runSec(s, t.transport), 0), 0);
+  const scenarioSec = opts.sweep
+    ? 0
+    : opts.scenarios.reduce((a, s) => a + repeatsOf(s, opts) * targets.reduce((b, t) => b + runSec(s, t.transport), 0), 0);
   const memory = opts.memory ? targets.filter((t) => t.holdsConnections && t.server !== 'socketio').length * (2 + opts.memoryConnections / 250) : 0;
   const cannon = opts.autocannon ? opts.servers.filter((s) => s !== 'socketio').length * 2 * (opts.autocannonDurationSec + 1) : 0;
   const micro = opts.micro ? (opts.microTimeMs * 3) / 1000 + 1 : 0;
   const sweep = opts.sweep ? targets.length * SWEEP.clientSteps.length * (SWEEP.durationSec + 3) : 0;
-  return 5 + opts.repeats * perRepeat + memory + cannon + micro + sweep;
+  return 5 + scenarioSec + memory + cannon + micro + sweep;
 }
 
 /** Starts each server process once; targets that share a process share the handle. */
@@ -284,7 +289,8 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
   const wallStart = performance.now();
   const servers = new Servers();
   const targets = targetsOf(opts);
-  const scenarioRuns = opts.scenarios.length * targets.length * opts.repeats;
+  const scenarioRuns = opts.scenarios.reduce((a, s) => a + repeatsOf(s, opts) * targets.length, 0);
+  const maxRepeats = Math.max(0, ...opts.scenarios.map((s) => repeatsOf(s, opts)));
   const memoryTargets = opts.memory ? targets.filter((t) => t.holdsConnections && t.server !== 'socketio') : [];
   const cannonServers = opts.autocannon ? opts.servers.filter((s) => s !== 'socketio') : [];
   log.plan(estimateSec(opts));
@@ -299,11 +305,11 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     await Promise.all(targets.map((t) => servers.get(t)));
     const runs = new Map<string, RunResult[]>();
     let done = 0;
-    for (let r = 0; r < (opts.sweep ? 0 : opts.repeats); r++) {
-      for (const spec of opts.scenarios) {
+    for (let r = 0; r < (opts.sweep ? 0 : maxRepeats); r++) {
+      for (const spec of opts.scenarios.filter((s) => r < repeatsOf(s, opts))) {
         for (const t of targets) {
           done++;
-          log.step(`run ${done}/${scenarioRuns}: ${spec.name} ${t.server}/${t.transport} (${spec.clients} clients × ${spec.ratePerSec} msg/s × ${spec.payloadBytes} B × ${spec.durationSec} s), repeat ${r + 1}/${opts.repeats}`, runSec(spec, t.transport));
+          log.step(`run ${done}/${scenarioRuns}: ${spec.name} ${t.server}/${t.transport} (${spec.clients} clients × ${spec.ratePerSec} msg/s × ${spec.payloadBytes} B × ${spec.durationSec} s), repeat ${r + 1}/${repeatsOf(spec, opts)}`, runSec(spec, t.transport));
           const key = `${spec.name}|${t.server}|${t.transport}`;
           let result: RunResult;
           try {
@@ -312,7 +318,7 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
               ratePerSec: spec.ratePerSec,
               payloadBytes: spec.payloadBytes,
               durationSec: spec.durationSec,
-              shortPollIntervalMs: opts.shortPollIntervalMs,
+              shortPollIntervalMs: spec.shortPollIntervalMs ?? opts.shortPollIntervalMs,
               ...(opts.lossyEvery ? { lossyEvery: opts.lossyEvery } : {}),
             });
           } catch (err) {
@@ -324,7 +330,7 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
       }
     }
     for (const spec of opts.sweep ? [] : opts.scenarios) {
-      for (const t of targets) scenarios.push(aggregate(spec, t, runs.get(`${spec.name}|${t.server}|${t.transport}`) ?? [], opts.repeats));
+      for (const t of targets) scenarios.push(aggregate(spec, t, runs.get(`${spec.name}|${t.server}|${t.transport}`) ?? [], repeatsOf(spec, opts)));
     }
     addVsBare(scenarios);
 

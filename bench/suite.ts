@@ -10,6 +10,10 @@ export interface ScenarioSpec {
   ratePerSec: number;
   payloadBytes: number;
   durationSec: number;
+  /** Fixed repeats for this scenario (otherwise the run's). */
+  repeats?: number;
+  /** Short polling interval for this scenario (otherwise the run's). */
+  shortPollIntervalMs?: number;
 }
 
 export interface Suite {
@@ -23,7 +27,7 @@ export interface Suite {
   budgetSec: number;
 }
 
-export const SUITES: Record<'default' | 'quick', Suite> = {
+export const SUITES: Record<'default' | 'quick' | 'check', Suite> = {
   default: {
     scenarios: [
       { name: '100c-100r', clients: 100, ratePerSec: 100, payloadBytes: 100, durationSec: 10 },
@@ -43,6 +47,25 @@ export const SUITES: Record<'default' | 'quick', Suite> = {
     autocannonDurationSec: 1,
     microTimeMs: 200,
     budgetSec: 90,
+  },
+  /**
+   * `npm run bench:check` (the CI gate), lab and bare only, ≤ 3 min:
+   * - `wire`: a rate low enough that every poll answer and every stream write carries exactly one
+   *   message, and a short-poll interval short enough that the window holds many poll rounds, so bytes
+   *   and requests per message are deterministic (within a few tenths of a percent);
+   * - `load`: enough traffic for CPU and latency to be measurable, three repeats alternating lab and
+   *   bare, compared only as lab ÷ bare.
+   */
+  check: {
+    scenarios: [
+      { name: 'wire', clients: 20, ratePerSec: 10, payloadBytes: 100, durationSec: 5, repeats: 1, shortPollIntervalMs: 100 },
+      { name: 'load', clients: 100, ratePerSec: 200, payloadBytes: 100, durationSec: 3, repeats: 3 },
+    ],
+    repeats: 1,
+    memoryConnections: 200,
+    autocannonDurationSec: 0,
+    microTimeMs: 0,
+    budgetSec: 180,
   },
 };
 

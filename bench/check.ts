@@ -1,0 +1,277 @@
+/**
+ * `npm run bench:check` — the CI regression gate on transport overhead. Runs the fixed `check` suite
+ * (lab and bare, every transport, ≤ 3 min) and compares it with the committed results/baseline.json.
+ *
+ * What is gated, and why those tolerances:
+ * - bytes on the wire per message (both directions) and requests per message, lab only, ±2%: at the
+ *   `wire` scenario's rate they are deterministic but for the digits of ids and timestamps;
+ * - bytes beyond the protocol floor (SSE, WebSocket), +1 B: the floor is exact, so any added byte shows;
+ * - delivery: zero lost, duplicated or reordered messages, on every scenario and server;
+ * - idle heap per connection, lab, +15% (GC timing moves it a few percent);
+ * - CPU per message and latency only as lab ÷ bare measured in the same run, +25%: absolute times
+ *   move with whatever else the machine does, the ratio much less. Absolute figures are shown as info.
+ * A deterministic figure that moved either way fails ("changed"): the baseline is then stale, and
+ * `--update` records the new one on purpose.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { Progress } from './progress.js';
+import type { Report, ScenarioResult, TransportName } from './report/types.js';
+import { validateReport } from './report/schema.js';
+import { writeReports } from './report/write.js';
+import { parseBenchArgs, runBench, type BenchOptions } from './run.js';
+import { SUITES } from './suite.js';
+
+export const TOLERANCE = Object.freeze({
+  /** Relative, either direction: bytes and requests per message. */
+  wireRel: 0.02,
+  /** Absolute, when the baseline is 0 (streams make no requests per message). */
+  wireAbsAtZero: 0.01,
+  /** Bytes per message beyond the protocol floor may grow by at most this much. */
+  floorExcessBytes: 1,
+  /** Idle heap per connection may grow by at most this fraction. */
+  heapRel: 0.15,
+  /** lab ÷ bare CPU per message and latency may grow by at most this fraction. */
+  ratioRel: 0.25,
+});
+
+export type Verdict = 'FAIL' | 'ok' | 'info';
+
+export interface CheckRow {
+  metric: string;
+  baseline: number | null;
+  now: number | null;
+  /** Relative change, when both are numbers and the baseline is not 0. */
+  change: number | null;
+  limit: string;
+  verdict: Verdict;
+  note?: string;
+}
+
+const TRANSPORTS: readonly TransportName[] = ['poll', 'short-poll', 'sse', 'ws'];
+
+const find = (r: Report, name: string, server: string, transport: TransportName) =>
+  r.scenarios.find((s) => s.name === name && s.server === server && s.transport === transport);
+
+const relChange = (base: number | null, now: number | null): number | null =>
+  base === null || now === null || base === 0 ? null : (now - base) / base;
+
+function ratio(lab: ScenarioResult | undefined, bare: ScenarioResult | undefined, pick: (s: ScenarioResult) => number | null): number | null {
+  if (!lab || !bare || lab.status !== 'ok' || bare.status !== 'ok') return null;
+  const a = pick(lab);
+  const b = pick(bare);
+  return a === null || b === null || b === 0 ? null : a / b;
+}
+
+/** Compares `now` with `baseline`; pure, so tests can feed it doctored reports. */
+export function compare(baseline: Report, now: Report): CheckRow[] {
+  const rows: CheckRow[] = [];
+  const push = (row: Omit<CheckRow, 'change'> & { change?: number | null }) => rows.push({ change: relChange(row.baseline, row.now), ...row });
+
+  // Delivery, every scenario and server that the baseline has: nothing lost, duplicated or reordered.
+  for (const b of baseline.scenarios) {
+    const n = find(now, b.name, b.server, b.transport);
+    const metric = `${b.name} ${b.server}/${b.transport} delivery (lost+dup+reordered)`;
+    if (!n) {
+      push({ metric, baseline: 0, now: null, limit: 'present', verdict: 'FAIL', note: 'scenario missing from this run' });
+      continue;
+    }
+    const bad = n.lost + n.duplicated + n.reordered;
+    push({
+      metric,
+      baseline: b.lost + b.duplicated + b.reordered,
+      now: bad,
+      change: null,
+      limit: '0, status ok',
+      verdict: n.status === 'ok' && bad === 0 ? 'ok' : 'FAIL',
+      ...(n.status === 'invalid' ? { note: `INVALID: ${n.reason}` } : {}),
+    });
+  }
+
+  for (const t of TRANSPORTS) {
+    const b = find(baseline, 'wire', 'lab', t);
+    const n = find(now, 'wire', 'lab', t);
+    if (!b || !n || n.status !== 'ok') continue;
+    const wire: [string, (s: ScenarioResult) => number | null][] = [
+      ['bytes out/msg', (s) => s.wire.bytesOutPerMsg.median],
+      ['bytes in/msg', (s) => s.wire.bytesInPerMsg.median],
+      ['requests/msg', (s) => s.wire.requestsPerMsg.median],
+    ];
+    for (const [label, pick] of wire) {
+      const base = pick(b);
+      const cur = pick(n);
+      let verdict: Verdict = 'FAIL';
+      if (base !== null && cur !== null) {
+        verdict = base === 0 ? (Math.abs(cur) <= TOLERANCE.wireAbsAtZero ? 'ok' : 'FAIL') : Math.abs(cur - base) / base <= TOLERANCE.wireRel ? 'ok' : 'FAIL';
+      }
+      push({ metric: `wire lab/${t} ${label}`, baseline: base, now: cur, limit: base === 0 ? `≤ ${TOLERANCE.wireAbsAtZero}` : `±${TOLERANCE.wireRel * 100}%`, verdict });
+    }
+    if (b.floor && n.floor) {
+      push({
+        metric: `wire lab/${t} bytes beyond protocol floor/msg`,
+        baseline: b.floor.excessBytesPerMsg,
+        now: n.floor.excessBytesPerMsg,
+        change: null,
+        limit: `≤ baseline + ${TOLERANCE.floorExcessBytes} B`,
+        verdict: n.floor.excessBytesPerMsg <= b.floor.excessBytesPerMsg + TOLERANCE.floorExcessBytes ? 'ok' : 'FAIL',
+        note: `overhead ${n.floor.overheadBytesPerMsg} B, floor ${n.floor.floorBytesPerMsg} B`,
+      });
+    }
+  }
+
+  for (const b of baseline.memory.filter((m) => m.server === 'lab')) {
+    const n = now.memory.find((m) => m.server === 'lab' && m.transport === b.transport);
+    const base = b.heapBytesPerConn.median;
+    const cur = n?.heapBytesPerConn.median ?? null;
+    const ok = n?.status === 'ok' && base !== null && cur !== null && cur <= base * (1 + TOLERANCE.heapRel);
+    push({
+      metric: `memory lab/${b.transport} idle heap bytes/conn`,
+      baseline: base,
+      now: cur,
+      limit: `≤ +${TOLERANCE.heapRel * 100}%`,
+      verdict: ok ? 'ok' : 'FAIL',
+      ...(n?.status === 'invalid' ? { note: `INVALID: ${n.reason}` } : !n ? { note: 'missing from this run' } : {}),
+    });
+  }
+
+  for (const t of TRANSPORTS) {
+    const ratios: [string, (s: ScenarioResult) => number | null][] = [
+      ['CPU/msg lab÷bare', (s) => s.serverMetrics.cpuUsPerMsg.median],
+      ['latency p50 lab÷bare', (s) => s.latencyMs.p50.median],
+    ];
+    for (const [label, pick] of ratios) {
+      const base = ratio(find(baseline, 'load', 'lab', t), find(baseline, 'load', 'bare', t), pick);
+      const cur = ratio(find(now, 'load', 'lab', t), find(now, 'load', 'bare', t), pick);
+      if (base === null) continue;
+      push({
+        metric: `load ${t} ${label}`,
+        baseline: base,
+        now: cur,
+        limit: `≤ +${TOLERANCE.ratioRel * 100}%`,
+        verdict: cur !== null && cur <= base * (1 + TOLERANCE.ratioRel) ? 'ok' : 'FAIL',
+      });
+    }
+    const lab = find(now, 'load', 'lab', t);
+    const labBase = find(baseline, 'load', 'lab', t);
+    if (lab && labBase) {
+      push({ metric: `load lab/${t} latency p99 ms (absolute)`, baseline: labBase.latencyMs.p99.median, now: lab.latencyMs.p99.median, limit: 'info', verdict: 'info' });
+      push({ metric: `load lab/${t} CPU µs/msg (absolute)`, baseline: labBase.serverMetrics.cpuUsPerMsg.median, now: lab.serverMetrics.cpuUsPerMsg.median, limit: 'info', verdict: 'info' });
+    }
+  }
+
+  const order: Record<Verdict, number> = { FAIL: 0, ok: 1, info: 2 };
+  return rows.sort((a, b) => order[a.verdict] - order[b.verdict]);
+}
+
+const fmt = (v: number | null): string => (v === null ? '—' : Math.abs(v) >= 100 ? v.toFixed(1) : Math.abs(v) >= 1 ? v.toFixed(3) : v.toFixed(4));
+
+export function renderTable(rows: CheckRow[]): string {
+  const head = ['metric', 'baseline', 'now', 'change', 'limit', 'verdict'];
+  const body = rows.map((r) => [
+    r.metric,
+    fmt(r.baseline),
+    fmt(r.now),
+    r.change === null ? '' : `${r.change >= 0 ? '+' : ''}${(r.change * 100).toFixed(2)}%`,
+    r.limit,
+    r.verdict + (r.note ? `  (${r.note})` : ''),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 5 ? c : c.padEnd(widths[i]!))).join('  ');
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
+}
+
+export function checkOptions(extra: string[] = []): BenchOptions {
+  const suite = SUITES.check;
+  return {
+    ...parseBenchArgs(['--servers', 'lab,bare', '--no-autocannon', '--no-micro', ...extra]),
+    scenarios: suite.scenarios.map((s) => ({ ...s })),
+    repeats: suite.repeats,
+    memoryConnections: suite.memoryConnections,
+    memory: true,
+    suite: 'check',
+    repeatsNote: undefined,
+    argv: ['bench:check', ...extra],
+  };
+}
+
+export const DEFAULT_BASELINE = 'results/baseline.json';
+
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      update: { type: 'boolean' },
+      baseline: { type: 'string' },
+      report: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(`npm run bench:check -- [--update] [--baseline FILE] [--report FILE] [--out DIR]
+  (no flags)       run the check suite and compare it with ${DEFAULT_BASELINE}; exit 1 on a regression
+  --update         run the check suite and make it the new baseline (prints what changed)
+  --report FILE    compare FILE (a bench report) instead of running
+  --out DIR        also write this run's report to DIR`);
+    return 0;
+  }
+  const baselinePath = values.baseline ?? DEFAULT_BASELINE;
+  let current: Report;
+  if (values.report) {
+    current = JSON.parse(await readFile(values.report, 'utf8')) as Report;
+    const v = validateReport(current);
+    if (!v.ok) throw new Error(`${values.report} is not a valid report:\n- ${v.errors.join('\n- ')}`);
+  } else {
+    current = await runBench(checkOptions(), new Progress());
+    if (values.out) await writeReports(current, values.out);
+  }
+
+  let baseline: Report | undefined;
+  try {
+    baseline = JSON.parse(await readFile(baselinePath, 'utf8')) as Report;
+  } catch {
+    baseline = undefined;
+  }
+
+  if (values.update) {
+    const v = validateReport(current);
+    if (!v.ok) throw new Error(`this run does not validate; baseline not written:\n- ${v.errors.join('\n- ')}`);
+    const invalid = current.scenarios.filter((s) => s.status === 'invalid');
+    if (invalid.length) {
+      console.error(`not updating the baseline: ${invalid.length} scenario(s) INVALID:\n${invalid.map((s) => `  ${s.name} ${s.server}/${s.transport}: ${s.reason}`).join('\n')}`);
+      return 1;
+    }
+    await writeFile(baselinePath, `${JSON.stringify(current, null, 2)}\n`);
+    if (baseline) {
+      const changed = compare(baseline, current).filter((r) => r.verdict !== 'info');
+      console.log(`What changed against the previous baseline (${baseline.git}, ${baseline.startedAt}):\n${renderTable(changed)}`);
+    }
+    console.log(`\nwrote ${baselinePath} (git ${current.git}); commit it with the change that moved these figures.`);
+    return 0;
+  }
+
+  if (!baseline) {
+    console.error(`no baseline at ${baselinePath}: run \`npm run bench:check -- --update\` and commit it`);
+    return 1;
+  }
+  const rows = compare(baseline, current);
+  console.log(renderTable(rows));
+  const failures = rows.filter((r) => r.verdict === 'FAIL');
+  console.log(
+    failures.length
+      ? `\nbench:check: ${failures.length} regression(s) against ${baselinePath} (${baseline.git}). If the change is intended, run \`npm run bench:check -- --update\` and commit the baseline.`
+      : `\nbench:check: no regression against ${baselinePath} (${baseline.git}).`,
+  );
+  return failures.length ? 1 : 0;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(`bench:check: ${(err as Error).message}`);
+      process.exit(2);
+    },
+  );
+}

@@ -1,0 +1,101 @@
+/**
+ * The CI gate must be able to fail. The checker is fed the committed baseline itself (passes), and
+ * doctored copies of it: 10% more bytes per message, a lost message, heavier heap, a slower lab.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { compare, DEFAULT_BASELINE, renderTable } from '../bench/check.js';
+import type { Figure, Report } from '../bench/report/types.js';
+import { validateReport } from '../bench/report/schema.js';
+
+const baseline = JSON.parse(readFileSync(DEFAULT_BASELINE, 'utf8')) as Report;
+const copy = (): Report => structuredClone(baseline);
+const scale = (f: Figure, k: number): Figure => ({
+  median: f.median === null ? null : f.median * k,
+  min: f.min === null ? null : f.min * k,
+  max: f.max === null ? null : f.max * k,
+  values: f.values.map((v) => (v === null ? null : v * k)),
+});
+const failed = (r: Report) => compare(baseline, r).filter((row) => row.verdict === 'FAIL');
+
+describe('bench:check', () => {
+  it('the committed baseline is a valid report of the check suite, lab and bare, every transport', () => {
+    expect(validateReport(baseline)).toEqual({ ok: true });
+    const names = new Set(baseline.scenarios.map((s) => `${s.name} ${s.server}/${s.transport}`));
+    for (const name of ['wire', 'load']) {
+      for (const server of ['lab', 'bare']) {
+        for (const t of ['poll', 'short-poll', 'sse', 'ws']) expect(names.has(`${name} ${server}/${t}`)).toBe(true);
+      }
+    }
+    expect(baseline.scenarios.every((s) => s.status === 'ok')).toBe(true);
+  });
+
+  it('passes the baseline against itself', () => {
+    const rows = compare(baseline, copy());
+    expect(rows.filter((r) => r.verdict === 'FAIL')).toEqual([]);
+    expect(rows.filter((r) => r.verdict === 'ok').length).toBeGreaterThan(20);
+  });
+
+  it('fails when a transport sends 10% more bytes per message, offending rows first', () => {
+    const r = copy();
+    for (const s of r.scenarios) if (s.server === 'lab' && s.name === 'wire' && s.transport === 'sse') s.wire.bytesOutPerMsg = scale(s.wire.bytesOutPerMsg, 1.1);
+    const rows = compare(baseline, r);
+    expect(rows[0]).toMatchObject({ metric: 'wire lab/sse bytes out/msg', verdict: 'FAIL' });
+    expect(rows[0]?.change).toBeCloseTo(0.1, 6);
+    expect(failed(r)).toHaveLength(1);
+    expect(renderTable(rows).split('\n')[2]).toMatch(/wire lab\/sse bytes out\/msg .*\+10\.00% .*FAIL/);
+  });
+
+  it('fails on 2.5% fewer requests per message too (a deterministic figure moved: the baseline is stale)', () => {
+    const r = copy();
+    for (const s of r.scenarios) if (s.server === 'lab' && s.name === 'wire' && s.transport === 'poll') s.wire.requestsPerMsg = scale(s.wire.requestsPerMsg, 0.975);
+    expect(failed(r).map((row) => row.metric)).toEqual(['wire lab/poll requests/msg']);
+  });
+
+  it('fails when a message was lost', () => {
+    const r = copy();
+    const s = r.scenarios.find((x) => x.server === 'lab' && x.name === 'load' && x.transport === 'ws')!;
+    s.lost = 1;
+    s.status = 'invalid';
+    s.reason = 'repeat 2: 1 messages lost';
+    expect(failed(r).map((row) => row.metric)).toContain('load lab/ws delivery (lost+dup+reordered)');
+  });
+
+  it('fails when idle heap per connection grows 20%, or the lab gets 30% slower than bare; not on absolute times alone', () => {
+    const heavy = copy();
+    for (const m of heavy.memory) if (m.server === 'lab' && m.transport === 'ws') m.heapBytesPerConn = scale(m.heapBytesPerConn, 1.2);
+    expect(failed(heavy).map((row) => row.metric)).toEqual(['memory lab/ws idle heap bytes/conn']);
+
+    const slow = copy();
+    for (const s of slow.scenarios) if (s.server === 'lab' && s.name === 'load' && s.transport === 'poll') s.serverMetrics.cpuUsPerMsg = scale(s.serverMetrics.cpuUsPerMsg, 1.3);
+    expect(failed(slow).map((row) => row.metric)).toEqual(['load poll CPU/msg lab÷bare']);
+
+    // The whole machine twice as slow: lab and bare both; the ratio holds, so nothing fails.
+    const busy = copy();
+    for (const s of busy.scenarios) if (s.name === 'load') s.serverMetrics.cpuUsPerMsg = scale(s.serverMetrics.cpuUsPerMsg, 2);
+    expect(failed(busy)).toEqual([]);
+  });
+
+  it('the CLI exits 1 on a doctored report and 0 on the baseline (npm run bench:check -- --report)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lab-check-'));
+    const doctored = copy();
+    for (const s of doctored.scenarios) if (s.server === 'lab' && s.name === 'wire') s.wire.bytesOutPerMsg = scale(s.wire.bytesOutPerMsg, 1.1);
+    await writeFile(join(dir, 'doctored.json'), JSON.stringify(doctored));
+    const run = (file: string) =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', 'bench/check.ts', '--report', file], { timeout: 30_000 }).then(
+        (r) => ({ code: 0, out: r.stdout }),
+        (e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout }),
+      );
+    const bad = await run(join(dir, 'doctored.json'));
+    expect(bad.code).toBe(1);
+    expect(bad.out).toMatch(/regression/);
+    const good = await run(DEFAULT_BASELINE);
+    expect(good.code).toBe(0);
+    expect(good.out).toMatch(/no regression/);
+  }, 60_000);
+});
