@@ -1,0 +1,266 @@
+// Transport Lab dashboard: entry point. Plain ES modules, no build step; everything is served by the
+// lab itself (chart.js from /vendor), so the page works offline and under a strict CSP (no inline
+// scripts or styles: DOM and CSSOM from here only).
+
+import { api, ApiError, getToken, nowMs, setToken } from './api.js';
+import { SIGNIFICANT_OFFSET_MS, syncClock } from './clock.js';
+import { fmtMs, fmtNum, setText } from './format.js';
+import { LatencyChart, PaneView, RENDER_INTERVAL_MS, StatsStrip } from './live.js';
+import { driverFor, PaneModel, TRANSPORTS } from './panes.js';
+import { ReportsView } from './reports.js';
+import { chartDefaults } from './theme.js';
+
+const STATS_INTERVAL_MS = 1000;
+const CONTROL_INTERVAL_MS = 2000;
+/** Re-estimate the clock offset now and then: clocks drift, and NTP steps them. */
+const CLOCK_RESYNC_MS = 60_000;
+
+/** @param {string} id */
+const $ = (id) => {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`#${id} missing from index.html`);
+  return el;
+};
+
+/** @type {import('./clock.js').ClockSync | undefined} */
+let clock;
+const offsetMs = () => clock?.offsetMs ?? 0;
+
+/** Test and debugging hook: the models themselves (ids, counters, state), no text scraping needed. */
+const lab = {
+  ready: false,
+  /** @type {Record<string, PaneModel>} */
+  panes: {},
+  /** @type {Record<string, any>} */
+  drivers: {},
+  clock: () => clock,
+  /** @type {StatsStrip | undefined} */
+  strip: undefined,
+};
+/** @type {any} */ (window).__lab = lab;
+
+// ---- tabs (#live / #reports) ---------------------------------------------------------------------
+
+/** @type {ReportsView | undefined} */
+let reports;
+function showView() {
+  const view = location.hash === '#reports' ? 'reports' : 'live';
+  $('view-live').hidden = view !== 'live';
+  $('view-reports').hidden = view !== 'reports';
+  for (const name of ['live', 'reports']) {
+    const tab = $(`tab-${name}`);
+    if (name === view) tab.setAttribute('aria-current', 'page');
+    else tab.removeAttribute('aria-current');
+  }
+  document.body.dataset.view = view;
+  if (view === 'reports') {
+    reports ??= new ReportsView($('report-list'), $('report'));
+    void reports.show();
+  }
+}
+window.addEventListener('hashchange', showView);
+
+// ---- controls ------------------------------------------------------------------------------------
+
+const status = $('control-status');
+/** @param {string} text @param {'ok'|'error'} kind */
+function say(text, kind = 'ok') {
+  status.textContent = text;
+  status.dataset.kind = kind;
+}
+/** @param {unknown} err */
+function sayError(err) {
+  if (err instanceof ApiError && err.status === 401) say(`${err.code}: this server needs its publish token (Token field)`, 'error');
+  else if (err instanceof ApiError) say(`${err.code}: ${err.message}`, 'error');
+  else say(err instanceof Error ? err.message : String(err), 'error');
+}
+
+/** @param {string} id */
+const numberInput = (id) => /** @type {HTMLInputElement} */ ($(id));
+
+function wireControls() {
+  const form = /** @type {HTMLFormElement} */ ($('controls'));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const text = /** @type {HTMLInputElement} */ ($('publish-text')).value;
+    try {
+      const { id } = await api('/publish', { method: 'POST', json: { data: text }, auth: true });
+      say(`published id ${id}`);
+    } catch (err) {
+      sayError(err);
+    }
+  });
+
+  $('control-btn').addEventListener('click', async () => {
+    const ratePerSec = numberInput('rate').valueAsNumber;
+    const payloadBytes = numberInput('payload').valueAsNumber;
+    // An empty field leaves that setting as it is.
+    const body = {
+      ...(Number.isFinite(ratePerSec) ? { ratePerSec } : {}),
+      ...(Number.isFinite(payloadBytes) ? { payloadBytes } : {}),
+    };
+    try {
+      const c = await api('/control', { method: 'PUT', json: body, auth: true });
+      showControl(c);
+      say(`server publisher set to ${fmtNum(c.ratePerSec)} msg/s, ${fmtNum(c.payloadBytes)} B`);
+    } catch (err) {
+      sayError(err);
+    }
+  });
+
+  $('burst-btn').addEventListener('click', async () => {
+    const count = numberInput('burst-count').valueAsNumber;
+    try {
+      const { firstId, lastId } = await api('/control/burst', { method: 'POST', json: { count }, auth: true });
+      say(`burst published ids ${firstId}–${lastId}`);
+    } catch (err) {
+      sayError(err);
+    }
+  });
+
+  const token = /** @type {HTMLInputElement} */ ($('token'));
+  token.value = getToken();
+  token.addEventListener('change', () => {
+    setToken(token.value.trim());
+    // The WebSocket carries the token in its URL (?token=): reopen it with the new one.
+    lab.drivers.ws?.reconnect();
+    say(token.value ? 'token saved for this tab' : 'token cleared');
+  });
+}
+
+let controlFilled = false;
+/** @param {{ratePerSec: number, payloadBytes: number, published: number}} c */
+function showControl(c) {
+  setText($('control-now'), `now ${fmtNum(c.ratePerSec)}/s · ${fmtNum(c.payloadBytes)} B`);
+  $('control-now').title = `${fmtNum(c.published)} published by the server's publisher so far`;
+  const rate = numberInput('rate');
+  const payload = numberInput('payload');
+  // Fill the inputs once from the server; afterwards they are the user's.
+  if (!controlFilled && document.activeElement !== rate && document.activeElement !== payload) {
+    rate.value = String(c.ratePerSec);
+    payload.value = String(c.payloadBytes);
+    controlFilled = true;
+  }
+}
+
+async function refreshControl() {
+  try {
+    showControl(await api('/control'));
+  } catch {
+    setText($('control-now'), 'GET /control unavailable');
+  }
+}
+
+// ---- header: feed and clock ----------------------------------------------------------------------
+
+/** @param {any} stats */
+function showFeed(stats) {
+  const f = stats.feed;
+  if (!f) return;
+  setText($('feed-info'), `feed ${f.kind} · epoch ${f.epoch} · last id ${fmtNum(f.lastId)} · ${fmtNum(f.retained)} retained`);
+}
+
+function showClock() {
+  const note = $('clock-note');
+  if (!clock) {
+    note.hidden = false;
+    setText(note, 'clock offset unknown (GET /time failed): latencies assume the same clock');
+    note.dataset.kind = 'warn';
+    return;
+  }
+  const significant = Math.abs(clock.measuredOffsetMs) > SIGNIFICANT_OFFSET_MS;
+  note.dataset.offsetMs = clock.offsetMs.toFixed(3);
+  if (clock.applied || significant || !clock.local) {
+    note.hidden = false;
+    note.dataset.kind = 'warn';
+    setText(
+      note,
+      `clock offset ≈ ${fmtMs(clock.measuredOffsetMs)}, estimated (±${fmtMs(clock.rttMs / 2)}, best of ${clock.samples} round trips to /time)` +
+        (clock.applied ? ': latencies corrected by it' : ''),
+    );
+  } else {
+    note.hidden = false;
+    note.dataset.kind = 'ok';
+    setText(note, `same machine as the server: one clock (measured offset ${fmtMs(clock.measuredOffsetMs)})`);
+  }
+}
+
+async function resyncClock() {
+  try {
+    clock = await syncClock();
+  } catch {
+    clock = undefined;
+  }
+  showClock();
+}
+
+// ---- start ---------------------------------------------------------------------------------------
+
+async function main() {
+  chartDefaults();
+  wireControls();
+  showView();
+
+  // Every pane starts at the feed's last id as of now, so all four see the same messages from here on.
+  /** @type {any} */
+  let stats;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      stats = await api('/stats');
+      break;
+    } catch (err) {
+      setText($('feed-info'), `server unreachable (${err instanceof Error ? err.message : err}); retrying…`);
+      await new Promise((r) => setTimeout(r, Math.min(10_000, 1000 * attempt)));
+    }
+  }
+  showFeed(stats);
+  await resyncClock();
+  setInterval(resyncClock, CLOCK_RESYNC_MS);
+
+  const template = /** @type {HTMLTemplateElement} */ ($('pane-template'));
+  const panesEl = $('panes');
+  /** @type {PaneView[]} */
+  const views = [];
+  for (const t of TRANSPORTS) {
+    const model = new PaneModel(t.key, offsetMs);
+    model.startAt(stats.feed.lastId, stats.feed.epoch);
+    const driver = driverFor(model);
+    const view = new PaneView(model, template, () => driver.drop());
+    panesEl.appendChild(view.el);
+    lab.panes[t.key] = model;
+    lab.drivers[t.key] = driver;
+    views.push(view);
+    driver.start();
+  }
+
+  const render = () => {
+    const now = nowMs();
+    for (const v of views) v.render(now, offsetMs());
+  };
+  render();
+  setInterval(render, RENDER_INTERVAL_MS);
+
+  const chart = new LatencyChart(/** @type {HTMLCanvasElement} */ ($('latency-chart')), views);
+  setInterval(() => chart.sample(), 1000);
+
+  const strip = new StatsStrip(/** @type {HTMLTableElement} */ ($('strip')), $('loop-delay'));
+  lab.strip = strip;
+  strip.push(stats);
+  setInterval(async () => {
+    try {
+      const s = await api('/stats');
+      strip.push(s);
+      showFeed(s);
+    } catch {
+      setText($('feed-info'), 'GET /stats failed; retrying');
+    }
+  }, STATS_INTERVAL_MS);
+
+  await refreshControl();
+  setInterval(refreshControl, CONTROL_INTERVAL_MS);
+
+  lab.ready = true;
+  document.body.dataset.ready = 'true';
+}
+
+void main();

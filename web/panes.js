@@ -1,0 +1,394 @@
+// One pane per transport: a model that counts what arrived (bounded), and a driver that keeps one
+// connection of that transport going with the browser's own fetch / EventSource / WebSocket.
+//
+// Every driver resumes from the pane's cursor (the last id it saw): after a drop or an error it asks
+// for "what came after cursor X", so a resumed pane shows zero lost and zero duplicates unless the
+// server announces a gap (cursor older than retention) or a reset (restarted feed / future cursor).
+
+import { api, ApiError, getToken, nowMs } from './api.js';
+import { LatencyRing, RateMeter, RecentList } from './metrics.js';
+
+/** Short polling asks every second: the baseline the other transports are compared with. */
+export const SHORT_POLL_INTERVAL_MS = 1000;
+/** "Drop connection" keeps the pane disconnected this long, so messages published meanwhile have to
+ * come from the cursor, visibly. */
+export const DROP_PAUSE_MS = 1000;
+/** A long-poll pane's first request after (re)connecting is held only this long: its answer says the
+ * server is there (the pane shows "open"), and anything already after the cursor comes at once. Not 0,
+ * which would make it a short poll (and count it under shortPoll in /stats). */
+const CONNECT_POLL_TIMEOUT_MS = 1;
+/** Retry after an error: 1 s, doubling, at most 10 s (the server may be restarting). */
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 10_000;
+/** The test hook keeps every received id, up to this many per pane (older ids are dropped). */
+export const IDS_CAP = 100_000;
+/** Rows in a pane's "last messages" list. */
+export const RECENT_ROWS = 10;
+
+/**
+ * @typedef {'poll'|'sse'|'ws'|'short-poll'} TransportKey
+ * @typedef {'connecting'|'open'|'dropped'|'retrying'} PaneState
+ * @typedef {{id: number, ts: number, data: unknown}} Message
+ * @typedef {{type: 'gap', since: number, firstId: number, missed: number}} Gap
+ * @typedef {{type: 'reset', reason: string, epoch: string, lastId: number}} Reset
+ */
+
+/** @type {{key: TransportKey, title: string, statsKey: string, how: string}[]} */
+export const TRANSPORTS = [
+  { key: 'poll', title: 'Long polling', statsKey: 'poll', how: 'fetch GET /poll?since=<id>, held until a message' },
+  { key: 'sse', title: 'Server-Sent Events', statsKey: 'sse', how: 'EventSource on /events?since=<id>' },
+  { key: 'ws', title: 'WebSocket', statsKey: 'ws', how: 'WebSocket on /ws?since=<id>' },
+  { key: 'short-poll', title: 'Short polling', statsKey: 'shortPoll', how: `fetch GET /poll?since=<id>&timeout=0 every ${SHORT_POLL_INTERVAL_MS / 1000} s` },
+];
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const retryDelay = (failures) => Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.max(0, failures - 1));
+const describe = (err) => (err instanceof ApiError ? err.code : err instanceof Error ? err.message : String(err));
+
+export class PaneModel {
+  /** @param {TransportKey} key @param {() => number} offsetMs browser → server clock offset */
+  constructor(key, offsetMs) {
+    this.key = key;
+    this.offsetMs = offsetMs;
+    /** @type {PaneState} */
+    this.state = 'connecting';
+    this.detail = '';
+    this.stateSince = nowMs();
+    /** The resume cursor: the next request asks for ids after this one. */
+    this.cursor = 0;
+    /** @type {string | undefined} */
+    this.epoch = undefined;
+    /** Highest id accepted in this epoch; an id at or below it is a duplicate. */
+    this.lastSeen = 0;
+    this.received = 0;
+    this.lost = 0;
+    this.duplicates = 0;
+    /** Ids that never arrived and were not announced by a gap: must stay 0. */
+    this.skipped = 0;
+    this.reconnects = 0;
+    this.resets = 0;
+    this.requests = 0;
+    /** @type {number[]} every id delivered, duplicates included, in arrival order (test hook) */
+    this.ids = [];
+    this.recent = new RecentList(RECENT_ROWS);
+    this.latency = new LatencyRing();
+    this.rate = new RateMeter(5);
+    /** Bumped on every change; the renderer skips panes that did not change. */
+    this.version = 0;
+  }
+
+  /** Where to start: the feed's last id when the page loaded, so every pane sees the same messages. */
+  startAt(cursor, epoch) {
+    this.cursor = cursor;
+    this.lastSeen = cursor;
+    this.epoch = epoch;
+  }
+
+  /** @param {PaneState} state @param {string} [detail] */
+  setState(state, detail = '') {
+    if (state !== this.state) this.stateSince = nowMs();
+    this.state = state;
+    this.detail = detail;
+    this.version++;
+  }
+
+  /** @param {Message} m */
+  accept(m) {
+    const now = nowMs();
+    this.ids.push(m.id);
+    if (this.ids.length > IDS_CAP) this.ids.splice(0, this.ids.length - IDS_CAP + IDS_CAP / 10);
+    if (m.id <= this.lastSeen) {
+      this.duplicates++;
+    } else {
+      if (m.id > this.lastSeen + 1) this.skipped += m.id - this.lastSeen - 1;
+      this.lastSeen = m.id;
+      this.received++;
+      const latency = now + this.offsetMs() - m.ts;
+      this.latency.push(now, latency);
+      this.rate.add(now);
+      this.recent.push({ message: m, latency });
+    }
+    if (m.id > this.cursor) this.cursor = m.id;
+    this.version++;
+  }
+
+  /** The cursor fell out of retention: `missed` messages are gone, and the server says so. @param {Gap} g */
+  gap(g) {
+    this.lost += g.missed;
+    this.lastSeen = Math.max(this.lastSeen, g.firstId - 1);
+    this.cursor = Math.max(this.cursor, g.firstId - 1);
+    this.version++;
+  }
+
+  /** A restarted feed or a future cursor: the stream starts over at cursor 0 of `epoch`. @param {Reset} r */
+  reset(r) {
+    this.resets++;
+    this.epoch = r.epoch;
+    this.cursor = 0;
+    this.lastSeen = 0;
+    this.latency.clear();
+    this.version++;
+  }
+
+  /** @param {{epoch: string}} h */
+  hello(h) {
+    this.epoch ??= h.epoch;
+    this.version++;
+  }
+
+  resumeQuery() {
+    const q = new URLSearchParams({ since: String(this.cursor) });
+    if (this.epoch) q.set('epoch', this.epoch);
+    return q;
+  }
+}
+
+/**
+ * Long polling (held until a message or the server's timeout) and short polling (timeout=0 on a
+ * fixed 1 s cadence) share one loop. A drop aborts the request in flight; its answer, if any, is
+ * discarded before it is counted, and the cursor did not move, so the next poll asks again.
+ */
+export class PollDriver {
+  #gen = 0;
+  /** @type {AbortController | undefined} */
+  #abort;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #resumeTimer;
+
+  /** @param {PaneModel} pane @param {boolean} short */
+  constructor(pane, short) {
+    this.pane = pane;
+    this.short = short;
+  }
+
+  start() {
+    void this.#run(++this.#gen);
+  }
+
+  drop() {
+    this.#gen++;
+    this.#abort?.abort();
+    clearTimeout(this.#resumeTimer);
+    this.pane.setState('dropped', 'request aborted');
+    const gen = this.#gen;
+    this.#resumeTimer = setTimeout(() => {
+      this.pane.reconnects++;
+      void this.#run(gen);
+    }, DROP_PAUSE_MS);
+  }
+
+  /** @param {number} gen */
+  async #run(gen) {
+    let failures = 0;
+    let connected = false;
+    while (gen === this.#gen) {
+      const started = nowMs();
+      const ctrl = new AbortController();
+      this.#abort = ctrl;
+      const q = this.pane.resumeQuery();
+      if (this.short) q.set('timeout', '0');
+      else if (!connected) q.set('timeout', String(CONNECT_POLL_TIMEOUT_MS));
+      this.pane.requests++;
+      if (this.pane.state !== 'open') this.pane.setState('connecting');
+      try {
+        const body = await api(`/poll?${q}`, { signal: ctrl.signal });
+        if (gen !== this.#gen) return; // dropped while the answer was read: it never counted
+        failures = 0;
+        connected = true;
+        this.pane.setState('open', this.short ? 'polling every second' : 'poll held until a message');
+        if (body.reset) this.pane.reset(body.reset);
+        if (body.gap) this.pane.gap(body.gap);
+        for (const m of body.messages) this.pane.accept(m);
+        this.pane.cursor = body.lastId;
+        this.pane.epoch = body.epoch;
+      } catch (err) {
+        if (gen !== this.#gen) return;
+        failures++;
+        connected = false;
+        this.pane.setState('retrying', describe(err));
+        await sleep(retryDelay(failures));
+        if (gen !== this.#gen) return;
+        this.pane.reconnects++;
+        continue;
+      }
+      if (this.short) {
+        await sleep(Math.max(0, started + SHORT_POLL_INTERVAL_MS - nowMs()));
+      }
+    }
+  }
+}
+
+/**
+ * EventSource reconnects by itself after a network error, sending Last-Event-ID (which the server
+ * prefers over ?since). A drop closes it and opens a new one at ?since=<cursor>; so does an error
+ * that made EventSource give up (readyState CLOSED, e.g. an HTTP error status).
+ */
+export class SseDriver {
+  /** @type {EventSource | undefined} */
+  #es;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #timer;
+  #failures = 0;
+
+  /** @param {PaneModel} pane */
+  constructor(pane) {
+    this.pane = pane;
+  }
+
+  start() {
+    this.#open();
+  }
+
+  #open() {
+    const pane = this.pane;
+    const es = new EventSource(`/events?${pane.resumeQuery()}`);
+    this.#es = es;
+    pane.requests++;
+    pane.setState('connecting');
+    let hadError = false;
+    const mine = () => this.#es === es;
+    es.onopen = () => {
+      if (!mine()) return;
+      if (hadError) pane.reconnects++; // EventSource's own reconnect succeeded
+      hadError = false;
+      this.#failures = 0;
+      pane.setState('open', 'stream open');
+    };
+    es.onmessage = (e) => {
+      if (mine()) pane.accept(JSON.parse(e.data));
+    };
+    es.addEventListener('hello', (e) => {
+      if (mine()) pane.hello(JSON.parse(/** @type {MessageEvent} */ (e).data));
+    });
+    es.addEventListener('gap', (e) => {
+      if (mine()) pane.gap(JSON.parse(/** @type {MessageEvent} */ (e).data));
+    });
+    es.addEventListener('reset', (e) => {
+      if (mine()) pane.reset(JSON.parse(/** @type {MessageEvent} */ (e).data));
+    });
+    es.onerror = () => {
+      if (!mine()) return;
+      hadError = true;
+      if (es.readyState === EventSource.CONNECTING) {
+        pane.requests++; // it is about to try again on its own
+        pane.setState('retrying', 'EventSource reconnecting');
+        return;
+      }
+      es.close();
+      this.#failures++;
+      pane.setState('retrying', 'EventSource gave up; reopening');
+      this.#timer = setTimeout(() => {
+        pane.reconnects++;
+        this.#open();
+      }, retryDelay(this.#failures));
+    };
+  }
+
+  drop() {
+    this.#es?.close();
+    this.#es = undefined;
+    clearTimeout(this.#timer);
+    this.pane.setState('dropped', 'EventSource closed');
+    this.#timer = setTimeout(() => {
+      this.pane.reconnects++;
+      this.#open();
+    }, DROP_PAUSE_MS);
+  }
+}
+
+/** WebSocket: reopened at ?since=<cursor> after a drop or any close. ?token= when a token is set. */
+export class WsDriver {
+  /** @type {WebSocket | undefined} */
+  #ws;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #timer;
+  #failures = 0;
+
+  /** @param {PaneModel} pane */
+  constructor(pane) {
+    this.pane = pane;
+  }
+
+  start() {
+    this.#open();
+  }
+
+  #open() {
+    const pane = this.pane;
+    const q = pane.resumeQuery();
+    const token = getToken();
+    if (token) q.set('token', token);
+    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws?${q}`);
+    this.#ws = ws;
+    pane.requests++;
+    pane.setState('connecting');
+    const mine = () => this.#ws === ws;
+    let opened = false;
+    ws.onopen = () => {
+      if (!mine()) return;
+      opened = true;
+      this.#failures = 0;
+      pane.setState('open', 'socket open');
+    };
+    ws.onmessage = (e) => {
+      if (!mine()) return;
+      const frame = JSON.parse(e.data);
+      // A message never has a top-level `type`; every control frame has one.
+      if (!('type' in frame)) pane.accept(frame);
+      else if (frame.type === 'hello') pane.hello(frame);
+      else if (frame.type === 'gap') pane.gap(frame);
+      else if (frame.type === 'reset') pane.reset(frame);
+      else if (frame.type === 'error') pane.setState(pane.state, `server error ${frame.code}`);
+    };
+    ws.onclose = (e) => {
+      if (!mine()) return;
+      this.#ws = undefined;
+      this.#failures++;
+      // A refused upgrade (401 wrong token, 403 origin) reaches the page only as close 1006.
+      const why = opened ? `closed ${e.code}${e.reason ? ` ${e.reason}` : ''}` : `could not connect (${token ? 'wrong token? ' : ''}close ${e.code})`;
+      pane.setState('retrying', why);
+      this.#timer = setTimeout(() => {
+        pane.reconnects++;
+        this.#open();
+      }, retryDelay(this.#failures));
+    };
+  }
+
+  drop() {
+    const ws = this.#ws;
+    this.#ws = undefined; // detach first: nothing from the old socket counts any more
+    ws?.close(1000, 'dropped by the dashboard');
+    clearTimeout(this.#timer);
+    this.pane.setState('dropped', 'socket closed');
+    this.#timer = setTimeout(() => {
+      this.pane.reconnects++;
+      this.#open();
+    }, DROP_PAUSE_MS);
+  }
+
+  /** Reopen at once (the token changed). */
+  reconnect() {
+    const ws = this.#ws;
+    this.#ws = undefined;
+    ws?.close(1000, 'token changed');
+    clearTimeout(this.#timer);
+    this.pane.reconnects++;
+    this.#open();
+  }
+}
+
+/** @param {PaneModel} pane */
+export function driverFor(pane) {
+  switch (pane.key) {
+    case 'poll':
+      return new PollDriver(pane, false);
+    case 'short-poll':
+      return new PollDriver(pane, true);
+    case 'sse':
+      return new SseDriver(pane);
+    case 'ws':
+      return new WsDriver(pane);
+    default:
+      throw new Error(`unknown transport ${pane.key}`);
+  }
+}
