@@ -24,7 +24,7 @@ import {
   type TransportName,
 } from './report/types.js';
 import { writeReports } from './report/write.js';
-import { runScenario, type RunResult } from './run-scenario.js';
+import { PUBLISHER_LAG_LIMIT_MS, runScenario, type RunResult } from './run-scenario.js';
 import { startServer, type ServerHandle } from './server-process.js';
 import { processKey, target, type Target } from './targets.js';
 import { SUITES, SWEEP, type ScenarioSpec } from './suite.js';
@@ -61,6 +61,8 @@ export interface BenchOptions {
   sweep: boolean;
   shortPollIntervalMs: number;
   lossyEvery: number;
+  /** Publisher lag p99 (ms) above which a run is INVALID. */
+  maxPublisherLagMs: number;
   suite: string;
   argv: string[];
   /** Set when the repeats were lowered to fit the suite's time budget. */
@@ -88,6 +90,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       'no-micro': { type: 'boolean' },
       'short-poll-interval-ms': { type: 'string' },
       'lossy-every': { type: 'string' },
+      'max-publisher-lag-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -129,6 +132,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     sweep: values.sweep ?? false,
     shortPollIntervalMs: positive(values['short-poll-interval-ms'], 'short-poll-interval-ms') ?? 1000,
     lossyEvery: positive(values['lossy-every'], 'lossy-every') ?? 0,
+    maxPublisherLagMs: positive(values['max-publisher-lag-ms'], 'max-publisher-lag-ms') ?? PUBLISHER_LAG_LIMIT_MS,
     suite: custom ? 'custom' : suiteName,
     argv,
     repeatsNote: undefined,
@@ -154,6 +158,7 @@ const HELP = `npm run bench -- [flags]
   --memory-connections N      idle connections for the memory measurement
   --no-memory --no-autocannon --no-micro
   --short-poll-interval-ms MS short polling interval (default 1000)
+  --max-publisher-lag-ms MS   publisher lag p99 above which a run is INVALID (default ${PUBLISHER_LAG_LIMIT_MS})
   --out DIR                   where reports go (default results)`;
 
 function gitSha(): string {
@@ -320,6 +325,7 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
               durationSec: spec.durationSec,
               shortPollIntervalMs: spec.shortPollIntervalMs ?? opts.shortPollIntervalMs,
               ...(opts.lossyEvery ? { lossyEvery: opts.lossyEvery } : {}),
+              maxPublisherLagMs: opts.maxPublisherLagMs,
             });
           } catch (err) {
             result = failedRun(err as Error);
@@ -439,6 +445,7 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
       memoryConnections: opts.memory ? opts.memoryConnections : 0,
       autocannonDurationSec: opts.autocannon ? opts.autocannonDurationSec : 0,
       shortPollIntervalMs: opts.shortPollIntervalMs,
+      maxPublisherLagMs: opts.maxPublisherLagMs,
       ...(opts.lossyEvery ? { lossyEvery: opts.lossyEvery } : {}),
     },
     method: METHOD,
@@ -504,7 +511,7 @@ export const METHOD: Record<string, string> = {
   servers: 'Each server runs in its own Node process (--expose-gc, no demo publisher); the load generator runs in the bench process on the same machine: all clients on the main thread, the publisher in a worker thread so client load cannot delay its schedule.',
   publishing: 'Open loop: message k is due at start + k/rate and carries that scheduled time; it is POSTed to /publish over keep-alive connections whatever happened to earlier messages.',
   latency: 'received − scheduled for every delivery, one clock (the bench process), HdrHistogram in µs; includes publish, fan-out and client parsing. Warm-up (≤1 s at the same rate) is not measured.',
-  validity: `Every delivery is checked per client: lost (not announced by a gap), duplicated and out-of-order ids, client errors, failed publishes, and a publisher whose lag p99 exceeds ${100} ms make the scenario INVALID with the reason.`,
+  validity: `Every delivery is checked per client: lost (not announced by a gap), duplicated and out-of-order ids, client errors, failed publishes, and a publisher whose lag p99 exceeds the limit (params.maxPublisherLagMs, default ${PUBLISHER_LAG_LIMIT_MS} ms) make the scenario INVALID with the reason.`,
   wire: 'Server /stats deltas over the measured window divided by messages delivered: bytes read and written on the transport sockets (HTTP headers, chunked framing, WebSocket frame headers included) and HTTP requests.',
   cpu: 'Server process CPU time (user + system) over the measured window divided by messages delivered; includes accepting the publishes.',
   eventLoop: 'Server event-loop delay p99 (perf_hooks.monitorEventLoopDelay) over its most recent window.',

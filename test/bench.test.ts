@@ -9,7 +9,9 @@ import { validateReport } from '../bench/report/schema.js';
 import { parseBenchArgs, runBench } from '../bench/run.js';
 
 const quiet = () => new Progress(process.stderr, true);
-const tiny = ['--clients', '5', '--rate', '50', '--duration', '1', '--repeats', '1', '--short-poll-interval-ms', '200', '--memory-connections', '20', '--no-autocannon', '--no-micro'];
+const tiny = ['--clients', '5', '--rate', '50', '--duration', '1', '--repeats', '1', '--short-poll-interval-ms', '200', '--memory-connections', '20', '--no-autocannon', '--no-micro',
+  // A correctness test, run beside other suites: a busy machine may delay the publisher; loss may not.
+  '--max-publisher-lag-ms', '2000'];
 
 describe('npm run bench (smoke)', () => {
   it('measures every transport on lab and bare: the report validates and delivered = published × clients', async () => {
