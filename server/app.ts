@@ -7,6 +7,7 @@ import { resolveConfig, TIMING, type Config, type ConfigInput } from './config.j
 import { controlRoutes } from './control.js';
 import { ERRORS, FASTIFY_CODE_MAP, type ErrorBody, type ErrorCode } from './errors.js';
 import { MemoryFeed } from './feed/memory.js';
+import { RedisFeed } from './feed/redis.js';
 import type { Feed } from './feed/types.js';
 import { Generator } from './generator.js';
 import { publishRoutes } from './publish.js';
@@ -38,10 +39,16 @@ declare module 'fastify' {
   }
 }
 
+/** The feed the configuration names: in-process memory, or a Redis Stream shared by every instance. */
+export async function createFeed(config: Readonly<Config>): Promise<Feed> {
+  if (config.feed === 'memory') return new MemoryFeed({ retentionMessages: config.retentionMessages });
+  return RedisFeed.connect({ url: config.feed, keyPrefix: config.redisKeyPrefix, retentionMessages: config.retentionMessages });
+}
+
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
   const config = resolveConfig(options.config);
   const ownFeed = options.feed === undefined;
-  const feed = options.feed ?? new MemoryFeed({ retentionMessages: config.retentionMessages });
+  const feed = options.feed ?? (await createFeed(config));
   const stats = new Stats(TIMING.eventLoopWindowMs);
 
   const app = Fastify({

@@ -51,6 +51,15 @@ export const DEFAULTS = Object.freeze({
   demoRatePerSec: 1,
   /** Size of the built-in publisher's `data` JSON, bytes. */
   demoPayloadBytes: 48,
+  /**
+   * The feed: `memory` (in this process) or `redis://host:port/db` (a Redis Stream shared by every
+   * instance pointed at it). Env var FEED_URL, flag --feed.
+   */
+  feed: 'memory',
+  /** Prefix of the Redis keys (`<prefix>:stream`, `:seq`, `:epoch`); instances sharing it share the feed. */
+  redisKeyPrefix: 'transport-lab',
+  /** Worker processes (node:cluster) on one port; more than 1 needs the Redis feed. */
+  workers: 1,
   /** Where bench reports are read from for the dashboard's Reports view. */
   resultsDir: fileURLToPath(new URL('../results/', import.meta.url)),
   /** Bearer token for publishing; required when `host` is not a loopback address. */
@@ -88,6 +97,9 @@ const KINDS: { [K in keyof Config]: Kind } = {
   demoRatePerSec: 'int',
   demoPayloadBytes: 'int',
   resultsDir: 'string',
+  feed: 'string',
+  redisKeyPrefix: 'string',
+  workers: 'int',
   publishToken: 'string',
   allowedOrigins: 'list',
   retentionMessages: 'int',
@@ -104,8 +116,11 @@ const KINDS: { [K in keyof Config]: Kind } = {
   logLevel: 'string',
 };
 
+/** Env var names that do not follow the rule (FEED_URL reads better than FEED for a URL). */
+const ENV_NAMES: Readonly<Record<string, string>> = Object.freeze({ feed: 'FEED_URL' });
+
 /** `pollTimeoutMs` → `POLL_TIMEOUT_MS`. */
-export const envName = (key: string): string => key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
+export const envName = (key: string): string => ENV_NAMES[key] ?? key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
 /** `pollTimeoutMs` → `poll-timeout-ms`. */
 export const flagName = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
@@ -194,6 +209,21 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
     } catch {}
     if (!ok) throw new ConfigError('allowedOrigins', o, 'expected an origin like https://example.com (scheme, host, optional port; no path)');
   }
+  if (c.feed !== 'memory') {
+    let ok = false;
+    try {
+      const u = new URL(c.feed);
+      ok = (u.protocol === 'redis:' || u.protocol === 'rediss:') && /^\/?\d*$/.test(u.pathname);
+    } catch {}
+    if (!ok) throw new ConfigError('feed', c.feed, 'expected "memory" or a Redis URL like redis://127.0.0.1:6379/0');
+  }
+  if (typeof c.redisKeyPrefix !== 'string' || !/^[\w:.-]{1,100}$/.test(c.redisKeyPrefix)) {
+    throw new ConfigError('redisKeyPrefix', c.redisKeyPrefix, 'expected 1–100 letters, digits, _ : . -');
+  }
+  intIn(c, 'workers', 1, 64);
+  if (c.workers > 1 && c.feed === 'memory') {
+    throw new ConfigError('workers', c.workers, 'several workers need the Redis feed (FEED_URL=redis://127.0.0.1:6379/0 or --feed): the memory feed lives in one process, so each worker would serve a different history');
+  }
   if (typeof c.publishToken !== 'string') throw new ConfigError('publishToken', c.publishToken, 'expected a string');
   if (!isLoopback(c.host) && c.publishToken === '') {
     throw new ConfigError('PUBLISH_TOKEN', '', `HOST=${c.host} is not a loopback address: set PUBLISH_TOKEN so that only holders of the token can publish`);
@@ -206,5 +236,5 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
 
 /** The configuration for printing: the token is masked. */
 export function describeConfig(c: Readonly<Config>): Record<string, unknown> {
-  return { ...c, publishToken: c.publishToken ? '***' : '' };
+  return { ...c, publishToken: c.publishToken ? '***' : '', feed: c.feed.replace(/\/\/([^@/]*)@/, '//***@') };
 }

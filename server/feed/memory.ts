@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Feed, FeedInfo, Message, ReadResult } from './types.js';
+import type { Feed, FeedEvent, FeedInfo, Message, ReadResult } from './types.js';
 import { publishTime } from './time.js';
 
 /**
@@ -58,6 +58,11 @@ export class MemoryFeed implements Feed {
   subscribe(listener: (lastId: number) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** An in-process ring never goes down and never changes epoch. */
+  watch(_listener: (event: FeedEvent) => void): () => void {
+    return () => {};
   }
 
   close(): Promise<void> {

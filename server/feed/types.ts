@@ -36,6 +36,12 @@ export interface FeedInfo {
   readonly retained: number;
 }
 
+/**
+ * What a feed tells its watchers besides new messages: its store became unreachable (`down`) or
+ * reachable again (`up`), or it started a new epoch (the store lost its data; every cursor is void).
+ */
+export type FeedEvent = { readonly type: 'down'; readonly reason: string } | { readonly type: 'up' } | { readonly type: 'epoch'; readonly epoch: string };
+
 export interface Feed {
   readonly kind: 'memory' | 'redis';
   info(): FeedInfo;
@@ -51,5 +57,7 @@ export interface Feed {
    * read what they need with `read()`; returns the unsubscribe function.
    */
   subscribe(listener: (lastId: number) => void): () => void;
+  /** Store events (see FeedEvent); returns the unsubscribe function. */
+  watch(listener: (event: FeedEvent) => void): () => void;
   close(): Promise<void>;
 }

@@ -31,8 +31,20 @@ export const sseBatch = (messages: readonly Message[]): Buffer => {
 export const sseEvent = (event: string, payload: unknown, id?: number): string =>
   `event: ${event}\n${id === undefined ? '' : `id: ${id}\n`}data: ${JSON.stringify(payload)}\n\n`;
 
-export const sseAnnouncement = (a: Announcement): string =>
-  sseEvent(a.type, a, a.type === 'gap' ? a.firstId - 1 : 0);
+export function sseAnnouncement(a: Announcement): string {
+  switch (a.type) {
+    case 'gap':
+      return sseEvent(a.type, a, a.firstId - 1);
+    case 'reset':
+      return sseEvent(a.type, a, 0);
+    case 'feed-down':
+    case 'feed-up':
+      // No id: the client's place in the feed does not move.
+      return sseEvent(a.type, a);
+    default:
+      return a satisfies never;
+  }
+}
 
 /** `retry:` alone in a block sets the reconnection time and dispatches nothing (§9.2.6). */
 export const sseRetry = (ms: number): string => `retry: ${ms}\n\n`;

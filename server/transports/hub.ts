@@ -11,13 +11,17 @@
  * - A live subscriber whose queue passes `maxBufferedBytes` is dropped as a slow consumer; the others
  *   never wait for it.
  */
-import type { Feed, Message, ResetReason } from '../feed/types.js';
+import type { Feed, FeedEvent, Message, ResetReason } from '../feed/types.js';
+import { HttpErrors } from '../errors.js';
 import type { DisconnectReason } from '../stats.js';
 
 /** Control events a subscriber must be told about: lost messages are never silent. */
 export type Announcement =
   | { readonly type: 'gap'; readonly since: number; readonly firstId: number; readonly missed: number }
-  | { readonly type: 'reset'; readonly reason: ResetReason; readonly epoch: string; readonly lastId: number };
+  | { readonly type: 'reset'; readonly reason: ResetReason; readonly epoch: string; readonly lastId: number }
+  /** The feed's store is unreachable: publishes fail with this code and nothing new arrives until `feed-up`. */
+  | { readonly type: 'feed-down'; readonly code: 'LAB_ERR_FEED_UNAVAILABLE'; readonly message: string }
+  | { readonly type: 'feed-up' };
 
 export interface Subscriber<E> {
   /** Id of the last message this subscriber has been given. */
@@ -54,12 +58,37 @@ export class Hub<E> {
   /** An append arrived while a flush was reading: run again when it ends. */
   #again = false;
   readonly #unsubscribe: () => void;
+  readonly #unwatch: () => void;
 
   constructor(feed: Feed, opts: HubOptions<E>) {
     this.#feed = feed;
     this.#opts = opts;
     this.#cursor = feed.info().lastId;
     this.#unsubscribe = feed.subscribe(() => this.#schedule());
+    this.#unwatch = feed.watch((e) => this.#onFeedEvent(e));
+  }
+
+  #onFeedEvent(e: FeedEvent): void {
+    switch (e.type) {
+      case 'down':
+        for (const sub of this.subscribers()) sub.announce({ type: 'feed-down', code: 'LAB_ERR_FEED_UNAVAILABLE', message: e.reason });
+        break;
+      case 'up':
+        for (const sub of this.subscribers()) sub.announce({ type: 'feed-up' });
+        this.#schedule();
+        break;
+      case 'epoch':
+        // Every cursor belongs to the old history: each live subscriber catches up again, and its
+        // first read answers `reset` (its cursor is now in the future, or of another epoch).
+        this.#cursor = this.#feed.info().lastId;
+        for (const sub of [...this.#live]) {
+          this.#live.delete(sub);
+          void this.join(sub).catch(() => sub.kill('error'));
+        }
+        break;
+      default:
+        e satisfies never;
+    }
   }
 
   get size(): number {
@@ -173,6 +202,7 @@ export class Hub<E> {
 
   close(): void {
     this.#unsubscribe();
+    this.#unwatch();
     this.#live.clear();
     this.#joining.clear();
   }
@@ -192,12 +222,12 @@ export interface ReadAfter {
  */
 export async function readAfter(feed: Feed, cursor: number, limit: number, epoch?: string): Promise<ReadAfter> {
   const announcements: Announcement[] = [];
-  let result = await feed.read(cursor, limit, epoch);
+  let result = await readOrFail(feed, cursor, limit, epoch);
   if (result.kind === 'reset') {
     const { epoch: feedEpoch, lastId } = feed.info();
     announcements.push({ type: 'reset', reason: result.reason, epoch: feedEpoch, lastId });
     cursor = 0;
-    result = await feed.read(0, limit);
+    result = await readOrFail(feed, 0, limit);
     if (result.kind === 'reset') throw new Error('feed answered reset for cursor 0');
   }
   if (result.kind === 'gap') {
@@ -205,4 +235,13 @@ export async function readAfter(feed: Feed, cursor: number, limit: number, epoch
     cursor = result.firstId - 1;
   }
   return { cursor, messages: result.messages, announcements };
+}
+
+/** A store failure becomes LAB_ERR_FEED_UNAVAILABLE (503), never a bare 500. */
+async function readOrFail(feed: Feed, cursor: number, limit: number, epoch?: string) {
+  try {
+    return await feed.read(cursor, limit, epoch);
+  } catch (err) {
+    throw new HttpErrors.FEED_UNAVAILABLE((err as Error).message);
+  }
 }

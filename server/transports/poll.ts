@@ -48,8 +48,28 @@ export default fp(
       deliver(messages: readonly Message[], encoded: string | undefined): void {
         this.#answer(messages, encoded);
       }
-      announce(): void {
-        // A held poll's cursor was already resolved when it was held; nothing to announce.
+      /** While held, only a store event can need telling: answer at once so the client hears it. */
+      announce(a: Announcement): void {
+        switch (a.type) {
+          case 'gap':
+          case 'reset': {
+            if (this.closed) return;
+            this.#finish();
+            const body: PollBody = { messages: [], lastId: a.type === 'gap' ? a.firstId - 1 : 0, epoch: epochOf() };
+            assign(body, a);
+            send(this.reply, pollBody(body));
+            break;
+          }
+          case 'feed-down':
+            if (this.closed) return;
+            this.#finish();
+            this.reply.send(new HttpErrors.FEED_UNAVAILABLE(a.message));
+            break;
+          case 'feed-up':
+            break;
+          default:
+            a satisfies never;
+        }
       }
       bufferedBytes(): number {
         return 0;
@@ -124,16 +144,8 @@ export default fp(
     });
 
     function assign(body: PollBody, a: Announcement): void {
-      switch (a.type) {
-        case 'gap':
-          body.gap = a;
-          break;
-        case 'reset':
-          body.reset = a;
-          break;
-        default:
-          a satisfies never;
-      }
+      if (a.type === 'gap') body.gap = a;
+      else if (a.type === 'reset') body.reset = a;
     }
 
     app.addHook('preClose', async () => {

@@ -101,7 +101,9 @@ export default fp(
       res.write(sseRetry(config.sseRetryMs) + sseEvent('hello', { type: 'hello', epoch: info.epoch, lastId: info.lastId }));
       try {
         await hub.join(stream, epoch);
-      } catch {
+      } catch (err) {
+        // The store is unreachable: say so, then end; EventSource retries after `retry:`.
+        if (!stream.closed) stream.announce({ type: 'feed-down', code: 'LAB_ERR_FEED_UNAVAILABLE', message: (err as Error).message });
         stream.kill('error');
       }
     });

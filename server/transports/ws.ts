@@ -163,7 +163,11 @@ export default fp(
         });
         const info = feed.info();
         ws.send(JSON.stringify({ type: 'hello', epoch: info.epoch, lastId: info.lastId }));
-        hub.join(peer, parseEpoch(q.epoch)).catch(() => peer.kill('error'));
+        hub.join(peer, parseEpoch(q.epoch)).catch((err: unknown) => {
+          // The store is unreachable: say so, then close with 1001 and the code as reason.
+          if (!peer.closed) peer.announce({ type: 'feed-down', code: 'LAB_ERR_FEED_UNAVAILABLE', message: (err as Error).message });
+          peer.kill('error');
+        });
       },
     );
 

@@ -1,0 +1,229 @@
+/**
+ * The Redis feed: the log is a Redis Stream, so every lab instance — worker processes of one machine,
+ * or instances on several machines — serves the same messages with the same ids.
+ *
+ * - Ids: one counter (`<prefix>:seq`, INCR) shared by all instances; message n is stream entry `n-0`,
+ *   so "what came after cursor X" is `XRANGE (X-0 +`. Appending is one Lua script: INCR, Redis TIME for
+ *   `ts` (one clock for every instance), XADD with an exact MAXLEN for retention — atomic, so ids are
+ *   strictly increasing in the stream whoever appends.
+ * - Epoch: `<prefix>:epoch`, created once (SET NX). Restarting instances keeps it, and the ids; only
+ *   a Redis that lost its data (a new epoch is then created) makes clients `reset`.
+ * - One blocking tail per process (XREAD BLOCK on its own connection) keeps a window of recent messages
+ *   and wakes the local subscribers; clients never get a Redis connection of their own, and the
+ *   transports' reads of recent messages are served from that window without a round trip.
+ * - Redis going away: commands fail at once (no offline queue) with LAB_ERR_FEED_UNAVAILABLE, watchers
+ *   are told `down`, and `up` when it is back; the tail resumes from the last id it saw.
+ */
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { Feed, FeedEvent, FeedInfo, Message, ReadResult } from './types.js';
+
+export interface RedisFeedOptions {
+  /** redis://host:port/db */
+  url: string;
+  /** Prefix of the three keys this feed uses. */
+  keyPrefix: string;
+  retentionMessages: number;
+  /** Recent messages kept in process for reads and fan-out. @default 2000 */
+  windowMessages?: number;
+  /** A command that takes longer fails (the store is then treated as unavailable). @default 2000 */
+  commandTimeoutMs?: number;
+}
+
+const APPEND = `
+local id = redis.call('INCR', KEYS[1])
+local t = redis.call('TIME')
+local ts = string.format('%d.%03d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), tonumber(t[2]) % 1000)
+local msg = '{"id":' .. id .. ',"ts":' .. ts .. ',"data":' .. ARGV[1] .. '}'
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], id .. '-0', 'm', msg)
+return msg`;
+
+const READ = `
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])
+return {last, entries}`;
+
+type Entry = [id: string, fields: string[]];
+
+const entryMessage = ([, fields]: Entry): Message => JSON.parse(fields[1]!) as Message;
+
+export class RedisFeed implements Feed {
+  readonly kind = 'redis' as const;
+  #epoch = '';
+  #lastId = 0;
+  /** Contiguous recent messages, oldest first: window[0].id … window[n-1].id === #lastId. */
+  #window: Message[] = [];
+  readonly #cmd: Redis;
+  readonly #tail: Redis;
+  readonly #keys: { seq: string; stream: string; epoch: string };
+  readonly #opts: Required<RedisFeedOptions>;
+  readonly #listeners = new Set<(lastId: number) => void>();
+  readonly #watchers = new Set<(e: FeedEvent) => void>();
+  #closed = false;
+  #down: string | undefined;
+  #tailLoop: Promise<void> | undefined;
+
+  private constructor(opts: RedisFeedOptions) {
+    this.#opts = { windowMessages: 2000, commandTimeoutMs: 2000, ...opts };
+    const p = opts.keyPrefix;
+    this.#keys = { seq: `${p}:seq`, stream: `${p}:stream`, epoch: `${p}:epoch` };
+    const common = { lazyConnect: true, retryStrategy: (n: number) => Math.min(50 * n, 1000) };
+    // No offline queue: while Redis is away a publish must fail now with a clear 503, not hang.
+    this.#cmd = new Redis(opts.url, {
+      ...common,
+      enableOfflineQueue: false,
+      commandTimeout: this.#opts.commandTimeoutMs,
+      maxRetriesPerRequest: 0,
+    });
+    // The tail blocks in XREAD: no command timeout there.
+    this.#tail = new Redis(opts.url, { ...common, enableOfflineQueue: true, maxRetriesPerRequest: null });
+    this.#cmd.defineCommand('labAppend', { numberOfKeys: 2, lua: APPEND });
+    this.#cmd.defineCommand('labRead', { numberOfKeys: 2, lua: READ });
+    this.#cmd.on('error', () => {}); // reported through 'close' → down
+    this.#tail.on('error', () => {});
+    this.#cmd.on('close', () => this.#setDown('connection to Redis lost'));
+    this.#cmd.on('ready', () => void this.#onReady());
+  }
+
+  /** Connects, creates or adopts the epoch, and starts the tail. Rejects if Redis cannot be reached. */
+  static async connect(opts: RedisFeedOptions): Promise<RedisFeed> {
+    const feed = new RedisFeed(opts);
+    try {
+      await Promise.all([feed.#cmd.connect(), feed.#tail.connect()]);
+      await feed.#adoptEpoch();
+    } catch (err) {
+      feed.#cmd.disconnect();
+      feed.#tail.disconnect();
+      throw new Error(`cannot use the Redis feed at ${redactUrl(opts.url)}: ${(err as Error).message}`);
+    }
+    feed.#tailLoop = feed.#runTail();
+    return feed;
+  }
+
+  info(): FeedInfo {
+    const firstId = Math.max(1, this.#lastId - this.#opts.retentionMessages + 1);
+    return { epoch: this.#epoch, lastId: this.#lastId, firstId, retained: this.#lastId - firstId + 1 };
+  }
+
+  async read(cursor: number, limit: number, epoch?: string): Promise<ReadResult> {
+    if (epoch !== undefined && epoch !== this.#epoch) return { kind: 'reset', reason: 'epoch-mismatch' };
+    const first = this.#window[0]?.id;
+    // Served from the window when the cursor falls inside it (the common case: live fan-out).
+    if (first !== undefined && cursor >= first - 1 && cursor < this.#lastId) {
+      const start = cursor + 1 - first;
+      return { kind: 'messages', messages: this.#window.slice(start, start + limit) };
+    }
+    this.#assertUp();
+    const [last, entries] = (await (this.#cmd as unknown as { labRead(...a: unknown[]): Promise<[number, Entry[]]> }).labRead(
+      this.#keys.seq,
+      this.#keys.stream,
+      cursor,
+      limit,
+    )) as [number, Entry[]];
+    if (cursor > last) return { kind: 'reset', reason: 'future-cursor' };
+    const messages = entries.map(entryMessage);
+    const firstId = messages[0]?.id;
+    return firstId !== undefined && firstId > cursor + 1 ? { kind: 'gap', firstId, messages } : { kind: 'messages', messages };
+  }
+
+  async append(data: unknown): Promise<Message> {
+    this.#assertUp();
+    const json = JSON.stringify(data === undefined ? null : data);
+    const text = await (this.#cmd as unknown as { labAppend(...a: unknown[]): Promise<string> }).labAppend(
+      this.#keys.seq,
+      this.#keys.stream,
+      json,
+      this.#opts.retentionMessages,
+    );
+    return JSON.parse(text) as Message;
+  }
+
+  subscribe(listener: (lastId: number) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  watch(listener: (e: FeedEvent) => void): () => void {
+    this.#watchers.add(listener);
+    return () => this.#watchers.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#listeners.clear();
+    this.#watchers.clear();
+    this.#tail.disconnect();
+    this.#cmd.disconnect();
+    await this.#tailLoop?.catch(() => {});
+  }
+
+  #assertUp(): void {
+    if (this.#down !== undefined || this.#cmd.status !== 'ready') throw new Error(this.#down ?? 'not connected to Redis');
+  }
+
+  #emit(e: FeedEvent): void {
+    for (const w of this.#watchers) w(e);
+  }
+
+  #setDown(reason: string): void {
+    if (this.#closed || this.#down !== undefined) return;
+    this.#down = reason;
+    this.#emit({ type: 'down', reason });
+  }
+
+  async #onReady(): Promise<void> {
+    if (this.#closed || this.#down === undefined) return;
+    try {
+      await this.#adoptEpoch();
+      this.#down = undefined;
+      this.#emit({ type: 'up' });
+    } catch {
+      // Not usable yet; the next 'ready' tries again.
+    }
+  }
+
+  /**
+   * Reads (or creates) the epoch. When it differs from the one this process knew — Redis lost its
+   * data and the ids start over — the window is dropped and watchers are told, so every transport
+   * sends its clients a `reset`.
+   */
+  async #adoptEpoch(): Promise<void> {
+    const fresh = `redis-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+    await this.#cmd.set(this.#keys.epoch, fresh, 'NX');
+    const [epoch, seq] = await Promise.all([this.#cmd.get(this.#keys.epoch), this.#cmd.get(this.#keys.seq)]);
+    const changed = this.#epoch !== '' && epoch !== this.#epoch;
+    this.#epoch = epoch ?? fresh;
+    if (this.#epoch === '' || changed || this.#lastId === 0) {
+      this.#window = [];
+      this.#lastId = Number(seq ?? 0);
+    }
+    if (changed) this.#emit({ type: 'epoch', epoch: this.#epoch });
+  }
+
+  async #runTail(): Promise<void> {
+    while (!this.#closed) {
+      try {
+        const res = (await this.#tail.xread('COUNT', 1000, 'BLOCK', 5000, 'STREAMS', this.#keys.stream, `${this.#lastId}-0`)) as
+          | [string, Entry[]][]
+          | null;
+        if (!res || this.#closed) continue;
+        const entries = res[0]?.[1] ?? [];
+        if (entries.length === 0) continue;
+        const messages = entries.map(entryMessage);
+        // The window stays contiguous: after a hole (the tail fell behind retention) it restarts.
+        if (messages[0]!.id !== this.#lastId + 1) this.#window = [];
+        this.#window.push(...messages);
+        if (this.#window.length > this.#opts.windowMessages) this.#window.splice(0, this.#window.length - this.#opts.windowMessages);
+        this.#lastId = messages[messages.length - 1]!.id;
+        for (const l of this.#listeners) l(this.#lastId);
+      } catch {
+        if (this.#closed) return;
+        // Connection lost: wait for the command connection to be back (it re-checks the epoch, which
+        // may move lastId), then resume from the last id seen.
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+}
+
+export const redactUrl = (url: string): string => url.replace(/\/\/([^@/]*)@/, '//***@');
