@@ -1,8 +1,11 @@
 /**
  * The CLI: read settings (env vars and flags), build the app, listen, print the URL and the active
- * configuration, and close gracefully on SIGINT/SIGTERM.
+ * configuration, and close gracefully on SIGINT/SIGTERM. With `--workers N` (Redis feed only) the
+ * process becomes a node:cluster primary that runs N such workers on one port.
  */
+import cluster from 'node:cluster';
 import { buildApp } from './app.js';
+import { runPrimary } from './cluster.js';
 import { describeConfig, readSettings, resolveConfig } from './config.js';
 import { ConfigError } from './errors.js';
 
@@ -17,11 +20,32 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const app = await buildApp({ config, logger: config.logLevel === 'silent' ? false : { level: config.logLevel } });
+  const clustered = config.workers > 1;
+  if (clustered && cluster.isPrimary) {
+    runPrimary({
+      workers: config.workers,
+      shutdownTimeoutMs: config.shutdownTimeoutMs,
+      onListening: (url, workers) => {
+        console.log(`Transport Lab listening on ${url}  (dashboard ${url}/, stats ${url}/stats), ${workers} workers`);
+        console.log(`configuration: ${JSON.stringify(describeConfig(config))}`);
+      },
+    });
+    return;
+  }
+  let app;
+  try {
+    app = await buildApp({ config, logger: config.logLevel === 'silent' ? false : { level: config.logLevel } });
+  } catch (err) {
+    // A Redis feed that cannot be reached: say which and why, and stop.
+    console.error(`transport-lab: ${(err as Error).message}`);
+    process.exit(1);
+  }
   const address = await app.listen({ host: config.host, port: config.port });
-  const url = address.replace('://[::1]', '://localhost');
-  console.log(`Transport Lab listening on ${url}  (dashboard ${url}/, stats ${url}/stats)`);
-  console.log(`feed: ${app.lab.feed.kind} (epoch ${app.lab.feed.info().epoch}); configuration: ${JSON.stringify(describeConfig(config))}`);
+  if (!clustered) {
+    const url = address.replace('://[::1]', '://localhost');
+    console.log(`Transport Lab listening on ${url}  (dashboard ${url}/, stats ${url}/stats)`);
+    console.log(`feed: ${app.lab.feed.kind} (epoch ${app.lab.feed.info().epoch}); configuration: ${JSON.stringify(describeConfig(config))}`);
+  }
 
   let closing = false;
   const shutdown = (signal: string) => {
@@ -30,7 +54,7 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     closing = true;
-    console.log(`${signal}: closing (answering polls, ending streams, closing WebSockets with 1001)`);
+    if (!clustered) console.log(`${signal}: closing (answering polls, ending streams, closing WebSockets with 1001)`);
     const force = setTimeout(() => {
       console.error(`still open after ${config.shutdownTimeoutMs} ms: exiting anyway`);
       process.exit(1);

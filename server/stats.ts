@@ -8,6 +8,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Registry } from 'prom-client';
+import { clusterSnapshots } from './cluster.js';
 import type { Feed, FeedInfo } from './feed/types.js';
 
 export const TRANSPORT_KEYS = ['poll', 'shortPoll', 'sse', 'ws'] as const;
@@ -47,6 +48,8 @@ interface SocketMark {
 
 export interface StatsSnapshot {
   transports: Record<TransportKey, TransportCounters>;
+  /** With several workers: each worker's own figures (transports and process are then their sums). */
+  workers?: { pid: number; transports: Record<TransportKey, TransportCounters>; process: StatsSnapshot['process'] }[];
   feed: FeedInfo & { kind: string };
   process: {
     pid: number;
@@ -150,11 +153,42 @@ export class Stats {
   }
 }
 
+/**
+ * One snapshot for several workers: counters and process figures summed, event-loop delay the worst
+ * worker's, and each worker's own snapshot kept under `workers`.
+ */
+export function sumSnapshots(parts: StatsSnapshot[]): StatsSnapshot {
+  const [first, ...rest] = parts;
+  if (!first) throw new Error('no snapshot to sum');
+  if (rest.length === 0) return first;
+  const total = structuredClone(first);
+  for (const p of rest) {
+    for (const key of TRANSPORT_KEYS) {
+      const t = total.transports[key];
+      const o = p.transports[key];
+      t.connections += o.connections;
+      t.requests += o.requests;
+      t.messagesOut += o.messagesOut;
+      t.bytesOut += o.bytesOut;
+      t.bytesIn += o.bytesIn;
+      for (const r of Object.keys(t.disconnects) as DisconnectReason[]) t.disconnects[r] += o.disconnects[r];
+    }
+    const tp = total.process;
+    tp.uptimeSec = Math.max(tp.uptimeSec, p.process.uptimeSec);
+    tp.cpu.userUs += p.process.cpu.userUs;
+    tp.cpu.systemUs += p.process.cpu.systemUs;
+    for (const k of Object.keys(tp.memory) as (keyof StatsSnapshot['process']['memory'])[]) tp.memory[k] += p.process.memory[k];
+    for (const k of ['p50', 'p99', 'max'] as const) tp.eventLoopDelayMs[k] = Math.max(tp.eventLoopDelayMs[k], p.process.eventLoopDelayMs[k]);
+  }
+  total.workers = parts.map((p) => ({ pid: p.process.pid, transports: p.transports, process: p.process }));
+  return total;
+}
+
 /** Prometheus view of the same snapshot, built on each scrape. */
-function buildRegistry(read: () => StatsSnapshot): Registry {
+function buildRegistry(): Registry & { scrape(snapshot: StatsSnapshot): Promise<string> } {
   const registry = new Registry();
   let snap: StatsSnapshot | undefined;
-  const current = (): StatsSnapshot => (snap ??= read());
+  const current = (): StatsSnapshot => snap!;
   const perTransport = (
     name: string,
     help: string,
@@ -207,8 +241,8 @@ function buildRegistry(read: () => StatsSnapshot): Registry {
   gauge('lab_event_loop_delay_p50_seconds', 'Event-loop delay p50 over the last window', (s) => s.process.eventLoopDelayMs.p50 / 1e3);
   gauge('lab_event_loop_delay_p99_seconds', 'Event-loop delay p99 over the last window', (s) => s.process.eventLoopDelayMs.p99 / 1e3);
   return Object.assign(registry, {
-    async scrape(): Promise<string> {
-      snap = undefined;
+    async scrape(snapshot: StatsSnapshot): Promise<string> {
+      snap = snapshot;
       return registry.metrics();
     },
   });
@@ -222,14 +256,17 @@ export default fp(
     app.addHook('onResponse', async (request) => {
       stats.settle(request.raw.socket, true);
     });
+    // With several workers, any worker answers for all of them (gathered through the primary).
+    const gather = clusterSnapshots(() => stats.snapshot(feed));
+    const snapshot = async (): Promise<StatsSnapshot> => (gather ? sumSnapshots(await gather()) : stats.snapshot(feed));
     app.get('/stats', async (_request, reply) => {
       reply.header('cache-control', 'no-store');
-      return stats.snapshot(feed);
+      return snapshot();
     });
-    const registry = buildRegistry(() => stats.snapshot(feed)) as Registry & { scrape(): Promise<string> };
+    const registry = buildRegistry();
     app.get('/metrics', async (_request, reply) => {
       reply.header('content-type', registry.contentType);
-      return registry.scrape();
+      return registry.scrape(await snapshot());
     });
   },
   { name: 'lab-stats', fastify: '5.x' },
