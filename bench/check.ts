@@ -8,8 +8,9 @@
  * - bytes beyond the protocol floor (SSE, WebSocket), +1 B: the floor is exact, so any added byte shows;
  * - delivery: zero lost, duplicated or reordered messages, on every scenario and server;
  * - idle heap per connection, lab, +15% (GC timing moves it a few percent);
- * - CPU per message and latency only as lab ÷ bare measured in the same run, +25%: absolute times
- *   move with whatever else the machine does, the ratio much less. Absolute figures are shown as info.
+ * - CPU per message (+30%) and latency p50 (+100%) only as lab ÷ bare measured in the same run:
+ *   absolute times move with whatever else the machine does, the ratio much less (see TOLERANCE).
+ *   Absolute figures are shown as info.
  * A deterministic figure that moved either way fails ("changed"): the baseline is then stale, and
  * `--update` records the new one on purpose.
  */
@@ -38,8 +39,17 @@ export const TOLERANCE = Object.freeze({
   floorExcessBytes: 1,
   /** Idle heap per connection may grow by at most this fraction. */
   heapRel: 0.15,
-  /** lab ÷ bare CPU per message and latency may grow by at most this fraction. */
-  ratioRel: 0.25,
+  /**
+   * lab ÷ bare CPU per message may grow by at most this fraction. Measured here with other work on the
+   * machine, single lab/bare pairs ranged ±25% around their median; the median of five moves far less.
+   */
+  cpuRatioRel: 0.3,
+  /**
+   * lab ÷ bare latency p50 may grow by at most this fraction. At a few milliseconds, p50 is mostly the
+   * machine's scheduling: per-pair ratios ranged 1.0–1.8 on a loaded machine with nothing changed, so
+   * this catches a lab that got twice as slow as bare, not small drifts.
+   */
+  latencyRatioRel: 1,
 });
 
 /**
@@ -157,11 +167,11 @@ export function compare(baseline: Report, now: Report): CheckRow[] {
   }
 
   for (const t of TRANSPORTS) {
-    const ratios: [string, (s: ScenarioResult) => Figure][] = [
-      ['CPU/msg lab÷bare', (s) => s.serverMetrics.cpuUsPerMsg],
-      ['latency p50 lab÷bare', (s) => s.latencyMs.p50],
+    const ratios: [string, (s: ScenarioResult) => Figure, number][] = [
+      ['CPU/msg lab÷bare', (s) => s.serverMetrics.cpuUsPerMsg, TOLERANCE.cpuRatioRel],
+      ['latency p50 lab÷bare', (s) => s.latencyMs.p50, TOLERANCE.latencyRatioRel],
     ];
-    for (const [label, pick] of ratios) {
+    for (const [label, pick, tolerance] of ratios) {
       const base = ratio(find(baseline, 'load', 'lab', t), find(baseline, 'load', 'bare', t), pick);
       const cur = ratio(find(now, 'load', 'lab', t), find(now, 'load', 'bare', t), pick);
       if (base === null) continue;
@@ -169,8 +179,8 @@ export function compare(baseline: Report, now: Report): CheckRow[] {
         metric: `load ${t} ${label}`,
         baseline: base,
         now: cur,
-        limit: `≤ +${TOLERANCE.ratioRel * 100}%`,
-        verdict: cur !== null && cur <= base * (1 + TOLERANCE.ratioRel) ? 'ok' : 'FAIL',
+        limit: `≤ +${Math.round(tolerance * 100)}%`,
+        verdict: cur !== null && cur <= base * (1 + tolerance) ? 'ok' : 'FAIL',
       });
     }
     const lab = find(now, 'load', 'lab', t);

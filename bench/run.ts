@@ -26,11 +26,11 @@ import {
 import { writeReports } from './report/write.js';
 import { PUBLISHER_LAG_LIMIT_MS, runScenario, type RunResult } from './run-scenario.js';
 import { startServer, type ServerHandle } from './server-process.js';
-import { processKey, target, type Target } from './targets.js';
+import { DEFAULT_LAB_SETUP, processKey, target, type LabSetup, type Target } from './targets.js';
 import { SUITES, SWEEP, type ScenarioSpec } from './suite.js';
 
 const TRANSPORTS: readonly TransportName[] = ['poll', 'short-poll', 'sse', 'ws'];
-const SERVERS: readonly ServerName[] = ['lab', 'bare', 'socketio'];
+const SERVERS: readonly ServerName[] = ['lab', 'lab-redis', 'bare', 'socketio'];
 
 function list<T extends string>(raw: string | undefined, allowed: readonly T[], flag: string): T[] | undefined {
   if (raw === undefined) return undefined;
@@ -67,6 +67,8 @@ export interface BenchOptions {
   argv: string[];
   /** Set when the repeats were lowered to fit the suite's time budget. */
   repeatsNote: string | undefined;
+  /** Feed and workers of the lab servers. */
+  lab: LabSetup;
 }
 
 export function parseBenchArgs(argv: string[]): BenchOptions {
@@ -84,6 +86,9 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       out: { type: 'string' },
       quick: { type: 'boolean' },
       sweep: { type: 'boolean' },
+      feed: { type: 'string' },
+      workers: { type: 'string' },
+      'compare-feeds': { type: 'boolean' },
       'memory-connections': { type: 'string' },
       'no-memory': { type: 'boolean' },
       'no-autocannon': { type: 'boolean' },
@@ -98,7 +103,19 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     console.log(HELP);
     process.exit(0);
   }
-  const suiteName = values.quick ? 'quick' : 'default';
+  const workers = positive(values.workers, 'workers') ?? 1;
+  const feedFlag = values.feed ?? 'memory';
+  const feed = feedFlag === 'redis' ? DEFAULT_LAB_SETUP.redisUrl : feedFlag;
+  if (feed !== 'memory' && !/^rediss?:\/\//.test(feed)) throw new Error(`--feed: expected memory, redis or a redis:// URL, got "${feedFlag}"`);
+  if (workers > 1 && feed === 'memory') throw new Error('--workers: several workers need the Redis feed (--feed redis): the memory feed lives in one process');
+  const lab: LabSetup = {
+    feed,
+    redisUrl: feed === 'memory' ? DEFAULT_LAB_SETUP.redisUrl : feed,
+    redisKeyPrefix: `transport-lab-bench-${process.pid}-${Date.now().toString(36)}`,
+    workers,
+  };
+  const compareFeeds = values['compare-feeds'] ?? false;
+  const suiteName = values.quick ? 'quick' : compareFeeds ? 'feeds' : 'default';
   const suite = SUITES[suiteName];
   const clients = positive(values.clients, 'clients');
   const rate = positive(values.rate, 'rate', false);
@@ -136,7 +153,15 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     suite: custom ? 'custom' : suiteName,
     argv,
     repeatsNote: undefined,
+    lab,
   };
+  if (compareFeeds) {
+    // The lab on each feed, same transports, same load: what the Redis feed costs per message.
+    opts.servers = ['lab', 'lab-redis'];
+    opts.memory = false;
+    opts.autocannon = false;
+    opts.micro = false;
+  }
   // Repeats default to 3; when the whole suite would not fit its time budget, fewer (at least 1), and
   // the report says so. `--repeats N` always wins.
   if (values.repeats === undefined && !custom) {
@@ -151,8 +176,11 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
 const HELP = `npm run bench -- [flags]
   --quick                     the ≤ 90 s subset
   --sweep                     capacity sweep: add clients until p95 latency > 250 ms or any loss
+  --compare-feeds             the lab on the memory feed and on the Redis feed, same transports and load
+  --feed memory|redis|URL     the lab's feed (redis = redis://127.0.0.1:6379/0)
+  --workers N                 lab worker processes on one port (needs the Redis feed)
   --transports poll,short-poll,sse,ws
-  --servers lab,bare,socketio
+  --servers lab,lab-redis,bare,socketio
   --clients N --rate MSG_PER_S --payload BYTES --duration SEC   one custom scenario instead of the suite
   --repeats N                 repeats per scenario (servers alternate within each repeat)
   --memory-connections N      idle connections for the memory measurement
@@ -178,8 +206,8 @@ export const repeatsOf = (spec: ScenarioSpec, opts: Pick<BenchOptions, 'repeats'
 export const runSec = (spec: ScenarioSpec, transport: TransportName): number =>
   spec.durationSec + Math.min(1, spec.durationSec / 5) + 1 + spec.clients / 500 + (transport === 'short-poll' ? 1.5 : 0);
 
-export function targetsOf(opts: Pick<BenchOptions, 'transports' | 'servers'>): Target[] {
-  return opts.transports.flatMap((tr) => opts.servers.map((s) => target(s, tr)).filter((t): t is Target => t !== undefined));
+export function targetsOf(opts: Pick<BenchOptions, 'transports' | 'servers' | 'lab'>): Target[] {
+  return opts.transports.flatMap((tr) => opts.servers.map((s) => target(s, tr, opts.lab)).filter((t): t is Target => t !== undefined));
 }
 
 /** What the whole bench should take, in seconds, from the same per-step estimates the progress line uses. */
@@ -369,7 +397,7 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
         { name: 'publish', method: 'POST', path: '/publish', body: JSON.stringify({ data: makeData(0, 100) }) },
       ];
       for (const s of cannonServers) {
-        const t = target(s, 'poll')!;
+        const t = target(s, 'poll', opts.lab)!;
         const server = await servers.get(t);
         // Same retained content on every server: 10 messages of 100 B (publishes below add more at the end).
         const lastId = (await server.stats()).feed.lastId;
@@ -408,6 +436,7 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     if (opts.sweep) sweep = await runSweep(opts, targets, servers, log);
   } finally {
     await servers.stopAll();
+    if (targets.some((t) => t.server === 'lab-redis' || (t.server === 'lab' && opts.lab.feed !== 'memory'))) await dropRedisKeys(opts.lab);
   }
 
   let micro: Report['micro'] = [];
@@ -431,8 +460,8 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
       cpuModel: cpus[0]?.model ?? 'unknown',
       memoryBytes: os.totalmem(),
       loadGenerator: { pid: process.pid, cpuUsPerSec: (cpu.user + cpu.system) / wallSec, threads: 2 },
-      feed: 'memory',
-      workers: 1,
+      feed: opts.lab.feed === 'memory' ? 'memory' : 'redis',
+      workers: opts.lab.workers,
       argv: opts.argv,
     },
     params: {
@@ -455,6 +484,25 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     micro,
     ...(sweep ? { sweep } : {}),
   };
+}
+
+/** A bench run's Redis keys are its own (unique prefix); nothing is left behind. */
+async function dropRedisKeys(lab: LabSetup): Promise<void> {
+  const { Redis } = await import('ioredis');
+  const redis = new Redis(lab.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${lab.redisKeyPrefix}*`, 'COUNT', 100);
+      if (keys.length) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } catch {
+    // Redis is gone: nothing we can clean.
+  } finally {
+    redis.disconnect();
+  }
 }
 
 function failedRun(err: Error): RunResult {

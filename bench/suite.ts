@@ -27,7 +27,7 @@ export interface Suite {
   budgetSec: number;
 }
 
-export const SUITES: Record<'default' | 'quick' | 'check', Suite> = {
+export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds', Suite> = {
   default: {
     scenarios: [
       { name: '100c-100r', clients: 100, ratePerSec: 100, payloadBytes: 100, durationSec: 10 },
@@ -48,18 +48,27 @@ export const SUITES: Record<'default' | 'quick' | 'check', Suite> = {
     microTimeMs: 200,
     budgetSec: 90,
   },
+  /** `--compare-feeds`: the lab on the memory feed against the lab on the Redis feed. */
+  feeds: {
+    scenarios: [{ name: 'feeds', clients: 100, ratePerSec: 100, payloadBytes: 100, durationSec: 5 }],
+    repeats: 3,
+    memoryConnections: 0,
+    autocannonDurationSec: 0,
+    microTimeMs: 0,
+    budgetSec: 300,
+  },
   /**
    * `npm run bench:check` (the CI gate), lab and bare only, ≤ 3 min:
    * - `wire`: a rate low enough that every poll answer and every stream write carries exactly one
    *   message, and a short-poll interval short enough that the window holds many poll rounds, so bytes
    *   and requests per message are deterministic (within a few tenths of a percent);
-   * - `load`: enough traffic for CPU and latency to be measurable, three repeats alternating lab and
-   *   bare, compared only as lab ÷ bare.
+   * - `load`: enough traffic for CPU and latency to be measurable, five short repeats alternating lab
+   *   and bare, compared only as the median of per-repeat lab ÷ bare ratios.
    */
   check: {
     scenarios: [
       { name: 'wire', clients: 20, ratePerSec: 10, payloadBytes: 100, durationSec: 5, repeats: 1, shortPollIntervalMs: 100 },
-      { name: 'load', clients: 100, ratePerSec: 200, payloadBytes: 100, durationSec: 3, repeats: 3 },
+      { name: 'load', clients: 100, ratePerSec: 200, payloadBytes: 100, durationSec: 2, repeats: 5 },
     ],
     repeats: 1,
     memoryConnections: 200,

@@ -31,14 +31,34 @@ const LAB_CLIENTS: Record<TransportName, ClientFactory> = {
   ws: wsClients,
 };
 
-export function target(server: ServerName, transport: TransportName, serverOptions: Record<string, unknown> = {}): Target | undefined {
+/** How the lab servers run: the `lab` server's feed, the Redis URL for `lab-redis`, workers per lab server. */
+export interface LabSetup {
+  /** `memory` or a Redis URL, for the `lab` server. */
+  feed: string;
+  /** The Redis URL `lab-redis` uses. */
+  redisUrl: string;
+  /** Key prefix for this bench run, so runs never share or pollute a feed. */
+  redisKeyPrefix: string;
+  workers: number;
+}
+
+export const DEFAULT_LAB_SETUP: LabSetup = { feed: 'memory', redisUrl: 'redis://127.0.0.1:6379/0', redisKeyPrefix: 'transport-lab-bench', workers: 1 };
+
+export function target(server: ServerName, transport: TransportName, setup: LabSetup = DEFAULT_LAB_SETUP): Target | undefined {
+  const labConfig = (feed: string) => ({
+    config: { feed, workers: setup.workers, ...(feed === 'memory' ? {} : { redisKeyPrefix: `${setup.redisKeyPrefix}-${server}` }) },
+  });
   switch (server) {
     case 'lab':
+    case 'lab-redis':
     case 'bare':
       return {
         server,
         transport,
-        process: { script: server, options: serverOptions },
+        process:
+          server === 'bare'
+            ? { script: 'bare', options: {} }
+            : { script: 'lab', options: labConfig(server === 'lab' ? setup.feed : setup.redisUrl) },
         clients: LAB_CLIENTS[transport],
         statsKey: STATS_KEY[transport],
         holdsConnections: transport !== 'short-poll',

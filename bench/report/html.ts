@@ -72,7 +72,7 @@ export interface ChartGroup {
   excluded: { what: string; reason: string }[];
 }
 
-const SERVER_COLOR: Record<ServerName, string> = { lab: '#2563eb', bare: '#9ca3af', socketio: '#f59e0b' };
+const SERVER_COLOR: Record<ServerName, string> = { lab: '#2563eb', 'lab-redis': '#dc2626', bare: '#9ca3af', socketio: '#f59e0b' };
 const PERCENTILES = [
   { key: 'p50', color: '#93c5fd' },
   { key: 'p90', color: '#3b82f6' },

@@ -129,7 +129,7 @@ function statusCell(status: 'ok' | 'invalid', reason: string | undefined): Cell 
 }
 
 export const TRANSPORT_ORDER: readonly TransportName[] = ['poll', 'short-poll', 'sse', 'ws'];
-export const SERVER_ORDER: readonly ServerName[] = ['lab', 'bare', 'socketio'];
+export const SERVER_ORDER: readonly ServerName[] = ['lab', 'lab-redis', 'bare', 'socketio'];
 
 /** Transport first, then server: the rows a reader compares sit next to each other. */
 export function byTransportThenServer<T extends { transport: TransportName; server: ServerName }>(a: T, b: T): number {

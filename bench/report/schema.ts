@@ -33,7 +33,7 @@ type JsonSchema = Record<string, unknown>;
 /** Compiles only when `List` names every member of `Union`. */
 type Covers<Union, List extends readonly Union[]> = [Exclude<Union, List[number]>] extends [never] ? List : never;
 
-const SERVERS = ['lab', 'bare', 'socketio'] as const satisfies Covers<ServerName, readonly ['lab', 'bare', 'socketio']>;
+const SERVERS = ['lab', 'lab-redis', 'bare', 'socketio'] as const satisfies Covers<ServerName, readonly ['lab', 'lab-redis', 'bare', 'socketio']>;
 const TRANSPORTS = ['poll', 'short-poll', 'sse', 'ws'] as const satisfies Covers<
   TransportName,
   readonly ['poll', 'short-poll', 'sse', 'ws']

@@ -6,7 +6,8 @@
 
 export const REPORT_SCHEMA = 'transport-lab/bench@1';
 
-export type ServerName = 'lab' | 'bare' | 'socketio';
+/** `lab-redis`: the lab on the Redis feed, for comparing feeds in one run. */
+export type ServerName = 'lab' | 'lab-redis' | 'bare' | 'socketio';
 export type TransportName = 'poll' | 'short-poll' | 'sse' | 'ws';
 
 /**

@@ -11,16 +11,27 @@ export type FromChild =
   | { type: 'ready'; port: number; controlPort: number }
   | { type: 'memory'; heapUsedBytes: number; rssBytes: number };
 
-export function serveIpc(opts: { port: number; controlPort: number; stop: () => Promise<unknown> }): void {
+export interface Memory {
+  heapUsedBytes: number;
+  rssBytes: number;
+}
+
+/** gc() three times, then the process's heap and RSS. */
+function localGc(): Promise<Memory> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('start the server with --expose-gc');
+  for (let i = 0; i < 3; i++) gc();
+  const mem = process.memoryUsage();
+  return Promise.resolve({ heapUsedBytes: mem.heapUsed, rssBytes: mem.rss });
+}
+
+/** `gc`: how to collect garbage and measure (a cluster primary sums its workers); default this process. */
+export function serveIpc(opts: { port: number; controlPort: number; stop: () => Promise<unknown>; gc?: () => Promise<Memory> }): void {
   const send = (m: FromChild) => process.send?.(m);
   process.on('message', (m: ToChild) => {
     switch (m.type) {
       case 'gc': {
-        const gc = (globalThis as { gc?: () => void }).gc;
-        if (!gc) throw new Error('start the server with --expose-gc');
-        for (let i = 0; i < 3; i++) gc();
-        const mem = process.memoryUsage();
-        send({ type: 'memory', heapUsedBytes: mem.heapUsed, rssBytes: mem.rss });
+        void (opts.gc ?? localGc)().then((mem) => send({ type: 'memory', ...mem }));
         break;
       }
       case 'stop':
