@@ -17,47 +17,52 @@ type ToWorker = { type: 'lab:stats-collect'; id: number } | { type: 'lab:stats-r
 /** How long the primary waits for every worker's snapshot before answering with those it has. */
 const COLLECT_TIMEOUT_MS = 1_000;
 
-export function runPrimary(opts: { workers: number; shutdownTimeoutMs: number; onListening: (address: string, workers: number) => void }): void {
-  let closing = false;
-  let announced = false;
-  const listening = new Set<number>();
-  /** Gathers in progress: the worker that asked, its request id, and the snapshots so far. */
-  const gathers = new Map<number, { from: Worker; replyId: number; parts: StatsSnapshot[]; expected: number; timer: NodeJS.Timeout }>();
-  let nextId = 1;
-  const live = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
+/** Per primary: the gathers of worker snapshots in progress. */
+const gathers = new Map<number, { from: Worker; replyId: number; parts: StatsSnapshot[]; expected: number; timer: NodeJS.Timeout }>();
+let nextGatherId = 1;
+const liveWorkers = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
 
-  const finish = (id: number) => {
-    const g = gathers.get(id);
-    if (!g) return;
-    clearTimeout(g.timer);
-    gathers.delete(id);
-    if (g.from.isConnected()) g.from.send({ type: 'lab:stats-result', id: g.replyId, snapshots: g.parts } satisfies ToWorker);
-  };
+function finishGather(id: number): void {
+  const g = gathers.get(id);
+  if (!g) return;
+  clearTimeout(g.timer);
+  gathers.delete(id);
+  if (g.from.isConnected()) g.from.send({ type: 'lab:stats-result', id: g.replyId, snapshots: g.parts } satisfies ToWorker);
+}
 
-  const onMessage = (from: Worker, m: ToPrimary) => {
-    switch (m.type) {
+/** In a primary: lets `worker` (and every other) answer /stats for the whole cluster. */
+export function serveStatsGather(worker: Worker): void {
+  worker.on('message', (m: ToPrimary | unknown) => {
+    const msg = m as ToPrimary;
+    switch (msg?.type) {
       case 'lab:stats-request': {
-        const id = nextId++;
-        const workers = live();
-        gathers.set(id, { from, replyId: m.id, parts: [], expected: workers.length, timer: setTimeout(() => finish(id), COLLECT_TIMEOUT_MS) });
+        const id = nextGatherId++;
+        const workers = liveWorkers();
+        gathers.set(id, { from: worker, replyId: msg.id, parts: [], expected: workers.length, timer: setTimeout(() => finishGather(id), COLLECT_TIMEOUT_MS) });
         for (const w of workers) w.send({ type: 'lab:stats-collect', id } satisfies ToWorker);
         break;
       }
       case 'lab:stats-part': {
-        const g = gathers.get(m.id);
+        const g = gathers.get(msg.id);
         if (!g) return;
-        g.parts.push(m.snapshot);
-        if (g.parts.length >= g.expected) finish(m.id);
+        g.parts.push(msg.snapshot);
+        if (g.parts.length >= g.expected) finishGather(msg.id);
         break;
       }
       default:
-        m satisfies never;
+      // Not ours.
     }
-  };
+  });
+}
+
+export function runPrimary(opts: { workers: number; shutdownTimeoutMs: number; onListening: (address: string, workers: number) => void }): void {
+  let closing = false;
+  let announced = false;
+  const listening = new Set<number>();
 
   const fork = () => {
     const w = cluster.fork();
-    w.on('message', (m: ToPrimary) => onMessage(w, m));
+    serveStatsGather(w);
     w.on('listening', (address) => {
       listening.add(w.id);
       if (!announced && listening.size === opts.workers) {
@@ -81,12 +86,12 @@ export function runPrimary(opts: { workers: number; shutdownTimeoutMs: number; o
       process.exit(1);
     }
     closing = true;
-    console.log(`${signal}: closing ${live().length} workers`);
+    console.log(`${signal}: closing ${liveWorkers().length} workers`);
     const check = () => {
       if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
     };
     cluster.on('exit', check);
-    for (const w of live()) w.process.kill('SIGTERM');
+    for (const w of liveWorkers()) w.process.kill('SIGTERM');
     setTimeout(() => {
       console.error(`workers still open after ${opts.shutdownTimeoutMs} ms: exiting anyway`);
       process.exit(1);

@@ -8,8 +8,8 @@ import { fmtBytes, fmtMs, fmtNum } from './format.js';
 import { chartLib, PERCENTILE_COLORS, SERVER_COLORS } from './theme.js';
 
 const TRANSPORT_ORDER = ['poll', 'short-poll', 'sse', 'ws'];
-const SERVER_ORDER = ['lab', 'bare', 'socketio'];
-const SERVER_LABELS = { lab: 'lab', bare: 'bare', socketio: 'Socket.IO' };
+const SERVER_ORDER = ['lab', 'lab-redis', 'bare', 'socketio'];
+const SERVER_LABELS = { lab: 'lab', 'lab-redis': 'lab (Redis feed)', bare: 'bare', socketio: 'Socket.IO' };
 
 /**
  * @typedef {{median: number|null, min: number|null, max: number|null, values: (number|null)[]}} Figure
