@@ -45,6 +45,9 @@ return {last, entries}`;
 
 type Entry = [id: string, fields: string[]];
 
+/** How long one XREAD of the tail blocks before it asks again. */
+const TAIL_BLOCK_MS = 1_000;
+
 const entryMessage = ([, fields]: Entry): Message => JSON.parse(fields[1]!) as Message;
 
 export class RedisFeed implements Feed {
@@ -65,6 +68,8 @@ export class RedisFeed implements Feed {
 
   private constructor(opts: RedisFeedOptions) {
     this.#opts = { windowMessages: 2000, commandTimeoutMs: 2000, ...opts };
+    // The window never holds what retention has dropped: a read from it must answer as Redis would.
+    this.#opts.windowMessages = Math.min(this.#opts.windowMessages, opts.retentionMessages);
     const p = opts.keyPrefix;
     this.#keys = { seq: `${p}:seq`, stream: `${p}:stream`, epoch: `${p}:epoch` };
     const common = { lazyConnect: true, retryStrategy: (n: number) => Math.min(50 * n, 1000) };
@@ -173,13 +178,16 @@ export class RedisFeed implements Feed {
 
   async #onReady(): Promise<void> {
     if (this.#closed || this.#down === undefined) return;
+    let changed: boolean;
     try {
-      await this.#adoptEpoch();
-      this.#down = undefined;
-      this.#emit({ type: 'up' });
+      changed = await this.#adoptEpoch();
     } catch {
-      // Not usable yet; the next 'ready' tries again.
+      return; // Not usable yet; the next 'ready' tries again.
     }
+    // Up first: watchers react to a new epoch by reading again, which needs the feed up.
+    this.#down = undefined;
+    this.#emit({ type: 'up' });
+    if (changed) this.#emit({ type: 'epoch', epoch: this.#epoch });
   }
 
   /**
@@ -187,7 +195,7 @@ export class RedisFeed implements Feed {
    * data and the ids start over — the window is dropped and watchers are told, so every transport
    * sends its clients a `reset`.
    */
-  async #adoptEpoch(): Promise<void> {
+  async #adoptEpoch(): Promise<boolean> {
     const fresh = `redis-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
     await this.#cmd.set(this.#keys.epoch, fresh, 'NX');
     const [epoch, seq] = await Promise.all([this.#cmd.get(this.#keys.epoch), this.#cmd.get(this.#keys.seq)]);
@@ -197,13 +205,14 @@ export class RedisFeed implements Feed {
       this.#window = [];
       this.#lastId = Number(seq ?? 0);
     }
-    if (changed) this.#emit({ type: 'epoch', epoch: this.#epoch });
+    return changed;
   }
 
   async #runTail(): Promise<void> {
     while (!this.#closed) {
       try {
-        const res = (await this.#tail.xread('COUNT', 1000, 'BLOCK', 5000, 'STREAMS', this.#keys.stream, `${this.#lastId}-0`)) as
+        // A bounded block: after a new epoch moved lastId back, the next read starts from it within TAIL_BLOCK_MS.
+        const res = (await this.#tail.xread('COUNT', 1000, 'BLOCK', TAIL_BLOCK_MS, 'STREAMS', this.#keys.stream, `${this.#lastId}-0`)) as
           | [string, Entry[]][]
           | null;
         if (!res || this.#closed) continue;
