@@ -15,12 +15,13 @@
  * transport traffic. IPC per bench/servers/protocol.ts.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Message } from '../../server/feed/types.js';
 import { pollBody, sseBatch, sseEvent, sseRetry, SSE_HEARTBEAT, wsFrames } from '../../server/transports/encode.js';
+import { controlServer, listenAnyPort } from './control.js';
 import { serveIpc } from './protocol.js';
 
 // The lab's defaults (server/config.ts), so both servers behave the same under the bench.
@@ -37,7 +38,6 @@ const MAX_PAYLOAD_BYTES = 64 * 1024;
 const KEEP_ALIVE_TIMEOUT_MS = 72_000;
 
 type Key = 'poll' | 'shortPoll' | 'sse' | 'ws';
-const KEYS: readonly Key[] = ['poll', 'shortPoll', 'sse', 'ws'];
 type Reason = 'client' | 'slow-consumer' | 'pong-timeout' | 'shutdown' | 'error';
 
 const newCounters = () => ({
@@ -466,36 +466,9 @@ function stats() {
   };
 }
 
-function json(res: ServerResponse, status: number, value: unknown): void {
-  const body = JSON.stringify(value);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-  res.end(body);
-}
-
-const control = createServer((req, res) => {
-  const [path] = route(req.url);
-  if (req.method === 'GET' && path === '/stats') return json(res, 200, stats());
-  if (req.method !== 'POST' || path !== '/publish') return json(res, 404, { error: { code: 'LAB_ERR_NOT_FOUND', message: `no route ${req.method ?? 'GET'} ${path}` } });
-  const chunks: Buffer[] = [];
-  req.on('data', (c: Buffer) => chunks.push(c));
-  req.on('end', () => {
-    let body: unknown;
-    try {
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    } catch {
-      return json(res, 400, { error: { code: 'LAB_ERR_INVALID_JSON', message: 'the body is not valid JSON' } });
-    }
-    if (body === null || typeof body !== 'object' || Array.isArray(body) || !('data' in body)) {
-      return json(res, 400, { error: { code: 'LAB_ERR_MISSING_DATA', message: 'the body must be a JSON object with a "data" field' } });
-    }
-    json(res, 201, { id: publish((body as { data: unknown }).data) });
-  });
-});
-
-const listen = (s: typeof server) =>
-  new Promise<number>((resolve) => s.listen(0, '127.0.0.1', () => resolve((s.address() as AddressInfo).port)));
-const port = await listen(server);
-const controlPort = await listen(control);
+const control = controlServer({ publish, stats });
+const port = await listenAnyPort(server);
+const controlPort = await listenAnyPort(control);
 
 serveIpc({
   port,

@@ -13,11 +13,12 @@
  * Control (POST /publish, GET /stats) is on a second port so every byte on the transport port is
  * Socket.IO traffic. IPC per bench/servers/protocol.ts.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket as NetSocket } from 'node:net';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { Socket as NetSocket } from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { Server, type Socket } from 'socket.io';
 import type { Message } from '../../server/feed/types.js';
+import { controlServer, listenAnyPort } from './control.js';
 import { serveIpc } from './protocol.js';
 
 const RETENTION = 10_000;
@@ -130,35 +131,9 @@ function stats() {
   };
 }
 
-function json(res: ServerResponse, status: number, value: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-  res.end(JSON.stringify(value));
-}
-
-const control = createServer((req, res) => {
-  const path = (req.url ?? '/').split('?')[0];
-  if (req.method === 'GET' && path === '/stats') return json(res, 200, stats());
-  if (req.method !== 'POST' || path !== '/publish') return json(res, 404, { error: { code: 'LAB_ERR_NOT_FOUND', message: `no route ${req.method ?? 'GET'} ${path}` } });
-  const chunks: Buffer[] = [];
-  req.on('data', (c: Buffer) => chunks.push(c));
-  req.on('end', () => {
-    let body: unknown;
-    try {
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    } catch {
-      return json(res, 400, { error: { code: 'LAB_ERR_INVALID_JSON', message: 'the body is not valid JSON' } });
-    }
-    if (body === null || typeof body !== 'object' || Array.isArray(body) || !('data' in body)) {
-      return json(res, 400, { error: { code: 'LAB_ERR_MISSING_DATA', message: 'the body must be a JSON object with a "data" field' } });
-    }
-    json(res, 201, { id: publish((body as { data: unknown }).data) });
-  });
-});
-
-const listen = (s: typeof server) =>
-  new Promise<number>((resolve) => s.listen(0, '127.0.0.1', () => resolve((s.address() as AddressInfo).port)));
-const port = await listen(server);
-const controlPort = await listen(control);
+const control = controlServer({ publish, stats });
+const port = await listenAnyPort(server);
+const controlPort = await listenAnyPort(control);
 
 serveIpc({
   port,
