@@ -41,7 +41,7 @@ export const TOLERANCE = Object.freeze({
   heapRel: 0.15,
   /**
    * lab ÷ bare CPU per message may grow by at most this fraction. Measured here with other work on the
-   * machine, single lab/bare pairs ranged ±25% around their median; the median of five moves far less.
+   * machine, single lab/bare pairs ranged ±25% around their median; the median of four moves far less.
    */
   cpuRatioRel: 0.3,
   /**

@@ -62,13 +62,13 @@ export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds', Suite> = {
    * - `wire`: a rate low enough that every poll answer and every stream write carries exactly one
    *   message, and a short-poll interval short enough that the window holds many poll rounds, so bytes
    *   and requests per message are deterministic (within a few tenths of a percent);
-   * - `load`: enough traffic for CPU and latency to be measurable, five short repeats alternating lab
+   * - `load`: enough traffic for CPU and latency to be measurable, four short repeats alternating lab
    *   and bare, compared only as the median of per-repeat lab ÷ bare ratios.
    */
   check: {
     scenarios: [
-      { name: 'wire', clients: 20, ratePerSec: 10, payloadBytes: 100, durationSec: 5, repeats: 1, shortPollIntervalMs: 100 },
-      { name: 'load', clients: 100, ratePerSec: 200, payloadBytes: 100, durationSec: 2, repeats: 5 },
+      { name: 'wire', clients: 20, ratePerSec: 10, payloadBytes: 100, durationSec: 3, repeats: 1, shortPollIntervalMs: 100 },
+      { name: 'load', clients: 100, ratePerSec: 200, payloadBytes: 100, durationSec: 2, repeats: 4 },
     ],
     repeats: 1,
     memoryConnections: 200,

@@ -45,7 +45,18 @@ describe('npm run bench (smoke)', () => {
     expect(s?.reason).toMatch(/lost/);
   }, 60_000);
 
+  it('--feed redis --workers 2 measures the lab as a two-worker cluster on Redis, and says so in the report', async () => {
+    const report = await runBench(parseBenchArgs([...tiny, '--servers', 'lab', '--transports', 'ws,poll', '--feed', 'redis', '--workers', '2', '--no-memory']), quiet());
+    expect(validateReport(report)).toEqual({ ok: true });
+    expect(report.env).toMatchObject({ feed: 'redis', workers: 2 });
+    for (const s of report.scenarios) {
+      expect(s.status, s.reason).toBe('ok');
+      expect(s.delivered).toBe(s.published * s.clients);
+    }
+  }, 60_000);
+
   it('rejects bad flags with a message naming the flag', () => {
+    expect(() => parseBenchArgs(['--workers', '2'])).toThrow(/--workers/);
     expect(() => parseBenchArgs(['--transports', 'carrier-pigeon'])).toThrow(/--transports/);
     expect(() => parseBenchArgs(['--rate', '-5'])).toThrow(/--rate/);
     expect(() => parseBenchArgs(['--servers', 'nginx'])).toThrow(/--servers/);
