@@ -5,6 +5,7 @@
 import { EventSource } from 'eventsource';
 import type { FastifyInstance } from 'fastify';
 import { onTestFinished, vi } from 'vitest';
+import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { buildApp, type AppOptions } from '../server/app.js';
 import type { ConfigInput } from '../server/config.js';
@@ -149,4 +150,29 @@ export async function pollUntil(url: string, since: number, count: number): Prom
     cursor = body.lastId;
   }
   return got;
+}
+
+/** An upgrade the server refuses: resolves with the HTTP status and the JSON body. */
+export function refusedUpgrade(url: string, options: WebSocket.ClientOptions = {}): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, options);
+    ws.once('open', () => {
+      ws.terminate();
+      reject(new Error('upgrade was accepted'));
+    });
+    ws.once('error', (err) => reject(err));
+    ws.once('unexpected-response', (_req, res: IncomingMessage) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        ws.terminate();
+        let body: unknown = text;
+        try {
+          body = JSON.parse(text);
+        } catch {}
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+    });
+  });
 }

@@ -3,11 +3,10 @@
  * good input (any JSON value) is appended and delivered. HTTP publish, poll/SSE/WS query checks, and
  * WebSocket publish frames (ack, bad frames, oversize frames).
  */
-import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Message } from '../server/feed/types.js';
-import { WsClient, poll, startLab, until, type RunningLab } from './helpers.js';
+import { WsClient, poll, refusedUpgrade, startLab, until, type RunningLab } from './helpers.js';
 
 interface Answer {
   status: number;
@@ -53,30 +52,6 @@ async function readBack(lab: RunningLab, id: number): Promise<Message> {
   return body.messages[0]!;
 }
 
-/** An upgrade the server refuses: resolves with the HTTP status and the JSON body. */
-function refusedUpgrade(url: string, options: WebSocket.ClientOptions = {}): Promise<{ status: number; body: unknown }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, options);
-    ws.once('open', () => {
-      ws.terminate();
-      reject(new Error('upgrade was accepted'));
-    });
-    ws.once('error', (err) => reject(err));
-    ws.once('unexpected-response', (_req, res: IncomingMessage) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => {
-        ws.terminate();
-        let body: unknown = text;
-        try {
-          body = JSON.parse(text);
-        } catch {}
-        resolve({ status: res.statusCode ?? 0, body });
-      });
-    });
-  });
-}
 
 describe('POST /publish: bad input', () => {
   it('answers 413 LAB_ERR_PAYLOAD_TOO_LARGE for a body over maxPayloadBytes and appends nothing', async () => {

@@ -3,13 +3,12 @@
  * (resolveConfig / readSettings) and the CLI's start-up and shutdown behaviour.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import type { IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import { DEFAULTS, envName, readSettings, resolveConfig, type ConfigInput } from '../server/config.js';
 import { ConfigError } from '../server/errors.js';
-import { WsClient, publish, startLab, until, type RunningLab } from './helpers.js';
+import { WsClient, publish, refusedUpgrade, startLab, until, type RunningLab } from './helpers.js';
 
 const TOKEN = 's3cret';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -24,29 +23,6 @@ async function post(lab: RunningLab, headers: Record<string, string>, body = '{"
   return { status: res.status, body: json };
 }
 
-function refusedUpgrade(url: string, options: WebSocket.ClientOptions = {}): Promise<{ status: number; body: unknown }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, options);
-    ws.once('open', () => {
-      ws.terminate();
-      reject(new Error('upgrade was accepted'));
-    });
-    ws.once('error', (err) => reject(err));
-    ws.once('unexpected-response', (_req, res: IncomingMessage) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => {
-        ws.terminate();
-        let body: unknown = text;
-        try {
-          body = JSON.parse(text);
-        } catch {}
-        resolve({ status: res.statusCode ?? 0, body });
-      });
-    });
-  });
-}
 
 const lastId = (lab: RunningLab): number => lab.app.lab.feed.info().lastId;
 
