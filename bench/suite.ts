@@ -71,7 +71,7 @@ export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds', Suite> = {
       { name: 'load', clients: 100, ratePerSec: 200, payloadBytes: 100, durationSec: 2, repeats: 4 },
     ],
     repeats: 1,
-    memoryConnections: 200,
+    memoryConnections: 500,
     autocannonDurationSec: 0,
     microTimeMs: 0,
     budgetSec: 180,
