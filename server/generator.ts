@@ -10,11 +10,14 @@ import { appendOrFail } from './publish.js';
 /** Timers fire no more often than this; higher rates publish several messages per tick. */
 const TICK_MS = 10;
 
-/** `{"seq":n,"text":"demo xxx…"}` padded so its JSON is `payloadBytes` long (never shorter than the bare object). */
-export function generatorData(seq: number, payloadBytes: number): { seq: number; text: string } {
-  const base = { seq, text: 'demo ' };
-  const pad = Math.max(0, payloadBytes - JSON.stringify(base).length);
-  return { seq, text: base.text + 'x'.repeat(pad) };
+/**
+ * `{"seq":n,"text":"demo message n","pad":"xxx…"}`, padded so its JSON is `payloadBytes` long (never
+ * shorter than the message without padding).
+ */
+export function generatorData(seq: number, payloadBytes: number): { seq: number; text: string; pad?: string } {
+  const base = { seq, text: `demo message ${seq}` };
+  const room = payloadBytes - JSON.stringify(base).length - ',"pad":""'.length;
+  return room >= 0 ? { ...base, pad: 'x'.repeat(room) } : base;
 }
 
 export class Generator {
