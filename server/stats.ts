@@ -253,8 +253,9 @@ export default fp(
     const { stats, feed } = opts;
     // Every response moves its socket's byte mark, so that a keep-alive socket that carried a
     // /publish before a /poll does not charge the publish bytes to the poll.
-    app.addHook('onResponse', async (request) => {
+    app.addHook('onResponse', (request, _reply, done) => {
       stats.settle(request.raw.socket, true);
+      done();
     });
     // With several workers, any worker answers for all of them (gathered through the primary).
     const gather = clusterSnapshots(() => stats.snapshot(feed));
