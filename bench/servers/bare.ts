@@ -16,12 +16,12 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Message } from '../../server/feed/types.js';
 import { pollBody, sseBatch, sseEvent, sseRetry, SSE_HEARTBEAT, wsFrames } from '../../server/transports/encode.js';
-import { controlServer, listenAnyPort } from './control.js';
+import { controlServer, listenAnyPort, processMeter } from './control.js';
 import { serveIpc } from './protocol.js';
 
 // The lab's defaults (server/config.ts), so both servers behave the same under the bench.
@@ -432,9 +432,7 @@ const ping = setInterval(() => {
 
 // ---- Control port -------------------------------------------------------------------------------
 // Event-loop delay since the previous /stats call (the runner reads stats around each run).
-const loopDelay = monitorEventLoopDelay({ resolution: 10 });
-loopDelay.enable();
-let loopWindowStart = performance.now();
+const processFigures = processMeter();
 
 function stats() {
   const transports = structuredClone(counters);
@@ -443,26 +441,10 @@ function stats() {
     transports[key].bytesIn += socket.bytesRead;
     transports[key].bytesOut += socket.bytesWritten;
   }
-  const h = loopDelay;
-  const now = performance.now();
-  const eventLoopDelayMs =
-    h.count === 0
-      ? { p50: 0, p99: 0, max: 0, windowMs: now - loopWindowStart }
-      : { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6, windowMs: now - loopWindowStart };
-  h.reset();
-  loopWindowStart = now;
-  const cpu = process.cpuUsage();
-  const mem = process.memoryUsage();
   return {
     transports,
     feed: { kind: 'memory', epoch, lastId, firstId: firstId(), retained: lastId - firstId() + 1 },
-    process: {
-      pid: process.pid,
-      uptimeSec: process.uptime(),
-      cpu: { userUs: cpu.user, systemUs: cpu.system },
-      memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external },
-      eventLoopDelayMs,
-    },
+    process: processFigures(),
   };
 }
 

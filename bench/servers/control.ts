@@ -5,6 +5,7 @@
  */
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 
 function json(res: ServerResponse, status: number, value: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
@@ -38,3 +39,31 @@ export function controlServer(opts: { publish: (data: unknown) => number; stats:
 /** Listens on 127.0.0.1, any free port; resolves with the port. */
 export const listenAnyPort = (s: Server): Promise<number> =>
   new Promise((resolve) => s.listen(0, '127.0.0.1', () => resolve((s.address() as AddressInfo).port)));
+
+/**
+ * The `process` block of /stats, as the lab reports it: CPU, memory, and event-loop delay over the
+ * window since the previous call (the runner reads /stats at the start and end of each window).
+ */
+export function processMeter() {
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  let windowStart = performance.now();
+  return () => {
+    const now = performance.now();
+    const windowMs = now - windowStart;
+    const h = loopDelay;
+    const eventLoopDelayMs =
+      h.count === 0 ? { p50: 0, p99: 0, max: 0, windowMs } : { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6, windowMs };
+    h.reset();
+    windowStart = now;
+    const cpu = process.cpuUsage();
+    const mem = process.memoryUsage();
+    return {
+      pid: process.pid,
+      uptimeSec: process.uptime(),
+      cpu: { userUs: cpu.user, systemUs: cpu.system },
+      memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external },
+      eventLoopDelayMs,
+    };
+  };
+}

@@ -15,10 +15,10 @@
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Socket as NetSocket } from 'node:net';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { Server, type Socket } from 'socket.io';
 import type { Message } from '../../server/feed/types.js';
-import { controlServer, listenAnyPort } from './control.js';
+import { controlServer, listenAnyPort, processMeter } from './control.js';
 import { serveIpc } from './protocol.js';
 
 const RETENTION = 10_000;
@@ -97,9 +97,7 @@ server.on('upgrade', (req: IncomingMessage) => {
 });
 
 // ---- Control port -------------------------------------------------------------------------------
-const loopDelay = monitorEventLoopDelay({ resolution: 10 });
-loopDelay.enable();
-let loopWindowStart = performance.now();
+const processFigures = processMeter();
 
 function stats() {
   const transports = structuredClone(counters);
@@ -109,25 +107,10 @@ function stats() {
   }
   // An engine.io session is the connection, whichever transport it currently rides on.
   for (const s of io.of('/').sockets.values()) transports[keyOf(s.conn.transport.name)].connections++;
-  const h = loopDelay;
-  const now = performance.now();
-  const windowMs = now - loopWindowStart;
-  const eventLoopDelayMs =
-    h.count === 0 ? { p50: 0, p99: 0, max: 0, windowMs } : { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6, windowMs };
-  h.reset();
-  loopWindowStart = now;
-  const cpu = process.cpuUsage();
-  const mem = process.memoryUsage();
   return {
     transports,
     feed: { kind: 'memory', epoch: 'socketio', lastId, firstId: firstId(), retained: lastId - firstId() + 1 },
-    process: {
-      pid: process.pid,
-      uptimeSec: process.uptime(),
-      cpu: { userUs: cpu.user, systemUs: cpu.system },
-      memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external },
-      eventLoopDelayMs,
-    },
+    process: processFigures(),
   };
 }
 
