@@ -31,6 +31,8 @@ import { SUITES, SWEEP, type ScenarioSpec } from './suite.js';
 
 const TRANSPORTS: readonly TransportName[] = ['poll', 'short-poll', 'sse', 'ws'];
 const SERVERS: readonly ServerName[] = ['lab', 'lab-redis', 'bare', 'socketio'];
+/** `lab-redis` runs only when asked for (or with --compare-feeds): it needs a Redis. */
+const DEFAULT_SERVERS: readonly ServerName[] = ['lab', 'bare', 'socketio'];
 
 function list<T extends string>(raw: string | undefined, allowed: readonly T[], flag: string): T[] | undefined {
   if (raw === undefined) return undefined;
@@ -135,7 +137,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     : suite.scenarios.map((s) => ({ ...s }));
   const opts: BenchOptions = {
     transports: list(values.transports, TRANSPORTS, 'transports') ?? [...TRANSPORTS],
-    servers: list(values.servers, SERVERS, 'servers') ?? [...SERVERS],
+    servers: list(values.servers, SERVERS, 'servers') ?? [...DEFAULT_SERVERS],
     scenarios,
     repeats: positive(values.repeats, 'repeats') ?? suite.repeats,
     out: values.out ?? 'results',
