@@ -6,10 +6,8 @@
  * with exit code 0. The memory feed refuses several workers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { EventSource } from 'eventsource';
-import { Redis } from 'ioredis';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import WebSocket from 'ws';
@@ -17,38 +15,11 @@ import { DEFAULTS, envName } from '../server/config.js';
 import type { Message } from '../server/feed/types.js';
 import type { StatsSnapshot, TransportKey } from '../server/stats.js';
 import { range, until, type Control } from './helpers.js';
+import { SHARED_REDIS, usePrefix, withRedis } from './redis-helpers.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const SHARED_REDIS = 'redis://127.0.0.1:6379/0';
 
 // ---- helpers local to this file --------------------------------------------------------------------
-
-/** A key prefix of its own; its keys are deleted when the test ends (call it first: hooks run in reverse). */
-function usePrefix(): string {
-  const prefix = `lab-test-${randomBytes(6).toString('hex')}`;
-  onTestFinished(() =>
-    withRedis(async (r) => {
-      let cursor = '0';
-      do {
-        const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-        if (keys.length > 0) await r.del(...keys);
-        cursor = next;
-      } while (cursor !== '0');
-    }),
-  );
-  return prefix;
-}
-
-async function withRedis<T>(fn: (r: Redis) => Promise<T>): Promise<T> {
-  const r = new Redis(SHARED_REDIS, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
-  r.on('error', () => {});
-  await r.connect();
-  try {
-    return await fn(r);
-  } finally {
-    r.disconnect();
-  }
-}
 
 /** The environment without any of the lab's own settings (PORT, FEED_URL, WORKERS, …). */
 function cleanEnv(): NodeJS.ProcessEnv {
@@ -380,7 +351,7 @@ describe('--workers N', () => {
     await until(() => allClients().every((m) => (m.at(-1)?.id ?? 0) >= lastAtKill + 20), 15_000);
 
     await publisher.stop();
-    const lastId = Number(await withRedis((r) => r.get(`${prefix}:seq`)));
+    const lastId = Number(await withRedis(SHARED_REDIS, (r) => r.get(`${prefix}:seq`)));
     expect(lastId).toBeGreaterThanOrEqual(publisher.published);
     await until(() => allClients().every((m) => m.length >= lastId), 15_000);
     await Promise.all(pollers.map((p) => p.stop()));

@@ -176,3 +176,16 @@ export function refusedUpgrade(url: string, options: WebSocket.ClientOptions = {
     });
   });
 }
+
+/** What a client saw, in arrival order: control types as strings ('hello', 'gap', 'reset'), messages as ids. */
+export type Seen = (string | number)[];
+
+/** Records every WebSocket frame in order: controls by type, messages by id. */
+export function wsOrder(client: WsClient): Seen {
+  const seen: Seen = [];
+  client.ws.on('message', (raw) => {
+    const frame = JSON.parse(raw.toString()) as { type?: string; id?: number };
+    seen.push(frame.type ?? (frame.id as number));
+  });
+  return seen;
+}

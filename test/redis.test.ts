@@ -15,7 +15,6 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FetchLike } from 'eventsource';
-import { Redis } from 'ioredis';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Message } from '../server/feed/types.js';
 import {
@@ -28,63 +27,20 @@ import {
   range,
   startLab,
   until,
+  wsOrder,
   type Control,
   type RunningLab,
+  type Seen,
 } from './helpers.js';
-
-const SHARED_REDIS = 'redis://127.0.0.1:6379/0';
+import { SHARED_REDIS, usePrefix, withRedis } from './redis-helpers.js';
 
 // ---- helpers local to this file --------------------------------------------------------------------
-
-/**
- * A key prefix of its own for this test; its keys are deleted when the test ends. Call it FIRST in a
- * test: onTestFinished hooks run in reverse order, so the keys go after the labs have closed.
- */
-function usePrefix(url = SHARED_REDIS): string {
-  const prefix = `lab-test-${randomBytes(6).toString('hex')}`;
-  onTestFinished(() => deleteKeys(url, prefix));
-  return prefix;
-}
-
-async function withRedis<T>(url: string, fn: (r: Redis) => Promise<T>): Promise<T> {
-  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
-  r.on('error', () => {});
-  await r.connect();
-  try {
-    return await fn(r);
-  } finally {
-    r.disconnect();
-  }
-}
-
-async function deleteKeys(url: string, prefix: string): Promise<void> {
-  await withRedis(url, async (r) => {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      if (keys.length > 0) await r.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  });
-}
 
 /** Two (or more) labs on the shared Redis with the same prefix: one feed. */
 async function labsOn(prefix: string, n: number, extra: Parameters<typeof startLab>[0] = {}): Promise<RunningLab[]> {
   const labs: RunningLab[] = [];
   for (let i = 0; i < n; i++) labs.push(await startLab({ feed: SHARED_REDIS, redisKeyPrefix: prefix, ...extra }));
   return labs;
-}
-
-/** What a client saw, in arrival order: control types as strings, messages as ids. */
-type Seen = (string | number)[];
-
-function wsOrder(client: WsClient): Seen {
-  const seen: Seen = [];
-  client.ws.on('message', (raw) => {
-    const frame = JSON.parse(raw.toString()) as { type?: string; id?: number };
-    seen.push(frame.type ?? (frame.id as number));
-  });
-  return seen;
 }
 
 const SSE_NAMED = ['hello', 'gap', 'reset', 'feed-down', 'feed-up'] as const;

@@ -18,23 +18,12 @@ import {
   range,
   startLab,
   until,
+  wsOrder,
   type RunningLab,
+  type Seen,
 } from './helpers.js';
 
 // ---- small helpers local to this file ------------------------------------------------------------
-
-/** What a client saw, in arrival order: control types as strings ('hello', 'gap', 'reset'), messages as ids. */
-type Seen = (string | number)[];
-
-/** Records every WebSocket frame in order: controls by type, messages by id. */
-function wsOrder(client: WsClient): Seen {
-  const seen: Seen = [];
-  client.ws.on('message', (raw) => {
-    const frame = JSON.parse(raw.toString()) as { type?: string; id?: number };
-    seen.push(frame.type ?? (frame.id as number));
-  });
-  return seen;
-}
 
 /** Records every SSE event in order: named events by name, messages by id. */
 function sseOrder(client: SseClient): Seen {
