@@ -18,5 +18,3 @@ export function figure(values: readonly (number | null | undefined)[]): Figure {
 
 /** Rounds to `digits` decimals, for numbers a person reads. */
 export const round = (v: number, digits = 3): number => (Number.isFinite(v) ? Math.round(v * 10 ** digits) / 10 ** digits : v);
-
-export const sum = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0);

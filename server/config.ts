@@ -234,7 +234,10 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
   return Object.freeze({ ...c, allowedOrigins: Object.freeze([...c.allowedOrigins]) });
 }
 
-/** The configuration for printing: the token is masked. */
+/** A URL for printing: credentials masked. */
+export const redactUrl = (url: string): string => url.replace(/\/\/([^@/]*)@/, '//***@');
+
+/** The configuration for printing: the token and any Redis credentials are masked. */
 export function describeConfig(c: Readonly<Config>): Record<string, unknown> {
-  return { ...c, publishToken: c.publishToken ? '***' : '', feed: c.feed.replace(/\/\/([^@/]*)@/, '//***@') };
+  return { ...c, publishToken: c.publishToken ? '***' : '', feed: redactUrl(c.feed) };
 }

@@ -28,31 +28,22 @@ export class MemoryFeed implements Feed {
   }
 
   read(cursor: number, limit: number, epoch?: string): Promise<ReadResult> {
-    return Promise.resolve(this.readNow(cursor, limit, epoch));
-  }
-
-  /** Synchronous read, for callers that know they hold the memory feed (micro-benchmarks). */
-  readNow(cursor: number, limit: number, epoch?: string): ReadResult {
-    if (epoch !== undefined && epoch !== this.epoch) return { kind: 'reset', reason: 'epoch-mismatch' };
-    if (cursor > this.#lastId) return { kind: 'reset', reason: 'future-cursor' };
+    if (epoch !== undefined && epoch !== this.epoch) return Promise.resolve({ kind: 'reset', reason: 'epoch-mismatch' });
+    if (cursor > this.#lastId) return Promise.resolve({ kind: 'reset', reason: 'future-cursor' });
     const { firstId } = this.info();
     const start = Math.max(cursor + 1, firstId);
     const end = Math.min(this.#lastId, start + limit - 1);
     const messages: Message[] = [];
     for (let id = start; id <= end; id++) messages.push(this.#ring[(id - 1) % this.#retention]!);
-    return cursor + 1 < firstId ? { kind: 'gap', firstId, messages } : { kind: 'messages', messages };
+    return Promise.resolve(cursor + 1 < firstId ? { kind: 'gap', firstId, messages } : { kind: 'messages', messages });
   }
 
   append(data: unknown): Promise<Message> {
-    return Promise.resolve(this.appendNow(data));
-  }
-
-  appendNow(data: unknown): Message {
     const message: Message = { id: this.#lastId + 1, ts: publishTime(), data };
     this.#ring[(message.id - 1) % this.#retention] = message;
     this.#lastId = message.id;
     for (const listener of this.#listeners) listener(message.id);
-    return message;
+    return Promise.resolve(message);
   }
 
   subscribe(listener: (lastId: number) => void): () => void {

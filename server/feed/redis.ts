@@ -16,6 +16,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { redactUrl } from '../config.js';
 import type { Feed, FeedEvent, FeedInfo, Message, ReadResult } from './types.js';
 
 export interface RedisFeedOptions {
@@ -234,5 +235,3 @@ export class RedisFeed implements Feed {
     }
   }
 }
-
-export const redactUrl = (url: string): string => url.replace(/\/\/([^@/]*)@/, '//***@');

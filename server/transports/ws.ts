@@ -29,6 +29,9 @@ const CLOSE_FOR: Record<Exclude<DisconnectReason, 'client'>, [number, string]> =
   error: [WS_CLOSE.GOING_AWAY, ERRORS.FEED_UNAVAILABLE.code],
 };
 
+/** Message payloads are pre-encoded Buffers; they go out as text frames (one options object, not one per frame). */
+const TEXT_FRAME = Object.freeze({ binary: false });
+
 function originAllowed(request: FastifyRequest, allowed: readonly string[]): boolean {
   const origin = request.headers.origin;
   if (origin === undefined) return true;
@@ -64,7 +67,7 @@ export default fp(
         const frames = encoded ?? wsFrames(messages);
         // One corked write per tick: all of this batch's frames leave in one writev.
         this.socket.cork();
-        for (const f of frames) this.ws.send(f, { binary: false });
+        for (const f of frames) this.ws.send(f, TEXT_FRAME);
         this.socket.uncork();
         counters.messagesOut += messages.length;
       }
