@@ -57,6 +57,16 @@ describe('bench:check', () => {
     expect(failed(r).map((row) => row.metric)).toEqual(['wire lab/poll requests/msg']);
   });
 
+  it('tolerates a keep-alive pong in the window, but not a client that sends bytes per message on a stream', () => {
+    const pong = copy();
+    const ws = (r: Report) => r.scenarios.find((x) => x.server === 'lab' && x.name === 'wire' && x.transport === 'ws')!;
+    ws(pong).wire.bytesInPerMsg = { median: 0.2, min: 0.2, max: 0.2, values: [0.2] };
+    expect(failed(pong)).toEqual([]);
+    const chatty = copy();
+    ws(chatty).wire.bytesInPerMsg = { median: 6, min: 6, max: 6, values: [6] };
+    expect(failed(chatty).map((row) => row.metric)).toEqual(['wire lab/ws bytes in/msg']);
+  });
+
   it('fails when a message was lost', () => {
     const r = copy();
     const s = r.scenarios.find((x) => x.server === 'lab' && x.name === 'load' && x.transport === 'ws')!;
