@@ -3,8 +3,9 @@
  * (lab and bare, every transport, ≤ 3 min) and compares it with the committed results/baseline.json.
  *
  * What is gated, and why those tolerances:
- * - bytes on the wire per message (both directions) and requests per message, lab only, ±2%: at the
- *   `wire` scenario's rate they are deterministic but for the digits of ids and timestamps;
+ * - bytes on the wire per message (both directions) and requests per message, lab only, ±2%: the
+ *   `wire` scenario runs in lockstep (see lockstep.ts), so they are deterministic but for the digits of
+ *   ids and timestamps and a keep-alive frame that may fall in the window;
  * - bytes beyond the protocol floor (SSE, WebSocket), +1 B: the floor is exact, so any added byte shows;
  * - delivery: zero lost, duplicated or reordered messages, on every scenario and server;
  * - idle heap per connection, lab, +15% (GC timing moves it a few percent);
@@ -25,14 +26,11 @@ import { parseBenchArgs, runBench, type BenchOptions } from './run.js';
 import { SUITES } from './suite.js';
 
 export const TOLERANCE = Object.freeze({
-  /** Relative, either direction: bytes and requests per message. */
-  wireRel: 0.02,
   /**
-   * Short polling's per-message figures depend on how the client's timer falls against the
-   * publisher's schedule — a property of the client and the machine's load, not of the server — so
-   * they get a wider band (measured here: up to 4% apart on a loaded machine).
+   * Relative, either direction: bytes and requests per message, every transport (short polling too:
+   * in lockstep it makes exactly one full and one empty poll per message, whatever the timers do).
    */
-  shortPollWireRel: 0.1,
+  wireRel: 0.02,
   /** Absolute, when the baseline is 0: streams make no requests per message. */
   requestsAbsAtZero: 0.01,
   /**
@@ -136,7 +134,7 @@ export function compare(baseline: Report, now: Report): CheckRow[] {
       ['bytes in/msg', (s) => s.wire.bytesInPerMsg.median, TOLERANCE.bytesAbsAtZero],
       ['requests/msg', (s) => s.wire.requestsPerMsg.median, TOLERANCE.requestsAbsAtZero],
     ];
-    const rel = t === 'short-poll' ? TOLERANCE.shortPollWireRel : TOLERANCE.wireRel;
+    const rel = TOLERANCE.wireRel;
     for (const [label, pick, atZero] of wire) {
       const base = pick(b);
       const cur = pick(n);
@@ -220,6 +218,54 @@ export function renderTable(rows: CheckRow[]): string {
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
 }
 
+export interface SpreadRow {
+  metric: string;
+  baseline: number | null;
+  min: number | null;
+  max: number | null;
+  /** The largest relative move against the baseline, either way (null where the baseline is 0). */
+  largestMove: number | null;
+  limit: string;
+  failed: number;
+  runs: number;
+}
+
+/**
+ * How far each gated row moved over several runs of the same tree (`--spread`): the evidence behind
+ * every band in TOLERANCE, and the first thing to read before widening one.
+ */
+export function spread(baseline: Report, runs: Report[]): SpreadRow[] {
+  const byMetric = new Map<string, SpreadRow>();
+  for (const run of runs) {
+    for (const row of compare(baseline, run)) {
+      if (row.verdict === 'info') continue;
+      let s = byMetric.get(row.metric);
+      if (!s) {
+        s = { metric: row.metric, baseline: row.baseline, min: null, max: null, largestMove: null, limit: row.limit, failed: 0, runs: 0 };
+        byMetric.set(row.metric, s);
+      }
+      s.runs++;
+      if (row.verdict === 'FAIL') s.failed++;
+      if (row.now !== null) {
+        s.min = s.min === null ? row.now : Math.min(s.min, row.now);
+        s.max = s.max === null ? row.now : Math.max(s.max, row.now);
+      }
+      if (row.change !== null && (s.largestMove === null || Math.abs(row.change) > Math.abs(s.largestMove))) s.largestMove = row.change;
+    }
+  }
+  return [...byMetric.values()].sort((a, b) => b.failed - a.failed || Math.abs(b.largestMove ?? 0) - Math.abs(a.largestMove ?? 0));
+}
+
+const pct = (v: number | null): string => (v === null ? '' : `${v >= 0 ? '+' : ''}${(v * 100).toFixed(2)}%`);
+
+export function renderSpread(rows: SpreadRow[]): string {
+  const head = ['metric', 'baseline', 'min', 'max', 'largest move', 'limit', 'failed'];
+  const body = rows.map((r) => [r.metric, fmt(r.baseline), fmt(r.min), fmt(r.max), pct(r.largestMove), r.limit, `${r.failed}/${r.runs}`]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
+}
+
 export function checkOptions(extra: string[] = []): BenchOptions {
   const suite = SUITES.check;
   return {
@@ -238,24 +284,37 @@ export function checkOptions(extra: string[] = []): BenchOptions {
 export const DEFAULT_BASELINE = 'results/baseline.json';
 
 async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const parsed = parseArgs({
     args: argv,
     strict: true,
+    allowPositionals: true,
     options: {
       update: { type: 'boolean' },
       baseline: { type: 'string' },
       report: { type: 'string' },
+      spread: { type: 'boolean' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
+  const { values } = parsed;
   if (values.help) {
     console.log(`npm run bench:check -- [--update] [--baseline FILE] [--report FILE] [--out DIR]
   (no flags)       run the check suite and compare it with ${DEFAULT_BASELINE}; exit 1 on a regression
   --update         run the check suite and make it the new baseline (prints what changed)
   --report FILE    compare FILE (a bench report) instead of running
-  --out DIR        also write this run's report to DIR`);
+  --out DIR        also write this run's report to DIR
+  --spread FILE…   no run: how far each gated row moved over these reports (largest move, failures)`);
     return 0;
+  }
+  if (values.spread) {
+    const files = parsed.positionals;
+    if (!files.length) throw new Error('--spread needs report files');
+    const baseline = JSON.parse(await readFile(values.baseline ?? DEFAULT_BASELINE, 'utf8')) as Report;
+    const runs = await Promise.all(files.map(async (f) => JSON.parse(await readFile(f, 'utf8')) as Report));
+    const rows = spread(baseline, runs);
+    console.log(renderSpread(rows));
+    return rows.some((r) => r.failed > 0) ? 1 : 0;
   }
   const baselinePath = values.baseline ?? DEFAULT_BASELINE;
   let current: Report;

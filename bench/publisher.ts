@@ -32,7 +32,8 @@ export class Publisher {
     this.#pool = new Pool(controlUrl, { connections: PUBLISH_CONNECTIONS, pipelining: 1 });
   }
 
-  async #send(data: unknown): Promise<number> {
+  /** Publishes one message; resolves with the id the server assigned once it is in the feed. */
+  async send(data: unknown): Promise<number> {
     const res = await this.#pool.request({
       path: '/publish',
       method: 'POST',
@@ -64,7 +65,7 @@ export class Publisher {
           lag.recordValue(Math.max(1, Math.round((now - due) * 1000)));
           const index = k++;
           pending.push(
-            this.#send(makeData(due, payloadBytes)).then(
+            this.send(makeData(due, payloadBytes)).then(
               (id) => {
                 ids[index] = id;
               },
@@ -87,7 +88,7 @@ export class Publisher {
 
   /** Publishes `n` messages back to back (fills a feed for catch-up benchmarks). */
   async fill(n: number, payloadBytes: number): Promise<void> {
-    for (let i = 0; i < n; i++) await this.#send(makeData(nowMs(), payloadBytes));
+    for (let i = 0; i < n; i++) await this.send(makeData(nowMs(), payloadBytes));
   }
 
   close(): Promise<void> {

@@ -5,6 +5,7 @@
  * behind schedule is `invalid` with the reason — its numbers are kept but never presented as a result.
  */
 import { floorFor } from './floor.js';
+import { publishLockstep, type LockstepOutcome } from './lockstep.js';
 import { publishInWorker } from './publisher.js';
 import { Recorder } from './recorder.js';
 import type { ServerHandle, ServerStats } from './server-process.js';
@@ -17,11 +18,15 @@ export interface RunParams {
   durationSec: number;
   /** Short polling interval. @default 1000 */
   shortPollIntervalMs?: number;
+  /** `lockstep`: one message at a time, each delivered to every client before the next (see lockstep.ts). @default 'open-loop' */
+  pace?: Pace;
   /** Test hook, see Recorder. */
   lossyEvery?: number;
   /** Publisher lag p99 above which the run is invalid. @default PUBLISHER_LAG_LIMIT_MS */
   maxPublisherLagMs?: number;
 }
+
+export type Pace = 'open-loop' | 'lockstep';
 
 export type RunOutcome =
   | { status: 'ok' }
@@ -88,8 +93,7 @@ const perMsg = (delta: number, delivered: number): number | null => (delivered >
 export async function runScenario(server: ServerHandle, t: Target, p: RunParams): Promise<RunResult> {
   const floorOf = t.server === 'socketio' ? undefined : floorFor(t.transport);
   const recorder = new Recorder({ clients: p.clients, ...(p.lossyEvery ? { lossyEvery: p.lossyEvery } : {}), ...(floorOf ? { floorOf } : {}) });
-  const publish = (durationSec: number) =>
-    publishInWorker({ controlUrl: server.controlUrl, ratePerSec: p.ratePerSec, durationSec, payloadBytes: p.payloadBytes });
+  const lockstep = p.pace === 'lockstep';
   const key = t.statsKey;
   const since = (await server.stats()).feed.lastId;
   const group = t.clients({
@@ -98,7 +102,20 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     since,
     sink: recorder,
     ...(p.shortPollIntervalMs ? { shortPollIntervalMs: p.shortPollIntervalMs } : {}),
+    ...(lockstep ? { stepped: true } : {}),
   });
+  const job = { controlUrl: server.controlUrl, ratePerSec: p.ratePerSec, payloadBytes: p.payloadBytes };
+  const publish = (durationSec: number): Promise<LockstepOutcome> =>
+    lockstep
+      ? publishLockstep({ ...job, durationSec, clients: p.clients, group, received: () => recorder.received })
+      : publishInWorker({ ...job, durationSec });
+  // In lockstep, a snapshot is taken only with every connection-holding client connected again (long
+  // polls re-held): then the window holds exactly one request per answer.
+  const settled = async () => {
+    if (lockstep && t.holdsConnections) {
+      await waitFor(async () => (await server.stats()).transports[key].connections >= p.clients, CONNECT_TIMEOUT_MS, `${p.clients} ${t.transport} connections`);
+    }
+  };
   try {
     await Promise.race([
       group.ready,
@@ -115,12 +132,14 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     const quietMs = DRAIN_QUIET_MS + (t.transport === 'short-poll' ? 2 * (p.shortPollIntervalMs ?? 1000) : 0);
     await drain(() => recorder.received, warmTarget, quietMs);
 
+    await settled();
     const before = await server.stats();
     const firstId = before.feed.lastId;
     recorder.startWindow(firstId, Math.ceil(p.ratePerSec * p.durationSec) + 16);
     const pub = await publish(p.durationSec);
     const expected = pub.ids.length * p.clients;
     await drain(() => recorder.delivered, expected, quietMs);
+    await settled();
     const after = await server.stats();
 
     const c = recorder.counts(pub.ids);
@@ -130,6 +149,7 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     const lagP99 = pub.lagP99Ms;
 
     const problems: string[] = [];
+    if (pub.stall) problems.push(pub.stall);
     if (pub.failures > 0) problems.push(`${pub.failures} publishes failed (${pub.firstFailure})`);
     if (c.lost > 0) problems.push(`${c.lost} messages lost`);
     if (c.duplicated > 0) problems.push(`${c.duplicated} duplicates`);

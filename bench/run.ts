@@ -256,6 +256,7 @@ function aggregate(spec: ScenarioSpec, t: Target, runs: RunResult[], repeats: nu
     ratePerSec: spec.ratePerSec,
     payloadBytes: spec.payloadBytes,
     durationSec: spec.durationSec,
+    ...(spec.pace === 'lockstep' ? { pace: 'lockstep' as const } : {}),
     repeats,
     status: invalid.length ? 'invalid' : 'ok',
     ...(invalid.length ? { reason: invalid.join(' | ') } : {}),
@@ -354,6 +355,7 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
               payloadBytes: spec.payloadBytes,
               durationSec: spec.durationSec,
               shortPollIntervalMs: spec.shortPollIntervalMs ?? opts.shortPollIntervalMs,
+              ...(spec.pace ? { pace: spec.pace } : {}),
               ...(opts.lossyEvery ? { lossyEvery: opts.lossyEvery } : {}),
               maxPublisherLagMs: opts.maxPublisherLagMs,
             });
@@ -559,7 +561,7 @@ async function runSweep(opts: BenchOptions, targets: Target[], servers: Servers,
 
 export const METHOD: Record<string, string> = {
   servers: 'Each server runs in its own Node process (--expose-gc, no demo publisher); the load generator runs in the bench process on the same machine: all clients on the main thread, the publisher in a worker thread so client load cannot delay its schedule.',
-  publishing: 'Open loop: message k is due at start + k/rate and carries that scheduled time; it is POSTed to /publish over keep-alive connections whatever happened to earlier messages.',
+  publishing: 'Open loop: message k is due at start + k/rate and carries that scheduled time; it is POSTed to /publish over keep-alive connections whatever happened to earlier messages. Scenarios with pace "lockstep" publish one message at a time instead, the next (never before its schedule) only once every client has it; a short-polling client then makes one poll that carries the message and one that comes back empty, so wire figures per message do not depend on timer phase.',
   latency: 'received − scheduled for every delivery, one clock (the bench process), HdrHistogram in µs; includes publish, fan-out and client parsing. Warm-up (≤1 s at the same rate) is not measured.',
   validity: `Every delivery is checked per client: lost (not announced by a gap), duplicated and out-of-order ids, client errors, failed publishes, and a publisher whose lag p99 exceeds the limit (params.maxPublisherLagMs, default ${PUBLISHER_LAG_LIMIT_MS} ms) make the scenario INVALID with the reason.`,
   wire: 'Server /stats deltas over the measured window divided by messages delivered: bytes read and written on the transport sockets (HTTP headers, chunked framing, WebSocket frame headers included) and HTTP requests.',

@@ -1,3 +1,5 @@
+import type { Pace } from './run-scenario.js';
+
 /**
  * The scenario suites. A scenario is clients × publish rate × payload × measured seconds; every suite
  * runs it for each transport on each server. Durations are what the time budgets allow on a 2-core
@@ -14,6 +16,8 @@ export interface ScenarioSpec {
   repeats?: number;
   /** Short polling interval for this scenario (otherwise the run's). */
   shortPollIntervalMs?: number;
+  /** How messages are published (see lockstep.ts). @default 'open-loop' */
+  pace?: Pace;
 }
 
 export interface Suite {
@@ -59,15 +63,15 @@ export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds', Suite> = {
   },
   /**
    * `npm run bench:check` (the CI gate), lab and bare only, ≤ 3 min:
-   * - `wire`: a rate low enough that every poll answer and every stream write carries exactly one
-   *   message, and a short-poll interval short enough that the window holds many poll rounds, so bytes
-   *   and requests per message are deterministic (within a few tenths of a percent);
+   * - `wire`: lockstep (see lockstep.ts), so that every poll answer and every stream write carries
+   *   exactly one message, and short polling makes one full and one empty poll per message, whatever the
+   *   machine's load: bytes and requests per message are then deterministic but for the digits of ids;
    * - `load`: enough traffic for CPU and latency to be measurable, four short repeats alternating lab
    *   and bare, compared only as the median of per-repeat lab ÷ bare ratios.
    */
   check: {
     scenarios: [
-      { name: 'wire', clients: 20, ratePerSec: 10, payloadBytes: 100, durationSec: 3, repeats: 1, shortPollIntervalMs: 100 },
+      { name: 'wire', clients: 20, ratePerSec: 10, payloadBytes: 100, durationSec: 3, repeats: 1, pace: 'lockstep' },
       { name: 'load', clients: 100, ratePerSec: 200, payloadBytes: 100, durationSec: 2, repeats: 4 },
     ],
     repeats: 1,

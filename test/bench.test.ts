@@ -36,6 +36,29 @@ describe('npm run bench (smoke)', () => {
     expect(report.env.node).toBe(process.version);
   }, 90_000);
 
+  it('lockstep pins every poll against the publishes: wire figures per message repeat exactly, whatever the timers do', async () => {
+    const lockstep = async () => {
+      const o = parseBenchArgs([...tiny, '--servers', 'lab', '--no-memory']);
+      o.scenarios = [{ name: 'wire', clients: 5, ratePerSec: 40, payloadBytes: 100, durationSec: 0.5, pace: 'lockstep' }];
+      return runBench(o, quiet());
+    };
+    const [a, b] = [await lockstep(), await lockstep()];
+    expect(validateReport(a)).toEqual({ ok: true });
+    const wire = (r: typeof a, t: string) => r.scenarios.find((s) => s.transport === t)!;
+    for (const t of ['poll', 'short-poll', 'sse', 'ws']) {
+      const s = wire(a, t);
+      expect(s.status, `${t}: ${s.reason ?? ''}`).toBe('ok');
+      expect(s.pace).toBe('lockstep');
+      expect(s.delivered).toBe(20 * 5);
+      // The same 20 messages in the same lockstep: the bytes differ at most by the digits of ids.
+      expect(Math.abs(s.wire.bytesOutPerMsg.median! - wire(b, t).wire.bytesOutPerMsg.median!), t).toBeLessThanOrEqual(2);
+    }
+    // One answer per message for long polling; one full and one empty answer for short polling.
+    expect(wire(a, 'poll').wire.requestsPerMsg.median).toBe(1);
+    expect(wire(a, 'short-poll').wire.requestsPerMsg.median).toBe(2);
+    expect(wire(a, 'sse').wire.requestsPerMsg.median).toBe(0);
+  }, 60_000);
+
   it('reports a lossy client as INVALID with the reason, not as a result', async () => {
     const report = await runBench(parseBenchArgs([...tiny, '--servers', 'lab', '--transports', 'ws', '--lossy-every', '7', '--no-memory']), quiet());
     expect(validateReport(report)).toEqual({ ok: true });

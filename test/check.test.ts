@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { compare, DEFAULT_BASELINE, renderTable } from '../bench/check.js';
+import { compare, DEFAULT_BASELINE, renderSpread, renderTable, spread } from '../bench/check.js';
 import type { Figure, Report } from '../bench/report/types.js';
 import { validateReport } from '../bench/report/schema.js';
 
@@ -49,6 +49,31 @@ describe('bench:check', () => {
     expect(rows[0]?.change).toBeCloseTo(0.1, 6);
     expect(failed(r)).toHaveLength(1);
     expect(renderTable(rows).split('\n')[2]).toMatch(/wire lab\/sse bytes out\/msg .*\+10\.00% .*FAIL/);
+  });
+
+  it('fails when short polling sends 10% more bytes per message (the wire scenario runs in lockstep: no timer band)', () => {
+    const r = copy();
+    const sp = r.scenarios.find((s) => s.server === 'lab' && s.name === 'wire' && s.transport === 'short-poll')!;
+    expect(sp.pace).toBe('lockstep');
+    sp.wire.bytesOutPerMsg = scale(sp.wire.bytesOutPerMsg, 1.1);
+    expect(failed(r).map((row) => row.metric)).toEqual(['wire lab/short-poll bytes out/msg']);
+    const fewer = copy();
+    const f = fewer.scenarios.find((s) => s.server === 'lab' && s.name === 'wire' && s.transport === 'short-poll')!;
+    f.wire.requestsPerMsg = scale(f.wire.requestsPerMsg, 0.97);
+    expect(failed(fewer).map((row) => row.metric)).toEqual(['wire lab/short-poll requests/msg']);
+  });
+
+  it('--spread reports the largest move per gated row over several runs, and counts failures', () => {
+    const a = copy();
+    const b = copy();
+    for (const s of b.scenarios) if (s.server === 'lab' && s.name === 'wire' && s.transport === 'ws') s.wire.bytesOutPerMsg = scale(s.wire.bytesOutPerMsg, 1.01);
+    const c = copy();
+    for (const s of c.scenarios) if (s.server === 'lab' && s.name === 'wire' && s.transport === 'ws') s.wire.bytesOutPerMsg = scale(s.wire.bytesOutPerMsg, 0.95);
+    const rows = spread(baseline, [a, b, c]);
+    expect(rows[0]).toMatchObject({ metric: 'wire lab/ws bytes out/msg', failed: 1, runs: 3 });
+    expect(rows[0]?.largestMove).toBeCloseTo(-0.05, 6);
+    expect(rows.slice(1).every((r) => r.failed === 0 && r.runs === 3)).toBe(true);
+    expect(renderSpread(rows).split('\n')[2]).toMatch(/wire lab\/ws bytes out\/msg .*-5\.00% .*1\/3/);
   });
 
   it('fails on 2.5% fewer requests per message too (a deterministic figure moved: the baseline is stale)', () => {

@@ -1,7 +1,8 @@
 /**
  * Polling clients over undici: long polling (each answer immediately followed by the next request with
  * `since = lastId`) and short polling (a request with `timeout=0` every `shortPollIntervalMs`, the
- * clients' phases spread evenly over the interval).
+ * clients' phases spread evenly over the interval, or, `stepped`, one poll per client each time the runner
+ * calls `step()`).
  */
 import { setMaxListeners } from 'node:events';
 import { Agent } from 'undici';
@@ -43,34 +44,58 @@ function pollClients(opts: ClientGroupOptions, mode: 'long' | 'short') {
       controller.signal.addEventListener('abort', onAbort, { once: true });
     });
 
+  const cursors = Array.from({ length: count }, () => since);
+  /** One poll of client i from its cursor; hands the answer to the sink and moves the cursor. */
+  const pollOnce = async (i: number, timeout: number): Promise<void> => {
+    requests++;
+    const answer = await agent.request({
+      origin: baseUrl,
+      path: `/poll?since=${cursors[i]}&timeout=${timeout}`,
+      method: 'GET',
+      signal: controller.signal,
+    });
+    const body = (await answer.body.json()) as PollAnswer;
+    if (answer.statusCode !== 200) throw new Error(`poll answered ${answer.statusCode}`);
+    if (body.reset) dispatchFrame(sink, i, body.reset);
+    if (body.gap) dispatchFrame(sink, i, body.gap);
+    for (const m of body.messages) dispatchFrame(sink, i, m);
+    cursors[i] = body.lastId;
+  };
+
+  if (mode === 'short' && opts.stepped) {
+    return {
+      ready: Promise.resolve(),
+      requests: () => requests,
+      async step() {
+        await Promise.all(
+          cursors.map((_, i) =>
+            pollOnce(i, 0).catch((err: unknown) => {
+              if (!controller.signal.aborted) sink.error(i, err as Error);
+            }),
+          ),
+        );
+      },
+      async close() {
+        controller.abort();
+        await agent.destroy();
+      },
+    };
+  }
+
   for (let i = 0; i < count; i++) {
     let markStarted!: () => void;
     started.push(new Promise((r) => (markStarted = r)));
     loops.push(
       (async () => {
-        let cursor = since;
         const phase = mode === 'short' ? (intervalMs * i) / count : 0;
         let next = performance.now() + phase;
         if (phase > 0) markStarted();
         await sleep(phase);
         while (!controller.signal.aborted) {
-          const timeout = mode === 'long' ? LONG_POLL_TIMEOUT_MS : 0;
           try {
-            requests++;
-            const res = agent.request({
-              origin: baseUrl,
-              path: `/poll?since=${cursor}&timeout=${timeout}`,
-              method: 'GET',
-              signal: controller.signal,
-            });
+            const done = pollOnce(i, mode === 'long' ? LONG_POLL_TIMEOUT_MS : 0);
             markStarted();
-            const answer = await res;
-            const body = (await answer.body.json()) as PollAnswer;
-            if (answer.statusCode !== 200) throw new Error(`poll answered ${answer.statusCode}`);
-            if (body.reset) dispatchFrame(sink, i, body.reset);
-            if (body.gap) dispatchFrame(sink, i, body.gap);
-            for (const m of body.messages) dispatchFrame(sink, i, m);
-            cursor = body.lastId;
+            await done;
           } catch (err) {
             if (controller.signal.aborted) break;
             sink.error(i, err as Error);

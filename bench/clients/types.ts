@@ -31,6 +31,11 @@ export interface ClientGroupOptions {
   sink: ClientSink;
   /** Short polling only: the fixed interval between polls. @default 1000 */
   shortPollIntervalMs?: number;
+  /**
+   * Short polling only: no timer; every client polls once each time the group's `step()` is called
+   * (lockstep runs, where the runner pins each poll's phase against the publishes).
+   */
+  stepped?: boolean;
 }
 
 export interface ClientGroup {
@@ -38,6 +43,11 @@ export interface ClientGroup {
   readonly ready: Promise<void>;
   /** HTTP requests this group has made so far (upgrades and SSE connects included). */
   requests(): number;
+  /**
+   * Stepped short polling only: every client makes one poll; resolves when all of them were answered
+   * (and their messages handed to the sink).
+   */
+  step?(): Promise<void>;
   /** Closes every client and resolves once they are closed. */
   close(): Promise<void>;
 }

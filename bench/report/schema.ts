@@ -95,6 +95,7 @@ const scenario: JsonSchema = {
       ratePerSec: { type: 'number', exclusiveMinimum: 0 },
       payloadBytes: count,
       durationSec: { type: 'number', exclusiveMinimum: 0 },
+      pace: { const: 'lockstep' },
       repeats: positiveInt,
       ...statusFields,
       published: count,
@@ -119,7 +120,7 @@ const scenario: JsonSchema = {
       vsBare: object<NonNullable<ScenarioResult['vsBare']>>({ cpuUsPerMsg: num, bytesOutPerMsg: num, latencyP99: num }),
       floor: object<NonNullable<ScenarioResult['floor']>>({ overheadBytesPerMsg: num, floorBytesPerMsg: num, excessBytesPerMsg: num }),
     },
-    ['reason', 'vsBare', 'floor'],
+    ['reason', 'pace', 'vsBare', 'floor'],
   ),
   allOf: [
     reasonRule,

@@ -45,6 +45,8 @@ export interface ScenarioResult {
   ratePerSec: number;
   payloadBytes: number;
   durationSec: number;
+  /** Present when messages were published in lockstep (one at a time, each delivered before the next); else open loop. */
+  pace?: 'lockstep';
   repeats: number;
   status: ScenarioStatus;
   /** Why the scenario is invalid; absent when ok. */
