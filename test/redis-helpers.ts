@@ -1,5 +1,11 @@
-/** Helpers for the suites that use the shared Redis at 127.0.0.1:6379 (redis.test.ts, cluster.test.ts). */
+/**
+ * Helpers for the suites that use the shared Redis at 127.0.0.1:6379 (redis.test.ts, cluster.test.ts),
+ * or a redis-server of their own (redis-faults.test.ts).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { onTestFinished } from 'vitest';
 
@@ -36,4 +42,66 @@ export function usePrefix(): string {
   const prefix = `lab-test-${randomBytes(6).toString('hex')}`;
   onTestFinished(() => deleteKeys(SHARED_REDIS, prefix));
   return prefix;
+}
+
+/** A TCP port nobody listens on right now (for a redis-server of a test's own). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const { port } = srv.address() as AddressInfo;
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
+
+/**
+ * A redis-server of the test's own on `port` (nothing else connects to it, so it can be paused,
+ * filled, killed and restarted freely); stopped by PID when the test ends.
+ */
+export class OwnRedis {
+  #proc: ChildProcess | undefined;
+  readonly url: string;
+
+  constructor(
+    readonly port: number,
+    readonly args: readonly string[] = ['--save', '', '--appendonly', 'no'],
+  ) {
+    this.url = `redis://127.0.0.1:${port}/0`;
+    onTestFinished(() => this.kill());
+  }
+
+  /** Starts it; resolves once it accepts connections. */
+  async start(): Promise<void> {
+    const proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', ...this.args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.#proc = proc;
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      const onData = (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes('Ready to accept connections')) {
+          proc.stdout!.off('data', onData);
+          proc.off('exit', onExit);
+          resolve();
+        }
+      };
+      const onExit = (code: number | null) => reject(new Error(`redis-server exited (${code}) before it was ready:\n${out}`));
+      proc.stdout!.on('data', onData);
+      proc.once('exit', onExit);
+    });
+    proc.stdout!.resume();
+    proc.stderr!.resume();
+  }
+
+  /** SIGKILL to its PID; resolves once it has exited. */
+  async kill(): Promise<void> {
+    const proc = this.#proc;
+    this.#proc = undefined;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = once(proc, 'exit');
+    process.kill(proc.pid!, 'SIGKILL');
+    await exited;
+  }
 }

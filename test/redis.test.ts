@@ -7,11 +7,8 @@
  * The shared Redis at 127.0.0.1:6379 is used with a unique key prefix per test (keys deleted at the
  * end). Outages are played on a redis-server of our own, on a free port, killed and restarted by PID.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FetchLike } from 'eventsource';
@@ -32,7 +29,7 @@ import {
   type RunningLab,
   type Seen,
 } from './helpers.js';
-import { SHARED_REDIS, usePrefix, withRedis } from './redis-helpers.js';
+import { OwnRedis, SHARED_REDIS, freePort, usePrefix, withRedis } from './redis-helpers.js';
 
 // ---- helpers local to this file --------------------------------------------------------------------
 
@@ -99,63 +96,6 @@ async function tryPublish(url: string, data: unknown): Promise<{ status: number;
 async function tryPoll(url: string, query: string): Promise<{ status: number; body: Record<string, unknown> & { error?: { code: string } } }> {
   const res = await fetch(`${url}/poll?${query}`, { signal: AbortSignal.timeout(8_000) });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> & { error?: { code: string } } };
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as AddressInfo;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
-
-/** A redis-server of our own on `port`; stopped (by PID) when the test ends. */
-class OwnRedis {
-  #proc: ChildProcess | undefined;
-  readonly url: string;
-
-  constructor(
-    readonly port: number,
-    readonly args: readonly string[],
-  ) {
-    this.url = `redis://127.0.0.1:${port}/0`;
-    onTestFinished(() => this.kill());
-  }
-
-  async start(): Promise<void> {
-    const proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', ...this.args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.#proc = proc;
-    let out = '';
-    await new Promise<void>((resolve, reject) => {
-      const onData = (chunk: Buffer) => {
-        out += chunk.toString();
-        if (out.includes('Ready to accept connections')) {
-          proc.stdout!.off('data', onData);
-          proc.off('exit', onExit);
-          resolve();
-        }
-      };
-      const onExit = (code: number | null) => reject(new Error(`redis-server exited (${code}) before it was ready:\n${out}`));
-      proc.stdout!.on('data', onData);
-      proc.once('exit', onExit);
-    });
-    proc.stdout!.resume();
-    proc.stderr!.resume();
-  }
-
-  /** SIGKILL to our redis-server's PID; resolves once it has exited. */
-  async kill(): Promise<void> {
-    const proc = this.#proc;
-    this.#proc = undefined;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = once(proc, 'exit');
-    process.kill(proc.pid!, 'SIGKILL');
-    await exited;
-  }
 }
 
 // ---- 1. one feed across instances ---------------------------------------------------------------------

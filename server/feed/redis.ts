@@ -13,6 +13,16 @@
  *   transports' reads of recent messages are served from that window without a round trip.
  * - Redis going away: commands fail at once (no offline queue) with LAB_ERR_FEED_UNAVAILABLE, watchers
  *   are told `down`, and `up` when it is back; the tail resumes from the last id it saw.
+ * - Back means healthy, not just connected: after a reconnect the epoch is checked (a write, SET NX),
+ *   and the feed stays down until that check passes. A Redis that accepts the connection but refuses
+ *   or holds writes for a while (`CLIENT PAUSE … WRITE`, `maxmemory` reached) fails the check; it is
+ *   then retried with a bounded exponential backoff (RECHECK_*) for as long as the connection stays up
+ *   — a new connection starts over — and `up` is emitted once it passes.
+ * - While down, reads the window can answer (a cursor from window[0].id - 1 up to lastId - 1) are
+ *   still answered from it: those messages are in the log whatever Redis does meanwhile. Anything else
+ *   — a cursor before the window, at the head or in the future, or another epoch (possibly a newer
+ *   one this process has not seen yet) — needs Redis and fails with LAB_ERR_FEED_UNAVAILABLE, never
+ *   with a guessed gap, reset or empty answer.
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -48,6 +58,16 @@ type Entry = [id: string, fields: string[]];
 
 /** How long one XREAD of the tail blocks before it asks again. */
 const TAIL_BLOCK_MS = 1_000;
+/** How long the tail waits after a failed XREAD before it tries again (its connection is reconnecting). */
+const TAIL_RETRY_MS = 100;
+/**
+ * The post-reconnect check, when it fails on a connection that is up, is tried again after
+ * RECHECK_MIN_MS, then twice as long each time, at most RECHECK_MAX_MS apart: quick to notice a pause
+ * of a few hundred ms, and at most one SET NX every 2 s against a Redis that stays out of memory. (The
+ * command timeout, 2 s by default, bounds each attempt; attempts never overlap.)
+ */
+const RECHECK_MIN_MS = 50;
+const RECHECK_MAX_MS = 2_000;
 
 const entryMessage = ([, fields]: Entry): Message => JSON.parse(fields[1]!) as Message;
 
@@ -64,8 +84,16 @@ export class RedisFeed implements Feed {
   readonly #listeners = new Set<(lastId: number) => void>();
   readonly #watchers = new Set<(e: FeedEvent) => void>();
   #closed = false;
+  /** Ends the tail's current wait (its XREAD, or its pause after a failed one) at once; set by #untilClosed. */
+  #interruptTail: (() => void) | undefined;
   #down: string | undefined;
   #tailLoop: Promise<void> | undefined;
+  /**
+   * Bumped by every 'ready' and 'close' of the command connection: a recovery check (or its retry
+   * timer) started for an older connection gives up instead of acting on a newer one.
+   */
+  #connection = 0;
+  #recheckTimer: NodeJS.Timeout | undefined;
 
   private constructor(opts: RedisFeedOptions) {
     this.#opts = { windowMessages: 2000, commandTimeoutMs: 2000, ...opts };
@@ -87,8 +115,16 @@ export class RedisFeed implements Feed {
     this.#cmd.defineCommand('labRead', { numberOfKeys: 2, lua: READ });
     this.#cmd.on('error', () => {}); // reported through 'close' → down
     this.#tail.on('error', () => {});
-    this.#cmd.on('close', () => this.#setDown('connection to Redis lost'));
-    this.#cmd.on('ready', () => void this.#onReady());
+    this.#cmd.on('close', () => {
+      this.#connection++;
+      this.#cancelRecheck();
+      this.#setDown('connection to Redis lost');
+    });
+    this.#cmd.on('ready', () => {
+      this.#connection++;
+      this.#cancelRecheck();
+      void this.#recover(this.#connection, RECHECK_MIN_MS);
+    });
   }
 
   /** Connects, creates or adopts the epoch, and starts the tail. Rejects if Redis cannot be reached. */
@@ -112,7 +148,11 @@ export class RedisFeed implements Feed {
   }
 
   async read(cursor: number, limit: number, epoch?: string): Promise<ReadResult> {
-    if (epoch !== undefined && epoch !== this.#epoch) return { kind: 'reset', reason: 'epoch-mismatch' };
+    if (epoch !== undefined && epoch !== this.#epoch) {
+      // While Redis is away the epoch may have moved on without us: only Redis can say it is a reset.
+      this.#assertUp();
+      return { kind: 'reset', reason: 'epoch-mismatch' };
+    }
     const first = this.#window[0]?.id;
     // Served from the window when the cursor falls inside it (the common case: live fan-out).
     if (first !== undefined && cursor >= first - 1 && cursor < this.#lastId) {
@@ -156,10 +196,14 @@ export class RedisFeed implements Feed {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#interruptTail?.();
+    this.#cancelRecheck();
     this.#listeners.clear();
     this.#watchers.clear();
     this.#tail.disconnect();
     this.#cmd.disconnect();
+    // Does not hang when Redis is down: the tail's pending XREAD (queued while reconnecting, and
+    // disconnect() then never rejects it) was interrupted above.
     await this.#tailLoop?.catch(() => {});
   }
 
@@ -177,18 +221,52 @@ export class RedisFeed implements Feed {
     this.#emit({ type: 'down', reason });
   }
 
-  async #onReady(): Promise<void> {
-    if (this.#closed || this.#down === undefined) return;
+  #cancelRecheck(): void {
+    clearTimeout(this.#recheckTimer);
+    this.#recheckTimer = undefined;
+  }
+
+  /**
+   * After a reconnect (`connection` is that connection's number): checks the epoch, and only then
+   * says `up`. A failed check on a connection still up is retried after `delayMs`, doubling up to
+   * RECHECK_MAX_MS; a connection that closes meanwhile stops it (its next 'ready' starts over).
+   */
+  async #recover(connection: number, delayMs: number): Promise<void> {
+    this.#recheckTimer = undefined;
+    const current = () => !this.#closed && connection === this.#connection && this.#down !== undefined;
+    if (!current()) return;
     let changed: boolean;
     try {
       changed = await this.#adoptEpoch();
     } catch {
-      return; // Not usable yet; the next 'ready' tries again.
+      if (!current() || this.#cmd.status !== 'ready') return;
+      this.#recheckTimer = setTimeout(() => void this.#recover(connection, Math.min(delayMs * 2, RECHECK_MAX_MS)), delayMs);
+      return;
     }
+    if (!current()) return;
     // Up first: watchers react to a new epoch by reading again, which needs the feed up.
     this.#down = undefined;
     this.#emit({ type: 'up' });
     if (changed) this.#emit({ type: 'epoch', epoch: this.#epoch });
+  }
+
+  /**
+   * `p`, or undefined at once when the feed closes. For the tail only (one wait at a time); a fresh
+   * promise per wait, so nothing accumulates over a long-running tail.
+   */
+  #untilClosed<T>(p: Promise<T>): Promise<T | undefined> {
+    if (this.#closed) return Promise.resolve(undefined);
+    return new Promise<T | undefined>((resolve, reject) => {
+      this.#interruptTail = () => resolve(undefined);
+      p.then(resolve, reject); // a late rejection after close is handled here, never unhandled
+    }).finally(() => (this.#interruptTail = undefined));
+  }
+
+  /** Waits `ms`, or less when the feed closes (the timer is cleared either way). */
+  async #pause(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await this.#untilClosed(new Promise<void>((r) => (timer = setTimeout(r, ms))));
+    clearTimeout(timer);
   }
 
   /**
@@ -213,9 +291,9 @@ export class RedisFeed implements Feed {
     while (!this.#closed) {
       try {
         // A bounded block: after a new epoch moved lastId back, the next read starts from it within TAIL_BLOCK_MS.
-        const res = (await this.#tail.xread('COUNT', 1000, 'BLOCK', TAIL_BLOCK_MS, 'STREAMS', this.#keys.stream, `${this.#lastId}-0`)) as
-          | [string, Entry[]][]
-          | null;
+        const res = (await this.#untilClosed(
+          this.#tail.xread('COUNT', 1000, 'BLOCK', TAIL_BLOCK_MS, 'STREAMS', this.#keys.stream, `${this.#lastId}-0`),
+        )) as [string, Entry[]][] | null | undefined;
         if (!res || this.#closed) continue;
         const entries = res[0]?.[1] ?? [];
         if (entries.length === 0) continue;
@@ -230,7 +308,7 @@ export class RedisFeed implements Feed {
         if (this.#closed) return;
         // Connection lost: wait for the command connection to be back (it re-checks the epoch, which
         // may move lastId), then resume from the last id seen.
-        await new Promise((r) => setTimeout(r, 100));
+        await this.#pause(TAIL_RETRY_MS);
       }
     }
   }
