@@ -2,15 +2,19 @@
  * buildApp(options) → a Fastify instance, not listening. main.ts alone parses settings, listens, and
  * wires signals; tests and the bench import buildApp.
  */
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { resolveConfig, TIMING, type Config, type ConfigInput } from './config.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
+import { mistakeLogger, type MistakeLogger } from './client-log.js';
+import { isLoopback, resolveConfig, TIMING, type Config, type ConfigInput } from './config.js';
 import { controlRoutes } from './control.js';
-import { ERRORS, FASTIFY_CODE_MAP, type ErrorBody, type ErrorCode } from './errors.js';
+import { ERRORS, HttpErrors, type ErrorBody } from './errors.js';
 import { MemoryFeed } from './feed/memory.js';
 import { RedisFeed } from './feed/redis.js';
 import type { Feed } from './feed/types.js';
 import { Generator } from './generator.js';
 import { publishRoutes } from './publish.js';
+import { answerAndClose, clientErrorHandler, errorAnswer, format, hostAllowedFor, rawErrorAnswer } from './refusals.js';
 import { reportRoutes } from './reports.js';
 import statsRoutes, { Stats } from './stats.js';
 import pollTransport from './transports/poll.js';
@@ -51,49 +55,88 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const feed = options.feed ?? (await createFeed(config));
   const stats = new Stats(TIMING.eventLoopWindowMs);
 
+  // Client mistakes are logged through this once the app (and its logger) exists.
+  let mistake: MistakeLogger = () => {};
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: config.maxPayloadBytes,
-    // Answers new requests with 503 + Connection: close while closing; idle keep-alive sockets are
-    // closed at once. Streams and held polls are ended by their transports' preClose hooks.
-    return503OnClosing: true,
+    // Idle keep-alive sockets are closed at once on close; streams and held polls are ended by their
+    // transports' preClose hooks. New requests while closing get our 503 (the onRequest hook below).
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
+    // Node answers HTTP/1.1 without Host with a bare 400; the onRequest hook below answers it with ours.
+    http: { requireHostHeader: false },
+    clientErrorHandler: clientErrorHandler((what, fields) => mistake(what, fields)),
+    // Bad percent-encoding and over-long path parameters are refused by the router before any hook.
+    frameworkErrors: (err, request, reply) => {
+      const { status, body } = errorAnswer(err, request, request.log, mistake, config.maxPayloadBytes);
+      (reply as FastifyReply).code(status).send(body);
+    },
   });
+  mistake = mistakeLogger(app.log);
   const generator = new Generator(feed, { ratePerSec: config.demo ? config.demoRatePerSec : 0, payloadBytes: config.demoPayloadBytes });
   app.decorate('lab', { config, feed, stats, generator });
 
-  app.setErrorHandler((err: FastifyError, request, reply) => {
-    const mapped = err.code ? FASTIFY_CODE_MAP[err.code] : undefined;
-    let code: ErrorCode;
-    let status: number;
-    let message: string;
-    if (mapped === 'PAYLOAD_TOO_LARGE') {
-      ({ code, statusCode: status } = ERRORS.PAYLOAD_TOO_LARGE);
-      message = ERRORS.PAYLOAD_TOO_LARGE.message.replace('%s', String(config.maxPayloadBytes));
-    } else if (mapped) {
-      ({ code, statusCode: status, message } = ERRORS[mapped]);
-      if (mapped === 'BAD_CONTROL') message = err.message;
-    } else if (err.code?.startsWith('LAB_ERR_')) {
-      code = err.code as ErrorCode;
-      status = err.statusCode ?? 500;
-      message = err.message;
-    } else {
-      request.log.error(err);
-      ({ code, statusCode: status, message } = ERRORS.INTERNAL);
+  // CONNECT is served nowhere; without a listener Node would drop the connection without a word.
+  app.server.on('connect', (request: IncomingMessage, socket: Socket) => {
+    answerAndClose(socket, rawErrorAnswer('METHOD_NOT_ALLOWED', format(ERRORS.METHOD_NOT_ALLOWED.message, request.method ?? 'CONNECT'), 'Allow: \r\n'));
+  });
+  // `Expect` other than 100-continue: Node's default is a bare 417; ours carries the code.
+  app.server.on('checkExpectation', (request: IncomingMessage, res: ServerResponse) => {
+    const body = JSON.stringify({ error: { code: ERRORS.EXPECTATION_FAILED.code, message: format(ERRORS.EXPECTATION_FAILED.message, String(request.headers.expect)) } } satisfies ErrorBody);
+    res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+  });
+
+  // Before every route, the 404 handler and WebSocket upgrades: no new requests while closing;
+  // HTTP/1.1 needs a Host, and on a loopback bind it must be a loopback name or an ALLOWED_HOSTS entry
+  // (DNS rebinding).
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  const hostAllowed = isLoopback(config.host) ? hostAllowedFor(config.allowedHosts) : undefined;
+  app.addHook('onRequest', (request, reply, done) => {
+    const host = request.headers.host;
+    let refusal: Error | undefined;
+    if (closing) {
+      reply.header('connection', 'close');
+      refusal = new HttpErrors.SHUTTING_DOWN();
+    } else if (host === undefined) {
+      if (request.raw.httpVersion === '1.1') refusal = new HttpErrors.BAD_REQUEST('HTTP/1.1 requests need a Host header');
+    } else if (hostAllowed !== undefined && !hostAllowed(host)) {
+      refusal = new HttpErrors.HOST_FORBIDDEN(JSON.stringify(host));
     }
-    const body: ErrorBody = { error: { code, message } };
+    // A refused WebSocket upgrade: @fastify/websocket's own onRequest hook, which has its socket
+    // destroyed after the answer, runs after this one and so never ran. Close it here.
+    if (refusal && (request.raw as IncomingMessage & { upgrade?: boolean }).upgrade) {
+      reply.header('connection', 'close');
+      reply.raw.once('finish', () => request.raw.socket.destroy());
+    }
+    done(refusal);
+  });
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const { status, body } = errorAnswer(err, request, request.log, mistake, config.maxPayloadBytes);
     reply.code(status).send(body);
   });
+  const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
   app.setNotFoundHandler((request, reply) => {
-    const body: ErrorBody = {
-      error: { code: ERRORS.NOT_FOUND.code, message: `no route ${request.method} ${request.url.split('?')[0]}` },
-    };
+    const path = request.url.split('?')[0]!;
+    // RFC 9110 §15.5.6: a path that exists under other methods is 405, with the methods it has.
+    const allow = METHODS.filter((method) => app.findRoute({ method, url: path }) !== null);
+    if (allow.length > 0) {
+      const body: ErrorBody = { error: { code: ERRORS.METHOD_NOT_ALLOWED.code, message: format(ERRORS.METHOD_NOT_ALLOWED.message, request.method) } };
+      reply.code(405).header('allow', allow.join(', ')).send(body);
+      return;
+    }
+    const body: ErrorBody = { error: { code: ERRORS.NOT_FOUND.code, message: `no route ${request.method} ${path}` } };
     reply.code(404).send(body);
   });
 
   const transportOptions = { feed, config, stats };
   await app.register(statsRoutes, { stats, feed });
-  await app.register(publishRoutes, { feed, token: config.publishToken, maxPayloadBytes: config.maxPayloadBytes });
+  await app.register(publishRoutes, { feed, token: config.publishToken, maxPayloadBytes: config.maxPayloadBytes, maxNestingDepth: config.maxNestingDepth });
   await app.register(pollTransport, transportOptions);
   await app.register(sseTransport, transportOptions);
   await app.register(wsTransport, transportOptions);

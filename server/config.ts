@@ -38,6 +38,12 @@ export const TIMING = Object.freeze({
    * every remaining connection is cut (a browser's pre-connected socket never sends a request).
    */
   closeGraceMs: 200,
+  /**
+   * A catching-up SSE or WebSocket reader whose queue is over maxBufferedBytes gets this long to drain
+   * it before it is cut as a slow consumer (live readers are cut at once: the others must not wait).
+   * 10 s covers a slow mobile link reading 1 MiB; a reader that stopped reading never drains.
+   */
+  catchUpDrainMs: 10_000,
   /** Window over which /stats reports event-loop delay percentiles. */
   eventLoopWindowMs: 5_000,
 });
@@ -66,10 +72,26 @@ export const DEFAULTS = Object.freeze({
   publishToken: '',
   /** Extra origins allowed to open WebSockets (the server's own origin always is). */
   allowedOrigins: [] as readonly string[],
+  /**
+   * Extra `Host` names accepted on a loopback bind (localhost, 127.0.0.1 and [::1] always are): a web
+   * page whose name was rebound to 127.0.0.1 (DNS rebinding) is refused. Not checked on other binds.
+   */
+  allowedHosts: [] as readonly string[],
   /** How many messages the feed keeps; a cursor older than that gets a `gap`. */
   retentionMessages: 10_000,
   /** Largest publish body (HTTP) or WebSocket frame, in bytes. */
   maxPayloadBytes: 64 * 1024,
+  /**
+   * Deepest nesting of arrays and objects a published `data` may have. Encoding walks it recursively:
+   * 64 is far beyond any real message and far below what overflows the stack (thousands).
+   */
+  maxNestingDepth: 64,
+  /**
+   * Frames per second, per WebSocket, that may need an error answer (bad JSON, wrong type, refused
+   * publish); past it the peer is closed with 1008 LAB_ERR_TOO_MANY_ERRORS. Replies are then bounded
+   * by this rate as well as by maxBufferedBytes.
+   */
+  wsErrorRepliesPerSec: 100,
   /** Most messages in one poll answer or one catch-up read. */
   pollBatchMax: 1_000,
   pollTimeoutMs: TIMING.pollTimeoutMs,
@@ -78,8 +100,12 @@ export const DEFAULTS = Object.freeze({
   sseRetryMs: TIMING.sseRetryMs,
   wsPingIntervalMs: TIMING.wsPingIntervalMs,
   wsCloseGraceMs: TIMING.wsCloseGraceMs,
-  /** What one SSE or WebSocket connection may have queued before it is dropped as a slow consumer. */
+  /**
+   * What one SSE or WebSocket connection may have queued before it is dropped as a slow consumer: every
+   * write counts (messages, catch-up, acks, errors, announcements).
+   */
   maxBufferedBytes: 1024 * 1024,
+  catchUpDrainMs: TIMING.catchUpDrainMs,
   /** After SIGINT/SIGTERM, how long to wait for clients before exiting anyway. */
   shutdownTimeoutMs: 5_000,
   logLevel: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent',
@@ -102,8 +128,11 @@ const KINDS: { [K in keyof Config]: Kind } = {
   workers: 'int',
   publishToken: 'string',
   allowedOrigins: 'list',
+  allowedHosts: 'list',
   retentionMessages: 'int',
   maxPayloadBytes: 'int',
+  maxNestingDepth: 'int',
+  wsErrorRepliesPerSec: 'int',
   pollBatchMax: 'int',
   pollTimeoutMs: 'int',
   pollMaxTimeoutMs: 'int',
@@ -112,6 +141,7 @@ const KINDS: { [K in keyof Config]: Kind } = {
   wsPingIntervalMs: 'int',
   wsCloseGraceMs: 'int',
   maxBufferedBytes: 'int',
+  catchUpDrainMs: 'int',
   shutdownTimeoutMs: 'int',
   logLevel: 'string',
 };
@@ -171,6 +201,32 @@ export function readSettings(env: NodeJS.ProcessEnv, argv: readonly string[]): C
 export const isLoopback = (host: string): boolean =>
   host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 
+/**
+ * Shortest PUBLISH_TOKEN accepted when one is set: 16 characters is out of reach of guessing over the
+ * network even when drawn from letters alone (`openssl rand -base64 24` gives 32).
+ */
+export const MIN_PUBLISH_TOKEN_LENGTH = 16;
+
+/** One DNS label: letters, digits, `-` and `_`, not starting or ending with `-`, at most 63. */
+const HOST_LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/i;
+
+/**
+ * `name[:port]` as in a `Host` header or an ALLOWED_HOSTS entry (a host name, an IPv4 address or a
+ * bracketed IPv6 address; port 1–65535), lower-cased; undefined when it is anything else (a scheme,
+ * a path, user info, a wildcard, spaces).
+ */
+export function parseHostPort(value: string): { name: string; port: string | undefined } | undefined {
+  const m = /^(\[[0-9a-f:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/i.exec(value);
+  if (!m) return undefined;
+  const name = m[1]!.toLowerCase();
+  // Ports compare as numbers: `:080` is `:80`.
+  const port = m[2] === undefined ? undefined : String(Number(m[2]));
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65_535)) return undefined;
+  if (name.startsWith('[')) return isIP(name.slice(1, -1)) === 6 ? { name, port } : undefined;
+  if (name.length > 253 || !name.split('.').every((label) => HOST_LABEL.test(label))) return undefined;
+  return { name, port };
+}
+
 function intIn(c: Config, key: keyof Config, min: number, max = Number.MAX_SAFE_INTEGER): void {
   const v = c[key];
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -190,6 +246,8 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
   if (typeof c.resultsDir !== 'string' || c.resultsDir === '') throw new ConfigError('resultsDir', c.resultsDir, 'expected a folder path');
   intIn(c, 'retentionMessages', 1, 10_000_000);
   intIn(c, 'maxPayloadBytes', 16, 100 * 1024 * 1024);
+  intIn(c, 'maxNestingDepth', 1, 1_000);
+  intIn(c, 'wsErrorRepliesPerSec', 1, 100_000);
   intIn(c, 'demoRatePerSec', 0, 1_000);
   intIn(c, 'demoPayloadBytes', 0, c.maxPayloadBytes);
   intIn(c, 'pollBatchMax', 1, 100_000);
@@ -200,6 +258,7 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
   intIn(c, 'wsPingIntervalMs', 1);
   intIn(c, 'wsCloseGraceMs', 0);
   intIn(c, 'maxBufferedBytes', 1024);
+  intIn(c, 'catchUpDrainMs', 0, 3_600_000);
   intIn(c, 'shutdownTimeoutMs', 0);
   if (!Array.isArray(c.allowedOrigins)) throw new ConfigError('allowedOrigins', c.allowedOrigins, 'expected a list of origins');
   for (const o of c.allowedOrigins) {
@@ -208,6 +267,12 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
       ok = new URL(o).origin === o;
     } catch {}
     if (!ok) throw new ConfigError('allowedOrigins', o, 'expected an origin like https://example.com (scheme, host, optional port; no path)');
+  }
+  if (!Array.isArray(c.allowedHosts)) throw new ConfigError('allowedHosts', c.allowedHosts, 'expected a list of host names');
+  for (const h of c.allowedHosts) {
+    if (typeof h !== 'string' || parseHostPort(h) === undefined) {
+      throw new ConfigError('allowedHosts', h, 'expected a host name with an optional port, like lab.example or lab.example:8080 (no scheme, no path)');
+    }
   }
   if (c.feed !== 'memory') {
     let ok = false;
@@ -225,13 +290,23 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
     throw new ConfigError('workers', c.workers, 'several workers need the Redis feed (FEED_URL=redis://127.0.0.1:6379/0 or --feed): the memory feed lives in one process, so each worker would serve a different history');
   }
   if (typeof c.publishToken !== 'string') throw new ConfigError('publishToken', c.publishToken, 'expected a string');
+  // A set token is checked on every bind. It is a secret: errors show its length, never the token.
+  if (c.publishToken !== '' && c.publishToken.trim() !== c.publishToken) {
+    const why =
+      c.publishToken.trim() === '' ? 'is only whitespace: set a real token or leave it unset' : 'has leading or trailing whitespace (a copy-paste slip?): remove it';
+    throw new ConfigError('PUBLISH_TOKEN', '***', why);
+  }
+  if (c.publishToken !== '' && c.publishToken.length < MIN_PUBLISH_TOKEN_LENGTH) {
+    const why = `is ${c.publishToken.length} characters; use at least ${MIN_PUBLISH_TOKEN_LENGTH} (e.g. openssl rand -base64 24)`;
+    throw new ConfigError('PUBLISH_TOKEN', '***', why);
+  }
   if (!isLoopback(c.host) && c.publishToken === '') {
     throw new ConfigError('PUBLISH_TOKEN', '', `HOST=${c.host} is not a loopback address: set PUBLISH_TOKEN so that only holders of the token can publish`);
   }
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(c.logLevel)) {
     throw new ConfigError('logLevel', c.logLevel, 'expected fatal, error, warn, info, debug, trace or silent');
   }
-  return Object.freeze({ ...c, allowedOrigins: Object.freeze([...c.allowedOrigins]) });
+  return Object.freeze({ ...c, allowedOrigins: Object.freeze([...c.allowedOrigins]), allowedHosts: Object.freeze([...c.allowedHosts]) });
 }
 
 /** A URL for printing: credentials masked. */

@@ -3,7 +3,7 @@
  * endpoint for clock-offset estimation. Changing anything follows the publish token rule.
  *
  * GET  /control        → { ratePerSec, payloadBytes, published, failed }
- * PUT  /control        { ratePerSec?: 0..1000, payloadBytes?: 0..maxPayloadBytes } → the new state
+ * PUT  /control        { ratePerSec?: 0 or 0.01..1000, payloadBytes?: 0..maxPayloadBytes } → the new state
  * POST /control/burst  { count: 1..10000 } → 201 { firstId, lastId }
  * GET  /time           → { now }: server clock, epoch ms with a sub-ms fraction
  */
@@ -13,7 +13,11 @@ import { publishTime } from './feed/time.js';
 import type { Generator } from './generator.js';
 import { checkToken, jsonOnly, mayPublish } from './publish.js';
 
-export const CONTROL_LIMITS = Object.freeze({ maxRatePerSec: 1_000, maxBurst: 10_000 });
+/**
+ * `ratePerSec` is 0 (stopped) or from minRatePerSec: one message every 100 s at the slowest. Slower
+ * rates buy nothing, and a delay past Node's timer limit (2^31 − 1 ms, ~24.8 days) fires every 1 ms.
+ */
+export const CONTROL_LIMITS = Object.freeze({ minRatePerSec: 0.01, maxRatePerSec: 1_000, maxBurst: 10_000 });
 
 function numberField(body: Record<string, unknown>, key: string, min: number, max: number, integer: boolean): number | undefined {
   const v = body[key];
@@ -50,7 +54,7 @@ export async function controlRoutes(app: FastifyInstance, opts: { generator: Gen
 
   app.put('/control', async (request) => {
     const body = objectBody(request.body, ['ratePerSec', 'payloadBytes']);
-    const ratePerSec = numberField(body, 'ratePerSec', 0, CONTROL_LIMITS.maxRatePerSec, false);
+    const ratePerSec = body.ratePerSec === 0 ? 0 : numberField(body, 'ratePerSec', CONTROL_LIMITS.minRatePerSec, CONTROL_LIMITS.maxRatePerSec, false);
     const payloadBytes = numberField(body, 'payloadBytes', 0, maxPayloadBytes, true);
     generator.set({ ...(ratePerSec === undefined ? {} : { ratePerSec }), ...(payloadBytes === undefined ? {} : { payloadBytes }) });
     return generator.state;

@@ -21,14 +21,29 @@ export const ERRORS = Object.freeze({
   BAD_EPOCH: def('LAB_ERR_BAD_EPOCH', 400, 'epoch must be a non-empty string of at most 128 characters'),
   BAD_TIMEOUT: def('LAB_ERR_BAD_TIMEOUT', 400, 'timeout must be an integer number of milliseconds from 0 to %s, got %s'),
   INVALID_JSON: def('LAB_ERR_INVALID_JSON', 400, 'the body is not valid JSON'),
+  INVALID_UTF8: def('LAB_ERR_INVALID_UTF8', 400, 'the body is not valid UTF-8'),
+  DATA_TOO_DEEP: def('LAB_ERR_DATA_TOO_DEEP', 400, 'data nests deeper than maxNestingDepth (%s levels)'),
+  NUMBER_NOT_FINITE: def('LAB_ERR_NUMBER_NOT_FINITE', 400, 'data holds a number JSON cannot carry (%s): it would arrive as null'),
+  BAD_REQUEST: def('LAB_ERR_BAD_REQUEST', 400, 'malformed HTTP request: %s'),
+  BAD_UPGRADE: def('LAB_ERR_BAD_UPGRADE', 400, 'not a valid WebSocket handshake: %s'),
   MISSING_DATA: def('LAB_ERR_MISSING_DATA', 400, 'the body must be a JSON object with a "data" field'),
   BAD_FRAME: def('LAB_ERR_BAD_FRAME', 400, 'WebSocket frames must be JSON text {"type":"publish","data":…}'),
   BAD_CONTROL: def('LAB_ERR_BAD_CONTROL', 400, '%s'),
   UNAUTHORIZED: def('LAB_ERR_UNAUTHORIZED', 401, 'publishing needs Authorization: Bearer <PUBLISH_TOKEN>'),
   ORIGIN_FORBIDDEN: def('LAB_ERR_ORIGIN_FORBIDDEN', 403, 'origin %s is not allowed; add it to ALLOWED_ORIGINS'),
+  HOST_FORBIDDEN: def('LAB_ERR_HOST_FORBIDDEN', 403, 'Host %s is not this server on a loopback address; add it to ALLOWED_HOSTS'),
   NOT_FOUND: def('LAB_ERR_NOT_FOUND', 404, 'no route %s %s'),
+  METHOD_NOT_ALLOWED: def('LAB_ERR_METHOD_NOT_ALLOWED', 405, 'method %s is not served here'),
+  REQUEST_TIMEOUT: def('LAB_ERR_REQUEST_TIMEOUT', 408, 'the request did not arrive in time'),
+  PRECONDITION_FAILED: def('LAB_ERR_PRECONDITION_FAILED', 412, 'a precondition (If-Match, If-Unmodified-Since) did not hold'),
   PAYLOAD_TOO_LARGE: def('LAB_ERR_PAYLOAD_TOO_LARGE', 413, 'the body is larger than maxPayloadBytes (%s bytes)'),
+  RANGE_NOT_SATISFIABLE: def('LAB_ERR_RANGE_NOT_SATISFIABLE', 416, 'the requested range is outside the file'),
+  EXPECTATION_FAILED: def('LAB_ERR_EXPECTATION_FAILED', 417, 'Expect: %s is not supported (only 100-continue)'),
   UNSUPPORTED_MEDIA_TYPE: def('LAB_ERR_UNSUPPORTED_MEDIA_TYPE', 415, 'publish with Content-Type: application/json'),
+  URI_TOO_LONG: def('LAB_ERR_URI_TOO_LONG', 414, 'the request URL is too long'),
+  UPGRADE_REQUIRED: def('LAB_ERR_UPGRADE_REQUIRED', 426, 'this is a WebSocket endpoint: send an Upgrade: websocket request'),
+  TOO_MANY_ERRORS: def('LAB_ERR_TOO_MANY_ERRORS', 429, 'more than wsErrorRepliesPerSec frames needed an error answer; closing'),
+  HEADERS_TOO_LARGE: def('LAB_ERR_HEADERS_TOO_LARGE', 431, 'the request headers are too large'),
   SLOW_CONSUMER: def('LAB_ERR_SLOW_CONSUMER', 503, 'the client fell more than maxBufferedBytes behind and was disconnected'),
   SHUTTING_DOWN: def('LAB_ERR_SHUTTING_DOWN', 503, 'the server is shutting down'),
   FEED_UNAVAILABLE: def('LAB_ERR_FEED_UNAVAILABLE', 503, 'the feed store is unavailable: %s'),
@@ -51,6 +66,9 @@ export const FASTIFY_CODE_MAP: Readonly<Record<string, ErrorName>> = Object.free
   FST_ERR_CTP_EMPTY_JSON_BODY: 'MISSING_DATA',
   FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
   FST_ERR_VALIDATION: 'BAD_CONTROL',
+  // The router's own refusals (answered through `frameworkErrors`, before any hook runs).
+  FST_ERR_BAD_URL: 'BAD_REQUEST',
+  FST_ERR_MAX_PARAM_LENGTH: 'URI_TOO_LONG',
 });
 
 /** The JSON body of every HTTP error: `{ "error": { "code", "message" } }`. */
@@ -59,14 +77,16 @@ export interface ErrorBody {
 }
 
 /**
- * WebSocket close codes (RFC 6455 §7.4.1). 1001 "going away" for shutdown, 1008 "policy violation",
- * 1009 "message too big", 1013 "try again later" for a slow consumer the server had to drop.
+ * WebSocket close codes (RFC 6455 §7.4.1). 1001 "going away" for shutdown and a store outage, 1008
+ * "policy violation" (pong timeout, too many refused frames), 1009 "message too big", 1011 "internal
+ * error" for a failure of the server's own, 1013 "try again later" for a slow consumer it had to drop.
  */
 export const WS_CLOSE = Object.freeze({
   NORMAL: 1000,
   GOING_AWAY: 1001,
   POLICY_VIOLATION: 1008,
   MESSAGE_TOO_BIG: 1009,
+  INTERNAL_ERROR: 1011,
   TRY_AGAIN_LATER: 1013,
 });
 

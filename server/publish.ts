@@ -38,6 +38,27 @@ export function checkToken(token: string, request: FastifyRequest, allowQuery = 
 
 export const mayPublish = (check: TokenCheck): boolean => check === 'open' || check === 'valid';
 
+/**
+ * Checks that `data` can always be encoded and delivered, before it is accepted: arrays and objects
+ * nest at most `maxDepth` levels (encoding recurses, and one message the encoder cannot stringify
+ * would stall every transport), and every number is finite (JSON has no Infinity: `1e400` would
+ * silently arrive as `null`). Iterative, so a hostile depth cannot overflow the stack here either.
+ * Throws LAB_ERR_DATA_TOO_DEEP or LAB_ERR_NUMBER_NOT_FINITE.
+ */
+export function checkData(data: unknown, maxDepth: number): void {
+  const stack: [unknown, number][] = [[data, 0]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop()!;
+    if (typeof value === 'number') {
+      if (!Number.isFinite(value)) throw new HttpErrors.NUMBER_NOT_FINITE(String(value));
+      continue;
+    }
+    if (value === null || typeof value !== 'object') continue;
+    if (depth >= maxDepth) throw new HttpErrors.DATA_TOO_DEEP(maxDepth);
+    for (const child of Array.isArray(value) ? value : Object.values(value)) stack.push([child, depth + 1]);
+  }
+}
+
 /** Appends, turning a store failure into LAB_ERR_FEED_UNAVAILABLE so nobody sees a bare 500. */
 export async function appendOrFail(feed: Feed, data: unknown) {
   try {
@@ -47,13 +68,29 @@ export async function appendOrFail(feed: Feed, data: unknown) {
   }
 }
 
-/** Fastify's `parseAs: 'string'` JSON parser with our error codes; not wrapped in fastify-plugin on purpose:
+/** What a client publishes goes through here: checked first (a 400, never a store error), then appended. */
+export async function publishChecked(feed: Feed, data: unknown, maxDepth: number) {
+  checkData(data, maxDepth);
+  return appendOrFail(feed, data);
+}
+
+/** Bodies are decoded strictly: invalid UTF-8 is refused instead of being stored with U+FFFD in it. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A strict UTF-8 JSON parser with our error codes; not wrapped in fastify-plugin on purpose:
  * the parser stays inside routes that publish. */
 export function jsonOnly(app: FastifyInstance, bodyLimit: number): void {
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit }, (_req, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => {
+    let text: string;
     try {
-      done(null, JSON.parse(body as string));
+      text = UTF8.decode(body as Buffer);
+    } catch {
+      done(new HttpErrors.INVALID_UTF8(), undefined);
+      return;
+    }
+    try {
+      done(null, JSON.parse(text));
     } catch {
       done(new HttpErrors.INVALID_JSON(), undefined);
     }
@@ -62,8 +99,8 @@ export function jsonOnly(app: FastifyInstance, bodyLimit: number): void {
   // handler maps to LAB_ERR_UNSUPPORTED_MEDIA_TYPE.
 }
 
-export async function publishRoutes(app: FastifyInstance, opts: { feed: Feed; token: string; maxPayloadBytes: number }) {
-  const { feed, token, maxPayloadBytes } = opts;
+export async function publishRoutes(app: FastifyInstance, opts: { feed: Feed; token: string; maxPayloadBytes: number; maxNestingDepth: number }) {
+  const { feed, token, maxPayloadBytes, maxNestingDepth } = opts;
   jsonOnly(app, maxPayloadBytes);
   // Checked in onRequest, before the body is read: an unauthorised client cannot make us parse 64 KiB.
   app.addHook('onRequest', async (request) => {
@@ -75,7 +112,7 @@ export async function publishRoutes(app: FastifyInstance, opts: { feed: Feed; to
     if (body === null || typeof body !== 'object' || Array.isArray(body) || !('data' in body)) {
       throw new HttpErrors.MISSING_DATA();
     }
-    const message = await appendOrFail(feed, (body as { data: unknown }).data);
+    const message = await publishChecked(feed, (body as { data: unknown }).data, maxNestingDepth);
     reply.code(201);
     return { id: message.id };
   });

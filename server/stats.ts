@@ -14,8 +14,11 @@ import type { Feed, FeedInfo } from './feed/types.js';
 export const TRANSPORT_KEYS = ['poll', 'shortPoll', 'sse', 'ws'] as const;
 export type TransportKey = (typeof TRANSPORT_KEYS)[number];
 
-/** Why a connection ended. `client`: the peer went away; the others are the server's decision. */
-export type DisconnectReason = 'client' | 'slow-consumer' | 'pong-timeout' | 'shutdown' | 'error';
+/**
+ * Why a connection ended. `client`: the peer went away; the others are the server's decision.
+ * `feed-down`: the store could not be read; `error`: a failure of the server's own (a bug).
+ */
+export type DisconnectReason = 'client' | 'slow-consumer' | 'pong-timeout' | 'too-many-errors' | 'shutdown' | 'feed-down' | 'error';
 
 export interface TransportCounters {
   /** Open now: held polls, SSE streams, WebSockets. */
@@ -29,6 +32,12 @@ export interface TransportCounters {
   /** Bytes read from sockets, client → server. */
   bytesIn: number;
   disconnects: Record<DisconnectReason, number>;
+  /**
+   * Of the connections the server ended, those whose peer never saw the end: a WebSocket that did not
+   * finish the closing handshake within wsCloseGraceMs (a stalled reader: the close frame waits behind
+   * its backlog, so it only sees the TCP connection cut), an SSE stream destroyed as a slow consumer.
+   */
+  cut: number;
 }
 
 const newCounters = (): TransportCounters => ({
@@ -37,7 +46,8 @@ const newCounters = (): TransportCounters => ({
   messagesOut: 0,
   bytesOut: 0,
   bytesIn: 0,
-  disconnects: { client: 0, 'slow-consumer': 0, 'pong-timeout': 0, shutdown: 0, error: 0 },
+  disconnects: { client: 0, 'slow-consumer': 0, 'pong-timeout': 0, 'too-many-errors': 0, shutdown: 0, 'feed-down': 0, error: 0 },
+  cut: 0,
 });
 
 interface SocketMark {
@@ -171,6 +181,7 @@ export function sumSnapshots(parts: StatsSnapshot[]): StatsSnapshot {
       t.messagesOut += o.messagesOut;
       t.bytesOut += o.bytesOut;
       t.bytesIn += o.bytesIn;
+      t.cut += o.cut;
       for (const r of Object.keys(t.disconnects) as DisconnectReason[]) t.disconnects[r] += o.disconnects[r];
     }
     const tp = total.process;
@@ -216,6 +227,7 @@ function buildRegistry(): Registry & { scrape(snapshot: StatsSnapshot): Promise<
   perTransport('lab_messages_out_total', 'Feed messages delivered', (t) => t.messagesOut);
   perTransport('lab_bytes_out_total', 'Bytes written to sockets, server to client', (t) => t.bytesOut);
   perTransport('lab_bytes_in_total', 'Bytes read from sockets, client to server', (t) => t.bytesIn);
+  perTransport('lab_connections_cut_total', 'Connections the server ended whose peer never saw the end (cut at TCP level)', (t) => t.cut);
   new Counter({
     name: 'lab_disconnects_total',
     help: 'Connections ended, by reason',

@@ -63,13 +63,13 @@ describe('the built-in publisher and /control', () => {
   });
 
   it('follows the publish token rule: reading is open, changing needs the token', async () => {
-    const lab = await startLab({ publishToken: 'tok' });
+    const lab = await startLab({ publishToken: 'tok-tok-tok-tok-tok' });
     expect((await fetch(`${lab.url}/control`)).status).toBe(200);
     const denied = await fetch(`${lab.url}/control`, json('PUT', { ratePerSec: 5 }));
     expect(denied.status).toBe(401);
     expect(await errorCode(denied)).toBe('LAB_ERR_UNAUTHORIZED');
     expect((await fetch(`${lab.url}/control/burst`, json('POST', { count: 1 }, 'wrong'))).status).toBe(401);
-    expect((await fetch(`${lab.url}/control/burst`, json('POST', { count: 1 }, 'tok'))).status).toBe(201);
+    expect((await fetch(`${lab.url}/control/burst`, json('POST', { count: 1 }, 'tok-tok-tok-tok-tok'))).status).toBe(201);
     expect(lab.app.lab.generator.state.ratePerSec).toBe(0);
     expect(lab.app.lab.feed.info().lastId).toBe(1);
   });

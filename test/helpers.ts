@@ -6,6 +6,7 @@ import { EventSource } from 'eventsource';
 import type { FastifyInstance } from 'fastify';
 import { onTestFinished, vi } from 'vitest';
 import type { IncomingMessage } from 'node:http';
+import { Writable } from 'node:stream';
 import WebSocket from 'ws';
 import { buildApp, type AppOptions } from '../server/app.js';
 import type { ConfigInput } from '../server/config.js';
@@ -188,4 +189,24 @@ export function wsOrder(client: WsClient): Seen {
     seen.push(frame.type ?? (frame.id as number));
   });
   return seen;
+}
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  err?: unknown;
+  stack?: unknown;
+  [k: string]: unknown;
+}
+
+/** A pino destination that keeps every line: pass `{ logger: { level, stream } }` to startLab. */
+export function captureLog(): { stream: Writable; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l) as LogLine);
+      done();
+    },
+  });
+  return { stream, lines };
 }

@@ -195,11 +195,11 @@ describe('query validation', () => {
     expect(lab.app.lab.stats.transports.ws.requests).toBe(0);
   });
 
-  it('an unknown route answers 404 LAB_ERR_NOT_FOUND', async () => {
+  it('an unknown route answers 404 LAB_ERR_NOT_FOUND; a known path under another method 405', async () => {
     const lab = await startLab();
     expectError(await answer(await fetch(`${lab.url}/nope`)), 404, 'LAB_ERR_NOT_FOUND');
     expectError(await answer(await fetch(`${lab.url}/publish/extra`, { method: 'POST', headers: JSON_CT, body: '{"data":1}' })), 404, 'LAB_ERR_NOT_FOUND');
-    expectError(await answer(await fetch(`${lab.url}/poll`, { method: 'DELETE' })), 404, 'LAB_ERR_NOT_FOUND');
+    expectError(await answer(await fetch(`${lab.url}/poll`, { method: 'DELETE' })), 405, 'LAB_ERR_METHOD_NOT_ALLOWED');
     expect(lastId(lab)).toBe(0);
   });
 });

@@ -10,7 +10,8 @@ import { DEFAULTS, envName, readSettings, resolveConfig, type ConfigInput } from
 import { ConfigError } from '../server/errors.js';
 import { WsClient, publish, refusedUpgrade, startLab, until, type RunningLab } from './helpers.js';
 
-const TOKEN = 's3cret';
+// A set PUBLISH_TOKEN must have MIN_PUBLISH_TOKEN_LENGTH (16) characters or more.
+const TOKEN = 's3cret-s3cret-s3cret';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 async function post(lab: RunningLab, headers: Record<string, string>, body = '{"data":1}', path = '/publish') {
@@ -40,7 +41,7 @@ describe('publish token', () => {
       [{}, 'none'],
       [{ authorization: 'Bearer wrong' }, 'wrong'],
       [{ authorization: `Bearer ${TOKEN}x` }, 'longer'],
-      [{ authorization: 'Bearer s3cre' }, 'prefix'],
+      [{ authorization: `Bearer ${TOKEN.slice(0, -1)}` }, 'prefix'],
       [{ authorization: TOKEN }, 'no scheme'],
       [{ authorization: `Basic ${TOKEN}` }, 'basic'],
       [{ authorization: 'Bearer ' }, 'empty'],
@@ -185,7 +186,7 @@ describe('configuration', () => {
       const e = configError(() => resolveConfig({ host }));
       expect(e.setting, host).toBe('PUBLISH_TOKEN');
     }
-    expect(resolveConfig({ host: '0.0.0.0', publishToken: 'x' }).host).toBe('0.0.0.0');
+    expect(resolveConfig({ host: '0.0.0.0', publishToken: TOKEN }).host).toBe('0.0.0.0');
     for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '::1']) expect(resolveConfig({ host }).host).toBe(host);
   });
 

@@ -8,7 +8,7 @@ import type { StatsSnapshot, TransportCounters } from '../server/stats.js';
 import { SseClient, WsClient, poll, publish, publishMany, range, startLab, until, type RunningLab } from './helpers.js';
 
 const KEYS = ['poll', 'shortPoll', 'sse', 'ws'] as const;
-const REASONS = ['client', 'slow-consumer', 'pong-timeout', 'shutdown', 'error'];
+const REASONS = ['client', 'slow-consumer', 'pong-timeout', 'too-many-errors', 'shutdown', 'feed-down', 'error'];
 
 async function stats(lab: RunningLab): Promise<StatsSnapshot> {
   const res = await fetch(`${lab.url}/stats`);
@@ -45,8 +45,8 @@ describe('GET /stats', () => {
     expect(Object.keys(s.transports).sort()).toEqual([...KEYS].sort());
     for (const key of KEYS) {
       const t = s.transports[key];
-      expect(Object.keys(t).sort(), key).toEqual(['bytesIn', 'bytesOut', 'connections', 'disconnects', 'messagesOut', 'requests']);
-      for (const f of ['connections', 'requests', 'messagesOut', 'bytesOut', 'bytesIn'] as const) {
+      expect(Object.keys(t).sort(), key).toEqual(['bytesIn', 'bytesOut', 'connections', 'cut', 'disconnects', 'messagesOut', 'requests']);
+      for (const f of ['connections', 'requests', 'messagesOut', 'bytesOut', 'bytesIn', 'cut'] as const) {
         expect(Number.isInteger(t[f]), `${key}.${f}`).toBe(true);
         expect(t[f], `${key}.${f}`).toBe(0);
       }

@@ -9,7 +9,10 @@
  *   in one write. Measured here, one write per message per socket at 2,000 msg/s × 100 sockets fell
  *   ~30% behind schedule; one corked write per tick kept up at a third of the CPU.
  * - A live subscriber whose queue passes `maxBufferedBytes` is dropped as a slow consumer; the others
- *   never wait for it.
+ *   never wait for it. A catching-up one is written in slices that fit under `maxBufferedBytes`, and
+ *   is dropped as a slow consumer if its queue does not drain within `drainTimeoutMs`.
+ * - A failure to read is a store outage (the next append retries); a failure to encode or deliver is a
+ *   bug, reported through `onError`, and ends only the subscribers it touched, never the fan-out.
  */
 import type { Feed, FeedEvent, Message, ResetReason } from '../feed/types.js';
 import { HttpErrors } from '../errors.js';
@@ -42,8 +45,12 @@ export interface HubOptions<E> {
   encode(messages: readonly Message[]): E;
   batchMax: number;
   maxBufferedBytes: number;
-  /** Called when a subscriber is dropped for being slow (for counting). */
-  onSlow?(sub: Subscriber<E>): void;
+  /** Bytes an encoded batch puts on the wire (to slice catch-up under maxBufferedBytes); needed when it is finite. */
+  sizeOf?(encoded: E): number;
+  /** How long a catching-up subscriber over `maxBufferedBytes` may take to drain before it is cut. */
+  drainTimeoutMs: number;
+  /** An encoder or a subscriber threw (a bug, not a store outage). */
+  onError(err: unknown): void;
 }
 
 export class Hub<E> {
@@ -83,16 +90,12 @@ export class Hub<E> {
         this.#cursor = this.#feed.info().lastId;
         for (const sub of [...this.#live]) {
           this.#live.delete(sub);
-          void this.join(sub).catch(() => sub.kill('error'));
+          void this.join(sub).catch((err: unknown) => sub.kill(isFeedError(err) ? 'feed-down' : 'error'));
         }
         break;
       default:
         e satisfies never;
     }
-  }
-
-  get size(): number {
-    return this.#live.size + this.#joining.size;
   }
 
   subscribers(): Subscriber<E>[] {
@@ -113,11 +116,10 @@ export class Hub<E> {
         checkEpoch = undefined;
         if (sub.closed) return;
         for (const a of read.announcements) sub.announce(a);
+        if (sub.closed) return;
         sub.cursor = read.cursor;
         if (read.messages.length > 0) {
-          sub.deliver(read.messages, undefined);
-          sub.cursor = read.messages[read.messages.length - 1]!.id;
-          if (sub.bufferedBytes() > this.#opts.maxBufferedBytes) await sub.drained();
+          if (!(await this.#catchUp(sub, read.messages))) return;
           continue;
         }
         // Level with the feed as of that read. Go live only if no flush has moved past us since;
@@ -129,6 +131,58 @@ export class Hub<E> {
       }
     } finally {
       this.#joining.delete(sub);
+    }
+  }
+
+  /**
+   * Writes one catch-up read in slices that keep the subscriber's queue under `maxBufferedBytes`: the
+   * whole read in one write when it fits (the usual case), else the longest prefix that fits (at least
+   * one message), measured on its encoding. Over the bound, it waits for a drain, at most
+   * `drainTimeoutMs`; a reader that does not drain by then is cut as a slow consumer. False when the
+   * subscriber is gone.
+   */
+  async #catchUp(sub: Subscriber<E>, messages: readonly Message[]): Promise<boolean> {
+    const { maxBufferedBytes: max, encode, sizeOf } = this.#opts;
+    if (!Number.isFinite(max) || !sizeOf) {
+      sub.deliver(messages, undefined);
+      sub.cursor = messages[messages.length - 1]!.id;
+      return true;
+    }
+    for (let i = 0; i < messages.length; ) {
+      if (sub.bufferedBytes() > max) {
+        if (!(await this.#drainWithin(sub))) {
+          sub.kill('slow-consumer');
+          return false;
+        }
+        if (sub.closed) return false;
+      }
+      const room = max - sub.bufferedBytes();
+      let slice = i === 0 ? messages : messages.slice(i);
+      let encoded = encode(slice);
+      let size = sizeOf(encoded);
+      while (size > room && slice.length > 1) {
+        const n = Math.max(1, Math.min(slice.length - 1, Math.floor((slice.length * room) / size)));
+        slice = slice.slice(0, n);
+        encoded = encode(slice);
+        size = sizeOf(encoded);
+      }
+      sub.deliver(slice, encoded);
+      sub.cursor = slice[slice.length - 1]!.id;
+      i += slice.length;
+      if (sub.closed) return false;
+    }
+    return true;
+  }
+
+  async #drainWithin(sub: Subscriber<E>): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), this.#opts.drainTimeoutMs);
+    });
+    try {
+      return await Promise.race([sub.drained().then(() => true as const), late]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -154,7 +208,14 @@ export class Hub<E> {
     this.#flushing = true;
     try {
       for (;;) {
-        const result = await this.#feed.read(this.#cursor, this.#opts.batchMax);
+        let result;
+        try {
+          result = await this.#feed.read(this.#cursor, this.#opts.batchMax);
+        } catch {
+          // The feed could not be read (a store outage): live subscribers stay where they are and the
+          // next append schedules another flush, which resumes from the hub cursor.
+          return;
+        }
         if (result.kind === 'reset') return; // cannot happen for the hub's own cursor
         const batch = result.messages;
         if (batch.length === 0) return;
@@ -162,12 +223,23 @@ export class Hub<E> {
         const last = batch[batch.length - 1]!.id;
         this.#cursor = last;
         if (this.#live.size === 0) continue;
-        const encoded = this.#opts.encode(batch);
-        for (const sub of this.#live) this.#deliverLive(sub, batch, first, last, encoded);
+        let encoded: E | undefined;
+        try {
+          encoded = this.#opts.encode(batch);
+        } catch (err) {
+          // Each subscriber then encodes for itself, and the ones that fail are ended (below).
+          this.#opts.onError(err);
+        }
+        for (const sub of this.#live) {
+          try {
+            this.#deliverLive(sub, batch, first, last, encoded);
+          } catch (err) {
+            this.#opts.onError(err);
+            this.#live.delete(sub);
+            sub.kill('error');
+          }
+        }
       }
-    } catch {
-      // The feed could not be read (a store outage): live subscribers stay where they are and the
-      // next append schedules another flush, which resumes from the hub cursor.
     } finally {
       this.#flushing = false;
       if (this.#again) {
@@ -177,7 +249,7 @@ export class Hub<E> {
     }
   }
 
-  #deliverLive(sub: Subscriber<E>, batch: readonly Message[], first: number, last: number, encoded: E): void {
+  #deliverLive(sub: Subscriber<E>, batch: readonly Message[], first: number, last: number, encoded: E | undefined): void {
     if (sub.closed) {
       this.#live.delete(sub);
       return;
@@ -187,7 +259,7 @@ export class Hub<E> {
       // Behind the batch (it was waiting on a drain, or the hub jumped a gap): back to catch-up,
       // which reads from its own cursor and announces any gap.
       this.#live.delete(sub);
-      void this.join(sub).catch(() => sub.kill('error'));
+      void this.join(sub).catch((err: unknown) => sub.kill(isFeedError(err) ? 'feed-down' : 'error'));
       return;
     }
     if (sub.cursor === first - 1) sub.deliver(batch, encoded);
@@ -195,7 +267,6 @@ export class Hub<E> {
     sub.cursor = last;
     if (sub.bufferedBytes() > this.#opts.maxBufferedBytes) {
       this.#live.delete(sub);
-      this.#opts.onSlow?.(sub);
       sub.kill('slow-consumer');
     }
   }
@@ -236,6 +307,9 @@ export async function readAfter(feed: Feed, cursor: number, limit: number, epoch
   }
   return { cursor, messages: result.messages, announcements };
 }
+
+/** Whether `err` is the store failure readAfter raises (as opposed to a bug in an encoder or a subscriber). */
+export const isFeedError = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === 'LAB_ERR_FEED_UNAVAILABLE';
 
 /** A store failure becomes LAB_ERR_FEED_UNAVAILABLE (503), never a bare 500. */
 async function readOrFail(feed: Feed, cursor: number, limit: number, epoch?: string) {

@@ -30,7 +30,10 @@ export default fp(
     const hub = new Hub<string>(feed, {
       encode: (messages) => pollBody({ messages: [...messages], lastId: messages[messages.length - 1]!.id, epoch: epochOf() }),
       batchMax: config.pollBatchMax,
+      // A poll is answered once, whole: nothing queues per client beyond that one answer.
       maxBufferedBytes: Number.POSITIVE_INFINITY,
+      drainTimeoutMs: config.catchUpDrainMs,
+      onError: (err) => app.log.error({ err }, 'poll fan-out failed'),
     });
     const held = new Set<HeldPoll>();
 
@@ -114,6 +117,11 @@ export default fp(
       const since = parseCursor(q.since);
       const epoch = parseEpoch(q.epoch);
       const timeoutMs = parseTimeout(q.timeout, config.pollTimeoutMs, config.pollMaxTimeoutMs);
+      // HEAD: checked like GET, then the headers of an empty answer at once: never held, never counted.
+      if (request.method === 'HEAD') {
+        send(reply, pollBody({ messages: [], lastId: startCursor(feed, since), epoch: epochOf() }));
+        return reply;
+      }
       const key = timeoutMs === 0 ? 'shortPoll' : 'poll';
       const counters = stats.transports[key];
       stats.claim(request.raw.socket, key);

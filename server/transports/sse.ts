@@ -12,8 +12,16 @@ import fp from 'fastify-plugin';
 import type { Message } from '../feed/types.js';
 import type { DisconnectReason } from '../stats.js';
 import { SSE_HEARTBEAT, sseAnnouncement, sseBatch, sseEvent, sseRetry } from './encode.js';
-import { Hub, type Announcement, type Subscriber } from './hub.js';
+import { Hub, isFeedError, type Announcement, type Subscriber } from './hub.js';
 import { parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
+
+const SSE_HEADERS = Object.freeze({
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache',
+  // Tells nginx not to buffer the stream.
+  'x-accel-buffering': 'no',
+  connection: 'close',
+});
 
 export default fp(
   async function sseTransport(app, opts: TransportOptions) {
@@ -21,8 +29,11 @@ export default fp(
     const counters = stats.transports.sse;
     const hub = new Hub<Buffer>(feed, {
       encode: sseBatch,
+      sizeOf: (b) => b.length,
       batchMax: config.pollBatchMax,
       maxBufferedBytes: config.maxBufferedBytes,
+      drainTimeoutMs: config.catchUpDrainMs,
+      onError: (err) => app.log.error({ err }, 'SSE fan-out failed'),
     });
 
     class SseStream implements Subscriber<Buffer> {
@@ -51,8 +62,10 @@ export default fp(
         counters.disconnects[reason]++;
         // A slow consumer would never read the end of the stream: cut it. Otherwise end it cleanly;
         // `Connection: close` then closes the socket, so shutdown does not wait on keep-alive.
-        if (reason === 'slow-consumer' || reason === 'pong-timeout') this.res.destroy();
-        else this.res.end();
+        if (reason === 'slow-consumer' || reason === 'pong-timeout') {
+          counters.cut++;
+          this.res.destroy();
+        } else this.res.end();
       }
     }
 
@@ -71,19 +84,18 @@ export default fp(
       // replay the epoch on every reconnect. So `epoch` is checked only when there is no Last-Event-ID.
       const queryEpoch = parseEpoch(q.epoch);
       const epoch = header !== undefined ? undefined : queryEpoch;
+      reply.hijack();
+      const res = reply.raw;
+      // HEAD: checked like GET, then the stream's headers and no body; no stream is opened or counted.
+      if (request.method === 'HEAD') {
+        res.writeHead(200, SSE_HEADERS);
+        res.end();
+        return;
+      }
       const socket = request.raw.socket;
       stats.claim(socket, 'sse', true);
       counters.requests++;
-
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache',
-        // Tells nginx not to buffer the stream.
-        'x-accel-buffering': 'no',
-        connection: 'close',
-      });
+      res.writeHead(200, SSE_HEADERS);
       const info = feed.info();
       const stream = new SseStream(startCursor(feed, since), res);
       streams.add(stream);
@@ -102,9 +114,15 @@ export default fp(
       try {
         await hub.join(stream, epoch);
       } catch (err) {
-        // The store is unreachable: say so, then end; EventSource retries after `retry:`.
-        if (!stream.closed) stream.announce({ type: 'feed-down', code: 'LAB_ERR_FEED_UNAVAILABLE', message: (err as Error).message });
-        stream.kill('error');
+        // The store is unreachable: say so, then end; EventSource retries after `retry:`. Anything
+        // else is a bug of ours: logged, and the stream ends without blaming the store.
+        if (isFeedError(err)) {
+          if (!stream.closed) stream.announce({ type: 'feed-down', code: 'LAB_ERR_FEED_UNAVAILABLE', message: (err as Error).message });
+          stream.kill('feed-down');
+        } else {
+          app.log.error({ err }, 'SSE catch-up failed');
+          stream.kill('error');
+        }
       }
     });
 

@@ -13,12 +13,13 @@ import websocket from '@fastify/websocket';
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { WebSocket } from 'ws';
+import { mistakeLogger } from '../client-log.js';
 import { ERRORS, HttpErrors, WS_CLOSE } from '../errors.js';
 import type { Message } from '../feed/types.js';
-import { appendOrFail, checkToken, mayPublish } from '../publish.js';
+import { checkToken, mayPublish, publishChecked } from '../publish.js';
 import type { DisconnectReason } from '../stats.js';
 import { wsFrames } from './encode.js';
-import { Hub, type Announcement, type Subscriber } from './hub.js';
+import { Hub, isFeedError, type Announcement, type Subscriber } from './hub.js';
 import { parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
 
 /** Close reasons must fit in 123 bytes (RFC 6455 §5.5: control frame payload ≤ 125, 2 for the code). */
@@ -26,8 +27,13 @@ const CLOSE_FOR: Record<Exclude<DisconnectReason, 'client'>, [number, string]> =
   'slow-consumer': [WS_CLOSE.TRY_AGAIN_LATER, ERRORS.SLOW_CONSUMER.code],
   shutdown: [WS_CLOSE.GOING_AWAY, ERRORS.SHUTTING_DOWN.code],
   'pong-timeout': [WS_CLOSE.POLICY_VIOLATION, 'LAB_PONG_TIMEOUT'],
-  error: [WS_CLOSE.GOING_AWAY, ERRORS.FEED_UNAVAILABLE.code],
+  'too-many-errors': [WS_CLOSE.POLICY_VIOLATION, ERRORS.TOO_MANY_ERRORS.code],
+  'feed-down': [WS_CLOSE.GOING_AWAY, ERRORS.FEED_UNAVAILABLE.code],
+  error: [WS_CLOSE.INTERNAL_ERROR, ERRORS.INTERNAL.code],
 };
+
+/** RFC 6455 §4.2.1: the key is 16 random bytes in base64; versions 13 (and the draft's 8, as `ws` accepts). */
+const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
 
 /** Message payloads are pre-encoded Buffers; they go out as text frames (one options object, not one per frame). */
 const TEXT_FRAME = Object.freeze({ binary: false });
@@ -49,20 +55,51 @@ export default fp(
     const counters = stats.transports.ws;
     const hub = new Hub<Buffer[]>(feed, {
       encode: wsFrames,
+      // Payload bytes; each frame adds a 2–10 byte header.
+      sizeOf: (frames) => frames.reduce((n, f) => n + f.length + 2, 0),
       batchMax: config.pollBatchMax,
       maxBufferedBytes: config.maxBufferedBytes,
+      drainTimeoutMs: config.catchUpDrainMs,
+      onError: (err) => app.log.error({ err }, 'WebSocket fan-out failed'),
     });
     const peers = new Set<WsPeer>();
+    const mistake = mistakeLogger(app.log);
+    const errorRate = config.wsErrorRepliesPerSec;
 
     class WsPeer implements Subscriber<Buffer[]> {
       closed = false;
       alive = true;
+      /** Token bucket of error replies: `errorRate` per second, bursts of `errorRate`. */
+      #errorTokens = errorRate;
+      #tokensAt = performance.now();
       constructor(
         public cursor: number,
         readonly ws: WebSocket,
         readonly socket: Socket,
         readonly canPublish: boolean,
       ) {}
+      /**
+       * Every write that is not a feed message (hello, announcements, acks, errors) goes through here and
+       * counts against maxBufferedBytes like messages do: a peer that sends but never reads is cut as a
+       * slow consumer instead of making the server queue its answers without bound.
+       */
+      send(text: string): void {
+        if (this.closed) return;
+        this.ws.send(text);
+        if (this.ws.bufferedAmount > config.maxBufferedBytes) {
+          hub.leave(this);
+          this.kill('slow-consumer');
+        }
+      }
+      /** Whether one more frame may get an error answer now; past the budget the peer is closed 1008. */
+      spendErrorReply(): boolean {
+        const now = performance.now();
+        this.#errorTokens = Math.min(errorRate, this.#errorTokens + ((now - this.#tokensAt) * errorRate) / 1000);
+        this.#tokensAt = now;
+        if (this.#errorTokens < 1) return false;
+        this.#errorTokens -= 1;
+        return true;
+      }
       deliver(messages: readonly Message[], encoded: Buffer[] | undefined): void {
         const frames = encoded ?? wsFrames(messages);
         // One corked write per tick: all of this batch's frames leave in one writev.
@@ -72,7 +109,7 @@ export default fp(
         counters.messagesOut += messages.length;
       }
       announce(a: Announcement): void {
-        this.ws.send(JSON.stringify(a));
+        this.send(JSON.stringify(a));
       }
       bufferedBytes(): number {
         return this.ws.bufferedAmount;
@@ -87,18 +124,31 @@ export default fp(
         counters.disconnects[reason]++;
         if (reason === 'client') return;
         if (reason === 'pong-timeout') {
+          counters.cut++;
           this.ws.terminate();
           return;
         }
         const [code, why] = CLOSE_FOR[reason];
+        // The close frame queues behind whatever the peer has not read yet: a stalled reader never
+        // gets to it, and is cut (counted in `cut`) when it has not finished the handshake in time.
         this.ws.close(code, why);
-        // A peer that does not finish the closing handshake (a stalled reader never will) is cut.
-        setTimeout(() => this.ws.terminate(), config.wsCloseGraceMs).unref();
+        setTimeout(() => {
+          if (this.ws.readyState !== this.ws.CLOSED) {
+            counters.cut++;
+            this.ws.terminate();
+          }
+        }, config.wsCloseGraceMs).unref();
       }
     }
 
     await app.register(websocket, {
       options: { maxPayload: config.maxPayloadBytes, perMessageDeflate: false },
+      // A protocol error on an open socket (bad opcode, invalid UTF-8, an oversized frame) is the
+      // client's mistake: ws has already closed with the right code; log one line, no stack.
+      errorHandler(error, socket) {
+        mistake('bad WebSocket frame', { code: (error as { code?: string }).code, reason: error.message });
+        socket.terminate();
+      },
       // Our own shutdown: close every socket with 1001 and a reason, then stop the ws server.
       preClose(done) {
         for (const p of [...peers]) p.kill('shutdown');
@@ -128,7 +178,20 @@ export default fp(
       {
         websocket: true,
         // Runs before the upgrade, so a refusal is a plain HTTP answer with our error body.
-        preValidation: async (request) => {
+        preValidation: async (request, reply) => {
+          // Refused here with our error body, before ws would answer a bad handshake in plain text.
+          const h = request.headers;
+          if (h.upgrade?.toLowerCase() !== 'websocket') {
+            reply.header('upgrade', 'websocket');
+            throw new HttpErrors.UPGRADE_REQUIRED();
+          }
+          const key = h['sec-websocket-key'];
+          if (typeof key !== 'string' || !WS_KEY.test(key.trim())) throw new HttpErrors.BAD_UPGRADE('Sec-WebSocket-Key must be 16 bytes in base64');
+          const version = h['sec-websocket-version'];
+          if (version !== '13' && version !== '8') {
+            reply.header('sec-websocket-version', '13');
+            throw new HttpErrors.BAD_UPGRADE('Sec-WebSocket-Version must be 13');
+          }
           const q = request.query as Query;
           parseCursor(q.since);
           parseEpoch(q.epoch);
@@ -165,42 +228,61 @@ export default fp(
           stats.settle(socket, true);
         });
         const info = feed.info();
-        ws.send(JSON.stringify({ type: 'hello', epoch: info.epoch, lastId: info.lastId }));
+        peer.send(JSON.stringify({ type: 'hello', epoch: info.epoch, lastId: info.lastId }));
         hub.join(peer, parseEpoch(q.epoch)).catch((err: unknown) => {
-          // The store is unreachable: say so, then close with 1001 and the code as reason.
-          if (!peer.closed) peer.announce({ type: 'feed-down', code: 'LAB_ERR_FEED_UNAVAILABLE', message: (err as Error).message });
-          peer.kill('error');
+          // The store is unreachable: say so, then close with 1001 and the code as reason. Anything
+          // else is a bug of ours: logged, and closed 1011 without blaming the store.
+          if (isFeedError(err)) {
+            peer.announce({ type: 'feed-down', code: 'LAB_ERR_FEED_UNAVAILABLE', message: (err as Error).message });
+            peer.kill('feed-down');
+          } else {
+            app.log.error({ err }, 'WebSocket catch-up failed');
+            peer.kill('error');
+          }
         });
       },
     );
 
     const sendError = (peer: WsPeer, code: string, message: string, ref?: unknown) =>
-      peer.ws.send(JSON.stringify({ type: 'error', code, message, ...(ref === undefined ? {} : { ref }) }));
+      peer.send(JSON.stringify({ type: 'error', code, message, ...(ref === undefined ? {} : { ref }) }));
+
+    /** A client mistake gets an error answer while its budget lasts; past it the peer is closed 1008. */
+    const refuse = (peer: WsPeer, code: string, message: string, ref?: unknown) => {
+      if (!peer.spendErrorReply()) {
+        mistake('too many refused WebSocket frames', { limitPerSec: errorRate });
+        peer.kill('too-many-errors');
+        return;
+      }
+      sendError(peer, code, message, ref);
+    };
 
     async function onFrame(peer: WsPeer, data: Buffer, isBinary: boolean): Promise<void> {
+      if (peer.closed) return;
       let frame: unknown;
       try {
         if (isBinary) throw new Error('binary');
         frame = JSON.parse(data.toString('utf8'));
       } catch {
-        sendError(peer, ERRORS.BAD_FRAME.code, ERRORS.BAD_FRAME.message);
+        refuse(peer, ERRORS.BAD_FRAME.code, ERRORS.BAD_FRAME.message);
         return;
       }
       const f = frame as { type?: unknown; data?: unknown; ref?: unknown };
       if (frame === null || typeof frame !== 'object' || f.type !== 'publish' || !('data' in f)) {
-        sendError(peer, ERRORS.BAD_FRAME.code, ERRORS.BAD_FRAME.message, f?.ref);
+        refuse(peer, ERRORS.BAD_FRAME.code, ERRORS.BAD_FRAME.message, f?.ref);
         return;
       }
       if (!peer.canPublish) {
-        sendError(peer, ERRORS.UNAUTHORIZED.code, ERRORS.UNAUTHORIZED.message, f.ref);
+        refuse(peer, ERRORS.UNAUTHORIZED.code, ERRORS.UNAUTHORIZED.message, f.ref);
         return;
       }
       try {
-        const message = await appendOrFail(feed, f.data);
-        peer.ws.send(JSON.stringify({ type: 'ack', id: message.id, ...(f.ref === undefined ? {} : { ref: f.ref }) }));
+        const message = await publishChecked(feed, f.data, config.maxNestingDepth);
+        peer.send(JSON.stringify({ type: 'ack', id: message.id, ...(f.ref === undefined ? {} : { ref: f.ref }) }));
       } catch (err) {
-        const e = err as { code?: string; message: string };
-        sendError(peer, e.code ?? ERRORS.INTERNAL.code, e.message, f.ref);
+        const e = err as { code?: string; message: string; statusCode?: number };
+        // The client's data was refused (4xx): a mistake, on the budget. A store outage is not.
+        if (e.statusCode !== undefined && e.statusCode < 500) refuse(peer, e.code ?? ERRORS.INTERNAL.code, e.message, f.ref);
+        else sendError(peer, e.code ?? ERRORS.INTERNAL.code, e.message, f.ref);
       }
     }
   },
