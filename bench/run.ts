@@ -245,7 +245,22 @@ class Servers {
 /** Not measured (null, NaN) stays null in the figure: see figure(). */
 const nums = (runs: RunResult[], pick: (r: RunResult) => number | null) => figure(runs.map(pick));
 
-function aggregate(spec: ScenarioSpec, t: Target, runs: RunResult[], repeats: number): ScenarioResult {
+/** The feed and workers that serve `t`: only the lab servers take --feed/--workers. */
+function servedBy(t: Target, lab: LabSetup): Pick<ScenarioResult, 'feed' | 'workers'> {
+  switch (t.server) {
+    case 'lab':
+      return { feed: lab.feed === 'memory' ? 'memory' : 'redis', workers: lab.workers };
+    case 'lab-redis':
+      return { feed: 'redis', workers: lab.workers };
+    case 'bare':
+    case 'socketio':
+      return { feed: 'memory', workers: 1 };
+    default:
+      return t.server satisfies never;
+  }
+}
+
+function aggregate(spec: ScenarioSpec, t: Target, runs: RunResult[], repeats: number, lab: LabSetup): ScenarioResult {
   const invalid = runs.map((r, i) => (r.outcome.status === 'invalid' ? `repeat ${i + 1}: ${r.outcome.reason}` : undefined)).filter(Boolean);
   const total = (pick: (r: RunResult) => number) => runs.reduce((a, r) => a + pick(r), 0);
   return {
@@ -256,6 +271,7 @@ function aggregate(spec: ScenarioSpec, t: Target, runs: RunResult[], repeats: nu
     ratePerSec: spec.ratePerSec,
     payloadBytes: spec.payloadBytes,
     durationSec: spec.durationSec,
+    ...servedBy(t, lab),
     ...(spec.pace === 'lockstep' ? { pace: 'lockstep' as const } : {}),
     repeats,
     status: invalid.length ? 'invalid' : 'ok',
@@ -368,7 +384,7 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
       }
     }
     for (const spec of opts.sweep ? [] : opts.scenarios) {
-      for (const t of targets) scenarios.push(aggregate(spec, t, runs.get(`${spec.name}|${t.server}|${t.transport}`) ?? [], repeatsOf(spec, opts)));
+      for (const t of targets) scenarios.push(aggregate(spec, t, runs.get(`${spec.name}|${t.server}|${t.transport}`) ?? [], repeatsOf(spec, opts), opts.lab));
     }
     addVsBare(scenarios);
 

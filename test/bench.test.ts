@@ -75,7 +75,16 @@ describe('npm run bench (smoke)', () => {
     for (const s of report.scenarios) {
       expect(s.status, s.reason).toBe('ok');
       expect(s.delivered).toBe(s.published * s.clients);
+      expect(s).toMatchObject({ feed: 'redis', workers: 2 });
     }
+  }, 60_000);
+
+  it('each scenario records the feed that served it: lab-redis on Redis, lab and bare on memory', async () => {
+    const report = await runBench(parseBenchArgs([...tiny, '--servers', 'lab,lab-redis,bare', '--transports', 'ws', '--no-memory']), quiet());
+    expect(validateReport(report)).toEqual({ ok: true });
+    expect(report.env).toMatchObject({ feed: 'memory', workers: 1 });
+    const served = Object.fromEntries(report.scenarios.map((s) => [s.server, { feed: s.feed, workers: s.workers }]));
+    expect(served).toEqual({ lab: { feed: 'memory', workers: 1 }, 'lab-redis': { feed: 'redis', workers: 1 }, bare: { feed: 'memory', workers: 1 } });
   }, 60_000);
 
   it('rejects bad flags with a message naming the flag', () => {

@@ -95,6 +95,8 @@ const scenario: JsonSchema = {
       ratePerSec: { type: 'number', exclusiveMinimum: 0 },
       payloadBytes: count,
       durationSec: { type: 'number', exclusiveMinimum: 0 },
+      feed: { enum: ['memory', 'redis'] },
+      workers: positiveInt,
       pace: { const: 'lockstep' },
       repeats: positiveInt,
       ...statusFields,

@@ -30,12 +30,14 @@ export interface Env {
   memoryBytes: number;
   /** Extra context: load-generator process, feed, workers, command line. */
   loadGenerator: { pid: number; cpuUsPerSec?: number; threads: number };
-  feed: 'memory' | 'redis';
+  /** The `lab` server's feed and workers as asked on the command line (`--feed`, `--workers`); what served each scenario is in the scenario. */
+  feed: FeedKind;
   workers: number;
   argv: string[];
 }
 
 export type ScenarioStatus = 'ok' | 'invalid';
+export type FeedKind = 'memory' | 'redis';
 
 export interface ScenarioResult {
   name: string;
@@ -45,6 +47,9 @@ export interface ScenarioResult {
   ratePerSec: number;
   payloadBytes: number;
   durationSec: number;
+  /** The feed and worker processes that served this scenario (`lab-redis`: redis; the reference servers: their own in-process memory). */
+  feed: FeedKind;
+  workers: number;
   /** Present when messages were published in lockstep (one at a time, each delivered before the next); else open loop. */
   pace?: 'lockstep';
   repeats: number;
