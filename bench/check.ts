@@ -18,12 +18,12 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { Progress } from './progress.js';
-import { figure } from './figures.js';
+import { medianOfPairedRatios } from './figures.js';
+import { parseBenchArgs, TRANSPORTS, type BenchOptions } from './options.js';
 import type { Figure, Report, ScenarioResult, TransportName } from './report/types.js';
 import { validateReport } from './report/schema.js';
 import { writeReports } from './report/write.js';
-import { parseBenchArgs, runBench, type BenchOptions } from './run.js';
-import { SUITES } from './suite.js';
+import { runBench } from './run.js';
 
 export const TOLERANCE = Object.freeze({
   /**
@@ -77,27 +77,17 @@ export interface CheckRow {
   note?: string;
 }
 
-const TRANSPORTS: readonly TransportName[] = ['poll', 'short-poll', 'sse', 'ws'];
-
 const find = (r: Report, name: string, server: string, transport: TransportName) =>
   r.scenarios.find((s) => s.name === name && s.server === server && s.transport === transport);
 
 const relChange = (base: number | null, now: number | null): number | null =>
   base === null || now === null || base === 0 ? null : (now - base) / base;
 
-/**
- * lab ÷ bare as the median of per-repeat ratios: repeat i of lab ran right before repeat i of bare, so
- * each pair saw the same machine load; a burst of load during one pair moves one ratio, not the median.
- */
-function ratio(lab: ScenarioResult | undefined, bare: ScenarioResult | undefined, pick: (s: ScenarioResult) => Figure): number | null {
-  if (!lab || !bare || lab.status !== 'ok' || bare.status !== 'ok') return null;
-  const a = pick(lab).values;
-  const b = pick(bare).values;
-  const ratios = a.flatMap((x, i) => {
-    const y = b[i];
-    return x === null || y === null || y === undefined || y === 0 ? [] : [x / y];
-  });
-  return figure(ratios).median;
+/** `load` lab ÷ bare as the median of per-repeat ratios (medianOfPairedRatios), when both are valid. */
+function loadRatio(r: Report, t: TransportName, pick: (s: ScenarioResult) => Figure): number | null {
+  const lab = find(r, 'load', 'lab', t);
+  const bare = find(r, 'load', 'bare', t);
+  return lab?.status === 'ok' && bare?.status === 'ok' ? medianOfPairedRatios(pick(lab), pick(bare)) : null;
 }
 
 /** Compares `now` with `baseline`; pure, so tests can feed it doctored reports. */
@@ -178,8 +168,8 @@ export function compare(baseline: Report, now: Report): CheckRow[] {
       ['latency p50 lab÷bare', (s) => s.latencyMs.p50, TOLERANCE.latencyRatioRel],
     ];
     for (const [label, pick, tolerance] of ratios) {
-      const base = ratio(find(baseline, 'load', 'lab', t), find(baseline, 'load', 'bare', t), pick);
-      const cur = ratio(find(now, 'load', 'lab', t), find(now, 'load', 'bare', t), pick);
+      const base = loadRatio(baseline, t, pick);
+      const cur = loadRatio(now, t, pick);
       if (base === null) continue;
       push({
         metric: `load ${t} ${label}`,
@@ -202,21 +192,21 @@ export function compare(baseline: Report, now: Report): CheckRow[] {
 }
 
 const fmt = (v: number | null): string => (v === null ? '—' : Math.abs(v) >= 100 ? v.toFixed(1) : Math.abs(v) >= 1 ? v.toFixed(3) : v.toFixed(4));
+const pct = (v: number | null): string => (v === null ? '' : `${v >= 0 ? '+' : ''}${(v * 100).toFixed(2)}%`);
 
-export function renderTable(rows: CheckRow[]): string {
-  const head = ['metric', 'baseline', 'now', 'change', 'limit', 'verdict'];
-  const body = rows.map((r) => [
-    r.metric,
-    fmt(r.baseline),
-    fmt(r.now),
-    r.change === null ? '' : `${r.change >= 0 ? '+' : ''}${(r.change * 100).toFixed(2)}%`,
-    r.limit,
-    r.verdict + (r.note ? `  (${r.note})` : ''),
-  ]);
+/** Columns padded to their widest cell: plain (two spaces apart, the last one unpadded) or a Markdown table. */
+function table(head: string[], body: string[][], markdown = false): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 5 ? c : c.padEnd(widths[i]!))).join('  ');
+  const line = (cells: string[]) =>
+    markdown ? `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |` : cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
 }
+
+export const renderTable = (rows: CheckRow[]): string =>
+  table(
+    ['metric', 'baseline', 'now', 'change', 'limit', 'verdict'],
+    rows.map((r) => [r.metric, fmt(r.baseline), fmt(r.now), pct(r.change), r.limit, r.verdict + (r.note ? `  (${r.note})` : '')]),
+  );
 
 export interface SpreadRow {
   metric: string;
@@ -256,32 +246,22 @@ export function spread(baseline: Report, runs: Report[]): SpreadRow[] {
   return [...byMetric.values()].sort((a, b) => b.failed - a.failed || Math.abs(b.largestMove ?? 0) - Math.abs(a.largestMove ?? 0));
 }
 
-const pct = (v: number | null): string => (v === null ? '' : `${v >= 0 ? '+' : ''}${(v * 100).toFixed(2)}%`);
+export const renderSpread = (rows: SpreadRow[]): string =>
+  table(
+    ['metric', 'baseline', 'min', 'max', 'largest move', 'limit', 'failed'],
+    rows.map((r) => [r.metric, fmt(r.baseline), fmt(r.min), fmt(r.max), pct(r.largestMove), r.limit, `${r.failed}/${r.runs}`]),
+    true,
+  );
 
-export function renderSpread(rows: SpreadRow[]): string {
-  const head = ['metric', 'baseline', 'min', 'max', 'largest move', 'limit', 'failed'];
-  const body = rows.map((r) => [r.metric, fmt(r.baseline), fmt(r.min), fmt(r.max), pct(r.largestMove), r.limit, `${r.failed}/${r.runs}`]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
-}
-
-export function checkOptions(extra: string[] = []): BenchOptions {
-  const suite = SUITES.check;
-  return {
-    // Publisher lag does not void a gate that compares lab with bare run for run; loss still does.
-    ...parseBenchArgs(['--servers', 'lab,bare', '--no-autocannon', '--no-micro', '--max-publisher-lag-ms', String(CHECK_PUBLISHER_LAG_LIMIT_MS), ...extra]),
-    scenarios: suite.scenarios.map((s) => ({ ...s })),
-    repeats: suite.repeats,
-    memoryConnections: suite.memoryConnections,
-    memory: true,
-    suite: 'check',
-    repeatsNote: undefined,
-    argv: ['bench:check', ...extra],
-  };
-}
+/** The gate's run: the check suite on lab and bare (publisher lag does not void a gate that compares them run for run; loss does). */
+export const checkOptions = (): BenchOptions => ({
+  ...parseBenchArgs(['--servers', 'lab,bare', '--no-autocannon', '--no-micro', '--max-publisher-lag-ms', String(CHECK_PUBLISHER_LAG_LIMIT_MS)], 'check'),
+  argv: ['bench:check'],
+});
 
 export const DEFAULT_BASELINE = 'results/baseline.json';
+
+const readReport = async (path: string): Promise<Report> => JSON.parse(await readFile(path, 'utf8')) as Report;
 
 async function main(argv: string[]): Promise<number> {
   const parsed = parseArgs({
@@ -310,16 +290,14 @@ async function main(argv: string[]): Promise<number> {
   if (values.spread) {
     const files = parsed.positionals;
     if (!files.length) throw new Error('--spread needs report files');
-    const baseline = JSON.parse(await readFile(values.baseline ?? DEFAULT_BASELINE, 'utf8')) as Report;
-    const runs = await Promise.all(files.map(async (f) => JSON.parse(await readFile(f, 'utf8')) as Report));
-    const rows = spread(baseline, runs);
+    const rows = spread(await readReport(values.baseline ?? DEFAULT_BASELINE), await Promise.all(files.map(readReport)));
     console.log(renderSpread(rows));
     return rows.some((r) => r.failed > 0) ? 1 : 0;
   }
   const baselinePath = values.baseline ?? DEFAULT_BASELINE;
   let current: Report;
   if (values.report) {
-    current = JSON.parse(await readFile(values.report, 'utf8')) as Report;
+    current = await readReport(values.report);
     const v = validateReport(current);
     if (!v.ok) throw new Error(`${values.report} is not a valid report:\n- ${v.errors.join('\n- ')}`);
   } else {
@@ -327,12 +305,7 @@ async function main(argv: string[]): Promise<number> {
     if (values.out) await writeReports(current, values.out);
   }
 
-  let baseline: Report | undefined;
-  try {
-    baseline = JSON.parse(await readFile(baselinePath, 'utf8')) as Report;
-  } catch {
-    baseline = undefined;
-  }
+  const baseline = await readReport(baselinePath).catch(() => undefined);
 
   if (values.update) {
     const v = validateReport(current);

@@ -1,4 +1,4 @@
-/** Small statistics helpers: a Figure is the median of per-repeat values, with min, max and the values. */
+/** Small statistics helpers: a Figure (the median of per-repeat values, with min, max and the values), and ratios. */
 import type { Figure } from './report/types.js';
 
 /**
@@ -18,3 +18,26 @@ export function figure(values: readonly (number | null | undefined)[]): Figure {
 
 /** Rounds to `digits` decimals, for numbers a person reads. */
 export const round = (v: number, digits = 3): number => (Number.isFinite(v) ? Math.round(v * 10 ** digits) / 10 ** digits : v);
+
+/**
+ * a ÷ b of two medians; null when either was not measured or the quotient is not a finite number. The
+ * report's `vsBare` uses it: one ratio of the figures a reader sees side by side.
+ */
+export function ratioOfMedians(a: Figure, b: Figure): number | null {
+  if (a.median === null || b.median === null) return null;
+  const q = a.median / b.median;
+  return Number.isFinite(q) ? q : null;
+}
+
+/**
+ * The median of per-repeat ratios a[i] ÷ b[i], over the repeats where both were measured (and b[i] ≠ 0).
+ * The CI gate (check.ts) uses it for lab ÷ bare: repeat i of lab ran right before repeat i of bare, so
+ * each pair saw the same machine load; a burst of load during one pair moves one ratio, not the median.
+ */
+export function medianOfPairedRatios(a: Figure, b: Figure): number | null {
+  const ratios = a.values.flatMap((x, i) => {
+    const y = b.values[i];
+    return x === null || y === null || y === undefined || y === 0 ? [] : [x / y];
+  });
+  return figure(ratios).median;
+}

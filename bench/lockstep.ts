@@ -11,19 +11,14 @@
  *   and a second one (it comes back empty), so the figures price a full and an empty answer per message.
  * Messages are never due before `start + k / rate`, so a lockstep run is no faster than its timed twin.
  */
-import { Publisher, makeData } from './publisher.js';
-import type { PublishOutcome } from './publisher-worker.js';
 import type { ClientGroup } from './clients/types.js';
+import { makeData, publishOutcome, Publisher, type PublishJob, type PublishOutcome } from './publisher.js';
 import { newHistogram, nowMs } from './recorder.js';
 
 /** A round whose message has not reached every client by then stops the run (what is missing is lost). */
 export const LOCKSTEP_ROUND_TIMEOUT_MS = 5_000;
 
-export interface LockstepJob {
-  controlUrl: string;
-  ratePerSec: number;
-  durationSec: number;
-  payloadBytes: number;
+export interface LockstepJob extends PublishJob {
   clients: number;
   group: ClientGroup;
   /** Deliveries so far, all ids (the recorder's `received`). */
@@ -82,12 +77,5 @@ export async function publishLockstep(job: LockstepJob): Promise<LockstepOutcome
   } finally {
     await publisher.close();
   }
-  return {
-    ids,
-    failures,
-    ...(firstFailure ? { firstFailure } : {}),
-    lagP99Ms: lag.getValueAtPercentile(99) / 1000,
-    lagMaxMs: lag.maxValue / 1000,
-    ...(stall ? { stall } : {}),
-  };
+  return { ...publishOutcome(ids, failures, firstFailure, lag), ...(stall ? { stall } : {}) };
 }

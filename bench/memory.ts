@@ -3,16 +3,13 @@
  * before they connected (after one unmeasured pass of the same clients); then again after they all
  * disconnected, which must come back.
  */
+import { figure } from './figures.js';
+import { memoryTargets, STEP_SEC, type BenchOptions } from './options.js';
+import type { Progress } from './progress.js';
 import { Recorder } from './recorder.js';
+import type { MemoryResult } from './report/types.js';
 import type { ServerHandle } from './server-process.js';
 import type { Target } from './targets.js';
-
-export interface MemoryRun {
-  heapBytesPerConn: number;
-  rssBytesPerConn: number;
-  heapRetainedAfterCloseBytes: number;
-  problem?: string;
-}
 
 /**
  * After every client has gone, the heap may keep this much of what the connections took (caches,
@@ -30,48 +27,64 @@ async function waitConnections(server: ServerHandle, t: Target, n: number, timeo
   return false;
 }
 
-/**
- * The first time a server holds many connections of a transport it pays one-time costs that are not per
- * connection (code compiled again after GC flushed it, feedback vectors, pools, table growth): measured
- * here, the first of five measurements read up to 25% high and the others within ±5%. So the same
- * clients connect and leave once, unmeasured, before the measured pass.
- */
-async function warmUp(server: ServerHandle, t: Target, connections: number, since: number): Promise<void> {
+/** `connections` idle clients held while `held()` runs; then whether they all connected, and all closed again. */
+async function holding<T>(server: ServerHandle, t: Target, connections: number, since: number, held: () => Promise<T>) {
   const group = t.clients({ baseUrl: server.baseUrl, count: connections, since, sink: new Recorder({ clients: connections }) });
+  let connected = false;
+  let value: T;
   try {
     await group.ready;
-    await waitConnections(server, t, connections, 30_000);
+    connected = await waitConnections(server, t, connections, 30_000);
+    value = await held();
   } finally {
     await group.close();
   }
-  await waitConnections(server, t, 0, 15_000);
+  return { value, connected, closed: await waitConnections(server, t, 0, 15_000) };
 }
 
-export async function measureIdleMemory(server: ServerHandle, t: Target, connections: number): Promise<MemoryRun> {
+async function measure(server: ServerHandle, t: Target, connections: number) {
   const since = (await server.stats()).feed.lastId;
-  await warmUp(server, t, connections, since);
+  // The first time a server holds many connections of a transport it pays one-time costs that are not
+  // per connection (code compiled again after GC flushed it, feedback vectors, pools, table growth):
+  // measured here, the first of five measurements read up to 25% high and the others within ±5%. So the
+  // same clients connect and leave once, unmeasured, before the measured pass.
+  await holding(server, t, connections, since, async () => {});
   const base = await server.gc();
-  const group = t.clients({ baseUrl: server.baseUrl, count: connections, since, sink: new Recorder({ clients: connections }) });
-  let problem: string | undefined;
-  let held = base;
-  try {
-    await group.ready;
-    if (!(await waitConnections(server, t, connections, 30_000))) problem = `only some of ${connections} clients connected`;
-    held = await server.gc();
-  } finally {
-    await group.close();
-  }
-  if (!(await waitConnections(server, t, 0, 15_000))) problem ??= 'connections did not close';
+  const held = await holding(server, t, connections, since, () => server.gc());
   const after = await server.gc();
-  const heapDelta = held.heapUsedBytes - base.heapUsedBytes;
+  let problem = !held.connected ? `only some of ${connections} clients connected` : !held.closed ? 'connections did not close' : undefined;
+  const heapDelta = held.value.heapUsedBytes - base.heapUsedBytes;
   const retained = after.heapUsedBytes - base.heapUsedBytes;
   if (retained > Math.max(RETAINED_FLOOR_BYTES, RETAINED_FRACTION * heapDelta)) {
     problem ??= `heap did not come back after disconnect: ${(retained / 1024).toFixed(0)} KiB retained of ${(heapDelta / 1024).toFixed(0)} KiB`;
   }
-  return {
-    heapBytesPerConn: heapDelta / connections,
-    rssBytesPerConn: (held.rssBytes - base.rssBytes) / connections,
-    heapRetainedAfterCloseBytes: retained,
-    ...(problem ? { problem } : {}),
-  };
+  return { heap: heapDelta / connections, rss: (held.value.rssBytes - base.rssBytes) / connections, retained, problem };
+}
+
+/** The memory stage: one measurement per target in memoryTargets(); a failed one is INVALID with the reason. */
+export async function runMemory(opts: BenchOptions, serverOf: (t: Target) => Promise<ServerHandle>, log: Progress): Promise<MemoryResult[]> {
+  const out: MemoryResult[] = [];
+  const connections = opts.memoryConnections;
+  for (const t of memoryTargets(opts)) {
+    log.step(`idle memory: ${t.server}/${t.transport} with ${connections} connections`, STEP_SEC.memory(connections));
+    let m: Awaited<ReturnType<typeof measure>> | undefined;
+    let problem: string | undefined;
+    try {
+      m = await measure(await serverOf(t), t, connections);
+      problem = m.problem;
+    } catch (err) {
+      problem = (err as Error).message;
+    }
+    out.push({
+      server: t.server,
+      transport: t.transport,
+      connections,
+      status: problem ? 'invalid' : 'ok',
+      ...(problem ? { reason: problem } : {}),
+      heapBytesPerConn: figure(m ? [m.heap] : []),
+      rssBytesPerConn: figure(m ? [m.rss] : []),
+      heapRetainedAfterCloseBytes: figure(m ? [m.retained] : []),
+    });
+  }
+  return out;
 }

@@ -4,15 +4,20 @@
  */
 import { Bench } from 'tinybench';
 import * as ws from 'ws';
-import type { Message } from '../server/feed/types.js';
-import { pollBody, sseBatch, wsFrames } from '../server/transports/encode.js';
+import { pollAnswer, pollBody, sseBatch, wsFrames, type Message } from '../server/protocol.js';
+import { STEP_SEC, type BenchOptions } from './options.js';
+import type { Progress } from './progress.js';
 import { makeData } from './publisher.js';
 import type { MicroResult, TransportName } from './report/types.js';
 
 // ws's frame builder (public on the Sender class, not in @types/ws).
 const Sender = (ws as unknown as { Sender: { frame(data: Buffer, o: object): Buffer[] } }).Sender;
 
-export async function runMicro(payloadBytes: number, timeMs: number): Promise<MicroResult[]> {
+/** The micro stage, at the first scenario's payload size. */
+export async function runMicro(opts: BenchOptions, log: Progress): Promise<MicroResult[]> {
+  log.step('tinybench: per-message encoding', STEP_SEC.micro(opts.microTimeMs));
+  const payloadBytes = opts.scenarios[0]?.payloadBytes ?? 100;
+  const timeMs = opts.microTimeMs;
   const msg = (id: number): Message => ({ id, ts: 1_795_000_000_000.123, data: makeData(1_795_000_000_000.5, payloadBytes) });
   const one = [msg(1)];
   const ten = Array.from({ length: 10 }, (_, i) => msg(i + 1));
@@ -20,7 +25,7 @@ export async function runMicro(payloadBytes: number, timeMs: number): Promise<Mi
   const cases: [string, TransportName, () => unknown][] = [
     ['sse event (1 message)', 'sse', () => sseBatch(one)],
     ['ws frame (1 message, payload + header)', 'ws', () => Sender.frame(wsFrames(one)[0]!, { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false })],
-    ['poll batch (10 messages)', 'poll', () => pollBody({ messages: ten, lastId: 10, epoch: 'mem-bench' })],
+    ['poll batch (10 messages)', 'poll', () => pollBody(pollAnswer(ten, 10, 'mem-bench'))],
   ];
   for (const [name, , fn] of cases) bench.add(name, fn);
   await bench.run();

@@ -5,32 +5,10 @@
  * wall-clock based in every thread, so main-thread receivers compare against the same clock.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { Publisher } from './publisher.js';
-
-export interface PublishJob {
-  controlUrl: string;
-  ratePerSec: number;
-  durationSec: number;
-  payloadBytes: number;
-}
-
-export interface PublishOutcome {
-  ids: number[];
-  failures: number;
-  firstFailure?: string;
-  lagP99Ms: number;
-  lagMaxMs: number;
-}
+import { Publisher, type PublishJob } from './publisher.js';
 
 const job = workerData as PublishJob;
 const publisher = new Publisher(job.controlUrl);
-const run = await publisher.run(job.ratePerSec, job.durationSec, job.payloadBytes);
+const outcome = await publisher.run(job.ratePerSec, job.durationSec, job.payloadBytes);
 await publisher.close();
-const outcome: PublishOutcome = {
-  ids: run.ids,
-  failures: run.failures,
-  ...(run.firstFailure ? { firstFailure: run.firstFailure } : {}),
-  lagP99Ms: run.lag.getValueAtPercentile(99) / 1000,
-  lagMaxMs: run.lag.maxValue / 1000,
-};
 parentPort!.postMessage(outcome);

@@ -7,15 +7,32 @@
 import { Pool } from 'undici';
 import { newHistogram, nowMs, type Histogram } from './recorder.js';
 
-export interface PublishRun {
-  /** Ids the server assigned, in send order. */
+/** One publish run: `ratePerSec × durationSec` messages of `payloadBytes` to the server at `controlUrl`. */
+export interface PublishJob {
+  controlUrl: string;
+  ratePerSec: number;
+  durationSec: number;
+  payloadBytes: number;
+}
+
+export interface PublishOutcome {
+  /** Ids the server assigned, ascending. */
   ids: number[];
   failures: number;
   firstFailure?: string;
-  /** How late each send was against its schedule, µs. */
-  lag: Histogram;
-  scheduled: number;
+  /** How late sends were against their schedule. */
+  lagP99Ms: number;
+  lagMaxMs: number;
 }
+
+/** The outcome of a run (open loop or lockstep) from its ids, failures and lag histogram (µs). */
+export const publishOutcome = (ids: number[], failures: number, firstFailure: string | undefined, lag: Histogram): PublishOutcome => ({
+  ids,
+  failures,
+  ...(firstFailure ? { firstFailure } : {}),
+  lagP99Ms: lag.getValueAtPercentile(99) / 1000,
+  lagMaxMs: lag.maxValue / 1000,
+});
 
 /** Connections the publisher keeps to /publish; enough that a request never waits for a free one at 2,000 msg/s. */
 const PUBLISH_CONNECTIONS = 32;
@@ -46,7 +63,7 @@ export class Publisher {
   }
 
   /** Publishes `ratePerSec × durationSec` messages on schedule; resolves when all have been answered. */
-  async run(ratePerSec: number, durationSec: number, payloadBytes: number): Promise<PublishRun> {
+  async run(ratePerSec: number, durationSec: number, payloadBytes: number): Promise<PublishOutcome> {
     const total = Math.round(ratePerSec * durationSec);
     const intervalMs = 1000 / ratePerSec;
     const lag = newHistogram();
@@ -83,7 +100,7 @@ export class Publisher {
       tick();
     });
     await Promise.all(pending);
-    return { ids: ids.filter((id) => id !== undefined).sort((a, b) => a - b), failures, ...(firstFailure ? { firstFailure } : {}), lag, scheduled: total };
+    return publishOutcome(ids.filter((id) => id !== undefined).sort((a, b) => a - b), failures, firstFailure, lag);
   }
 
   /** Publishes `n` messages back to back (fills a feed for catch-up benchmarks). */
@@ -97,7 +114,7 @@ export class Publisher {
 }
 
 /** Runs one open-loop publish in a worker thread (see publisher-worker.ts). */
-export async function publishInWorker(job: import('./publisher-worker.js').PublishJob): Promise<import('./publisher-worker.js').PublishOutcome> {
+export async function publishInWorker(job: PublishJob): Promise<PublishOutcome> {
   const { Worker } = await import('node:worker_threads');
   const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
     workerData: { ...job, entry: new URL('./publisher-worker.ts', import.meta.url).href },

@@ -133,6 +133,8 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     await drain(() => recorder.received, warmTarget, quietMs);
 
     await settled();
+    // The server's event-loop window opens and closes with the measured one, on every server alike.
+    await server.loopWindow.open();
     const before = await server.stats();
     const firstId = before.feed.lastId;
     recorder.startWindow(firstId, Math.ceil(p.ratePerSec * p.durationSec) + 16);
@@ -141,6 +143,7 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     await drain(() => recorder.delivered, expected, quietMs);
     await settled();
     const after = await server.stats();
+    const loop = await server.loopWindow.close();
 
     const c = recorder.counts(pub.ids);
     const d = (f: (s: ServerStats) => number) => f(after) - f(before);
@@ -177,7 +180,7 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
         requestsPerMsg: perMsg(d((s) => s.transports[key].requests), c.delivered),
       },
       cpuUsPerMsg: perMsg(cpuUs, c.delivered),
-      eventLoopDelayP99Ms: after.process.eventLoopDelayMs.p99,
+      eventLoopDelayP99Ms: loop?.p99 ?? NaN,
       floor:
         floorOf && recorder.wire.messages > 0
           ? { jsonBytesPerMsg: recorder.wire.jsonBytes / recorder.wire.messages, floorBytesPerMsg: recorder.wire.floorBytes / recorder.wire.messages }

@@ -1,19 +1,17 @@
 /**
  * Starts a bench server (lab, bare, socketio) in its own process, waits until it is ready, and gives
- * the runner its ports, GC + memory, /stats, and stop. Each server gets its own process so the load
- * generator's CPU and heap never mix with the server's.
+ * the runner its ports, GC + memory, /stats, the event-loop window, and stop. Each server gets its own
+ * process so the load generator's CPU and heap never mix with the server's.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import type { EventLoopDelay } from '../server/event-loop.js';
+import type { StatsSnapshot } from '../server/stats.js';
 import type { FromChild, ToChild } from './servers/protocol.js';
 
-/** The subset of /stats the runner reads; every bench server answers it. */
-export interface ServerStats {
-  transports: Record<'poll' | 'shortPoll' | 'sse' | 'ws', { connections: number; requests: number; messagesOut: number; bytesOut: number; bytesIn: number }>;
-  feed: { lastId: number };
-  process: { cpu: { userUs: number; systemUs: number }; eventLoopDelayMs: { p99: number } };
-}
+/** GET /stats of every bench server: the lab's snapshot (the reference servers build the same type). */
+export type ServerStats = StatsSnapshot;
 
 export interface ServerHandle {
   readonly name: string;
@@ -24,7 +22,13 @@ export interface ServerHandle {
   readonly pid: number;
   stats(): Promise<ServerStats>;
   gc(): Promise<{ heapUsedBytes: number; rssBytes: number }>;
-  stop(): Promise<void>;
+  /**
+   * The server's event-loop delay over one window (bench/servers/protocol.ts): `open` when the
+   * measured window opens, `close` when it ends; null if none was open.
+   */
+  loopWindow: { open(): Promise<void>; close(): Promise<EventLoopDelay | null> };
+  /** Asks the server to stop (SIGKILL after 5 s); resolves with its exit code (null when killed). */
+  stop(): Promise<number | null>;
 }
 
 const READY_TIMEOUT_MS = 30_000;
@@ -65,6 +69,20 @@ export async function startServer(script: string, options: Record<string, unknow
   const baseUrl = `http://127.0.0.1:${m.port}`;
   const controlUrl = `http://127.0.0.1:${m.controlPort}`;
   const send = (msg: ToChild) => child.send(msg);
+  /** Sends `msg` and resolves with the child's next answer of type `answer`. */
+  const ask = <T extends FromChild['type']>(msg: ToChild, answer: T): Promise<Extract<FromChild, { type: T }>> => {
+    const answered = new Promise<Extract<FromChild, { type: T }>>((resolve) => {
+      const onMessage = (m: FromChild) => {
+        if (m.type === answer) {
+          child.off('message', onMessage);
+          resolve(m as Extract<FromChild, { type: T }>);
+        }
+      };
+      child.on('message', onMessage);
+    });
+    send(msg);
+    return answered;
+  };
   return {
     name: script,
     port: m.port,
@@ -78,26 +96,25 @@ export async function startServer(script: string, options: Record<string, unknow
       return (await res.json()) as ServerStats;
     },
     async gc() {
-      const answer = new Promise<Extract<FromChild, { type: 'memory' }>>((resolve) => {
-        const onMessage = (msg: FromChild) => {
-          if (msg.type === 'memory') {
-            child.off('message', onMessage);
-            resolve(msg);
-          }
-        };
-        child.on('message', onMessage);
-      });
-      send({ type: 'gc' });
-      const { heapUsedBytes, rssBytes } = await answer;
+      const { heapUsedBytes, rssBytes } = await ask({ type: 'gc' }, 'memory');
       return { heapUsedBytes, rssBytes };
     },
+    loopWindow: {
+      async open() {
+        await ask({ type: 'loop-open' }, 'loop-opened');
+      },
+      async close() {
+        return (await ask({ type: 'loop-close' }, 'loop-delay')).delayMs;
+      },
+    },
     async stop() {
-      if (child.exitCode !== null) return;
-      const gone = once(child, 'exit');
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      const gone = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
       send({ type: 'stop' });
       const kill = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await gone;
+      const [code] = await gone;
       clearTimeout(kill);
+      return code;
     },
   };
 }

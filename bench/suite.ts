@@ -91,6 +91,4 @@ export const SWEEP = Object.freeze({
   ratePerSec: 10,
   durationSec: 3,
   clientSteps: [100, 250, 500, 1000, 2000, 4000, 8000] as readonly number[],
-  /** Test hook: stop after this many steps. */
-  maxSteps: Number.POSITIVE_INFINITY,
 });

@@ -7,10 +7,11 @@ import { socketioPollingClients, socketioWebsocketClients } from './clients/sock
 import { sseClients } from './clients/sse.js';
 import type { ClientFactory } from './clients/types.js';
 import { wsClients } from './clients/ws.js';
+import type { TransportKey } from '../server/stats.js';
 import type { ServerName, TransportName } from './report/types.js';
-import type { ServerStats } from './server-process.js';
 
-export type StatsKey = keyof ServerStats['transports'];
+/** A key of /stats `transports`: the lab's own transport names, which the bench's are. */
+export type StatsKey = TransportKey;
 
 export interface Target {
   server: ServerName;
@@ -23,7 +24,6 @@ export interface Target {
   holdsConnections: boolean;
 }
 
-const STATS_KEY: Record<TransportName, StatsKey> = { poll: 'poll', 'short-poll': 'shortPoll', sse: 'sse', ws: 'ws' };
 const LAB_CLIENTS: Record<TransportName, ClientFactory> = {
   poll: longPollClients,
   'short-poll': shortPollClients,
@@ -60,7 +60,7 @@ export function target(server: ServerName, transport: TransportName, setup: LabS
             ? { script: 'bare', options: {} }
             : { script: 'lab', options: labConfig(server === 'lab' ? setup.feed : setup.redisUrl) },
         clients: LAB_CLIENTS[transport],
-        statsKey: STATS_KEY[transport],
+        statsKey: transport,
         holdsConnections: transport !== 'short-poll',
       };
     case 'socketio':

@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import { mistakeLogger, type MistakeLogger } from './client-log.js';
 import { isLoopback, resolveConfig, TIMING, type Config, type ConfigInput } from './config.js';
+import { clusterSnapshots } from './cluster.js';
 import { controlRoutes } from './control.js';
 import { ERRORS, HttpErrors, type ErrorBody } from './errors.js';
 import { MemoryFeed } from './feed/memory.js';
@@ -135,7 +136,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   });
 
   const transportOptions = { feed, config, stats };
-  await app.register(statsRoutes, { stats, feed });
+  // With several workers, any worker answers /stats for all of them (gathered through the primary).
+  await app.register(statsRoutes, { stats, feed, gather: clusterSnapshots });
   await app.register(publishRoutes, { feed, token: config.publishToken, maxPayloadBytes: config.maxPayloadBytes, maxNestingDepth: config.maxNestingDepth });
   await app.register(pollTransport, transportOptions);
   await app.register(sseTransport, transportOptions);

@@ -20,7 +20,7 @@ const COLLECT_TIMEOUT_MS = 1_000;
 /** Per primary: the gathers of worker snapshots in progress. */
 const gathers = new Map<number, { from: Worker; replyId: number; parts: StatsSnapshot[]; expected: number; timer: NodeJS.Timeout }>();
 let nextGatherId = 1;
-const liveWorkers = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
+const liveWorkers = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w?.isConnected() === true);
 
 function finishGather(id: number): void {
   const g = gathers.get(id);

@@ -11,7 +11,8 @@ import type { FastifyInstance } from 'fastify';
 import { HttpErrors } from './errors.js';
 import { publishTime } from './feed/time.js';
 import type { Generator } from './generator.js';
-import { checkToken, jsonOnly, mayPublish } from './publish.js';
+import { jsonOnly } from './publish.js';
+import { checkToken, mayPublish } from './token.js';
 
 /**
  * `ratePerSec` is 0 (stopped) or from minRatePerSec: one message every 100 s at the slowest. Slower

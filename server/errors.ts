@@ -1,7 +1,8 @@
 /**
  * The one error catalogue. Every error the lab returns — HTTP body, WebSocket `error` frame or close
  * reason — carries one of these stable `LAB_ERR_*` codes. Tests assert the code, never the message.
- * The README's error table is this list.
+ * The README's error table is this list. WebSocket close codes, and which of these codes each close
+ * carries as its reason, are in protocol.ts (WS_END).
  */
 import createError from '@fastify/error';
 
@@ -43,6 +44,7 @@ export const ERRORS = Object.freeze({
   URI_TOO_LONG: def('LAB_ERR_URI_TOO_LONG', 414, 'the request URL is too long'),
   UPGRADE_REQUIRED: def('LAB_ERR_UPGRADE_REQUIRED', 426, 'this is a WebSocket endpoint: send an Upgrade: websocket request'),
   TOO_MANY_ERRORS: def('LAB_ERR_TOO_MANY_ERRORS', 429, 'more than wsErrorRepliesPerSec frames needed an error answer; closing'),
+  PONG_TIMEOUT: def('LAB_ERR_PONG_TIMEOUT', 408, 'the peer did not answer a ping within wsPingIntervalMs and was cut'),
   HEADERS_TOO_LARGE: def('LAB_ERR_HEADERS_TOO_LARGE', 431, 'the request headers are too large'),
   SLOW_CONSUMER: def('LAB_ERR_SLOW_CONSUMER', 503, 'the client fell more than maxBufferedBytes behind and was disconnected'),
   SHUTTING_DOWN: def('LAB_ERR_SHUTTING_DOWN', 503, 'the server is shutting down'),
@@ -75,20 +77,6 @@ export const FASTIFY_CODE_MAP: Readonly<Record<string, ErrorName>> = Object.free
 export interface ErrorBody {
   error: { code: ErrorCode; message: string };
 }
-
-/**
- * WebSocket close codes (RFC 6455 §7.4.1). 1001 "going away" for shutdown and a store outage, 1008
- * "policy violation" (pong timeout, too many refused frames), 1009 "message too big", 1011 "internal
- * error" for a failure of the server's own, 1013 "try again later" for a slow consumer it had to drop.
- */
-export const WS_CLOSE = Object.freeze({
-  NORMAL: 1000,
-  GOING_AWAY: 1001,
-  POLICY_VIOLATION: 1008,
-  MESSAGE_TOO_BIG: 1009,
-  INTERNAL_ERROR: 1011,
-  TRY_AGAIN_LATER: 1013,
-});
 
 /** Raised at start-up for a bad setting; main.ts prints it and exits 1. */
 export class ConfigError extends Error {

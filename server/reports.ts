@@ -1,15 +1,24 @@
 /**
  * Bench reports for the dashboard's Reports view: GET /reports lists the reports in `resultsDir`
- * (newest first), GET /reports/<name> returns one. Only plain `*.json` names inside that folder are
- * served; `latest.json` (a copy of the newest) and `baseline.json` (the CI gate's) are not listed.
+ * (newest first), GET /reports/<name> returns one as stored, and GET /reports/<name>/model returns its
+ * table and chart model (bench/report/model.ts), the same one the Markdown and HTML reports are
+ * rendered from, so the dashboard keeps no copy of it. Only plain `*.json` names inside that folder
+ * are served; `latest.json` (a copy of the newest) and `baseline.json` (the CI gate's) are not listed.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { reportModel } from '../bench/report/model.js';
+import type { Report } from '../bench/report/types.js';
 import { HttpErrors } from './errors.js';
 
 const NAME = /^[\w.-]+\.json$/;
 const UNLISTED = new Set(['latest.json', 'baseline.json']);
+const isReport = (r: unknown): r is Report =>
+  typeof r === 'object' &&
+  r !== null &&
+  typeof (r as { schema?: unknown }).schema === 'string' &&
+  (r as { schema: string }).schema.startsWith('transport-lab/bench@');
 
 export interface ReportEntry {
   name: string;
@@ -20,6 +29,16 @@ export interface ReportEntry {
 
 export async function reportRoutes(app: FastifyInstance, opts: { resultsDir: string }) {
   const { resultsDir } = opts;
+
+  /** The file's text; 404 for a name outside the rules or a file that is not there. */
+  async function read(name: string, url: string): Promise<string> {
+    if (!NAME.test(name)) throw new HttpErrors.NOT_FOUND('GET', url);
+    try {
+      return await readFile(join(resultsDir, name), 'utf8');
+    } catch {
+      throw new HttpErrors.NOT_FOUND('GET', url);
+    }
+  }
 
   app.get('/reports', async (_request, reply) => {
     reply.header('cache-control', 'no-store');
@@ -32,9 +51,8 @@ export async function reportRoutes(app: FastifyInstance, opts: { resultsDir: str
     const reports: ReportEntry[] = [];
     for (const name of names) {
       try {
-        const r = JSON.parse(await readFile(join(resultsDir, name), 'utf8')) as { schema?: string; startedAt?: string; git?: string; scenarios?: unknown[] };
-        if (typeof r.schema !== 'string' || !r.schema.startsWith('transport-lab/bench@')) continue;
-        reports.push({ name, startedAt: String(r.startedAt ?? ''), git: String(r.git ?? ''), scenarios: r.scenarios?.length ?? 0 });
+        const r: unknown = JSON.parse(await readFile(join(resultsDir, name), 'utf8'));
+        if (isReport(r)) reports.push({ name, startedAt: String(r.startedAt ?? ''), git: String(r.git ?? ''), scenarios: r.scenarios?.length ?? 0 });
       } catch {
         // Not a readable report: not listed.
       }
@@ -44,15 +62,21 @@ export async function reportRoutes(app: FastifyInstance, opts: { resultsDir: str
   });
 
   app.get<{ Params: { name: string } }>('/reports/:name', async (request, reply) => {
-    const { name } = request.params;
-    if (!NAME.test(name)) throw new HttpErrors.NOT_FOUND('GET', `/reports/${name}`);
-    let text: string;
-    try {
-      text = await readFile(join(resultsDir, name), 'utf8');
-    } catch {
-      throw new HttpErrors.NOT_FOUND('GET', `/reports/${name}`);
-    }
+    const text = await read(request.params.name, `/reports/${request.params.name}`);
     reply.header('cache-control', 'no-store').type('application/json; charset=utf-8');
     return text;
+  });
+
+  app.get<{ Params: { name: string } }>('/reports/:name/model', async (request, reply) => {
+    const url = `/reports/${request.params.name}/model`;
+    let report: unknown;
+    try {
+      report = JSON.parse(await read(request.params.name, url));
+    } catch {
+      report = undefined;
+    }
+    if (!isReport(report)) throw new HttpErrors.NOT_FOUND('GET', url);
+    reply.header('cache-control', 'no-store');
+    return reportModel(report);
   });
 }

@@ -4,14 +4,17 @@
  * so HTTP headers, chunked framing and WebSocket frame headers are all included.
  */
 import type { Socket } from 'node:net';
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { clusterSnapshots } from './cluster.js';
+import { LastWindow, type EventLoopDelay } from './event-loop.js';
 import type { Feed, FeedInfo } from './feed/types.js';
 
-export const TRANSPORT_KEYS = ['poll', 'shortPoll', 'sse', 'ws'] as const;
+/** `short-poll`: polls with `timeout=0`, counted apart from long polls (the same spelling as the bench's transport names). */
+/** Given this process's snapshot function, a function that resolves with every process's snapshots. */
+export type Gather = (local: () => StatsSnapshot) => (() => Promise<StatsSnapshot[]>) | undefined;
+
+export const TRANSPORT_KEYS = ['poll', 'short-poll', 'sse', 'ws'] as const;
 export type TransportKey = (typeof TRANSPORT_KEYS)[number];
 
 /**
@@ -67,15 +70,15 @@ export interface StatsSnapshot {
     /** Cumulative CPU time of the process, microseconds. */
     cpu: { userUs: number; systemUs: number };
     memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number };
-    /** Event-loop delay over the last complete window, milliseconds. */
-    eventLoopDelayMs: { p50: number; p99: number; max: number; windowMs: number };
+    /** Event-loop delay over the last complete window of TIMING.eventLoopWindowMs (see event-loop.ts). */
+    eventLoopDelayMs: EventLoopDelay;
   };
 }
 
 export class Stats {
   readonly transports: Record<TransportKey, TransportCounters> = {
     poll: newCounters(),
-    shortPoll: newCounters(),
+    'short-poll': newCounters(),
     sse: newCounters(),
     ws: newCounters(),
   };
@@ -83,23 +86,10 @@ export class Stats {
   readonly #marks = new WeakMap<Socket, SocketMark>();
   /** Long-lived sockets (SSE, WebSocket) that are sampled on every snapshot. */
   readonly #live = new Set<Socket>();
-  readonly #histogram: IntervalHistogram;
-  #lastWindow: { p50: number; p99: number; max: number } | undefined;
-  readonly #timer: NodeJS.Timeout;
+  readonly #eventLoop: LastWindow;
 
   constructor(readonly eventLoopWindowMs: number) {
-    this.#histogram = monitorEventLoopDelay({ resolution: 10 });
-    this.#histogram.enable();
-    this.#timer = setInterval(() => {
-      this.#lastWindow = this.#read();
-      this.#histogram.reset();
-    }, eventLoopWindowMs).unref();
-  }
-
-  #read() {
-    const h = this.#histogram;
-    if (h.count === 0) return { p50: 0, p99: 0, max: 0 };
-    return { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6 };
+    this.#eventLoop = new LastWindow(eventLoopWindowMs);
   }
 
   #mark(socket: Socket): SocketMark {
@@ -151,15 +141,13 @@ export class Stats {
         uptimeSec: process.uptime(),
         cpu: { userUs: cpu.user, systemUs: cpu.system },
         memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external },
-        // Until the first window completes, the window so far.
-        eventLoopDelayMs: { ...(this.#lastWindow ?? this.#read()), windowMs: this.eventLoopWindowMs },
+        eventLoopDelayMs: this.#eventLoop.read(),
       },
     };
   }
 
   close(): void {
-    clearInterval(this.#timer);
-    this.#histogram.disable();
+    this.#eventLoop.close();
   }
 }
 
@@ -261,16 +249,19 @@ function buildRegistry(): Registry & { scrape(snapshot: StatsSnapshot): Promise<
 }
 
 export default fp(
-  async function statsRoutes(app: FastifyInstance, opts: { stats: Stats; feed: Feed }) {
-    const { stats, feed } = opts;
+  /**
+   * `gather`, when given, collects every worker's snapshot (this one's included) so that any worker
+   * answers for all of them; app.ts passes cluster.ts's gatherer when running as a cluster worker.
+   */
+  async function statsRoutes(app: FastifyInstance, opts: { stats: Stats; feed: Feed; gather?: Gather | undefined }) {
+    const { stats, feed, gather: makeGather } = opts;
     // Every response moves its socket's byte mark, so that a keep-alive socket that carried a
     // /publish before a /poll does not charge the publish bytes to the poll.
     app.addHook('onResponse', (request, _reply, done) => {
       stats.settle(request.raw.socket, true);
       done();
     });
-    // With several workers, any worker answers for all of them (gathered through the primary).
-    const gather = clusterSnapshots(() => stats.snapshot(feed));
+    const gather = makeGather?.(() => stats.snapshot(feed));
     const snapshot = async (): Promise<StatsSnapshot> => (gather ? sumSnapshots(await gather()) : stats.snapshot(feed));
     app.get('/stats', async (_request, reply) => {
       reply.header('cache-control', 'no-store');

@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { Progress } from '../bench/progress.js';
 import { validateReport } from '../bench/report/schema.js';
-import { parseBenchArgs, runBench } from '../bench/run.js';
+import { parseBenchArgs } from '../bench/options.js';
+import { runBench } from '../bench/run.js';
 
 const quiet = () => new Progress(process.stderr, true);
 const tiny = ['--clients', '5', '--rate', '50', '--duration', '1', '--repeats', '1', '--short-poll-interval-ms', '200', '--memory-connections', '20', '--no-autocannon', '--no-micro',

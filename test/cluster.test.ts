@@ -14,7 +14,7 @@ import WebSocket from 'ws';
 import { DEFAULTS, envName } from '../server/config.js';
 import type { Message } from '../server/feed/types.js';
 import type { StatsSnapshot, TransportKey } from '../server/stats.js';
-import { range, until, type Control } from './helpers.js';
+import { range, until, type Control, type PollAnswer } from './helpers.js';
 import { SHARED_REDIS, usePrefix, withRedis } from './redis-helpers.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -189,13 +189,13 @@ class Poller {
           dispatcher: this.#agent,
           signal: this.#abort.signal,
         });
-        const body = (await res.json()) as { messages: Message[]; lastId: number; gap?: Control; reset?: Control };
+        const body = (await res.json()) as PollAnswer;
         if (res.status !== 200) {
           this.errors++;
           continue;
         }
-        if (body.gap) this.controls.push(body.gap);
-        if (body.reset) this.controls.push(body.reset);
+        if (body.gap) this.controls.push(body.gap as Control);
+        if (body.reset) this.controls.push(body.reset as Control);
         this.messages.push(...body.messages);
         this.cursor = body.lastId;
       } catch {

@@ -5,22 +5,26 @@
  *
  * Chromium missing: the suite fails under CI (.ci/run installs it) and is skipped elsewhere.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { readHtmlScripts, renderHtml } from '../bench/report/html.js';
+import { renderMarkdown } from '../bench/report/markdown.js';
+import { reportModel, type ChartSpec } from '../bench/report/model.js';
+import type { Report } from '../bench/report/types.js';
 import { publishMany, range, startLab, type RunningLab } from './helpers.js';
+import { htmlTables, markdownTables, modelTables, type TableView } from './report-views.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
 const TRANSPORTS = ['poll', 'sse', 'ws', 'short-poll'] as const;
 type Transport = (typeof TRANSPORTS)[number];
+/** A real bench report (npm run fixture), with INVALID scenarios; served under a name of its own. */
 const FIXTURE = new URL('./fixtures/bench-report.json', import.meta.url);
 const FIXTURE_NAME = '2026-11-20T14-05-12Z-5c1e0d9.json';
-/** The fixture's one INVALID scenario. */
-const INVALID_SCENARIO = 'lab/poll 1000c 50/s 256B';
 const OUTPUT_DIR = new URL('../test-output/', import.meta.url);
 /** Short polling answers within its 1 s interval; everything else within a few ms. Generous for CI. */
 const WAIT_MS = 10_000;
@@ -214,34 +218,88 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
     expect(errors).toEqual([]);
   });
 
-  it('the Reports view renders the fixture report as charts and marks the INVALID scenario', async () => {
+  it('the Reports view and the HTML report show the model of the Markdown report: same groups, tables, INVALID rows and chart figures', async () => {
+    const report = JSON.parse(readFileSync(FIXTURE, 'utf8')) as Report;
+    const model = reportModel(report);
+    // The Markdown and the HTML show the model's tables (test/report.test.ts checks it for every fixture).
+    const tables = modelTables(model);
+    expect(markdownTables(renderMarkdown(report))).toEqual(tables);
+    const html = renderHtml(report, await readHtmlScripts());
+    expect(htmlTables(html)).toEqual(tables);
+    const groups = model.sections.flatMap((s) => s.groups);
+    const charts = groups.flatMap((g) => g.charts?.charts ?? []);
+    expect(tables.some((t) => t.rows.some((r) => r.invalid))).toBe(true);
+    expect(charts.length).toBeGreaterThan(3);
+
+    // What Chart.js draws: per canvas, the labels and every series' name, colour and numbers.
+    const drawn = (page: Page, canvases: string) =>
+      page.evaluate((selector) => {
+        type Drawn = { data: { labels: unknown[]; datasets: { label: string; data: unknown[]; backgroundColor: string }[] } };
+        const lib = (window as unknown as { Chart: { getChart(c: HTMLCanvasElement): Drawn | undefined } }).Chart;
+        return Array.from(document.querySelectorAll<HTMLCanvasElement>(selector)).map((c) => {
+          const data = lib.getChart(c)?.data;
+          return {
+            id: c.id,
+            width: c.width,
+            labels: data?.labels,
+            datasets: data?.datasets.map((d) => ({ label: d.label, color: d.backgroundColor, data: d.data })),
+          };
+        });
+      }, canvases);
+    const expected = charts.map((c: ChartSpec) => ({
+      id: c.id,
+      labels: c.labels,
+      datasets: c.datasets.map(({ label, color, data }) => ({ label, color, data })),
+    }));
+    /** Every chart has a size (it was laid out); the rest is compared with the model. */
+    const sized = (xs: Awaited<ReturnType<typeof drawn>>) =>
+      xs.map(({ width, ...x }) => {
+        expect(width, x.id).toBeGreaterThan(0);
+        return x;
+      });
+
     const running = await lab();
     const { page, errors } = await open(running, '#reports');
     await page.waitForFunction((name) => document.querySelector('#report')?.getAttribute('data-rendered') === name, FIXTURE_NAME, { timeout: WAIT_MS });
-
-    // Charts: latency, bytes/msg and CPU/msg per scenario shape (2 in the fixture), memory heap + RSS.
-    const charts = await page.evaluate(() => {
-      const chart = (window as unknown as { Chart: { getChart(c: HTMLCanvasElement): { data: { labels: unknown[] } } | undefined } }).Chart;
-      return Array.from(document.querySelectorAll<HTMLCanvasElement>('#report canvas')).map((c) => ({
-        title: c.closest('figure')?.querySelector('figcaption')?.textContent ?? '',
-        group: c.closest('section')?.querySelector('h2')?.textContent ?? '',
-        width: c.width,
-        labels: JSON.stringify(chart.getChart(c)?.data.labels ?? null),
-      }));
-    });
-    expect(charts).toHaveLength(2 * 3 + 2);
-    for (const c of charts) expect(c.width, c.title).toBeGreaterThan(0);
-    expect(charts.filter((c) => c.title.startsWith('Latency percentiles'))).toHaveLength(2);
-    expect(charts.some((c) => c.title.startsWith('Heap per connection'))).toBe(true);
-
-    // The INVALID scenario is marked in its table and left out of its group's latency chart.
-    const row = page.locator(`tr[data-scenario="${INVALID_SCENARIO}"]`);
-    await expect(row.getAttribute('data-status')).resolves.toBe('invalid');
-    expect(await row.textContent()).toContain('INVALID');
-    const latency1000 = charts.find((c) => c.group.startsWith('1,000 clients') && c.title.startsWith('Latency'));
-    expect(latency1000?.labels).toBeDefined();
-    expect(JSON.parse(latency1000!.labels)).not.toContainEqual(['poll', 'lab']);
-    expect(JSON.parse(latency1000!.labels)).toContainEqual(['poll', 'bare']);
+    const dom = await page.evaluate(() =>
+      Array.from(document.querySelectorAll('#report .report-group')).map((g) => ({
+        section: g.closest('.report-section')?.querySelector('h2')?.textContent ?? '',
+        title: g.querySelector('h3')?.textContent ?? undefined,
+        headers: Array.from(g.querySelectorAll('thead th')).map((th) => th.textContent ?? ''),
+        rows: Array.from(g.querySelectorAll<HTMLElement>('tbody tr')).map((tr) => ({
+          cells: Array.from(tr.children).map((td) => td.textContent ?? ''),
+          invalid: tr.dataset.status === 'invalid' && tr.classList.contains('invalid'),
+        })),
+      })),
+    );
+    // The dashboard heads a group with its charts' title when its table has none (memory).
+    expect(dom).toEqual(tables.map((t, i): TableView => ({ ...t, title: t.title ?? groups[i]?.charts?.title })));
+    expect(await page.locator('.invalid-box').getAttribute('data-invalid-count')).toBe(String(model.invalid.length));
+    expect(sized(await drawn(page, '#report canvas'))).toEqual(expected);
     expect(errors).toEqual([]);
+
+    // The self-contained HTML draws the same charts with the same code (web/theme.js, inlined).
+    const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
+    onTestFinished(() => context.close());
+    const standalone = await context.newPage();
+    const pageErrors: string[] = [];
+    standalone.on('console', (m) => m.type() === 'error' && pageErrors.push(m.text()));
+    standalone.on('pageerror', (e) => pageErrors.push(e.message));
+    await standalone.setContent(html);
+    await standalone.waitForFunction(
+      (n) => document.querySelectorAll('canvas').length === n && Array.from(document.querySelectorAll('canvas')).every((c) => c.width > 0),
+      charts.length,
+      { timeout: WAIT_MS },
+    );
+    await standalone.waitForFunction(
+      () => {
+        const lib = (window as unknown as { Chart?: { getChart(c: HTMLCanvasElement): unknown } }).Chart;
+        return lib !== undefined && Array.from(document.querySelectorAll('canvas')).every((c) => lib.getChart(c) !== undefined);
+      },
+      undefined,
+      { timeout: WAIT_MS },
+    );
+    expect(sized(await drawn(standalone, 'canvas'))).toEqual(expected);
+    expect(pageErrors).toEqual([]);
   });
 });

@@ -10,7 +10,9 @@ import { Writable } from 'node:stream';
 import WebSocket from 'ws';
 import { buildApp, type AppOptions } from '../server/app.js';
 import type { ConfigInput } from '../server/config.js';
-import type { Message } from '../server/feed/types.js';
+import type { Control as AnyControl, ControlType, Message, PollAnswer } from '../server/protocol.js';
+
+export type { PollAnswer };
 
 export interface RunningLab {
   app: FastifyInstance;
@@ -55,10 +57,11 @@ export const until = (predicate: () => boolean, timeoutMs = 10_000): Promise<voi
     { timeout: timeoutMs, interval: 5 },
   );
 
-export interface Control {
-  type: string;
-  [k: string]: unknown;
-}
+/**
+ * A control frame as a test reads it: the protocol's shapes (server/protocol.ts), open to any other
+ * field so that a test can ask for one a frame should not have.
+ */
+export type Control<T extends ControlType = ControlType> = Extract<AnyControl, { type: T }> & { readonly [k: string]: unknown };
 
 /** A WebSocket client that records messages and control frames separately. */
 export class WsClient {
@@ -74,8 +77,8 @@ export class WsClient {
     this.ws = new WebSocket(url, options);
     this.ws.on('message', (raw) => {
       const frame = JSON.parse(raw.toString()) as Message | Control;
-      if ('type' in frame) this.controls.push(frame as Control);
-      else this.messages.push(frame as Message);
+      if ('type' in frame) this.controls.push(frame);
+      else this.messages.push(frame);
     });
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());
@@ -96,8 +99,8 @@ export class WsClient {
     return this.messages.map((m) => m.id);
   }
 
-  controlsOf(type: string): Control[] {
-    return this.controls.filter((c) => c.type === type);
+  controlsOf<T extends ControlType>(type: T): Control<T>[] {
+    return this.controls.filter((c): c is Control<T> => c.type === type);
   }
 }
 
@@ -125,14 +128,6 @@ export class SseClient {
   eventsOf(type: string) {
     return this.events.filter((e) => e.type === type);
   }
-}
-
-export interface PollAnswer {
-  messages: Message[];
-  lastId: number;
-  epoch: string;
-  gap?: Control;
-  reset?: Control;
 }
 
 export async function poll(url: string, query: string): Promise<{ status: number; body: PollAnswer }> {

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { Message } from '../server/feed/types.js';
-import { SseClient, WsClient, publish, range, startLab, until, wsOrder, type RunningLab, type Seen } from './helpers.js';
+import { SseClient, WsClient, publish, range, startLab, until, wsOrder, type PollAnswer, type RunningLab, type Seen } from './helpers.js';
 import { OwnRedis, freePort, withRedis } from './redis-helpers.js';
 
 // ---- helpers local to this file --------------------------------------------------------------------
@@ -49,7 +49,7 @@ async function tryPublish(url: string, data: unknown): Promise<{ status: number;
   return { status: res.status, body: (await res.json()) as ErrorBody };
 }
 
-type PollBody = { messages: Message[]; lastId: number; epoch: string; gap?: unknown; reset?: unknown; error?: { code: string } };
+type PollBody = PollAnswer & ErrorBody;
 
 /** GET /poll that never waits forever (every poll here is answered at once). */
 async function tryPoll(url: string, query: string): Promise<{ status: number; body: PollBody }> {

@@ -1,61 +1,67 @@
 /**
- * The bench report: the fixture pins the format (schema `transport-lab/bench@1`), the schema refuses
- * what the types forbid, the Markdown never shows an invalid result as a number, the HTML is one
- * self-contained file, and a report that does not validate is never written.
+ * The bench report. The fixtures are real runs (`npm run fixture`, bench/report/fixture.ts), so these
+ * tests pin what the harness writes: the schema (TypeBox, also the report's types) accepts it and
+ * refuses what the types and rules forbid; the one model (model.ts) groups, orders and marks it; the
+ * Markdown and the HTML show the model's tables, figures and INVALID rows and nothing else (the
+ * dashboard's are checked against the same model in test/dashboard.test.ts); the HTML is one
+ * self-contained file; a report that does not validate is never written.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { figure } from '../bench/figures.js';
-import { chartSpecs, readChartJsSource, renderHtml } from '../bench/report/html.js';
-import { DASH, fmtMs, renderMarkdown } from '../bench/report/markdown.js';
+import { readHtmlScripts, renderHtml } from '../bench/report/html.js';
+import { renderMarkdown } from '../bench/report/markdown.js';
+import { DASH, fmtMs, reportModel, SERVER_COLORS, type ChartGroup } from '../bench/report/model.js';
 import { ReportValidationError, reportJsonSchema, validateReport } from '../bench/report/schema.js';
-import { REPORT_SCHEMA, type Figure, type Report, type ScenarioResult } from '../bench/report/types.js';
+import { REPORT_SCHEMA, SERVER_NAMES, TRANSPORT_NAMES, type Figure, type Report, type ScenarioResult } from '../bench/report/types.js';
 import { gitShort, reportFileName, writeReports } from '../bench/report/write.js';
+import { startLab } from './helpers.js';
+import { htmlTables, markdownTables, modelTables } from './report-views.js';
 
-const FIXTURE_PATH = new URL('./fixtures/bench-report.json', import.meta.url);
-const FIXTURE_TEXT = readFileSync(FIXTURE_PATH, 'utf8');
+const REPORT_JSON = new URL('./fixtures/bench-report.json', import.meta.url);
+const SWEEP_JSON = new URL('./fixtures/bench-sweep.json', import.meta.url);
+const TEXT = { report: readFileSync(REPORT_JSON, 'utf8'), sweep: readFileSync(SWEEP_JSON, 'utf8') };
 
 /** A fresh copy each time: tests break it on purpose. */
-const fixture = (): Report => JSON.parse(FIXTURE_TEXT) as Report;
+const fixture = (): Report => JSON.parse(TEXT.report) as Report;
+const sweepFixture = (): Report => JSON.parse(TEXT.sweep) as Report;
+const NO_SCRIPTS = { chartJs: '', theme: '' };
 
-function invalidScenario(r: Report): ScenarioResult {
+const invalidScenario = (r: Report): ScenarioResult => {
   const s = r.scenarios.find((x) => x.status === 'invalid');
   if (!s) throw new Error('the fixture must hold an invalid scenario');
   return s;
-}
+};
 
-function okScenario(r: Report, server: string, transport: string): ScenarioResult {
-  const s = r.scenarios.find((x) => x.status === 'ok' && x.server === server && x.transport === transport);
-  if (!s) throw new Error(`the fixture must hold an ok ${server}/${transport} scenario`);
+function okScenario(r: Report, server: string, transport: string, name = 'small'): ScenarioResult {
+  const s = r.scenarios.find((x) => x.status === 'ok' && x.server === server && x.transport === transport && x.name === name);
+  if (!s) throw new Error(`the fixture must hold an ok ${name} ${server}/${transport} scenario`);
   return s;
 }
 
 /** A figure's number that the test needs measured (the fixture's ok figures always are). */
-function measured(x: number | null): number {
-  if (x === null) throw new Error('expected a measured figure, got null');
+function measured(x: number | null | undefined): number {
+  if (x === null || x === undefined) throw new Error('expected a measured figure');
   return x;
 }
 
-/** Every figure of a scenario, with its path, e.g. `latencyMs.p99`. */
-function figuresOf(s: ScenarioResult): [string, Figure][] {
-  const groups = { latencyMs: s.latencyMs, publisherLagMs: s.publisherLagMs, wire: s.wire, serverMetrics: s.serverMetrics };
-  return Object.entries(groups).flatMap(([g, figs]) =>
-    Object.entries(figs as Record<string, Figure | undefined>).flatMap(([k, f]): [string, Figure][] => (f ? [[`${g}.${k}`, f]] : [])),
-  );
-}
+/** Every figure of a scenario. */
+const figuresOf = (s: ScenarioResult): Figure[] =>
+  [s.latencyMs, s.publisherLagMs, s.wire, s.serverMetrics]
+    .flatMap((g) => Object.values(g as Record<string, Figure | undefined>))
+    .filter((f): f is Figure => f !== undefined);
 
-/**
- * Turns the fixture's invalid scenario into one whose runs failed before measuring: every figure not
- * measured in any repeat, except latency p50, measured in the first repeat only.
- */
-function unmeasured(r: Report): ScenarioResult {
-  const s = invalidScenario(r);
-  for (const [, f] of figuresOf(s)) Object.assign(f, figure(Array.from({ length: s.repeats }, () => Number.NaN)));
-  Object.assign(s.latencyMs.p50, figure([12.5, null, Number.NaN]));
-  s.reason = 'repeat 1: run failed: server exited with code 1 | repeat 2: run failed: connect ECONNREFUSED';
+/** An ok scenario turned invalid the way run.ts would mark a lossy run: measured figures, a reason. */
+function measuredButInvalid(r: Report): ScenarioResult {
+  const s = okScenario(r, 'lab', 'ws');
+  s.status = 'invalid';
+  s.reason = 'repeat 2: 3 messages lost | repeat 1: 1 duplicates';
+  delete s.vsBare;
   return s;
 }
 
@@ -66,7 +72,10 @@ function expectInvalid(x: unknown, errorMatching: RegExp): void {
   const result = validateReport(x);
   expect(result.ok).toBe(false);
   if (result.ok) return;
-  expect(result.errors.some((e) => errorMatching.test(e)), result.errors.join('\n')).toBe(true);
+  expect(
+    result.errors.some((e) => errorMatching.test(e)),
+    result.errors.join('\n'),
+  ).toBe(true);
 }
 
 async function tempDir(): Promise<string> {
@@ -75,79 +84,129 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-describe('the fixture', () => {
-  it('validates', () => {
+describe('the fixtures (real runs of npm run fixture)', () => {
+  it('validate, as does every committed report', () => {
     expect(validateReport(fixture())).toEqual({ ok: true });
+    expect(validateReport(sweepFixture())).toEqual({ ok: true });
+    const results = new URL('../results/', import.meta.url);
+    for (const name of readdirSync(results).filter((n) => n.endsWith('.json'))) {
+      expect(validateReport(JSON.parse(readFileSync(new URL(name, results), 'utf8'))), name).toEqual({ ok: true });
+    }
   });
 
-  it('covers what it pins: lab and bare per transport, socketio ws and poll, an invalid scenario, every section', () => {
+  it('cover what they pin: lab and bare ok per transport, socketio ws and poll, the lab INVALID on an oversize payload, every section', () => {
     const r = fixture();
     expect(r.schema).toBe(REPORT_SCHEMA);
-    for (const transport of ['poll', 'short-poll', 'sse', 'ws']) {
+    expect(r.env.argv).toEqual(['bench/report/fixture.ts']);
+    for (const transport of TRANSPORT_NAMES) {
       okScenario(r, 'lab', transport);
       okScenario(r, 'bare', transport);
+      okScenario(r, 'bare', transport, 'oversize');
     }
     okScenario(r, 'socketio', 'ws');
     okScenario(r, 'socketio', 'poll');
-    expect(invalidScenario(r).reason).toMatch(/\S/);
+    const invalid = r.scenarios.filter((s) => s.status === 'invalid');
+    expect(invalid.map((s) => `${s.name} ${s.server}`)).toEqual(Array(4).fill('oversize lab'));
+    for (const s of invalid) {
+      expect(s.reason).toMatch(/413.*LAB_ERR_PAYLOAD_TOO_LARGE/);
+      expect(s.latencyMs.p99.median).toBeNull(); // nothing was published, so nothing measured
+    }
     expect(r.memory.length).toBeGreaterThan(0);
     expect(r.autocannon.length).toBeGreaterThan(0);
     expect(r.micro.length).toBeGreaterThan(0);
-    expect(r.sweep?.length).toBeGreaterThan(0);
-    for (const s of r.scenarios) expect(s.latencyMs.p99.values).toHaveLength(s.repeats);
+    for (const s of r.scenarios.filter((x) => x.status === 'ok')) expect(s.latencyMs.p99.values).toHaveLength(s.repeats);
+    // params are what run.ts was given; every scenario's shape is one of them.
+    for (const s of r.scenarios)
+      expect(r.params.scenarios).toContainEqual(expect.objectContaining({ name: s.name, clients: s.clients, payloadBytes: s.payloadBytes }));
+    const steps = sweepFixture().sweep!.flatMap((s) => s.steps);
+    expect(steps.some((st) => st.status === 'invalid' && /p95 .* > 250 ms/.test(st.reason ?? ''))).toBe(true);
   });
 
-  it('has wire figures in the expected range: ws ≈ payload + frame header, SSE ≈ payload + tens, poll ≈ hundreds over', () => {
+  it('has wire figures in the expected range: ws = message + frame header, SSE = message + tens, poll = hundreds over', () => {
     const r = fixture();
-    const over = (s: ScenarioResult) => measured(s.wire.bytesOutPerMsg.median) - s.payloadBytes;
-    expect(over(okScenario(r, 'lab', 'ws'))).toBeGreaterThanOrEqual(2);
-    expect(over(okScenario(r, 'lab', 'ws'))).toBeLessThan(6);
-    expect(over(okScenario(r, 'lab', 'sse'))).toBeGreaterThan(15);
-    expect(over(okScenario(r, 'lab', 'sse'))).toBeLessThan(60);
-    expect(over(okScenario(r, 'lab', 'poll'))).toBeGreaterThan(100);
+    const floor = (t: string) => measured(okScenario(r, 'lab', t).floor?.overheadBytesPerMsg);
+    expect(floor('ws')).toBeGreaterThanOrEqual(2);
+    expect(floor('ws')).toBeLessThan(6);
+    expect(floor('sse')).toBeGreaterThan(15);
+    expect(floor('sse')).toBeLessThan(60);
+    const out = (t: string) => measured(okScenario(r, 'lab', t).wire.bytesOutPerMsg.median);
+    expect(out('poll') - out('ws')).toBeGreaterThan(100);
+  });
+
+  it('store the Markdown the renderer writes now (npm run fixture -- --render updates it)', () => {
+    expect(renderMarkdown(fixture())).toBe(readFileSync(new URL('./fixtures/bench-report.md', import.meta.url), 'utf8'));
+    expect(renderMarkdown(sweepFixture())).toBe(readFileSync(new URL('./fixtures/bench-sweep.md', import.meta.url), 'utf8'));
   });
 });
 
 describe('validateReport', () => {
-  it('is a draft-07 schema that requires every non-optional top-level field', () => {
-    expect(reportJsonSchema.$schema).toBe('http://json-schema.org/draft-07/schema#');
-    expect([...reportJsonSchema.required].sort()).toEqual(
+  it('is a draft-07 JSON Schema that requires every non-optional top-level field', () => {
+    const schema = JSON.parse(JSON.stringify(reportJsonSchema)) as { $schema: string; required: string[] };
+    expect(schema.$schema).toBe('http://json-schema.org/draft-07/schema#');
+    expect(schema.required.sort()).toEqual(
       ['autocannon', 'env', 'finishedAt', 'git', 'memory', 'method', 'micro', 'params', 'scenarios', 'schema', 'startedAt'].sort(),
     );
   });
 
   it.each([
     ['git', (r: Report) => delete (r as Partial<Report>).git, /must have required property 'git'/],
-    ['scenarios[0].latencyMs', (r: Report) => delete (r.scenarios[0] as Partial<ScenarioResult>).latencyMs, /\/scenarios\/0 must have required property 'latencyMs'/],
-    ['scenarios[0].latencyMs.p99.values', (r: Report) => delete (r.scenarios[0]!.latencyMs.p99 as { values?: number[] }).values, /\/scenarios\/0\/latencyMs\/p99 must have required property 'values'/],
+    [
+      'scenarios[0].latencyMs',
+      (r: Report) => delete (r.scenarios[0] as Partial<ScenarioResult>).latencyMs,
+      /\/scenarios\/0 must have required property 'latencyMs'/,
+    ],
+    [
+      'scenarios[0].latencyMs.p99.values',
+      (r: Report) => delete (r.scenarios[0]!.latencyMs.p99 as { values?: number[] }).values,
+      /\/scenarios\/0\/latencyMs\/p99 must have required property 'values'/,
+    ],
     ['env.cpuModel', (r: Report) => delete (r.env as { cpuModel?: string }).cpuModel, /\/env must have required property 'cpuModel'/],
-    ['memory[0].heapBytesPerConn', (r: Report) => delete (r.memory[0] as { heapBytesPerConn?: unknown }).heapBytesPerConn, /\/memory\/0 must have required property 'heapBytesPerConn'/],
+    [
+      'memory[0].heapBytesPerConn',
+      (r: Report) => delete (r.memory[0] as { heapBytesPerConn?: unknown }).heapBytesPerConn,
+      /\/memory\/0 must have required property 'heapBytesPerConn'/,
+    ],
+    ['params.suite', (r: Report) => delete (r.params as { suite?: string }).suite, /\/params must have required property 'suite'/],
   ])('refuses a report without %s', (_name, remove, error) => {
     const r = fixture();
     remove(r);
     expectInvalid(r, error);
   });
 
+  it('checks params: the run options, typed, nothing else', () => {
+    const untyped = fixture() as Report & { params: { clients?: number[] } };
+    untyped.params.clients = [100, 1000];
+    expectInvalid(untyped, /\/params must NOT have additional properties 'clients'/);
+
+    const transport = fixture();
+    (transport.params.transports as string[]).push('carrier-pigeon');
+    expectInvalid(transport, /\/params\/transports\/4 must be equal to one of the allowed values \(poll, short-poll, sse, ws\)/);
+
+    const pace = fixture();
+    (pace.params.scenarios[0] as { pace?: string }).pace = 'fast';
+    expectInvalid(pace, /\/params\/scenarios\/0\/pace must be equal to one of the allowed values \(open-loop, lockstep\)/);
+
+    const lag = fixture();
+    lag.params.maxPublisherLagMs = 0;
+    expectInvalid(lag, /\/params\/maxPublisherLagMs must be > 0/);
+  });
+
   it('refuses a bad status', () => {
     const r = fixture();
     (r.scenarios[0] as { status: string }).status = 'failed';
-    expectInvalid(r, /\/scenarios\/0\/status must be equal to one of the allowed values/);
+    expectInvalid(r, /\/scenarios\/0\/status must be equal to one of the allowed values \(ok, invalid\)/);
   });
 
-  it('refuses an invalid scenario without a reason', () => {
+  it('refuses an invalid scenario, memory result or sweep step without a reason', () => {
     const r = fixture();
     delete invalidScenario(r).reason;
     expectInvalid(r, /\/scenarios\/\d+ must have required property 'reason'/);
-  });
-
-  it('refuses an invalid memory result or sweep step without a reason', () => {
-    const r = fixture();
-    r.memory[0]!.status = 'invalid';
-    expectInvalid(r, /\/memory\/0 must have required property 'reason'/);
-    const s = fixture();
-    const step = s.sweep!.flatMap((x) => x.steps).find((x) => x.status === 'invalid')!;
-    delete step.reason;
-    expectInvalid(s, /\/sweep\/\d+\/steps\/\d+ must have required property 'reason'/);
+    const m = fixture();
+    m.memory[0]!.status = 'invalid';
+    expectInvalid(m, /\/memory\/0 must have required property 'reason'/);
+    const s = sweepFixture();
+    delete s.sweep![0]!.steps[0]!.reason;
+    expectInvalid(s, /\/sweep\/0\/steps\/0 must have required property 'reason'/);
   });
 
   it('refuses a reason on an ok result ("absent when ok")', () => {
@@ -160,28 +219,32 @@ describe('validateReport', () => {
     const r = fixture();
     const s = okScenario(r, 'lab', 'ws');
     s.lost = 1;
-    s.delivered -= 1;
     expectInvalid(r, /\/lost must be equal to constant \(0\)/);
   });
 
-  it('refuses unknown fields, NaN figures and vsBare on a non-lab server', () => {
+  it('refuses unknown fields, NaN figures and vsBare or floor on a non-lab server', () => {
     const extra = fixture() as Report & { extra?: number };
     extra.extra = 1;
     expectInvalid(extra, /must NOT have additional properties 'extra'/);
 
     const nan = fixture();
     nan.scenarios[0]!.latencyMs.p50.median = Number.NaN;
-    expectInvalid(nan, /\/scenarios\/0\/latencyMs\/p50\/median must be number/);
+    expectInvalid(nan, /\/scenarios\/0\/latencyMs\/p50\/median must be number,null/);
 
-    const bare = fixture();
-    okScenario(bare, 'bare', 'ws').vsBare = { cpuUsPerMsg: 1, bytesOutPerMsg: 1, latencyP99: 1 };
-    expectInvalid(bare, /must NOT be valid/);
+    for (const add of [
+      (s: ScenarioResult) => (s.vsBare = { cpuUsPerMsg: 1, bytesOutPerMsg: 1, latencyP99: 1 }),
+      (s: ScenarioResult) => (s.floor = { overheadBytesPerMsg: 4, floorBytesPerMsg: 4, excessBytesPerMsg: 0 }),
+    ]) {
+      const bare = fixture();
+      add(okScenario(bare, 'bare', 'ws'));
+      expectInvalid(bare, new RegExp(`/scenarios/${bare.scenarios.indexOf(okScenario(bare, 'bare', 'ws'))} must NOT be valid`));
+    }
   });
 
   it('refuses figures that do not add up: a value per repeat, median within min…max, expected = published × clients', () => {
     const repeats = fixture();
     repeats.scenarios[0]!.wire.bytesOutPerMsg.values.pop();
-    expectInvalid(repeats, /\/scenarios\/0\/wire\/bytesOutPerMsg has 2 values for 3 repeats/);
+    expectInvalid(repeats, /\/scenarios\/0\/wire\/bytesOutPerMsg has 1 values for 2 repeats/);
 
     const median = fixture();
     median.scenarios[0]!.latencyMs.p50.median = measured(median.scenarios[0]!.latencyMs.p50.max) + 1;
@@ -192,34 +255,30 @@ describe('validateReport', () => {
     expectInvalid(expected, /\/scenarios\/0\/expected .* is not published × clients/);
   });
 
-  it('accepts an invalid scenario whose figures were not measured (null), as JSON stores it', () => {
+  it('accepts invalid results that measured nothing or part, as JSON stores them', () => {
     const r = fixture();
-    const s = unmeasured(r);
-    expect(s.latencyMs.p99).toEqual({ median: null, min: null, max: null, values: [null, null, null] });
-    expect(s.latencyMs.p50).toEqual({ median: 12.5, min: 12.5, max: 12.5, values: [12.5, null, null] });
-    expect(validateReport(JSON.parse(JSON.stringify(r)))).toEqual({ ok: true });
-  });
-
-  it('accepts an invalid memory result or sweep step that measured nothing', () => {
-    const r = fixture();
+    const s = invalidScenario(r);
+    expect(s.latencyMs.p99).toEqual({ median: null, min: null, max: null, values: [null] });
+    Object.assign(s.latencyMs.p50, figure([12.5]));
     Object.assign(r.memory[0]!, { status: 'invalid', reason: 'server crashed', heapBytesPerConn: figure([]), rssBytesPerConn: figure([NaN]) });
-    const step = r.sweep!.flatMap((x) => x.steps).find((x) => x.status === 'invalid')!;
-    step.p95Ms = null;
     expect(validateReport(JSON.parse(JSON.stringify(r)))).toEqual({ ok: true });
+    const sweep = sweepFixture();
+    sweep.sweep![0]!.steps[0]!.p95Ms = null;
+    expect(validateReport(sweep)).toEqual({ ok: true });
   });
 
   it('refuses null (not measured) anywhere in an ok result', () => {
     const value = fixture();
-    okScenario(value, 'lab', 'ws').latencyMs.p99.values[1] = null;
-    const at = value.scenarios.indexOf(okScenario(value, 'lab', 'ws'));
-    expectInvalid(value, new RegExp(`/scenarios/${at}/latencyMs/p99/values/1 is null \\(not measured\\) in an ok result`));
+    const lab = okScenario(value, 'lab', 'ws');
+    lab.latencyMs.p99.values[1] = null;
+    expectInvalid(value, new RegExp(`/scenarios/${value.scenarios.indexOf(lab)}/latencyMs/p99/values/1 is null \\(not measured\\) in an ok result`));
 
     const median = fixture();
     median.scenarios[0]!.wire.bytesOutPerMsg.median = null;
     expectInvalid(median, /\/scenarios\/0\/wire\/bytesOutPerMsg\/median is null \(not measured\) in an ok result/);
 
     const all = fixture();
-    Object.assign(all.scenarios[0]!.serverMetrics.cpuUsPerMsg, figure([NaN, NaN, NaN]));
+    Object.assign(all.scenarios[0]!.serverMetrics.cpuUsPerMsg, figure([NaN, NaN]));
     expectInvalid(all, /\/scenarios\/0\/serverMetrics\/cpuUsPerMsg\/min is null/);
 
     const memory = fixture();
@@ -230,8 +289,9 @@ describe('validateReport', () => {
     cannon.autocannon[0]!.requestsPerSec.median = null;
     expectInvalid(cannon, /\/autocannon\/0\/requestsPerSec\/median is null/);
 
-    const sweep = fixture();
-    sweep.sweep![0]!.steps[0]!.p95Ms = null;
+    const sweep = sweepFixture();
+    Object.assign(sweep.sweep![0]!.steps[0]!, { status: 'ok', p95Ms: null });
+    delete sweep.sweep![0]!.steps[0]!.reason;
     expectInvalid(sweep, /\/sweep\/0\/steps\/0\/p95Ms is null \(not measured\) in an ok step/);
   });
 
@@ -241,170 +301,213 @@ describe('validateReport', () => {
     expectInvalid(inf, /latencyMs\/p99\/values\/0 must be number,null/);
 
     const extremes = fixture();
-    const s = unmeasured(extremes);
-    s.latencyMs.p50.values = [12.5, null, 40];
+    const s = invalidScenario(extremes);
+    Object.assign(s.latencyMs.p50, { ...figure([12.5]), values: [12.5, null, 40] });
     const at = extremes.scenarios.indexOf(s);
     expectInvalid(extremes, new RegExp(`/scenarios/${at}/latencyMs/p50 min/max 12.5/12.5 are not the extremes of values \\(12.5/40\\)`));
 
     const outside = fixture();
-    const t = unmeasured(outside);
-    t.latencyMs.p50.median = 13;
+    Object.assign(invalidScenario(outside).latencyMs.p50, { ...figure([12.5]), median: 13 });
     expectInvalid(outside, /latencyMs\/p50 median 13 is outside min…max 12.5…12.5/);
   });
 });
 
-describe('renderMarkdown', () => {
-  it('has a header with date, git, node, OS, CPU model × count, memory, and the method', () => {
+describe('the model', () => {
+  it('groups scenarios by shape in the order they ran, rows by transport then server', () => {
     const r = fixture();
-    const md = renderMarkdown(r);
-    expect(md).toContain(r.startedAt);
-    expect(md).toContain(r.git);
-    expect(md).toContain(r.env.node);
-    expect(md).toContain(r.env.os);
-    expect(md).toContain(`${r.env.cpuModel} × ${r.env.cpus}`);
-    expect(md).toContain('15.6 GiB');
-    expect(md).toContain('## Method');
-    expect(md).not.toMatch(/NaN|undefined|Infinity/);
+    const [scenarios] = reportModel(r).sections;
+    expect(scenarios?.groups.map((g) => g.table.title)).toEqual([
+      '5 clients · 50 msg/s · 100 B payload · 1 s × 2 repeats',
+      '2 clients · 10 msg/s · 66,560 B payload · 1 s × 1 repeat',
+    ]);
+    const ids = scenarios!.groups[0]!.table.rows.map((row) => row.id);
+    const expected = TRANSPORT_NAMES.flatMap((t) =>
+      SERVER_NAMES.filter((s) => r.scenarios.some((x) => x.name === 'small' && x.server === s && x.transport === t)).map((s) => `scenario small ${s}/${t}`),
+    );
+    expect(ids).toEqual(expected);
   });
 
-  it('shows the invalid scenario as INVALID with its reason and never its latency as a number', () => {
+  it('marks every invalid result: a row without figures, in the summary with its reason, left out of the charts', () => {
     const r = fixture();
-    const bad = invalidScenario(r);
-    const md = renderMarkdown(r);
-    expect(md).toContain(`**INVALID: ${bad.reason}**`);
+    const m = reportModel(r);
+    const rows = m.sections.flatMap((s) => s.groups.flatMap((g) => g.table.rows));
+    const bad = rows.filter((row) => row.invalid);
+    expect(bad.map((row) => row.id)).toEqual(TRANSPORT_NAMES.map((t) => `scenario oversize lab/${t}`));
+    for (const row of bad) {
+      expect(row.cells[2]).toEqual({ text: `INVALID: ${row.reason}`, strong: true, invalid: true });
+      for (const cell of row.cells.slice(4)) expect(cell.text).toBe(DASH);
+    }
+    expect(m.invalid).toEqual(bad.map((row) => ({ what: row.id, reason: row.reason })));
 
-    const row = md.split('\n').find((l) => l.startsWith(`| ${bad.server} | ${bad.transport} | **INVALID`));
-    expect(row).toBeDefined();
-    const cells = row!.split(' | ');
-    // Server, transport, status, delivered; every measured figure after them is a dash.
-    const figures = cells.slice(4).map((x) => x.replace(/\s*\|$/, ''));
-    expect(figures.length).toBeGreaterThan(10);
-    for (const cell of figures) expect(cell).toBe(DASH);
-    for (const f of [bad.latencyMs.p50, bad.latencyMs.p99, bad.latencyMs.max]) {
-      const median = measured(f.median);
-      expect(row).not.toContain(fmtMs(median));
-      expect(row).not.toContain(String(median));
+    const oversize = m.sections[0]!.groups[1]!.charts!;
+    expect(oversize.excluded.map((e) => e.what)).toEqual(TRANSPORT_NAMES.map((t) => `lab/${t}`));
+    for (const c of oversize.charts) {
+      expect(c.labels.join()).not.toMatch(/\blab\b/);
+      for (const d of c.datasets) expect(d.label).not.toBe('lab');
     }
   });
 
-  it('shows an invalid scenario that measured nothing with its reason and dashes, never "null" or "NaN"', () => {
+  it('never shows an invalid result as a number, even when it measured some', () => {
     const r = fixture();
-    const bad = unmeasured(r);
+    const s = measuredButInvalid(r);
+    const row = reportModel(r).sections[0]!.groups[0]!.table.rows.find((x) => x.id === `scenario small lab/ws`)!;
+    expect(row.invalid).toBe(true);
+    const text = row.cells.map((c) => c.text).join(' ');
+    for (const f of figuresOf(s)) expect(text).not.toContain(fmtMs(measured(f.median)));
+    const latency = reportModel(r).sections[0]!.groups[0]!.charts!.charts.find((c) => c.id.endsWith('-latency'))!;
+    expect(latency.labels).not.toContain('ws · lab');
+  });
+
+  it('charts only ok medians, with a gap (null) where a figure was not measured, never NaN', () => {
+    const r = fixture();
+    const ok = new Set(r.scenarios.filter((s) => s.status === 'ok').map((s) => s.latencyMs.p99.median));
+    const groups = reportModel(r).sections.flatMap((s) => s.groups.flatMap((g) => (g.charts ? [g.charts] : [])));
+    for (const c of groups.flatMap((g) => g.charts).filter((x) => x.id.endsWith('-latency'))) {
+      for (const v of c.datasets.find((d) => d.label === 'p99')!.data) expect(ok.has(v)).toBe(true);
+    }
+    // Not a report that validates (an ok result is always measured), but the charts must not break on one.
+    const lab = okScenario(r, 'lab', 'ws');
+    Object.assign(lab.latencyMs.p99, figure([NaN, NaN]));
+    Object.assign(lab.wire.bytesOutPerMsg, figure([null, null]));
+    const [small] = reportModel(r).sections[0]!.groups;
+    const latency = small!.charts!.charts.find((c) => c.id.endsWith('-latency'))!;
+    const p99 = latency.datasets.find((d) => d.label === 'p99')!;
+    expect(p99.data[latency.labels.indexOf('ws · lab')]).toBeNull();
+    expect(p99.tips[latency.labels.indexOf('ws · lab')]).toBe('');
+    const bytes = small!.charts!.charts.find((c) => c.id.endsWith('-bytes'))!;
+    expect(bytes.datasets.find((d) => d.label === 'lab')!.data[bytes.labels.indexOf('ws')]).toBeNull();
+    expect(JSON.stringify(reportModel(r))).not.toMatch(/NaN/);
+  });
+
+  it('charts latency percentiles, bytes, CPU and memory per connection, one distinct colour per server (lab-redis too)', () => {
+    const groups = reportModel(fixture()).sections.flatMap((s) => s.groups.flatMap((g) => (g.charts ? [g.charts] : [])));
+    const ids = groups.flatMap((g) => g.charts.map((c) => c.id));
+    for (const suffix of ['-latency', '-bytes', '-cpu', '-heap', '-rss']) expect(ids.some((id) => id.endsWith(suffix))).toBe(true);
+    expect(Object.keys(SERVER_COLORS).sort()).toEqual([...SERVER_NAMES].sort());
+    expect(new Set(Object.values(SERVER_COLORS)).size).toBe(SERVER_NAMES.length);
+    for (const d of groups.flatMap((g) => g.charts.flatMap((c) => c.datasets))) {
+      if ((SERVER_NAMES as readonly string[]).includes(d.label)) expect(d.color).toBe(SERVER_COLORS[d.label as keyof typeof SERVER_COLORS]);
+    }
+  });
+});
+
+describe('the Markdown and the HTML render the model', () => {
+  const reports = {
+    'the report fixture': fixture,
+    'the sweep fixture': sweepFixture,
+    'a measured but invalid scenario': () => {
+      const r = fixture();
+      measuredButInvalid(r);
+      return r;
+    },
+  };
+
+  it.each(Object.entries(reports))('%s: same sections, groups, headers, cells and INVALID rows in both', (_name, make) => {
+    const r = make();
+    const model = modelTables(reportModel(r));
+    expect(model.length).toBeGreaterThan(0);
+    expect(markdownTables(renderMarkdown(r))).toEqual(model);
+    expect(htmlTables(renderHtml(r, NO_SCRIPTS))).toEqual(model);
+  });
+
+  it('the HTML embeds the model’s chart groups, and a canvas for each chart', () => {
+    const r = fixture();
+    const html = renderHtml(r, NO_SCRIPTS);
+    const embedded = JSON.parse(/<script type="application\/json" id="chart-specs">([^<]*)<\/script>/.exec(html)![1]!) as ChartGroup[];
+    const model = reportModel(r).sections.flatMap((s) => s.groups.flatMap((g) => (g.charts ? [g.charts] : [])));
+    expect(embedded).toEqual(model);
+    for (const c of model.flatMap((g) => g.charts)) expect(html).toContain(`<canvas id="${c.id}">`);
+  });
+});
+
+describe('renderMarkdown', () => {
+  it('has a header with date, git, node, OS, CPU model × count, memory, the typed parameters, and the method', () => {
+    const r = fixture();
     const md = renderMarkdown(r);
-    // The repeats' reasons are joined with ' | ', which a table cell escapes.
-    expect(md).toContain(`**INVALID: ${bad.reason!.replaceAll('|', '\\|')}**`);
-    const row = md.split('\n').find((l) => l.startsWith(`| ${bad.server} | ${bad.transport} | **INVALID`));
-    expect(row).toBeDefined();
-    for (const cell of row!.split(' | ').slice(4)) expect(cell.replace(/\s*\|$/, '')).toBe(DASH);
+    for (const s of [r.startedAt, r.git, r.env.node, r.env.os, `${r.env.cpuModel} × ${r.env.cpus}`, JSON.stringify(r.params), '## Method'])
+      expect(md).toContain(s);
     expect(md).not.toMatch(/\bnull\b|NaN|undefined|Infinity/);
+  });
+
+  it('shows each invalid scenario as INVALID with its reason, every figure a dash', () => {
+    const r = fixture();
+    const md = renderMarkdown(r);
+    for (const s of r.scenarios.filter((x) => x.status === 'invalid')) {
+      expect(md).toContain(`> - scenario ${s.name} ${s.server}/${s.transport}: **INVALID: ${s.reason}**`);
+      const row = md.split('\n').find((l) => l.startsWith(`| ${s.server} | ${s.transport} | **INVALID`) && l.includes(`${s.delivered} / ${s.expected}`))!;
+      const cells = row.slice(2, -2).split(' | ');
+      expect(cells.slice(4)).toEqual(Array(13).fill(DASH));
+    }
   });
 
   it('prints valid figures as median (min–max), bytes to one decimal and ratios as ×1.23', () => {
     const r = fixture();
-    const lab = okScenario(r, 'lab', 'ws');
-    const md = renderMarkdown(r);
-    const row = md.split('\n').find((l) => l.startsWith('| lab | ws | ok | 150,000'))!;
+    const lab = okScenario(r, 'lab', 'sse');
+    const row = renderMarkdown(r)
+      .split('\n')
+      .find((l) => l.startsWith('| lab | sse | ok |'))!;
     const p50 = lab.latencyMs.p50;
     expect(row).toContain(`${fmtMs(measured(p50.median))} (${fmtMs(measured(p50.min))}–${fmtMs(measured(p50.max))})`);
     expect(row).toContain(measured(lab.wire.bytesOutPerMsg.median).toFixed(1));
-    expect(row).toContain(`×${lab.vsBare!.cpuUsPerMsg.toFixed(2)}`);
+    expect(row).toContain(`×${measured(lab.vsBare?.cpuUsPerMsg).toFixed(2)}`);
   });
 
   it('has the memory, autocannon, micro and sweep tables', () => {
-    const r = fixture();
-    const md = renderMarkdown(r);
-    expect(md).toContain('## Memory per connection');
-    expect(md).toContain('## HTTP endpoints (autocannon)');
-    expect(md).toContain('`POST /publish`');
-    expect(md).toContain('## Micro-benchmarks (tinybench)');
-    expect(md).toContain(r.micro[0]!.name);
-    expect(md).toContain('## Capacity sweep');
-    const stepReason = r.sweep!.flatMap((s) => s.steps).find((s) => s.status === 'invalid')!.reason!;
-    expect(md).toContain(stepReason);
+    const md = renderMarkdown(fixture());
+    for (const s of [
+      '## Memory per connection',
+      '## HTTP endpoints (autocannon)',
+      '`POST /publish`',
+      '## Micro-benchmarks (tinybench)',
+      fixture().micro[0]!.name,
+    ])
+      expect(md).toContain(s);
+    const sweep = sweepFixture();
+    const step = sweep.sweep![0]!.steps[0]!;
+    expect(renderMarkdown(sweep)).toContain(`- ${sweep.sweep![0]!.server}/short-poll at 100 clients: INVALID: ${step.reason}`);
   });
 });
 
 describe('renderHtml', () => {
-  it('is one self-contained file: no external src or href, the report JSON and Chart.js inlined', async () => {
+  it('is one self-contained file: no external src or href, the report JSON, Chart.js and the chart code inlined', async () => {
     const r = fixture();
-    const chartJs = await readChartJsSource();
-    const html = renderHtml(r, chartJs);
+    const scripts = await readHtmlScripts();
+    const html = renderHtml(r, scripts);
     expect(html).not.toMatch(/\b(?:src|href)\s*=\s*["']?\s*(?:https?:)?\/\//i);
     expect(html).not.toMatch(/<link\b/i);
     expect(html).not.toMatch(/url\(\s*["']?(?:https?:)?\/\//i);
     expect(html).toContain("default-src 'none'");
-    expect(html).toContain(chartJs);
-
+    expect(html).toContain(scripts.chartJs);
+    expect(html).toContain('export function reportChartConfig');
     const embedded = /<script type="application\/json" id="bench-report">([^<]*)<\/script>/.exec(html);
-    expect(embedded).not.toBeNull();
     expect(JSON.parse(embedded![1]!)).toEqual(r);
   });
 
-  it('marks the invalid scenario and leaves it out of every chart', () => {
-    const r = fixture();
-    const bad = invalidScenario(r);
-    const html = renderHtml(r, '');
-    expect(html).toContain('<tr class="invalid">');
-    expect(html).toContain(`INVALID: ${bad.reason}`);
-
-    const groups = chartSpecs(r);
-    const group = groups.find((g) => g.excluded.some((e) => e.what === bad.name));
-    expect(group).toBeDefined();
-    const latency = group!.charts.find((c) => c.id.endsWith('-latency'))!;
-    expect(latency.labels).not.toContain(`${bad.transport} · ${bad.server}`);
-    const bytes = group!.charts.find((c) => c.id.endsWith('-bytes'))!;
-    const at = bytes.labels.indexOf(bad.transport);
-    expect(bytes.datasets.find((d) => d.label === bad.server)?.data[at] ?? null).toBeNull();
-    // Every charted number is a valid scenario's median.
-    const okMedians = new Set(r.scenarios.filter((s) => s.status === 'ok').map((s) => s.latencyMs.p99.median));
-    for (const v of latency.datasets.find((d) => d.label === 'p99')!.data) expect(okMedians.has(v!)).toBe(true);
+  it('draws with one module script that Node can parse (web/theme.js and the drawing loop)', async () => {
+    const html = renderHtml(fixture(), await readHtmlScripts());
+    const module = /<script type="module">([\s\S]*?)<\/script>/.exec(html)![1]!;
+    const file = join(await tempDir(), 'draw.mjs');
+    await writeFile(file, module);
+    await expect(promisify(execFile)(process.execPath, ['--check', file])).resolves.toBeDefined();
   });
 
-  it('shows an invalid scenario that measured nothing with its reason, never "null" or "NaN", and charts no null figure', () => {
+  it('marks invalid rows and shows nothing unmeasured as "null" or "NaN"', () => {
     const r = fixture();
-    const bad = unmeasured(r);
-    const html = renderHtml(r, '');
-    expect(html).toContain(`INVALID: ${bad.reason}`);
+    const html = renderHtml(r, NO_SCRIPTS);
+    expect(html.match(/<tr class="invalid">/g)).toHaveLength(4);
     const visible = visibleHtml(html);
-    expect(visible).toContain(`<strong>INVALID: ${bad.reason}</strong>`);
+    expect(visible).toContain(`<strong>INVALID: ${invalidScenario(r).reason!.replaceAll('"', '&quot;')}</strong>`);
+    expect(visible).toContain('Not charted (invalid): <strong>lab/poll</strong>');
     expect(visible).not.toMatch(/\bnull\b|NaN|undefined|Infinity/);
-
-    const groups = chartSpecs(r);
-    expect(groups.some((g) => g.excluded.some((e) => e.what === bad.name))).toBe(true);
-    for (const c of groups.flatMap((g) => g.charts)) {
-      for (const d of c.datasets) for (const v of d.data) if (v !== null) expect(Number.isFinite(v)).toBe(true);
-    }
   });
 
-  it('leaves a gap (null) in a chart, never NaN, where a figure was not measured', () => {
-    const r = fixture();
-    // Not a report that validates (an ok result is always measured), but the charts must not break on one.
-    const lab = okScenario(r, 'lab', 'ws');
-    Object.assign(lab.latencyMs.p99, figure([NaN, NaN, NaN]));
-    Object.assign(lab.wire.bytesOutPerMsg, figure([null, null, null]));
-    const group = chartSpecs(r).find((g) => g.charts.some((c) => c.labels.includes('ws · lab')))!;
-    const latency = group.charts.find((c) => c.id.endsWith('-latency'))!;
-    const i = latency.labels.indexOf('ws · lab');
-    const p99 = latency.datasets.find((d) => d.label === 'p99')!;
-    expect(p99.data[i]).toBeNull();
-    expect(p99.spread[i]).toBeNull();
-    const bytes = group.charts.find((c) => c.id.endsWith('-bytes'))!;
-    expect(bytes.datasets.find((d) => d.label === 'lab')!.data[bytes.labels.indexOf('ws')]).toBeNull();
-    expect(JSON.stringify(chartSpecs(r))).not.toMatch(/NaN/);
-  });
-
-  it('charts latency percentiles, bytes, CPU and memory per connection', () => {
-    const ids = chartSpecs(fixture()).flatMap((g) => g.charts.map((c) => c.id));
-    for (const suffix of ['-latency', '-bytes', '-cpu', '-heap', '-rss']) expect(ids.some((id) => id.endsWith(suffix))).toBe(true);
-  });
-
-  it('cannot be broken out of its script elements by a reason or by the Chart.js source', () => {
+  it('cannot be broken out of its script elements by a reason or by the inlined sources', () => {
     const r = fixture();
     invalidScenario(r).reason = '</script><script>alert(1)</script>';
-    const html = renderHtml(r, 'var s = "</script><b>x</b>";');
+    const html = renderHtml(r, { chartJs: 'var s = "</script><b>x</b>";', theme: '// </script>' });
     expect(html).not.toContain('<script>alert(1)');
     expect(html).toContain('var s = "<\\/script><b>x</b>";');
-    // Exactly the four script elements close: report JSON, chart specs, Chart.js, the chart builder.
+    // Exactly the four script elements close: report JSON, chart specs, Chart.js, the chart drawing.
     expect(html.match(/<\/script>/g)).toHaveLength(4);
   });
 });
@@ -414,17 +517,13 @@ describe('writeReports', () => {
     const dir = await tempDir();
     const r = fixture();
     const paths = await writeReports(r, dir);
-    expect(paths).toEqual({
-      json: join(dir, '2026-11-20T14-05-12.337Z-5c1e0d9.json'),
-      latestJson: join(dir, 'latest.json'),
-      md: join(dir, 'latest.md'),
-      html: join(dir, 'latest.html'),
-    });
-    expect((await readdir(dir)).sort()).toEqual(['2026-11-20T14-05-12.337Z-5c1e0d9.json', 'latest.html', 'latest.json', 'latest.md']);
-    expect(JSON.parse(await readFile(paths.json, 'utf8'))).toEqual(r);
+    const name = reportFileName(r);
+    expect(paths).toEqual({ json: join(dir, name), latestJson: join(dir, 'latest.json'), md: join(dir, 'latest.md'), html: join(dir, 'latest.html') });
+    expect((await readdir(dir)).sort()).toEqual([name, 'latest.html', 'latest.json', 'latest.md'].sort());
+    expect(await readFile(paths.json, 'utf8')).toBe(TEXT.report);
     expect(JSON.parse(await readFile(paths.latestJson, 'utf8'))).toEqual(r);
     expect(await readFile(paths.md, 'utf8')).toBe(renderMarkdown(r));
-    expect(await readFile(paths.html, 'utf8')).toContain('id="bench-report"');
+    expect(await readFile(paths.html, 'utf8')).toBe(renderHtml(r, await readHtmlScripts()));
   });
 
   it('refuses a report that does not validate, and writes nothing', async () => {
@@ -450,5 +549,23 @@ describe('writeReports', () => {
     expect(gitShort('5c1e0d94b2a7-dirty')).toBe('5c1e0d9-dirty');
     expect(gitShort('no git / here')).toBe('no_git_here');
     expect(reportFileName({ startedAt: '2026-01-02T03:04:05.006Z', git: 'abcdef0123' })).toBe('2026-01-02T03-04-05.006Z-abcdef0.json');
+  });
+});
+
+describe('GET /reports/<name>/model', () => {
+  it('serves the model the renderers use; 404 for a name outside the rules, a missing file or a file that is not a report', async () => {
+    const dir = await tempDir();
+    await copyFile(REPORT_JSON, join(dir, 'run.json'));
+    await writeFile(join(dir, 'notes.json'), '{"hello":1}');
+    await writeFile(join(dir, 'broken.json'), '{');
+    const lab = await startLab({ resultsDir: dir });
+    const res = await fetch(`${lab.url}/reports/run.json/model`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual(JSON.parse(JSON.stringify(reportModel(fixture()))));
+    for (const bad of ['nope.json', 'notes.json', 'broken.json', '..%2Fpackage.json']) {
+      const r = await fetch(`${lab.url}/reports/${bad}/model`);
+      expect(r.status, bad).toBe(404);
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('LAB_ERR_NOT_FOUND');
+    }
   });
 });

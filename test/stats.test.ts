@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { StatsSnapshot, TransportCounters } from '../server/stats.js';
 import { SseClient, WsClient, poll, publish, publishMany, range, startLab, until, type RunningLab } from './helpers.js';
 
-const KEYS = ['poll', 'shortPoll', 'sse', 'ws'] as const;
+const KEYS = ['poll', 'short-poll', 'sse', 'ws'] as const;
 const REASONS = ['client', 'slow-consumer', 'pong-timeout', 'too-many-errors', 'shutdown', 'feed-down', 'error'];
 
 async function stats(lab: RunningLab): Promise<StatsSnapshot> {
@@ -83,7 +83,7 @@ describe('GET /stats', () => {
 });
 
 describe('per-transport counters', () => {
-  it('counts long polls under `poll` and timeout=0 polls under `shortPoll`, with their messages', async () => {
+  it('counts long polls under `poll` and timeout=0 polls under `short-poll`, with their messages', async () => {
     const lab = await startLab();
     // 3 long polls held on an empty feed, released by one publish.
     const held = [0, 1, 2].map(() => poll(lab.url, 'since=0&timeout=10000'));
@@ -109,11 +109,11 @@ describe('per-transport counters', () => {
 
     const s = await stats(lab);
     expect(s.transports.poll).toMatchObject({ requests: 5, messagesOut: 3 + 1 + 2, connections: 0 });
-    expect(s.transports.shortPoll).toMatchObject({ requests: 5, messagesOut: 8, connections: 0 });
+    expect(s.transports['short-poll']).toMatchObject({ requests: 5, messagesOut: 8, connections: 0 });
     expect(s.transports.sse.requests).toBe(0);
     expect(s.transports.ws.requests).toBe(0);
     expect(s.transports.poll.bytesOut).toBeGreaterThan(0);
-    expect(s.transports.shortPoll.bytesOut).toBeGreaterThan(0);
+    expect(s.transports['short-poll'].bytesOut).toBeGreaterThan(0);
     expect(s.transports.poll.bytesIn).toBeGreaterThan(0);
   });
 
@@ -134,7 +134,7 @@ describe('per-transport counters', () => {
     const s = await stats(lab);
     expect(s.transports.sse.messagesOut).toBe(7);
     expect(s.transports.ws.messagesOut).toBe(6);
-    expect(s.transports.shortPoll.messagesOut).toBe(3);
+    expect(s.transports['short-poll'].messagesOut).toBe(3);
     expect(s.transports.poll.messagesOut).toBe(0);
     expect(s.transports.sse.requests).toBe(1);
     expect(s.transports.ws.requests).toBe(1);
@@ -152,11 +152,11 @@ describe('per-transport counters', () => {
     const body = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { messages: { id: number }[] };
     expect(body.messages.map((m) => m.id)).toEqual([1]);
 
-    await until(() => live(lab).shortPoll.bytesOut > 0);
+    await until(() => live(lab)['short-poll'].bytesOut > 0);
     const s = await stats(lab);
-    expect(s.transports.shortPoll.requests).toBe(1);
-    expect(s.transports.shortPoll.bytesIn).toBe(sent);
-    expect(s.transports.shortPoll.bytesOut).toBe(received.length);
+    expect(s.transports['short-poll'].requests).toBe(1);
+    expect(s.transports['short-poll'].bytesIn).toBe(sent);
+    expect(s.transports['short-poll'].bytesOut).toBe(received.length);
     // The publish and this /stats request are nobody's bytes.
     expect(s.transports.poll.bytesIn).toBe(0);
     expect(s.transports.poll.bytesOut).toBe(0);
@@ -189,10 +189,10 @@ describe('per-transport counters', () => {
     expect(second).toBeGreaterThan(0);
     const pollBytes = received.length - Buffer.byteLength(all.slice(0, second));
 
-    await until(() => live(lab).shortPoll.bytesOut > 0);
+    await until(() => live(lab)['short-poll'].bytesOut > 0);
     const s = await stats(lab);
-    expect(s.transports.shortPoll.bytesIn).toBe(Buffer.byteLength(get));
-    expect(s.transports.shortPoll.bytesOut).toBe(pollBytes);
+    expect(s.transports['short-poll'].bytesIn).toBe(Buffer.byteLength(get));
+    expect(s.transports['short-poll'].bytesOut).toBe(pollBytes);
   });
 
   it('counts WebSocket bytesOut from the socket: at least payload + 2 bytes of frame header per frame', async () => {
@@ -271,14 +271,14 @@ describe('GET /metrics', () => {
       return line === undefined ? undefined : Number(line.slice(series.length + 1));
     };
     expect(value('lab_messages_out_total{transport="sse"}')).toBe(4);
-    expect(value('lab_messages_out_total{transport="shortPoll"}')).toBe(4);
+    expect(value('lab_messages_out_total{transport="short-poll"}')).toBe(4);
     expect(value('lab_messages_out_total{transport="ws"}')).toBe(0);
     expect(value('lab_requests_total{transport="sse"}')).toBe(1);
     expect(value('lab_connections{transport="sse"}')).toBe(1);
     expect(value('lab_feed_last_id')).toBe(4);
     for (const key of KEYS) expect(value(`lab_bytes_out_total{transport="${key}"}`), key).toBeTypeOf('number');
     expect(value('lab_bytes_out_total{transport="sse"}')).toBeGreaterThan(0);
-    expect(value('lab_bytes_out_total{transport="shortPoll"}')).toBe(live(lab).shortPoll.bytesOut);
+    expect(value('lab_bytes_out_total{transport="short-poll"}')).toBe(live(lab)['short-poll'].bytesOut);
     expect(value('lab_disconnects_total{transport="sse",reason="client"}')).toBe(0);
     expect(text).toContain('# TYPE lab_messages_out_total counter');
     expect(text).toContain('# TYPE lab_connections gauge');

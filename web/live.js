@@ -8,6 +8,8 @@ import { percentiles } from './metrics.js';
 import { RECENT_ROWS, TRANSPORTS } from './panes.js';
 import { chartLib, TRANSPORT_COLORS } from './theme.js';
 
+
+/** Chart.js is loaded as a classic script (a global); its objects are not typed here. @typedef {any} ChartJs */
 /** At most four renders a second, whatever the message rate. */
 export const RENDER_INTERVAL_MS = 250;
 /** Latency percentiles are over the messages that arrived in this window. */
@@ -17,6 +19,8 @@ const CHART_HISTORY_SEC = 60;
 
 /**
  * @typedef {import('./panes.js').PaneModel} PaneModel
+ * @typedef {import('../server/stats.ts').StatsSnapshot} StatsSnapshot
+ * @typedef {import('../server/stats.ts').TransportKey} TransportKey
  */
 
 export class PaneView {
@@ -146,7 +150,7 @@ export class LatencyChart {
             type: 'linear',
             min: -CHART_HISTORY_SEC,
             max: 0,
-            ticks: { stepSize: 10, callback: (v) => (v === 0 ? 'now' : `${v} s`) },
+            ticks: { stepSize: 10, callback: (/** @type {number | string} */ v) => (v === 0 ? 'now' : `${v} s`) },
             grid: { color: '#eef2f7' },
           },
           y: {
@@ -160,19 +164,19 @@ export class LatencyChart {
           legend: {
             position: 'top',
             align: 'end',
-            labels: { boxWidth: 14, boxHeight: 3, filter: (item, data) => data.datasets[item.datasetIndex]?.pct === 'p99' },
+            labels: { boxWidth: 14, boxHeight: 3, filter: (/** @type {ChartJs} */ item, /** @type {ChartJs} */ data) => data.datasets[item.datasetIndex]?.pct === 'p99' },
             // One legend entry per transport toggles both its lines.
-            onClick: (_e, item, legend) => {
+            onClick: (/** @type {unknown} */ _e, /** @type {ChartJs} */ item, /** @type {ChartJs} */ legend) => {
               const chart = legend.chart;
               const key = chart.data.datasets[item.datasetIndex]?.key;
               const visible = chart.isDatasetVisible(item.datasetIndex);
-              chart.data.datasets.forEach((ds, i) => {
+              chart.data.datasets.forEach((/** @type {ChartJs} */ ds, /** @type {number} */ i) => {
                 if (ds.key === key) chart.setDatasetVisibility(i, !visible);
               });
               chart.update('none');
             },
           },
-          tooltip: { callbacks: { label: (ctx) => `${ctx.dataset.label} ${ctx.dataset.pct === 'p99' ? 'p99' : ''}: ${fmtMs(ctx.parsed.y)}` } },
+          tooltip: { callbacks: { label: (/** @type {ChartJs} */ ctx) => `${ctx.dataset.label} ${ctx.dataset.pct === 'p99' ? 'p99' : ''}: ${fmtMs(ctx.parsed.y)}` } },
         },
       },
     });
@@ -188,9 +192,10 @@ export class LatencyChart {
     while (this.history.length > CHART_HISTORY_SEC + 2) this.history.shift();
     if (!this.chart) return;
     // Log axis: a latency can round to 0 or below (clock offset estimate); clamp to 10 µs.
-    const y = (n) => (n === null || n === undefined ? null : Math.max(0.01, n));
+    const y = (/** @type {number | null | undefined} */ n) => (n === null || n === undefined ? null : Math.max(0.01, n));
     for (const ds of this.chart.data.datasets) {
-      ds.data = this.history.map((h) => ({ x: (h.t - now) / 1000, y: y(h.values[ds.key]?.[ds.pct]) }));
+      const pct = /** @type {'p50' | 'p99'} */ (ds.pct);
+      ds.data = this.history.map((h) => ({ x: (h.t - now) / 1000, y: y(h.values[ds.key]?.[pct]) }));
     }
     this.chart.update('none');
   }
@@ -202,16 +207,15 @@ export class StatsStrip {
   constructor(table, loopDelay) {
     this.table = table;
     this.loopDelay = loopDelay;
-    /** @type {{at: number, stats: any}[]} */
+    /** @type {{at: number, stats: StatsSnapshot}[]} */
     this.snapshots = [];
-    this.columns = TRANSPORTS.map((t) => t.statsKey);
-    // The table's columns: long poll, short poll, SSE, WebSocket.
-    this.columnOrder = ['poll', 'shortPoll', 'sse', 'ws'];
+    /** @type {TransportKey[]} The table's columns: long poll, short poll, SSE, WebSocket (keys of /stats `transports`). */
+    this.columnOrder = ['poll', 'short-poll', 'sse', 'ws'];
     /** @type {Record<string, Record<string, number|null>>} last computed figures, for tests and tooltips */
     this.figures = {};
   }
 
-  /** @param {any} stats a GET /stats answer */
+  /** @param {StatsSnapshot} stats a GET /stats answer */
   push(stats) {
     const at = nowMs();
     this.snapshots.push({ at, stats });

@@ -66,9 +66,6 @@ export class RecentList {
     this.items.push(item);
     if (this.items.length > this.capacity) this.items.shift();
   }
-  clear() {
-    this.items.length = 0;
-  }
 }
 
 /** Counts events per second over a sliding window of one-second buckets. */

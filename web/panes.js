@@ -15,7 +15,7 @@ export const SHORT_POLL_INTERVAL_MS = 1000;
 export const DROP_PAUSE_MS = 1000;
 /** A long-poll pane's first request after (re)connecting is held only this long: its answer says the
  * server is there (the pane shows "open"), and anything already after the cursor comes at once. Not 0,
- * which would make it a short poll (and count it under shortPoll in /stats). */
+ * which would make it a short poll (and count it under short-poll in /stats). */
 const CONNECT_POLL_TIMEOUT_MS = 1;
 /** Retry after an error: 1 s, doubling, at most 10 s (the server may be restarting). */
 const RETRY_MIN_MS = 1000;
@@ -26,23 +26,31 @@ export const IDS_CAP = 100_000;
 export const RECENT_ROWS = 10;
 
 /**
- * @typedef {'poll'|'sse'|'ws'|'short-poll'} TransportKey
+ * Wire shapes come from the server's protocol module (types only: the browser loads no TypeScript).
+ * A pane's key is also its key in /stats `transports`.
+ * @typedef {import('../server/stats.ts').TransportKey} TransportKey
  * @typedef {'connecting'|'open'|'dropped'|'retrying'} PaneState
- * @typedef {{id: number, ts: number, data: unknown}} Message
- * @typedef {{type: 'gap', since: number, firstId: number, missed: number}} Gap
- * @typedef {{type: 'reset', reason: string, epoch: string, lastId: number}} Reset
+ * @typedef {import('../server/protocol.ts').Message} Message
+ * @typedef {import('../server/protocol.ts').Hello} Hello
+ * @typedef {import('../server/protocol.ts').Gap} Gap
+ * @typedef {import('../server/protocol.ts').Reset} Reset
+ * @typedef {import('../server/protocol.ts').PollAnswer} PollAnswer
+ * @typedef {import('../server/protocol.ts').ServerFrame} ServerFrame
  */
 
-/** @type {{key: TransportKey, title: string, statsKey: string, how: string}[]} */
+/** @type {{key: TransportKey, title: string, how: string}[]} */
 export const TRANSPORTS = [
-  { key: 'poll', title: 'Long polling', statsKey: 'poll', how: 'fetch GET /poll?since=<id>, held until a message' },
-  { key: 'sse', title: 'Server-Sent Events', statsKey: 'sse', how: 'EventSource on /events?since=<id>' },
-  { key: 'ws', title: 'WebSocket', statsKey: 'ws', how: 'WebSocket on /ws?since=<id>' },
-  { key: 'short-poll', title: 'Short polling', statsKey: 'shortPoll', how: `fetch GET /poll?since=<id>&timeout=0 every ${SHORT_POLL_INTERVAL_MS / 1000} s` },
+  { key: 'poll', title: 'Long polling', how: 'fetch GET /poll?since=<id>, held until a message' },
+  { key: 'sse', title: 'Server-Sent Events', how: 'EventSource on /events?since=<id>' },
+  { key: 'ws', title: 'WebSocket', how: 'WebSocket on /ws?since=<id>' },
+  { key: 'short-poll', title: 'Short polling', how: `fetch GET /poll?since=<id>&timeout=0 every ${SHORT_POLL_INTERVAL_MS / 1000} s` },
 ];
 
+/** @param {number} ms */
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** @param {number} failures */
 const retryDelay = (failures) => Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.max(0, failures - 1));
+/** @param {unknown} err */
 const describe = (err) => (err instanceof ApiError ? err.code : err instanceof Error ? err.message : String(err));
 
 export class PaneModel {
@@ -73,11 +81,12 @@ export class PaneModel {
     this.recent = new RecentList(RECENT_ROWS);
     this.latency = new LatencyRing();
     this.rate = new RateMeter(5);
-    /** Bumped on every change; the renderer skips panes that did not change. */
-    this.version = 0;
   }
 
-  /** Where to start: the feed's last id when the page loaded, so every pane sees the same messages. */
+  /**
+   * Where to start: the feed's last id when the page loaded, so every pane sees the same messages.
+   * @param {number} cursor @param {string} epoch
+   */
   startAt(cursor, epoch) {
     this.cursor = cursor;
     this.lastSeen = cursor;
@@ -89,7 +98,6 @@ export class PaneModel {
     if (state !== this.state) this.stateSince = nowMs();
     this.state = state;
     this.detail = detail;
-    this.version++;
   }
 
   /** @param {Message} m */
@@ -109,7 +117,6 @@ export class PaneModel {
       this.recent.push({ message: m, latency });
     }
     if (m.id > this.cursor) this.cursor = m.id;
-    this.version++;
   }
 
   /** The cursor fell out of retention: `missed` messages are gone, and the server says so. @param {Gap} g */
@@ -117,7 +124,6 @@ export class PaneModel {
     this.lost += g.missed;
     this.lastSeen = Math.max(this.lastSeen, g.firstId - 1);
     this.cursor = Math.max(this.cursor, g.firstId - 1);
-    this.version++;
   }
 
   /** A restarted feed or a future cursor: the stream starts over at cursor 0 of `epoch`. @param {Reset} r */
@@ -127,13 +133,11 @@ export class PaneModel {
     this.cursor = 0;
     this.lastSeen = 0;
     this.latency.clear();
-    this.version++;
   }
 
-  /** @param {{epoch: string}} h */
+  /** @param {Hello} h */
   hello(h) {
     this.epoch ??= h.epoch;
-    this.version++;
   }
 
   resumeQuery() {
@@ -191,7 +195,7 @@ export class PollDriver {
       this.pane.requests++;
       if (this.pane.state !== 'open') this.pane.setState('connecting');
       try {
-        const body = await api(`/poll?${q}`, { signal: ctrl.signal });
+        const body = /** @type {PollAnswer} */ (await api(`/poll?${q}`, { signal: ctrl.signal }));
         if (gen !== this.#gen) return; // dropped while the answer was read: it never counted
         failures = 0;
         connected = true;
@@ -332,7 +336,7 @@ export class WsDriver {
     };
     ws.onmessage = (e) => {
       if (!mine()) return;
-      const frame = JSON.parse(e.data);
+      const frame = /** @type {ServerFrame} */ (JSON.parse(e.data));
       // A message never has a top-level `type`; every control frame has one.
       if (!('type' in frame)) pane.accept(frame);
       else if (frame.type === 'hello') pane.hello(frame);

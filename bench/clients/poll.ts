@@ -6,19 +6,13 @@
  */
 import { setMaxListeners } from 'node:events';
 import { Agent } from 'undici';
+import type { PollAnswer } from '../../server/protocol.js';
 import { dispatchFrame } from './parse.js';
 import type { ClientFactory, ClientGroupOptions } from './types.js';
 
 /** Long-poll hold asked of the server; the lab's default, under common proxy idle timeouts. */
 const LONG_POLL_TIMEOUT_MS = 25_000;
 const RETRY_DELAY_MS = 100;
-
-interface PollAnswer {
-  messages: { id: number; data: { t: number } }[];
-  lastId: number;
-  gap?: { since: number; firstId: number; type: 'gap' };
-  reset?: { type: 'reset' };
-}
 
 function pollClients(opts: ClientGroupOptions, mode: 'long' | 'short') {
   const { baseUrl, count, since, sink } = opts;

@@ -9,12 +9,9 @@
  */
 import { Agent } from 'node:http';
 import { io, NodeWebSocket, NodeXHR, type Socket } from 'socket.io-client';
+import type { Message } from '../../server/protocol.js';
+import { scheduledMs } from './parse.js';
 import type { ClientFactory, ClientGroup, ClientGroupOptions } from './types.js';
-
-interface WireMessage {
-  id: number;
-  data: { t: number };
-}
 
 function socketioClients(opts: ClientGroupOptions, transport: 'websocket' | 'polling'): ClientGroup {
   const { baseUrl, count, since, sink } = opts;
@@ -50,9 +47,10 @@ function socketioClients(opts: ClientGroupOptions, transport: 'websocket' | 'pol
       ...(agent ? { agent: agent as unknown as boolean } : {}),
     });
     sockets.push(socket);
-    socket.on('message', (msg: WireMessage) => {
+    // The reference server emits the lab's message objects as they are (bench/servers/socketio.ts).
+    socket.on('message', (msg: Message) => {
       if (msg.id > last) last = msg.id;
-      sink.message(i, msg.id, msg.data.t);
+      sink.message(i, msg.id, scheduledMs(msg.data));
     });
     socket.on('connect_error', (err) => sink.error(i, err));
     socket.on('disconnect', (reason) => {

@@ -1,158 +1,253 @@
 /**
- * The bench report, schema `transport-lab/bench@1`. Every figure is a median over repeats and keeps its
- * per-repeat values next to it. A run that failed or lost messages is data (`status: 'invalid'` with a
- * reason), never a fast number. The JSON schema in schema.ts pins this shape; the README documents it.
+ * The bench report, schema `transport-lab/bench@1`, written once: each TypeBox schema below is both
+ * the JSON Schema that schema.ts validates every report against and, through `Static<>`, the type the
+ * harness builds. Every figure is a median over repeats and keeps its per-repeat values next to it. A
+ * run that failed or lost messages is data (`status: 'invalid'` with a reason), never a fast number.
+ *
+ * The rules a type cannot carry are conditions on the schemas (JSON Schema if/then/else):
+ * - `reason` is required when `status` is 'invalid' and absent when it is 'ok';
+ * - an 'ok' scenario lost nothing;
+ * - `vsBare` and `floor` appear on lab scenarios only.
+ * What JSON Schema cannot say at all (null only in invalid results, median within min…max, one value
+ * per repeat, expected = published × clients) schema.ts checks after the schema passed.
  */
+import { Type, type Static, type TSchema } from 'typebox';
 
 export const REPORT_SCHEMA = 'transport-lab/bench@1';
 
 /** `lab-redis`: the lab on the Redis feed, for comparing feeds in one run. */
-export type ServerName = 'lab' | 'lab-redis' | 'bare' | 'socketio';
-export type TransportName = 'poll' | 'short-poll' | 'sse' | 'ws';
+export const SERVER_NAMES = ['lab', 'lab-redis', 'bare', 'socketio'] as const;
+export const TRANSPORT_NAMES = ['poll', 'short-poll', 'sse', 'ws'] as const;
+
+const Server = Type.Enum(SERVER_NAMES);
+const Transport = Type.Enum(TRANSPORT_NAMES);
+const Status = Type.Enum(['ok', 'invalid']);
+const Feed = Type.Enum(['memory', 'redis']);
+const Count = Type.Integer({ minimum: 0 });
+const PositiveInt = Type.Integer({ minimum: 1 });
+const Positive = Type.Number({ exclusiveMinimum: 0 });
+const NonNegative = Type.Number({ minimum: 0 });
+const Text = Type.String({ minLength: 1 });
+/** A number, or null for "not measured" (schema.ts allows null only in invalid results). */
+const NumOrNull = Type.Unsafe<number | null>({ type: ['number', 'null'] });
+/** ISO 8601 UTC or with offset, as `new Date().toISOString()` writes it; safe in a file name once ':' → '-'. */
+const IsoDateTime = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?(Z|[+-]\\d{2}:\\d{2})$' });
+
+/** A closed object: every property listed, nothing else allowed. */
+const Obj = <P extends Record<string, TSchema>>(properties: P, options: Record<string, unknown> = {}) =>
+  Type.Object(properties, { additionalProperties: false, ...options });
+
+/** JSON Schema's if/then/else: when `field` is `value`, `then` applies to the object, else `otherwise`. */
+const when = (field: string, value: string, then: object, otherwise: object = {}) => ({
+  if: { properties: { [field]: { const: value } }, required: [field] },
+  // biome-ignore lint/suspicious/noThenProperty: the JSON Schema keyword; this object is a schema, never awaited.
+  then,
+  else: otherwise,
+});
+/** `reason` required when invalid, forbidden when ok ("absent when ok"). */
+const reasonRule = when('status', 'invalid', { required: ['reason'] }, { not: { required: ['reason'] } });
+const statusFields = { status: Status, reason: Type.Optional(Text) };
 
 /**
  * A figure measured once per repeat: the median, the spread, and every value. `null` means "not
  * measured" (a run that failed before it could measure; only ever in an invalid result): a missing
  * number is never replaced by a made-up one.
  */
-export interface Figure {
-  median: number | null;
-  min: number | null;
-  max: number | null;
-  values: (number | null)[];
-}
+export const Figure = Obj({ median: NumOrNull, min: NumOrNull, max: NumOrNull, values: Type.Array(NumOrNull) });
 
-export interface Env {
-  node: string;
-  os: string;
-  cpus: number;
-  cpuModel: string;
-  memoryBytes: number;
-  /** Extra context: load-generator process, feed, workers, command line. */
-  loadGenerator: { pid: number; cpuUsPerSec?: number; threads: number };
+export const Env = Obj({
+  node: Text,
+  os: Text,
+  cpus: PositiveInt,
+  cpuModel: Type.String(),
+  memoryBytes: Count,
+  loadGenerator: Obj({ pid: Count, cpuUsPerSec: Type.Optional(NonNegative), threads: PositiveInt }),
   /** The `lab` server's feed and workers as asked on the command line (`--feed`, `--workers`); what served each scenario is in the scenario. */
-  feed: FeedKind;
-  workers: number;
-  argv: string[];
-}
+  feed: Feed,
+  workers: PositiveInt,
+  argv: Type.Array(Type.String()),
+});
 
-export type ScenarioStatus = 'ok' | 'invalid';
-export type FeedKind = 'memory' | 'redis';
+/** One scenario as the suite (bench/suite.ts) or the command line defines it; `params.scenarios` lists them. */
+export const ScenarioParams = Obj({
+  name: Text,
+  clients: PositiveInt,
+  ratePerSec: Positive,
+  payloadBytes: Count,
+  durationSec: Positive,
+  /** Fixed repeats for this scenario (otherwise the run's). */
+  repeats: Type.Optional(PositiveInt),
+  /** Short polling interval for this scenario (otherwise the run's). */
+  shortPollIntervalMs: Type.Optional(PositiveInt),
+  pace: Type.Optional(Type.Enum(['open-loop', 'lockstep'])),
+});
 
-export interface ScenarioResult {
-  name: string;
-  server: ServerName;
-  transport: TransportName;
-  clients: number;
-  ratePerSec: number;
-  payloadBytes: number;
-  durationSec: number;
-  /** The feed and worker processes that served this scenario (`lab-redis`: redis; the reference servers: their own in-process memory). */
-  feed: FeedKind;
-  workers: number;
-  /** Present when messages were published in lockstep (one at a time, each delivered before the next); else open loop. */
-  pace?: 'lockstep';
-  repeats: number;
-  status: ScenarioStatus;
-  /** Why the scenario is invalid; absent when ok. */
-  reason?: string;
-  /** Totals over all repeats. */
-  published: number;
-  delivered: number;
-  /** published × clients. */
-  expected: number;
-  lost: number;
-  duplicated: number;
-  reordered: number;
-  gaps: number;
-  /** received − scheduled, milliseconds (coordinated omission corrected by construction). */
-  latencyMs: { p50: Figure; p90: Figure; p99: Figure; max: Figure };
-  /** How late the publisher sent relative to its schedule, milliseconds. */
-  publisherLagMs: { p99: Figure; max: Figure };
-  wire: { bytesOutPerMsg: Figure; bytesInPerMsg: Figure; requestsPerMsg: Figure };
-  /**
-   * The issue's sketch names both the server and these figures `server`; JSON cannot hold both, so the
-   * figures live here (documented in the README as a deliberate deviation).
-   */
-  serverMetrics: {
-    cpuUsPerMsg: Figure;
-    heapBytesPerConn?: Figure;
-    rssBytesPerConn?: Figure;
-    eventLoopDelayP99Ms: Figure;
-  };
-  /** Lab figure divided by the bare server's for the same transport and parameters (medians). */
-  vsBare?: { cpuUsPerMsg: number; bytesOutPerMsg: number; latencyP99: number };
-  /** Protocol floor (lab only): bytes per message beyond the payload, and what the protocol needs at least. */
-  floor?: { overheadBytesPerMsg: number; floorBytesPerMsg: number; excessBytesPerMsg: number };
-}
+/** The parameters the run was started with (bench/run.ts `runBench`). */
+export const Params = Obj({
+  /** The suite (bench/suite.ts), or 'custom' for --clients/--rate/--payload/--duration. */
+  suite: Text,
+  transports: Type.Array(Transport),
+  servers: Type.Array(Server),
+  repeats: PositiveInt,
+  /** Set when the repeats were lowered to fit the suite's time budget. */
+  repeatsNote: Type.Optional(Text),
+  scenarios: Type.Array(ScenarioParams),
+  /** 0 when the memory stage did not run. */
+  memoryConnections: Count,
+  /** 0 when autocannon did not run. */
+  autocannonDurationSec: NonNegative,
+  shortPollIntervalMs: PositiveInt,
+  /** Publisher lag p99 (ms) above which a run is INVALID. */
+  maxPublisherLagMs: Positive,
+  /** Test hook: client 0 drops every Nth message, to prove loss makes a run INVALID. */
+  lossyEvery: Type.Optional(PositiveInt),
+});
 
-export interface MemoryResult {
-  server: ServerName;
-  transport: TransportName;
-  connections: number;
-  status: ScenarioStatus;
-  reason?: string;
-  heapBytesPerConn: Figure;
-  rssBytesPerConn: Figure;
-  /** Heap after every client disconnected and GC ran, minus the heap before they connected. */
-  heapRetainedAfterCloseBytes: Figure;
-}
+export const ScenarioResult = Obj(
+  {
+    name: Text,
+    server: Server,
+    transport: Transport,
+    clients: PositiveInt,
+    ratePerSec: Positive,
+    payloadBytes: Count,
+    durationSec: Positive,
+    /** The feed and worker processes that served this scenario (`lab-redis`: redis; the reference servers: their own in-process memory). */
+    feed: Feed,
+    workers: PositiveInt,
+    /** Present when messages were published in lockstep (one at a time, each delivered before the next); else open loop. */
+    pace: Type.Optional(Type.Literal('lockstep')),
+    repeats: PositiveInt,
+    ...statusFields,
+    /** Totals over all repeats. */
+    published: Count,
+    delivered: Count,
+    /** published × clients. */
+    expected: Count,
+    lost: Count,
+    duplicated: Count,
+    reordered: Count,
+    gaps: Count,
+    /** received − scheduled, milliseconds (coordinated omission corrected by construction). */
+    latencyMs: Obj({ p50: Figure, p90: Figure, p99: Figure, max: Figure }),
+    /** How late the publisher sent relative to its schedule, milliseconds. */
+    publisherLagMs: Obj({ p99: Figure, max: Figure }),
+    wire: Obj({ bytesOutPerMsg: Figure, bytesInPerMsg: Figure, requestsPerMsg: Figure }),
+    /**
+     * The issue's sketch names both the server and these figures `server`; JSON cannot hold both, so the
+     * figures live here (documented in the README as a deliberate deviation).
+     */
+    serverMetrics: Obj({
+      cpuUsPerMsg: Figure,
+      eventLoopDelayP99Ms: Figure,
+    }),
+    /** Lab figure divided by the bare server's for the same transport and parameters (medians). */
+    vsBare: Type.Optional(Obj({ cpuUsPerMsg: Type.Number(), bytesOutPerMsg: Type.Number(), latencyP99: Type.Number() })),
+    /** Protocol floor (lab only): bytes per message beyond the payload, and what the protocol needs at least. */
+    floor: Type.Optional(Obj({ overheadBytesPerMsg: Type.Number(), floorBytesPerMsg: Type.Number(), excessBytesPerMsg: Type.Number() })),
+  },
+  {
+    allOf: [
+      reasonRule,
+      // Losing messages makes a run invalid, never merely slow.
+      when('status', 'ok', { properties: { lost: { const: 0 } } }),
+      // Both comparisons are properties of the lab (lab ÷ bare, lab's overhead over the protocol floor).
+      when('server', 'lab', {}, { not: { anyOf: [{ required: ['vsBare'] }, { required: ['floor'] }] } }),
+    ],
+  },
+);
 
-export interface AutocannonResult {
-  name: string;
-  server: ServerName;
-  method: 'GET' | 'POST';
-  path: string;
-  connections: number;
-  durationSec: number;
-  status: ScenarioStatus;
-  reason?: string;
-  requestsPerSec: Figure;
-  latencyMs: { p50: Figure; p99: Figure };
-  bytesPerRequest: Figure;
-  errors: number;
-  non2xx: number;
-}
+export const MemoryResult = Obj(
+  {
+    server: Server,
+    transport: Transport,
+    connections: PositiveInt,
+    ...statusFields,
+    heapBytesPerConn: Figure,
+    rssBytesPerConn: Figure,
+    /** Heap after every client disconnected and GC ran, minus the heap before they connected. */
+    heapRetainedAfterCloseBytes: Figure,
+  },
+  reasonRule,
+);
 
-export interface MicroResult {
-  name: string;
-  transport: TransportName;
+export const AutocannonResult = Obj(
+  {
+    name: Text,
+    server: Server,
+    method: Type.Enum(['GET', 'POST']),
+    path: Type.String({ pattern: '^/' }),
+    connections: PositiveInt,
+    durationSec: Positive,
+    ...statusFields,
+    requestsPerSec: Figure,
+    latencyMs: Obj({ p50: Figure, p99: Figure }),
+    bytesPerRequest: Figure,
+    errors: Count,
+    non2xx: Count,
+  },
+  reasonRule,
+);
+
+export const MicroResult = Obj({
+  name: Text,
+  transport: Transport,
   /** Operations per second (tinybench throughput mean). */
-  opsPerSec: number;
+  opsPerSec: NonNegative,
   /** Mean time per operation, nanoseconds. */
-  meanNs: number;
-  p99Ns: number;
+  meanNs: NonNegative,
+  p99Ns: NonNegative,
   /** Relative margin of error, percent. */
-  rme: number;
-  samples: number;
-}
+  rme: NonNegative,
+  samples: Count,
+});
 
-export interface SweepResult {
-  server: ServerName;
-  transport: TransportName;
-  ratePerSec: number;
-  payloadBytes: number;
+/** `p95Ms` is null when the step failed before it could measure (then the step is invalid). */
+const SweepStep = Obj(
+  { clients: PositiveInt, p95Ms: Type.Unsafe<number | null>({ type: ['number', 'null'], minimum: 0 }), lost: Count, ...statusFields },
+  reasonRule,
+);
+
+export const SweepResult = Obj({
+  server: Server,
+  transport: Transport,
+  ratePerSec: Positive,
+  payloadBytes: Count,
   /** The rule: p95 delivery latency vs schedule ≤ 250 ms and no loss. */
-  p95LimitMs: number;
+  p95LimitMs: Positive,
   /** The last client count that passed (0 if none did). */
-  maxClients: number;
-  /** `p95Ms` is null when the step failed before it could measure (then the step is invalid). */
-  steps: { clients: number; p95Ms: number | null; lost: number; status: ScenarioStatus; reason?: string }[];
-}
+  maxClients: Count,
+  steps: Type.Array(SweepStep),
+});
 
-export interface Report {
-  schema: typeof REPORT_SCHEMA;
-  startedAt: string;
-  finishedAt: string;
-  git: string;
-  env: Env;
-  /** The parameters the run was started with. */
-  params: Record<string, unknown>;
-  /** How each figure is measured, in words. */
-  method: Record<string, string>;
-  scenarios: ScenarioResult[];
-  memory: MemoryResult[];
-  autocannon: AutocannonResult[];
-  micro: MicroResult[];
-  sweep?: SweepResult[];
-}
+export const Report = Obj(
+  {
+    schema: Type.Literal(REPORT_SCHEMA),
+    startedAt: IsoDateTime,
+    finishedAt: IsoDateTime,
+    git: Text,
+    env: Env,
+    params: Params,
+    /** How each figure is measured, in words. */
+    method: Type.Record(Type.String(), Type.String()),
+    scenarios: Type.Array(ScenarioResult),
+    memory: Type.Array(MemoryResult),
+    autocannon: Type.Array(AutocannonResult),
+    micro: Type.Array(MicroResult),
+    sweep: Type.Optional(Type.Array(SweepResult)),
+  },
+  { $schema: 'http://json-schema.org/draft-07/schema#', title: `Transport Lab bench report (${REPORT_SCHEMA})` },
+);
+
+export type ServerName = (typeof SERVER_NAMES)[number];
+export type TransportName = (typeof TRANSPORT_NAMES)[number];
+export type Figure = Static<typeof Figure>;
+export type Env = Static<typeof Env>;
+export type ScenarioParams = Static<typeof ScenarioParams>;
+export type Params = Static<typeof Params>;
+export type ScenarioResult = Static<typeof ScenarioResult>;
+export type MemoryResult = Static<typeof MemoryResult>;
+export type AutocannonResult = Static<typeof AutocannonResult>;
+export type MicroResult = Static<typeof MicroResult>;
+export type SweepResult = Static<typeof SweepResult>;
+export type Report = Static<typeof Report>;

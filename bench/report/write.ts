@@ -8,7 +8,7 @@
  */
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { renderHtml, readChartJsSource } from './html.js';
+import { readHtmlScripts, renderHtml } from './html.js';
 import { renderMarkdown } from './markdown.js';
 import { ReportValidationError, validateReport } from './schema.js';
 import type { Report } from './types.js';
@@ -50,7 +50,7 @@ export async function writeReports(report: Report, outDir = 'results'): Promise<
 
   // Render from the stored form, so the Markdown and HTML show exactly what the JSON says.
   const md = renderMarkdown(stored as Report);
-  const html = renderHtml(stored as Report, await readChartJsSource());
+  const html = renderHtml(stored as Report, await readHtmlScripts());
 
   await mkdir(outDir, { recursive: true });
   const paths: WrittenReports = {

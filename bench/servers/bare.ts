@@ -11,46 +11,62 @@
  * the oldest retained message; a future cursor or a foreign `epoch` is treated as "from now"), publish
  * over WebSocket, tokens, origin checks.
  *
+ * What it must not do is re-type the lab: its limits and timings are the lab's DEFAULTS
+ * (server/config.ts), its frames and encoders the lab's (server/protocol.ts), its query parsing and
+ * error answers the lab's (server/transports/params.ts, server/errors.ts), its /stats the lab's
+ * StatsSnapshot type, its event-loop windows the lab's (server/event-loop.ts). Only the framework is
+ * left out: none of those modules loads Fastify. test/reference-servers.test.ts pins the bytes.
+ *
  * Control (POST /publish, GET /stats) is on a second port so every byte on the transport port is
  * transport traffic. IPC per bench/servers/protocol.ts.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { Message } from '../../server/feed/types.js';
-import { pollBody, sseBatch, sseEvent, sseRetry, SSE_HEARTBEAT, wsFrames } from '../../server/transports/encode.js';
-import { controlServer, listenAnyPort, processMeter } from './control.js';
+import { DEFAULTS } from '../../server/config.js';
+import { HttpErrors } from '../../server/errors.js';
+import {
+  hello,
+  pollAnswer,
+  pollBody,
+  SSE_HEADERS,
+  SSE_HEARTBEAT,
+  sseBatch,
+  sseControl,
+  sseRetry,
+  wsControl,
+  wsFrames,
+  type Message,
+} from '../../server/protocol.js';
+import type { StatsSnapshot, TransportCounters, TransportKey } from '../../server/stats.js';
+import { parseCursor, parseEpoch, parseTimeout } from '../../server/transports/params.js';
+import { controlServer, listenAnyPort, newCounters, processMeter, sendError, thrownAnswer } from './control.js';
 import { serveIpc } from './protocol.js';
 
-// The lab's defaults (server/config.ts), so both servers behave the same under the bench.
-const RETENTION = 10_000;
-const BATCH_MAX = 1_000;
-const POLL_TIMEOUT_MS = 25_000;
-const POLL_MAX_TIMEOUT_MS = 120_000;
-const SSE_RETRY_MS = 1_000;
-const SSE_HEARTBEAT_MS = 15_000;
-const WS_PING_INTERVAL_MS = 30_000;
-const MAX_BUFFERED_BYTES = 1024 * 1024;
-const MAX_PAYLOAD_BYTES = 64 * 1024;
-/** Fastify's default keep-alive timeout; Node then writes the same `Keep-Alive: timeout=72` header as the lab. */
+// The lab's defaults, so both servers behave the same under the bench.
+const {
+  retentionMessages: RETENTION,
+  pollBatchMax: BATCH_MAX,
+  pollTimeoutMs: POLL_TIMEOUT_MS,
+  pollMaxTimeoutMs: POLL_MAX_TIMEOUT_MS,
+  sseRetryMs: SSE_RETRY_MS,
+  sseHeartbeatMs: SSE_HEARTBEAT_MS,
+  wsPingIntervalMs: WS_PING_INTERVAL_MS,
+  maxBufferedBytes: MAX_BUFFERED_BYTES,
+  maxPayloadBytes: MAX_PAYLOAD_BYTES,
+} = DEFAULTS;
+/**
+ * Fastify's default keep-alive timeout (the framework's, not the lab's: there is nothing to import
+ * without loading Fastify); Node then writes the same `Keep-Alive: timeout=72` header as the lab, which
+ * the wire test compares.
+ */
 const KEEP_ALIVE_TIMEOUT_MS = 72_000;
 
-type Key = 'poll' | 'shortPoll' | 'sse' | 'ws';
-type Reason = 'client' | 'slow-consumer' | 'pong-timeout' | 'shutdown' | 'error';
-
-const newCounters = () => ({
-  connections: 0,
-  requests: 0,
-  messagesOut: 0,
-  bytesOut: 0,
-  bytesIn: 0,
-  disconnects: { client: 0, 'slow-consumer': 0, 'pong-timeout': 0, shutdown: 0, error: 0 } as Record<Reason, number>,
-});
-const counters: Record<Key, ReturnType<typeof newCounters>> = {
+const counters: Record<TransportKey, TransportCounters> = {
   poll: newCounters(),
-  shortPoll: newCounters(),
+  'short-poll': newCounters(),
   sse: newCounters(),
   ws: newCounters(),
 };
@@ -146,7 +162,7 @@ function answerPoll(res: ServerResponse, body: Buffer | string): void {
 }
 
 const pollBodyAfter = (cursor: number, messages: Message[]): Buffer =>
-  Buffer.from(pollBody({ messages, lastId: messages[messages.length - 1]?.id ?? cursor, epoch }));
+  Buffer.from(pollBody(pollAnswer(messages, messages[messages.length - 1]?.id ?? cursor, epoch)));
 
 function flush(): void {
   scheduled = false;
@@ -159,14 +175,20 @@ function flush(): void {
     for (const c of wsClients) {
       if (c.cursor >= last) continue; // joined after this batch was published: already caught up
       // `<`: only if retention dropped messages inside one turn; they are skipped silently (no gap frame).
-      if (c.cursor <= first - 1) sendWs(c, (frames ??= wsFrames(batch)), batch.length);
+      if (c.cursor <= first - 1) {
+        frames ??= wsFrames(batch);
+        sendWs(c, frames, batch.length);
+      }
       else sendWs(c, wsFrames(batch.slice(c.cursor - first + 1)), last - c.cursor);
       c.cursor = last;
     }
     let text: Buffer | undefined;
     for (const c of sseClients) {
       if (c.cursor >= last) continue;
-      if (c.cursor <= first - 1) sendSse(c, (text ??= sseBatch(batch)), batch.length);
+      if (c.cursor <= first - 1) {
+        text ??= sseBatch(batch);
+        sendSse(c, text, batch.length);
+      }
       else sendSse(c, sseBatch(batch.slice(c.cursor - first + 1)), last - c.cursor);
       c.cursor = last;
     }
@@ -211,52 +233,20 @@ function catchUp<C extends { cursor: number }>(
   live.add(c);
 }
 
-// ---- Query parsing (same rules and error codes as server/transports/params.ts and poll.ts) --------
-class BadRequest extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
-  }
-}
-
-function parseCursor(raw: string | null | undefined): number | undefined {
-  if (raw === null || raw === undefined) return undefined;
-  if (!/^\d{1,16}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
-    throw new BadRequest('LAB_ERR_BAD_CURSOR', `since must be a non-negative integer message id, got ${JSON.stringify(raw)}`);
-  }
-  return Number(raw);
-}
-
-function checkEpoch(raw: string | null): void {
-  if (raw !== null && (raw.length === 0 || raw.length > 128)) {
-    throw new BadRequest('LAB_ERR_BAD_EPOCH', 'epoch must be a non-empty string of at most 128 characters');
-  }
-}
-
-function parseTimeout(raw: string | null): number {
-  if (raw === null) return POLL_TIMEOUT_MS;
-  const n = /^\d{1,10}$/.test(raw) ? Number(raw) : NaN;
-  if (!(n >= 0 && n <= POLL_MAX_TIMEOUT_MS)) {
-    throw new BadRequest(
-      'LAB_ERR_BAD_TIMEOUT',
-      `timeout must be an integer number of milliseconds from 0 to ${POLL_MAX_TIMEOUT_MS}, got ${JSON.stringify(raw)}`,
-    );
-  }
-  return n;
-}
-
-function sendError(res: ServerResponse, status: number, code: string, message: string): void {
-  const body = JSON.stringify({ error: { code, message } });
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
+// ---- Query parsing: the lab's own rules and errors (server/transports/params.ts) -----------------
+/** A query parameter as Fastify's query parser gives it to the lab: absent, one string, or all of a repeated one. */
+function param(q: URLSearchParams, name: string): string | string[] | undefined {
+  const all = q.getAll(name);
+  return all.length === 0 ? undefined : all.length === 1 ? all[0] : all;
 }
 
 // ---- Socket byte accounting ---------------------------------------------------------------------
 // Every transport-port socket, with the key of the last route it served (in the bench a keep-alive
 // socket serves one kind of request, so per-socket attribution is exact enough). Closed sockets are
 // folded into the counters when they close.
-const sockets = new Map<Socket, Key | undefined>();
+const sockets = new Map<Socket, TransportKey | undefined>();
 
-function settle(socket: Socket, key: Key | undefined): void {
+function settle(socket: Socket, key: TransportKey | undefined): void {
   if (key === undefined) return;
   counters[key].bytesIn += socket.bytesRead;
   counters[key].bytesOut += socket.bytesWritten;
@@ -264,10 +254,10 @@ function settle(socket: Socket, key: Key | undefined): void {
 
 // ---- Routes -------------------------------------------------------------------------------------
 function onPoll(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): void {
-  const since = parseCursor(q.get('since'));
-  checkEpoch(q.get('epoch'));
-  const timeoutMs = parseTimeout(q.get('timeout'));
-  const key: Key = timeoutMs === 0 ? 'shortPoll' : 'poll';
+  const since = parseCursor(param(q, 'since'));
+  parseEpoch(param(q, 'epoch'));
+  const timeoutMs = parseTimeout(param(q, 'timeout'), POLL_TIMEOUT_MS, POLL_MAX_TIMEOUT_MS);
+  const key: TransportKey = timeoutMs === 0 ? 'short-poll' : 'poll';
   sockets.set(req.socket, key);
   const c = counters[key];
   c.requests++;
@@ -278,9 +268,11 @@ function onPoll(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): 
     answerPoll(res, pollBodyAfter(cursor, messages));
     return;
   }
-  let polls = held.get(cursor);
-  if (!polls) held.set(cursor, (polls = new Set()));
-  const group = polls;
+  let group = held.get(cursor);
+  if (!group) {
+    group = new Set();
+    held.set(cursor, group);
+  }
   const poll: HeldPoll = {
     res,
     timer: setTimeout(() => {
@@ -305,24 +297,19 @@ function onPoll(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): 
 function onEvents(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): void {
   // Last-Event-ID wins: EventSource sends it on every reconnect, while the URL keeps the first `since`.
   const header = req.headers['last-event-id'];
-  const since = parseCursor(header !== undefined ? (Array.isArray(header) ? header[0] : header) : q.get('since'));
-  checkEpoch(q.get('epoch'));
+  const since = parseCursor(header !== undefined ? header : param(q, 'since'));
+  parseEpoch(param(q, 'epoch'));
   sockets.set(req.socket, 'sse');
   counters.sse.requests++;
   counters.sse.connections++;
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache',
-    'x-accel-buffering': 'no',
-    connection: 'close',
-  });
+  res.writeHead(200, SSE_HEADERS);
   const client: SseClient = { res, cursor: start(since), dropped: false };
   res.once('close', () => {
     sseClients.delete(client);
     if (!client.dropped) counters.sse.disconnects.client++;
     counters.sse.connections--;
   });
-  res.write(sseRetry(SSE_RETRY_MS) + sseEvent('hello', { type: 'hello', epoch, lastId }));
+  res.write(sseRetry(SSE_RETRY_MS) + sseControl(hello(epoch, lastId)));
   catchUp(
     client,
     sseClients,
@@ -339,8 +326,8 @@ function onEvents(req: IncomingMessage, res: ServerResponse, q: URLSearchParams)
 const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_PAYLOAD_BYTES });
 
 function onWs(req: IncomingMessage, socket: Socket, head: Buffer, q: URLSearchParams): void {
-  const cursor = start(parseCursor(q.get('since')));
-  checkEpoch(q.get('epoch'));
+  const cursor = start(parseCursor(param(q, 'since')));
+  parseEpoch(param(q, 'epoch'));
   sockets.set(socket, 'ws');
   counters.ws.requests++;
   wss.handleUpgrade(req, socket, head, (ws) => {
@@ -355,7 +342,7 @@ function onWs(req: IncomingMessage, socket: Socket, head: Buffer, q: URLSearchPa
       if (!client.dropped) counters.ws.disconnects.client++;
       counters.ws.connections--;
     });
-    ws.send(JSON.stringify({ type: 'hello', epoch, lastId }));
+    ws.send(wsControl(hello(epoch, lastId)));
     catchUp(
       client,
       wsClients,
@@ -383,10 +370,11 @@ const server = createServer((req, res) => {
   try {
     if (req.method === 'GET' && path === '/poll') onPoll(req, res, q);
     else if (req.method === 'GET' && path === '/events') onEvents(req, res, q);
-    else sendError(res, 404, 'LAB_ERR_NOT_FOUND', `no route ${req.method ?? 'GET'} ${path}`);
+    else throw new HttpErrors.NOT_FOUND(req.method ?? 'GET', path);
   } catch (err) {
-    if (!(err instanceof BadRequest)) throw err;
-    sendError(res, 400, err.code, err.message);
+    const answer = thrownAnswer(err);
+    if (!answer) throw err;
+    sendError(res, answer);
   }
 });
 server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
@@ -400,14 +388,13 @@ server.on('connection', (socket: Socket) => {
 server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
   const [path, q] = route(req.url);
   try {
-    if (path !== '/ws') throw new BadRequest('LAB_ERR_NOT_FOUND', `no route GET ${path}`);
+    if (path !== '/ws') throw new HttpErrors.NOT_FOUND('GET', path);
     onWs(req, socket, head, q);
   } catch (err) {
-    const code = err instanceof BadRequest ? err.code : 'LAB_ERR_INTERNAL';
-    const body = JSON.stringify({ error: { code, message: (err as Error).message } });
-    const status = code === 'LAB_ERR_NOT_FOUND' ? '404 Not Found' : code === 'LAB_ERR_INTERNAL' ? '500 Internal Server Error' : '400 Bad Request';
+    const { status, body } = thrownAnswer(err) ?? thrownAnswer(new HttpErrors.INTERNAL())!;
+    const text = JSON.stringify(body);
     socket.end(
-      `HTTP/1.1 ${status}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
     );
   }
 });
@@ -431,10 +418,10 @@ const ping = setInterval(() => {
 }, WS_PING_INTERVAL_MS).unref();
 
 // ---- Control port -------------------------------------------------------------------------------
-// Event-loop delay since the previous /stats call (the runner reads stats around each run).
+// CPU, memory and the event-loop delay of the last complete window, as the lab's /stats reports them.
 const processFigures = processMeter();
 
-function stats() {
+function stats(): StatsSnapshot {
   const transports = structuredClone(counters);
   for (const [socket, key] of sockets) {
     if (key === undefined) continue;

@@ -1,24 +1,48 @@
 /**
  * The control port of the reference servers (bare, socketio): `POST /publish` and `GET /stats`, on an
  * http server apart from the transports so that every byte on the transport port is transport traffic.
- * Same bodies and error codes as the lab.
+ * Same bodies and error codes as the lab: they come from its catalogue (server/errors.ts), and /stats
+ * has the lab's StatsSnapshot type.
  */
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { TIMING } from '../../server/config.js';
+import { HttpErrors, type ErrorBody, type ErrorName } from '../../server/errors.js';
+import { LastWindow } from '../../server/event-loop.js';
+import { isErrorCode } from '../../server/protocol.js';
+import type { StatsSnapshot, TransportCounters } from '../../server/stats.js';
 
 function json(res: ServerResponse, status: number, value: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
   res.end(JSON.stringify(value));
 }
 
-export function controlServer(opts: { publish: (data: unknown) => number; stats: () => unknown }): Server {
+export interface ErrorAnswer {
+  status: number;
+  body: ErrorBody;
+}
+
+/** A catalogue error thrown by the lab's own code (HttpErrors.X, e.g. from params.ts) as its answer; undefined for anything else. */
+export function thrownAnswer(err: unknown): ErrorAnswer | undefined {
+  const e = err as { code?: unknown; statusCode?: unknown; message?: unknown } | null;
+  if (!isErrorCode(e?.code) || typeof e.statusCode !== 'number' || typeof e.message !== 'string') return undefined;
+  return { status: e.statusCode, body: { error: { code: e.code, message: e.message } } };
+}
+
+/** The catalogue's answer for `name`, its `%s` slots filled with `args` exactly as the lab fills them. */
+export const catalogueAnswer = (name: ErrorName, ...args: string[]): ErrorAnswer => thrownAnswer(new HttpErrors[name](...args))!;
+
+export function sendError(res: ServerResponse, answer: ErrorAnswer): void {
+  const body = JSON.stringify(answer.body);
+  res.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+export function controlServer(opts: { publish: (data: unknown) => number; stats: () => StatsSnapshot }): Server {
   return createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (req.method === 'GET' && path === '/stats') return json(res, 200, opts.stats());
-    if (req.method !== 'POST' || path !== '/publish') {
-      return json(res, 404, { error: { code: 'LAB_ERR_NOT_FOUND', message: `no route ${req.method ?? 'GET'} ${path}` } });
-    }
+    if (req.method !== 'POST' || path !== '/publish') return sendError(res, catalogueAnswer('NOT_FOUND', req.method ?? 'GET', path));
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -26,15 +50,26 @@ export function controlServer(opts: { publish: (data: unknown) => number; stats:
       try {
         body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
       } catch {
-        return json(res, 400, { error: { code: 'LAB_ERR_INVALID_JSON', message: 'the body is not valid JSON' } });
+        return sendError(res, catalogueAnswer('INVALID_JSON'));
       }
       if (body === null || typeof body !== 'object' || Array.isArray(body) || !('data' in body)) {
-        return json(res, 400, { error: { code: 'LAB_ERR_MISSING_DATA', message: 'the body must be a JSON object with a "data" field' } });
+        return sendError(res, catalogueAnswer('MISSING_DATA'));
       }
       json(res, 201, { id: opts.publish((body as { data: unknown }).data) });
     });
   });
 }
+
+/** A transport's /stats counters at zero, in the lab's shape (server/stats.ts). */
+export const newCounters = (): TransportCounters => ({
+  connections: 0,
+  requests: 0,
+  messagesOut: 0,
+  bytesOut: 0,
+  bytesIn: 0,
+  disconnects: { client: 0, 'slow-consumer': 0, 'pong-timeout': 0, 'too-many-errors': 0, shutdown: 0, 'feed-down': 0, error: 0 },
+  cut: 0,
+});
 
 /** Listens on 127.0.0.1, any free port; resolves with the port. */
 export const listenAnyPort = (s: Server): Promise<number> =>
@@ -42,20 +77,12 @@ export const listenAnyPort = (s: Server): Promise<number> =>
 
 /**
  * The `process` block of /stats, as the lab reports it: CPU, memory, and event-loop delay over the
- * window since the previous call (the runner reads /stats at the start and end of each window).
+ * last complete TIMING.eventLoopWindowMs window (the same LastWindow as the lab's /stats). The bench
+ * reads the delay over its own measured window through IPC instead (bench/servers/protocol.ts).
  */
-export function processMeter() {
-  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
-  loopDelay.enable();
-  let windowStart = performance.now();
+export function processMeter(): () => StatsSnapshot['process'] {
+  const eventLoop = new LastWindow(TIMING.eventLoopWindowMs);
   return () => {
-    const now = performance.now();
-    const windowMs = now - windowStart;
-    const h = loopDelay;
-    const eventLoopDelayMs =
-      h.count === 0 ? { p50: 0, p99: 0, max: 0, windowMs } : { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6, windowMs };
-    h.reset();
-    windowStart = now;
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
     return {
@@ -63,7 +90,7 @@ export function processMeter() {
       uptimeSec: process.uptime(),
       cpu: { userUs: cpu.user, systemUs: cpu.system },
       memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external },
-      eventLoopDelayMs,
+      eventLoopDelayMs: eventLoop.read(),
     };
   };
 }

@@ -17,11 +17,13 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { Socket as NetSocket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Server, type Socket } from 'socket.io';
-import type { Message } from '../../server/feed/types.js';
-import { controlServer, listenAnyPort, processMeter } from './control.js';
+import { DEFAULTS } from '../../server/config.js';
+import type { Message } from '../../server/protocol.js';
+import type { StatsSnapshot, TransportCounters, TransportKey } from '../../server/stats.js';
+import { controlServer, listenAnyPort, newCounters, processMeter } from './control.js';
 import { serveIpc } from './protocol.js';
 
-const RETENTION = 10_000;
+const RETENTION = DEFAULTS.retentionMessages;
 
 type Transport = 'websocket' | 'polling';
 const opts = JSON.parse(process.env.BENCH_SERVER_OPTS ?? '{}') as { transport?: Transport };
@@ -30,11 +32,10 @@ if (opts.transport !== undefined && opts.transport !== 'websocket' && opts.trans
   process.exit(1);
 }
 
-type Key = 'poll' | 'shortPoll' | 'sse' | 'ws';
-const newCounters = () => ({ connections: 0, requests: 0, messagesOut: 0, bytesOut: 0, bytesIn: 0 });
-const counters: Record<Key, ReturnType<typeof newCounters>> = {
+type Key = Extract<TransportKey, 'poll' | 'ws'>;
+const counters: Record<TransportKey, TransportCounters> = {
   poll: newCounters(),
-  shortPoll: newCounters(),
+  'short-poll': newCounters(),
   sse: newCounters(),
   ws: newCounters(),
 };
@@ -99,7 +100,7 @@ server.on('upgrade', (req: IncomingMessage) => {
 // ---- Control port -------------------------------------------------------------------------------
 const processFigures = processMeter();
 
-function stats() {
+function stats(): StatsSnapshot {
   const transports = structuredClone(counters);
   for (const [socket, key] of sockets) {
     transports[key].bytesIn += socket.bytesRead;

@@ -50,7 +50,12 @@ export interface Feed {
    * not this feed's epoch the answer is a `reset`.
    */
   read(cursor: number, limit: number, epoch?: string): Promise<ReadResult>;
-  /** Appends one message; resolves once it is in the log and subscribers have been told. */
+  /**
+   * Appends one message; resolves once it is in the log (for Redis: in the stream, so every instance
+   * will serve it). This process's subscribers are told synchronously on the memory feed; on Redis,
+   * every process (this one too) hears of it through its tail, a moment later. Rejects when the store
+   * cannot take it.
+   */
   append(data: unknown): Promise<Message>;
   /**
    * Calls `listener` with the new last id after every append (synchronously, in order). Subscribers
@@ -60,4 +65,15 @@ export interface Feed {
   /** Store events (see FeedEvent); returns the unsubscribe function. */
   watch(listener: (event: FeedEvent) => void): () => void;
   close(): Promise<void>;
+}
+
+/**
+ * The store behind the feed could not be read: transport-neutral; each transport says it its own way
+ * (poll: 503 LAB_ERR_FEED_UNAVAILABLE; SSE and WebSocket: a `feed-down` control, then the close).
+ */
+export class FeedUnavailableError extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'FeedUnavailableError';
+  }
 }

@@ -14,17 +14,9 @@
  * - A failure to read is a store outage (the next append retries); a failure to encode or deliver is a
  *   bug, reported through `onError`, and ends only the subscribers it touched, never the fan-out.
  */
-import type { Feed, FeedEvent, Message, ResetReason } from '../feed/types.js';
-import { HttpErrors } from '../errors.js';
+import { FeedUnavailableError, type Feed, type FeedEvent, type Message } from '../feed/types.js';
+import type { Announcement } from '../protocol.js';
 import type { DisconnectReason } from '../stats.js';
-
-/** Control events a subscriber must be told about: lost messages are never silent. */
-export type Announcement =
-  | { readonly type: 'gap'; readonly since: number; readonly firstId: number; readonly missed: number }
-  | { readonly type: 'reset'; readonly reason: ResetReason; readonly epoch: string; readonly lastId: number }
-  /** The feed's store is unreachable: publishes fail with this code and nothing new arrives until `feed-up`. */
-  | { readonly type: 'feed-down'; readonly code: 'LAB_ERR_FEED_UNAVAILABLE'; readonly message: string }
-  | { readonly type: 'feed-up' };
 
 export interface Subscriber<E> {
   /** Id of the last message this subscriber has been given. */
@@ -33,10 +25,10 @@ export interface Subscriber<E> {
   /** Writes `messages` (all with id > cursor). `encoded` is the batch pre-encoded, when it fits whole. */
   deliver(messages: readonly Message[], encoded: E | undefined): void;
   announce(event: Announcement): void;
-  /** Bytes queued in user land for this peer (not yet handed to the kernel). */
-  bufferedBytes(): number;
+  /** Bytes queued in user land for this peer (not yet handed to the kernel); none when absent (a poll is answered once). */
+  bufferedBytes?(): number;
   /** Resolves when the queue has drained (or the subscriber closed). */
-  drained(): Promise<void>;
+  drained?(): Promise<void>;
   /** Ends the connection for `reason`; must make `closed` true. */
   kill(reason: DisconnectReason): void;
 }
@@ -149,14 +141,14 @@ export class Hub<E> {
       return true;
     }
     for (let i = 0; i < messages.length; ) {
-      if (sub.bufferedBytes() > max) {
+      if (queued(sub) > max) {
         if (!(await this.#drainWithin(sub))) {
           sub.kill('slow-consumer');
           return false;
         }
         if (sub.closed) return false;
       }
-      const room = max - sub.bufferedBytes();
+      const room = max - queued(sub);
       let slice = i === 0 ? messages : messages.slice(i);
       let encoded = encode(slice);
       let size = sizeOf(encoded);
@@ -180,7 +172,7 @@ export class Hub<E> {
       timer = setTimeout(() => resolve(false), this.#opts.drainTimeoutMs);
     });
     try {
-      return await Promise.race([sub.drained().then(() => true as const), late]);
+      return await Promise.race([(sub.drained?.() ?? Promise.resolve()).then(() => true as const), late]);
     } finally {
       clearTimeout(timer);
     }
@@ -265,7 +257,7 @@ export class Hub<E> {
     if (sub.cursor === first - 1) sub.deliver(batch, encoded);
     else sub.deliver(batch.slice(sub.cursor - first + 1), undefined);
     sub.cursor = last;
-    if (sub.bufferedBytes() > this.#opts.maxBufferedBytes) {
+    if (queued(sub) > this.#opts.maxBufferedBytes) {
       this.#live.delete(sub);
       sub.kill('slow-consumer');
     }
@@ -289,7 +281,8 @@ export interface ReadAfter {
 
 /**
  * "What came after `cursor`", with reset and gap turned into announcements: after a reset the read
- * starts over at cursor 0 of the current epoch (which may itself be a gap).
+ * starts over at cursor 0 of the current epoch (which may itself be a gap). Rejects with
+ * FeedUnavailableError when the store cannot be read.
  */
 export async function readAfter(feed: Feed, cursor: number, limit: number, epoch?: string): Promise<ReadAfter> {
   const announcements: Announcement[] = [];
@@ -309,13 +302,15 @@ export async function readAfter(feed: Feed, cursor: number, limit: number, epoch
 }
 
 /** Whether `err` is the store failure readAfter raises (as opposed to a bug in an encoder or a subscriber). */
-export const isFeedError = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === 'LAB_ERR_FEED_UNAVAILABLE';
+export const isFeedError = (err: unknown): err is FeedUnavailableError => err instanceof FeedUnavailableError;
 
-/** A store failure becomes LAB_ERR_FEED_UNAVAILABLE (503), never a bare 500. */
+const queued = (sub: Subscriber<unknown>): number => sub.bufferedBytes?.() ?? 0;
+
+/** A store failure becomes a FeedUnavailableError, which each transport maps to its own answer. */
 async function readOrFail(feed: Feed, cursor: number, limit: number, epoch?: string) {
   try {
     return await feed.read(cursor, limit, epoch);
   } catch (err) {
-    throw new HttpErrors.FEED_UNAVAILABLE((err as Error).message);
+    throw new FeedUnavailableError((err as Error).message);
   }
 }

@@ -1,4 +1,9 @@
-/** Query parsing shared by the three transports, so that `since` and `epoch` mean the same everywhere. */
+/**
+ * Query parsing shared by the three transports, so that `since`, `epoch` and `timeout` mean the same
+ * everywhere, and by the bench's bare reference server, so that it refuses what the lab refuses with
+ * the same codes and messages. Framework-free on purpose (bare imports it): a bad value throws the
+ * catalogue's error.
+ */
 import type { Config } from '../config.js';
 import { HttpErrors } from '../errors.js';
 import type { Feed } from '../feed/types.js';
@@ -26,6 +31,17 @@ export function parseEpoch(raw: unknown): string | undefined {
   if (raw === undefined) return undefined;
   if (typeof raw !== 'string' || raw.length === 0 || raw.length > 128) throw new HttpErrors.BAD_EPOCH();
   return raw;
+}
+
+/**
+ * A poll's hold, in ms: `def` when absent, else an integer from 0 (short polling: answer at once) to
+ * `max`.
+ */
+export function parseTimeout(raw: unknown, def: number, max: number): number {
+  if (raw === undefined) return def;
+  const n = typeof raw === 'string' && /^\d{1,10}$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= 0 && n <= max)) throw new HttpErrors.BAD_TIMEOUT(max, JSON.stringify(raw));
+  return n;
 }
 
 /** Where a subscription starts: the given cursor, or the feed's last id ("only what comes next"). */

@@ -3,7 +3,7 @@
  *
  * Messages after `since` exist → answered at once with all of them up to `pollBatchMax`. None → the
  * request is held until the next publish or `timeout` (default 25 s) and answered empty. `timeout=0`
- * is plain short polling and is counted apart (`shortPoll`). The client's cursor and the feed's
+ * is plain short polling and is counted apart (`short-poll`). The client's cursor and the feed's
  * retention are the whole buffer: nothing is queued per client.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -11,16 +11,14 @@ import fp from 'fastify-plugin';
 import type { Message } from '../feed/types.js';
 import { HttpErrors } from '../errors.js';
 import type { DisconnectReason } from '../stats.js';
-import { pollBody, type PollBody } from './encode.js';
-import { Hub, readAfter, type Announcement, type Subscriber } from './hub.js';
-import { parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
+import { pollAnswer, pollBody, type Announcement } from '../protocol.js';
+import { Hub, isFeedError, readAfter, type Subscriber } from './hub.js';
 
-function parseTimeout(raw: unknown, def: number, max: number): number {
-  if (raw === undefined) return def;
-  const n = typeof raw === 'string' && /^\d{1,10}$/.test(raw) ? Number(raw) : NaN;
-  if (!(n >= 0 && n <= max)) throw new HttpErrors.BAD_TIMEOUT(max, JSON.stringify(raw));
-  return n;
-}
+/** A store outage is this transport's 503 LAB_ERR_FEED_UNAVAILABLE; anything else stays what it is. */
+const asHttpError = (err: unknown): never => {
+  throw isFeedError(err) ? new HttpErrors.FEED_UNAVAILABLE(err.message) : err;
+};
+import { parseCursor, parseEpoch, parseTimeout, startCursor, type Query, type TransportOptions } from './params.js';
 
 export default fp(
   async function pollTransport(app, opts: TransportOptions) {
@@ -28,7 +26,7 @@ export default fp(
     const epochOf = () => feed.info().epoch;
     // Every poller held at the same cursor gets the same bytes: encode the answer once per batch.
     const hub = new Hub<string>(feed, {
-      encode: (messages) => pollBody({ messages: [...messages], lastId: messages[messages.length - 1]!.id, epoch: epochOf() }),
+      encode: (messages) => pollBody(pollAnswer(messages, messages[messages.length - 1]!.id, epochOf())),
       batchMax: config.pollBatchMax,
       // A poll is answered once, whole: nothing queues per client beyond that one answer.
       maxBufferedBytes: Number.POSITIVE_INFINITY,
@@ -58,9 +56,7 @@ export default fp(
           case 'reset': {
             if (this.closed) return;
             this.#finish();
-            const body: PollBody = { messages: [], lastId: a.type === 'gap' ? a.firstId - 1 : 0, epoch: epochOf() };
-            assign(body, a);
-            send(this.reply, pollBody(body));
+            send(this.reply, pollBody(pollAnswer([], a.type === 'gap' ? a.firstId - 1 : 0, epochOf(), [a])));
             break;
           }
           case 'feed-down':
@@ -73,12 +69,6 @@ export default fp(
           default:
             a satisfies never;
         }
-      }
-      bufferedBytes(): number {
-        return 0;
-      }
-      drained(): Promise<void> {
-        return Promise.resolve();
       }
       kill(reason: DisconnectReason): void {
         if (this.closed) return;
@@ -103,7 +93,7 @@ export default fp(
         this.#finish();
         stats.transports.poll.messagesOut += messages.length;
         const last = messages[messages.length - 1];
-        const body = encoded ?? pollBody({ messages: [...messages], lastId: last ? last.id : this.cursor, epoch: epochOf() });
+        const body = encoded ?? pollBody(pollAnswer(messages, last ? last.id : this.cursor, epochOf()));
         send(this.reply, body);
       }
     }
@@ -119,23 +109,21 @@ export default fp(
       const timeoutMs = parseTimeout(q.timeout, config.pollTimeoutMs, config.pollMaxTimeoutMs);
       // HEAD: checked like GET, then the headers of an empty answer at once: never held, never counted.
       if (request.method === 'HEAD') {
-        send(reply, pollBody({ messages: [], lastId: startCursor(feed, since), epoch: epochOf() }));
+        send(reply, pollBody(pollAnswer([], startCursor(feed, since), epochOf())));
         return reply;
       }
-      const key = timeoutMs === 0 ? 'shortPoll' : 'poll';
+      const key = timeoutMs === 0 ? 'short-poll' : 'poll';
       const counters = stats.transports[key];
       stats.claim(request.raw.socket, key);
       counters.requests++;
       counters.connections++;
       reply.raw.once('close', () => counters.connections--);
 
-      const first = await readAfter(feed, startCursor(feed, since), config.pollBatchMax, epoch);
+      const first = await readAfter(feed, startCursor(feed, since), config.pollBatchMax, epoch).catch(asHttpError);
       if (first.messages.length > 0 || first.announcements.length > 0 || timeoutMs === 0) {
         counters.messagesOut += first.messages.length;
         const lastId = first.messages[first.messages.length - 1]?.id ?? first.cursor;
-        const body: PollBody = { messages: [...first.messages], lastId, epoch: epochOf() };
-        for (const a of first.announcements) assign(body, a);
-        send(reply, pollBody(body));
+        send(reply, pollBody(pollAnswer(first.messages, lastId, epochOf(), first.announcements)));
         return reply;
       }
       const poll = new HeldPoll(first.cursor, reply, timeoutMs);
@@ -146,15 +134,10 @@ export default fp(
       hub.join(poll).catch((err: unknown) => {
         poll.closed = true;
         held.delete(poll);
-        reply.send(err);
+        reply.send(isFeedError(err) ? new HttpErrors.FEED_UNAVAILABLE(err.message) : err);
       });
       return reply;
     });
-
-    function assign(body: PollBody, a: Announcement): void {
-      if (a.type === 'gap') body.gap = a;
-      else if (a.type === 'reset') body.reset = a;
-    }
 
     app.addHook('preClose', async () => {
       for (const poll of [...held]) poll.kill('shutdown');

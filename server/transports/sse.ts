@@ -11,17 +11,9 @@ import type { ServerResponse } from 'node:http';
 import fp from 'fastify-plugin';
 import type { Message } from '../feed/types.js';
 import type { DisconnectReason } from '../stats.js';
-import { SSE_HEARTBEAT, sseAnnouncement, sseBatch, sseEvent, sseRetry } from './encode.js';
-import { Hub, isFeedError, type Announcement, type Subscriber } from './hub.js';
+import { feedDown, hello, SSE_HEADERS, SSE_HEARTBEAT, sseBatch, sseControl, sseRetry, type Announcement } from '../protocol.js';
+import { Hub, isFeedError, type Subscriber } from './hub.js';
 import { parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
-
-const SSE_HEADERS = Object.freeze({
-  'content-type': 'text/event-stream; charset=utf-8',
-  'cache-control': 'no-cache',
-  // Tells nginx not to buffer the stream.
-  'x-accel-buffering': 'no',
-  connection: 'close',
-});
 
 export default fp(
   async function sseTransport(app, opts: TransportOptions) {
@@ -47,7 +39,7 @@ export default fp(
         counters.messagesOut += messages.length;
       }
       announce(a: Announcement): void {
-        this.res.write(sseAnnouncement(a));
+        this.res.write(sseControl(a));
       }
       bufferedBytes(): number {
         return this.res.writableLength;
@@ -110,14 +102,14 @@ export default fp(
         counters.connections--;
         stats.settle(socket, true);
       });
-      res.write(sseRetry(config.sseRetryMs) + sseEvent('hello', { type: 'hello', epoch: info.epoch, lastId: info.lastId }));
+      res.write(sseRetry(config.sseRetryMs) + sseControl(hello(info.epoch, info.lastId)));
       try {
         await hub.join(stream, epoch);
       } catch (err) {
         // The store is unreachable: say so, then end; EventSource retries after `retry:`. Anything
         // else is a bug of ours: logged, and the stream ends without blaming the store.
         if (isFeedError(err)) {
-          if (!stream.closed) stream.announce({ type: 'feed-down', code: 'LAB_ERR_FEED_UNAVAILABLE', message: (err as Error).message });
+          if (!stream.closed) stream.announce(feedDown((err as Error).message));
           stream.kill('feed-down');
         } else {
           app.log.error({ err }, 'SSE catch-up failed');

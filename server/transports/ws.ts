@@ -5,7 +5,8 @@
  * (epoch and last id, on connect), `gap`, `reset`, `ack`, `error`. Clients may publish with
  * `{"type":"publish","data":…,"ref"?:…}` and get `{"type":"ack","id":n,"ref"?:…}`.
  * Browsers' upgrades are checked against the server's own origin and ALLOWED_ORIGINS (403 otherwise);
- * upgrades without `Origin` come from non-browser clients and are accepted.
+ * upgrades without `Origin` come from non-browser clients and are accepted. Frame shapes and close
+ * codes: ../protocol.ts.
  */
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
@@ -14,23 +15,14 @@ import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { WebSocket } from 'ws';
 import { mistakeLogger } from '../client-log.js';
-import { ERRORS, HttpErrors, WS_CLOSE } from '../errors.js';
+import { ERRORS, HttpErrors, type ErrorCode } from '../errors.js';
 import type { Message } from '../feed/types.js';
-import { checkToken, mayPublish, publishChecked } from '../publish.js';
+import { publishChecked } from '../publish.js';
+import { checkToken, mayPublish } from '../token.js';
 import type { DisconnectReason } from '../stats.js';
-import { wsFrames } from './encode.js';
-import { Hub, isFeedError, type Announcement, type Subscriber } from './hub.js';
+import { ack, errorFrame, feedDown, hello, isErrorCode, parsePublishFrame, refOf, WS_END, wsControl, wsFrames, type Announcement, type Control } from '../protocol.js';
+import { Hub, isFeedError, type Subscriber } from './hub.js';
 import { parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
-
-/** Close reasons must fit in 123 bytes (RFC 6455 §5.5: control frame payload ≤ 125, 2 for the code). */
-const CLOSE_FOR: Record<Exclude<DisconnectReason, 'client'>, [number, string]> = {
-  'slow-consumer': [WS_CLOSE.TRY_AGAIN_LATER, ERRORS.SLOW_CONSUMER.code],
-  shutdown: [WS_CLOSE.GOING_AWAY, ERRORS.SHUTTING_DOWN.code],
-  'pong-timeout': [WS_CLOSE.POLICY_VIOLATION, 'LAB_PONG_TIMEOUT'],
-  'too-many-errors': [WS_CLOSE.POLICY_VIOLATION, ERRORS.TOO_MANY_ERRORS.code],
-  'feed-down': [WS_CLOSE.GOING_AWAY, ERRORS.FEED_UNAVAILABLE.code],
-  error: [WS_CLOSE.INTERNAL_ERROR, ERRORS.INTERNAL.code],
-};
 
 /** RFC 6455 §4.2.1: the key is 16 random bytes in base64; versions 13 (and the draft's 8, as `ws` accepts). */
 const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
@@ -83,9 +75,9 @@ export default fp(
        * counts against maxBufferedBytes like messages do: a peer that sends but never reads is cut as a
        * slow consumer instead of making the server queue its answers without bound.
        */
-      send(text: string): void {
+      send(frame: Control): void {
         if (this.closed) return;
-        this.ws.send(text);
+        this.ws.send(wsControl(frame));
         if (this.ws.bufferedAmount > config.maxBufferedBytes) {
           hub.leave(this);
           this.kill('slow-consumer');
@@ -109,7 +101,7 @@ export default fp(
         counters.messagesOut += messages.length;
       }
       announce(a: Announcement): void {
-        this.send(JSON.stringify(a));
+        this.send(a);
       }
       bufferedBytes(): number {
         return this.ws.bufferedAmount;
@@ -123,15 +115,15 @@ export default fp(
         this.closed = true;
         counters.disconnects[reason]++;
         if (reason === 'client') return;
-        if (reason === 'pong-timeout') {
+        const end = WS_END[reason];
+        if (!end.frame) {
           counters.cut++;
           this.ws.terminate();
           return;
         }
-        const [code, why] = CLOSE_FOR[reason];
         // The close frame queues behind whatever the peer has not read yet: a stalled reader never
         // gets to it, and is cut (counted in `cut`) when it has not finished the handshake in time.
-        this.ws.close(code, why);
+        this.ws.close(end.code, end.reason);
         setTimeout(() => {
           if (this.ws.readyState !== this.ws.CLOSED) {
             counters.cut++;
@@ -228,12 +220,12 @@ export default fp(
           stats.settle(socket, true);
         });
         const info = feed.info();
-        peer.send(JSON.stringify({ type: 'hello', epoch: info.epoch, lastId: info.lastId }));
+        peer.send(hello(info.epoch, info.lastId));
         hub.join(peer, parseEpoch(q.epoch)).catch((err: unknown) => {
           // The store is unreachable: say so, then close with 1001 and the code as reason. Anything
           // else is a bug of ours: logged, and closed 1011 without blaming the store.
           if (isFeedError(err)) {
-            peer.announce({ type: 'feed-down', code: 'LAB_ERR_FEED_UNAVAILABLE', message: (err as Error).message });
+            peer.announce(feedDown((err as Error).message));
             peer.kill('feed-down');
           } else {
             app.log.error({ err }, 'WebSocket catch-up failed');
@@ -243,11 +235,10 @@ export default fp(
       },
     );
 
-    const sendError = (peer: WsPeer, code: string, message: string, ref?: unknown) =>
-      peer.send(JSON.stringify({ type: 'error', code, message, ...(ref === undefined ? {} : { ref }) }));
+    const sendError = (peer: WsPeer, code: ErrorCode, message: string, ref?: unknown) => peer.send(errorFrame(code, message, ref));
 
     /** A client mistake gets an error answer while its budget lasts; past it the peer is closed 1008. */
-    const refuse = (peer: WsPeer, code: string, message: string, ref?: unknown) => {
+    const refuse = (peer: WsPeer, code: ErrorCode, message: string, ref?: unknown) => {
       if (!peer.spendErrorReply()) {
         mistake('too many refused WebSocket frames', { limitPerSec: errorRate });
         peer.kill('too-many-errors');
@@ -266,9 +257,9 @@ export default fp(
         refuse(peer, ERRORS.BAD_FRAME.code, ERRORS.BAD_FRAME.message);
         return;
       }
-      const f = frame as { type?: unknown; data?: unknown; ref?: unknown };
-      if (frame === null || typeof frame !== 'object' || f.type !== 'publish' || !('data' in f)) {
-        refuse(peer, ERRORS.BAD_FRAME.code, ERRORS.BAD_FRAME.message, f?.ref);
+      const f = parsePublishFrame(frame);
+      if (!f) {
+        refuse(peer, ERRORS.BAD_FRAME.code, ERRORS.BAD_FRAME.message, refOf(frame));
         return;
       }
       if (!peer.canPublish) {
@@ -277,12 +268,13 @@ export default fp(
       }
       try {
         const message = await publishChecked(feed, f.data, config.maxNestingDepth);
-        peer.send(JSON.stringify({ type: 'ack', id: message.id, ...(f.ref === undefined ? {} : { ref: f.ref }) }));
+        peer.send(ack(message.id, f.ref));
       } catch (err) {
         const e = err as { code?: string; message: string; statusCode?: number };
         // The client's data was refused (4xx): a mistake, on the budget. A store outage is not.
-        if (e.statusCode !== undefined && e.statusCode < 500) refuse(peer, e.code ?? ERRORS.INTERNAL.code, e.message, f.ref);
-        else sendError(peer, e.code ?? ERRORS.INTERNAL.code, e.message, f.ref);
+        const code = isErrorCode(e.code) ? e.code : ERRORS.INTERNAL.code;
+        if (e.statusCode !== undefined && e.statusCode < 500) refuse(peer, code, e.message, f.ref);
+        else sendError(peer, code, e.message, f.ref);
       }
     }
   },

@@ -1,0 +1,107 @@
+/**
+ * From runs to report rows: the repeats of one scenario on one target become a ScenarioResult (figures
+ * are medians over repeats, counts are totals), and lab rows get their `vsBare` ratios.
+ */
+import { figure, ratioOfMedians, round } from './figures.js';
+import type { Figure, ScenarioResult } from './report/types.js';
+import { runScenario, type RunParams, type RunResult } from './run-scenario.js';
+import type { ServerHandle } from './server-process.js';
+import type { ScenarioSpec } from './suite.js';
+import type { LabSetup, Target } from './targets.js';
+
+/** A run that threw is an invalid run with nothing measured (null figures), never a missing repeat. */
+export async function runOrFail(server: ServerHandle, t: Target, params: RunParams): Promise<RunResult> {
+  try {
+    return await runScenario(server, t, params);
+  } catch (err) {
+    return {
+      outcome: { status: 'invalid', reason: `run failed: ${(err as Error).message}` },
+      published: 0,
+      delivered: 0,
+      expected: 0,
+      lost: 0,
+      duplicated: 0,
+      reordered: 0,
+      gaps: 0,
+      latencyMs: { p50: null, p90: null, p95: null, p99: null, max: null },
+      publisherLagMs: { p99: NaN, max: NaN },
+      wire: { bytesOutPerMsg: null, bytesInPerMsg: null, requestsPerMsg: null },
+      cpuUsPerMsg: null,
+      eventLoopDelayP99Ms: NaN,
+      floor: null,
+    };
+  }
+}
+
+/** The feed and workers that serve `t`: only the lab servers take --feed/--workers. */
+function servedBy(t: Target, lab: LabSetup): Pick<ScenarioResult, 'feed' | 'workers'> {
+  switch (t.server) {
+    case 'lab':
+      return { feed: lab.feed === 'memory' ? 'memory' : 'redis', workers: lab.workers };
+    case 'lab-redis':
+      return { feed: 'redis', workers: lab.workers };
+    case 'bare':
+    case 'socketio':
+      return { feed: 'memory', workers: 1 };
+    default:
+      return t.server satisfies never;
+  }
+}
+
+/** Counts of a run, summed over repeats. */
+const COUNTS = ['published', 'delivered', 'expected', 'lost', 'duplicated', 'reordered', 'gaps'] as const;
+
+export function aggregate(spec: ScenarioSpec, t: Target, runs: RunResult[], repeats: number, lab: LabSetup): ScenarioResult {
+  const invalid = runs.map((r, i) => (r.outcome.status === 'invalid' ? `repeat ${i + 1}: ${r.outcome.reason}` : undefined)).filter(Boolean);
+  // Per key of `pick(run)`, its figure over the repeats; not measured (null, NaN) stays null: see figure().
+  const figs = <K extends string>(pick: (r: RunResult) => Record<K, number | null>, ...keys: K[]) =>
+    Object.fromEntries(keys.map((k) => [k, figure(runs.map((r) => pick(r)[k]))])) as Record<K, Figure>;
+  return {
+    name: spec.name,
+    server: t.server,
+    transport: t.transport,
+    clients: spec.clients,
+    ratePerSec: spec.ratePerSec,
+    payloadBytes: spec.payloadBytes,
+    durationSec: spec.durationSec,
+    ...servedBy(t, lab),
+    ...(spec.pace === 'lockstep' ? { pace: 'lockstep' as const } : {}),
+    repeats,
+    status: invalid.length ? 'invalid' : 'ok',
+    ...(invalid.length ? { reason: invalid.join(' | ') } : {}),
+    ...(Object.fromEntries(COUNTS.map((k) => [k, runs.reduce((a, r) => a + r[k], 0)])) as Record<(typeof COUNTS)[number], number>),
+    latencyMs: figs((r) => r.latencyMs, 'p50', 'p90', 'p99', 'max'),
+    publisherLagMs: figs((r) => r.publisherLagMs, 'p99', 'max'),
+    wire: figs((r) => r.wire, 'bytesOutPerMsg', 'bytesInPerMsg', 'requestsPerMsg'),
+    serverMetrics: figs((r) => r, 'cpuUsPerMsg', 'eventLoopDelayP99Ms'),
+    ...(t.server === 'lab' ? floorOf(runs) : {}),
+  };
+}
+
+/** Lab only: bytes per message beyond the message JSON, against the protocol floor (medians over repeats). */
+function floorOf(runs: RunResult[]): Pick<ScenarioResult, 'floor'> {
+  const measured = runs.flatMap((r) => (r.floor && r.wire.bytesOutPerMsg !== null ? [{ ...r.floor, out: r.wire.bytesOutPerMsg }] : []));
+  if (measured.length === 0) return {};
+  const overhead = figure(measured.map((m) => m.out - m.jsonBytesPerMsg)).median;
+  const floor = figure(measured.map((m) => m.floorBytesPerMsg)).median;
+  const excess = figure(measured.map((m) => m.out - m.jsonBytesPerMsg - m.floorBytesPerMsg)).median;
+  if (overhead === null || floor === null || excess === null) return {};
+  return { floor: { overheadBytesPerMsg: round(overhead), floorBytesPerMsg: round(floor), excessBytesPerMsg: round(excess) } };
+}
+
+/**
+ * `vsBare`: lab ÷ bare for the same scenario and transport as a ratio of medians (ratioOfMedians), when
+ * both are valid and every ratio is a number. The CI gate takes the median of paired ratios instead.
+ */
+export function addVsBare(results: ScenarioResult[]): void {
+  for (const lab of results) {
+    if (lab.server !== 'lab' || lab.status !== 'ok') continue;
+    const bare = results.find((r) => r.server === 'bare' && r.name === lab.name && r.transport === lab.transport && r.status === 'ok');
+    if (!bare) continue;
+    const cpuUsPerMsg = ratioOfMedians(lab.serverMetrics.cpuUsPerMsg, bare.serverMetrics.cpuUsPerMsg);
+    const bytesOutPerMsg = ratioOfMedians(lab.wire.bytesOutPerMsg, bare.wire.bytesOutPerMsg);
+    const latencyP99 = ratioOfMedians(lab.latencyMs.p99, bare.latencyMs.p99);
+    if (cpuUsPerMsg === null || bytesOutPerMsg === null || latencyP99 === null) continue;
+    lab.vsBare = { cpuUsPerMsg, bytesOutPerMsg, latencyP99 };
+  }
+}

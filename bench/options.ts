@@ -1,0 +1,203 @@
+/**
+ * `npm run bench` flags: parsing, help, and the plan — which targets each stage measures and how long
+ * each step should take. The progress line and the repeats budget both read the same step estimates.
+ */
+import { parseArgs } from 'node:util';
+import type { ServerName, TransportName } from './report/types.js';
+import { PUBLISHER_LAG_LIMIT_MS } from './run-scenario.js';
+import { SUITES, SWEEP, type ScenarioSpec } from './suite.js';
+import { DEFAULT_LAB_SETUP, target, type LabSetup, type Target } from './targets.js';
+
+export const TRANSPORTS: readonly TransportName[] = ['poll', 'short-poll', 'sse', 'ws'];
+const SERVERS: readonly ServerName[] = ['lab', 'lab-redis', 'bare', 'socketio'];
+/** `lab-redis` runs only when asked for (or with --compare-feeds): it needs a Redis. */
+const DEFAULT_SERVERS: readonly ServerName[] = ['lab', 'bare', 'socketio'];
+
+export interface BenchOptions {
+  transports: TransportName[];
+  servers: ServerName[];
+  scenarios: ScenarioSpec[];
+  repeats: number;
+  out: string;
+  memoryConnections: number;
+  memory: boolean;
+  autocannon: boolean;
+  autocannonDurationSec: number;
+  micro: boolean;
+  microTimeMs: number;
+  sweep: boolean;
+  shortPollIntervalMs: number;
+  lossyEvery: number;
+  /** Publisher lag p99 (ms) above which a run is INVALID. */
+  maxPublisherLagMs: number;
+  suite: string;
+  argv: string[];
+  /** Set when the repeats were lowered to fit the suite's time budget. */
+  repeatsNote: string | undefined;
+  /** Feed and workers of the lab servers. */
+  lab: LabSetup;
+}
+
+/** Short-polling clients poll this often unless `--short-poll-interval-ms` says otherwise. */
+const SHORT_POLL_INTERVAL_MS = 1000;
+
+/** Every flag once: parseArgs reads `type` and `short`, HELP prints `arg` and `help`. */
+const FLAGS = {
+  quick: { type: 'boolean', help: 'the ≤ 90 s subset' },
+  sweep: { type: 'boolean', help: `capacity sweep: add clients until p95 latency > ${SWEEP.p95LimitMs} ms or any loss` },
+  'compare-feeds': { type: 'boolean', help: 'the lab on the memory feed and on the Redis feed, same transports and load' },
+  feed: { type: 'string', arg: 'memory|redis|URL', help: `the lab's feed (redis = ${DEFAULT_LAB_SETUP.redisUrl})` },
+  workers: { type: 'string', arg: 'N', help: 'lab worker processes on one port (needs the Redis feed)' },
+  transports: { type: 'string', arg: TRANSPORTS.join(','), help: '(default: all)' },
+  servers: { type: 'string', arg: SERVERS.join(','), help: `(default: ${DEFAULT_SERVERS.join(',')})` },
+  clients: { type: 'string', arg: 'N', help: 'one custom scenario instead of the suite, with --rate, --payload, --duration (unset: the suite’s first)' },
+  rate: { type: 'string', arg: 'MSG_PER_S', help: 'custom scenario: messages per second' },
+  payload: { type: 'string', arg: 'BYTES', help: 'custom scenario: payload bytes' },
+  duration: { type: 'string', arg: 'SEC', help: 'custom scenario: measured seconds' },
+  repeats: { type: 'string', arg: 'N', help: 'repeats per scenario (servers alternate within each repeat)' },
+  'memory-connections': { type: 'string', arg: 'N', help: 'idle connections for the memory measurement' },
+  'no-memory': { type: 'boolean', help: 'skip idle memory' },
+  'no-autocannon': { type: 'boolean', help: 'skip autocannon (request overhead)' },
+  'no-micro': { type: 'boolean', help: 'skip tinybench (per-message encoding)' },
+  'short-poll-interval-ms': { type: 'string', arg: 'MS', help: `short polling interval (default ${SHORT_POLL_INTERVAL_MS})` },
+  'max-publisher-lag-ms': { type: 'string', arg: 'MS', help: `publisher lag p99 above which a run is INVALID (default ${PUBLISHER_LAG_LIMIT_MS})` },
+  'lossy-every': { type: 'string', arg: 'N', help: 'test hook: client 0 drops every Nth message (the run must come out INVALID)' },
+  out: { type: 'string', arg: 'DIR', help: 'where reports go (default results)' },
+  help: { type: 'boolean', short: 'h', help: 'this text (also -h)' },
+} as const;
+
+export const HELP = [
+  'npm run bench -- [flags]',
+  ...Object.entries(FLAGS).map(([name, f]) => `  ${`--${name}${'arg' in f ? ` ${f.arg}` : ''}`.padEnd(27)} ${f.help}`),
+].join('\n');
+
+function list<T extends string>(raw: string | undefined, allowed: readonly T[], flag: string): T[] | undefined {
+  if (raw === undefined) return undefined;
+  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const i of items) if (!allowed.includes(i as T)) throw new Error(`--${flag}: unknown "${i}" (expected ${allowed.join(', ')})`);
+  return items as T[];
+}
+
+function positive(raw: string | undefined, flag: string, integer = true): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new Error(`--${flag}: expected a positive ${integer ? 'integer' : 'number'}, got "${raw}"`);
+  return n;
+}
+
+/** `suiteName` picks the suite outright (the CI gate's `check`); otherwise the flags do. */
+export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES): BenchOptions {
+  const { values } = parseArgs({ args: argv, strict: true, options: FLAGS });
+  if (values.help) {
+    console.log(HELP);
+    process.exit(0);
+  }
+  const workers = positive(values.workers, 'workers') ?? 1;
+  const feedFlag = values.feed ?? 'memory';
+  const feed = feedFlag === 'redis' ? DEFAULT_LAB_SETUP.redisUrl : feedFlag;
+  if (feed !== 'memory' && !/^rediss?:\/\//.test(feed)) throw new Error(`--feed: expected memory, redis or a redis:// URL, got "${feedFlag}"`);
+  if (workers > 1 && feed === 'memory') throw new Error('--workers: several workers need the Redis feed (--feed redis): the memory feed lives in one process');
+  const lab: LabSetup = {
+    feed,
+    redisUrl: feed === 'memory' ? DEFAULT_LAB_SETUP.redisUrl : feed,
+    redisKeyPrefix: `transport-lab-bench-${process.pid}-${Date.now().toString(36)}`,
+    workers,
+  };
+  const compareFeeds = values['compare-feeds'] ?? false;
+  const name = suiteName ?? (values.quick ? 'quick' : compareFeeds ? 'feeds' : 'default');
+  const suite = SUITES[name];
+  const first = suite.scenarios[0]!;
+  const clients = positive(values.clients, 'clients');
+  const rate = positive(values.rate, 'rate', false);
+  const payload = positive(values.payload, 'payload');
+  const duration = positive(values.duration, 'duration', false);
+  const custom = clients !== undefined || rate !== undefined || payload !== undefined || duration !== undefined;
+  const opts: BenchOptions = {
+    transports: list(values.transports, TRANSPORTS, 'transports') ?? [...TRANSPORTS],
+    servers: list(values.servers, SERVERS, 'servers') ?? [...DEFAULT_SERVERS],
+    scenarios: custom
+      ? [{ name: 'custom', clients: clients ?? first.clients, ratePerSec: rate ?? first.ratePerSec, payloadBytes: payload ?? first.payloadBytes, durationSec: duration ?? first.durationSec }]
+      : suite.scenarios.map((s) => ({ ...s })),
+    repeats: positive(values.repeats, 'repeats') ?? suite.repeats,
+    out: values.out ?? 'results',
+    memoryConnections: positive(values['memory-connections'], 'memory-connections') ?? suite.memoryConnections,
+    // --sweep is its own mode: only the capacity sweep runs.
+    memory: !values['no-memory'] && !values.sweep && suite.memoryConnections > 0,
+    autocannon: !values['no-autocannon'] && !values.sweep,
+    autocannonDurationSec: suite.autocannonDurationSec,
+    micro: !values['no-micro'] && !values.sweep,
+    microTimeMs: suite.microTimeMs,
+    sweep: values.sweep ?? false,
+    shortPollIntervalMs: positive(values['short-poll-interval-ms'], 'short-poll-interval-ms') ?? SHORT_POLL_INTERVAL_MS,
+    lossyEvery: positive(values['lossy-every'], 'lossy-every') ?? 0,
+    maxPublisherLagMs: positive(values['max-publisher-lag-ms'], 'max-publisher-lag-ms') ?? PUBLISHER_LAG_LIMIT_MS,
+    suite: custom ? 'custom' : name,
+    argv,
+    repeatsNote: undefined,
+    lab,
+  };
+  if (compareFeeds) {
+    // The lab on each feed, same transports, same load: what the Redis feed costs per message.
+    opts.servers = ['lab', 'lab-redis'];
+    opts.memory = false;
+    opts.autocannon = false;
+    opts.micro = false;
+  }
+  // Repeats default to 3; when the whole suite would not fit its time budget, fewer (at least 1), and
+  // the report says so. `--repeats N` always wins.
+  if (values.repeats === undefined && !custom) {
+    while (opts.repeats > 1 && estimateSec(opts) > suite.budgetSec) opts.repeats--;
+    if (opts.repeats < suite.repeats) {
+      opts.repeatsNote = `repeats lowered from ${suite.repeats} to ${opts.repeats} to fit the ${suite.budgetSec} s budget of this suite; use --repeats ${suite.repeats} (or fewer --transports/--servers) for medians over ${suite.repeats}`;
+    }
+  }
+  return opts;
+}
+
+/** A scenario's own repeats (fixed by its suite) or the run's. */
+export const repeatsOf = (spec: ScenarioSpec, opts: Pick<BenchOptions, 'repeats'>): number => spec.repeats ?? opts.repeats;
+
+/** Every (server, transport) pair asked for that exists (Socket.IO has no SSE or short polling). */
+export const targetsOf = (opts: Pick<BenchOptions, 'transports' | 'servers' | 'lab'>): Target[] =>
+  opts.transports.flatMap((tr) => opts.servers.map((s) => target(s, tr, opts.lab)).filter((t): t is Target => t !== undefined));
+
+/** Idle memory is measured where idle clients hold connections, on the lab and its controls (not Socket.IO). */
+export const memoryTargets = (opts: BenchOptions): Target[] =>
+  opts.memory ? targetsOf(opts).filter((t) => t.holdsConnections && t.server !== 'socketio') : [];
+
+/** autocannon speaks the lab's HTTP endpoints, which Socket.IO does not serve. */
+export const cannonServers = (opts: BenchOptions): ServerName[] => (opts.autocannon ? opts.servers.filter((s) => s !== 'socketio') : []);
+
+/** The load of every sweep step: SWEEP's, unless a custom scenario (--rate, --duration …) sets it. */
+export function sweepLoad(opts: Pick<BenchOptions, 'suite' | 'scenarios'>): { ratePerSec: number; durationSec: number; payloadBytes: number } {
+  const base = opts.scenarios[0]!;
+  const custom = opts.suite === 'custom';
+  return { ratePerSec: custom ? base.ratePerSec : SWEEP.ratePerSec, durationSec: custom ? base.durationSec : SWEEP.durationSec, payloadBytes: base.payloadBytes };
+}
+
+/** Seconds one step should take; the plan below and the progress line use the same figures. */
+export const STEP_SEC = {
+  /** One scenario run: warm-up, measured window, drain, connecting the clients. */
+  run: (spec: ScenarioSpec, transport: TransportName): number =>
+    spec.durationSec + Math.min(1, spec.durationSec / 5) + 1 + spec.clients / 500 + (transport === 'short-poll' ? 1.5 : 0),
+  memory: (connections: number): number => 2 + connections / 250,
+  /** One autocannon request kind on one server. */
+  cannon: (durationSec: number): number => durationSec + 1,
+  /** All three encoders. */
+  micro: (timeMs: number): number => (timeMs * 3) / 1000 + 1,
+  /** One client count of the sweep. */
+  sweep: (durationSec: number): number => durationSec + 3,
+};
+
+/** What the whole bench should take, in seconds. */
+export function estimateSec(opts: BenchOptions): number {
+  const targets = targetsOf(opts);
+  const scenarios = opts.sweep
+    ? 0
+    : opts.scenarios.reduce((a, s) => a + repeatsOf(s, opts) * targets.reduce((b, t) => b + STEP_SEC.run(s, t.transport), 0), 0);
+  const memory = memoryTargets(opts).length * STEP_SEC.memory(opts.memoryConnections);
+  const cannon = cannonServers(opts).length * 2 * STEP_SEC.cannon(opts.autocannonDurationSec); // poll catch-up and publish
+  const micro = opts.micro ? STEP_SEC.micro(opts.microTimeMs) : 0;
+  const sweep = opts.sweep ? targets.length * SWEEP.clientSteps.length * STEP_SEC.sweep(sweepLoad(opts).durationSec) : 0;
+  return 5 + scenarios + memory + cannon + micro + sweep;
+}

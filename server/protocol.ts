@@ -1,0 +1,237 @@
+/**
+ * The wire protocol, in one module: every frame the lab sends or accepts, the poll answer, their
+ * encoders, and the WebSocket close codes. The server's transports, the bench's clients and reference
+ * servers, the tests and the dashboard (through JSDoc `import()` types) all use these definitions;
+ * none keeps a copy of a shape.
+ *
+ * A message is always the JSON `{"id","ts","data"}`; a control frame carries a top-level `"type"`,
+ * which a message never has, so a client tells them apart by that one field. The README's "Message
+ * and control formats" section is this file.
+ */
+import { ERRORS, type ErrorCode } from './errors.js';
+import type { Message, ResetReason } from './feed/types.js';
+import type { DisconnectReason } from './stats.js';
+
+/** The message is the feed's own record: what is stored is what is sent. */
+export type { Message, ResetReason };
+
+// ---- Control frames, server → client ------------------------------------------------------------
+
+/** SSE and WebSocket, first on every connect: the feed's epoch and last id at that moment. */
+export interface Hello {
+  readonly type: 'hello';
+  readonly epoch: string;
+  readonly lastId: number;
+}
+
+/** The cursor is older than retention: ids `since+1 … firstId-1` are gone; messages go on from `firstId`. */
+export interface Gap {
+  readonly type: 'gap';
+  readonly since: number;
+  readonly firstId: number;
+  /** `firstId - 1 - since`. */
+  readonly missed: number;
+}
+
+/** The cursor belongs to no history of this feed: start over at cursor 0 of `epoch`. */
+export interface Reset {
+  readonly type: 'reset';
+  readonly reason: ResetReason;
+  readonly epoch: string;
+  readonly lastId: number;
+}
+
+/** The feed's store is unreachable: publishes fail with this code and nothing new arrives until `feed-up`. */
+export interface FeedDown {
+  readonly type: 'feed-down';
+  readonly code: typeof ERRORS.FEED_UNAVAILABLE.code;
+  readonly message: string;
+}
+
+export interface FeedUp {
+  readonly type: 'feed-up';
+}
+
+/** WebSocket: a publish frame was stored as message `id`; `ref` is the frame's own, echoed. */
+export interface Ack {
+  readonly type: 'ack';
+  readonly id: number;
+  readonly ref?: unknown;
+}
+
+/** WebSocket: a frame was refused (or could not be stored); `ref` is the frame's own, echoed. */
+export interface ErrorFrame {
+  readonly type: 'error';
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly ref?: unknown;
+}
+
+/** Control events a subscriber must be told about: lost messages are never silent. */
+export type Announcement = Gap | Reset | FeedDown | FeedUp;
+export type Control = Hello | Announcement | Ack | ErrorFrame;
+export type ControlType = Control['type'];
+/** What one WebSocket text frame or one SSE `data:` field carries. */
+export type ServerFrame = Message | Control;
+
+// ---- Client → server ----------------------------------------------------------------------------
+
+/** WebSocket only (other transports publish with POST /publish); answered by `ack` or `error`. */
+export interface PublishFrame {
+  readonly type: 'publish';
+  readonly data: unknown;
+  readonly ref?: unknown;
+}
+
+/** The body of a 200 answer to GET /poll (errors are the catalogue's ErrorBody). */
+export interface PollAnswer {
+  readonly messages: readonly Message[];
+  /** Pass this as `since` in the next poll. */
+  readonly lastId: number;
+  readonly epoch: string;
+  readonly reset?: Reset;
+  readonly gap?: Gap;
+}
+
+// ---- Constructors (one key order, so every server puts the same bytes on the wire) ---------------
+
+export const hello = (epoch: string, lastId: number): Hello => ({ type: 'hello', epoch, lastId });
+
+export const feedDown = (message: string): FeedDown => ({ type: 'feed-down', code: ERRORS.FEED_UNAVAILABLE.code, message });
+
+export const ack = (id: number, ref: unknown): Ack => (ref === undefined ? { type: 'ack', id } : { type: 'ack', id, ref });
+
+export const errorFrame = (code: ErrorCode, message: string, ref: unknown): ErrorFrame =>
+  ref === undefined ? { type: 'error', code, message } : { type: 'error', code, message, ref };
+
+/** A poll answer: the messages, then what was announced before them (reset, then gap, in read order). */
+export function pollAnswer(messages: readonly Message[], lastId: number, epoch: string, announcements: readonly Announcement[] = []): PollAnswer {
+  let answer: PollAnswer = { messages, lastId, epoch };
+  for (const a of announcements) {
+    if (a.type === 'gap') answer = { ...answer, gap: a };
+    else if (a.type === 'reset') answer = { ...answer, reset: a };
+  }
+  return answer;
+}
+
+const CODES: ReadonlySet<string> = new Set(Object.values(ERRORS).map((e) => e.code));
+/** Whether `code` is one of the catalogue's (an error thrown by the lab's own code carries one). */
+export const isErrorCode = (code: unknown): code is ErrorCode => typeof code === 'string' && CODES.has(code);
+
+/** A client frame, checked: a `publish` frame, or undefined for anything else (the caller answers LAB_ERR_BAD_FRAME). */
+export function parsePublishFrame(frame: unknown): PublishFrame | undefined {
+  if (frame === null || typeof frame !== 'object' || Array.isArray(frame)) return undefined;
+  const f = frame as Partial<Record<keyof PublishFrame, unknown>>;
+  return f.type === 'publish' && 'data' in f ? (f as PublishFrame) : undefined;
+}
+
+/** The `ref` of any parsed frame, to echo in an error answer (undefined when it has none). */
+export const refOf = (frame: unknown): unknown => (frame !== null && typeof frame === 'object' ? (frame as { ref?: unknown }).ref : undefined);
+
+// ---- Encoders -----------------------------------------------------------------------------------
+
+export const messageJson = (m: Message): string => JSON.stringify({ id: m.id, ts: m.ts, data: m.data });
+
+// Server-Sent Events. WHATWG HTML §9.2.6 "Interpreting an event stream": fields are `name: value`
+// lines, an event ends at a blank line, `id:` sets the last event ID the browser sends back as
+// `Last-Event-ID` on reconnect, and a line starting with `:` is a comment (our heartbeat).
+// JSON.stringify never emits a raw CR or LF, so one `data:` line always carries the whole frame.
+
+/** `id: 7\ndata: {"id":7,…}\n\n` — no `event:` line, so it fires EventSource's `message` event. */
+export const sseMessage = (m: Message): string => `id: ${m.id}\ndata: ${messageJson(m)}\n\n`;
+
+export const sseBatch = (messages: readonly Message[]): Buffer => {
+  let s = '';
+  for (const m of messages) s += sseMessage(m);
+  return Buffer.from(s);
+};
+
+/** The control frames SSE carries (acks and errors answer WebSocket frames only). */
+export type SseControl = Hello | Announcement;
+
+/**
+ * A control frame as a named event (`event: <type>`). Its `id:` moves the client's last event ID so
+ * that a reconnect does not ask for what was already announced: after a gap, the id before the first
+ * retained message; after a reset, 0 (the start of the new epoch). The others leave it where it is.
+ */
+export function sseControl(c: SseControl): string {
+  const event = (id?: number) => `event: ${c.type}\n${id === undefined ? '' : `id: ${id}\n`}data: ${JSON.stringify(c)}\n\n`;
+  switch (c.type) {
+    case 'gap':
+      return event(c.firstId - 1);
+    case 'reset':
+      return event(0);
+    case 'hello':
+    case 'feed-down':
+    case 'feed-up':
+      return event();
+    default:
+      return c satisfies never;
+  }
+}
+
+/** `retry:` alone in a block sets the reconnection time and dispatches nothing (§9.2.6). */
+export const sseRetry = (ms: number): string => `retry: ${ms}\n\n`;
+
+export const SSE_HEARTBEAT = ': heartbeat\n\n';
+
+/** Response headers of GET /events. */
+export const SSE_HEADERS = Object.freeze({
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache',
+  // Tells nginx not to buffer the stream.
+  'x-accel-buffering': 'no',
+  connection: 'close',
+});
+
+// WebSocket.
+
+/** One text frame per message; the payloads are encoded once per batch and shared by every socket. */
+export const wsFrames = (messages: readonly Message[]): Buffer[] => messages.map((m) => Buffer.from(messageJson(m)));
+
+/** A control frame as the text of one WebSocket frame. */
+export const wsControl = (c: Control): string => JSON.stringify(c);
+
+// Long polling.
+
+/** The body of a poll answer; every poller waiting at the same cursor gets the same bytes. */
+export const pollBody = (answer: PollAnswer): string => JSON.stringify(answer);
+
+// ---- WebSocket close codes ----------------------------------------------------------------------
+
+/**
+ * RFC 6455 §7.4.1. 1001 "going away" for shutdown and a store outage, 1008 "policy violation" for too
+ * many refused frames, 1011 "internal error" for a failure of the server's own, 1013 "try again later"
+ * for a slow consumer it had to drop. `ws` itself sends 1007 (a text frame that is not UTF-8) and 1009
+ * (a frame over maxPayloadBytes). 1006 is never sent (§7.4.1: "MUST NOT be set as a status code in a
+ * Close control frame"): it is what a peer reports when the connection ended without a close frame.
+ */
+export const WS_CLOSE = Object.freeze({
+  GOING_AWAY: 1001,
+  ABNORMAL: 1006,
+  POLICY_VIOLATION: 1008,
+  INTERNAL_ERROR: 1011,
+  TRY_AGAIN_LATER: 1013,
+});
+
+/**
+ * How the server ends a WebSocket it decided to end: a close frame with a code and a catalogue code as
+ * its reason, or (`frame: false`) a cut with no close frame, which the peer sees as 1006.
+ */
+export type WsEnd =
+  | { readonly frame: true; readonly code: number; readonly reason: ErrorCode }
+  | { readonly frame: false; readonly code: typeof WS_CLOSE.ABNORMAL; readonly reason: ErrorCode };
+
+/**
+ * Close reasons must fit in 123 bytes (RFC 6455 §5.5: a control frame payload is at most 125 bytes, 2
+ * of them the code); catalogue codes do. A peer that missed its pong is presumed dead: a close frame
+ * would only wait on it, so it is cut.
+ */
+export const WS_END: Readonly<Record<Exclude<DisconnectReason, 'client'>, WsEnd>> = Object.freeze({
+  'slow-consumer': { frame: true, code: WS_CLOSE.TRY_AGAIN_LATER, reason: ERRORS.SLOW_CONSUMER.code },
+  shutdown: { frame: true, code: WS_CLOSE.GOING_AWAY, reason: ERRORS.SHUTTING_DOWN.code },
+  'pong-timeout': { frame: false, code: WS_CLOSE.ABNORMAL, reason: ERRORS.PONG_TIMEOUT.code },
+  'too-many-errors': { frame: true, code: WS_CLOSE.POLICY_VIOLATION, reason: ERRORS.TOO_MANY_ERRORS.code },
+  'feed-down': { frame: true, code: WS_CLOSE.GOING_AWAY, reason: ERRORS.FEED_UNAVAILABLE.code },
+  error: { frame: true, code: WS_CLOSE.INTERNAL_ERROR, reason: ERRORS.INTERNAL.code },
+});
