@@ -80,8 +80,7 @@ export interface CheckRow {
 const find = (r: Report, name: string, server: string, transport: TransportName) =>
   r.scenarios.find((s) => s.name === name && s.server === server && s.transport === transport);
 
-const relChange = (base: number | null, now: number | null): number | null =>
-  base === null || now === null || base === 0 ? null : (now - base) / base;
+const relChange = (base: number | null, now: number | null): number | null => (base === null || now === null || base === 0 ? null : (now - base) / base);
 
 /** `load` lab ÷ bare as the median of per-repeat ratios (medianOfPairedRatios), when both are valid. */
 function loadRatio(r: Report, t: TransportName, pick: (s: ScenarioResult) => Figure): number | null {
@@ -182,8 +181,20 @@ export function compare(baseline: Report, now: Report): CheckRow[] {
     const lab = find(now, 'load', 'lab', t);
     const labBase = find(baseline, 'load', 'lab', t);
     if (lab && labBase) {
-      push({ metric: `load lab/${t} latency p99 ms (absolute)`, baseline: labBase.latencyMs.p99.median, now: lab.latencyMs.p99.median, limit: 'info', verdict: 'info' });
-      push({ metric: `load lab/${t} CPU µs/msg (absolute)`, baseline: labBase.serverMetrics.cpuUsPerMsg.median, now: lab.serverMetrics.cpuUsPerMsg.median, limit: 'info', verdict: 'info' });
+      push({
+        metric: `load lab/${t} latency p99 ms (absolute)`,
+        baseline: labBase.latencyMs.p99.median,
+        now: lab.latencyMs.p99.median,
+        limit: 'info',
+        verdict: 'info',
+      });
+      push({
+        metric: `load lab/${t} CPU µs/msg (absolute)`,
+        baseline: labBase.serverMetrics.cpuUsPerMsg.median,
+        now: lab.serverMetrics.cpuUsPerMsg.median,
+        limit: 'info',
+        verdict: 'info',
+      });
     }
   }
 
@@ -198,7 +209,9 @@ const pct = (v: number | null): string => (v === null ? '' : `${v >= 0 ? '+' : '
 function table(head: string[], body: string[][], markdown = false): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
   const line = (cells: string[]) =>
-    markdown ? `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |` : cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+    markdown
+      ? `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`
+      : cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
 }
 
@@ -312,7 +325,9 @@ async function main(argv: string[]): Promise<number> {
     if (!v.ok) throw new Error(`this run does not validate; baseline not written:\n- ${v.errors.join('\n- ')}`);
     const invalid = current.scenarios.filter((s) => s.status === 'invalid');
     if (invalid.length) {
-      console.error(`not updating the baseline: ${invalid.length} scenario(s) INVALID:\n${invalid.map((s) => `  ${s.name} ${s.server}/${s.transport}: ${s.reason}`).join('\n')}`);
+      console.error(
+        `not updating the baseline: ${invalid.length} scenario(s) INVALID:\n${invalid.map((s) => `  ${s.name} ${s.server}/${s.transport}: ${s.reason}`).join('\n')}`,
+      );
       return 1;
     }
     await writeFile(baselinePath, `${JSON.stringify(current, null, 2)}\n`);

@@ -31,7 +31,9 @@ export async function runMicro(opts: BenchOptions, log: Progress): Promise<Micro
   await bench.run();
   return cases.map(([name, transport]) => {
     const task = bench.getTask(name);
-    const r = task?.result as { state?: string; latency?: { mean: number; p99?: number; rme: number; samplesCount?: number }; throughput?: { mean: number } } | undefined;
+    const r = task?.result as
+      | { state?: string; latency?: { mean: number; p99?: number; rme: number; samplesCount?: number }; throughput?: { mean: number } }
+      | undefined;
     if (!r?.latency || !r.throughput) throw new Error(`micro-benchmark "${name}" did not complete`);
     return {
       name,

@@ -73,7 +73,10 @@ export const HELP = [
 
 function list<T extends string>(raw: string | undefined, allowed: readonly T[], flag: string): T[] | undefined {
   if (raw === undefined) return undefined;
-  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const i of items) if (!allowed.includes(i as T)) throw new Error(`--${flag}: unknown "${i}" (expected ${allowed.join(', ')})`);
   return items as T[];
 }
@@ -81,7 +84,8 @@ function list<T extends string>(raw: string | undefined, allowed: readonly T[], 
 function positive(raw: string | undefined, flag: string, integer = true): number | undefined {
   if (raw === undefined) return undefined;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new Error(`--${flag}: expected a positive ${integer ? 'integer' : 'number'}, got "${raw}"`);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n)))
+    throw new Error(`--${flag}: expected a positive ${integer ? 'integer' : 'number'}, got "${raw}"`);
   return n;
 }
 
@@ -116,7 +120,15 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
     transports: list(values.transports, TRANSPORTS, 'transports') ?? [...TRANSPORTS],
     servers: list(values.servers, SERVERS, 'servers') ?? [...DEFAULT_SERVERS],
     scenarios: custom
-      ? [{ name: 'custom', clients: clients ?? first.clients, ratePerSec: rate ?? first.ratePerSec, payloadBytes: payload ?? first.payloadBytes, durationSec: duration ?? first.durationSec }]
+      ? [
+          {
+            name: 'custom',
+            clients: clients ?? first.clients,
+            ratePerSec: rate ?? first.ratePerSec,
+            payloadBytes: payload ?? first.payloadBytes,
+            durationSec: duration ?? first.durationSec,
+          },
+        ]
       : suite.scenarios.map((s) => ({ ...s })),
     repeats: positive(values.repeats, 'repeats') ?? suite.repeats,
     out: values.out ?? 'results',
@@ -172,7 +184,11 @@ export const cannonServers = (opts: BenchOptions): ServerName[] => (opts.autocan
 export function sweepLoad(opts: Pick<BenchOptions, 'suite' | 'scenarios'>): { ratePerSec: number; durationSec: number; payloadBytes: number } {
   const base = opts.scenarios[0]!;
   const custom = opts.suite === 'custom';
-  return { ratePerSec: custom ? base.ratePerSec : SWEEP.ratePerSec, durationSec: custom ? base.durationSec : SWEEP.durationSec, payloadBytes: base.payloadBytes };
+  return {
+    ratePerSec: custom ? base.ratePerSec : SWEEP.ratePerSec,
+    durationSec: custom ? base.durationSec : SWEEP.durationSec,
+    payloadBytes: base.payloadBytes,
+  };
 }
 
 /** Seconds one step should take; the plan below and the progress line use the same figures. */
@@ -192,9 +208,7 @@ export const STEP_SEC = {
 /** What the whole bench should take, in seconds. */
 export function estimateSec(opts: BenchOptions): number {
   const targets = targetsOf(opts);
-  const scenarios = opts.sweep
-    ? 0
-    : opts.scenarios.reduce((a, s) => a + repeatsOf(s, opts) * targets.reduce((b, t) => b + STEP_SEC.run(s, t.transport), 0), 0);
+  const scenarios = opts.sweep ? 0 : opts.scenarios.reduce((a, s) => a + repeatsOf(s, opts) * targets.reduce((b, t) => b + STEP_SEC.run(s, t.transport), 0), 0);
   const memory = memoryTargets(opts).length * STEP_SEC.memory(opts.memoryConnections);
   const cannon = cannonServers(opts).length * 2 * STEP_SEC.cannon(opts.autocannonDurationSec); // poll catch-up and publish
   const micro = opts.micro ? STEP_SEC.micro(opts.microTimeMs) : 0;

@@ -9,7 +9,10 @@ export class Progress {
   readonly #start = performance.now();
   #current = '';
 
-  constructor(readonly stream: NodeJS.WriteStream = process.stderr, readonly quiet = false) {
+  constructor(
+    readonly stream: NodeJS.WriteStream = process.stderr,
+    readonly quiet = false,
+  ) {
     this.#tty = Boolean(stream.isTTY) && !process.env.CI;
   }
 

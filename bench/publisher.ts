@@ -100,7 +100,12 @@ export class Publisher {
       tick();
     });
     await Promise.all(pending);
-    return publishOutcome(ids.filter((id) => id !== undefined).sort((a, b) => a - b), failures, firstFailure, lag);
+    return publishOutcome(
+      ids.filter((id) => id !== undefined).sort((a, b) => a - b),
+      failures,
+      firstFailure,
+      lag,
+    );
   }
 
   /** Publishes `n` messages back to back (fills a feed for catch-up benchmarks). */

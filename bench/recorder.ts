@@ -128,6 +128,15 @@ export class Recorder implements ClientSink {
       }
     }
     const reordered = this.#reordered;
-    return { delivered: this.delivered, lost, duplicated, reordered, gaps, resets, errors: this.errors, ...(this.firstError ? { firstError: this.firstError } : {}) };
+    return {
+      delivered: this.delivered,
+      lost,
+      duplicated,
+      reordered,
+      gaps,
+      resets,
+      errors: this.errors,
+      ...(this.firstError ? { firstError: this.firstError } : {}),
+    };
   }
 }

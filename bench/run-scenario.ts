@@ -28,9 +28,7 @@ export interface RunParams {
 
 export type Pace = 'open-loop' | 'lockstep';
 
-export type RunOutcome =
-  | { status: 'ok' }
-  | { status: 'invalid'; reason: string };
+export type RunOutcome = { status: 'ok' } | { status: 'invalid'; reason: string };
 
 export interface RunResult {
   outcome: RunOutcome;
@@ -175,9 +173,18 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
       latencyMs: { p50: lat(50), p90: lat(90), p95: lat(95), p99: lat(99), max: recorder.delivered > 0 ? recorder.latency.maxValue / 1000 : null },
       publisherLagMs: { p99: lagP99, max: pub.lagMaxMs },
       wire: {
-        bytesOutPerMsg: perMsg(d((s) => s.transports[key].bytesOut), c.delivered),
-        bytesInPerMsg: perMsg(d((s) => s.transports[key].bytesIn), c.delivered),
-        requestsPerMsg: perMsg(d((s) => s.transports[key].requests), c.delivered),
+        bytesOutPerMsg: perMsg(
+          d((s) => s.transports[key].bytesOut),
+          c.delivered,
+        ),
+        bytesInPerMsg: perMsg(
+          d((s) => s.transports[key].bytesIn),
+          c.delivered,
+        ),
+        requestsPerMsg: perMsg(
+          d((s) => s.transports[key].requests),
+          c.delivered,
+        ),
       },
       cpuUsPerMsg: perMsg(cpuUs, c.delivered),
       eventLoopDelayP99Ms: loop?.p99 ?? NaN,

@@ -63,7 +63,10 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
       for (const spec of specs.filter((s) => r < repeatsOf(s, opts))) {
         for (const t of targets) {
           const load = `${spec.clients} clients × ${spec.ratePerSec} msg/s × ${spec.payloadBytes} B × ${spec.durationSec} s`;
-          log.step(`run ${++done}/${total}: ${spec.name} ${t.server}/${t.transport} (${load}), repeat ${r + 1}/${repeatsOf(spec, opts)}`, STEP_SEC.run(spec, t.transport));
+          log.step(
+            `run ${++done}/${total}: ${spec.name} ${t.server}/${t.transport} (${load}), repeat ${r + 1}/${repeatsOf(spec, opts)}`,
+            STEP_SEC.run(spec, t.transport),
+          );
           const result = await runOrFail(await serverOf(t), t, {
             clients: spec.clients,
             ratePerSec: spec.ratePerSec,
@@ -153,17 +156,23 @@ async function dropRedisKeys(lab: LabSetup): Promise<void> {
 }
 
 export const METHOD: Record<string, string> = {
-  servers: 'Each server runs in its own Node process (--expose-gc, no demo publisher); the load generator runs in the bench process on the same machine: all clients on the main thread, the publisher in a worker thread so client load cannot delay its schedule.',
-  publishing: 'Open loop: message k is due at start + k/rate and carries that scheduled time; it is POSTed to /publish over keep-alive connections whatever happened to earlier messages. Scenarios with pace "lockstep" publish one message at a time instead, the next (never before its schedule) only once every client has it; a short-polling client then makes one poll that carries the message and one that comes back empty, so wire figures per message do not depend on timer phase.',
-  latency: 'received − scheduled for every delivery, one clock (the bench process), HdrHistogram in µs; includes publish, fan-out and client parsing. Warm-up (≤1 s at the same rate) is not measured.',
+  servers:
+    'Each server runs in its own Node process (--expose-gc, no demo publisher); the load generator runs in the bench process on the same machine: all clients on the main thread, the publisher in a worker thread so client load cannot delay its schedule.',
+  publishing:
+    'Open loop: message k is due at start + k/rate and carries that scheduled time; it is POSTed to /publish over keep-alive connections whatever happened to earlier messages. Scenarios with pace "lockstep" publish one message at a time instead, the next (never before its schedule) only once every client has it; a short-polling client then makes one poll that carries the message and one that comes back empty, so wire figures per message do not depend on timer phase.',
+  latency:
+    'received − scheduled for every delivery, one clock (the bench process), HdrHistogram in µs; includes publish, fan-out and client parsing. Warm-up (≤1 s at the same rate) is not measured.',
   validity: `Every delivery is checked per client: lost (not announced by a gap), duplicated and out-of-order ids, client errors, failed publishes, and a publisher whose lag p99 exceeds the limit (params.maxPublisherLagMs, default ${PUBLISHER_LAG_LIMIT_MS} ms) make the scenario INVALID with the reason.`,
   wire: 'Server /stats deltas over the measured window divided by messages delivered: bytes read and written on the transport sockets (HTTP headers, chunked framing, WebSocket frame headers included) and HTTP requests.',
   cpu: 'Server process CPU time (user + system) over the measured window divided by messages delivered; includes accepting the publishes.',
-  eventLoop: 'Server event-loop delay p99 (perf_hooks.monitorEventLoopDelay, 10 ms resolution; server/event-loop.ts, one meter for the lab and the reference servers) over the measured window: the runner opens a window in the server process over IPC when the measured window opens and reads it when it closes (with several workers, the worst worker), so every server reports the delay over the same interval as its CPU and wire figures.',
-  memory: 'Idle memory: server heap and RSS after gc() with N idle clients connected, minus the same before they connected, divided by N; again after they all disconnect (must come back).',
+  eventLoop:
+    'Server event-loop delay p99 (perf_hooks.monitorEventLoopDelay, 10 ms resolution; server/event-loop.ts, one meter for the lab and the reference servers) over the measured window: the runner opens a window in the server process over IPC when the measured window opens and reads it when it closes (with several workers, the worst worker), so every server reports the delay over the same interval as its CPU and wire figures.',
+  memory:
+    'Idle memory: server heap and RSS after gc() with N idle clients connected, minus the same before they connected, divided by N; again after they all disconnect (must come back).',
   repeats: 'Each repeat runs every server once (lab, bare, socketio, lab, bare, …); figures are medians over repeats with min–max; counts are totals.',
   vsBare: 'Lab median ÷ bare median for the same scenario, measured in the same run.',
-  autocannon: 'autocannon against GET /poll catch-up (10 retained messages of 100 B, answered at once) and POST /publish; bytes per request = response bytes / requests.',
+  autocannon:
+    'autocannon against GET /poll catch-up (10 retained messages of 100 B, answered at once) and POST /publish; bytes per request = response bytes / requests.',
   micro: 'tinybench over the server’s own encoders: one SSE event, one WebSocket frame (payload + ws framing), one 10-message poll body.',
 };
 

@@ -55,10 +55,7 @@ export function target(server: ServerName, transport: TransportName, setup: LabS
       return {
         server,
         transport,
-        process:
-          server === 'bare'
-            ? { script: 'bare', options: {} }
-            : { script: 'lab', options: labConfig(server === 'lab' ? setup.feed : setup.redisUrl) },
+        process: server === 'bare' ? { script: 'bare', options: {} } : { script: 'lab', options: labConfig(server === 'lab' ? setup.feed : setup.redisUrl) },
         clients: LAB_CLIENTS[transport],
         statsKey: transport,
         holdsConnections: transport !== 'short-poll',
@@ -66,10 +63,24 @@ export function target(server: ServerName, transport: TransportName, setup: LabS
     case 'socketio':
       // Socket.IO has no SSE and no short polling; its polling transport is long polling.
       if (transport === 'ws') {
-        return { server, transport, process: { script: 'socketio', options: { transport: 'websocket' } }, clients: socketioWebsocketClients, statsKey: 'ws', holdsConnections: true };
+        return {
+          server,
+          transport,
+          process: { script: 'socketio', options: { transport: 'websocket' } },
+          clients: socketioWebsocketClients,
+          statsKey: 'ws',
+          holdsConnections: true,
+        };
       }
       if (transport === 'poll') {
-        return { server, transport, process: { script: 'socketio', options: { transport: 'polling' } }, clients: socketioPollingClients, statsKey: 'poll', holdsConnections: false };
+        return {
+          server,
+          transport,
+          process: { script: 'socketio', options: { transport: 'polling' } },
+          clients: socketioPollingClients,
+          statsKey: 'poll',
+          holdsConnections: false,
+        };
       }
       return undefined;
     default:

@@ -84,7 +84,9 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   });
   // `Expect` other than 100-continue: Node's default is a bare 417; ours carries the code.
   app.server.on('checkExpectation', (request: IncomingMessage, res: ServerResponse) => {
-    const body = JSON.stringify({ error: { code: ERRORS.EXPECTATION_FAILED.code, message: format(ERRORS.EXPECTATION_FAILED.message, String(request.headers.expect)) } } satisfies ErrorBody);
+    const body = JSON.stringify({
+      error: { code: ERRORS.EXPECTATION_FAILED.code, message: format(ERRORS.EXPECTATION_FAILED.message, String(request.headers.expect)) },
+    } satisfies ErrorBody);
     res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
   });
 

@@ -167,7 +167,10 @@ function parseValue(key: keyof Config, raw: string, source: string): unknown {
       throw new ConfigError(source, raw, 'expected 1/0, true/false, yes/no or on/off');
     }
     case 'list':
-      return raw.split(',').map((s) => s.trim()).filter(Boolean);
+      return raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
     case 'string':
       return raw;
   }
@@ -198,8 +201,7 @@ export function readSettings(env: NodeJS.ProcessEnv, argv: readonly string[]): C
   return out as ConfigInput;
 }
 
-export const isLoopback = (host: string): boolean =>
-  host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+export const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 
 /**
  * Shortest PUBLISH_TOKEN accepted when one is set: 16 characters is out of reach of guessing over the
@@ -287,13 +289,19 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
   }
   intIn(c, 'workers', 1, 64);
   if (c.workers > 1 && c.feed === 'memory') {
-    throw new ConfigError('workers', c.workers, 'several workers need the Redis feed (FEED_URL=redis://127.0.0.1:6379/0 or --feed): the memory feed lives in one process, so each worker would serve a different history');
+    throw new ConfigError(
+      'workers',
+      c.workers,
+      'several workers need the Redis feed (FEED_URL=redis://127.0.0.1:6379/0 or --feed): the memory feed lives in one process, so each worker would serve a different history',
+    );
   }
   if (typeof c.publishToken !== 'string') throw new ConfigError('publishToken', c.publishToken, 'expected a string');
   // A set token is checked on every bind. It is a secret: errors show its length, never the token.
   if (c.publishToken !== '' && c.publishToken.trim() !== c.publishToken) {
     const why =
-      c.publishToken.trim() === '' ? 'is only whitespace: set a real token or leave it unset' : 'has leading or trailing whitespace (a copy-paste slip?): remove it';
+      c.publishToken.trim() === ''
+        ? 'is only whitespace: set a real token or leave it unset'
+        : 'has leading or trailing whitespace (a copy-paste slip?): remove it';
     throw new ConfigError('PUBLISH_TOKEN', '***', why);
   }
   if (c.publishToken !== '' && c.publishToken.length < MIN_PUBLISH_TOKEN_LENGTH) {

@@ -56,9 +56,9 @@ export type ErrorName = keyof typeof ERRORS;
 export type ErrorCode = (typeof ERRORS)[ErrorName]['code'];
 
 /** Fastify error constructors, one per catalogue entry (`new HttpErrors.BAD_CURSOR(value)`). */
-export const HttpErrors = Object.fromEntries(
-  Object.entries(ERRORS).map(([name, e]) => [name, createError(e.code, e.message, e.statusCode)]),
-) as { [K in ErrorName]: ReturnType<typeof createError> };
+export const HttpErrors = Object.fromEntries(Object.entries(ERRORS).map(([name, e]) => [name, createError(e.code, e.message, e.statusCode)])) as {
+  [K in ErrorName]: ReturnType<typeof createError>;
+};
 
 /** Fastify's own content-type-parser errors, mapped to our codes so clients only ever see LAB_ERR_*. */
 export const FASTIFY_CODE_MAP: Readonly<Record<string, ErrorName>> = Object.freeze({
@@ -81,7 +81,11 @@ export interface ErrorBody {
 /** Raised at start-up for a bad setting; main.ts prints it and exits 1. */
 export class ConfigError extends Error {
   readonly code = 'LAB_ERR_CONFIG';
-  constructor(readonly setting: string, readonly value: unknown, reason: string) {
+  constructor(
+    readonly setting: string,
+    readonly value: unknown,
+    reason: string,
+  ) {
     super(`invalid ${setting}=${JSON.stringify(value)}: ${reason}`);
     this.name = 'ConfigError';
   }

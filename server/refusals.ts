@@ -116,7 +116,13 @@ const ABORTED = new Set(['ECONNRESET', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLO
  * Fastify's get the catalogue code for their status; an abandoned upload is logged as a mistake; only
  * what is left (a bug) is logged at error level and answered 500.
  */
-export function errorAnswer(err: FastifyError, request: FastifyRequest, log: FastifyBaseLogger, mistake: MistakeLogger, maxPayloadBytes: number): { status: number; body: ErrorBody } {
+export function errorAnswer(
+  err: FastifyError,
+  request: FastifyRequest,
+  log: FastifyBaseLogger,
+  mistake: MistakeLogger,
+  maxPayloadBytes: number,
+): { status: number; body: ErrorBody } {
   const mapped = err.code ? FASTIFY_CODE_MAP[err.code] : undefined;
   let code: ErrorCode;
   let status: number;

@@ -188,12 +188,7 @@ function buildRegistry(): Registry & { scrape(snapshot: StatsSnapshot): Promise<
   const registry = new Registry();
   let snap: StatsSnapshot | undefined;
   const current = (): StatsSnapshot => snap!;
-  const perTransport = (
-    name: string,
-    help: string,
-    pick: (t: TransportCounters) => number,
-    type: 'counter' | 'gauge' = 'counter',
-  ) => {
+  const perTransport = (name: string, help: string, pick: (t: TransportCounters) => number, type: 'counter' | 'gauge' = 'counter') => {
     const Metric = type === 'counter' ? Counter : Gauge;
     new Metric({
       name,
@@ -231,7 +226,14 @@ function buildRegistry(): Registry & { scrape(snapshot: StatsSnapshot): Promise<
     },
   });
   const gauge = (name: string, help: string, pick: (s: StatsSnapshot) => number) =>
-    new Gauge({ name, help, registers: [registry], collect() { this.set(pick(current())); } });
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(pick(current()));
+      },
+    });
   gauge('lab_feed_last_id', 'Id of the newest message', (s) => s.feed.lastId);
   gauge('lab_feed_retained', 'Messages retained in the feed', (s) => s.feed.retained);
   gauge('lab_process_cpu_user_seconds', 'Process user CPU time', (s) => s.process.cpu.userUs / 1e6);

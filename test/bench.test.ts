@@ -10,18 +10,41 @@ import { parseBenchArgs } from '../bench/options.js';
 import { runBench } from '../bench/run.js';
 
 const quiet = () => new Progress(process.stderr, true);
-const tiny = ['--clients', '5', '--rate', '50', '--duration', '1', '--repeats', '1', '--short-poll-interval-ms', '200', '--memory-connections', '20', '--no-autocannon', '--no-micro',
+const tiny = [
+  '--clients',
+  '5',
+  '--rate',
+  '50',
+  '--duration',
+  '1',
+  '--repeats',
+  '1',
+  '--short-poll-interval-ms',
+  '200',
+  '--memory-connections',
+  '20',
+  '--no-autocannon',
+  '--no-micro',
   // A correctness test, run beside other suites: a busy machine may delay the publisher; loss may not.
-  '--max-publisher-lag-ms', '2000'];
+  '--max-publisher-lag-ms',
+  '2000',
+];
 
 describe('npm run bench (smoke)', () => {
   it('measures every transport on lab and bare: the report validates and delivered = published × clients', async () => {
     const report = await runBench(parseBenchArgs([...tiny, '--servers', 'lab,bare']), quiet());
     const check = validateReport(report);
     expect(check).toEqual({ ok: true });
-    expect(report.scenarios.map((s) => `${s.server}/${s.transport}`).sort()).toEqual(
-      ['bare/poll', 'bare/short-poll', 'bare/sse', 'bare/ws', 'lab/poll', 'lab/short-poll', 'lab/sse', 'lab/ws'],
-    );
+    expect(report.scenarios.map((s) => `${s.server}/${s.transport}`).sort()).toEqual([
+      'bare/poll',
+      'bare/short-poll',
+      'bare/sse',
+      'bare/ws',
+      'lab/poll',
+      'lab/short-poll',
+      'lab/sse',
+      'lab/ws',
+    ]);
     for (const s of report.scenarios) {
       expect(s.status, `${s.server}/${s.transport}: ${s.reason ?? ''}`).toBe('ok');
       expect(s.published).toBe(50);
@@ -70,7 +93,10 @@ describe('npm run bench (smoke)', () => {
   }, 60_000);
 
   it('--feed redis --workers 2 measures the lab as a two-worker cluster on Redis, and says so in the report', async () => {
-    const report = await runBench(parseBenchArgs([...tiny, '--servers', 'lab', '--transports', 'ws,poll', '--feed', 'redis', '--workers', '2', '--no-memory']), quiet());
+    const report = await runBench(
+      parseBenchArgs([...tiny, '--servers', 'lab', '--transports', 'ws,poll', '--feed', 'redis', '--workers', '2', '--no-memory']),
+      quiet(),
+    );
     expect(validateReport(report)).toEqual({ ok: true });
     expect(report.env).toMatchObject({ feed: 'redis', workers: 2 });
     for (const s of report.scenarios) {

@@ -29,7 +29,11 @@ async function post(url: string, body: string | Blob): Promise<{ status: number;
 
 /** Fills the feed with `count` messages of about `bytes` each through the built-in publisher. */
 async function fill(lab: RunningLab, count: number, bytes: number): Promise<void> {
-  const put = await fetch(`${lab.url}/control`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ payloadBytes: bytes }) });
+  const put = await fetch(`${lab.url}/control`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ payloadBytes: bytes }),
+  });
   expect(put.status).toBe(200);
   const burst = await fetch(`${lab.url}/control/burst`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ count }) });
   expect(burst.status).toBe(201);
@@ -121,7 +125,11 @@ describe('catching-up readers respect maxBufferedBytes', () => {
   it('a WebSocket reader that joins behind large messages and does not read is cut as a slow consumer', async () => {
     const lab = await startLab(config);
     await fill(lab, 600, 16 * 1024);
-    stalledRequest(lab, '/ws?since=0', 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n');
+    stalledRequest(
+      lab,
+      '/ws?since=0',
+      'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n',
+    );
     await waitStats(lab, (s) => s.transports.ws.disconnects['slow-consumer'] === 1 && s.transports.ws.connections === 0);
   });
 
@@ -225,7 +233,11 @@ describe('the WebSocket endpoint refuses bad handshakes with a code', () => {
         socket.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${headers}\r\n`);
         setTimeout(() => socket.end(), 2_000).unref();
       });
-    for (const headers of ['Sec-WebSocket-Version: 13\r\n', 'Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 7\r\n']) {
+    for (const headers of [
+      'Sec-WebSocket-Version: 13\r\n',
+      'Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n',
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 7\r\n',
+    ]) {
       const answer = await raw(headers);
       expect(answer).toMatch(/^HTTP\/1\.1 400 /);
       expect(answer).toContain(ERRORS.BAD_UPGRADE.code);

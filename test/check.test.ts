@@ -43,7 +43,8 @@ describe('bench:check', () => {
 
   it('fails when a transport sends 10% more bytes per message, offending rows first', () => {
     const r = copy();
-    for (const s of r.scenarios) if (s.server === 'lab' && s.name === 'wire' && s.transport === 'sse') s.wire.bytesOutPerMsg = scale(s.wire.bytesOutPerMsg, 1.1);
+    for (const s of r.scenarios)
+      if (s.server === 'lab' && s.name === 'wire' && s.transport === 'sse') s.wire.bytesOutPerMsg = scale(s.wire.bytesOutPerMsg, 1.1);
     const rows = compare(baseline, r);
     expect(rows[0]).toMatchObject({ metric: 'wire lab/sse bytes out/msg', verdict: 'FAIL' });
     expect(rows[0]?.change).toBeCloseTo(0.1, 6);
@@ -66,9 +67,11 @@ describe('bench:check', () => {
   it('--spread reports the largest move per gated row over several runs, and counts failures', () => {
     const a = copy();
     const b = copy();
-    for (const s of b.scenarios) if (s.server === 'lab' && s.name === 'wire' && s.transport === 'ws') s.wire.bytesOutPerMsg = scale(s.wire.bytesOutPerMsg, 1.01);
+    for (const s of b.scenarios)
+      if (s.server === 'lab' && s.name === 'wire' && s.transport === 'ws') s.wire.bytesOutPerMsg = scale(s.wire.bytesOutPerMsg, 1.01);
     const c = copy();
-    for (const s of c.scenarios) if (s.server === 'lab' && s.name === 'wire' && s.transport === 'ws') s.wire.bytesOutPerMsg = scale(s.wire.bytesOutPerMsg, 0.95);
+    for (const s of c.scenarios)
+      if (s.server === 'lab' && s.name === 'wire' && s.transport === 'ws') s.wire.bytesOutPerMsg = scale(s.wire.bytesOutPerMsg, 0.95);
     const rows = spread(baseline, [a, b, c]);
     expect(rows[0]).toMatchObject({ metric: 'wire lab/ws bytes out/msg', failed: 1, runs: 3 });
     expect(rows[0]?.largestMove).toBeCloseTo(-0.05, 6);
@@ -78,7 +81,8 @@ describe('bench:check', () => {
 
   it('fails on 2.5% fewer requests per message too (a deterministic figure moved: the baseline is stale)', () => {
     const r = copy();
-    for (const s of r.scenarios) if (s.server === 'lab' && s.name === 'wire' && s.transport === 'poll') s.wire.requestsPerMsg = scale(s.wire.requestsPerMsg, 0.975);
+    for (const s of r.scenarios)
+      if (s.server === 'lab' && s.name === 'wire' && s.transport === 'poll') s.wire.requestsPerMsg = scale(s.wire.requestsPerMsg, 0.975);
     expect(failed(r).map((row) => row.metric)).toEqual(['wire lab/poll requests/msg']);
   });
 
@@ -107,7 +111,8 @@ describe('bench:check', () => {
     expect(failed(heavy).map((row) => row.metric)).toEqual(['memory lab/ws idle heap bytes/conn']);
 
     const slow = copy();
-    for (const s of slow.scenarios) if (s.server === 'lab' && s.name === 'load' && s.transport === 'poll') s.serverMetrics.cpuUsPerMsg = scale(s.serverMetrics.cpuUsPerMsg, 1.4);
+    for (const s of slow.scenarios)
+      if (s.server === 'lab' && s.name === 'load' && s.transport === 'poll') s.serverMetrics.cpuUsPerMsg = scale(s.serverMetrics.cpuUsPerMsg, 1.4);
     expect(failed(slow).map((row) => row.metric)).toEqual(['load poll CPU/msg lab÷bare']);
 
     // The whole machine twice as slow: lab and bare both; the ratio holds, so nothing fails.

@@ -274,13 +274,19 @@ describe('--workers N', () => {
   it('two workers on one port: one feed, summed /stats; a SIGKILLed worker is replaced and its clients resume without loss or duplicates; SIGTERM exits 0', async () => {
     const prefix = usePrefix();
     const lab = new LabProcess([
-      '--workers', '2',
-      '--feed', SHARED_REDIS,
-      '--redis-key-prefix', prefix,
-      '--port', '0',
+      '--workers',
+      '2',
+      '--feed',
+      SHARED_REDIS,
+      '--redis-key-prefix',
+      prefix,
+      '--port',
+      '0',
       '--no-demo',
-      '--log-level', 'warn',
-      '--sse-retry-ms', '50',
+      '--log-level',
+      'warn',
+      '--sse-retry-ms',
+      '50',
     ]);
     const url = await lab.url();
     const wsUrl = url.replace(/^http/, 'ws');

@@ -69,7 +69,9 @@ describe('configuration', () => {
   it('readSettings reads flags, and flags win over env vars', () => {
     expect(readSettings({}, ['--no-demo', '--port', '1234', '--poll-timeout-ms', '700'])).toEqual({ demo: false, port: 1234, pollTimeoutMs: 700 });
     expect(readSettings({}, ['--port=99', '--demo'])).toEqual({ port: 99, demo: true });
-    expect(readSettings({ PORT: '1', DEMO: '1', POLL_TIMEOUT_MS: '5', HOST: '127.0.0.2' }, ['--no-demo', '--port', '1234', '--poll-timeout-ms', '700'])).toEqual({
+    expect(
+      readSettings({ PORT: '1', DEMO: '1', POLL_TIMEOUT_MS: '5', HOST: '127.0.0.2' }, ['--no-demo', '--port', '1234', '--poll-timeout-ms', '700']),
+    ).toEqual({
       port: 1234,
       demo: false,
       pollTimeoutMs: 700,

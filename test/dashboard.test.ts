@@ -101,11 +101,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
 
   /** Waits until every pane received `count` ids, then returns them per pane. */
   async function idsWhenAll(page: Page, count: number): Promise<Record<Transport, number[]>> {
-    await page.waitForFunction(
-      ({ ts, n }) => ts.every((t) => window.__lab.panes[t].ids.length >= n),
-      { ts: TRANSPORTS, n: count },
-      { timeout: WAIT_MS },
-    );
+    await page.waitForFunction(({ ts, n }) => ts.every((t) => window.__lab.panes[t].ids.length >= n), { ts: TRANSPORTS, n: count }, { timeout: WAIT_MS });
     return page.evaluate((ts) => Object.fromEntries(ts.map((t) => [t, [...window.__lab.panes[t].ids]])), TRANSPORTS) as Promise<Record<Transport, number[]>>;
   }
 

@@ -353,7 +353,6 @@ describe('refusals outside the routes carry a code too', () => {
     const a = await rawExchange(portOf(lab), 'GET /time HTTP/1.1\r\nHost: localhost\r\nExpect: teapot\r\n\r\n');
     expectRefusal(a, 417, 'LAB_ERR_EXPECTATION_FAILED', 'Expect');
   });
-
 });
 
 describe('client mistakes are logged once, at info, without a stack', () => {

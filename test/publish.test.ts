@@ -52,7 +52,6 @@ async function readBack(lab: RunningLab, id: number): Promise<Message> {
   return body.messages[0]!;
 }
 
-
 describe('POST /publish: bad input', () => {
   it('answers 413 LAB_ERR_PAYLOAD_TOO_LARGE for a body over maxPayloadBytes and appends nothing', async () => {
     const lab = await startLab({ maxPayloadBytes: 1024 });
@@ -75,7 +74,9 @@ describe('POST /publish: bad input', () => {
       for (const body of ['{', '{"data":}', 'data=1', "{'data':1}", '{"data":1}x', '']) {
         const a = await post(lab, body, JSON_CT);
         expect.soft(a.status, `body ${JSON.stringify(body)}`).toBe(400);
-        expect.soft(a.body, `body ${JSON.stringify(body)}`).toMatchObject({ error: { code: body === '' ? expect.stringMatching(/^LAB_ERR_(INVALID_JSON|MISSING_DATA)$/) : 'LAB_ERR_INVALID_JSON' } });
+        expect
+          .soft(a.body, `body ${JSON.stringify(body)}`)
+          .toMatchObject({ error: { code: body === '' ? expect.stringMatching(/^LAB_ERR_(INVALID_JSON|MISSING_DATA)$/) : 'LAB_ERR_INVALID_JSON' } });
       }
     });
   });

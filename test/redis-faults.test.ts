@@ -64,7 +64,10 @@ const admin = (redis: OwnRedis, ...args: (string | number)[]) => withRedis(redis
 async function infoCount(redis: OwnRedis, section: string, line: string, field: string): Promise<number> {
   const text = await withRedis(redis.url, (r) => r.info(section));
   const found = text.split('\r\n').find((l) => l.startsWith(`${line}:`));
-  const value = found?.slice(line.length + 1).split(',').find((kv) => kv.startsWith(`${field}=`));
+  const value = found
+    ?.slice(line.length + 1)
+    .split(',')
+    .find((kv) => kv.startsWith(`${field}=`));
   return value === undefined ? 0 : Number(value.slice(field.length + 1));
 }
 

@@ -202,7 +202,9 @@ describe('a client that leaves one instance and resumes on another gets every me
     expect(third.status).toBe(200);
     expect(ids(third.body.messages)).toEqual([7]);
     expect([...first.body.messages, ...second.body.messages, ...third.body.messages].map((m) => m.data)).toEqual(
-      range(0, 2).map((n) => ({ n })).concat([4, 5, 6, 7].map((n) => ({ n }))),
+      range(0, 2)
+        .map((n) => ({ n }))
+        .concat([4, 5, 6, 7].map((n) => ({ n }))),
     );
   });
 
@@ -460,7 +462,10 @@ describe('Redis going away and coming back', () => {
     // messages after the outage — in particular no second feed-down once Redis is back.
     expect.soft(wsSeen.filter((x) => x !== 'feed-up')).toEqual(['hello', 1, 2, 3, 'feed-down', 'error', 'reset', 1, 2]);
     expect.soft(wsSeen.indexOf('feed-up')).toBeGreaterThan(wsSeen.indexOf('feed-down'));
-    expect.soft(ws.messages.slice(3).map((m) => m.data)).toEqual([{ e: 2, n: 1 }, { e: 2, n: 2 }]);
+    expect.soft(ws.messages.slice(3).map((m) => m.data)).toEqual([
+      { e: 2, n: 1 },
+      { e: 2, n: 2 },
+    ]);
 
     // SSE: a reset event to the new epoch, then the new messages; no feed-down after feed-up.
     await until(() => sse.of('reset').length >= 1 && sse.client.messages.length >= 5);

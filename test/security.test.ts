@@ -19,7 +19,6 @@ async function post(lab: RunningLab, headers: Record<string, string>, body = '{"
   return { status: res.status, body: json };
 }
 
-
 const lastId = (lab: RunningLab): number => lab.app.lab.feed.info().lastId;
 
 /** Publishes over `c` and waits for the answer (ack or error) to that ref. */

@@ -9,20 +9,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import { buildApp } from '../server/app.js';
 import type { Message } from '../server/feed/types.js';
-import {
-  SseClient,
-  WsClient,
-  poll,
-  pollUntil,
-  publish,
-  publishMany,
-  range,
-  startLab,
-  until,
-  wsOrder,
-  type RunningLab,
-  type Seen,
-} from './helpers.js';
+import { SseClient, WsClient, poll, pollUntil, publish, publishMany, range, startLab, until, wsOrder, type RunningLab, type Seen } from './helpers.js';
 
 // ---- small helpers local to this file ------------------------------------------------------------
 
@@ -666,23 +653,19 @@ describe('shutting down with clients still connected', () => {
 
   // Browsers pre-connect speculatively, and Node's own fetch (undici) opens a spare connection after an
   // aborted request: a connected socket that has not sent a request yet is an open client too.
-  it(
-    'app.close() completes while a client holds a connection on which it has not sent a request yet',
-    async () => {
-      const lab = await startLab();
-      const accepted = once(lab.app.server, 'connection');
-      const idle = connect(Number(new URL(lab.url).port), '127.0.0.1');
-      // Registered after startLab, so it runs first when the test ends: lets the teardown close finish.
-      onTestFinished(() => void idle.destroy());
-      const idleClosed = once(idle, 'close');
-      await Promise.all([once(idle, 'connect'), accepted]);
+  it('app.close() completes while a client holds a connection on which it has not sent a request yet', async () => {
+    const lab = await startLab();
+    const accepted = once(lab.app.server, 'connection');
+    const idle = connect(Number(new URL(lab.url).port), '127.0.0.1');
+    // Registered after startLab, so it runs first when the test ends: lets the teardown close finish.
+    onTestFinished(() => void idle.destroy());
+    const idleClosed = once(idle, 'close');
+    await Promise.all([once(idle, 'connect'), accepted]);
 
-      await lab.app.close(); // hangs here (bounded by this test's timeout) if the socket keeps the server open
-      await idleClosed;
-      expect(idle.destroyed).toBe(true);
-    },
-    3_000,
-  );
+    await lab.app.close(); // hangs here (bounded by this test's timeout) if the socket keeps the server open
+    await idleClosed;
+    expect(idle.destroyed).toBe(true);
+  }, 3_000);
 
   it('app.close() completes with a thousand WebSockets and two hundred held polls open, each answered or closed with 1001', async () => {
     const lab = await startLab();

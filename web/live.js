@@ -8,7 +8,6 @@ import { percentiles } from './metrics.js';
 import { RECENT_ROWS, TRANSPORTS } from './panes.js';
 import { chartLib, TRANSPORT_COLORS } from './theme.js';
 
-
 /** Chart.js is loaded as a classic script (a global); its objects are not typed here. @typedef {any} ChartJs */
 /** At most four renders a second, whatever the message rate. */
 export const RENDER_INTERVAL_MS = 250;
@@ -36,7 +35,8 @@ export class PaneView {
     setText(this.q('.pane-how'), meta?.how ?? '');
     /** @type {Record<string, HTMLElement>} */
     this.fields = {};
-    for (const el of this.el.querySelectorAll('[data-field]')) this.fields[/** @type {HTMLElement} */ (el).dataset.field ?? ''] = /** @type {HTMLElement} */ (el);
+    for (const el of this.el.querySelectorAll('[data-field]'))
+      this.fields[/** @type {HTMLElement} */ (el).dataset.field ?? ''] = /** @type {HTMLElement} */ (el);
     const tbody = this.q('.recent tbody');
     /** @type {HTMLTableCellElement[][]} */
     this.rows = [];
@@ -135,8 +135,31 @@ export class LatencyChart {
     for (const v of views) {
       const meta = TRANSPORTS.find((t) => t.key === v.model.key);
       const color = TRANSPORT_COLORS[v.model.key];
-      datasets.push({ label: meta?.title ?? v.model.key, key: v.model.key, pct: 'p99', data: [], borderColor: color, backgroundColor: color, borderWidth: 2, pointRadius: 0, tension: 0.2, spanGaps: false });
-      datasets.push({ label: `${meta?.title ?? v.model.key} p50`, key: v.model.key, pct: 'p50', data: [], borderColor: color, backgroundColor: color, borderWidth: 1.25, borderDash: [5, 4], pointRadius: 0, tension: 0.2, spanGaps: false });
+      datasets.push({
+        label: meta?.title ?? v.model.key,
+        key: v.model.key,
+        pct: 'p99',
+        data: [],
+        borderColor: color,
+        backgroundColor: color,
+        borderWidth: 2,
+        pointRadius: 0,
+        tension: 0.2,
+        spanGaps: false,
+      });
+      datasets.push({
+        label: `${meta?.title ?? v.model.key} p50`,
+        key: v.model.key,
+        pct: 'p50',
+        data: [],
+        borderColor: color,
+        backgroundColor: color,
+        borderWidth: 1.25,
+        borderDash: [5, 4],
+        pointRadius: 0,
+        tension: 0.2,
+        spanGaps: false,
+      });
     }
     this.chart = new Chart(canvas, {
       type: 'line',
@@ -164,7 +187,11 @@ export class LatencyChart {
           legend: {
             position: 'top',
             align: 'end',
-            labels: { boxWidth: 14, boxHeight: 3, filter: (/** @type {ChartJs} */ item, /** @type {ChartJs} */ data) => data.datasets[item.datasetIndex]?.pct === 'p99' },
+            labels: {
+              boxWidth: 14,
+              boxHeight: 3,
+              filter: (/** @type {ChartJs} */ item, /** @type {ChartJs} */ data) => data.datasets[item.datasetIndex]?.pct === 'p99',
+            },
             // One legend entry per transport toggles both its lines.
             onClick: (/** @type {unknown} */ _e, /** @type {ChartJs} */ item, /** @type {ChartJs} */ legend) => {
               const chart = legend.chart;
@@ -176,7 +203,9 @@ export class LatencyChart {
               chart.update('none');
             },
           },
-          tooltip: { callbacks: { label: (/** @type {ChartJs} */ ctx) => `${ctx.dataset.label} ${ctx.dataset.pct === 'p99' ? 'p99' : ''}: ${fmtMs(ctx.parsed.y)}` } },
+          tooltip: {
+            callbacks: { label: (/** @type {ChartJs} */ ctx) => `${ctx.dataset.label} ${ctx.dataset.pct === 'p99' ? 'p99' : ''}: ${fmtMs(ctx.parsed.y)}` },
+          },
         },
       },
     });

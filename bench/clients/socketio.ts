@@ -69,9 +69,7 @@ function socketioClients(opts: ClientGroupOptions, transport: 'websocket' | 'pol
           const engine = socket.io.engine;
           // The manager closes its engine once its only socket disconnects; wait for that.
           const closed =
-            engine === undefined || engine.readyState === 'closed'
-              ? Promise.resolve()
-              : new Promise<void>((resolve) => engine.once('close', () => resolve()));
+            engine === undefined || engine.readyState === 'closed' ? Promise.resolve() : new Promise<void>((resolve) => engine.once('close', () => resolve()));
           socket.disconnect();
           return closed;
         }),

@@ -36,10 +36,12 @@ export const wsClients: ClientFactory = ({ baseUrl, count, since, sink }) => {
       closing = true;
       await Promise.all(
         sockets.map((ws) =>
-          ws.readyState === WebSocket.CLOSED ? undefined : new Promise<void>((resolve) => {
-            ws.once('close', () => resolve());
-            ws.terminate();
-          }),
+          ws.readyState === WebSocket.CLOSED
+            ? undefined
+            : new Promise<void>((resolve) => {
+                ws.once('close', () => resolve());
+                ws.terminate();
+              }),
         ),
       );
     },

@@ -178,8 +178,7 @@ function flush(): void {
       if (c.cursor <= first - 1) {
         frames ??= wsFrames(batch);
         sendWs(c, frames, batch.length);
-      }
-      else sendWs(c, wsFrames(batch.slice(c.cursor - first + 1)), last - c.cursor);
+      } else sendWs(c, wsFrames(batch.slice(c.cursor - first + 1)), last - c.cursor);
       c.cursor = last;
     }
     let text: Buffer | undefined;
@@ -188,8 +187,7 @@ function flush(): void {
       if (c.cursor <= first - 1) {
         text ??= sseBatch(batch);
         sendSse(c, text, batch.length);
-      }
-      else sendSse(c, sseBatch(batch.slice(c.cursor - first + 1)), last - c.cursor);
+      } else sendSse(c, sseBatch(batch.slice(c.cursor - first + 1)), last - c.cursor);
       c.cursor = last;
     }
     flushed = last;

@@ -291,9 +291,10 @@ export class RedisFeed implements Feed {
     while (!this.#closed) {
       try {
         // A bounded block: after a new epoch moved lastId back, the next read starts from it within TAIL_BLOCK_MS.
-        const res = (await this.#untilClosed(
-          this.#tail.xread('COUNT', 1000, 'BLOCK', TAIL_BLOCK_MS, 'STREAMS', this.#keys.stream, `${this.#lastId}-0`),
-        )) as [string, Entry[]][] | null | undefined;
+        const res = (await this.#untilClosed(this.#tail.xread('COUNT', 1000, 'BLOCK', TAIL_BLOCK_MS, 'STREAMS', this.#keys.stream, `${this.#lastId}-0`))) as
+          | [string, Entry[]][]
+          | null
+          | undefined;
         if (!res || this.#closed) continue;
         const entries = res[0]?.[1] ?? [];
         if (entries.length === 0) continue;

@@ -14,6 +14,7 @@
  * - A failure to read is a store outage (the next append retries); a failure to encode or deliver is a
  *   bug, reported through `onError`, and ends only the subscribers it touched, never the fan-out.
  */
+import type { EventEmitter } from 'node:events';
 import { FeedUnavailableError, type Feed, type FeedEvent, type Message } from '../feed/types.js';
 import type { Announcement } from '../protocol.js';
 import type { DisconnectReason } from '../stats.js';
@@ -299,6 +300,23 @@ export async function readAfter(feed: Feed, cursor: number, limit: number, epoch
     cursor = result.firstId - 1;
   }
   return { cursor, messages: result.messages, announcements };
+}
+
+/**
+ * Resolves on the first of `drain` on `writable` or `close` on `closer`, and removes both listeners
+ * then: catch-up may wait many times on one connection, and `events.once` in a race would leave the
+ * loser's listeners behind each time.
+ */
+export function drainedOrClosed(writable: EventEmitter, closer: EventEmitter): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      writable.off('drain', done);
+      closer.off('close', done);
+      resolve();
+    };
+    writable.on('drain', done);
+    closer.on('close', done);
+  });
 }
 
 /** Whether `err` is the store failure readAfter raises (as opposed to a bug in an encoder or a subscriber). */

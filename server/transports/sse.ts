@@ -6,13 +6,12 @@
  * are named events; a `hello` event tells the epoch; a comment line every `sseHeartbeatMs` keeps
  * proxies from timing out an idle stream and lets clients detect a dead one.
  */
-import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import fp from 'fastify-plugin';
 import type { Message } from '../feed/types.js';
 import type { DisconnectReason } from '../stats.js';
 import { feedDown, hello, SSE_HEADERS, SSE_HEARTBEAT, sseBatch, sseControl, sseRetry, type Announcement } from '../protocol.js';
-import { Hub, isFeedError, type Subscriber } from './hub.js';
+import { drainedOrClosed, Hub, isFeedError, type Subscriber } from './hub.js';
 import { parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
 
 export default fp(
@@ -46,7 +45,7 @@ export default fp(
       }
       async drained(): Promise<void> {
         if (this.closed || this.res.writableLength === 0) return;
-        await Promise.race([once(this.res, 'drain'), once(this.res, 'close')]);
+        await drainedOrClosed(this.res, this.res);
       }
       kill(reason: DisconnectReason): void {
         if (this.closed) return;

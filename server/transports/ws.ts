@@ -8,7 +8,6 @@
  * upgrades without `Origin` come from non-browser clients and are accepted. Frame shapes and close
  * codes: ../protocol.ts.
  */
-import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import websocket from '@fastify/websocket';
 import type { FastifyRequest } from 'fastify';
@@ -20,8 +19,21 @@ import type { Message } from '../feed/types.js';
 import { publishChecked } from '../publish.js';
 import { checkToken, mayPublish } from '../token.js';
 import type { DisconnectReason } from '../stats.js';
-import { ack, errorFrame, feedDown, hello, isErrorCode, parsePublishFrame, refOf, WS_END, wsControl, wsFrames, type Announcement, type Control } from '../protocol.js';
-import { Hub, isFeedError, type Subscriber } from './hub.js';
+import {
+  ack,
+  errorFrame,
+  feedDown,
+  hello,
+  isErrorCode,
+  parsePublishFrame,
+  refOf,
+  WS_END,
+  wsControl,
+  wsFrames,
+  type Announcement,
+  type Control,
+} from '../protocol.js';
+import { drainedOrClosed, Hub, isFeedError, type Subscriber } from './hub.js';
 import { parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
 
 /** RFC 6455 §4.2.1: the key is 16 random bytes in base64; versions 13 (and the draft's 8, as `ws` accepts). */
@@ -108,7 +120,7 @@ export default fp(
       }
       async drained(): Promise<void> {
         if (this.closed || this.socket.writableLength === 0) return;
-        await Promise.race([once(this.socket, 'drain'), once(this.ws, 'close')]);
+        await drainedOrClosed(this.socket, this.ws);
       }
       kill(reason: DisconnectReason): void {
         if (this.closed) return;
@@ -200,12 +212,7 @@ export default fp(
         stats.claim(socket, 'ws', true);
         counters.requests++;
         counters.connections++;
-        const peer = new WsPeer(
-          startCursor(feed, parseCursor(q.since)),
-          ws,
-          socket,
-          mayPublish(checkToken(config.publishToken, request, true)),
-        );
+        const peer = new WsPeer(startCursor(feed, parseCursor(q.since)), ws, socket, mayPublish(checkToken(config.publishToken, request, true)));
         peers.add(peer);
         // Listeners first, synchronously: a frame that arrives before them would be lost.
         ws.on('message', (data, isBinary) => void onFrame(peer, data as Buffer, isBinary));
