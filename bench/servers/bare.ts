@@ -42,7 +42,8 @@ import {
 } from '../../server/protocol.js';
 import type { StatsSnapshot, TransportCounters, TransportKey } from '../../server/stats.js';
 import { parseCursor, parseEpoch, parseTimeout } from '../../server/transports/params.js';
-import { controlServer, listenAnyPort, newCounters, processMeter, sendError, thrownAnswer } from './control.js';
+import { controlServer, listenAnyPort, processMeter, sendError, thrownAnswer } from './control.js';
+import { newCounters } from '../../server/counters.js';
 import { serveIpc } from './protocol.js';
 
 // The lab's defaults, so both servers behave the same under the bench.

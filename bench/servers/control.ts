@@ -10,7 +10,7 @@ import { TIMING } from '../../server/config.js';
 import { HttpErrors, type ErrorBody, type ErrorName } from '../../server/errors.js';
 import { LastWindow } from '../../server/event-loop.js';
 import { isErrorCode } from '../../server/protocol.js';
-import type { StatsSnapshot, TransportCounters } from '../../server/stats.js';
+import type { StatsSnapshot } from '../../server/stats.js';
 
 function json(res: ServerResponse, status: number, value: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
@@ -59,17 +59,6 @@ export function controlServer(opts: { publish: (data: unknown) => number; stats:
     });
   });
 }
-
-/** A transport's /stats counters at zero, in the lab's shape (server/stats.ts). */
-export const newCounters = (): TransportCounters => ({
-  connections: 0,
-  requests: 0,
-  messagesOut: 0,
-  bytesOut: 0,
-  bytesIn: 0,
-  disconnects: { client: 0, 'slow-consumer': 0, 'pong-timeout': 0, 'too-many-errors': 0, shutdown: 0, 'feed-down': 0, error: 0 },
-  cut: 0,
-});
 
 /** Listens on 127.0.0.1, any free port; resolves with the port. */
 export const listenAnyPort = (s: Server): Promise<number> =>

@@ -20,7 +20,8 @@ import { Server, type Socket } from 'socket.io';
 import { DEFAULTS } from '../../server/config.js';
 import type { Message } from '../../server/protocol.js';
 import type { StatsSnapshot, TransportCounters, TransportKey } from '../../server/stats.js';
-import { controlServer, listenAnyPort, newCounters, processMeter } from './control.js';
+import { controlServer, listenAnyPort, processMeter } from './control.js';
+import { newCounters } from '../../server/counters.js';
 import { serveIpc } from './protocol.js';
 
 const RETENTION = DEFAULTS.retentionMessages;
