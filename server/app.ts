@@ -11,6 +11,7 @@ import { clusterSnapshots } from './cluster.js';
 import { controlRoutes } from './control.js';
 import { ERRORS, HttpErrors, type ErrorBody } from './errors.js';
 import { MemoryFeed } from './feed/memory.js';
+import { type NetworkLink, networkRoutes } from './network-route.js';
 import { RedisFeed } from './feed/redis.js';
 import type { Feed } from './feed/types.js';
 import { Generator } from './generator.js';
@@ -29,6 +30,12 @@ export interface AppOptions {
   /** The feed to serve; by default a new in-memory feed, closed with the app. */
   feed?: Feed;
   logger?: FastifyServerOptions['logger'];
+  /**
+   * The relays in front of this server (`--network`), for GET /network. A function, read on every
+   * request: relays start after listen (they need its port), so main.ts fills the list later.
+   * @default no relays
+   */
+  networks?: () => readonly NetworkLink[];
 }
 
 export interface Lab {
@@ -146,6 +153,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(wsTransport, transportOptions);
   await app.register(controlRoutes, { generator, token: config.publishToken, maxPayloadBytes: config.maxPayloadBytes });
   await app.register(reportRoutes, { resultsDir: config.resultsDir });
+  await app.register(networkRoutes, { links: options.networks ?? (() => []), host: config.host });
   await app.register(webRoutes);
 
   // Registered after the transports, so it runs after they answered polls and ended streams. Node's

@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError } from './errors.js';
+import { parseNetworkList } from './network/profiles.js';
 
 /**
  * Timing constants, named and explained once; tests import them instead of repeating numbers.
@@ -66,6 +67,12 @@ export const DEFAULTS = Object.freeze({
   redisKeyPrefix: 'transport-lab',
   /** Worker processes (node:cluster) on one port; more than 1 needs the Redis feed. */
   workers: 1,
+  /**
+   * Network profiles (server/network/profiles.ts) to serve the lab through as well: one relay per
+   * profile, on port + 1, + 2, … (any free port when `port` is 0). `loopback` is the server itself and
+   * adds no relay; `all` is every profile. Env var NETWORK, flag --network (`--network 4g,3g`).
+   */
+  network: [] as readonly string[],
   /** Where bench reports are read from for the dashboard's Reports view. */
   resultsDir: fileURLToPath(new URL('../results/', import.meta.url)),
   /** Bearer token for publishing; required when `host` is not a loopback address. */
@@ -126,6 +133,7 @@ const KINDS: { [K in keyof Config]: Kind } = {
   feed: 'string',
   redisKeyPrefix: 'string',
   workers: 'int',
+  network: 'list',
   publishToken: 'string',
   allowedOrigins: 'list',
   allowedHosts: 'list',
@@ -295,6 +303,16 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
       'several workers need the Redis feed (FEED_URL=redis://127.0.0.1:6379/0 or --feed): the memory feed lives in one process, so each worker would serve a different history',
     );
   }
+  if (!Array.isArray(c.network) || !c.network.every((n) => typeof n === 'string')) {
+    throw new ConfigError('network', c.network, 'expected a list of network profile names');
+  }
+  // Names as the profiles module spells them (lower case, repeats dropped, `all` expanded).
+  const profiles = c.network.length === 0 ? [] : parseNetworkList(c.network.join(','), 'network');
+  const network = profiles.map((p) => p.name);
+  const relays = profiles.filter((p) => !p.direct).length;
+  if (c.port !== 0 && c.port + relays > 65_535) {
+    throw new ConfigError('network', network.join(','), `${relays} relays on port ${c.port} + 1 and up go past 65535: use a lower PORT, or PORT=0`);
+  }
   if (typeof c.publishToken !== 'string') throw new ConfigError('publishToken', c.publishToken, 'expected a string');
   // A set token is checked on every bind. It is a secret: errors show its length, never the token.
   if (c.publishToken !== '' && c.publishToken.trim() !== c.publishToken) {
@@ -314,7 +332,12 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(c.logLevel)) {
     throw new ConfigError('logLevel', c.logLevel, 'expected fatal, error, warn, info, debug, trace or silent');
   }
-  return Object.freeze({ ...c, allowedOrigins: Object.freeze([...c.allowedOrigins]), allowedHosts: Object.freeze([...c.allowedHosts]) });
+  return Object.freeze({
+    ...c,
+    allowedOrigins: Object.freeze([...c.allowedOrigins]),
+    allowedHosts: Object.freeze([...c.allowedHosts]),
+    network: Object.freeze(network),
+  });
 }
 
 /** A URL for printing: credentials masked. */

@@ -2,12 +2,43 @@
  * The CLI: read settings (env vars and flags), build the app, listen, print the URL and the active
  * configuration, and close gracefully on SIGINT/SIGTERM. With `--workers N` (Redis feed only) the
  * process becomes a node:cluster primary that runs N such workers on one port.
+ *
+ * With `--network 4g,3g` the process that listens (the primary, with workers) also starts one relay
+ * per profile after listen, prints each one's URL, and closes them first on shutdown.
  */
 import cluster from 'node:cluster';
 import { buildApp } from './app.js';
 import { runPrimary } from './cluster.js';
-import { describeConfig, readSettings, resolveConfig } from './config.js';
+import { type Config, describeConfig, readSettings, resolveConfig } from './config.js';
 import { ConfigError } from './errors.js';
+import { describeProfile } from './network/profiles.js';
+import { Relay } from './network/relay.js';
+import { connectHost, linkPhrase, linksFromPrimary, type NetworkLink, relayProfiles, sendLinks } from './network-route.js';
+
+/**
+ * One relay per profile of `--network` in front of the server at `labUrl`: on port + 1, + 2, … when
+ * the port is fixed, on any free port when it is 0. Prints each URL. All or none: a relay that cannot
+ * listen closes the ones already started and throws, naming the profile and the port.
+ */
+async function startRelays(config: Readonly<Config>, labUrl: string): Promise<Relay[]> {
+  const lab = new URL(labUrl);
+  const relays: Relay[] = [];
+  for (const [i, profile] of relayProfiles(config.network).entries()) {
+    const listenPort = config.port === 0 ? 0 : config.port + 1 + i;
+    try {
+      relays.push(await Relay.start({ target: { host: connectHost(config.host), port: Number(lab.port) }, profile, listenHost: config.host, listenPort }));
+    } catch (err) {
+      await Promise.all(relays.map((r) => r.close()));
+      throw new Error(`cannot start the ${profile.name} relay on port ${listenPort}: ${(err as Error).message}`);
+    }
+    const url = new URL(lab);
+    url.port = String(relays[i]!.port);
+    console.log(`the dashboard over ${linkPhrase(profile)}: ${url.href}  (${describeProfile(profile)})`);
+  }
+  return relays;
+}
+
+const linksOf = (relays: readonly Relay[]): NetworkLink[] => relays.map((r) => ({ profile: r.profile, port: r.port }));
 
 async function main(): Promise<void> {
   let config;
@@ -22,29 +53,69 @@ async function main(): Promise<void> {
   }
   const clustered = config.workers > 1;
   if (clustered && cluster.isPrimary) {
+    // The relays live here, not in the workers. Registered before runPrimary's own handlers, so on
+    // SIGINT/SIGTERM they stop listening and reset their connections before the workers are told to close.
+    let relays: Relay[] = [];
+    let links: NetworkLink[] = [];
+    const closeRelays = () => void Promise.all(relays.map((r) => r.close()));
+    process.once('SIGINT', closeRelays);
+    process.once('SIGTERM', closeRelays);
+    // A replacement worker learns the relays once it listens (by then it has its IPC listener).
+    cluster.on('listening', (w) => {
+      if (links.length > 0) sendLinks(w, links);
+    });
     runPrimary({
       workers: config.workers,
       shutdownTimeoutMs: config.shutdownTimeoutMs,
       onListening: (url, workers) => {
         console.log(`Transport Lab listening on ${url}  (dashboard ${url}/, stats ${url}/stats), ${workers} workers`);
         console.log(`configuration: ${JSON.stringify(describeConfig(config))}`);
+        startRelays(config, url).then(
+          (started) => {
+            relays = started;
+            links = linksOf(started);
+            for (const w of Object.values(cluster.workers ?? {})) if (w) sendLinks(w, links);
+          },
+          (err: unknown) => {
+            console.error(`transport-lab: ${(err as Error).message}`);
+            // runPrimary closes the workers gracefully and exits 0; this start-up failed, so exit 1.
+            process.on('exit', () => {
+              process.exitCode = 1;
+            });
+            process.kill(process.pid, 'SIGTERM');
+          },
+        );
       },
     });
     return;
   }
+  // A worker hears of the primary's relays over IPC; a single process fills the list itself.
+  let links: readonly NetworkLink[] = [];
+  const networks = clustered ? linksFromPrimary() : () => links;
   let app;
   try {
-    app = await buildApp({ config, logger: config.logLevel === 'silent' ? false : { level: config.logLevel } });
+    app = await buildApp({ config, networks, logger: config.logLevel === 'silent' ? false : { level: config.logLevel } });
   } catch (err) {
     // A Redis feed that cannot be reached: say which and why, and stop.
     console.error(`transport-lab: ${(err as Error).message}`);
     process.exit(1);
   }
   const address = await app.listen({ host: config.host, port: config.port });
+  const url = address.replace('://[::1]', '://localhost');
   if (!clustered) {
-    const url = address.replace('://[::1]', '://localhost');
     console.log(`Transport Lab listening on ${url}  (dashboard ${url}/, stats ${url}/stats)`);
     console.log(`feed: ${app.lab.feed.kind} (epoch ${app.lab.feed.info().epoch}); configuration: ${JSON.stringify(describeConfig(config))}`);
+  }
+  let relays: Relay[] = [];
+  if (!clustered) {
+    try {
+      relays = await startRelays(config, url);
+    } catch (err) {
+      console.error(`transport-lab: ${(err as Error).message}`);
+      await app.close();
+      process.exit(1);
+    }
+    links = linksOf(relays);
   }
 
   let closing = false;
@@ -54,19 +125,26 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     closing = true;
-    if (!clustered) console.log(`${signal}: closing (answering polls, ending streams, closing WebSockets with 1001)`);
+    if (!clustered) {
+      const first = relays.length > 0 ? `the ${relays.length === 1 ? 'relay' : `${relays.length} relays`}, then ` : '';
+      console.log(`${signal}: closing (${first}answering polls, ending streams, closing WebSockets with 1001)`);
+    }
     const force = setTimeout(() => {
       console.error(`still open after ${config.shutdownTimeoutMs} ms: exiting anyway`);
       process.exit(1);
     }, config.shutdownTimeoutMs);
     force.unref();
-    app.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        console.error(err);
-        process.exit(1);
-      },
-    );
+    // Relays first: they stop accepting and reset their connections, so no client reaches the app
+    // through them while it closes.
+    Promise.all(relays.map((r) => r.close()))
+      .then(() => app.close())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          console.error(err);
+          process.exit(1);
+        },
+      );
   };
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));

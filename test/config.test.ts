@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { DEFAULTS, envName, readSettings, resolveConfig, type ConfigInput } from '../server/config.js';
 import { ConfigError } from '../server/errors.js';
+import { PROFILES } from '../server/network/profiles.js';
 import { WsClient, until } from './helpers.js';
 
 const TOKEN = 's3cret-s3cret-s3cret';
@@ -55,6 +56,26 @@ describe('configuration', () => {
     const good = resolveConfig({ allowedOrigins: ['https://ok.example', 'http://localhost:8080'], pollTimeoutMs: 10, pollMaxTimeoutMs: 10 });
     expect(good.allowedOrigins).toEqual(['https://ok.example', 'http://localhost:8080']);
     expect(Object.isFrozen(good)).toBe(true);
+  });
+
+  it('network: a list of profile names from NETWORK or --network; an unknown one is a ConfigError naming network', () => {
+    expect(resolveConfig().network).toEqual([]);
+    expect(readSettings({ NETWORK: '4g, 3g' }, [])).toEqual({ network: ['4g', '3g'] });
+    expect(readSettings({ NETWORK: 'lan' }, ['--network', '4g,3g'])).toEqual({ network: ['4g', '3g'] });
+    // As the profiles module spells them: lower case, repeats dropped, `all` expanded, loopback kept.
+    expect(resolveConfig({ network: ['4G', '3g', '4g', 'loopback'] }).network).toEqual(['4g', '3g', 'loopback']);
+    expect(resolveConfig({ network: ['all'] }).network).toEqual(Object.keys(PROFILES));
+    expect(Object.isFrozen(resolveConfig({ network: ['4g'] }).network)).toBe(true);
+
+    const unknown = configError(() => resolveConfig(readSettings({}, ['--network', '4g,5g'])));
+    expect(unknown.setting).toBe('network');
+    expect(unknown.value).toBe('4g,5g');
+    expect(unknown.message).toContain('5g');
+    expect(configError(() => resolveConfig({ network: 'all' as unknown as string[] })).setting).toBe('network');
+    // Relays listen on port + 1, + 2, …: they must fit under 65535 (loopback needs no port).
+    expect(configError(() => resolveConfig({ port: 65_534, network: ['4g', '3g'] })).setting).toBe('network');
+    expect(resolveConfig({ port: 65_534, network: ['loopback', '4g'] }).network).toEqual(['loopback', '4g']);
+    expect(resolveConfig({ port: 0, network: ['all'] }).port).toBe(0);
   });
 
   it('readSettings reads env vars', () => {
@@ -150,6 +171,15 @@ describe('CLI (server/main.ts)', () => {
     expect(code).toBe(1);
     expect(cli.stderr()).toContain('--port');
     expect(cli.stderr()).toContain('abc');
+  });
+
+  it('exits 1 naming network and the unknown profile on --network 5g', async () => {
+    const cli = startCli({}, ['--network', '4g,5g']);
+    const { code } = await cli.exit;
+    expect(code).toBe(1);
+    expect(cli.stderr()).toContain('network');
+    expect(cli.stderr()).toContain('5g');
+    expect(cli.stdout()).not.toContain('listening');
   });
 
   it('listens on PORT=0, prints the URL, serves /stats, and exits 0 on SIGTERM', async () => {

@@ -129,6 +129,9 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
     await page.waitForFunction(() => document.querySelector('#strip td')?.textContent !== '', undefined, { timeout: WAIT_MS });
     expect(await page.evaluate(() => typeof (window as unknown as { Chart?: unknown }).Chart)).toBe('function');
     expect(await page.locator('#latency-chart').count()).toBe(1);
+    // No relays (--network): nothing to say about the network, no other one to link to.
+    expect(await page.locator('#network-info').isHidden()).toBe(true);
+    expect(await page.locator('#network-links').isHidden()).toBe(true);
     expect(errors).toEqual([]);
     expect(await page.evaluate(() => window.__cspViolations)).toEqual([]);
   });

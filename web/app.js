@@ -4,7 +4,7 @@
 
 import { api, ApiError, getToken, nowMs, setToken } from './api.js';
 import { SIGNIFICANT_OFFSET_MS, syncClock } from './clock.js';
-import { fmtMs, fmtNum, setText } from './format.js';
+import { fmtKbps, fmtMs, fmtNum, setText } from './format.js';
 import { LatencyChart, PaneView, RENDER_INTERVAL_MS, StatsStrip } from './live.js';
 import { driverFor, PaneModel, TRANSPORTS } from './panes.js';
 import { ReportsView } from './reports.js';
@@ -36,6 +36,8 @@ const lab = {
   clock: () => clock,
   /** @type {StatsStrip | undefined} */
   strip: undefined,
+  /** @type {NetworkAnswer | undefined} GET /network as the header shows it */
+  network: undefined,
 };
 /** @type {any} */ (window).__lab = lab;
 
@@ -194,12 +196,67 @@ async function resyncClock() {
   showClock();
 }
 
+// ---- header: the network this page came over (--network) ----------------------------------------
+
+/**
+ * @typedef {import('../server/network-route.ts').NetworkAnswer} NetworkAnswer
+ * @typedef {import('../server/network/profiles.ts').NetworkProfile} NetworkProfile
+ */
+
+/** `loopback` is the server itself: no relay, nothing emulated. @param {NetworkProfile} p */
+const networkLabel = (p) => (p.direct ? 'direct' : p.name);
+
+/** @param {NetworkProfile} p */
+function describeNetwork(p) {
+  if (p.direct) return 'network: direct (no relay)';
+  const loss = p.loss === 0 ? 'loss 0 %' : `loss ${fmtNum(p.loss * 100, 2)} % (held ${fmtMs(p.retransmitMs)})`;
+  return `network: ${p.name} · RTT ${fmtMs(p.rttMs)} · jitter ${fmtMs(p.jitterMs)} · down ${fmtKbps(p.downKbps)} · up ${fmtKbps(p.upKbps)} · ${loss}`;
+}
+
+/**
+ * Which relay this page came through (the server tells from the Host header's port), and links to the
+ * others. A lab without relays shows nothing: there is no other network to pick.
+ */
+async function showNetwork() {
+  /** @type {NetworkAnswer} */
+  let answer;
+  try {
+    answer = await api('/network');
+  } catch {
+    return;
+  }
+  lab.network = answer;
+  const current = answer.current;
+  if (current === null && answer.available.length <= 1) return;
+  const shown = current ?? answer.available.find((a) => a.profile.direct)?.profile;
+  const info = $('network-info');
+  if (shown) {
+    setText(info, describeNetwork(shown));
+    info.dataset.network = shown.name;
+    info.title = shown.source;
+    info.hidden = false;
+  }
+  const nav = $('network-links');
+  nav.replaceChildren(Object.assign(document.createElement('span'), { textContent: 'networks:' }));
+  for (const choice of answer.available) {
+    const a = document.createElement('a');
+    a.href = choice.url;
+    a.textContent = networkLabel(choice.profile);
+    a.title = describeNetwork(choice.profile);
+    a.dataset.network = choice.name;
+    if (choice.name === shown?.name) a.setAttribute('aria-current', 'page');
+    nav.appendChild(a);
+  }
+  nav.hidden = false;
+}
+
 // ---- start ---------------------------------------------------------------------------------------
 
 async function main() {
   chartDefaults();
   wireControls();
   showView();
+  const network = showNetwork();
 
   // Every pane starts at the feed's last id as of now, so all four see the same messages from here on.
   /** @type {any} */
@@ -258,6 +315,7 @@ async function main() {
 
   await refreshControl();
   setInterval(refreshControl, CONTROL_INTERVAL_MS);
+  await network;
 
   lab.ready = true;
   document.body.dataset.ready = 'true';

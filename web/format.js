@@ -26,6 +26,12 @@ export function fmtBytes(n) {
   return `${fmtNum(n / 1024 ** 2, 1)} MiB`;
 }
 
+/** A link rate in kbit/s (1 kbps = 1,000 bit/s); null = no limit. @param {number | null} kbps */
+export function fmtKbps(kbps) {
+  if (kbps === null) return 'unlimited';
+  return kbps >= 1000 ? `${fmtNum(kbps / 1000, kbps % 1000 === 0 ? 0 : 1)} Mbps` : `${fmtNum(kbps)} kbps`;
+}
+
 /** A short, single-line preview of a message's data. @param {unknown} data @param {number} max */
 export function preview(data, max = 40) {
   let s;

@@ -74,6 +74,9 @@ export class PaneView {
     setData(el, 'resets', String(m.resets));
     setData(el, 'requests', String(m.requests));
     setData(el, 'lastId', String(m.lastSeen));
+    // Unrounded, for tests and tooltips; empty while the window holds no sample.
+    setData(el, 'p50Ms', p50 === null || p50 === undefined ? '' : String(p50));
+    setData(el, 'p99Ms', p99 === null || p99 === undefined ? '' : String(p99));
     const f = this.fields;
     setText(f.state, m.state === 'dropped' ? `dropped ${fmtMs(now - m.stateSince)}` : m.state);
     setText(f.detail, m.detail || '\u00a0');
