@@ -3,6 +3,7 @@
  * are medians over repeats, counts are totals), and lab rows get their `vsBare` ratios.
  */
 import { figure, ratioOfMedians, round } from './figures.js';
+import type { NetworkProfile } from '../server/network/profiles.js';
 import type { Figure, ScenarioResult } from './report/types.js';
 import { runScenario, type RunParams, type RunResult } from './run-scenario.js';
 import type { ServerHandle } from './server-process.js';
@@ -29,6 +30,7 @@ export async function runOrFail(server: ServerHandle, t: Target, params: RunPara
       cpuUsPerMsg: null,
       eventLoopDelayP99Ms: NaN,
       floor: null,
+      relayLatenessP99Ms: null,
     };
   }
 }
@@ -51,7 +53,7 @@ function servedBy(t: Target, lab: LabSetup): Pick<ScenarioResult, 'feed' | 'work
 /** Counts of a run, summed over repeats. */
 const COUNTS = ['published', 'delivered', 'expected', 'lost', 'duplicated', 'reordered', 'gaps'] as const;
 
-export function aggregate(spec: ScenarioSpec, t: Target, runs: RunResult[], repeats: number, lab: LabSetup): ScenarioResult {
+export function aggregate(spec: ScenarioSpec, t: Target, network: NetworkProfile, runs: RunResult[], repeats: number, lab: LabSetup): ScenarioResult {
   const invalid = runs.map((r, i) => (r.outcome.status === 'invalid' ? `repeat ${i + 1}: ${r.outcome.reason}` : undefined)).filter(Boolean);
   // Per key of `pick(run)`, its figure over the repeats; not measured (null, NaN) stays null: see figure().
   const figs = <K extends string>(pick: (r: RunResult) => Record<K, number | null>, ...keys: K[]) =>
@@ -66,6 +68,7 @@ export function aggregate(spec: ScenarioSpec, t: Target, runs: RunResult[], repe
     durationSec: spec.durationSec,
     ...servedBy(t, lab),
     ...(spec.pace === 'lockstep' ? { pace: 'lockstep' as const } : {}),
+    network,
     repeats,
     status: invalid.length ? 'invalid' : 'ok',
     ...(invalid.length ? { reason: invalid.join(' | ') } : {}),
@@ -74,6 +77,7 @@ export function aggregate(spec: ScenarioSpec, t: Target, runs: RunResult[], repe
     publisherLagMs: figs((r) => r.publisherLagMs, 'p99', 'max'),
     wire: figs((r) => r.wire, 'bytesOutPerMsg', 'bytesInPerMsg', 'requestsPerMsg'),
     serverMetrics: figs((r) => r, 'cpuUsPerMsg', 'eventLoopDelayP99Ms'),
+    ...(network.direct ? {} : { relayLatenessP99Ms: figure(runs.map((r) => r.relayLatenessP99Ms)) }),
     ...(t.server === 'lab' ? floorOf(runs) : {}),
   };
 }
@@ -90,13 +94,15 @@ function floorOf(runs: RunResult[]): Pick<ScenarioResult, 'floor'> {
 }
 
 /**
- * `vsBare`: lab ÷ bare for the same scenario and transport as a ratio of medians (ratioOfMedians), when
+ * `vsBare`: lab ÷ bare for the same scenario, network and transport as a ratio of medians (ratioOfMedians), when
  * both are valid and every ratio is a number. The CI gate takes the median of paired ratios instead.
  */
 export function addVsBare(results: ScenarioResult[]): void {
   for (const lab of results) {
     if (lab.server !== 'lab' || lab.status !== 'ok') continue;
-    const bare = results.find((r) => r.server === 'bare' && r.name === lab.name && r.transport === lab.transport && r.status === 'ok');
+    const bare = results.find(
+      (r) => r.server === 'bare' && r.name === lab.name && r.network.name === lab.network.name && r.transport === lab.transport && r.status === 'ok',
+    );
     if (!bare) continue;
     const cpuUsPerMsg = ratioOfMedians(lab.serverMetrics.cpuUsPerMsg, bare.serverMetrics.cpuUsPerMsg);
     const bytesOutPerMsg = ratioOfMedians(lab.wire.bytesOutPerMsg, bare.wire.bytesOutPerMsg);

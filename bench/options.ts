@@ -3,6 +3,7 @@
  * each step should take. The progress line and the repeats budget both read the same step estimates.
  */
 import { parseArgs } from 'node:util';
+import { customProfile, type NetworkProfile, parseNetworkList, PROFILES } from '../server/network/profiles.js';
 import type { ServerName, TransportName } from './report/types.js';
 import { PUBLISHER_LAG_LIMIT_MS } from './run-scenario.js';
 import { SUITES, SWEEP, type ScenarioSpec } from './suite.js';
@@ -36,6 +37,13 @@ export interface BenchOptions {
   repeatsNote: string | undefined;
   /** Feed and workers of the lab servers. */
   lab: LabSetup;
+  /**
+   * Every network a scenario runs over, in order; each of `scenarios` names one (`network`). Non-direct
+   * ones put the relay (relay.ts) between the clients and the server.
+   */
+  networks: NetworkProfile[];
+  /** Test hook, no flag: the relays forward without delay, so the sanity check must call every run over them INVALID. */
+  brokenRelay?: boolean;
 }
 
 /** Short-polling clients poll this often unless `--short-poll-interval-ms` says otherwise. */
@@ -61,6 +69,17 @@ const FLAGS = {
   'no-micro': { type: 'boolean', help: 'skip tinybench (per-message encoding)' },
   'short-poll-interval-ms': { type: 'string', arg: 'MS', help: `short polling interval (default ${SHORT_POLL_INTERVAL_MS})` },
   'max-publisher-lag-ms': { type: 'string', arg: 'MS', help: `publisher lag p99 above which a run is INVALID (default ${PUBLISHER_LAG_LIMIT_MS})` },
+  network: {
+    type: 'string',
+    arg: 'NAME,…|all',
+    help: `clients reach the servers through the network emulator: ${Object.keys(PROFILES).join(', ')} (default: the suite's)`,
+  },
+  'rtt-ms': { type: 'string', arg: 'MS', help: 'a custom network (named custom, beside any --network): round-trip time' },
+  'jitter-ms': { type: 'string', arg: 'MS', help: 'custom network: most a segment’s one-way delay may add (uniform)' },
+  'down-kbps': { type: 'string', arg: 'KBPS', help: 'custom network: server → client rate, kbit/s or unlimited (default)' },
+  'up-kbps': { type: 'string', arg: 'KBPS', help: 'custom network: client → server rate, kbit/s or unlimited (default)' },
+  loss: { type: 'string', arg: '0..1', help: 'custom network: fraction of segments retransmitted (0.01 = 1 %)' },
+  'retransmit-ms': { type: 'string', arg: 'MS', help: 'custom network: how long a lost segment holds (default max(200, 2 × RTT))' },
   'lossy-every': { type: 'string', arg: 'N', help: 'test hook: client 0 drops every Nth message (the run must come out INVALID)' },
   out: { type: 'string', arg: 'DIR', help: 'where reports go (default results)' },
   help: { type: 'boolean', short: 'h', help: 'this text (also -h)' },
@@ -116,20 +135,25 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
   const payload = positive(values.payload, 'payload');
   const duration = positive(values.duration, 'duration', false);
   const custom = clients !== undefined || rate !== undefined || payload !== undefined || duration !== undefined;
+  const shapes: ScenarioSpec[] = custom
+    ? [
+        {
+          name: 'custom',
+          clients: clients ?? first.clients,
+          ratePerSec: rate ?? first.ratePerSec,
+          payloadBytes: payload ?? first.payloadBytes,
+          durationSec: duration ?? first.durationSec,
+        },
+      ]
+    : suite.scenarios.map((s) => ({ ...s }));
+  // The sweep runs on loopback unless --network says otherwise: the suite's extra network pairs are scenarios.
+  const { scenarios, networks } = overNetworks(values.sweep ? shapes.filter((s) => s.network === undefined) : shapes, values);
+  if (suiteName === 'check' && networks.some((n) => !n.direct)) throw new Error('--network: the CI gate runs on loopback only (its baseline was)');
   const opts: BenchOptions = {
     transports: list(values.transports, TRANSPORTS, 'transports') ?? [...TRANSPORTS],
     servers: list(values.servers, SERVERS, 'servers') ?? [...DEFAULT_SERVERS],
-    scenarios: custom
-      ? [
-          {
-            name: 'custom',
-            clients: clients ?? first.clients,
-            ratePerSec: rate ?? first.ratePerSec,
-            payloadBytes: payload ?? first.payloadBytes,
-            durationSec: duration ?? first.durationSec,
-          },
-        ]
-      : suite.scenarios.map((s) => ({ ...s })),
+    scenarios,
+    networks,
     repeats: positive(values.repeats, 'repeats') ?? suite.repeats,
     out: values.out ?? 'results',
     memoryConnections: positive(values['memory-connections'], 'memory-connections') ?? suite.memoryConnections,
@@ -166,6 +190,52 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
   return opts;
 }
 
+const CUSTOM_NETWORK_FLAGS = ['rtt-ms', 'jitter-ms', 'down-kbps', 'up-kbps', 'loss', 'retransmit-ms'] as const;
+
+/**
+ * The scenarios over their networks. Without `--network` or a custom-network flag, the suite's own:
+ * each scenario on the network it names, loopback when it names none. With them, every scenario the
+ * suite runs on loopback, once per network asked for (the `--network` list, then `custom`); the
+ * suite's own network pairs give way to what was asked.
+ */
+function overNetworks(
+  shapes: ScenarioSpec[],
+  values: Partial<Record<'network' | (typeof CUSTOM_NETWORK_FLAGS)[number], string>>,
+): { scenarios: ScenarioSpec[]; networks: NetworkProfile[] } {
+  const customAsked = CUSTOM_NETWORK_FLAGS.some((f) => values[f] !== undefined);
+  if (values.network === undefined && !customAsked) {
+    const scenarios = shapes.map((s) => ({ ...s, network: s.network ?? PROFILES.loopback.name }));
+    return { scenarios, networks: parseNetworkList([...new Set(scenarios.map((s) => s.network))].join(','), 'suite network') };
+  }
+  const networks = values.network === undefined ? [] : parseNetworkList(values.network, '--network');
+  if (customAsked) {
+    networks.push(
+      customProfile({
+        rttMs: values['rtt-ms'],
+        jitterMs: values['jitter-ms'],
+        downKbps: values['down-kbps'],
+        upKbps: values['up-kbps'],
+        loss: values.loss,
+        retransmitMs: values['retransmit-ms'],
+      }),
+    );
+  }
+  const base = shapes.filter((s) => s.network === undefined);
+  return { scenarios: networks.flatMap((n) => base.map((s) => ({ ...s, network: n.name }))), networks };
+}
+
+/** The profile a scenario runs over (one of `opts.networks`). */
+export function networkOf(spec: ScenarioSpec, opts: Pick<BenchOptions, 'networks'>): NetworkProfile {
+  const name = spec.network ?? PROFILES.loopback.name;
+  const p = opts.networks.find((n) => n.name === name);
+  if (!p) throw new Error(`scenario ${spec.name}: network "${name}" is not one of this run's (${opts.networks.map((n) => n.name).join(', ')})`);
+  return p;
+}
+
+/** A scenario's targets: the run's, or those of its own `servers`. */
+export const targetsFor = (spec: ScenarioSpec, opts: Pick<BenchOptions, 'transports' | 'servers' | 'lab'>): Target[] =>
+  targetsOf(opts).filter((t) => spec.servers === undefined || spec.servers.includes(t.server));
+
 /** A scenario's own repeats (fixed by its suite) or the run's. */
 export const repeatsOf = (spec: ScenarioSpec, opts: Pick<BenchOptions, 'repeats'>): number => spec.repeats ?? opts.repeats;
 
@@ -191,12 +261,27 @@ export function sweepLoad(opts: Pick<BenchOptions, 'suite' | 'scenarios'>): { ra
   };
 }
 
-/** Seconds one step should take; the plan below and the progress line use the same figures. */
+/**
+ * Seconds one step should take; the plan below and the progress line use the same figures. Calibrated
+ * on the 2-core machine of the README: the default suite's steps as measured (December 2026), each
+ * estimate at or above what it took (1,000 clients connected in under a second, an idle-memory step
+ * at 1,000 connections took 0.5–1 s): the suite as it stands took 262 s against an estimate of 293 s.
+ */
 export const STEP_SEC = {
-  /** One scenario run: warm-up, measured window, drain, connecting the clients. */
-  run: (spec: ScenarioSpec, transport: TransportName): number =>
-    spec.durationSec + Math.min(1, spec.durationSec / 5) + 1 + spec.clients / 500 + (transport === 'short-poll' ? 1.5 : 0),
-  memory: (connections: number): number => 2 + connections / 250,
+  /**
+   * One scenario run: warm-up, measured window, drain, connecting the clients; over a relay, four round
+   * trips more (each connection's handshake and first request, the last delivery of warm-up and window).
+   */
+  run: (spec: ScenarioSpec, transport: TransportName, network?: NetworkProfile): number =>
+    spec.durationSec +
+    Math.min(1, spec.durationSec / 5) +
+    1 +
+    spec.clients / 1000 +
+    (transport === 'short-poll' ? 1.5 : 0) +
+    (network && !network.direct ? (4 * network.rttMs) / 1000 : 0),
+  /** Forking the relay process. */
+  relay: 1,
+  memory: (connections: number): number => 1 + connections / 1000,
   /** One autocannon request kind on one server. */
   cannon: (durationSec: number): number => durationSec + 1,
   /** All three encoders. */
@@ -208,10 +293,12 @@ export const STEP_SEC = {
 /** What the whole bench should take, in seconds. */
 export function estimateSec(opts: BenchOptions): number {
   const targets = targetsOf(opts);
-  const scenarios = opts.sweep ? 0 : opts.scenarios.reduce((a, s) => a + repeatsOf(s, opts) * targets.reduce((b, t) => b + STEP_SEC.run(s, t.transport), 0), 0);
+  const run = (s: ScenarioSpec) => targetsFor(s, opts).reduce((b, t) => b + STEP_SEC.run(s, t.transport, networkOf(s, opts)), 0);
+  const scenarios = opts.sweep ? 0 : opts.scenarios.reduce((a, s) => a + repeatsOf(s, opts) * run(s), 0);
   const memory = memoryTargets(opts).length * STEP_SEC.memory(opts.memoryConnections);
   const cannon = cannonServers(opts).length * 2 * STEP_SEC.cannon(opts.autocannonDurationSec); // poll catch-up and publish
   const micro = opts.micro ? STEP_SEC.micro(opts.microTimeMs) : 0;
-  const sweep = opts.sweep ? targets.length * SWEEP.clientSteps.length * STEP_SEC.sweep(sweepLoad(opts).durationSec) : 0;
-  return 5 + scenarios + memory + cannon + micro + sweep;
+  const sweep = opts.sweep ? opts.networks.length * targets.length * SWEEP.clientSteps.length * STEP_SEC.sweep(sweepLoad(opts).durationSec) : 0;
+  const relay = opts.networks.some((n) => !n.direct) ? STEP_SEC.relay : 0;
+  return 5 + relay + scenarios + memory + cannon + micro + sweep;
 }

@@ -3,11 +3,15 @@
  * delivery checked, and the server's /stats deltas over the measured window turned into per-message
  * figures. A run with loss, duplicates, reordering, client errors, failed publishes or a publisher
  * behind schedule is `invalid` with the reason — its numbers are kept but never presented as a result.
+ * Over a relay (relay.ts) the clients connect through it, the publisher and /stats do not; a relay
+ * behind its schedule, or deliveries faster than its one-way delay, make the run invalid too.
  */
 import { floorFor } from './floor.js';
 import { publishLockstep, type LockstepOutcome } from './lockstep.js';
 import { publishInWorker } from './publisher.js';
+import type { NetworkProfile } from '../server/network/profiles.js';
 import { Recorder } from './recorder.js';
+import { belowOneWayProblem, relayLatenessProblem, type RelayLink } from './relay.js';
 import type { ServerHandle, ServerStats } from './server-process.js';
 import type { Target } from './targets.js';
 
@@ -24,6 +28,8 @@ export interface RunParams {
   lossyEvery?: number;
   /** Publisher lag p99 above which the run is invalid. @default PUBLISHER_LAG_LIMIT_MS */
   maxPublisherLagMs?: number;
+  /** The network the clients reach the server over, and its relay (none when the profile is direct). */
+  network?: { profile: NetworkProfile; relay: RelayLink | undefined };
 }
 
 export type Pace = 'open-loop' | 'lockstep';
@@ -47,6 +53,8 @@ export interface RunResult {
   eventLoopDelayP99Ms: number;
   /** Per delivered message: its JSON on the wire and the protocol's floor overhead (SSE and WS only). */
   floor: { jsonBytesPerMsg: number; floorBytesPerMsg: number } | null;
+  /** The relay's lateness p99 over the measured window, ms; null without a relay or with nothing relayed. */
+  relayLatenessP99Ms: number | null;
 }
 
 /**
@@ -94,8 +102,9 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
   const lockstep = p.pace === 'lockstep';
   const key = t.statsKey;
   const since = (await server.stats()).feed.lastId;
+  const relay = p.network?.relay;
   const group = t.clients({
-    baseUrl: server.baseUrl,
+    baseUrl: relay?.baseUrl ?? server.baseUrl,
     count: p.clients,
     since,
     sink: recorder,
@@ -133,6 +142,7 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     await settled();
     // The server's event-loop window opens and closes with the measured one, on every server alike.
     await server.loopWindow.open();
+    await relay?.resetLateness();
     const before = await server.stats();
     const firstId = before.feed.lastId;
     recorder.startWindow(firstId, Math.ceil(p.ratePerSec * p.durationSec) + 16);
@@ -142,6 +152,7 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     await settled();
     const after = await server.stats();
     const loop = await server.loopWindow.close();
+    const lateness = await relay?.lateness();
 
     const c = recorder.counts(pub.ids);
     const d = (f: (s: ServerStats) => number) => f(after) - f(before);
@@ -160,6 +171,10 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     const lagLimit = p.maxPublisherLagMs ?? PUBLISHER_LAG_LIMIT_MS;
     if (lagP99 > lagLimit) problems.push(`publisher fell behind its schedule (lag p99 ${lagP99.toFixed(1)} ms > ${lagLimit} ms)`);
     if (pub.ids.length === 0) problems.push('nothing was published');
+    if (p.network) {
+      for (const problem of [relayLatenessProblem(p.network.profile, lateness), belowOneWayProblem(p.network.profile, lat(50))])
+        if (problem) problems.push(problem);
+    }
 
     return {
       outcome: problems.length ? { status: 'invalid', reason: problems.join('; ') } : { status: 'ok' },
@@ -192,6 +207,7 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
         floorOf && recorder.wire.messages > 0
           ? { jsonBytesPerMsg: recorder.wire.jsonBytes / recorder.wire.messages, floorBytesPerMsg: recorder.wire.floorBytes / recorder.wire.messages }
           : null,
+      relayLatenessP99Ms: lateness?.p99Ms ?? null,
     };
   } finally {
     await group.close();

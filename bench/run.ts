@@ -1,6 +1,7 @@
 /**
  * `npm run bench` — the bench harness CLI. Starts every server under test in its own process, runs
- * the scenarios (repeats alternate servers: lab, bare, socketio, lab, bare, …), then the stages —
+ * the scenarios (repeats alternate servers: lab, bare, socketio, lab, bare, …), each over its network
+ * (a non-direct one puts the relay process, relay.ts, between clients and server), then the stages —
  * idle memory (memory.ts), autocannon (autocannon.ts), the sweep (sweep.ts), tinybench (micro.ts) —
  * and writes results/<time>-<sha>.json plus latest.{json,md,html}. Flags and the plan: options.ts;
  * repeats into report rows: aggregate.ts.
@@ -11,11 +12,13 @@ import { addVsBare, aggregate, runOrFail } from './aggregate.js';
 import { runAutocannon } from './autocannon.js';
 import { runMemory } from './memory.js';
 import { runMicro } from './micro.js';
-import { estimateSec, HELP, parseBenchArgs, repeatsOf, STEP_SEC, targetsOf, type BenchOptions } from './options.js';
+import type { NetworkProfile } from '../server/network/profiles.js';
+import { estimateSec, HELP, networkOf, parseBenchArgs, repeatsOf, STEP_SEC, targetsFor, targetsOf, type BenchOptions } from './options.js';
 import { Progress } from './progress.js';
 import { REPORT_SCHEMA, type Report, type ScenarioResult } from './report/types.js';
 import { writeReports } from './report/write.js';
-import { PUBLISHER_LAG_LIMIT_MS, type RunResult } from './run-scenario.js';
+import { RELAY_LATENESS_LIMIT, startRelayProcess, type RelayProcess } from './relay.js';
+import { PUBLISHER_LAG_LIMIT_MS, type RunParams, type RunResult } from './run-scenario.js';
 import { startServer, type ServerHandle } from './server-process.js';
 import { runSweep } from './sweep.js';
 import type { ScenarioSpec } from './suite.js';
@@ -43,6 +46,13 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     if (!handles.has(key)) handles.set(key, startServer(t.process.script, t.process.options));
     return handles.get(key)!;
   };
+  // One relay process for every (server, network) pair that is not direct, started only when needed.
+  let relays: Promise<RelayProcess> | undefined;
+  const networkFor = async (t: Target, profile: NetworkProfile): Promise<NonNullable<RunParams['network']>> => {
+    if (profile.direct) return { profile, relay: undefined };
+    relays ??= startRelayProcess({ delay: !opts.brokenRelay });
+    return { profile, relay: await (await relays).open((await serverOf(t)).port, profile) };
+  };
   log.plan(estimateSec(opts));
   if (opts.repeatsNote) log.note(opts.repeatsNote);
 
@@ -54,18 +64,21 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     // Start every process first, so that start-up costs never land inside a measurement.
     await Promise.all(targets.map(serverOf));
     const specs = opts.sweep ? [] : opts.scenarios;
-    const total = specs.reduce((a, s) => a + repeatsOf(s, opts) * targets.length, 0);
+    // And every relay: one at a time (the relay process answers in order).
+    for (const spec of specs) for (const t of targetsFor(spec, opts)) await networkFor(t, networkOf(spec, opts));
+    const total = specs.reduce((a, s) => a + repeatsOf(s, opts) * targetsFor(s, opts).length, 0);
     const runs = new Map<string, RunResult[]>();
-    const key = (spec: ScenarioSpec, t: Target) => `${spec.name}|${t.server}|${t.transport}`;
+    const key = (spec: ScenarioSpec, t: Target) => `${spec.name}|${networkOf(spec, opts).name}|${t.server}|${t.transport}`;
     let done = 0;
     // Repeat r of every scenario on every target before repeat r + 1: servers alternate within a repeat.
     for (let r = 0; r < Math.max(0, ...specs.map((s) => repeatsOf(s, opts))); r++) {
       for (const spec of specs.filter((s) => r < repeatsOf(s, opts))) {
-        for (const t of targets) {
-          const load = `${spec.clients} clients × ${spec.ratePerSec} msg/s × ${spec.payloadBytes} B × ${spec.durationSec} s`;
+        const network = networkOf(spec, opts);
+        for (const t of targetsFor(spec, opts)) {
+          const load = `${spec.clients} clients × ${spec.ratePerSec} msg/s × ${spec.payloadBytes} B × ${spec.durationSec} s${network.direct ? '' : ` over ${network.name}`}`;
           log.step(
             `run ${++done}/${total}: ${spec.name} ${t.server}/${t.transport} (${load}), repeat ${r + 1}/${repeatsOf(spec, opts)}`,
-            STEP_SEC.run(spec, t.transport),
+            STEP_SEC.run(spec, t.transport, network),
           );
           const result = await runOrFail(await serverOf(t), t, {
             clients: spec.clients,
@@ -76,20 +89,25 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
             ...(spec.pace ? { pace: spec.pace } : {}),
             ...(opts.lossyEvery ? { lossyEvery: opts.lossyEvery } : {}),
             maxPublisherLagMs: opts.maxPublisherLagMs,
+            network: await networkFor(t, network),
           });
           if (result.outcome.status === 'invalid') log.note(`  INVALID: ${result.outcome.reason}`);
           runs.set(key(spec, t), [...(runs.get(key(spec, t)) ?? []), result]);
         }
       }
     }
-    for (const spec of specs) for (const t of targets) scenarios.push(aggregate(spec, t, runs.get(key(spec, t)) ?? [], repeatsOf(spec, opts), opts.lab));
+    for (const spec of specs) {
+      for (const t of targetsFor(spec, opts))
+        scenarios.push(aggregate(spec, t, networkOf(spec, opts), runs.get(key(spec, t)) ?? [], repeatsOf(spec, opts), opts.lab));
+    }
     addVsBare(scenarios);
 
     memory = await runMemory(opts, serverOf, log);
     autocannon = await runAutocannon(opts, serverOf, log);
-    if (opts.sweep) sweep = await runSweep(opts, serverOf, log);
+    if (opts.sweep) sweep = await runSweep(opts, serverOf, networkFor, log);
   } finally {
     await Promise.all([...handles.values()].map(async (h) => (await h.catch(() => undefined))?.stop()));
+    await (await relays?.catch(() => undefined))?.stop();
     if (targets.some((t) => t.server === 'lab-redis' || (t.server === 'lab' && opts.lab.feed !== 'memory'))) await dropRedisKeys(opts.lab);
   }
 
@@ -120,7 +138,8 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
       servers: opts.servers,
       repeats: opts.repeats,
       ...(opts.repeatsNote ? { repeatsNote: opts.repeatsNote } : {}),
-      scenarios: opts.scenarios,
+      scenarios: opts.scenarios.map((s) => ({ ...s, network: networkOf(s, opts).name })),
+      networks: opts.networks,
       memoryConnections: opts.memory ? opts.memoryConnections : 0,
       autocannonDurationSec: opts.autocannon ? opts.autocannonDurationSec : 0,
       shortPollIntervalMs: opts.shortPollIntervalMs,
@@ -162,6 +181,7 @@ export const METHOD: Record<string, string> = {
     'Open loop: message k is due at start + k/rate and carries that scheduled time; it is POSTed to /publish over keep-alive connections whatever happened to earlier messages. Scenarios with pace "lockstep" publish one message at a time instead, the next (never before its schedule) only once every client has it; a short-polling client then makes one poll that carries the message and one that comes back empty, so wire figures per message do not depend on timer phase.',
   latency:
     'received − scheduled for every delivery, one clock (the bench process), HdrHistogram in µs; includes publish, fan-out and client parsing. Warm-up (≤1 s at the same rate) is not measured.',
+  network: `Clients reach the server directly over 127.0.0.1 (network "loopback") or through the network emulator (server/network/relay.ts, network profiles in params.networks) running in a process of its own; the publisher and /stats always go straight to the server, as a publisher inside the data centre would. Over a relay, a run is INVALID when the relay's own lateness p99 exceeds max(${RELAY_LATENESS_LIMIT.floorMs} ms, ${RELAY_LATENESS_LIMIT.oneWayFraction * 100} % of the one-way delay), or when latency p50 is below the one-way delay (RTT/2), which every delivery must cross: a broken relay never produces a fast number. Beyond one-way = p50 − RTT/2: what the transport adds to the network's own delay.`,
   validity: `Every delivery is checked per client: lost (not announced by a gap), duplicated and out-of-order ids, client errors, failed publishes, and a publisher whose lag p99 exceeds the limit (params.maxPublisherLagMs, default ${PUBLISHER_LAG_LIMIT_MS} ms) make the scenario INVALID with the reason.`,
   wire: 'Server /stats deltas over the measured window divided by messages delivered: bytes read and written on the transport sockets (HTTP headers, chunked framing, WebSocket frame headers included) and HTTP requests.',
   cpu: 'Server process CPU time (user + system) over the measured window divided by messages delivered; includes accepting the publishes.',

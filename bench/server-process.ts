@@ -33,88 +33,108 @@ export interface ServerHandle {
 
 const READY_TIMEOUT_MS = 30_000;
 
-export async function startServer(script: string, options: Record<string, unknown> = {}): Promise<ServerHandle> {
-  const file = fileURLToPath(new URL(`./servers/${script}.ts`, import.meta.url));
-  const child: ChildProcess = fork(file, [], {
-    execArgv: ['--expose-gc', '--import', 'tsx'],
-    env: { ...process.env, BENCH_SERVER_OPTS: JSON.stringify(options) },
+/** A bench child process (a server under test, the relay) over IPC: its ready message, requests, stop. */
+export interface Child<To, From extends { type: string }> {
+  readonly pid: number;
+  /** Sends `msg` and resolves with the child's next answer of type `answer`. */
+  ask<T extends From['type']>(msg: To, answer: T): Promise<Extract<From, { type: T }>>;
+  /** Sends `stop` (SIGKILL after 5 s); resolves with the exit code (null when killed). */
+  stop(stop: To): Promise<number | null>;
+}
+
+/**
+ * Forks `file` (TypeScript, through tsx) with `env`, and waits for its `{ type: 'ready' }` message
+ * (READY_TIMEOUT_MS at most; an exit before it is an error naming `name`).
+ */
+export async function forkChild<To, From extends { type: string }>(
+  file: string,
+  name: string,
+  env: Record<string, string>,
+  execArgv: string[] = [],
+): Promise<{ child: Child<To, From>; ready: Extract<From, { type: 'ready' }> }> {
+  const proc: ChildProcess = fork(file, [], {
+    execArgv: [...execArgv, '--import', 'tsx'],
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  const exited = once(child, 'exit').then(([code]) => {
-    throw new Error(`bench server ${script} exited (code ${String(code)}) before it was ready`);
+  const exited = once(proc, 'exit').then(([code]) => {
+    throw new Error(`${name} exited (code ${String(code)}) before it was ready`);
   });
-  const ready = new Promise<Extract<FromChild, { type: 'ready' }>>((resolve) => {
-    const onMessage = (m: FromChild) => {
-      if (m.type === 'ready') {
-        child.off('message', onMessage);
-        resolve(m);
-      }
-    };
-    child.on('message', onMessage);
-  });
+  const next = <T extends From['type']>(answer: T) =>
+    new Promise<Extract<From, { type: T }>>((resolve) => {
+      const onMessage = (m: From) => {
+        if (m.type === answer) {
+          proc.off('message', onMessage);
+          resolve(m as Extract<From, { type: T }>);
+        }
+      };
+      proc.on('message', onMessage);
+    });
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`bench server ${script} not ready after ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+    timer = setTimeout(() => reject(new Error(`${name} not ready after ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
   });
-  let m;
+  let ready;
   try {
-    m = await Promise.race([ready, exited, timeout]);
+    ready = await Promise.race([next('ready'), exited, timeout]);
   } catch (err) {
-    child.kill('SIGKILL');
+    proc.kill('SIGKILL');
     throw err;
   } finally {
     clearTimeout(timer);
   }
   exited.catch(() => {}); // after ready, an exit is seen by the next request failing
+  const child: Child<To, From> = {
+    pid: proc.pid!,
+    ask(msg, answer) {
+      const answered = next(answer);
+      proc.send(msg as object);
+      return answered;
+    },
+    async stop(stop) {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      const gone = once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+      proc.send(stop as object);
+      const kill = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+      const [code] = await gone;
+      clearTimeout(kill);
+      return code;
+    },
+  };
+  return { child, ready };
+}
+
+export async function startServer(script: string, options: Record<string, unknown> = {}): Promise<ServerHandle> {
+  const file = fileURLToPath(new URL(`./servers/${script}.ts`, import.meta.url));
+  const { child, ready: m } = await forkChild<ToChild, FromChild>(file, `bench server ${script}`, { BENCH_SERVER_OPTS: JSON.stringify(options) }, [
+    '--expose-gc',
+  ]);
   const baseUrl = `http://127.0.0.1:${m.port}`;
   const controlUrl = `http://127.0.0.1:${m.controlPort}`;
-  const send = (msg: ToChild) => child.send(msg);
-  /** Sends `msg` and resolves with the child's next answer of type `answer`. */
-  const ask = <T extends FromChild['type']>(msg: ToChild, answer: T): Promise<Extract<FromChild, { type: T }>> => {
-    const answered = new Promise<Extract<FromChild, { type: T }>>((resolve) => {
-      const onMessage = (m: FromChild) => {
-        if (m.type === answer) {
-          child.off('message', onMessage);
-          resolve(m as Extract<FromChild, { type: T }>);
-        }
-      };
-      child.on('message', onMessage);
-    });
-    send(msg);
-    return answered;
-  };
   return {
     name: script,
     port: m.port,
     controlPort: m.controlPort,
     baseUrl,
     controlUrl,
-    pid: child.pid!,
+    pid: child.pid,
     async stats() {
       const res = await fetch(`${controlUrl}/stats`);
       if (!res.ok) throw new Error(`${script} /stats answered ${res.status}`);
       return (await res.json()) as ServerStats;
     },
     async gc() {
-      const { heapUsedBytes, rssBytes } = await ask({ type: 'gc' }, 'memory');
+      const { heapUsedBytes, rssBytes } = await child.ask({ type: 'gc' }, 'memory');
       return { heapUsedBytes, rssBytes };
     },
     loopWindow: {
       async open() {
-        await ask({ type: 'loop-open' }, 'loop-opened');
+        await child.ask({ type: 'loop-open' }, 'loop-opened');
       },
       async close() {
-        return (await ask({ type: 'loop-close' }, 'loop-delay')).delayMs;
+        return (await child.ask({ type: 'loop-close' }, 'loop-delay')).delayMs;
       },
     },
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      const gone = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-      send({ type: 'stop' });
-      const kill = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      const [code] = await gone;
-      clearTimeout(kill);
-      return code;
-    },
+    stop: () => child.stop({ type: 'stop' }),
   };
 }

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { compare, DEFAULT_BASELINE, renderSpread, renderTable, spread } from '../bench/check.js';
+import { PROFILES } from '../server/network/profiles.js';
+import { checkOptions, compare, DEFAULT_BASELINE, renderSpread, renderTable, spread } from '../bench/check.js';
 import type { Figure, Report } from '../bench/report/types.js';
 import { validateReport } from '../bench/report/schema.js';
 
@@ -33,6 +34,14 @@ describe('bench:check', () => {
       }
     }
     expect(baseline.scenarios.every((s) => s.status === 'ok')).toBe(true);
+  });
+
+  it('stays on loopback: the baseline was measured there (its profile added as a migration), and the gate runs there', () => {
+    expect(baseline.params.networks).toEqual([PROFILES.loopback]);
+    expect(baseline.scenarios.every((s) => s.network.name === 'loopback' && s.relayLatenessP99Ms === undefined)).toBe(true);
+    const gate = checkOptions();
+    expect(gate.networks).toEqual([PROFILES.loopback]);
+    expect(gate.scenarios.map((s) => s.network)).toEqual(['loopback', 'loopback']);
   });
 
   it('passes the baseline against itself', () => {

@@ -16,7 +16,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { figure } from '../bench/figures.js';
 import { readHtmlScripts, renderHtml } from '../bench/report/html.js';
 import { renderMarkdown } from '../bench/report/markdown.js';
-import { DASH, fmtMs, reportModel, SERVER_COLORS, type ChartGroup } from '../bench/report/model.js';
+import { DASH, fmtMs, reportModel, SERVER_COLORS, type ChartGroup, type ReportModel, type Section } from '../bench/report/model.js';
 import { ReportValidationError, reportJsonSchema, validateReport } from '../bench/report/schema.js';
 import { REPORT_SCHEMA, SERVER_NAMES, TRANSPORT_NAMES, type Figure, type Report, type ScenarioResult } from '../bench/report/types.js';
 import { gitShort, reportFileName, writeReports } from '../bench/report/write.js';
@@ -38,9 +38,16 @@ const invalidScenario = (r: Report): ScenarioResult => {
   return s;
 };
 
-function okScenario(r: Report, server: string, transport: string, name = 'small'): ScenarioResult {
-  const s = r.scenarios.find((x) => x.status === 'ok' && x.server === server && x.transport === transport && x.name === name);
-  if (!s) throw new Error(`the fixture must hold an ok ${name} ${server}/${transport} scenario`);
+function okScenario(r: Report, server: string, transport: string, name = 'small', network = 'loopback'): ScenarioResult {
+  const s = r.scenarios.find((x) => x.status === 'ok' && x.server === server && x.transport === transport && x.name === name && x.network.name === network);
+  if (!s) throw new Error(`the fixture must hold an ok ${name} ${server}/${transport} scenario over ${network}`);
+  return s;
+}
+
+/** The model's section of that title. */
+function section(m: ReportModel, title: string): Section {
+  const s = m.sections.find((x) => x.title === title);
+  if (!s) throw new Error(`the model must have a section "${title}"`);
   return s;
 }
 
@@ -94,7 +101,7 @@ describe('the fixtures (real runs of npm run fixture)', () => {
     }
   });
 
-  it('cover what they pin: lab and bare ok per transport, socketio ws and poll, the lab INVALID on an oversize payload, every section', () => {
+  it('cover what they pin: lab and bare ok per transport, socketio ws and poll, the lab INVALID on an oversize payload, the lab over broadband, every section', () => {
     const r = fixture();
     expect(r.schema).toBe(REPORT_SCHEMA);
     expect(r.env.argv).toEqual(['bench/report/fixture.ts']);
@@ -105,6 +112,14 @@ describe('the fixtures (real runs of npm run fixture)', () => {
     }
     okScenario(r, 'socketio', 'ws');
     okScenario(r, 'socketio', 'poll');
+    expect(r.params.networks.map((n) => n.name)).toEqual(['loopback', 'broadband']);
+    for (const transport of TRANSPORT_NAMES) {
+      const s = okScenario(r, 'lab', transport, 'small', 'broadband');
+      // Every delivery crossed the relay's one-way delay (RTT/2 = 14 ms).
+      expect(measured(s.latencyMs.p50.median)).toBeGreaterThanOrEqual(14);
+      expect(s.relayLatenessP99Ms?.values).toHaveLength(s.repeats);
+    }
+    expect(r.scenarios.filter((s) => s.network.name === 'broadband').map((s) => s.server)).toEqual(Array(4).fill('lab'));
     const invalid = r.scenarios.filter((s) => s.status === 'invalid');
     expect(invalid.map((s) => `${s.name} ${s.server}`)).toEqual(Array(4).fill('oversize lab'));
     for (const s of invalid) {
@@ -118,6 +133,7 @@ describe('the fixtures (real runs of npm run fixture)', () => {
     // params are what run.ts was given; every scenario's shape is one of them.
     for (const s of r.scenarios)
       expect(r.params.scenarios).toContainEqual(expect.objectContaining({ name: s.name, clients: s.clients, payloadBytes: s.payloadBytes }));
+    expect(sweepFixture().sweep!.map((s) => `${s.server} ${s.network.name}`)).toEqual(['lab loopback', 'bare loopback', 'lab broadband', 'bare broadband']);
     const steps = sweepFixture().sweep!.flatMap((s) => s.steps);
     expect(steps.some((st) => st.status === 'invalid' && /p95 .* > 250 ms/.test(st.reason ?? ''))).toBe(true);
   });
@@ -189,6 +205,32 @@ describe('validateReport', () => {
     const lag = fixture();
     lag.params.maxPublisherLagMs = 0;
     expectInvalid(lag, /\/params\/maxPublisherLagMs must be > 0/);
+  });
+
+  it('checks networks: a profile on every scenario and sweep, one of params.networks, the relay’s lateness exactly over a relay', () => {
+    const none = fixture();
+    delete (none.scenarios[0] as Partial<ScenarioResult>).network;
+    expectInvalid(none, /\/scenarios\/0 must have required property 'network'/);
+
+    const unlisted = fixture();
+    unlisted.params.networks = unlisted.params.networks.filter((n) => n.name !== 'broadband');
+    expectInvalid(unlisted, /\/scenarios\/\d+\/network "broadband" is not one of \/params\/networks/);
+
+    const changed = fixture();
+    okScenario(changed, 'lab', 'ws', 'small', 'broadband').network.rttMs = 1;
+    expectInvalid(changed, /\/scenarios\/\d+\/network differs from the "broadband" of \/params\/networks/);
+
+    const lateness = fixture();
+    delete okScenario(lateness, 'lab', 'ws', 'small', 'broadband').relayLatenessP99Ms;
+    expectInvalid(lateness, /must have required property 'relayLatenessP99Ms'/);
+
+    const direct = fixture();
+    okScenario(direct, 'lab', 'ws').relayLatenessP99Ms = figure([1, 1]);
+    expectInvalid(direct, /\/scenarios\/\d+ must NOT be valid/);
+
+    const sweep = sweepFixture();
+    sweep.sweep![0]!.network = { ...sweep.sweep![0]!.network, name: 'moon' };
+    expectInvalid(sweep, /\/sweep\/0\/network "moon" is not one of \/params\/networks/);
   });
 
   it('refuses a bad status', () => {
@@ -313,18 +355,76 @@ describe('validateReport', () => {
 });
 
 describe('the model', () => {
-  it('groups scenarios by shape in the order they ran, rows by transport then server', () => {
+  it('groups scenarios by shape in the order they ran, within a shape by network, rows by transport then server', () => {
     const r = fixture();
-    const [scenarios] = reportModel(r).sections;
-    expect(scenarios?.groups.map((g) => g.table.title)).toEqual([
-      '5 clients · 50 msg/s · 100 B payload · 1 s × 2 repeats',
-      '2 clients · 10 msg/s · 66,560 B payload · 1 s × 1 repeat',
+    const scenarios = section(reportModel(r), 'Scenarios');
+    expect(scenarios.groups.map((g) => g.table.title)).toEqual([
+      '5 clients · 50 msg/s · 100 B payload · 1 s × 2 repeats · network loopback: direct, no relay',
+      '5 clients · 50 msg/s · 100 B payload · 1 s × 2 repeats · network broadband: RTT 28 ms, jitter 0 ms, down 5 Mbps, up 1 Mbps, loss 0 %',
+      '2 clients · 10 msg/s · 66,560 B payload · 1 s × 1 repeat · network loopback: direct, no relay',
     ]);
-    const ids = scenarios!.groups[0]!.table.rows.map((row) => row.id);
+    const ids = scenarios.groups[0]!.table.rows.map((row) => row.id);
     const expected = TRANSPORT_NAMES.flatMap((t) =>
       SERVER_NAMES.filter((s) => r.scenarios.some((x) => x.name === 'small' && x.server === s && x.transport === t)).map((s) => `scenario small ${s}/${t}`),
     );
     expect(ids).toEqual(expected);
+    expect(scenarios.groups[1]!.table.rows.map((row) => row.id)).toEqual(TRANSPORT_NAMES.map((t) => `scenario small over broadband lab/${t}`));
+  });
+
+  it('puts "Transport by network" first: per shape that ran over a relay, the lab per transport per network, with p50 − RTT/2', () => {
+    const r = fixture();
+    const m = reportModel(r);
+    expect(m.sections.map((s) => s.title)).toEqual([
+      'Transport by network',
+      'Scenarios',
+      'Memory per connection',
+      'HTTP endpoints (autocannon)',
+      'Micro-benchmarks (tinybench)',
+    ]);
+    const [group, ...more] = m.sections[0]!.groups;
+    expect(more).toEqual([]); // the oversize shape ran on loopback only
+    const t = group!.table;
+    expect(t.title).toBe('5 clients · 50 msg/s · 100 B payload · lab server');
+    expect(t.headers).toEqual([
+      'Transport',
+      'Network',
+      'RTT ms',
+      'Status',
+      'Latency p50 ms',
+      'p99 ms',
+      'Beyond one-way ms (p50 − RTT/2)',
+      'Requests/msg',
+      'Out B/msg',
+      'Relay lateness p99 ms',
+      'Scenario',
+    ]);
+    expect(t.rows.map((row) => row.id)).toEqual(TRANSPORT_NAMES.flatMap((tr) => [`scenario small lab/${tr}`, `scenario small over broadband lab/${tr}`]));
+    const ws = okScenario(r, 'lab', 'ws', 'small', 'broadband');
+    const row = t.rows.find((x) => x.id === 'scenario small over broadband lab/ws')!;
+    const p50 = measured(ws.latencyMs.p50.median);
+    expect(row.cells[6]!.text.startsWith(fmtMs(p50 - 14))).toBe(true);
+    expect(row.cells[9]!.text.startsWith(fmtMs(measured(ws.relayLatenessP99Ms?.median)))).toBe(true);
+    expect(t.rows.find((x) => x.id === 'scenario small lab/ws')!.cells[9]!.text).toBe(DASH);
+    expect(t.notes).toEqual([
+      expect.stringMatching(/^loopback: direct, no relay\. Source: No relay/),
+      expect.stringMatching(/^broadband: RTT 28 ms.*Source: WebPageTest/),
+    ]);
+    // Not in a report measured on loopback only.
+    expect(reportModel(sweepFixture()).sections.map((s) => s.title)).not.toContain('Transport by network');
+    const loopbackOnly = fixture();
+    loopbackOnly.scenarios = loopbackOnly.scenarios.filter((s) => s.network.direct);
+    expect(reportModel(loopbackOnly).sections[0]!.title).toBe('Scenarios');
+  });
+
+  it('lists an invalid lab result once, though it shows in both sections', () => {
+    const r = fixture();
+    const s = okScenario(r, 'lab', 'ws', 'small', 'broadband');
+    s.status = 'invalid';
+    s.reason = 'repeat 1: the relay fell behind its schedule';
+    const m = reportModel(r);
+    const id = 'scenario small over broadband lab/ws';
+    expect(m.sections.filter((x) => x.groups.some((g) => g.table.rows.some((row) => row.id === id && row.invalid)))).toHaveLength(2);
+    expect(m.invalid.filter((i) => i.what === id)).toEqual([{ what: id, reason: s.reason }]);
   });
 
   it('marks every invalid result: a row without figures, in the summary with its reason, left out of the charts', () => {
@@ -339,7 +439,7 @@ describe('the model', () => {
     }
     expect(m.invalid).toEqual(bad.map((row) => ({ what: row.id, reason: row.reason })));
 
-    const oversize = m.sections[0]!.groups[1]!.charts!;
+    const oversize = section(m, 'Scenarios').groups[2]!.charts!;
     expect(oversize.excluded.map((e) => e.what)).toEqual(TRANSPORT_NAMES.map((t) => `lab/${t}`));
     for (const c of oversize.charts) {
       expect(c.labels.join()).not.toMatch(/\blab\b/);
@@ -350,11 +450,11 @@ describe('the model', () => {
   it('never shows an invalid result as a number, even when it measured some', () => {
     const r = fixture();
     const s = measuredButInvalid(r);
-    const row = reportModel(r).sections[0]!.groups[0]!.table.rows.find((x) => x.id === `scenario small lab/ws`)!;
+    const row = section(reportModel(r), 'Scenarios').groups[0]!.table.rows.find((x) => x.id === `scenario small lab/ws`)!;
     expect(row.invalid).toBe(true);
     const text = row.cells.map((c) => c.text).join(' ');
     for (const f of figuresOf(s)) expect(text).not.toContain(fmtMs(measured(f.median)));
-    const latency = reportModel(r).sections[0]!.groups[0]!.charts!.charts.find((c) => c.id.endsWith('-latency'))!;
+    const latency = section(reportModel(r), 'Scenarios').groups[0]!.charts!.charts.find((c) => c.id.endsWith('-latency'))!;
     expect(latency.labels).not.toContain('ws · lab');
   });
 
@@ -369,7 +469,7 @@ describe('the model', () => {
     const lab = okScenario(r, 'lab', 'ws');
     Object.assign(lab.latencyMs.p99, figure([NaN, NaN]));
     Object.assign(lab.wire.bytesOutPerMsg, figure([null, null]));
-    const [small] = reportModel(r).sections[0]!.groups;
+    const [small] = section(reportModel(r), 'Scenarios').groups;
     const latency = small!.charts!.charts.find((c) => c.id.endsWith('-latency'))!;
     const p99 = latency.datasets.find((d) => d.label === 'p99')!;
     expect(p99.data[latency.labels.indexOf('ws · lab')]).toBeNull();
@@ -421,11 +521,15 @@ describe('the Markdown and the HTML render the model', () => {
 });
 
 describe('renderMarkdown', () => {
-  it('has a header with date, git, node, OS, CPU model × count, memory, the typed parameters, and the method', () => {
+  it('has a header with date, git, node, OS, CPU model × count, memory, the networks, the typed parameters, and the method', () => {
     const r = fixture();
     const md = renderMarkdown(r);
-    for (const s of [r.startedAt, r.git, r.env.node, r.env.os, `${r.env.cpuModel} × ${r.env.cpus}`, JSON.stringify(r.params), '## Method'])
+    const { networks, ...params } = r.params;
+    for (const s of [r.startedAt, r.git, r.env.node, r.env.os, `${r.env.cpuModel} × ${r.env.cpus}`, JSON.stringify(params), '## Method'])
       expect(md).toContain(s);
+    // The networks in words, every parameter (JSON would show an unlimited rate as null).
+    expect(md).toContain('- **Networks:** loopback: direct, no relay; broadband: RTT 28 ms, jitter 0 ms, down 5 Mbps, up 1 Mbps, loss 0 %');
+    expect(networks).toHaveLength(2);
     expect(md).not.toMatch(/\bnull\b|NaN|undefined|Infinity/);
   });
 

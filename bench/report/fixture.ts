@@ -4,9 +4,11 @@
  * - test/fixtures/bench-report.json: lab, bare and socketio on every transport they speak, in two
  *   scenario shapes: a small one (every result ok), and one whose payload is larger than the lab's
  *   `maxPayloadBytes`, so that the lab refuses every publish and its scenarios are INVALID with nothing
- *   measured; plus idle memory, autocannon and tinybench;
- * - test/fixtures/bench-sweep.json: a capacity sweep of short polling at its 1 s interval, whose p95
- *   breaks the 250 ms rule at the first step (an INVALID step, max clients 0);
+ *   measured; the small one again over the `broadband` network (the relay), lab only; plus idle memory,
+ *   autocannon and tinybench;
+ * - test/fixtures/bench-sweep.json: a capacity sweep of short polling at its 1 s interval, over
+ *   loopback and over `broadband`, whose p95 breaks the 250 ms rule at the first step (an INVALID step,
+ *   max clients 0);
  * - and each one's Markdown (.md), which test/report.test.ts compares with what the renderer writes now.
  * `npm run fixture -- --render` re-renders the Markdown from the stored JSON without running anything.
  */
@@ -27,11 +29,24 @@ const markdownOf = (json: URL): URL => new URL(json.href.replace(/\.json$/, '.md
 const COMMON = ['--max-publisher-lag-ms', '2000'];
 
 async function reportRun(log: Progress): Promise<Report> {
-  const opts = parseBenchArgs([...COMMON, '--servers', 'lab,bare,socketio', '--repeats', '2', '--short-poll-interval-ms', '200', '--memory-connections', '20']);
-  // Two shapes (the command line holds one), and short autocannon and tinybench stages.
+  const opts = parseBenchArgs([
+    ...COMMON,
+    '--servers',
+    'lab,bare,socketio',
+    '--repeats',
+    '2',
+    '--short-poll-interval-ms',
+    '200',
+    '--memory-connections',
+    '20',
+    '--network',
+    'loopback,broadband',
+  ]);
+  // Two shapes (the command line holds one), one of them over two networks, and short autocannon and tinybench stages.
   opts.scenarios = [
-    { name: 'small', clients: 5, ratePerSec: 50, payloadBytes: 100, durationSec: 1 },
-    { name: 'oversize', clients: 2, ratePerSec: 10, payloadBytes: DEFAULTS.maxPayloadBytes + 1024, durationSec: 1, repeats: 1 },
+    { name: 'small', clients: 5, ratePerSec: 50, payloadBytes: 100, durationSec: 1, network: 'loopback' },
+    { name: 'oversize', clients: 2, ratePerSec: 10, payloadBytes: DEFAULTS.maxPayloadBytes + 1024, durationSec: 1, repeats: 1, network: 'loopback' },
+    { name: 'small', clients: 5, ratePerSec: 50, payloadBytes: 100, durationSec: 1, network: 'broadband', servers: ['lab'] },
   ];
   opts.autocannonDurationSec = 1;
   opts.microTimeMs = 100;
@@ -58,6 +73,8 @@ async function sweepRun(log: Progress): Promise<Report> {
     '10',
     '--duration',
     '1',
+    '--network',
+    'loopback,broadband',
   ]);
   opts.argv = ['bench/report/fixture.ts'];
   return runBench(opts, log);

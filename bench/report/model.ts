@@ -7,7 +7,12 @@
  * An invalid result is never shown as a fast number: its row says INVALID and why, every measured
  * figure in it is "—", and it is left out of every chart (the chart group names what it left out).
  * Counts of what was delivered and lost stay, because they explain the reason.
+ *
+ * Scenario tables are grouped by shape (clients, rate, payload), and within a shape by network; when
+ * some scenario ran over a relay, "Transport by network" comes first: per shape, the lab's transports on
+ * each network side by side, with what each transport adds beyond the network's one-way delay.
  */
+import { describeProfile, type NetworkProfile } from '../../server/network/profiles.js';
 import {
   SERVER_NAMES,
   TRANSPORT_NAMES,
@@ -325,17 +330,68 @@ const SCENARIO_COLUMNS: [Column<ScenarioResult>[], Column<ScenarioResult>[]] = [
   ],
 ];
 
+/** What a reader compares a scenario across: its clients, rate and payload. */
+const shapeKey = (s: ScenarioResult): string => `${s.clients}/${s.ratePerSec}/${s.payloadBytes}`;
+const shapeTitle = ({ clients, ratePerSec, payloadBytes }: ScenarioResult): string =>
+  `${plural(clients, 'client')} · ${fmtCount(ratePerSec)} msg/s · ${fmtCount(payloadBytes)} B payload`;
+/** "over 4g" after a row's id: loopback (no relay) is the unqualified case. */
+const over = (p: NetworkProfile): string => (p.direct ? '' : ` over ${p.name}`);
+const scenarioId = (s: ScenarioResult): string => `scenario ${s.name}${over(s.network)} ${s.server}/${s.transport}`;
+
 function scenarioGroup(scenarios: ScenarioResult[], i: number): Group {
   const sorted = [...scenarios].sort(byTransportThenServer);
-  const { clients, ratePerSec, payloadBytes } = sorted[0]!;
   const runs = [...new Set(sorted.map((s) => `${fmtCount(s.durationSec)} s × ${plural(s.repeats, 'repeat')}`))];
-  const title = `${plural(clients, 'client')} · ${fmtCount(ratePerSec)} msg/s · ${fmtCount(payloadBytes)} B payload · ${runs.join(' / ')}`;
+  const title = `${shapeTitle(sorted[0]!)} · ${runs.join(' / ')} · network ${describeProfile(sorted[0]!.network)}`;
   const charts = chartGroup(title, sorted, (ok) => [
     latencyChart(`chart-s${i}-latency`, ok),
     byTransport(`chart-s${i}-bytes`, 'Bytes out per message (headers and framing included)', 'bytes / message', ok, (s) => point(s.wire.bytesOutPerMsg)),
     byTransport(`chart-s${i}-cpu`, 'Server CPU per message delivered', 'µs / message', ok, (s) => point(s.serverMetrics.cpuUsPerMsg)),
   ]);
-  return { table: resultTable(sorted, (s) => `scenario ${s.name} ${s.server}/${s.transport}`, SCENARIO_COLUMNS, title), charts };
+  return { table: resultTable(sorted, scenarioId, SCENARIO_COLUMNS, title), charts };
+}
+
+/** p50 − RTT/2 per repeat: the latency the transport adds to the network's one-way delay. */
+const beyondOneWay = (s: ScenarioResult): Figure => {
+  const f = s.latencyMs.p50;
+  const less = (v: number | null) => (v === null ? null : v - s.network.rttMs / 2);
+  return { median: less(f.median), min: less(f.min), max: less(f.max), values: f.values.map(less) };
+};
+const NETWORK_COLUMNS: [Column<ScenarioResult>[], Column<ScenarioResult>[], Column<ScenarioResult>[]] = [
+  [
+    text('Transport', (s) => s.transport),
+    text('Network', (s) => s.network.name),
+    num(
+      'RTT ms',
+      (s) => s.network.rttMs,
+      (x) => (Number.isInteger(x) ? fmtCount(x) : fmtMs(x)),
+    ),
+    status,
+  ],
+  [
+    fig('Latency p50 ms', (s) => s.latencyMs.p50, fmtMs),
+    fig('p99 ms', (s) => s.latencyMs.p99, fmtMs),
+    fig('Beyond one-way ms (p50 − RTT/2)', beyondOneWay, fmtMs),
+    fig('Requests/msg', (s) => s.wire.requestsPerMsg, fmtPerMsg),
+    fig('Out B/msg', (s) => s.wire.bytesOutPerMsg, fmtBytes),
+    ['Relay lateness p99 ms', (s) => (s.relayLatenessP99Ms ? c(fmtFigure(s.relayLatenessP99Ms, fmtMs)) : dash()), 'r'],
+  ],
+  [text('Scenario', (s) => s.name)],
+];
+
+/**
+ * "Transport by network": one table per shape that ran over a relay, the lab's rows ordered by
+ * transport, then network (in params.networks order); the profiles and their sources as notes.
+ */
+function networkGroups(report: Report): Group[] {
+  const order = (p: NetworkProfile) => report.params.networks.findIndex((n) => n.name === p.name);
+  const lab = report.scenarios.filter((s) => s.server === 'lab');
+  const shapes = groupBy(lab, shapeKey).filter((g) => g.some((s) => !s.network.direct));
+  return shapes.map((g): Group => {
+    const sorted = [...g].sort((a, b) => TRANSPORT_NAMES.indexOf(a.transport) - TRANSPORT_NAMES.indexOf(b.transport) || order(a.network) - order(b.network));
+    const table = resultTable(sorted, scenarioId, NETWORK_COLUMNS, `${shapeTitle(sorted[0]!)} · lab server`);
+    const profiles = [...new Map(sorted.map((s) => [s.network.name, s.network])).values()].sort((a, b) => order(a) - order(b));
+    return { table: { ...table, notes: profiles.map((p) => `${describeProfile(p)}. Source: ${p.source}.`) } };
+  });
 }
 
 function memoryGroup(memory: MemoryResult[], i: number): Group {
@@ -391,19 +447,19 @@ function stepPassed(step: SweepResult['steps'][number], limitMs: number): boolea
   return step.status === 'ok' && step.lost === 0 && step.p95Ms !== null && step.p95Ms <= limitMs;
 }
 
-const stepWhat = (s: SweepResult, clients: number) => `sweep ${s.server}/${s.transport} at ${fmtCount(clients)} clients`;
+const stepWhat = (s: SweepResult, clients: number) => `sweep ${s.server}/${s.transport}${over(s.network)} at ${fmtCount(clients)} clients`;
 
 /** One row per sweep, one column per client count: p95 ms, marked where the rule failed. */
 function sweepTable(sweeps: readonly SweepResult[]): Table {
   const counts = [...new Set(sweeps.flatMap((s) => s.steps.map((st) => st.clients)))].sort((a, b) => a - b);
-  const headers = ['Server', 'Transport', 'Rate', 'Payload', 'Rule', 'Max clients', ...counts.map((n) => `${fmtCount(n)} clients`)];
+  const headers = ['Server', 'Transport', 'Network', 'Rate', 'Payload', 'Rule', 'Max clients', ...counts.map((n) => `${fmtCount(n)} clients`)];
   const notes = ['Cells are p95 delivery latency in ms; ✗ marks a step that broke the rule.'];
   const rows = sweeps.map((s): Row => {
     const steps = counts.map((n): Cell => {
       const st = s.steps.find((x) => x.clients === n);
       if (!st) return c('');
       if (st.status === 'invalid') {
-        notes.push(`${s.server}/${s.transport} at ${fmtCount(n)} clients: INVALID: ${why(st.reason)}`);
+        notes.push(`${s.server}/${s.transport}${over(s.network)} at ${fmtCount(n)} clients: INVALID: ${why(st.reason)}`);
         return c('INVALID', { strong: true, invalid: true });
       }
       const p95 = st.p95Ms === null ? DASH : fmtMs(st.p95Ms);
@@ -411,11 +467,12 @@ function sweepTable(sweeps: readonly SweepResult[]): Table {
     });
     // The sweep's result (max clients) stands even when a step was invalid: only that cell is marked.
     return {
-      id: `sweep ${s.server}/${s.transport}`,
+      id: `sweep ${s.server}/${s.transport}${over(s.network)}`,
       invalid: false,
       cells: [
         c(s.server),
         c(s.transport),
+        c(s.network.name),
         c(`${fmtCount(s.ratePerSec)} msg/s`),
         c(`${fmtCount(s.payloadBytes)} B`),
         c(`p95 ≤ ${fmtMs(s.p95LimitMs)} ms, no loss`),
@@ -424,7 +481,7 @@ function sweepTable(sweeps: readonly SweepResult[]): Table {
       ],
     };
   });
-  return { headers, align: headers.map((_, i) => (i < 5 ? 'l' : 'r')), rows, notes };
+  return { headers, align: headers.map((_, i) => (i < 6 ? 'l' : 'r')), rows, notes };
 }
 
 /** The header facts: where the numbers came from. */
@@ -433,6 +490,8 @@ function reportFacts(report: Report): Fact[] {
   const ran = (Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000;
   const lg = e.loadGenerator;
   const lgCpu = lg.cpuUsPerSec === undefined ? '' : `, ${fixed(lg.cpuUsPerSec / 10_000, 0)} % of one core`;
+  // The profiles in words (an unlimited rate is `null` in JSON, which a reader would take for "not measured").
+  const { networks, ...params } = report.params;
   return [
     { label: 'Date', value: `${report.startedAt} → ${report.finishedAt}${Number.isFinite(ran) ? ` (${fmtDuration(ran)})` : ''}` },
     { label: 'Git', value: report.git, code: true },
@@ -443,22 +502,34 @@ function reportFacts(report: Report): Fact[] {
     { label: 'Load generator', value: `pid ${lg.pid}, ${plural(lg.threads, 'thread')}${lgCpu}` },
     { label: 'Feed', value: `${e.feed}, ${plural(e.workers, 'worker')}` },
     { label: 'Command', value: e.argv.join(' '), code: true },
-    { label: 'Parameters', value: JSON.stringify(report.params), code: true },
+    { label: 'Networks', value: networks.map(describeProfile).join('; ') },
+    { label: 'Parameters', value: JSON.stringify(params), code: true },
     { label: 'Schema', value: report.schema, code: true },
   ];
 }
 
 /** The whole report as sections of tables and charts, in the order every renderer shows them. */
 export function reportModel(report: Report): ReportModel {
-  const sections: Section[] = [
-    {
-      title: 'Scenarios',
+  const sections: Section[] = [];
+  const byNetwork = networkGroups(report);
+  if (byNetwork.length) {
+    sections.push({
+      title: 'Transport by network',
       intro:
-        'Latency is received − scheduled (ms); every figure is the median over repeats with min–max. ' +
-        'vs bare = lab ÷ bare server (same transport and parameters). Floor excess = bytes per message beyond the payload and beyond what the protocol needs.',
-      groups: groupBy(report.scenarios, (s) => `${s.clients}/${s.ratePerSec}/${s.payloadBytes}`).map(scenarioGroup),
-    },
-  ];
+        'The lab server, each transport over each network (clients through the network emulator; the publisher direct). ' +
+        'Beyond one-way = latency p50 − RTT/2: what the transport itself adds to the network’s own delay. Medians over repeats with min–max.',
+      groups: byNetwork,
+    });
+  }
+  sections.push({
+    title: 'Scenarios',
+    intro:
+      'Latency is received − scheduled (ms); every figure is the median over repeats with min–max. ' +
+      'vs bare = lab ÷ bare server (same transport, network and parameters). Floor excess = bytes per message beyond the payload and beyond what the protocol needs.',
+    groups: groupBy(report.scenarios, shapeKey)
+      .flatMap((shape) => groupBy(shape, (s) => s.network.name))
+      .map(scenarioGroup),
+  });
   if (report.memory.length) sections.push({ title: 'Memory per connection', groups: groupBy(report.memory, (m) => m.connections).map(memoryGroup) });
   if (report.autocannon.length) sections.push({ title: 'HTTP endpoints (autocannon)', groups: [{ table: autocannonTable(report.autocannon) }] });
   if (report.micro.length) sections.push({ title: 'Micro-benchmarks (tinybench)', groups: [{ table: microTable(report.micro) }] });
@@ -469,7 +540,8 @@ export function reportModel(report: Report): ReportModel {
       groups: [{ table: sweepTable(report.sweep) }],
     });
   }
-  const invalidRows = sections.flatMap((s) => s.groups.flatMap((g) => g.table.rows.filter((r) => r.invalid)));
+  // A lab scenario's row may show twice (by network, and in its scenario group): listed once.
+  const invalidRows = [...new Map(sections.flatMap((s) => s.groups.flatMap((g) => g.table.rows.filter((r) => r.invalid))).map((r) => [r.id, r])).values()];
   const invalidSteps = (report.sweep ?? []).flatMap((s) =>
     s.steps.filter((st) => st.status === 'invalid').map((st) => ({ what: stepWhat(s, st.clients), reason: why(st.reason) })),
   );

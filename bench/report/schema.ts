@@ -3,7 +3,8 @@
  * `transport-lab/bench@1` (the TypeBox schemas in ./types.ts, which are also the report's types), then
  * what JSON Schema cannot say: null ("not measured") appears only in 'invalid' results, every figure's
  * median lies within [min, max] and min/max are the extremes of its values (nulls skipped), an 'ok'
- * scenario's figures hold one value per repeat, and `expected = published × clients`.
+ * scenario's figures hold one value per repeat, `expected = published × clients`, and every
+ * scenario's and sweep's network is the profile of that name in `params.networks`.
  */
 import { Ajv, type ErrorObject } from 'ajv';
 import { Report as ReportSchema, REPORT_SCHEMA, type Figure, type Report } from './types.js';
@@ -79,8 +80,17 @@ function eachFigure(x: unknown, at: string, visit: (f: Figure, at: string) => vo
 /** The checks JSON Schema cannot express; runs only on a report that already matches the schema. */
 function checkConsistency(r: Report): string[] {
   const errors: string[] = [];
+  const networks = new Map(r.params.networks.map((n) => [n.name, JSON.stringify(n)]));
+  if (networks.size !== r.params.networks.length) errors.push('/params/networks names a network twice');
+  const checkNetwork = (name: string, profile: unknown, at: string) => {
+    const listed = networks.get(name);
+    if (listed === undefined) errors.push(`${at} "${name}" is not one of /params/networks`);
+    else if (profile !== undefined && JSON.stringify(profile) !== listed) errors.push(`${at} differs from the "${name}" of /params/networks`);
+  };
+  for (const [i, s] of r.params.scenarios.entries()) checkNetwork(s.network, undefined, `/params/scenarios/${i}/network`);
   r.scenarios.forEach((s, i) => {
     const at = `/scenarios/${i}`;
+    checkNetwork(s.network.name, s.network, `${at}/network`);
     if (s.expected !== s.published * s.clients) errors.push(`${at}/expected ${s.expected} is not published × clients = ${s.published * s.clients}`);
     // An invalid scenario may have stopped before its last repeat; an ok one measured every repeat.
     const ok = s.status === 'ok';
@@ -90,6 +100,7 @@ function checkConsistency(r: Report): string[] {
     for (const [i, m] of r[key].entries()) eachFigure(m, `/${key}/${i}`, (f, p) => checkFigure(f, p, m.status === 'ok', undefined, errors));
   }
   for (const [i, sw] of (r.sweep ?? []).entries()) {
+    checkNetwork(sw.network.name, sw.network, `/sweep/${i}/network`);
     for (const [j, st] of sw.steps.entries()) {
       if (st.status === 'ok' && st.p95Ms === null) errors.push(`/sweep/${i}/steps/${j}/p95Ms is null (not measured) in an ok step`);
     }

@@ -7,11 +7,14 @@
  * The rules a type cannot carry are conditions on the schemas (JSON Schema if/then/else):
  * - `reason` is required when `status` is 'invalid' and absent when it is 'ok';
  * - an 'ok' scenario lost nothing;
- * - `vsBare` and `floor` appear on lab scenarios only.
+ * - `vsBare` and `floor` appear on lab scenarios only;
+ * - `relayLatenessP99Ms` appears exactly on scenarios measured over a relay (a network not `direct`).
  * What JSON Schema cannot say at all (null only in invalid results, median within min…max, one value
- * per repeat, expected = published × clients) schema.ts checks after the schema passed.
+ * per repeat, expected = published × clients, every network one of params.networks) schema.ts checks
+ * after the schema passed.
  */
 import { Type, type Static, type TSchema } from 'typebox';
+import { NetworkProfileSchema } from '../../server/network/profiles.js';
 
 export const REPORT_SCHEMA = 'transport-lab/bench@1';
 
@@ -80,6 +83,10 @@ export const ScenarioParams = Obj({
   /** Short polling interval for this scenario (otherwise the run's). */
   shortPollIntervalMs: Type.Optional(PositiveInt),
   pace: Type.Optional(Type.Enum(['open-loop', 'lockstep'])),
+  /** The network the clients reached the servers over: a name in `params.networks`. */
+  network: Text,
+  /** Only these servers measured this scenario (otherwise the run's). */
+  servers: Type.Optional(Type.Array(Server)),
 });
 
 /** The parameters the run was started with (bench/run.ts `runBench`). */
@@ -101,6 +108,8 @@ export const Params = Obj({
   maxPublisherLagMs: Positive,
   /** Test hook: client 0 drops every Nth message, to prove loss makes a run INVALID. */
   lossyEvery: Type.Optional(PositiveInt),
+  /** Every network profile a scenario ran over (server/network/profiles.ts), as it was run. */
+  networks: Type.Array(NetworkProfileSchema, { minItems: 1 }),
 });
 
 export const ScenarioResult = Obj(
@@ -117,6 +126,8 @@ export const ScenarioResult = Obj(
     workers: PositiveInt,
     /** Present when messages were published in lockstep (one at a time, each delivered before the next); else open loop. */
     pace: Type.Optional(Type.Literal('lockstep')),
+    /** The network the clients reached the server over; `direct` (loopback): no relay. */
+    network: NetworkProfileSchema,
     repeats: PositiveInt,
     ...statusFields,
     /** Totals over all repeats. */
@@ -141,7 +152,9 @@ export const ScenarioResult = Obj(
       cpuUsPerMsg: Figure,
       eventLoopDelayP99Ms: Figure,
     }),
-    /** Lab figure divided by the bare server's for the same transport and parameters (medians). */
+    /** Over a relay: its lateness p99 over each measured window (actual − intended release), milliseconds. */
+    relayLatenessP99Ms: Type.Optional(Figure),
+    /** Lab figure divided by the bare server's for the same transport, network and parameters (medians). */
     vsBare: Type.Optional(Obj({ cpuUsPerMsg: Type.Number(), bytesOutPerMsg: Type.Number(), latencyP99: Type.Number() })),
     /** Protocol floor (lab only): bytes per message beyond the payload, and what the protocol needs at least. */
     floor: Type.Optional(Obj({ overheadBytesPerMsg: Type.Number(), floorBytesPerMsg: Type.Number(), excessBytesPerMsg: Type.Number() })),
@@ -153,6 +166,13 @@ export const ScenarioResult = Obj(
       when('status', 'ok', { properties: { lost: { const: 0 } } }),
       // Both comparisons are properties of the lab (lab ÷ bare, lab's overhead over the protocol floor).
       when('server', 'lab', {}, { not: { anyOf: [{ required: ['vsBare'] }, { required: ['floor'] }] } }),
+      // The relay's own lateness is there exactly when there was a relay.
+      {
+        if: { properties: { network: { type: 'object', properties: { direct: { const: true } }, required: ['direct'] } }, required: ['network'] },
+        // biome-ignore lint/suspicious/noThenProperty: the JSON Schema keyword; this object is a schema, never awaited.
+        then: { not: { required: ['relayLatenessP99Ms'] } },
+        else: { required: ['relayLatenessP99Ms'] },
+      },
     ],
   },
 );
@@ -211,6 +231,7 @@ const SweepStep = Obj(
 export const SweepResult = Obj({
   server: Server,
   transport: Transport,
+  network: NetworkProfileSchema,
   ratePerSec: Positive,
   payloadBytes: Count,
   /** The rule: p95 delivery latency vs schedule ≤ 250 ms and no loss. */
