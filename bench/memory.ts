@@ -21,7 +21,7 @@ const RETAINED_FLOOR_BYTES = 1024 * 1024;
 async function waitConnections(server: ServerHandle, t: Target, n: number, timeoutMs: number): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
-    if ((await server.stats()).transports[t.statsKey].connections === n) return true;
+    if ((await server.stats()).transports[t.transport].connections === n) return true;
     await new Promise((r) => setTimeout(r, 20));
   }
   return false;

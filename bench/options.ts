@@ -4,12 +4,12 @@
  */
 import { parseArgs } from 'node:util';
 import { customProfile, type NetworkProfile, parseNetworkList, PROFILES } from '../server/network/profiles.js';
-import type { ServerName, TransportName } from './report/types.js';
+import { TRANSPORT_NAMES, type ServerName, type TransportName } from './report/types.js';
 import { PUBLISHER_LAG_LIMIT_MS } from './run-scenario.js';
 import { SUITES, SWEEP, type ScenarioSpec } from './suite.js';
 import { DEFAULT_LAB_SETUP, target, type LabSetup, type Target } from './targets.js';
 
-export const TRANSPORTS: readonly TransportName[] = ['poll', 'short-poll', 'sse', 'ws'];
+export const TRANSPORTS: readonly TransportName[] = TRANSPORT_NAMES;
 const SERVERS: readonly ServerName[] = ['lab', 'lab-redis', 'bare', 'socketio'];
 /** `lab-redis` runs only when asked for (or with --compare-feeds): it needs a Redis. */
 const DEFAULT_SERVERS: readonly ServerName[] = ['lab', 'bare', 'socketio'];

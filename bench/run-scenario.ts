@@ -6,6 +6,7 @@
  * Over a relay (relay.ts) the clients connect through it, the publisher and /stats do not; a relay
  * behind its schedule, or deliveries faster than its one-way delay, make the run invalid too.
  */
+import type { ScenarioParams } from './report/types.js';
 import { floorFor } from './floor.js';
 import { publishLockstep, type LockstepOutcome } from './lockstep.js';
 import { publishInWorker } from './publisher.js';
@@ -32,7 +33,7 @@ export interface RunParams {
   network?: { profile: NetworkProfile; relay: RelayLink | undefined };
 }
 
-export type Pace = 'open-loop' | 'lockstep';
+export type Pace = NonNullable<ScenarioParams['pace']>;
 
 export type RunOutcome = { status: 'ok' } | { status: 'invalid'; reason: string };
 
@@ -100,7 +101,7 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
   const floorOf = t.server === 'socketio' ? undefined : floorFor(t.transport);
   const recorder = new Recorder({ clients: p.clients, ...(p.lossyEvery ? { lossyEvery: p.lossyEvery } : {}), ...(floorOf ? { floorOf } : {}) });
   const lockstep = p.pace === 'lockstep';
-  const key = t.statsKey;
+  const key = t.transport;
   const since = (await server.stats()).feed.lastId;
   const relay = p.network?.relay;
   const group = t.clients({

@@ -1,5 +1,4 @@
-import type { ServerName } from './report/types.js';
-import type { Pace } from './run-scenario.js';
+import type { ScenarioParams } from './report/types.js';
 
 /**
  * The scenario suites. A scenario is clients × publish rate × payload × measured seconds; every suite
@@ -8,26 +7,12 @@ import type { Pace } from './run-scenario.js';
  * ≤ 90 s); see the README's "Method".
  */
 
-export interface ScenarioSpec {
-  name: string;
-  clients: number;
-  ratePerSec: number;
-  payloadBytes: number;
-  durationSec: number;
-  /** Fixed repeats for this scenario (otherwise the run's). */
-  repeats?: number;
-  /** Short polling interval for this scenario (otherwise the run's). */
-  shortPollIntervalMs?: number;
-  /** How messages are published (see lockstep.ts). @default 'open-loop' */
-  pace?: Pace;
-  /**
-   * The network the clients reach the server over: a profile name (server/network/profiles.ts, or
-   * `custom`). In a suite, unset = `loopback`; `--network` replaces the suite's networks (see options.ts).
-   */
-  network?: string;
-  /** Only these of the run's servers (a network pair that must fit a time budget). @default every server */
-  servers?: ServerName[];
-}
+/**
+ * A scenario as a suite states it: the report's scenario parameters (one definition, bench/report/types.ts),
+ * except that the network may be left unset — `loopback` in a suite; `--network` replaces the suite's
+ * networks (see options.ts).
+ */
+export type ScenarioSpec = Omit<ScenarioParams, 'network'> & { network?: string };
 
 export interface Suite {
   scenarios: ScenarioSpec[];

@@ -7,11 +7,7 @@ import { socketioPollingClients, socketioWebsocketClients } from './clients/sock
 import { sseClients } from './clients/sse.js';
 import type { ClientFactory } from './clients/types.js';
 import { wsClients } from './clients/ws.js';
-import type { TransportKey } from '../server/stats.js';
 import type { ServerName, TransportName } from './report/types.js';
-
-/** A key of /stats `transports`: the lab's own transport names, which the bench's are. */
-export type StatsKey = TransportKey;
 
 export interface Target {
   server: ServerName;
@@ -19,8 +15,7 @@ export interface Target {
   /** Server process: script under bench/servers and its options. Pairs with equal `process` share one. */
   process: { script: 'lab' | 'bare' | 'socketio'; options: Record<string, unknown> };
   clients: ClientFactory;
-  statsKey: StatsKey;
-  /** Whether the server's `connections` for this key counts each idle client (for readiness and memory). */
+  /** Whether the server's `connections` for this transport (its /stats key is the transport's name) counts each idle client (for readiness and memory). */
   holdsConnections: boolean;
 }
 
@@ -57,7 +52,6 @@ export function target(server: ServerName, transport: TransportName, setup: LabS
         transport,
         process: server === 'bare' ? { script: 'bare', options: {} } : { script: 'lab', options: labConfig(server === 'lab' ? setup.feed : setup.redisUrl) },
         clients: LAB_CLIENTS[transport],
-        statsKey: transport,
         holdsConnections: transport !== 'short-poll',
       };
     case 'socketio':
@@ -68,7 +62,6 @@ export function target(server: ServerName, transport: TransportName, setup: LabS
           transport,
           process: { script: 'socketio', options: { transport: 'websocket' } },
           clients: socketioWebsocketClients,
-          statsKey: 'ws',
           holdsConnections: true,
         };
       }
@@ -78,7 +71,6 @@ export function target(server: ServerName, transport: TransportName, setup: LabS
           transport,
           process: { script: 'socketio', options: { transport: 'polling' } },
           clients: socketioPollingClients,
-          statsKey: 'poll',
           holdsConnections: false,
         };
       }

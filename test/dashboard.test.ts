@@ -15,7 +15,7 @@ import { readHtmlScripts, renderHtml } from '../bench/report/html.js';
 import { renderMarkdown } from '../bench/report/markdown.js';
 import { reportModel, type ChartSpec } from '../bench/report/model.js';
 import type { Report } from '../bench/report/types.js';
-import { publishMany, range, startLab, type RunningLab } from './helpers.js';
+import { publishMany, range, startLab, type RunningLab, pageErrors } from './helpers.js';
 import { htmlTables, markdownTables, modelTables, type TableView } from './report-views.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -76,11 +76,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
     const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
     onTestFinished(() => context.close());
     const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(`console: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+    const errors = pageErrors(page);
     // Chromium also logs CSP refusals to the console; the event says which directive, for the report.
     await page.addInitScript(() => {
       window.__cspViolations = [];

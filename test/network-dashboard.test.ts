@@ -16,7 +16,7 @@ import { DEFAULTS, envName } from '../server/config.js';
 import { customProfile, type NetworkProfile, PROFILES } from '../server/network/profiles.js';
 import { Relay } from '../server/network/relay.js';
 import type { NetworkAnswer, NetworkLink } from '../server/network-route.js';
-import { type RunningLab, startLab, until } from './helpers.js';
+import { type RunningLab, startLab, until, pageErrors } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
@@ -146,11 +146,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard over a relay in Chromium', () => {
     const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
     onTestFinished(() => context.close());
     const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(`console: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+    const errors = pageErrors(page);
     // Every request the page makes must go through the relay, none straight to the server.
     const direct: string[] = [];
     page.on('request', (r) => {

@@ -13,6 +13,7 @@
  * per repeat, expected = published × clients, every network one of params.networks) schema.ts checks
  * after the schema passed.
  */
+import { TRANSPORT_KEYS } from '../../server/counters.js';
 import { Type, type Static, type TSchema } from 'typebox';
 import { NetworkProfileSchema } from '../../server/network/profiles.js';
 
@@ -20,7 +21,8 @@ export const REPORT_SCHEMA = 'transport-lab/bench@1';
 
 /** `lab-redis`: the lab on the Redis feed, for comparing feeds in one run. */
 export const SERVER_NAMES = ['lab', 'lab-redis', 'bare', 'socketio'] as const;
-export const TRANSPORT_NAMES = ['poll', 'short-poll', 'sse', 'ws'] as const;
+/** The bench's transports are the lab's /stats transport keys, by the same names. */
+export const TRANSPORT_NAMES = TRANSPORT_KEYS;
 
 const Server = Type.Enum(SERVER_NAMES);
 const Transport = Type.Enum(TRANSPORT_NAMES);

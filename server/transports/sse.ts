@@ -37,8 +37,20 @@ export default fp(
         this.res.write(encoded ?? sseBatch(messages));
         counters.messagesOut += messages.length;
       }
+      /**
+       * Every write that is not a feed message (hello, announcements, heartbeats) goes through here and
+       * counts against maxBufferedBytes like messages do: a stream that is not read is cut, whatever fills it.
+       */
+      send(text: string): void {
+        if (this.closed) return;
+        this.res.write(text);
+        if (this.res.writableLength > config.maxBufferedBytes) {
+          hub.leave(this);
+          this.kill('slow-consumer');
+        }
+      }
       announce(a: Announcement): void {
-        this.res.write(sseControl(a));
+        this.send(sseControl(a));
       }
       bufferedBytes(): number {
         return this.res.writableLength;
@@ -62,7 +74,7 @@ export default fp(
 
     const streams = new Set<SseStream>();
     const heartbeat = setInterval(() => {
-      for (const s of streams) if (!s.closed) s.res.write(SSE_HEARTBEAT);
+      for (const s of streams) s.send(SSE_HEARTBEAT);
     }, config.sseHeartbeatMs).unref();
 
     app.get('/events', async (request, reply) => {
@@ -101,7 +113,7 @@ export default fp(
         counters.connections--;
         stats.settle(socket, true);
       });
-      res.write(sseRetry(config.sseRetryMs) + sseControl(hello(info.epoch, info.lastId)));
+      stream.send(sseRetry(config.sseRetryMs) + sseControl(hello(info.epoch, info.lastId)));
       try {
         await hub.join(stream, epoch);
       } catch (err) {
