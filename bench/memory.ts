@@ -61,17 +61,20 @@ async function measure(server: ServerHandle, t: Target, connections: number) {
   return { heap: heapDelta / connections, rss: (held.value.rssBytes - base.rssBytes) / connections, retained, problem };
 }
 
-/** The memory stage: one measurement per target in memoryTargets(); a failed one is INVALID with the reason. */
+/** The memory stage: `memoryRepeats` measurements per target in memoryTargets() (the figure is their median); a failed one is INVALID with the reason. */
 export async function runMemory(opts: BenchOptions, serverOf: (t: Target) => Promise<ServerHandle>, log: Progress): Promise<MemoryResult[]> {
   const out: MemoryResult[] = [];
   const connections = opts.memoryConnections;
   for (const t of memoryTargets(opts)) {
     log.step(`idle memory: ${t.server}/${t.transport} with ${connections} connections`, STEP_SEC.memory(connections));
-    let m: Awaited<ReturnType<typeof measure>> | undefined;
+    const ms: Awaited<ReturnType<typeof measure>>[] = [];
     let problem: string | undefined;
     try {
-      m = await measure(await serverOf(t), t, connections);
-      problem = m.problem;
+      for (let i = 0; i < opts.memoryRepeats && !problem; i++) {
+        const m = await measure(await serverOf(t), t, connections);
+        ms.push(m);
+        problem = m.problem;
+      }
     } catch (err) {
       problem = (err as Error).message;
     }
@@ -81,9 +84,9 @@ export async function runMemory(opts: BenchOptions, serverOf: (t: Target) => Pro
       connections,
       status: problem ? 'invalid' : 'ok',
       ...(problem ? { reason: problem } : {}),
-      heapBytesPerConn: figure(m ? [m.heap] : []),
-      rssBytesPerConn: figure(m ? [m.rss] : []),
-      heapRetainedAfterCloseBytes: figure(m ? [m.retained] : []),
+      heapBytesPerConn: figure(ms.map((m) => m.heap)),
+      rssBytesPerConn: figure(ms.map((m) => m.rss)),
+      heapRetainedAfterCloseBytes: figure(ms.map((m) => m.retained)),
     });
   }
   return out;

@@ -21,6 +21,8 @@ export interface BenchOptions {
   repeats: number;
   out: string;
   memoryConnections: number;
+  /** Measured passes per memory target (median). */
+  memoryRepeats: number;
   memory: boolean;
   autocannon: boolean;
   autocannonDurationSec: number;
@@ -157,6 +159,7 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
     repeats: positive(values.repeats, 'repeats') ?? suite.repeats,
     out: values.out ?? 'results',
     memoryConnections: positive(values['memory-connections'], 'memory-connections') ?? suite.memoryConnections,
+    memoryRepeats: suite.memoryRepeats ?? 1,
     // --sweep is its own mode: only the capacity sweep runs.
     memory: !values['no-memory'] && !values.sweep && suite.memoryConnections > 0,
     autocannon: !values['no-autocannon'] && !values.sweep,
@@ -295,7 +298,7 @@ export function estimateSec(opts: BenchOptions): number {
   const targets = targetsOf(opts);
   const run = (s: ScenarioSpec) => targetsFor(s, opts).reduce((b, t) => b + STEP_SEC.run(s, t.transport, networkOf(s, opts)), 0);
   const scenarios = opts.sweep ? 0 : opts.scenarios.reduce((a, s) => a + repeatsOf(s, opts) * run(s), 0);
-  const memory = memoryTargets(opts).length * STEP_SEC.memory(opts.memoryConnections);
+  const memory = memoryTargets(opts).length * opts.memoryRepeats * STEP_SEC.memory(opts.memoryConnections);
   const cannon = cannonServers(opts).length * 2 * STEP_SEC.cannon(opts.autocannonDurationSec); // poll catch-up and publish
   const micro = opts.micro ? STEP_SEC.micro(opts.microTimeMs) : 0;
   const sweep = opts.sweep ? opts.networks.length * targets.length * SWEEP.clientSteps.length * STEP_SEC.sweep(sweepLoad(opts).durationSec) : 0;
