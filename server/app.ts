@@ -19,8 +19,10 @@ import { publishRoutes } from './publish.js';
 import { answerAndClose, clientErrorHandler, errorAnswer, format, hostAllowedFor, rawErrorAnswer } from './refusals.js';
 import { reportRoutes } from './reports.js';
 import statsRoutes, { Stats } from './stats.js';
+import { loadCredentials } from './tls.js';
 import pollTransport from './transports/poll.js';
 import sseTransport from './transports/sse.js';
+import { isHttp2 } from './transports/params.js';
 import wsTransport from './transports/ws.js';
 import { webRoutes } from './web.js';
 
@@ -38,8 +40,15 @@ export interface AppOptions {
   networks?: () => readonly NetworkLink[];
 }
 
+/** What the server speaks on its port. */
+export type HttpProtocol = 'http/1.1' | 'https/1.1' | 'h2';
+
 export interface Lab {
   readonly config: Readonly<Config>;
+  /** `h2` also answers HTTP/1.1 on the same port (ALPN), for clients without h2 and for WebSocket. */
+  readonly protocol: HttpProtocol;
+  /** Which certificate TLS serves (undefined for cleartext). */
+  readonly certificate: string | undefined;
   readonly feed: Feed;
   readonly stats: Stats;
   readonly generator: Generator;
@@ -62,28 +71,38 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const ownFeed = options.feed === undefined;
   const feed = options.feed ?? (await createFeed(config));
   const stats = new Stats(TIMING.eventLoopWindowMs);
+  const credentials = await loadCredentials(config);
+  const protocol: HttpProtocol = credentials === undefined ? 'http/1.1' : config.http2 ? 'h2' : 'https/1.1';
+  // Node answers HTTP/1.1 without Host with a bare 400; the onRequest hook below answers it with ours.
+  const serverOptions =
+    credentials === undefined
+      ? { http: { requireHostHeader: false } }
+      : config.http2
+        ? { http2: true as const, https: { key: credentials.key, cert: credentials.cert, allowHTTP1: true } }
+        : { https: { key: credentials.key, cert: credentials.cert, requireHostHeader: false } };
 
   // Client mistakes are logged through this once the app (and its logger) exists.
   let mistake: MistakeLogger = () => {};
   const app = Fastify({
+    ...serverOptions,
     logger: options.logger ?? false,
     bodyLimit: config.maxPayloadBytes,
     // Idle keep-alive sockets are closed at once on close; streams and held polls are ended by their
     // transports' preClose hooks. New requests while closing get our 503 (the onRequest hook below).
     return503OnClosing: false,
     forceCloseConnections: 'idle',
-    // Node answers HTTP/1.1 without Host with a bare 400; the onRequest hook below answers it with ours.
-    http: { requireHostHeader: false },
     clientErrorHandler: clientErrorHandler((what, fields) => mistake(what, fields)),
     // Bad percent-encoding and over-long path parameters are refused by the router before any hook.
     frameworkErrors: (err, request, reply) => {
       const { status, body } = errorAnswer(err, request, request.log, mistake, config.maxPayloadBytes);
       (reply as FastifyReply).code(status).send(body);
     },
-  });
+  } as FastifyServerOptions) as unknown as FastifyInstance;
   mistake = mistakeLogger(app.log);
+  // Over TLS, bytes are counted on the TCP sockets under the TLS ones (stats.ts).
+  if (credentials !== undefined) stats.watch(app.server);
   const generator = new Generator(feed, { ratePerSec: config.demo ? config.demoRatePerSec : 0, payloadBytes: config.demoPayloadBytes });
-  app.decorate('lab', { config, feed, stats, generator });
+  app.decorate('lab', { config, protocol, certificate: credentials?.source, feed, stats, generator });
 
   // CONNECT is served nowhere; without a listener Node would drop the connection without a word.
   app.server.on('connect', (request: IncomingMessage, socket: Socket) => {
@@ -107,10 +126,11 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   });
   const hostAllowed = isLoopback(config.host) ? hostAllowedFor(config.allowedHosts) : undefined;
   app.addHook('onRequest', (request, reply, done) => {
-    const host = request.headers.host;
+    // HTTP/2 carries the host in :authority (RFC 9113 §8.3.1), checked like Host.
+    const host = request.headers.host ?? (request.headers[':authority'] as string | undefined);
     let refusal: Error | undefined;
     if (closing) {
-      reply.header('connection', 'close');
+      if (!isHttp2(request)) reply.header('connection', 'close');
       refusal = new HttpErrors.SHUTTING_DOWN();
     } else if (host === undefined) {
       if (request.raw.httpVersion === '1.1') refusal = new HttpErrors.BAD_REQUEST('HTTP/1.1 requests need a Host header');
@@ -161,6 +181,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   // opens a spare socket after an abort): give in-flight exchanges a moment, then cut the rest.
   let cutTimer: NodeJS.Timeout | undefined;
   app.addHook('preClose', async () => {
+    // HTTP/2 sessions are closed by Fastify itself; only HTTP/1.1 servers have these.
+    if (typeof app.server.closeIdleConnections !== 'function') return;
     app.server.closeIdleConnections();
     cutTimer = setTimeout(() => app.server.closeAllConnections(), TIMING.closeGraceMs).unref();
   });

@@ -55,7 +55,13 @@ export function serveStatsGather(worker: Worker): void {
   });
 }
 
-export function runPrimary(opts: { workers: number; shutdownTimeoutMs: number; onListening: (address: string, workers: number) => void }): void {
+export function runPrimary(opts: {
+  workers: number;
+  shutdownTimeoutMs: number;
+  /** `https` when the workers serve TLS. */
+  scheme?: 'http' | 'https';
+  onListening: (address: string, workers: number) => void;
+}): void {
   let closing = false;
   let announced = false;
   const listening = new Set<number>();
@@ -68,7 +74,7 @@ export function runPrimary(opts: { workers: number; shutdownTimeoutMs: number; o
       if (!announced && listening.size === opts.workers) {
         announced = true;
         const host = address.address ?? '127.0.0.1';
-        opts.onListening(`http://${host.includes(':') ? `[${host}]` : host}:${address.port}`, opts.workers);
+        opts.onListening(`${opts.scheme ?? 'http'}://${host.includes(':') ? `[${host}]` : host}:${address.port}`, opts.workers);
       }
     });
   };

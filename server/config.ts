@@ -73,6 +73,17 @@ export const DEFAULTS = Object.freeze({
    * adds no relay; `all` is every profile. Env var NETWORK, flag --network (`--network 4g,3g`).
    */
   network: [] as readonly string[],
+  /** Serve HTTPS (HTTP/1.1 over TLS) instead of cleartext HTTP. Flag --tls. */
+  tls: false,
+  /**
+   * Serve HTTP/2 over TLS, with HTTP/1.1 on the same port for clients that do not offer h2 in ALPN:
+   * WebSocket upgrades keep working over HTTP/1.1 (`ws` has no RFC 8441 WebSocket-over-HTTP/2). Flag --http2.
+   */
+  http2: false,
+  /** PEM certificate file for --tls/--http2 (with tlsKey); unset: a self-signed one is made at start. */
+  tlsCert: '',
+  /** PEM private key file matching tlsCert. */
+  tlsKey: '',
   /** Where bench reports are read from for the dashboard's Reports view. */
   resultsDir: fileURLToPath(new URL('../results/', import.meta.url)),
   /** Bearer token for publishing; required when `host` is not a loopback address. */
@@ -130,6 +141,10 @@ const KINDS: { [K in keyof Config]: Kind } = {
   demoRatePerSec: 'int',
   demoPayloadBytes: 'int',
   resultsDir: 'string',
+  tls: 'bool',
+  http2: 'bool',
+  tlsCert: 'string',
+  tlsKey: 'string',
   feed: 'string',
   redisKeyPrefix: 'string',
   workers: 'int',
@@ -253,6 +268,18 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
   if (typeof c.host !== 'string' || c.host === '') throw new ConfigError('host', c.host, 'expected a host name or address');
   intIn(c, 'port', 0, 65_535);
   if (typeof c.demo !== 'boolean') throw new ConfigError('demo', c.demo, 'expected true or false');
+  if (typeof c.tls !== 'boolean') throw new ConfigError('tls', c.tls, 'expected true or false');
+  if (typeof c.http2 !== 'boolean') throw new ConfigError('http2', c.http2, 'expected true or false');
+  if (typeof c.tlsCert !== 'string' || typeof c.tlsKey !== 'string' || (c.tlsCert === '') !== (c.tlsKey === '')) {
+    throw new ConfigError(
+      c.tlsCert ? 'tlsKey' : 'tlsCert',
+      c.tlsCert ? c.tlsKey : c.tlsCert,
+      'TLS_CERT and TLS_KEY go together: set both PEM files, or neither for a self-signed certificate',
+    );
+  }
+  if (c.tlsCert !== '' && !c.tls && !c.http2) {
+    throw new ConfigError('tlsCert', c.tlsCert, 'a certificate is set but the server would serve cleartext: add --tls (HTTPS) or --http2');
+  }
   if (typeof c.resultsDir !== 'string' || c.resultsDir === '') throw new ConfigError('resultsDir', c.resultsDir, 'expected a folder path');
   intIn(c, 'retentionMessages', 1, 10_000_000);
   intIn(c, 'maxPayloadBytes', 16, 100 * 1024 * 1024);

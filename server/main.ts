@@ -7,12 +7,13 @@
  * per profile after listen, prints each one's URL, and closes them first on shutdown.
  */
 import cluster from 'node:cluster';
-import { buildApp } from './app.js';
+import { buildApp, type HttpProtocol } from './app.js';
 import { runPrimary } from './cluster.js';
 import { type Config, describeConfig, readSettings, resolveConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import { describeProfile } from './network/profiles.js';
 import { Relay } from './network/relay.js';
+import { writeSelfSigned } from './tls.js';
 import { connectHost, linkPhrase, linksFromPrimary, type NetworkLink, relayProfiles, sendLinks } from './network-route.js';
 
 /**
@@ -38,6 +39,13 @@ async function startRelays(config: Readonly<Config>, labUrl: string): Promise<Re
   return relays;
 }
 
+const PROTOCOL_PHRASES: Record<HttpProtocol, string> = {
+  'http/1.1': 'HTTP/1.1, cleartext',
+  'https/1.1': 'HTTPS: HTTP/1.1 over TLS',
+  h2: 'HTTP/2 over TLS, HTTP/1.1 on the same port for WebSocket and clients without h2',
+};
+const protocolPhrase = (p: HttpProtocol): string => PROTOCOL_PHRASES[p];
+
 const linksOf = (relays: readonly Relay[]): NetworkLink[] => relays.map((r) => ({ profile: r.profile, port: r.port }));
 
 async function main(): Promise<void> {
@@ -52,6 +60,14 @@ async function main(): Promise<void> {
     throw err;
   }
   const clustered = config.workers > 1;
+  if (clustered && cluster.isPrimary && (config.tls || config.http2) && config.tlsCert === '') {
+    // Every worker must serve the same certificate: the primary makes the self-signed one and hands
+    // it to the workers as TLS_CERT/TLS_KEY files of its own, removed when it exits.
+    const files = await writeSelfSigned();
+    process.env.TLS_CERT = files.cert;
+    process.env.TLS_KEY = files.key;
+    console.log(`TLS certificate: ${files.source}`);
+  }
   if (clustered && cluster.isPrimary) {
     // The relays live here, not in the workers. Registered before runPrimary's own handlers, so on
     // SIGINT/SIGTERM they stop listening and reset their connections before the workers are told to close.
@@ -66,6 +82,7 @@ async function main(): Promise<void> {
     });
     runPrimary({
       workers: config.workers,
+      scheme: config.tls || config.http2 ? 'https' : 'http',
       shutdownTimeoutMs: config.shutdownTimeoutMs,
       onListening: (url, workers) => {
         console.log(`Transport Lab listening on ${url}  (dashboard ${url}/, stats ${url}/stats), ${workers} workers`);
@@ -103,7 +120,8 @@ async function main(): Promise<void> {
   const address = await app.listen({ host: config.host, port: config.port });
   const url = address.replace('://[::1]', '://localhost');
   if (!clustered) {
-    console.log(`Transport Lab listening on ${url}  (dashboard ${url}/, stats ${url}/stats)`);
+    console.log(`Transport Lab listening on ${url}  (${protocolPhrase(app.lab.protocol)}; dashboard ${url}/, stats ${url}/stats)`);
+    if (app.lab.certificate) console.log(`TLS certificate: ${app.lab.certificate}`);
     console.log(`feed: ${app.lab.feed.kind} (epoch ${app.lab.feed.info().epoch}); configuration: ${JSON.stringify(describeConfig(config))}`);
   }
   let relays: Relay[] = [];

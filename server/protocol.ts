@@ -175,14 +175,16 @@ export const sseRetry = (ms: number): string => `retry: ${ms}\n\n`;
 
 export const SSE_HEARTBEAT = ': heartbeat\n\n';
 
-/** Response headers of GET /events. */
-export const SSE_HEADERS = Object.freeze({
+/** Response headers of GET /events over HTTP/2, where `Connection` is forbidden and a stream ends alone. */
+export const SSE_HEADERS_H2 = Object.freeze({
   'content-type': 'text/event-stream; charset=utf-8',
   'cache-control': 'no-cache',
   // Tells nginx not to buffer the stream.
   'x-accel-buffering': 'no',
-  connection: 'close',
 });
+
+/** Response headers of GET /events over HTTP/1.1: the socket closes with the stream. */
+export const SSE_HEADERS = Object.freeze({ ...SSE_HEADERS_H2, connection: 'close' });
 
 // WebSocket.
 

@@ -3,6 +3,9 @@
  * (Prometheus text, via prom-client). Bytes are counted from the sockets (`bytesRead`/`bytesWritten`),
  * so HTTP headers, chunked framing and WebSocket frame headers are all included.
  */
+import type { EventEmitter } from 'node:events';
+import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
@@ -22,8 +25,35 @@ interface SocketMark {
   owner: TransportKey | undefined;
 }
 
+/**
+ * An HTTP/2 session's mark. Its streams interleave on one connection, so its bytes cannot be split
+ * per stream: they go to the one transport its streams belong to, or to `mixed` once it has carried
+ * streams of two transports (or a transport and anything else: the dashboard, /stats), never guessed.
+ */
+interface SessionMark {
+  read: number;
+  written: number;
+  /** Transports (and `other`, for any other route) whose streams this session has carried. */
+  kinds: Set<TransportKey | 'other'>;
+  mixed: boolean;
+}
+
+/** Bytes of HTTP/2 sessions whose streams belong to more than one transport (see SessionMark). */
+export interface MixedCounters {
+  /** Sessions that carried streams of more than one kind. */
+  sessions: number;
+  bytesOut: number;
+  bytesIn: number;
+}
+
+/** A request as Node hands it over HTTP/1.1 (`IncomingMessage`) or HTTP/2 (`Http2ServerRequest`). */
+type AnyRequest = IncomingMessage | Http2ServerRequest;
+
+const keyOf = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string => `${s.remoteAddress}|${s.remotePort}`;
 export interface StatsSnapshot {
   transports: Record<TransportKey, TransportCounters>;
+  /** HTTP/2 sessions that carried more than one transport: their bytes, counted apart (never split by guess). */
+  mixed: MixedCounters;
   /** With several workers: each worker's own figures (transports and process are then their sums). */
   workers?: { pid: number; transports: Record<TransportKey, TransportCounters>; process: StatsSnapshot['process'] }[];
   feed: FeedInfo & { kind: string };
@@ -38,6 +68,10 @@ export interface StatsSnapshot {
   };
 }
 
+/**
+ * Bytes are read off the TCP sockets themselves: over TLS that is the encrypted stream (a TLSSocket's
+ * own counters are the plaintext), handshake and records included; over HTTP/2, the session's socket.
+ */
 export class Stats {
   readonly transports: Record<TransportKey, TransportCounters> = {
     poll: newCounters(),
@@ -45,14 +79,62 @@ export class Stats {
     sse: newCounters(),
     ws: newCounters(),
   };
+  readonly mixed: MixedCounters = { sessions: 0, bytesOut: 0, bytesIn: 0 };
   /** Byte marks per socket: what has already been counted. Keep-alive sockets carry them across requests. */
   readonly #marks = new WeakMap<Socket, SocketMark>();
-  /** Long-lived sockets (SSE, WebSocket) that are sampled on every snapshot. */
+  readonly #sessions = new WeakMap<Socket, SessionMark>();
+  /** Long-lived sockets (SSE, WebSocket, HTTP/2 sessions) that are sampled on every snapshot. */
   readonly #live = new Set<Socket>();
+  /** TCP sockets of the TLS connections open now, by peer address and port. */
+  readonly #byPeer = new Map<string, Socket>();
+  /** The TCP socket under a TLSSocket or an HTTP/2 session (cached lookups of #byPeer). */
+  readonly #tcpOf = new WeakMap<object, Socket>();
+  /** Requests a transport claimed (HTTP/2: the others make their session `other`). */
+  readonly #claimed = new WeakSet<AnyRequest>();
   readonly #eventLoop: LastWindow;
 
   constructor(readonly eventLoopWindowMs: number) {
     this.#eventLoop = new LastWindow(eventLoopWindowMs);
+  }
+
+  /**
+   * Learns the TCP socket under each TLS connection of `server` (HTTPS, or HTTP/2 with its HTTP/1.1
+   * fallback), by peer address and port while it is open: public API only (no `_parent`), and it
+   * works through the proxy an HTTP/2 session hands out as its socket. Not needed for cleartext
+   * HTTP/1.1, whose request sockets are the TCP sockets.
+   */
+  watch(server: EventEmitter): void {
+    server.on('connection', (socket: Socket) => {
+      const key = keyOf(socket);
+      this.#byPeer.set(key, socket);
+      socket.once('close', () => {
+        if (this.#byPeer.get(key) === socket) this.#byPeer.delete(key);
+      });
+    });
+  }
+
+  /** The TCP socket under `socket` (itself when cleartext). */
+  #tcp(socket: Socket): Socket {
+    let tcp = this.#tcpOf.get(socket);
+    if (!tcp) {
+      tcp = this.#byPeer.get(keyOf(socket)) ?? socket;
+      this.#tcpOf.set(socket, tcp);
+    }
+    return tcp;
+  }
+
+  /** The TCP socket `req` arrived on, and whether it carries an HTTP/2 session. */
+  #carrier(req: AnyRequest): { tcp: Socket; session: boolean } {
+    const session = ((req as Http2ServerRequest).stream as ServerHttp2Stream | undefined)?.session;
+    if (session) {
+      let tcp = this.#tcpOf.get(session);
+      if (!tcp) {
+        tcp = this.#byPeer.get(keyOf(session.socket)) ?? (session.socket as Socket);
+        this.#tcpOf.set(session, tcp);
+      }
+      return { tcp, session: true };
+    }
+    return { tcp: this.#tcp(req.socket as Socket), session: false };
   }
 
   #mark(socket: Socket): SocketMark {
@@ -64,18 +146,77 @@ export class Stats {
     return m;
   }
 
-  /** Bytes on `socket` from now until it is released are counted for `key`. */
-  claim(socket: Socket, key: TransportKey, live = false): void {
-    this.#mark(socket).owner = key;
-    if (live) this.#live.add(socket);
+  #session(tcp: Socket): SessionMark {
+    let m = this.#sessions.get(tcp);
+    if (!m) {
+      m = { read: 0, written: 0, kinds: new Set(), mixed: false };
+      this.#sessions.set(tcp, m);
+      tcp.once('close', () => {
+        this.#settleSession(tcp);
+        this.#live.delete(tcp);
+      });
+    }
+    return m;
+  }
+
+  /** A session's kind set grows; once it holds a transport and any other kind, it is mixed. */
+  #addKind(m: SessionMark, kind: TransportKey | 'other'): void {
+    if (m.kinds.has(kind)) return;
+    m.kinds.add(kind);
+    if (!m.mixed && m.kinds.size > 1 && [...m.kinds].some((k) => k !== 'other')) {
+      m.mixed = true;
+      this.mixed.sessions++;
+    }
+  }
+
+  #settleSession(tcp: Socket): void {
+    const m = this.#sessions.get(tcp);
+    if (!m) return;
+    const read = tcp.bytesRead;
+    const written = tcp.bytesWritten;
+    const only = m.kinds.size === 1 ? [...m.kinds][0] : undefined;
+    if (m.mixed || (only !== undefined && only !== 'other')) {
+      const t = m.mixed ? this.mixed : this.transports[only as TransportKey];
+      t.bytesIn += read - m.read;
+      t.bytesOut += written - m.written;
+    }
+    m.read = read;
+    m.written = written;
+  }
+
+  /** Bytes of `req`'s connection from now until it is released are counted for `key`. */
+  claim(req: AnyRequest, key: TransportKey, live = false): void {
+    this.#claimed.add(req);
+    const { tcp, session } = this.#carrier(req);
+    if (session) {
+      const m = this.#session(tcp);
+      this.#settleSession(tcp);
+      this.#addKind(m, key);
+      this.#live.add(tcp);
+      return;
+    }
+    this.#mark(tcp).owner = key;
+    if (live) this.#live.add(tcp);
   }
 
   /**
-   * Counts the bytes on `socket` since its last mark for its owner (or for nobody), and moves the mark.
-   * Called at the end of every HTTP response (keep-alive sockets carry other routes' requests too) and
-   * for live sockets on every snapshot.
+   * Counts the bytes on `req`'s connection since its last mark for its owner (or for nobody), and
+   * moves the mark. Called at the end of every HTTP response (keep-alive sockets carry other routes'
+   * requests too) and for live connections on every snapshot. An HTTP/2 session is never released:
+   * it stays live until its socket closes.
    */
-  settle(socket: Socket, release = false): void {
+  settle(req: AnyRequest, release = false): void {
+    const { tcp, session } = this.#carrier(req);
+    if (session) {
+      const m = this.#session(tcp);
+      if (!this.#claimed.has(req)) this.#addKind(m, 'other');
+      this.#settleSession(tcp);
+      return;
+    }
+    this.#settleSocket(tcp, release);
+  }
+
+  #settleSocket(socket: Socket, release = false): void {
     const m = this.#mark(socket);
     const read = socket.bytesRead;
     const written = socket.bytesWritten;
@@ -93,11 +234,15 @@ export class Stats {
   }
 
   snapshot(feed: Feed): StatsSnapshot {
-    for (const socket of this.#live) this.settle(socket);
+    for (const socket of this.#live) {
+      if (this.#sessions.has(socket)) this.#settleSession(socket);
+      else this.#settleSocket(socket);
+    }
     const mem = process.memoryUsage();
     const cpu = process.cpuUsage();
     return {
       transports: structuredClone(this.transports),
+      mixed: { ...this.mixed },
       feed: { kind: feed.kind, ...feed.info() },
       process: {
         pid: process.pid,
@@ -124,6 +269,9 @@ export function sumSnapshots(parts: StatsSnapshot[]): StatsSnapshot {
   if (rest.length === 0) return first;
   const total = structuredClone(first);
   for (const p of rest) {
+    total.mixed.sessions += p.mixed.sessions;
+    total.mixed.bytesOut += p.mixed.bytesOut;
+    total.mixed.bytesIn += p.mixed.bytesIn;
     for (const key of TRANSPORT_KEYS) {
       const t = total.transports[key];
       const o = p.transports[key];
@@ -151,7 +299,7 @@ function buildRegistry(): Registry & { scrape(snapshot: StatsSnapshot): Promise<
   const registry = new Registry();
   let snap: StatsSnapshot | undefined;
   const current = (): StatsSnapshot => snap!;
-  const perTransport = (name: string, help: string, pick: (t: TransportCounters) => number, type: 'counter' | 'gauge' = 'counter') => {
+  const perTransport = (name: string, help: string, pick: (t: TransportCounters) => number, type: 'counter' | 'gauge' = 'counter', withMixed = false) => {
     const Metric = type === 'counter' ? Counter : Gauge;
     new Metric({
       name,
@@ -160,8 +308,11 @@ function buildRegistry(): Registry & { scrape(snapshot: StatsSnapshot): Promise<
       registers: [registry],
       collect(this: Counter | Gauge) {
         this.reset();
-        for (const key of TRANSPORT_KEYS) {
-          const v = pick(current().transports[key]);
+        const rows: [string, TransportCounters][] = TRANSPORT_KEYS.map((key) => [key, current().transports[key]]);
+        const { bytesIn, bytesOut } = current().mixed;
+        if (withMixed) rows.push(['mixed', { ...newCounters(), bytesIn, bytesOut }]);
+        for (const [key, t] of rows) {
+          const v = pick(t);
           if (this instanceof Gauge) this.set({ transport: key }, v);
           else this.inc({ transport: key }, v);
         }
@@ -171,8 +322,20 @@ function buildRegistry(): Registry & { scrape(snapshot: StatsSnapshot): Promise<
   perTransport('lab_connections', 'Open connections (held polls, SSE streams, WebSockets)', (t) => t.connections, 'gauge');
   perTransport('lab_requests_total', 'HTTP requests, upgrades included', (t) => t.requests);
   perTransport('lab_messages_out_total', 'Feed messages delivered', (t) => t.messagesOut);
-  perTransport('lab_bytes_out_total', 'Bytes written to sockets, server to client', (t) => t.bytesOut);
-  perTransport('lab_bytes_in_total', 'Bytes read from sockets, client to server', (t) => t.bytesIn);
+  perTransport(
+    'lab_bytes_out_total',
+    'Bytes written to sockets, server to client (transport "mixed": HTTP/2 sessions of several)',
+    (t) => t.bytesOut,
+    'counter',
+    true,
+  );
+  perTransport(
+    'lab_bytes_in_total',
+    'Bytes read from sockets, client to server (transport "mixed": HTTP/2 sessions of several)',
+    (t) => t.bytesIn,
+    'counter',
+    true,
+  );
   perTransport('lab_connections_cut_total', 'Connections the server ended whose peer never saw the end (cut at TCP level)', (t) => t.cut);
   new Counter({
     name: 'lab_disconnects_total',
@@ -223,7 +386,7 @@ export default fp(
     // Every response moves its socket's byte mark, so that a keep-alive socket that carried a
     // /publish before a /poll does not charge the publish bytes to the poll.
     app.addHook('onResponse', (request, _reply, done) => {
-      stats.settle(request.raw.socket, true);
+      stats.settle(request.raw, true);
       done();
     });
     const gather = makeGather?.(() => stats.snapshot(feed));

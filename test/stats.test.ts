@@ -41,7 +41,7 @@ describe('GET /stats', () => {
     expect(res.headers.get('cache-control')).toBe('no-store');
     const s = (await res.json()) as StatsSnapshot;
 
-    expect(Object.keys(s).sort()).toEqual(['feed', 'process', 'transports']);
+    expect(Object.keys(s).sort()).toEqual(['feed', 'mixed', 'process', 'transports']);
     expect(Object.keys(s.transports).sort()).toEqual([...KEYS].sort());
     for (const key of KEYS) {
       const t = s.transports[key];

@@ -48,3 +48,6 @@ export function parseTimeout(raw: unknown, def: number, max: number): number {
 export const startCursor = (feed: Feed, since: number | undefined): number => since ?? feed.info().lastId;
 
 export type Query = Record<string, unknown>;
+
+/** Whether `request` came over HTTP/2, where connection-specific headers such as `Connection` are forbidden (RFC 9113 §8.2.2). */
+export const isHttp2 = (request: { raw: { httpVersionMajor: number } }): boolean => request.raw.httpVersionMajor === 2;

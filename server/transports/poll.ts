@@ -18,7 +18,7 @@ import { Hub, isFeedError, readAfter, type Subscriber } from './hub.js';
 const asHttpError = (err: unknown): never => {
   throw isFeedError(err) ? new HttpErrors.FEED_UNAVAILABLE(err.message) : err;
 };
-import { parseCursor, parseEpoch, parseTimeout, startCursor, type Query, type TransportOptions } from './params.js';
+import { isHttp2, parseCursor, parseEpoch, parseTimeout, startCursor, type Query, type TransportOptions } from './params.js';
 
 export default fp(
   async function pollTransport(app, opts: TransportOptions) {
@@ -73,7 +73,7 @@ export default fp(
       kill(reason: DisconnectReason): void {
         if (this.closed) return;
         stats.transports.poll.disconnects[reason]++;
-        if (reason === 'shutdown') this.reply.header('connection', 'close');
+        if (reason === 'shutdown' && !isHttp2(this.reply.request)) this.reply.header('connection', 'close');
         this.#answer([], undefined);
       }
       /** The client went away before an answer: forget it. */
@@ -114,7 +114,7 @@ export default fp(
       }
       const key = timeoutMs === 0 ? 'short-poll' : 'poll';
       const counters = stats.transports[key];
-      stats.claim(request.raw.socket, key);
+      stats.claim(request.raw, key);
       counters.requests++;
       counters.connections++;
       reply.raw.once('close', () => counters.connections--);

@@ -10,9 +10,9 @@ import type { ServerResponse } from 'node:http';
 import fp from 'fastify-plugin';
 import type { Message } from '../feed/types.js';
 import type { DisconnectReason } from '../stats.js';
-import { feedDown, hello, SSE_HEADERS, SSE_HEARTBEAT, sseBatch, sseControl, sseRetry, type Announcement } from '../protocol.js';
+import { feedDown, hello, SSE_HEADERS, SSE_HEADERS_H2, SSE_HEARTBEAT, sseBatch, sseControl, sseRetry, type Announcement } from '../protocol.js';
 import { drainedOrClosed, Hub, isFeedError, type Subscriber } from './hub.js';
-import { parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
+import { isHttp2, parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
 
 export default fp(
   async function sseTransport(app, opts: TransportOptions) {
@@ -89,16 +89,16 @@ export default fp(
       const epoch = header !== undefined ? undefined : queryEpoch;
       reply.hijack();
       const res = reply.raw;
+      const headers = isHttp2(request) ? SSE_HEADERS_H2 : SSE_HEADERS;
       // HEAD: checked like GET, then the stream's headers and no body; no stream is opened or counted.
       if (request.method === 'HEAD') {
-        res.writeHead(200, SSE_HEADERS);
+        res.writeHead(200, headers);
         res.end();
         return;
       }
-      const socket = request.raw.socket;
-      stats.claim(socket, 'sse', true);
+      stats.claim(request.raw, 'sse', true);
       counters.requests++;
-      res.writeHead(200, SSE_HEADERS);
+      res.writeHead(200, headers);
       const info = feed.info();
       const stream = new SseStream(startCursor(feed, since), res);
       streams.add(stream);
@@ -111,7 +111,7 @@ export default fp(
         streams.delete(stream);
         hub.leave(stream);
         counters.connections--;
-        stats.settle(socket, true);
+        stats.settle(request.raw, true);
       });
       stream.send(sseRetry(config.sseRetryMs) + sseControl(hello(info.epoch, info.lastId)));
       try {

@@ -209,7 +209,7 @@ export default fp(
       (ws, request) => {
         const q = request.query as Query;
         const socket = request.raw.socket;
-        stats.claim(socket, 'ws', true);
+        stats.claim(request.raw, 'ws', true);
         counters.requests++;
         counters.connections++;
         const peer = new WsPeer(startCursor(feed, parseCursor(q.since)), ws, socket, mayPublish(checkToken(config.publishToken, request, true)));
@@ -224,7 +224,7 @@ export default fp(
           peers.delete(peer);
           hub.leave(peer);
           counters.connections--;
-          stats.settle(socket, true);
+          stats.settle(request.raw, true);
         });
         const info = feed.info();
         peer.send(hello(info.epoch, info.lastId));
