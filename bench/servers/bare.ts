@@ -429,6 +429,7 @@ function stats(): StatsSnapshot {
   }
   return {
     transports,
+    mixed: { sessions: 0, bytesOut: 0, bytesIn: 0 },
     feed: { kind: 'memory', epoch, lastId, firstId: firstId(), retained: lastId - firstId() + 1 },
     process: processFigures(),
   };

@@ -111,6 +111,7 @@ function stats(): StatsSnapshot {
   for (const s of io.of('/').sockets.values()) transports[keyOf(s.conn.transport.name)].connections++;
   return {
     transports,
+    mixed: { sessions: 0, bytesOut: 0, bytesIn: 0 },
     feed: { kind: 'memory', epoch: 'socketio', lastId, firstId: firstId(), retained: lastId - firstId() + 1 },
     process: processFigures(),
   };
