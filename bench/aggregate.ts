@@ -4,11 +4,12 @@
  */
 import { figure, ratioOfMedians, round } from './figures.js';
 import type { NetworkProfile } from '../server/network/profiles.js';
-import type { Figure, ScenarioResult } from './report/types.js';
+import { protocolOf, type Figure, type ScenarioResult } from './report/types.js';
 import { runScenario, type RunParams, type RunResult } from './run-scenario.js';
 import type { ServerHandle } from './server-process.js';
 import type { ScenarioSpec } from './suite.js';
 import type { LabSetup, Target } from './targets.js';
+import type { HttpSetup } from './http.js';
 
 /** A run that threw is an invalid run with nothing measured (null figures), never a missing repeat. */
 export async function runOrFail(server: ServerHandle, t: Target, params: RunParams): Promise<RunResult> {
@@ -27,6 +28,8 @@ export async function runOrFail(server: ServerHandle, t: Target, params: RunPara
       latencyMs: { p50: null, p90: null, p95: null, p99: null, max: null },
       publisherLagMs: { p99: NaN, max: NaN },
       wire: { bytesOutPerMsg: null, bytesInPerMsg: null, requestsPerMsg: null },
+      bytesInPerRequest: null,
+      polls: null,
       cpuUsPerMsg: null,
       eventLoopDelayP99Ms: NaN,
       floor: null,
@@ -44,6 +47,7 @@ function servedBy(t: Target, lab: LabSetup): Pick<ScenarioResult, 'feed' | 'work
       return { feed: 'redis', workers: lab.workers };
     case 'bare':
     case 'socketio':
+    case 'shift':
       return { feed: 'memory', workers: 1 };
     default:
       return t.server satisfies never;
@@ -53,7 +57,15 @@ function servedBy(t: Target, lab: LabSetup): Pick<ScenarioResult, 'feed' | 'work
 /** Counts of a run, summed over repeats. */
 const COUNTS = ['published', 'delivered', 'expected', 'lost', 'duplicated', 'reordered', 'gaps'] as const;
 
-export function aggregate(spec: ScenarioSpec, t: Target, network: NetworkProfile, runs: RunResult[], repeats: number, lab: LabSetup): ScenarioResult {
+export function aggregate(
+  spec: ScenarioSpec,
+  t: Target,
+  network: NetworkProfile,
+  runs: RunResult[],
+  repeats: number,
+  lab: LabSetup,
+  http: Omit<HttpSetup, 'protocol'>,
+): ScenarioResult {
   const invalid = runs.map((r, i) => (r.outcome.status === 'invalid' ? `repeat ${i + 1}: ${r.outcome.reason}` : undefined)).filter(Boolean);
   // Per key of `pick(run)`, its figure over the repeats; not measured (null, NaN) stays null: see figure().
   const figs = <K extends string>(pick: (r: RunResult) => Record<K, number | null>, ...keys: K[]) =>
@@ -69,17 +81,26 @@ export function aggregate(spec: ScenarioSpec, t: Target, network: NetworkProfile
     ...servedBy(t, lab),
     ...(spec.pace === 'lockstep' ? { pace: 'lockstep' as const } : {}),
     network,
+    http: { protocol: t.protocol, headers: http.headers, cookieBytes: http.cookieBytes },
     repeats,
     status: invalid.length ? 'invalid' : 'ok',
     ...(invalid.length ? { reason: invalid.join(' | ') } : {}),
     ...(Object.fromEntries(COUNTS.map((k) => [k, runs.reduce((a, r) => a + r[k], 0)])) as Record<(typeof COUNTS)[number], number>),
     latencyMs: figs((r) => r.latencyMs, 'p50', 'p90', 'p99', 'max'),
     publisherLagMs: figs((r) => r.publisherLagMs, 'p99', 'max'),
-    wire: figs((r) => r.wire, 'bytesOutPerMsg', 'bytesInPerMsg', 'requestsPerMsg'),
+    wire: { ...figs((r) => r.wire, 'bytesOutPerMsg', 'bytesInPerMsg', 'requestsPerMsg'), bytesInPerRequest: figure(runs.map((r) => r.bytesInPerRequest)) },
     serverMetrics: figs((r) => r, 'cpuUsPerMsg', 'eventLoopDelayP99Ms'),
+    ...pollsOf(runs),
     ...(network.direct ? {} : { relayLatenessP99Ms: figure(runs.map((r) => r.relayLatenessP99Ms)) }),
     ...(t.server === 'lab' ? floorOf(runs) : {}),
   };
+}
+
+/** Polling answers summed over the repeats that counted them. */
+function pollsOf(runs: RunResult[]): Pick<ScenarioResult, 'polls'> {
+  const counted = runs.flatMap((r) => (r.polls ? [r.polls] : []));
+  if (counted.length === 0) return {};
+  return { polls: { answers: counted.reduce((a, p) => a + p.answers, 0), empty: counted.reduce((a, p) => a + p.empty, 0) } };
 }
 
 /** Lab only: bytes per message beyond the message JSON, against the protocol floor (medians over repeats). */
@@ -101,7 +122,13 @@ export function addVsBare(results: ScenarioResult[]): void {
   for (const lab of results) {
     if (lab.server !== 'lab' || lab.status !== 'ok') continue;
     const bare = results.find(
-      (r) => r.server === 'bare' && r.name === lab.name && r.network.name === lab.network.name && r.transport === lab.transport && r.status === 'ok',
+      (r) =>
+        r.server === 'bare' &&
+        r.name === lab.name &&
+        r.network.name === lab.network.name &&
+        protocolOf(r) === protocolOf(lab) &&
+        r.transport === lab.transport &&
+        r.status === 'ok',
     );
     if (!bare) continue;
     const cpuUsPerMsg = ratioOfMedians(lab.serverMetrics.cpuUsPerMsg, bare.serverMetrics.cpuUsPerMsg);

@@ -10,6 +10,7 @@ import { Recorder } from './recorder.js';
 import type { MemoryResult } from './report/types.js';
 import type { ServerHandle } from './server-process.js';
 import type { Target } from './targets.js';
+import type { HttpSetup } from './http.js';
 
 /**
  * After every client has gone, the heap may keep this much of what the connections took (caches,
@@ -28,8 +29,8 @@ async function waitConnections(server: ServerHandle, t: Target, n: number, timeo
 }
 
 /** `connections` idle clients held while `held()` runs; then whether they all connected, and all closed again. */
-async function holding<T>(server: ServerHandle, t: Target, connections: number, since: number, held: () => Promise<T>) {
-  const group = t.clients({ baseUrl: server.baseUrl, count: connections, since, sink: new Recorder({ clients: connections }) });
+async function holding<T>(server: ServerHandle, t: Target, connections: number, since: number, http: HttpSetup, held: () => Promise<T>) {
+  const group = t.clients({ baseUrl: server.baseUrl, http, count: connections, since, sink: new Recorder({ clients: connections }) });
   let connected = false;
   let value: T;
   try {
@@ -42,15 +43,15 @@ async function holding<T>(server: ServerHandle, t: Target, connections: number, 
   return { value, connected, closed: await waitConnections(server, t, 0, 15_000) };
 }
 
-async function measure(server: ServerHandle, t: Target, connections: number) {
+async function measure(server: ServerHandle, t: Target, connections: number, http: HttpSetup) {
   const since = (await server.stats()).feed.lastId;
   // The first time a server holds many connections of a transport it pays one-time costs that are not
   // per connection (code compiled again after GC flushed it, feedback vectors, pools, table growth):
   // measured here, the first of five measurements read up to 25% high and the others within ±5%. So the
   // same clients connect and leave once, unmeasured, before the measured pass.
-  await holding(server, t, connections, since, async () => {});
+  await holding(server, t, connections, since, http, async () => {});
   const base = await server.gc();
-  const held = await holding(server, t, connections, since, () => server.gc());
+  const held = await holding(server, t, connections, since, http, () => server.gc());
   const after = await server.gc();
   let problem = !held.connected ? `only some of ${connections} clients connected` : !held.closed ? 'connections did not close' : undefined;
   const heapDelta = held.value.heapUsedBytes - base.heapUsedBytes;
@@ -71,7 +72,7 @@ export async function runMemory(opts: BenchOptions, serverOf: (t: Target) => Pro
     let problem: string | undefined;
     try {
       for (let i = 0; i < opts.memoryRepeats && !problem; i++) {
-        const m = await measure(await serverOf(t), t, connections);
+        const m = await measure(await serverOf(t), t, connections, { protocol: t.protocol, headers: opts.headers, cookieBytes: opts.cookieBytes });
         ms.push(m);
         problem = m.problem;
       }

@@ -4,6 +4,8 @@
  */
 import { parseArgs } from 'node:util';
 import { customProfile, type NetworkProfile, parseNetworkList, PROFILES } from '../server/network/profiles.js';
+import { HEADER_MODES, type HeaderMode } from './browser-headers.js';
+import { DEFAULT_HTTP, HTTP_PROTOCOLS, type HttpProtocol } from './http.js';
 import { TRANSPORT_NAMES, type ServerName, type TransportName } from './report/types.js';
 import { PUBLISHER_LAG_LIMIT_MS } from './run-scenario.js';
 import { SUITES, SWEEP, type ScenarioSpec } from './suite.js';
@@ -44,6 +46,9 @@ export interface BenchOptions {
    * ones put the relay (relay.ts) between the clients and the server.
    */
   networks: NetworkProfile[];
+  /** The clients' request headers (`--headers`) and cookie size (`--cookie-bytes`), on every scenario. */
+  headers: HeaderMode;
+  cookieBytes: number;
   /** Test hook, no flag: the relays forward without delay, so the sanity check must call every run over them INVALID. */
   brokenRelay?: boolean;
 }
@@ -83,6 +88,11 @@ const FLAGS = {
   loss: { type: 'string', arg: '0..1', help: 'custom network: fraction of segments retransmitted (0.01 = 1 %)' },
   'retransmit-ms': { type: 'string', arg: 'MS', help: 'custom network: how long a lost segment holds (default max(200, 2 × RTT))' },
   'lossy-every': { type: 'string', arg: 'N', help: 'test hook: client 0 drops every Nth message (the run must come out INVALID)' },
+  http: { type: 'string', arg: '1.1|2|1.1,2', help: 'HTTP version the clients speak (2: HTTP/2 over TLS; WebSocket stays HTTP/1.1 over TLS) (default 1.1)' },
+  tls: { type: 'boolean', help: 'HTTP/1.1 over TLS (HTTPS) instead of cleartext' },
+  'compare-protocols': { type: 'boolean', help: 'HTTP/1.1, HTTP/1.1 over TLS and HTTP/2 over TLS side by side (lab and bare)' },
+  headers: { type: 'string', arg: HEADER_MODES.join('|'), help: 'request headers: what Chromium sends, or the client libraries’ own (default browser)' },
+  'cookie-bytes': { type: 'string', arg: 'N', help: 'add a cookie of N bytes to every request (default 0)' },
   out: { type: 'string', arg: 'DIR', help: 'where reports go (default results)' },
   help: { type: 'boolean', short: 'h', help: 'this text (also -h)' },
 } as const;
@@ -129,7 +139,9 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
     workers,
   };
   const compareFeeds = values['compare-feeds'] ?? false;
-  const name = suiteName ?? (values.quick ? 'quick' : compareFeeds ? 'feeds' : 'default');
+  const compareProtocols = values['compare-protocols'] ?? false;
+  if (compareProtocols && (values.http !== undefined || values.tls)) throw new Error('--compare-protocols: runs every protocol; leave out --http and --tls');
+  const name = suiteName ?? (values.quick ? 'quick' : compareFeeds ? 'feeds' : compareProtocols ? 'protocols' : 'default');
   const suite = SUITES[name];
   const first = suite.scenarios[0]!;
   const clients = positive(values.clients, 'clients');
@@ -149,8 +161,20 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
       ]
     : suite.scenarios.map((s) => ({ ...s }));
   // The sweep runs on loopback unless --network says otherwise: the suite's extra network pairs are scenarios.
-  const { scenarios, networks } = overNetworks(values.sweep ? shapes.filter((s) => s.network === undefined) : shapes, values);
+  const overNets = overNetworks(values.sweep ? shapes.filter((s) => s.network === undefined) : shapes, values);
+  const { networks } = overNets;
+  const scenarios = overProtocols(overNets.scenarios, values);
   if (suiteName === 'check' && networks.some((n) => !n.direct)) throw new Error('--network: the CI gate runs on loopback only (its baseline was)');
+  if (suiteName === 'check' && scenarios.some((s) => (s.protocol ?? 'http/1.1') !== 'http/1.1'))
+    throw new Error('--http/--tls: the CI gate runs cleartext HTTP/1.1 only (its baseline was)');
+  if (values.sweep && scenarios.some((s) => protocolOfSpec(s) !== 'http/1.1'))
+    throw new Error('--sweep: the capacity sweep runs over cleartext HTTP/1.1 only; leave out --http/--tls');
+  const headers = list(values.headers, HEADER_MODES, 'headers');
+  if (headers !== undefined && headers.length !== 1) throw new Error(`--headers: expected one of ${HEADER_MODES.join(', ')}`);
+  const cookieBytes = values['cookie-bytes'] === undefined ? 0 : Number(values['cookie-bytes']);
+  if (!Number.isInteger(cookieBytes) || cookieBytes < 0 || cookieBytes > 16_384) {
+    throw new Error(`--cookie-bytes: expected an integer from 0 to 16384, got "${values['cookie-bytes']}"`);
+  }
   const opts: BenchOptions = {
     transports: list(values.transports, TRANSPORTS, 'transports') ?? [...TRANSPORTS],
     servers: list(values.servers, SERVERS, 'servers') ?? [...DEFAULT_SERVERS],
@@ -162,9 +186,9 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
     memoryRepeats: suite.memoryRepeats ?? 1,
     // --sweep is its own mode: only the capacity sweep runs.
     memory: !values['no-memory'] && !values.sweep && suite.memoryConnections > 0,
-    autocannon: !values['no-autocannon'] && !values.sweep,
+    autocannon: !values['no-autocannon'] && !values.sweep && suite.autocannonDurationSec > 0,
     autocannonDurationSec: suite.autocannonDurationSec,
-    micro: !values['no-micro'] && !values.sweep,
+    micro: !values['no-micro'] && !values.sweep && suite.microTimeMs > 0,
     microTimeMs: suite.microTimeMs,
     sweep: values.sweep ?? false,
     shortPollIntervalMs: positive(values['short-poll-interval-ms'], 'short-poll-interval-ms') ?? SHORT_POLL_INTERVAL_MS,
@@ -174,6 +198,8 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
     argv,
     repeatsNote: undefined,
     lab,
+    headers: headers?.[0] ?? suite.headers ?? DEFAULT_HTTP.headers,
+    cookieBytes,
   };
   if (compareFeeds) {
     // The lab on each feed, same transports, same load: what the Redis feed costs per message.
@@ -192,6 +218,24 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
   }
   return opts;
 }
+
+/**
+ * The scenarios over their protocols: without `--http`/`--tls`, the suite's own (cleartext HTTP/1.1
+ * unless a scenario names one); with them, every scenario once per protocol asked for.
+ */
+function overProtocols(scenarios: ScenarioSpec[], values: { http?: string | undefined; tls?: boolean | undefined }): ScenarioSpec[] {
+  if (values.http === undefined && !values.tls) return scenarios;
+  const versions = list(values.http ?? '1.1', ['1.1', '2'] as const, 'http') ?? ['1.1'];
+  const protocols = [...new Set(versions.map((v): HttpProtocol => (v === '2' ? 'h2' : values.tls ? 'https/1.1' : 'http/1.1')))];
+  return scenarios.flatMap((s) => protocols.map((protocol) => ({ ...s, protocol })));
+}
+
+/** Every protocol a scenario of the run speaks, in HTTP_PROTOCOLS order. */
+export const protocolsOf = (opts: Pick<BenchOptions, 'scenarios'>): HttpProtocol[] =>
+  HTTP_PROTOCOLS.filter((p) => opts.scenarios.some((s) => (s.protocol ?? 'http/1.1') === p));
+
+/** The protocol a scenario runs over. */
+export const protocolOfSpec = (spec: ScenarioSpec): HttpProtocol => spec.protocol ?? 'http/1.1';
 
 const CUSTOM_NETWORK_FLAGS = ['rtt-ms', 'jitter-ms', 'down-kbps', 'up-kbps', 'loss', 'retransmit-ms'] as const;
 
@@ -235,23 +279,33 @@ export function networkOf(spec: ScenarioSpec, opts: Pick<BenchOptions, 'networks
   return p;
 }
 
-/** A scenario's targets: the run's, or those of its own `servers`. */
-export const targetsFor = (spec: ScenarioSpec, opts: Pick<BenchOptions, 'transports' | 'servers' | 'lab'>): Target[] =>
-  targetsOf(opts).filter((t) => spec.servers === undefined || spec.servers.includes(t.server));
+/** A scenario's targets: the run's over its protocol, or those of its own `servers`. */
+export const targetsFor = (spec: ScenarioSpec, opts: Pick<BenchOptions, 'transports' | 'servers' | 'lab' | 'scenarios'>): Target[] =>
+  targetsOf(opts).filter((t) => t.protocol === protocolOfSpec(spec) && (spec.servers === undefined || spec.servers.includes(t.server)));
 
 /** A scenario's own repeats (fixed by its suite) or the run's. */
 export const repeatsOf = (spec: ScenarioSpec, opts: Pick<BenchOptions, 'repeats'>): number => spec.repeats ?? opts.repeats;
 
-/** Every (server, transport) pair asked for that exists (Socket.IO has no SSE or short polling). */
-export const targetsOf = (opts: Pick<BenchOptions, 'transports' | 'servers' | 'lab'>): Target[] =>
-  opts.transports.flatMap((tr) => opts.servers.map((s) => target(s, tr, opts.lab)).filter((t): t is Target => t !== undefined));
+/**
+ * Every (server, transport, protocol) asked for that exists (Socket.IO has no SSE or short polling,
+ * and runs cleartext only); the protocols are those of the run's scenarios (cleartext HTTP/1.1 when none).
+ */
+export const targetsOf = (opts: Pick<BenchOptions, 'transports' | 'servers' | 'lab' | 'scenarios'>): Target[] => {
+  const protocols = protocolsOf(opts);
+  return (protocols.length > 0 ? protocols : (['http/1.1'] as HttpProtocol[])).flatMap((p) =>
+    opts.transports.flatMap((tr) => opts.servers.map((s) => target(s, tr, opts.lab, p)).filter((t): t is Target => t !== undefined)),
+  );
+};
 
-/** Idle memory is measured where idle clients hold connections, on the lab and its controls (not Socket.IO). */
+/** Whether the run has cleartext HTTP/1.1 scenarios: memory and autocannon are measured over it only. */
+const cleartext = (opts: BenchOptions): boolean => protocolsOf(opts).includes('http/1.1');
+
+/** Idle memory is measured where idle clients hold connections, on the lab and its controls (not Socket.IO), over cleartext HTTP/1.1. */
 export const memoryTargets = (opts: BenchOptions): Target[] =>
-  opts.memory ? targetsOf(opts).filter((t) => t.holdsConnections && t.server !== 'socketio') : [];
+  opts.memory && cleartext(opts) ? targetsOf(opts).filter((t) => t.holdsConnections && t.server !== 'socketio' && t.protocol === 'http/1.1') : [];
 
-/** autocannon speaks the lab's HTTP endpoints, which Socket.IO does not serve. */
-export const cannonServers = (opts: BenchOptions): ServerName[] => (opts.autocannon ? opts.servers.filter((s) => s !== 'socketio') : []);
+/** autocannon speaks the lab's HTTP endpoints (cleartext), which Socket.IO does not serve. */
+export const cannonServers = (opts: BenchOptions): ServerName[] => (opts.autocannon && cleartext(opts) ? opts.servers.filter((s) => s !== 'socketio') : []);
 
 /** The load of every sweep step: SWEEP's, unless a custom scenario (--rate, --duration …) sets it. */
 export function sweepLoad(opts: Pick<BenchOptions, 'suite' | 'scenarios'>): { ratePerSec: number; durationSec: number; payloadBytes: number } {

@@ -5,6 +5,7 @@
  * the coordinated-omission trap of closed-loop load generators.
  */
 import { Pool } from 'undici';
+import { ACCEPT_SELF_SIGNED } from './http.js';
 import { newHistogram, nowMs, type Histogram } from './recorder.js';
 
 /** One publish run: `ratePerSec × durationSec` messages of `payloadBytes` to the server at `controlUrl`. */
@@ -46,7 +47,8 @@ export function makeData(scheduledMs: number, payloadBytes: number): { t: number
 export class Publisher {
   readonly #pool: Pool;
   constructor(controlUrl: string) {
-    this.#pool = new Pool(controlUrl, { connections: PUBLISH_CONNECTIONS, pipelining: 1 });
+    // Over TLS the lab's control port is its transport port, with the run's self-signed certificate.
+    this.#pool = new Pool(controlUrl, { connections: PUBLISH_CONNECTIONS, pipelining: 1, connect: ACCEPT_SELF_SIGNED });
   }
 
   /** Publishes one message; resolves with the id the server assigned once it is in the feed. */

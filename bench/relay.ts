@@ -68,7 +68,8 @@ export interface RelayLink {
 
 export interface RelayProcess {
   /** A relay in front of 127.0.0.1:`port` under `profile` (opened once per pair, then reused). */
-  open(port: number, profile: NetworkProfile): Promise<RelayLink>;
+  /** `scheme`: what the server speaks (the relay forwards TCP, TLS included, untouched). */
+  open(port: number, profile: NetworkProfile, scheme?: 'http' | 'https'): Promise<RelayLink>;
   stop(): Promise<void>;
 }
 
@@ -79,19 +80,19 @@ export interface RelayProcess {
 export async function startRelayProcess(opts: { delay?: boolean } = {}): Promise<RelayProcess> {
   const { child } = await forkChild<ToRelay, FromRelay>(fileURLToPath(import.meta.url), 'bench relay', { BENCH_RELAY: '1' });
   const links = new Map<string, Promise<RelayLink>>();
-  const open = async (key: string, port: number, profile: NetworkProfile): Promise<RelayLink> => {
+  const open = async (key: string, port: number, profile: NetworkProfile, scheme: 'http' | 'https'): Promise<RelayLink> => {
     const m = await child.ask({ type: 'open', key, port, profile, delay: opts.delay ?? true }, 'opened');
     if (m.error) throw new Error(`relay for ${key}: ${m.error}`);
     return {
-      baseUrl: `http://127.0.0.1:${m.port}`,
+      baseUrl: `${scheme}://127.0.0.1:${m.port}`,
       resetLateness: async () => void (await child.ask({ type: 'reset', key }, 'reset-done')),
       lateness: async () => (await child.ask({ type: 'lateness', key }, 'lateness')).lateness,
     };
   };
   return {
-    open(port, profile) {
+    open(port, profile, scheme = 'http') {
       const key = `${port}|${JSON.stringify(profile)}`;
-      if (!links.has(key)) links.set(key, open(key, port, profile));
+      if (!links.has(key)) links.set(key, open(key, port, profile, scheme));
       return links.get(key)!;
     },
     stop: async () => void (await child.stop({ type: 'stop' })),

@@ -10,6 +10,7 @@ import type { ScenarioParams } from './report/types.js';
 import { floorFor } from './floor.js';
 import { publishLockstep, type LockstepOutcome } from './lockstep.js';
 import { publishInWorker } from './publisher.js';
+import type { HeaderMode } from './browser-headers.js';
 import type { NetworkProfile } from '../server/network/profiles.js';
 import { Recorder } from './recorder.js';
 import { belowOneWayProblem, relayLatenessProblem, type RelayLink } from './relay.js';
@@ -31,6 +32,9 @@ export interface RunParams {
   maxPublisherLagMs?: number;
   /** The network the clients reach the server over, and its relay (none when the profile is direct). */
   network?: { profile: NetworkProfile; relay: RelayLink | undefined };
+  /** The clients' header set and cookie (the protocol is the target's). */
+  headers: HeaderMode;
+  cookieBytes: number;
 }
 
 export type Pace = NonNullable<ScenarioParams['pace']>;
@@ -50,6 +54,14 @@ export interface RunResult {
   latencyMs: { p50: number | null; p90: number | null; p95: number | null; p99: number | null; max: number | null };
   publisherLagMs: { p99: number; max: number };
   wire: { bytesOutPerMsg: number | null; bytesInPerMsg: number | null; requestsPerMsg: number | null };
+  /**
+   * Client → server bytes per HTTP request: for polling over the measured window (GET requests carry
+   * no body: this is their headers, framed, TLS records included); for SSE and WebSocket over the
+   * connect phase (the opening request with its TLS handshake and HTTP/2 preface). Null if none was made.
+   */
+  bytesInPerRequest: number | null;
+  /** Polling: answers over the measured window and how many were empty; null for the other transports. */
+  polls: { answers: number; empty: number } | null;
   cpuUsPerMsg: number | null;
   eventLoopDelayP99Ms: number;
   /** Per delivered message: its JSON on the wire and the protocol's floor overhead (SSE and WS only). */
@@ -97,15 +109,20 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: numbe
 
 const perMsg = (delta: number, delivered: number): number | null => (delivered > 0 ? delta / delivered : null);
 
+/** SSE and WebSocket make their request when they connect, polling once per answer. */
+const opensPerConnection = (t: Target['transport']): boolean => t === 'sse' || t === 'ws';
+
 export async function runScenario(server: ServerHandle, t: Target, p: RunParams): Promise<RunResult> {
   const floorOf = t.server === 'socketio' ? undefined : floorFor(t.transport);
   const recorder = new Recorder({ clients: p.clients, ...(p.lossyEvery ? { lossyEvery: p.lossyEvery } : {}), ...(floorOf ? { floorOf } : {}) });
   const lockstep = p.pace === 'lockstep';
   const key = t.transport;
-  const since = (await server.stats()).feed.lastId;
+  const initial = await server.stats();
+  const since = initial.feed.lastId;
   const relay = p.network?.relay;
   const group = t.clients({
     baseUrl: relay?.baseUrl ?? server.baseUrl,
+    http: { protocol: t.protocol, headers: p.headers, cookieBytes: p.cookieBytes },
     count: p.clients,
     since,
     sink: recorder,
@@ -132,6 +149,7 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     if (t.holdsConnections) {
       await waitFor(async () => (await server.stats()).transports[key].connections >= p.clients, CONNECT_TIMEOUT_MS, `${p.clients} ${t.transport} connections`);
     }
+    const connected = await server.stats();
 
     // Warm-up at the same rate (JIT, buffers, keep-alive sockets), not measured; wait until delivered.
     const warmSec = Math.min(1, p.durationSec / 5);
@@ -145,12 +163,14 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     await server.loopWindow.open();
     await relay?.resetLateness();
     const before = await server.stats();
+    const answersBefore = group.answers?.();
     const firstId = before.feed.lastId;
     recorder.startWindow(firstId, Math.ceil(p.ratePerSec * p.durationSec) + 16);
     const pub = await publish(p.durationSec);
     const expected = pub.ids.length * p.clients;
     await drain(() => recorder.delivered, expected, quietMs);
     await settled();
+    const answersAfter = group.answers?.();
     const after = await server.stats();
     const loop = await server.loopWindow.close();
     const lateness = await relay?.lateness();
@@ -202,6 +222,13 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
           c.delivered,
         ),
       },
+      bytesInPerRequest: opensPerConnection(t.transport)
+        ? perMsg(connected.transports[key].bytesIn - initial.transports[key].bytesIn, connected.transports[key].requests - initial.transports[key].requests)
+        : perMsg(
+            d((s) => s.transports[key].bytesIn),
+            d((s) => s.transports[key].requests),
+          ),
+      polls: answersBefore && answersAfter ? { answers: answersAfter.total - answersBefore.total, empty: answersAfter.empty - answersBefore.empty } : null,
       cpuUsPerMsg: perMsg(cpuUs, c.delivered),
       eventLoopDelayP99Ms: loop?.p99 ?? NaN,
       floor:

@@ -13,9 +13,11 @@ import { runAutocannon } from './autocannon.js';
 import { runMemory } from './memory.js';
 import { runMicro } from './micro.js';
 import type { NetworkProfile } from '../server/network/profiles.js';
-import { estimateSec, HELP, networkOf, parseBenchArgs, repeatsOf, STEP_SEC, targetsFor, targetsOf, type BenchOptions } from './options.js';
+import { estimateSec, HELP, networkOf, parseBenchArgs, protocolsOf, repeatsOf, STEP_SEC, targetsFor, targetsOf, type BenchOptions } from './options.js';
+import { isTls } from './http.js';
+import { writeSelfSigned } from '../server/tls.js';
 import { Progress } from './progress.js';
-import { REPORT_SCHEMA, type Report, type ScenarioResult } from './report/types.js';
+import { protocolLabel, REPORT_SCHEMA, type Report, type ScenarioResult } from './report/types.js';
 import { writeReports } from './report/write.js';
 import { RELAY_LATENESS_LIMIT, startRelayProcess, type RelayProcess } from './relay.js';
 import { PUBLISHER_LAG_LIMIT_MS, type RunParams, type RunResult } from './run-scenario.js';
@@ -38,6 +40,12 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
   const startedAt = new Date().toISOString();
   const cpuStart = process.cpuUsage();
   const wallStart = performance.now();
+  // One self-signed certificate for every TLS server of the run (server/tls.ts), so that the lab and
+  // bare send the same handshake bytes.
+  if (protocolsOf(opts).some(isTls) && !opts.lab.certificate) {
+    const { cert, key } = await writeSelfSigned();
+    opts.lab.certificate = { cert, key };
+  }
   const targets = targetsOf(opts);
   // One process per server configuration; targets that share a process share its handle.
   const handles = new Map<string, Promise<ServerHandle>>();
@@ -51,7 +59,8 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
   const networkFor = async (t: Target, profile: NetworkProfile): Promise<NonNullable<RunParams['network']>> => {
     if (profile.direct) return { profile, relay: undefined };
     relays ??= startRelayProcess({ delay: !opts.brokenRelay });
-    return { profile, relay: await (await relays).open((await serverOf(t)).port, profile) };
+    const server = await serverOf(t);
+    return { profile, relay: await (await relays).open(server.port, profile, new URL(server.baseUrl).protocol === 'https:' ? 'https' : 'http') };
   };
   log.plan(estimateSec(opts));
   if (opts.repeatsNote) log.note(opts.repeatsNote);
@@ -68,14 +77,14 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     for (const spec of specs) for (const t of targetsFor(spec, opts)) await networkFor(t, networkOf(spec, opts));
     const total = specs.reduce((a, s) => a + repeatsOf(s, opts) * targetsFor(s, opts).length, 0);
     const runs = new Map<string, RunResult[]>();
-    const key = (spec: ScenarioSpec, t: Target) => `${spec.name}|${networkOf(spec, opts).name}|${t.server}|${t.transport}`;
+    const key = (spec: ScenarioSpec, t: Target) => `${spec.name}|${networkOf(spec, opts).name}|${t.protocol}|${t.server}|${t.transport}`;
     let done = 0;
     // Repeat r of every scenario on every target before repeat r + 1: servers alternate within a repeat.
     for (let r = 0; r < Math.max(0, ...specs.map((s) => repeatsOf(s, opts))); r++) {
       for (const spec of specs.filter((s) => r < repeatsOf(s, opts))) {
         const network = networkOf(spec, opts);
         for (const t of targetsFor(spec, opts)) {
-          const load = `${spec.clients} clients × ${spec.ratePerSec} msg/s × ${spec.payloadBytes} B × ${spec.durationSec} s${network.direct ? '' : ` over ${network.name}`}`;
+          const load = `${spec.clients} clients × ${spec.ratePerSec} msg/s × ${spec.payloadBytes} B × ${spec.durationSec} s${network.direct ? '' : ` over ${network.name}`}${t.protocol === 'http/1.1' ? '' : `, ${protocolLabel(t.protocol)}`}`;
           log.step(
             `run ${++done}/${total}: ${spec.name} ${t.server}/${t.transport} (${load}), repeat ${r + 1}/${repeatsOf(spec, opts)}`,
             STEP_SEC.run(spec, t.transport, network),
@@ -90,6 +99,8 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
             ...(opts.lossyEvery ? { lossyEvery: opts.lossyEvery } : {}),
             maxPublisherLagMs: opts.maxPublisherLagMs,
             network: await networkFor(t, network),
+            headers: opts.headers,
+            cookieBytes: opts.cookieBytes,
           });
           if (result.outcome.status === 'invalid') log.note(`  INVALID: ${result.outcome.reason}`);
           runs.set(key(spec, t), [...(runs.get(key(spec, t)) ?? []), result]);
@@ -98,7 +109,12 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     }
     for (const spec of specs) {
       for (const t of targetsFor(spec, opts))
-        scenarios.push(aggregate(spec, t, networkOf(spec, opts), runs.get(key(spec, t)) ?? [], repeatsOf(spec, opts), opts.lab));
+        scenarios.push(
+          aggregate(spec, t, networkOf(spec, opts), runs.get(key(spec, t)) ?? [], repeatsOf(spec, opts), opts.lab, {
+            headers: opts.headers,
+            cookieBytes: opts.cookieBytes,
+          }),
+        );
     }
     addVsBare(scenarios);
 
@@ -145,6 +161,8 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
       shortPollIntervalMs: opts.shortPollIntervalMs,
       maxPublisherLagMs: opts.maxPublisherLagMs,
       ...(opts.lossyEvery ? { lossyEvery: opts.lossyEvery } : {}),
+      headers: opts.headers,
+      cookieBytes: opts.cookieBytes,
     },
     method: METHOD,
     scenarios,

@@ -6,9 +6,14 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
 import type { EventLoopDelay } from '../server/event-loop.js';
 import type { StatsSnapshot } from '../server/stats.js';
 import type { FromChild, ToChild } from './servers/protocol.js';
+import { ACCEPT_SELF_SIGNED } from './http.js';
+
+/** The runner's own requests (/stats) to servers that may serve TLS with the run's self-signed certificate. */
+const controlAgent = new Agent({ connect: ACCEPT_SELF_SIGNED });
 
 /** GET /stats of every bench server: the lab's snapshot (the reference servers build the same type). */
 export type ServerStats = StatsSnapshot;
@@ -109,8 +114,9 @@ export async function startServer(script: string, options: Record<string, unknow
   const { child, ready: m } = await forkChild<ToChild, FromChild>(file, `bench server ${script}`, { BENCH_SERVER_OPTS: JSON.stringify(options) }, [
     '--expose-gc',
   ]);
-  const baseUrl = `http://127.0.0.1:${m.port}`;
-  const controlUrl = `http://127.0.0.1:${m.controlPort}`;
+  const scheme = m.tls ? 'https' : 'http';
+  const baseUrl = `${scheme}://127.0.0.1:${m.port}`;
+  const controlUrl = `${m.tls && m.controlPort === m.port ? 'https' : 'http'}://127.0.0.1:${m.controlPort}`;
   return {
     name: script,
     port: m.port,
@@ -119,9 +125,9 @@ export async function startServer(script: string, options: Record<string, unknow
     controlUrl,
     pid: child.pid,
     async stats() {
-      const res = await fetch(`${controlUrl}/stats`);
-      if (!res.ok) throw new Error(`${script} /stats answered ${res.status}`);
-      return (await res.json()) as ServerStats;
+      const res = await request(`${controlUrl}/stats`, { dispatcher: controlAgent });
+      if (res.statusCode !== 200) throw new Error(`${script} /stats answered ${res.statusCode}`);
+      return (await res.body.json()) as ServerStats;
     },
     async gc() {
       const { heapUsedBytes, rssBytes } = await child.ask({ type: 'gc' }, 'memory');

@@ -1,3 +1,5 @@
+import type { HeaderMode } from './browser-headers.js';
+import { HTTP_PROTOCOLS } from './http.js';
 import type { ScenarioParams } from './report/types.js';
 
 /**
@@ -29,9 +31,11 @@ export interface Suite {
   microTimeMs: number;
   /** Wall-time budget, seconds: repeats are lowered (never below 1) until the estimate fits. */
   budgetSec: number;
+  /** The clients' headers unless `--headers` says otherwise. @default 'browser' */
+  headers?: HeaderMode;
 }
 
-export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds', Suite> = {
+export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds' | 'protocols', Suite> = {
   default: {
     scenarios: [
       { name: '100c-100r', clients: 100, ratePerSec: 100, payloadBytes: 100, durationSec: 10 },
@@ -83,6 +87,29 @@ export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds', Suite> = {
     autocannonDurationSec: 0,
     microTimeMs: 0,
     budgetSec: 180,
+    // The gate compares against a baseline measured with the client libraries' own small requests;
+    // it catches changes in the servers, which the header set would only dilute.
+    headers: 'minimal',
+  },
+  /**
+   * `--compare-protocols`: one load over cleartext HTTP/1.1, HTTP/1.1 over TLS and HTTP/2 over TLS,
+   * lab and bare (Socket.IO runs cleartext only), browser headers.
+   */
+  protocols: {
+    scenarios: HTTP_PROTOCOLS.map((protocol) => ({
+      name: '100c-100r',
+      clients: 100,
+      ratePerSec: 100,
+      payloadBytes: 100,
+      durationSec: 3,
+      protocol,
+      servers: ['lab', 'bare'],
+    })),
+    repeats: 3,
+    memoryConnections: 0,
+    autocannonDurationSec: 0,
+    microTimeMs: 0,
+    budgetSec: 480,
   },
 };
 

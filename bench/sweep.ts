@@ -41,7 +41,16 @@ async function sweepOne(
   const over = network.profile.direct ? '' : ` over ${network.profile.name}`;
   for (const clients of SWEEP.clientSteps) {
     log.step(`sweep ${t.server}/${t.transport}${over}: ${clients} clients × ${ratePerSec} msg/s`, STEP_SEC.sweep(durationSec));
-    const r = await runOrFail(server, t, { clients, ratePerSec, payloadBytes, durationSec, shortPollIntervalMs: opts.shortPollIntervalMs, network });
+    const r = await runOrFail(server, t, {
+      clients,
+      ratePerSec,
+      payloadBytes,
+      durationSec,
+      shortPollIntervalMs: opts.shortPollIntervalMs,
+      network,
+      headers: opts.headers,
+      cookieBytes: opts.cookieBytes,
+    });
     // null = not measured (a failed run): the step is invalid, never a made-up latency.
     const p95 = r.latencyMs.p95 !== null && Number.isFinite(r.latencyMs.p95) ? r.latencyMs.p95 : null;
     const reasons: string[] = [];

@@ -7,13 +7,16 @@ import { socketioPollingClients, socketioWebsocketClients } from './clients/sock
 import { sseClients } from './clients/sse.js';
 import type { ClientFactory } from './clients/types.js';
 import { wsClients } from './clients/ws.js';
+import type { HttpProtocol } from './http.js';
 import type { ServerName, TransportName } from './report/types.js';
 
 export interface Target {
   server: ServerName;
   transport: TransportName;
+  /** What the clients speak to this server process (bench/http.ts). */
+  protocol: HttpProtocol;
   /** Server process: script under bench/servers and its options. Pairs with equal `process` share one. */
-  process: { script: 'lab' | 'bare' | 'socketio'; options: Record<string, unknown> };
+  process: { script: 'lab' | 'bare' | 'socketio' | 'shift'; options: Record<string, unknown> };
   clients: ClientFactory;
   /** Whether the server's `connections` for this transport (its /stats key is the transport's name) counts each idle client (for readiness and memory). */
   holdsConnections: boolean;
@@ -35,13 +38,36 @@ export interface LabSetup {
   /** Key prefix for this bench run, so runs never share or pollute a feed. */
   redisKeyPrefix: string;
   workers: number;
+  /**
+   * PEM files every TLS server of the run serves (one self-signed certificate, so that the lab and
+   * bare shake hands with the same bytes); set by the runner when a scenario runs over TLS.
+   */
+  certificate?: { cert: string; key: string };
 }
 
 export const DEFAULT_LAB_SETUP: LabSetup = { feed: 'memory', redisUrl: 'redis://127.0.0.1:6379/0', redisKeyPrefix: 'transport-lab-bench', workers: 1 };
 
-export function target(server: ServerName, transport: TransportName, setup: LabSetup = DEFAULT_LAB_SETUP): Target | undefined {
+/** The lab's settings for `protocol` (server/config.ts), with the run's certificate. */
+function tlsConfig(protocol: HttpProtocol, setup: LabSetup): Record<string, unknown> {
+  if (protocol === 'http/1.1') return {};
+  // Without the run's certificate (plans, tests) each server makes its own self-signed one.
+  const files = setup.certificate ? { tlsCert: setup.certificate.cert, tlsKey: setup.certificate.key } : {};
+  return { [protocol === 'h2' ? 'http2' : 'tls']: true, ...files };
+}
+
+export function target(
+  server: ServerName,
+  transport: TransportName,
+  setup: LabSetup = DEFAULT_LAB_SETUP,
+  protocol: HttpProtocol = 'http/1.1',
+): Target | undefined {
   const labConfig = (feed: string) => ({
-    config: { feed, workers: setup.workers, ...(feed === 'memory' ? {} : { redisKeyPrefix: `${setup.redisKeyPrefix}-${server}` }) },
+    config: {
+      feed,
+      workers: setup.workers,
+      ...(feed === 'memory' ? {} : { redisKeyPrefix: `${setup.redisKeyPrefix}-${server}` }),
+      ...tlsConfig(protocol, setup),
+    },
   });
   switch (server) {
     case 'lab':
@@ -50,16 +76,23 @@ export function target(server: ServerName, transport: TransportName, setup: LabS
       return {
         server,
         transport,
-        process: server === 'bare' ? { script: 'bare', options: {} } : { script: 'lab', options: labConfig(server === 'lab' ? setup.feed : setup.redisUrl) },
+        protocol,
+        process:
+          server === 'bare'
+            ? { script: 'bare', options: protocol === 'http/1.1' ? {} : { config: tlsConfig(protocol, setup) } }
+            : { script: 'lab', options: labConfig(server === 'lab' ? setup.feed : setup.redisUrl) },
         clients: LAB_CLIENTS[transport],
         holdsConnections: transport !== 'short-poll',
       };
     case 'socketio':
-      // Socket.IO has no SSE and no short polling; its polling transport is long polling.
+      // Socket.IO has no SSE and no short polling; its polling transport is long polling. Measured
+      // over cleartext HTTP/1.1 only.
+      if (protocol !== 'http/1.1') return undefined;
       if (transport === 'ws') {
         return {
           server,
           transport,
+          protocol,
           process: { script: 'socketio', options: { transport: 'websocket' } },
           clients: socketioWebsocketClients,
           holdsConnections: true,
@@ -69,12 +102,17 @@ export function target(server: ServerName, transport: TransportName, setup: LabS
         return {
           server,
           transport,
+          protocol,
           process: { script: 'socketio', options: { transport: 'polling' } },
           clients: socketioPollingClients,
           holdsConnections: false,
         };
       }
       return undefined;
+    case 'shift':
+      // The tutorial's snippet serves short polling only, cleartext.
+      if (transport !== 'short-poll' || protocol !== 'http/1.1') return undefined;
+      return { server, transport, protocol, process: { script: 'shift', options: {} }, clients: shortPollClients, holdsConnections: false };
     default:
       return server satisfies never;
   }

@@ -10,6 +10,7 @@ import { isLoopback, resolveConfig, TIMING, type Config, type ConfigInput } from
 import { clusterSnapshots } from './cluster.js';
 import { controlRoutes } from './control.js';
 import { ERRORS, HttpErrors, type ErrorBody } from './errors.js';
+import type { HttpProtocol } from './protocol.js';
 import { MemoryFeed } from './feed/memory.js';
 import { type NetworkLink, networkRoutes } from './network-route.js';
 import { RedisFeed } from './feed/redis.js';
@@ -40,8 +41,7 @@ export interface AppOptions {
   networks?: () => readonly NetworkLink[];
 }
 
-/** What the server speaks on its port. */
-export type HttpProtocol = 'http/1.1' | 'https/1.1' | 'h2';
+export type { HttpProtocol };
 
 export interface Lab {
   readonly config: Readonly<Config>;

@@ -237,3 +237,12 @@ export const WS_END: Readonly<Record<Exclude<DisconnectReason, 'client'>, WsEnd>
   'feed-down': { frame: true, code: WS_CLOSE.GOING_AWAY, reason: ERRORS.FEED_UNAVAILABLE.code },
   error: { frame: true, code: WS_CLOSE.INTERNAL_ERROR, reason: ERRORS.INTERNAL.code },
 });
+
+// HTTP.
+
+/**
+ * What a server speaks on its port: cleartext HTTP/1.1, HTTP/1.1 over TLS, or HTTP/2 over TLS (with
+ * HTTP/1.1 on the same port, by ALPN, for WebSocket and clients without h2).
+ */
+export const HTTP_PROTOCOLS = ['http/1.1', 'https/1.1', 'h2'] as const;
+export type HttpProtocol = (typeof HTTP_PROTOCOLS)[number];

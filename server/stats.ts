@@ -23,6 +23,8 @@ interface SocketMark {
   read: number;
   written: number;
   owner: TransportKey | undefined;
+  /** The last owner: what the connection writes after its last response (TLS close_notify) is its too. */
+  last: TransportKey | undefined;
 }
 
 /**
@@ -140,8 +142,13 @@ export class Stats {
   #mark(socket: Socket): SocketMark {
     let m = this.#marks.get(socket);
     if (!m) {
-      m = { read: 0, written: 0, owner: undefined };
-      this.#marks.set(socket, m);
+      const mark: SocketMark = { read: 0, written: 0, owner: undefined, last: undefined };
+      this.#marks.set(socket, mark);
+      socket.once('close', () => {
+        mark.owner ??= mark.last;
+        this.#settleSocket(socket, true);
+      });
+      m = mark;
     }
     return m;
   }
@@ -189,13 +196,15 @@ export class Stats {
     this.#claimed.add(req);
     const { tcp, session } = this.#carrier(req);
     if (session) {
-      const m = this.#session(tcp);
-      this.#settleSession(tcp);
-      this.#addKind(m, key);
+      // Not settled first: like an HTTP/1.1 connection's first request, the first transport on a
+      // session is charged with everything since it opened (TLS handshake, preface, SETTINGS).
+      this.#addKind(this.#session(tcp), key);
       this.#live.add(tcp);
       return;
     }
-    this.#mark(tcp).owner = key;
+    const m = this.#mark(tcp);
+    m.owner = key;
+    m.last = key;
     if (live) this.#live.add(tcp);
   }
 

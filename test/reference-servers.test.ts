@@ -22,6 +22,7 @@ import { socketioPollingClients, socketioWebsocketClients } from '../bench/clien
 import { sseClients } from '../bench/clients/sse.js';
 import type { ClientFactory, ClientGroupOptions, ClientSink } from '../bench/clients/types.js';
 import { wsClients } from '../bench/clients/ws.js';
+import { DEFAULT_HTTP } from '../bench/http.js';
 import { startServer, type ServerHandle, type ServerStats } from '../bench/server-process.js';
 import { TRANSPORT_KEYS, type TransportCounters, type TransportKey } from '../server/stats.js';
 import { publish, range, until } from './helpers.js';
@@ -66,7 +67,7 @@ interface TransportCase {
   key: TransportKey;
   /** Whether /stats `connections` counts each idle client (not for short polls, nor Socket.IO polling sessions). */
   countsConnections: boolean;
-  options?: Partial<ClientGroupOptions>;
+  options?: Partial<Omit<ClientGroupOptions, 'http'>>;
 }
 
 interface ServerCase {
@@ -108,8 +109,8 @@ async function checkDelivery(server: ServerHandle, t: TransportCase): Promise<vo
   const live = new Sink();
   const behind = new Sink();
   const groups = [
-    t.clients({ baseUrl: server.baseUrl, count: 3, since: start, sink: live, ...t.options }),
-    t.clients({ baseUrl: server.baseUrl, count: 2, since: start - CATCH_UP, sink: behind, ...t.options }),
+    t.clients({ baseUrl: server.baseUrl, http: DEFAULT_HTTP, count: 3, since: start, sink: live, ...t.options }),
+    t.clients({ baseUrl: server.baseUrl, http: DEFAULT_HTTP, count: 2, since: start - CATCH_UP, sink: behind, ...t.options }),
   ];
   try {
     await Promise.all(groups.map((g) => g.ready));

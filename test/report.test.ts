@@ -540,7 +540,7 @@ describe('renderMarkdown', () => {
       expect(md).toContain(`> - scenario ${s.name} ${s.server}/${s.transport}: **INVALID: ${s.reason}**`);
       const row = md.split('\n').find((l) => l.startsWith(`| ${s.server} | ${s.transport} | **INVALID`) && l.includes(`${s.delivered} / ${s.expected}`))!;
       const cells = row.slice(2, -2).split(' | ');
-      expect(cells.slice(4)).toEqual(Array(13).fill(DASH));
+      expect(cells.slice(4)).toEqual(Array(14).fill(DASH));
     }
   });
 

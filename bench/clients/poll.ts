@@ -1,12 +1,12 @@
 /**
- * Polling clients over undici: long polling (each answer immediately followed by the next request with
+ * Polling clients over undici, each on a connection of its own (bench/http.ts): long polling (each answer immediately followed by the next request with
  * `since = lastId`) and short polling (a request with `timeout=0` every `shortPollIntervalMs`, the
  * clients' phases spread evenly over the interval, or, `stepped`, one poll per client each time the runner
  * calls `step()`).
  */
 import { setMaxListeners } from 'node:events';
-import { Agent } from 'undici';
 import type { PollAnswer } from '../../server/protocol.js';
+import { clientConnection, headersFor } from '../http.js';
 import { dispatchFrame } from './parse.js';
 import type { ClientFactory, ClientGroupOptions } from './types.js';
 
@@ -17,12 +17,15 @@ const RETRY_DELAY_MS = 100;
 function pollClients(opts: ClientGroupOptions, mode: 'long' | 'short') {
   const { baseUrl, count, since, sink } = opts;
   const intervalMs = opts.shortPollIntervalMs ?? 1_000;
-  // One keep-alive connection per client, as a browser tab would have; no pipelining.
-  const agent = new Agent({ connections: null, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0 });
+  // One keep-alive connection (or HTTP/2 session) per client, as a browser tab would have; no pipelining.
+  const connections = Array.from({ length: count }, () => clientConnection(baseUrl, opts.http));
+  const headers = headersFor('poll', baseUrl, opts.http);
+  const destroyAll = () => Promise.all(connections.map((c) => c.destroy()));
   const controller = new AbortController();
   // Every client's request and sleep listen on this one signal.
   setMaxListeners(0, controller.signal);
   let requests = 0;
+  const answers = { total: 0, empty: 0 };
   const loops: Promise<void>[] = [];
   const started: Promise<void>[] = [];
   const sleep = (ms: number) =>
@@ -42,14 +45,16 @@ function pollClients(opts: ClientGroupOptions, mode: 'long' | 'short') {
   /** One poll of client i from its cursor; hands the answer to the sink and moves the cursor. */
   const pollOnce = async (i: number, timeout: number): Promise<void> => {
     requests++;
-    const answer = await agent.request({
-      origin: baseUrl,
+    const answer = await connections[i]!.request({
       path: `/poll?since=${cursors[i]}&timeout=${timeout}`,
       method: 'GET',
+      headers,
       signal: controller.signal,
     });
     const body = (await answer.body.json()) as PollAnswer;
     if (answer.statusCode !== 200) throw new Error(`poll answered ${answer.statusCode}`);
+    answers.total++;
+    if (body.messages.length === 0) answers.empty++;
     if (body.reset) dispatchFrame(sink, i, body.reset);
     if (body.gap) dispatchFrame(sink, i, body.gap);
     for (const m of body.messages) dispatchFrame(sink, i, m);
@@ -60,6 +65,7 @@ function pollClients(opts: ClientGroupOptions, mode: 'long' | 'short') {
     return {
       ready: Promise.resolve(),
       requests: () => requests,
+      answers: () => ({ ...answers }),
       async step() {
         await Promise.all(
           cursors.map((_, i) =>
@@ -71,7 +77,7 @@ function pollClients(opts: ClientGroupOptions, mode: 'long' | 'short') {
       },
       async close() {
         controller.abort();
-        await agent.destroy();
+        await destroyAll();
       },
     };
   }
@@ -106,10 +112,11 @@ function pollClients(opts: ClientGroupOptions, mode: 'long' | 'short') {
   return {
     ready: Promise.all(started).then(() => {}),
     requests: () => requests,
+    answers: () => ({ ...answers }),
     async close() {
       controller.abort();
       await Promise.all(loops);
-      await agent.destroy();
+      await destroyAll();
     },
   };
 }

@@ -1,15 +1,20 @@
-/** SSE clients: the `eventsource` package (WHATWG-compliant; reconnects itself with Last-Event-ID). */
+/**
+ * SSE clients: the `eventsource` package (WHATWG-compliant; reconnects itself with Last-Event-ID) over
+ * undici's fetch, each on a connection of its own (bench/http.ts), sending the scenario's headers.
+ */
 import { EventSource } from 'eventsource';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { fetch as undiciFetch } from 'undici';
+import { clientConnection, headersFor } from '../http.js';
 import { dispatch } from './parse.js';
 import type { ClientFactory } from './types.js';
 
-export const sseClients: ClientFactory = ({ baseUrl, count, since, sink }) => {
+export const sseClients: ClientFactory = ({ baseUrl, count, since, sink, http }) => {
   let requests = 0;
   const sources: EventSource[] = [];
-  // The group's own connection pool, destroyed on close: an aborted fetch leaves undici a spare
+  // Each client's own connection, destroyed on close: an aborted fetch leaves undici a spare
   // keep-alive socket, which would otherwise stay open on the server and be counted as its memory.
-  const agent = new Agent({ connections: null, headersTimeout: 0, bodyTimeout: 0 });
+  const connections = Array.from({ length: count }, () => clientConnection(baseUrl, http));
+  const extra = headersFor('sse', baseUrl, http);
   const ready = Promise.all(
     Array.from(
       { length: count },
@@ -18,7 +23,13 @@ export const sseClients: ClientFactory = ({ baseUrl, count, since, sink }) => {
           const es = new EventSource(`${baseUrl}/events?since=${since}`, {
             fetch: (input, init) => {
               requests++;
-              return undiciFetch(input as string, { ...(init as object), dispatcher: agent }) as unknown as Promise<Response>;
+              // EventSource's own headers (Accept, Cache-Control, Last-Event-ID) win over the browser set.
+              const own = (init?.headers ?? {}) as Record<string, string>;
+              return undiciFetch(input as string, {
+                ...(init as object),
+                headers: { ...extra, ...own },
+                dispatcher: connections[i]!,
+              }) as unknown as Promise<Response>;
             },
           });
           sources[i] = es;
@@ -35,7 +46,7 @@ export const sseClients: ClientFactory = ({ baseUrl, count, since, sink }) => {
     requests: () => requests,
     async close() {
       for (const es of sources) es.close();
-      await agent.destroy();
+      await Promise.all(connections.map((c) => c.destroy()));
     },
   };
 };

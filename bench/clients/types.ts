@@ -6,6 +6,7 @@
  * Published messages carry `data = { t: <scheduled send time, epoch ms>, p: <padding> }`, so a client
  * hands the sink the message id and `data.t`.
  */
+import type { HttpSetup } from '../http.js';
 
 export interface ClientSink {
   /**
@@ -23,8 +24,10 @@ export interface ClientSink {
 }
 
 export interface ClientGroupOptions {
-  /** Base URL of the transport endpoint server, e.g. http://127.0.0.1:4321 */
+  /** Base URL of the transport endpoint server, e.g. http://127.0.0.1:4321 (https:// over TLS) */
   baseUrl: string;
+  /** Protocol, header set and cookie of every request (bench/http.ts). */
+  http: HttpSetup;
   count: number;
   /** Cursor to start from (the feed's last id when the clients connect). */
   since: number;
@@ -43,6 +46,8 @@ export interface ClientGroup {
   readonly ready: Promise<void>;
   /** HTTP requests this group has made so far (upgrades and SSE connects included). */
   requests(): number;
+  /** Polling only: answers received so far, and how many of them carried no message. */
+  answers?(): { total: number; empty: number };
   /**
    * Stepped short polling only: every client makes one poll; resolves when all of them were answered
    * (and their messages handed to the sink).

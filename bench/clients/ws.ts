@@ -1,20 +1,28 @@
-/** WebSocket clients (`ws`), resuming with `since` after an unexpected close, as a real client would. */
+/**
+ * WebSocket clients (`ws`), resuming with `since` after an unexpected close, as a real client would.
+ * The upgrade carries the scenario's headers; it is HTTP/1.1 (over TLS in TLS scenarios, h2 included).
+ */
 import WebSocket from 'ws';
+import { ACCEPT_SELF_SIGNED, headersFor, isTls } from '../http.js';
 import { dispatch } from './parse.js';
 import type { ClientFactory } from './types.js';
 
 /** Wait before reconnecting after an unexpected close. */
 const RECONNECT_DELAY_MS = 100;
 
-export const wsClients: ClientFactory = ({ baseUrl, count, since, sink }) => {
+export const wsClients: ClientFactory = ({ baseUrl, count, since, sink, http }) => {
   let requests = 0;
   let closing = false;
   const sockets: WebSocket[] = [];
   const wsBase = baseUrl.replace(/^http/, 'ws');
+  const headers = headersFor('ws', baseUrl, http);
+  // ws sets Origin from this option, not from `headers`.
+  const { origin, ...rest } = headers;
+  const options = { perMessageDeflate: false, headers: rest, ...(origin ? { origin } : {}), ...(isTls(http.protocol) ? ACCEPT_SELF_SIGNED : {}) };
 
   const open = (i: number, cursor: number, onOpen?: () => void) => {
     requests++;
-    const ws = new WebSocket(`${wsBase}/ws?since=${cursor}`, { perMessageDeflate: false });
+    const ws = new WebSocket(`${wsBase}/ws?since=${cursor}`, options);
     sockets[i] = ws;
     let last = cursor;
     ws.on('message', (raw) => {

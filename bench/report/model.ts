@@ -13,7 +13,10 @@
  * each network side by side, with what each transport adds beyond the network's one-way delay.
  */
 import { describeProfile, type NetworkProfile } from '../../server/network/profiles.js';
+import { HTTP_PROTOCOLS } from '../../server/protocol.js';
 import {
+  protocolLabel,
+  protocolOf,
   SERVER_NAMES,
   TRANSPORT_NAMES,
   type AutocannonResult,
@@ -186,7 +189,13 @@ export interface ReportModel {
 }
 
 /** One colour per server: a series keeps its colour in every chart. */
-export const SERVER_COLORS: Readonly<Record<ServerName, string>> = { lab: '#2563eb', 'lab-redis': '#7c3aed', bare: '#9ca3af', socketio: '#f59e0b' };
+export const SERVER_COLORS: Readonly<Record<ServerName, string>> = {
+  lab: '#2563eb',
+  'lab-redis': '#7c3aed',
+  bare: '#9ca3af',
+  socketio: '#f59e0b',
+  shift: '#dc2626',
+};
 const PERCENTILE_COLORS = { p50: '#93c5fd', p90: '#3b82f6', p99: '#1e3a8a' } as const;
 
 const c = (text: string, extra: Omit<Cell, 'text'> = {}): Cell => ({ text, ...extra });
@@ -306,6 +315,12 @@ function deliveredCell(s: ScenarioResult): Cell {
   return c(`${fmtCount(s.delivered)} / ${fmtCount(s.expected)}${extras.map(([what, n]) => `, ${what} ${fmtCount(n)}`).join('')}`);
 }
 
+/** Client → server bytes per HTTP request (absent in reports before it was measured). */
+const upPerRequest: Column<ScenarioResult> = [
+  'Up B/request',
+  (s) => (s.wire.bytesInPerRequest ? c(fmtFigure(s.wire.bytesInPerRequest, fmtBytes)) : dash()),
+  'r',
+];
 const ratio = (pick: (v: NonNullable<ScenarioResult['vsBare']>) => number) => (s: ScenarioResult) => (s.vsBare ? c(fmtRatio(pick(s.vsBare))) : dash());
 const SCENARIO_COLUMNS: [Column<ScenarioResult>[], Column<ScenarioResult>[]] = [
   [...where<ScenarioResult>(), status, ['Delivered / expected', deliveredCell]],
@@ -316,6 +331,7 @@ const SCENARIO_COLUMNS: [Column<ScenarioResult>[], Column<ScenarioResult>[]] = [
     fig('Out B/msg', (s) => s.wire.bytesOutPerMsg, fmtBytes),
     fig('In B/msg', (s) => s.wire.bytesInPerMsg, fmtBytes),
     fig('Requests/msg', (s) => s.wire.requestsPerMsg, fmtPerMsg),
+    upPerRequest,
     fig('CPU µs/msg', (s) => s.serverMetrics.cpuUsPerMsg, fmtMs),
     ['vs bare: CPU', ratio((v) => v.cpuUsPerMsg), 'r'],
     ['vs bare: bytes', ratio((v) => v.bytesOutPerMsg), 'r'],
@@ -336,12 +352,14 @@ const shapeTitle = ({ clients, ratePerSec, payloadBytes }: ScenarioResult): stri
   `${plural(clients, 'client')} · ${fmtCount(ratePerSec)} msg/s · ${fmtCount(payloadBytes)} B payload`;
 /** "over 4g" after a row's id: loopback (no relay) is the unqualified case. */
 const over = (p: NetworkProfile): string => (p.direct ? '' : ` over ${p.name}`);
-const scenarioId = (s: ScenarioResult): string => `scenario ${s.name}${over(s.network)} ${s.server}/${s.transport}`;
+/** ", HTTP/2 + TLS" after a row's id: cleartext HTTP/1.1 is the unqualified case. */
+const onProtocol = (s: ScenarioResult): string => (protocolOf(s) === 'http/1.1' ? '' : `, ${protocolLabel(protocolOf(s))}`);
+const scenarioId = (s: ScenarioResult): string => `scenario ${s.name}${over(s.network)}${onProtocol(s)} ${s.server}/${s.transport}`;
 
 function scenarioGroup(scenarios: ScenarioResult[], i: number): Group {
   const sorted = [...scenarios].sort(byTransportThenServer);
   const runs = [...new Set(sorted.map((s) => `${fmtCount(s.durationSec)} s × ${plural(s.repeats, 'repeat')}`))];
-  const title = `${shapeTitle(sorted[0]!)} · ${runs.join(' / ')} · network ${describeProfile(sorted[0]!.network)}`;
+  const title = `${shapeTitle(sorted[0]!)} · ${runs.join(' / ')} · network ${describeProfile(sorted[0]!.network)}${onProtocol(sorted[0]!)}`;
   const charts = chartGroup(title, sorted, (ok) => [
     latencyChart(`chart-s${i}-latency`, ok),
     byTransport(`chart-s${i}-bytes`, 'Bytes out per message (headers and framing included)', 'bytes / message', ok, (s) => point(s.wire.bytesOutPerMsg)),
@@ -485,6 +503,41 @@ function sweepTable(sweeps: readonly SweepResult[]): Table {
 }
 
 /** The header facts: where the numbers came from. */
+const PROTOCOL_COLUMNS: [Column<ScenarioResult>[], Column<ScenarioResult>[], Column<ScenarioResult>[]] = [
+  [text('Transport', (s) => s.transport), text('Protocol', (s) => protocolLabel(protocolOf(s))), text('Server', (s) => s.server), status],
+  [
+    upPerRequest,
+    fig('Out B/msg', (s) => s.wire.bytesOutPerMsg, fmtBytes),
+    fig('In B/msg', (s) => s.wire.bytesInPerMsg, fmtBytes),
+    fig('Requests/msg', (s) => s.wire.requestsPerMsg, fmtPerMsg),
+    fig('CPU µs/msg', (s) => s.serverMetrics.cpuUsPerMsg, fmtMs),
+    fig('p99 ms', (s) => s.latencyMs.p99, fmtMs),
+    ['vs bare: CPU', ratio((v) => v.cpuUsPerMsg), 'r'],
+  ],
+  [text('Scenario', (s) => s.name)],
+];
+
+/** "Transport by protocol": per shape and network measured over more than one protocol, rows by transport, protocol, server. */
+function protocolGroups(report: Report): Group[] {
+  const order = (s: ScenarioResult) => HTTP_PROTOCOLS.indexOf(protocolOf(s));
+  const servers = (s: ScenarioResult) => SERVER_NAMES.indexOf(s.server);
+  return groupBy(report.scenarios, (s) => `${shapeKey(s)}|${s.network.name}`)
+    .filter((g) => new Set(g.map(protocolOf)).size > 1)
+    .map((g) => {
+      const sorted = [...g].sort(
+        (a, b) => TRANSPORT_NAMES.indexOf(a.transport) - TRANSPORT_NAMES.indexOf(b.transport) || order(a) - order(b) || servers(a) - servers(b),
+      );
+      const title = `${shapeTitle(sorted[0]!)} · network ${describeProfile(sorted[0]!.network)}`;
+      return { table: resultTable(sorted, scenarioId, PROTOCOL_COLUMNS, title) };
+    });
+}
+
+/** The clients' header set in words. */
+const headersFact = (p: Report['params']): string =>
+  p.headers === undefined
+    ? 'minimal (the client libraries’ own; recorded from issue 13 on)'
+    : `${p.headers === 'browser' ? 'browser (what Chromium sends: bench/fixtures/chromium-headers.json)' : 'minimal (the client libraries’ own)'}${p.cookieBytes ? `, cookie ${fmtCount(p.cookieBytes)} B` : ''}`;
+
 function reportFacts(report: Report): Fact[] {
   const e = report.env;
   const ran = (Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000;
@@ -503,6 +556,7 @@ function reportFacts(report: Report): Fact[] {
     { label: 'Feed', value: `${e.feed}, ${plural(e.workers, 'worker')}` },
     { label: 'Command', value: e.argv.join(' '), code: true },
     { label: 'Networks', value: networks.map(describeProfile).join('; ') },
+    { label: 'Request headers', value: headersFact(report.params) },
     { label: 'Parameters', value: JSON.stringify(params), code: true },
     { label: 'Schema', value: report.schema, code: true },
   ];
@@ -521,6 +575,16 @@ export function reportModel(report: Report): ReportModel {
       groups: byNetwork,
     });
   }
+  const byProtocol = protocolGroups(report);
+  if (byProtocol.length) {
+    sections.push({
+      title: 'Transport by protocol',
+      intro:
+        'Each transport over cleartext HTTP/1.1, HTTP/1.1 over TLS and HTTP/2 over TLS, lab and bare, in one run. Bytes are what crosses the network (encrypted: TLS records, handshake on connect). ' +
+        'Up B/request = client → server bytes per HTTP request: for polling over the measured window (its request headers, framed), for SSE and WebSocket the opening request with its TLS handshake (and HTTP/2 preface). WebSocket is HTTP/1.1 over TLS in the HTTP/2 rows (ws has no RFC 8441).',
+      groups: byProtocol,
+    });
+  }
   sections.push({
     title: 'Scenarios',
     intro:
@@ -528,6 +592,7 @@ export function reportModel(report: Report): ReportModel {
       'vs bare = lab ÷ bare server (same transport, network and parameters). Floor excess = bytes per message beyond the payload and beyond what the protocol needs.',
     groups: groupBy(report.scenarios, shapeKey)
       .flatMap((shape) => groupBy(shape, (s) => s.network.name))
+      .flatMap((net) => groupBy(net, protocolOf))
       .map(scenarioGroup),
   });
   if (report.memory.length) sections.push({ title: 'Memory per connection', groups: groupBy(report.memory, (m) => m.connections).map(memoryGroup) });

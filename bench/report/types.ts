@@ -14,13 +14,17 @@
  * after the schema passed.
  */
 import { TRANSPORT_KEYS } from '../../server/counters.js';
+import { HTTP_PROTOCOLS, type HttpProtocol } from '../../server/protocol.js';
 import { Type, type Static, type TSchema } from 'typebox';
 import { NetworkProfileSchema } from '../../server/network/profiles.js';
 
 export const REPORT_SCHEMA = 'transport-lab/bench@1';
 
-/** `lab-redis`: the lab on the Redis feed, for comparing feeds in one run. */
-export const SERVER_NAMES = ['lab', 'lab-redis', 'bare', 'socketio'] as const;
+/**
+ * `lab-redis`: the lab on the Redis feed, for comparing feeds in one run. `shift`: the polling snippet
+ * that tutorials teach (bench/servers/shift.ts), measured by `--claims` only.
+ */
+export const SERVER_NAMES = ['lab', 'lab-redis', 'bare', 'socketio', 'shift'] as const;
 /** The bench's transports are the lab's /stats transport keys, by the same names. */
 export const TRANSPORT_NAMES = TRANSPORT_KEYS;
 
@@ -28,6 +32,10 @@ const Server = Type.Enum(SERVER_NAMES);
 const Transport = Type.Enum(TRANSPORT_NAMES);
 const Status = Type.Enum(['ok', 'invalid']);
 const Feed = Type.Enum(['memory', 'redis']);
+/** What the clients spoke (bench/http.ts): cleartext HTTP/1.1, HTTP/1.1 over TLS, HTTP/2 over TLS. */
+const Protocol = Type.Enum(HTTP_PROTOCOLS);
+/** `browser`: Chromium's request headers (bench/fixtures/chromium-headers.json); `minimal`: the client libraries' own. */
+const Headers = Type.Enum(['browser', 'minimal']);
 const Count = Type.Integer({ minimum: 0 });
 const PositiveInt = Type.Integer({ minimum: 1 });
 const Positive = Type.Number({ exclusiveMinimum: 0 });
@@ -89,6 +97,8 @@ export const ScenarioParams = Obj({
   network: Text,
   /** Only these servers measured this scenario (otherwise the run's). */
   servers: Type.Optional(Type.Array(Server)),
+  /** The protocol the clients spoke; absent: cleartext HTTP/1.1. */
+  protocol: Type.Optional(Protocol),
 });
 
 /** The parameters the run was started with (bench/run.ts `runBench`). */
@@ -112,6 +122,9 @@ export const Params = Obj({
   lossyEvery: Type.Optional(PositiveInt),
   /** Every network profile a scenario ran over (server/network/profiles.ts), as it was run. */
   networks: Type.Array(NetworkProfileSchema, { minItems: 1 }),
+  /** The clients' header set and cookie size (reports before these existed: minimal, no cookie). */
+  headers: Type.Optional(Headers),
+  cookieBytes: Type.Optional(Count),
 });
 
 export const ScenarioResult = Obj(
@@ -130,6 +143,8 @@ export const ScenarioResult = Obj(
     pace: Type.Optional(Type.Literal('lockstep')),
     /** The network the clients reached the server over; `direct` (loopback): no relay. */
     network: NetworkProfileSchema,
+    /** How the clients spoke HTTP; absent in reports made before it was recorded (cleartext HTTP/1.1, minimal headers). */
+    http: Type.Optional(Obj({ protocol: Protocol, headers: Headers, cookieBytes: Count })),
     repeats: PositiveInt,
     ...statusFields,
     /** Totals over all repeats. */
@@ -145,7 +160,16 @@ export const ScenarioResult = Obj(
     latencyMs: Obj({ p50: Figure, p90: Figure, p99: Figure, max: Figure }),
     /** How late the publisher sent relative to its schedule, milliseconds. */
     publisherLagMs: Obj({ p99: Figure, max: Figure }),
-    wire: Obj({ bytesOutPerMsg: Figure, bytesInPerMsg: Figure, requestsPerMsg: Figure }),
+    wire: Obj({
+      bytesOutPerMsg: Figure,
+      bytesInPerMsg: Figure,
+      requestsPerMsg: Figure,
+      /**
+       * Client → server bytes per HTTP request (polling: over the measured window; SSE, WebSocket: the
+       * connect phase, TLS handshake and HTTP/2 preface included); absent in older reports.
+       */
+      bytesInPerRequest: Type.Optional(Figure),
+    }),
     /**
      * The issue's sketch names both the server and these figures `server`; JSON cannot hold both, so the
      * figures live here (documented in the README as a deliberate deviation).
@@ -154,6 +178,8 @@ export const ScenarioResult = Obj(
       cpuUsPerMsg: Figure,
       eventLoopDelayP99Ms: Figure,
     }),
+    /** Polling: answers received over the measured windows and how many carried no message (totals over repeats). */
+    polls: Type.Optional(Obj({ answers: Count, empty: Count })),
     /** Over a relay: its lateness p99 over each measured window (actual − intended release), milliseconds. */
     relayLatenessP99Ms: Type.Optional(Figure),
     /** Lab figure divided by the bare server's for the same transport, network and parameters (medians). */
@@ -274,3 +300,8 @@ export type AutocannonResult = Static<typeof AutocannonResult>;
 export type MicroResult = Static<typeof MicroResult>;
 export type SweepResult = Static<typeof SweepResult>;
 export type Report = Static<typeof Report>;
+
+/** The protocol a result was measured over (reports before it was recorded: cleartext HTTP/1.1). */
+export const protocolOf = (r: Pick<ScenarioResult, 'http'>): HttpProtocol => r.http?.protocol ?? 'http/1.1';
+/** A protocol in report text. */
+export const protocolLabel = (p: HttpProtocol): string => ({ 'http/1.1': 'HTTP/1.1', 'https/1.1': 'HTTP/1.1 + TLS', h2: 'HTTP/2 + TLS' })[p];

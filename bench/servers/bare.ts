@@ -19,19 +19,27 @@
  *
  * Control (POST /publish, GET /stats) is on a second port so every byte on the transport port is
  * transport traffic. IPC per bench/servers/protocol.ts.
+ *
+ * With `config: { tls | http2, tlsCert, tlsKey }` (the lab's settings) it serves HTTPS, or HTTP/2 over
+ * TLS with HTTP/1.1 on the same port, as the lab does, with the certificate the lab would load
+ * (server/tls.ts); bytes are then counted on the TCP sockets under TLS, like the lab's /stats.
  */
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createSecureServer, type Http2ServerRequest, type Http2Session } from 'node:http2';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { DEFAULTS } from '../../server/config.js';
+import { DEFAULTS, resolveConfig, type ConfigInput } from '../../server/config.js';
+import { loadCredentials } from '../../server/tls.js';
 import { HttpErrors } from '../../server/errors.js';
 import {
   hello,
   pollAnswer,
   pollBody,
   SSE_HEADERS,
+  SSE_HEADERS_H2,
   SSE_HEARTBEAT,
   sseBatch,
   sseControl,
@@ -240,10 +248,15 @@ function param(q: URLSearchParams, name: string): string | string[] | undefined 
 }
 
 // ---- Socket byte accounting ---------------------------------------------------------------------
-// Every transport-port socket, with the key of the last route it served (in the bench a keep-alive
-// socket serves one kind of request, so per-socket attribution is exact enough). Closed sockets are
-// folded into the counters when they close.
+// Every transport-port TCP socket, with the key of the last route it served (in the bench a keep-alive
+// socket or an HTTP/2 session serves one kind of request, so per-socket attribution is exact enough).
+// Closed sockets are folded into the counters when they close. Under TLS a request's socket is the
+// TLSSocket (or an HTTP/2 session's proxy of it): its TCP socket is found by peer address and port.
 const sockets = new Map<Socket, TransportKey | undefined>();
+const byPeer = new Map<string, Socket>();
+const peerOf = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string => `${s.remoteAddress}|${s.remotePort}`;
+const tcpOf = (s: Socket): Socket => byPeer.get(peerOf(s)) ?? s;
+const claim = (req: IncomingMessage | Http2ServerRequest, key: TransportKey): void => void sockets.set(tcpOf(req.socket as Socket), key);
 
 function settle(socket: Socket, key: TransportKey | undefined): void {
   if (key === undefined) return;
@@ -257,7 +270,7 @@ function onPoll(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): 
   parseEpoch(param(q, 'epoch'));
   const timeoutMs = parseTimeout(param(q, 'timeout'), POLL_TIMEOUT_MS, POLL_MAX_TIMEOUT_MS);
   const key: TransportKey = timeoutMs === 0 ? 'short-poll' : 'poll';
-  sockets.set(req.socket, key);
+  claim(req, key);
   const c = counters[key];
   c.requests++;
   const cursor = start(since);
@@ -298,10 +311,10 @@ function onEvents(req: IncomingMessage, res: ServerResponse, q: URLSearchParams)
   const header = req.headers['last-event-id'];
   const since = parseCursor(header !== undefined ? header : param(q, 'since'));
   parseEpoch(param(q, 'epoch'));
-  sockets.set(req.socket, 'sse');
+  claim(req, 'sse');
   counters.sse.requests++;
   counters.sse.connections++;
-  res.writeHead(200, SSE_HEADERS);
+  res.writeHead(200, req.httpVersionMajor === 2 ? SSE_HEADERS_H2 : SSE_HEADERS);
   const client: SseClient = { res, cursor: start(since), dropped: false };
   res.once('close', () => {
     sseClients.delete(client);
@@ -327,7 +340,7 @@ const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxP
 function onWs(req: IncomingMessage, socket: Socket, head: Buffer, q: URLSearchParams): void {
   const cursor = start(parseCursor(param(q, 'since')));
   parseEpoch(param(q, 'epoch'));
-  sockets.set(socket, 'ws');
+  sockets.set(tcpOf(socket), 'ws');
   counters.ws.requests++;
   wss.handleUpgrade(req, socket, head, (ws) => {
     counters.ws.connections++;
@@ -364,7 +377,11 @@ function route(url: string | undefined): [string, URLSearchParams] {
   return i < 0 ? [s, new URLSearchParams()] : [s.slice(0, i), new URLSearchParams(s.slice(i + 1))];
 }
 
-const server = createServer((req, res) => {
+const benchOpts = JSON.parse(process.env.BENCH_SERVER_OPTS ?? '{}') as { config?: ConfigInput };
+const credentials = await loadCredentials(resolveConfig(benchOpts.config ?? {}));
+const http2 = credentials !== undefined && benchOpts.config?.http2 === true;
+
+function handle(req: IncomingMessage, res: ServerResponse): void {
   const [path, q] = route(req.url);
   try {
     if (req.method === 'GET' && path === '/poll') onPoll(req, res, q);
@@ -375,13 +392,29 @@ const server = createServer((req, res) => {
     if (!answer) throw err;
     sendError(res, answer);
   }
+}
+
+// The compat API hands HTTP/2 streams over as request/response pairs shaped like HTTP/1.1's.
+const server =
+  credentials === undefined
+    ? createServer(handle)
+    : http2
+      ? createSecureServer({ key: credentials.key, cert: credentials.cert, allowHTTP1: true }, handle as never)
+      : createHttpsServer({ key: credentials.key, cert: credentials.cert }, handle);
+if ('keepAliveTimeout' in server) server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+const sessions = new Set<Http2Session>();
+server.on('session', (session: Http2Session) => {
+  sessions.add(session);
+  session.once('close', () => sessions.delete(session));
 });
-server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
 server.on('connection', (socket: Socket) => {
+  const peer = peerOf(socket);
   sockets.set(socket, undefined);
+  byPeer.set(peer, socket);
   socket.once('close', () => {
     settle(socket, sockets.get(socket));
     sockets.delete(socket);
+    if (byPeer.get(peer) === socket) byPeer.delete(peer);
   });
 });
 server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
@@ -442,6 +475,7 @@ const controlPort = await listenAnyPort(control);
 serveIpc({
   port,
   controlPort,
+  tls: credentials !== undefined,
   async stop() {
     clearInterval(heartbeat);
     clearInterval(ping);
@@ -449,7 +483,8 @@ serveIpc({
     for (const c of sseClients) c.res.destroy();
     for (const polls of held.values()) for (const p of polls) clearTimeout(p.timer);
     wss.close();
-    server.closeAllConnections();
+    for (const session of sessions) session.destroy();
+    if ('closeAllConnections' in server) server.closeAllConnections();
     control.closeAllConnections();
     await Promise.all([new Promise((r) => server.close(r)), new Promise((r) => control.close(r))]);
   },

@@ -5,7 +5,7 @@
  * has the lab's StatsSnapshot type.
  */
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import { TIMING } from '../../server/config.js';
 import { HttpErrors, type ErrorBody, type ErrorName } from '../../server/errors.js';
 import { LastWindow } from '../../server/event-loop.js';
@@ -61,7 +61,7 @@ export function controlServer(opts: { publish: (data: unknown) => number; stats:
 }
 
 /** Listens on 127.0.0.1, any free port; resolves with the port. */
-export const listenAnyPort = (s: Server): Promise<number> =>
+export const listenAnyPort = (s: NetServer): Promise<number> =>
   new Promise((resolve) => s.listen(0, '127.0.0.1', () => resolve((s.address() as AddressInfo).port)));
 
 /**

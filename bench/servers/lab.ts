@@ -74,6 +74,7 @@ if (workers > 1 && cluster.isPrimary) {
   serveIpc({
     port: ports[0]!,
     controlPort: ports[0]!,
+    tls: Boolean(config.tls || config.http2),
     stop,
     gc: gcAll,
     loop: {
@@ -95,6 +96,6 @@ if (workers > 1 && cluster.isPrimary) {
     });
     process.once('SIGTERM', () => void app.close().finally(() => process.exit(0)));
   } else {
-    serveIpc({ port, controlPort: port, stop: () => app.close(), gc: async () => collectGarbage() });
+    serveIpc({ port, controlPort: port, tls: app.lab.protocol !== 'http/1.1', stop: () => app.close(), gc: async () => collectGarbage() });
   }
 }

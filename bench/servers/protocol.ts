@@ -15,7 +15,7 @@ import { EventLoopWindow, type EventLoopDelay } from '../../server/event-loop.js
 
 export type ToChild = { type: 'gc' } | { type: 'loop-open' } | { type: 'loop-close' } | { type: 'stop' };
 export type FromChild =
-  | { type: 'ready'; port: number; controlPort: number }
+  | { type: 'ready'; port: number; controlPort: number /** TLS on `port` (and on `controlPort` when it is the same port). */; tls?: boolean }
   | { type: 'memory'; heapUsedBytes: number; rssBytes: number }
   | { type: 'loop-opened' }
   | { type: 'loop-delay'; delayMs: EventLoopDelay | null };
@@ -63,7 +63,14 @@ export function localLoopWindow(): LoopWindow {
  * `gc`: how to collect garbage and measure (a cluster primary sums its workers); default this process.
  * `loop`: the bench's event-loop window (a cluster primary asks its workers); default this process.
  */
-export function serveIpc(opts: { port: number; controlPort: number; stop: () => Promise<unknown>; gc?: () => Promise<Memory>; loop?: LoopWindow }): void {
+export function serveIpc(opts: {
+  port: number;
+  controlPort: number;
+  tls?: boolean;
+  stop: () => Promise<unknown>;
+  gc?: () => Promise<Memory>;
+  loop?: LoopWindow;
+}): void {
   const send = (m: FromChild) => process.send?.(m);
   const loop = opts.loop ?? localLoopWindow();
   process.on('message', (m: ToChild) => {
@@ -87,5 +94,5 @@ export function serveIpc(opts: { port: number; controlPort: number; stop: () => 
   });
   // The runner going away must not leave a server behind.
   process.on('disconnect', () => process.exit(0));
-  send({ type: 'ready', port: opts.port, controlPort: opts.controlPort });
+  send({ type: 'ready', port: opts.port, controlPort: opts.controlPort, ...(opts.tls ? { tls: true } : {}) });
 }

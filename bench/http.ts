@@ -1,0 +1,50 @@
+/**
+ * How the bench's clients speak HTTP: the protocol (cleartext HTTP/1.1, HTTP/1.1 over TLS, HTTP/2 over
+ * TLS), the header set (what Chromium sends, or only what the client library sets), and a cookie.
+ * One definition for the options, the client modules, the targets and the report.
+ *
+ * Every client gets a connection of its own, as every browser tab has: over HTTP/1.1 one keep-alive
+ * socket per client (no pipelining), over HTTP/2 one session per client with its requests as streams
+ * on it. WebSocket has no HTTP/2 form in `ws` (RFC 8441), so in an `h2` scenario it is HTTP/1.1 over
+ * TLS, on the same port (ALPN).
+ */
+import { Client } from 'undici';
+import { HTTP_PROTOCOLS, type HttpProtocol } from '../server/protocol.js';
+import { type HeaderMode, type RequestKind, requestHeaders } from './browser-headers.js';
+
+/** Every protocol a scenario can run over, in the order reports list them. */
+export { HTTP_PROTOCOLS, type HttpProtocol };
+
+export interface HttpSetup {
+  protocol: HttpProtocol;
+  headers: HeaderMode;
+  /** A Cookie header of exactly this many bytes on every request (0: none). */
+  cookieBytes: number;
+}
+
+/** What the bench sends unless told otherwise: Chromium's headers over cleartext HTTP/1.1, no cookie. */
+export const DEFAULT_HTTP: Readonly<HttpSetup> = Object.freeze({ protocol: 'http/1.1', headers: 'browser', cookieBytes: 0 });
+
+export const isTls = (p: HttpProtocol): boolean => p !== 'http/1.1';
+
+/**
+ * The servers' certificates are self-signed (server/tls.ts); the bench measures transports, not PKI,
+ * so its clients accept them. Never used against anything but the bench's own 127.0.0.1 servers.
+ */
+export const ACCEPT_SELF_SIGNED = Object.freeze({ rejectUnauthorized: false });
+
+/** One client's own connection to `origin`: HTTP/2 when the scenario's protocol is h2 (ALPN), else HTTP/1.1. */
+export function clientConnection(origin: string, setup: HttpSetup): Client {
+  return new Client(origin, {
+    pipelining: 1,
+    keepAliveTimeout: 60_000,
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    allowH2: setup.protocol === 'h2',
+    ...(isTls(setup.protocol) ? { connect: ACCEPT_SELF_SIGNED } : {}),
+  });
+}
+
+/** The headers a client adds for a `kind` request to `origin` (see browser-headers.ts). */
+export const headersFor = (kind: RequestKind, origin: string, setup: HttpSetup): Record<string, string> =>
+  requestHeaders(kind, { mode: setup.headers, origin, cookieBytes: setup.cookieBytes });

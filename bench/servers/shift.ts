@@ -1,0 +1,88 @@
+/**
+ * The "shift" server: the polling snippet that articles and course notes teach, made runnable so that
+ * `npm run bench -- --claims` can measure what it does with several clients. The server keeps a queue
+ * and answers each poll with `messages.shift()`: the first client to poll after a publish takes the
+ * message and it is gone for everyone else. No cursor (`since` is ignored), no hold, no retention.
+ *
+ * It speaks the lab's poll answer format (server/protocol.ts) so that the bench's short-polling
+ * clients can read it, and the lab's /stats shape; control on a second port (bench/servers/control.ts),
+ * IPC per bench/servers/protocol.ts. Not a control to compare overhead against: a pattern to audit.
+ */
+import { createServer } from 'node:http';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { newCounters } from '../../server/counters.js';
+import { pollAnswer, pollBody, type Message } from '../../server/protocol.js';
+import type { StatsSnapshot, TransportCounters, TransportKey } from '../../server/stats.js';
+import { controlServer, listenAnyPort, processMeter } from './control.js';
+import { serveIpc } from './protocol.js';
+
+const counters: Record<TransportKey, TransportCounters> = { poll: newCounters(), 'short-poll': newCounters(), sse: newCounters(), ws: newCounters() };
+const epoch = 'shift';
+const queue: Message[] = [];
+let lastId = 0;
+
+function publish(data: unknown): number {
+  queue.push({ id: ++lastId, ts: performance.timeOrigin + performance.now(), data });
+  return lastId;
+}
+
+// Every transport-port socket is a short poller's; bytes are read off the sockets like everywhere else.
+const sockets = new Set<Socket>();
+const closedBytes = { in: 0, out: 0 };
+
+const server = createServer((req, res) => {
+  const path = (req.url ?? '/').split('?')[0];
+  if (req.method !== 'GET' || path !== '/poll') {
+    res.writeHead(404).end();
+    return;
+  }
+  const c = counters['short-poll'];
+  c.requests++;
+  // The snippet: `res.json(messages.shift())`, one message to whoever asks first.
+  const m = queue.shift();
+  const messages = m ? [m] : [];
+  c.messagesOut += messages.length;
+  const body = pollBody(pollAnswer(messages, m?.id ?? 0, epoch));
+  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(body);
+});
+server.on('connection', (socket: Socket) => {
+  sockets.add(socket);
+  socket.once('close', () => {
+    sockets.delete(socket);
+    closedBytes.in += socket.bytesRead;
+    closedBytes.out += socket.bytesWritten;
+  });
+});
+
+const processFigures = processMeter();
+function stats(): StatsSnapshot {
+  const transports = structuredClone(counters);
+  const t = transports['short-poll'];
+  t.bytesIn = closedBytes.in;
+  t.bytesOut = closedBytes.out;
+  for (const s of sockets) {
+    t.bytesIn += s.bytesRead;
+    t.bytesOut += s.bytesWritten;
+  }
+  return {
+    transports,
+    mixed: { sessions: 0, bytesOut: 0, bytesIn: 0 },
+    feed: { kind: 'memory', epoch, lastId, firstId: queue[0]?.id ?? lastId + 1, retained: queue.length },
+    process: processFigures(),
+  };
+}
+
+const control = controlServer({ publish, stats });
+const port = await listenAnyPort(server);
+const controlPort = await listenAnyPort(control);
+serveIpc({
+  port,
+  controlPort,
+  async stop() {
+    server.closeAllConnections();
+    control.closeAllConnections();
+    await Promise.all([new Promise((r) => server.close(r)), new Promise((r) => control.close(r))]);
+  },
+});
