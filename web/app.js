@@ -7,6 +7,8 @@ import { SIGNIFICANT_OFFSET_MS, syncClock } from './clock.js';
 import { fmtKbps, fmtMs, fmtNum, setText } from './format.js';
 import { LatencyChart, PaneView, RENDER_INTERVAL_MS, StatsStrip } from './live.js';
 import { driverFor, PaneModel, TRANSPORTS } from './panes.js';
+import { ExtraStreams } from './extra.js';
+import { navigationProtocol, pageTls, ProtocolWatch, protocolLabel, WS_PROTOCOL_NOTE } from './protocol.js';
 import { ReportsView } from './reports.js';
 import { chartDefaults } from './theme.js';
 
@@ -38,6 +40,14 @@ const lab = {
   strip: undefined,
   /** @type {NetworkAnswer | undefined} GET /network as the header shows it */
   network: undefined,
+  /** The page's own connection: the navigation entry's nextHopProtocol, and whether it is TLS. */
+  protocol: { page: navigationProtocol(), tls: pageTls() },
+  /** @type {ExtraStreams | undefined} the "Connection limit" section */
+  extraStreams: undefined,
+  /** @returns {import('./extra.js').ExtraSnapshot | undefined} the extra streams now: kind, opened, live, stalled, per stream */
+  get extra() {
+    return lab.extraStreams?.snapshot();
+  },
 };
 /** @type {any} */ (window).__lab = lab;
 
@@ -196,6 +206,17 @@ async function resyncClock() {
   showClock();
 }
 
+// ---- header: the protocol this page came over -----------------------------------------------------
+
+function showProtocol() {
+  const el = $('protocol-info');
+  const { page, tls } = lab.protocol;
+  setText(el, `${protocolLabel(page)} · ${tls ? 'TLS' : 'no TLS'} · WebSocket: HTTP/1.1`);
+  el.title = `this page came over ${page || 'an unknown protocol'} (navigation entry's nextHopProtocol), ${tls ? 'over TLS' : 'in cleartext'}; WebSocket: ${WS_PROTOCOL_NOTE}`;
+  el.dataset.protocol = page;
+  el.dataset.tls = String(tls);
+}
+
 // ---- header: the network this page came over (--network) ----------------------------------------
 
 /**
@@ -256,6 +277,7 @@ async function main() {
   chartDefaults();
   wireControls();
   showView();
+  showProtocol();
   const network = showNetwork();
 
   // Every pane starts at the feed's last id as of now, so all four see the same messages from here on.
@@ -289,10 +311,27 @@ async function main() {
     views.push(view);
     driver.start();
   }
+  const watch = new ProtocolWatch(lab.panes);
+  const extras = new ExtraStreams(
+    {
+      count: /** @type {HTMLInputElement} */ ($('extra-count')),
+      openSse: $('extra-open-sse'),
+      openPoll: $('extra-open-poll'),
+      close: $('extra-close'),
+      protocol: $('limit-protocol'),
+      explain: $('limit-explain'),
+      summary: $('extra-summary'),
+      list: $('extra-list'),
+    },
+    lab.panes,
+    watch,
+  );
+  lab.extraStreams = extras;
 
   const render = () => {
     const now = nowMs();
     for (const v of views) v.render(now, offsetMs());
+    extras.render();
   };
   render();
   setInterval(render, RENDER_INTERVAL_MS);

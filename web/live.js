@@ -6,6 +6,7 @@ import { nowMs } from './api.js';
 import { fmtBytes, fmtMs, fmtNum, preview, setData, setText } from './format.js';
 import { percentiles } from './metrics.js';
 import { RECENT_ROWS, TRANSPORTS } from './panes.js';
+import { pageTls, paneProtocolText, paneProtocolWhy } from './protocol.js';
 import { chartLib, TRANSPORT_COLORS } from './theme.js';
 
 /** Chart.js is loaded as a classic script (a global); its objects are not typed here. @typedef {any} ChartJs */
@@ -49,6 +50,7 @@ export class PaneView {
     this.q('[data-action="drop"]').addEventListener('click', onDrop);
     /** @type {WeakMap<object, string>} */
     this.previews = new WeakMap();
+    this.tls = pageTls();
   }
 
   /** @param {string} sel @returns {HTMLElement} */
@@ -74,12 +76,17 @@ export class PaneView {
     setData(el, 'resets', String(m.resets));
     setData(el, 'requests', String(m.requests));
     setData(el, 'lastId', String(m.lastSeen));
+    setData(el, 'protocol', m.protocol);
+    setData(el, 'protocolSource', m.protocolSource);
     // Unrounded, for tests and tooltips; empty while the window holds no sample.
     setData(el, 'p50Ms', p50 === null || p50 === undefined ? '' : String(p50));
     setData(el, 'p99Ms', p99 === null || p99 === undefined ? '' : String(p99));
     const f = this.fields;
     setText(f.state, m.state === 'dropped' ? `dropped ${fmtMs(now - m.stateSince)}` : m.state);
     setText(f.detail, m.detail || '\u00a0');
+    setText(f.protocol, paneProtocolText(m, this.tls));
+    const why = paneProtocolWhy(m);
+    if (f.protocol.title !== why) f.protocol.title = why;
     setText(f.received, fmtNum(m.received));
     setText(f.lost, fmtNum(m.lost));
     setText(f.duplicates, fmtNum(m.duplicates));

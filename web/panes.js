@@ -76,6 +76,15 @@ export class PaneModel {
     this.reconnects = 0;
     this.resets = 0;
     this.requests = 0;
+    /**
+     * Requests of this pane the browser has outstanding now (an EventSource that is not closed counts
+     * as one): what it holds of the origin's connections over HTTP/1.1 (web/extra.js).
+     */
+    this.inFlight = 0;
+    /** nextHopProtocol of this pane's connection ('' until known) and where it was read (web/protocol.js). */
+    this.protocol = '';
+    /** @type {'' | 'resource' | 'navigation' | 'websocket'} */
+    this.protocolSource = '';
     /** @type {number[]} every id delivered, duplicates included, in arrival order (test hook) */
     this.ids = [];
     this.recent = new RecentList(RECENT_ROWS);
@@ -194,8 +203,10 @@ export class PollDriver {
       else if (!connected) q.set('timeout', String(CONNECT_POLL_TIMEOUT_MS));
       this.pane.requests++;
       if (this.pane.state !== 'open') this.pane.setState('connecting');
+      this.pane.inFlight++;
       try {
-        const body = /** @type {PollAnswer} */ (await api(`/poll?${q}`, { signal: ctrl.signal }));
+        const answer = api(`/poll?${q}`, { signal: ctrl.signal }).finally(() => this.pane.inFlight--);
+        const body = /** @type {PollAnswer} */ (await answer);
         if (gen !== this.#gen) return; // dropped while the answer was read: it never counted
         failures = 0;
         connected = true;
@@ -247,6 +258,7 @@ export class SseDriver {
     const pane = this.pane;
     const es = new EventSource(`/events?${pane.resumeQuery()}`);
     this.#es = es;
+    pane.inFlight = 1;
     pane.requests++;
     pane.setState('connecting');
     let hadError = false;
@@ -279,6 +291,7 @@ export class SseDriver {
         return;
       }
       es.close();
+      pane.inFlight = 0;
       this.#failures++;
       pane.setState('retrying', 'EventSource gave up; reopening');
       this.#timer = setTimeout(() => {
@@ -291,6 +304,7 @@ export class SseDriver {
   drop() {
     this.#es?.close();
     this.#es = undefined;
+    this.pane.inFlight = 0;
     clearTimeout(this.#timer);
     this.pane.setState('dropped', 'EventSource closed');
     this.#timer = setTimeout(() => {
