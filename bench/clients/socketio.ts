@@ -10,11 +10,15 @@
 import { Agent } from 'node:http';
 import { io, NodeWebSocket, NodeXHR, type Socket } from 'socket.io-client';
 import type { Message } from '../../server/protocol.js';
+import { headersFor } from '../http.js';
 import { scheduledMs } from './parse.js';
 import type { ClientFactory, ClientGroup, ClientGroupOptions } from './types.js';
 
 function socketioClients(opts: ClientGroupOptions, transport: 'websocket' | 'polling'): ClientGroup {
   const { baseUrl, count, since, sink } = opts;
+  // The same browser header set as the lab's clients send (Node's engine.io-client sends extraHeaders
+  // on every polling request and on the WebSocket upgrade).
+  const extraHeaders = headersFor(transport === 'websocket' ? 'ws' : 'poll', baseUrl, opts.http);
   let requests = 0;
 
   class CountingWebSocket extends NodeWebSocket {
@@ -43,6 +47,7 @@ function socketioClients(opts: ClientGroupOptions, transport: 'websocket' | 'pol
       forceNew: true,
       reconnection: true,
       auth: (cb) => cb({ since: last }),
+      extraHeaders,
       // Typed `string | boolean` (the browser build's view); the Node build hands it to http.request.
       ...(agent ? { agent: agent as unknown as boolean } : {}),
     });
