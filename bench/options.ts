@@ -46,6 +46,8 @@ export interface BenchOptions {
    * ones put the relay (relay.ts) between the clients and the server.
    */
   networks: NetworkProfile[];
+  /** `--claims`: the claims suite; the report gets its claims and is written as `claims.*`. */
+  claims?: boolean;
   /** The clients' request headers (`--headers`) and cookie size (`--cookie-bytes`), on every scenario. */
   headers: HeaderMode;
   cookieBytes: number;
@@ -90,6 +92,7 @@ const FLAGS = {
   'lossy-every': { type: 'string', arg: 'N', help: 'test hook: client 0 drops every Nth message (the run must come out INVALID)' },
   http: { type: 'string', arg: '1.1|2|1.1,2', help: 'HTTP version the clients speak (2: HTTP/2 over TLS; WebSocket stays HTTP/1.1 over TLS) (default 1.1)' },
   tls: { type: 'boolean', help: 'HTTP/1.1 over TLS (HTTPS) instead of cleartext' },
+  claims: { type: 'boolean', help: 'measure the claims tutorials make about these transports → results/claims.{json,md,html}' },
   'compare-protocols': { type: 'boolean', help: 'HTTP/1.1, HTTP/1.1 over TLS and HTTP/2 over TLS side by side (lab and bare)' },
   headers: { type: 'string', arg: HEADER_MODES.join('|'), help: 'request headers: what Chromium sends, or the client libraries’ own (default browser)' },
   'cookie-bytes': { type: 'string', arg: 'N', help: 'add a cookie of N bytes to every request (default 0)' },
@@ -141,7 +144,10 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
   const compareFeeds = values['compare-feeds'] ?? false;
   const compareProtocols = values['compare-protocols'] ?? false;
   if (compareProtocols && (values.http !== undefined || values.tls)) throw new Error('--compare-protocols: runs every protocol; leave out --http and --tls');
-  const name = suiteName ?? (values.quick ? 'quick' : compareFeeds ? 'feeds' : compareProtocols ? 'protocols' : 'default');
+  const claims = values.claims ?? false;
+  if (claims && (compareFeeds || compareProtocols || values.sweep || values.quick))
+    throw new Error('--claims: a suite of its own; leave out --quick, --sweep and --compare-*');
+  const name = suiteName ?? (values.quick ? 'quick' : compareFeeds ? 'feeds' : compareProtocols ? 'protocols' : claims ? 'claims' : 'default');
   const suite = SUITES[name];
   const first = suite.scenarios[0]!;
   const clients = positive(values.clients, 'clients');
@@ -201,6 +207,11 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
     headers: headers?.[0] ?? suite.headers ?? DEFAULT_HTTP.headers,
     cookieBytes,
   };
+  if (claims) {
+    // The claims are about the lab's transports and the tutorials' snippet (bench/servers/shift.ts).
+    opts.servers = ['lab', 'shift'];
+    opts.claims = true;
+  }
   if (compareFeeds) {
     // The lab on each feed, same transports, same load: what the Redis feed costs per message.
     opts.servers = ['lab', 'lab-redis'];
@@ -281,7 +292,12 @@ export function networkOf(spec: ScenarioSpec, opts: Pick<BenchOptions, 'networks
 
 /** A scenario's targets: the run's over its protocol, or those of its own `servers`. */
 export const targetsFor = (spec: ScenarioSpec, opts: Pick<BenchOptions, 'transports' | 'servers' | 'lab' | 'scenarios'>): Target[] =>
-  targetsOf(opts).filter((t) => t.protocol === protocolOfSpec(spec) && (spec.servers === undefined || spec.servers.includes(t.server)));
+  targetsOf(opts).filter(
+    (t) =>
+      t.protocol === protocolOfSpec(spec) &&
+      (spec.servers === undefined || spec.servers.includes(t.server)) &&
+      (spec.transports === undefined || spec.transports.includes(t.transport)),
+  );
 
 /** A scenario's own repeats (fixed by its suite) or the run's. */
 export const repeatsOf = (spec: ScenarioSpec, opts: Pick<BenchOptions, 'repeats'>): number => spec.repeats ?? opts.repeats;

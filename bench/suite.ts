@@ -35,7 +35,7 @@ export interface Suite {
   headers?: HeaderMode;
 }
 
-export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds' | 'protocols', Suite> = {
+export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds' | 'protocols' | 'claims', Suite> = {
   default: {
     scenarios: [
       { name: '100c-100r', clients: 100, ratePerSec: 100, payloadBytes: 100, durationSec: 10 },
@@ -110,6 +110,55 @@ export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds' | 'protocols
     autocannonDurationSec: 0,
     microTimeMs: 0,
     budgetSec: 480,
+  },
+  /**
+   * `--claims` (bench/claims.ts): each claim measured as stated, browser headers. A chat-like rate of
+   * 10 msg/s; 1,000 short-polling clients every 2 s; WebSocket at the same rate, on loopback and over
+   * 4g; the header cost over HTTP/2; the tutorials' `messages.shift()` poll (server `shift`) against
+   * the lab's with ten clients.
+   */
+  claims: {
+    scenarios: [
+      {
+        name: 'claims-1000-short-polls',
+        clients: 1000,
+        ratePerSec: 10,
+        payloadBytes: 100,
+        durationSec: 6,
+        shortPollIntervalMs: 2000,
+        servers: ['lab'],
+        transports: ['short-poll'],
+      },
+      { name: 'claims-1000-ws', clients: 1000, ratePerSec: 10, payloadBytes: 100, durationSec: 3, servers: ['lab'], transports: ['ws'] },
+      { name: 'claims-ws-100', clients: 100, ratePerSec: 10, payloadBytes: 100, durationSec: 3, servers: ['lab'], transports: ['ws'] },
+      { name: 'claims-ws-100', clients: 100, ratePerSec: 10, payloadBytes: 100, durationSec: 3, network: '4g', servers: ['lab'], transports: ['ws'] },
+      {
+        name: 'claims-headers-h2',
+        clients: 100,
+        ratePerSec: 10,
+        payloadBytes: 100,
+        durationSec: 4,
+        shortPollIntervalMs: 2000,
+        protocol: 'h2',
+        servers: ['lab'],
+        transports: ['short-poll'],
+      },
+      {
+        name: 'claims-shift',
+        clients: 10,
+        ratePerSec: 10,
+        payloadBytes: 100,
+        durationSec: 3,
+        shortPollIntervalMs: 1000,
+        servers: ['lab', 'shift'],
+        transports: ['short-poll'],
+      },
+    ],
+    repeats: 3,
+    memoryConnections: 0,
+    autocannonDurationSec: 0,
+    microTimeMs: 0,
+    budgetSec: 300,
   },
 };
 

@@ -20,6 +20,7 @@ import {
   SERVER_NAMES,
   TRANSPORT_NAMES,
   type AutocannonResult,
+  type Claim,
   type Figure,
   type MemoryResult,
   type MicroResult,
@@ -33,7 +34,7 @@ import {
 // ---- Number formats -----------------------------------------------------------------------------
 
 const NF = [0, 1, 2, 3, 4].map((d) => new Intl.NumberFormat('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }));
-const fixed = (x: number, digits: 0 | 1 | 2 | 3 | 4): string => NF[digits]!.format(x);
+export const fixed = (x: number, digits: 0 | 1 | 2 | 3 | 4): string => NF[digits]!.format(x);
 
 export const DASH = '—';
 
@@ -42,7 +43,7 @@ const fmtCount = (x: number): string => fixed(x, 0);
 /** Milliseconds (and µs of CPU): two decimals below 10, one below 100, none above (0.89, 38.2, 1,007). */
 export const fmtMs = (x: number): string => fixed(x, Math.abs(x) < 10 ? 2 : Math.abs(x) < 100 ? 1 : 0);
 /** Bytes per message or per request: one decimal (260.4). */
-const fmtBytes = (x: number): string => fixed(x, 1);
+export const fmtBytes = (x: number): string => fixed(x, 1);
 /** Requests per message: 1.003, 0.0203, 0.0020. */
 const fmtPerMsg = (x: number): string => (x === 0 ? '0' : Math.abs(x) >= 1 ? fixed(x, 3) : Math.abs(x) >= 0.01 ? fixed(x, 4) : x.toPrecision(2));
 /** A ratio against the bare server: ×1.23. */
@@ -532,6 +533,19 @@ function protocolGroups(report: Report): Group[] {
     });
 }
 
+function claimsTable(claims: Claim[]): Table {
+  return {
+    headers: ['Claim', 'Measured', 'How', 'Verdict'],
+    align: ['l', 'l', 'l', 'l'],
+    rows: claims.map((k, i) => ({
+      id: `claim ${i + 1}`,
+      invalid: false,
+      cells: [c(k.claim), c(k.measured), c(k.how), c(k.verdict, { strong: k.verdict !== 'holds' })],
+    })),
+    notes: [],
+  };
+}
+
 /** The clients' header set in words. */
 const headersFact = (p: Report['params']): string =>
   p.headers === undefined
@@ -565,6 +579,14 @@ function reportFacts(report: Report): Fact[] {
 /** The whole report as sections of tables and charts, in the order every renderer shows them. */
 export function reportModel(report: Report): ReportModel {
   const sections: Section[] = [];
+  if (report.claims?.length) {
+    sections.push({
+      title: 'Claims, re-measured',
+      intro:
+        'Claims that articles and course notes teaching this topic make (quoted from one such text), each measured as stated in this run (npm run bench -- --claims), with its verdict. The scenarios behind them follow.',
+      groups: [{ table: claimsTable(report.claims) }],
+    });
+  }
   const byNetwork = networkGroups(report);
   if (byNetwork.length) {
     sections.push({

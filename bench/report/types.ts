@@ -97,6 +97,8 @@ export const ScenarioParams = Obj({
   network: Text,
   /** Only these servers measured this scenario (otherwise the run's). */
   servers: Type.Optional(Type.Array(Server)),
+  /** Only these transports measured this scenario (otherwise the run's). */
+  transports: Type.Optional(Type.Array(Transport)),
   /** The protocol the clients spoke; absent: cleartext HTTP/1.1. */
   protocol: Type.Optional(Protocol),
 });
@@ -269,6 +271,20 @@ export const SweepResult = Obj({
   steps: Type.Array(SweepStep),
 });
 
+/**
+ * A claim that texts teaching this topic make, measured as stated (`npm run bench -- --claims`,
+ * bench/claims.ts): what was measured, how, and whether the claim stands.
+ */
+export const Claim = Obj({
+  /** The claim, quoted. */
+  claim: Text,
+  /** The figures, in words with their units. */
+  measured: Text,
+  /** The scenario(s) and the method. */
+  how: Text,
+  verdict: Type.Enum(['holds', 'holds only on loopback', 'holds only over HTTP/1.1', 'wrong', 'not measured']),
+});
+
 export const Report = Obj(
   {
     schema: Type.Literal(REPORT_SCHEMA),
@@ -284,6 +300,8 @@ export const Report = Obj(
     autocannon: Type.Array(AutocannonResult),
     micro: Type.Array(MicroResult),
     sweep: Type.Optional(Type.Array(SweepResult)),
+    /** `--claims` only: each claim against this run's scenarios. */
+    claims: Type.Optional(Type.Array(Claim)),
   },
   { $schema: 'http://json-schema.org/draft-07/schema#', title: `Transport Lab bench report (${REPORT_SCHEMA})` },
 );
@@ -299,6 +317,7 @@ export type MemoryResult = Static<typeof MemoryResult>;
 export type AutocannonResult = Static<typeof AutocannonResult>;
 export type MicroResult = Static<typeof MicroResult>;
 export type SweepResult = Static<typeof SweepResult>;
+export type Claim = Static<typeof Claim>;
 export type Report = Static<typeof Report>;
 
 /** The protocol a result was measured over (reports before it was recorded: cleartext HTTP/1.1). */

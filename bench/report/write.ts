@@ -42,7 +42,11 @@ async function writeAtomic(path: string, text: string): Promise<void> {
   await rename(tmp, path);
 }
 
-export async function writeReports(report: Report, outDir = 'results'): Promise<WrittenReports> {
+/**
+ * `name` (e.g. `claims`): the report is a standing one, written as `<name>.json`, `.md`, `.html` and
+ * nothing else (no dated copy, latest.* untouched).
+ */
+export async function writeReports(report: Report, outDir = 'results', name?: string): Promise<WrittenReports> {
   const json = `${JSON.stringify(report, null, 2)}\n`;
   const stored: unknown = JSON.parse(json);
   const result = validateReport(stored);
@@ -53,14 +57,15 @@ export async function writeReports(report: Report, outDir = 'results'): Promise<
   const html = renderHtml(stored as Report, await readHtmlScripts());
 
   await mkdir(outDir, { recursive: true });
+  const base = name ?? 'latest';
   const paths: WrittenReports = {
-    json: join(outDir, reportFileName(report)),
-    latestJson: join(outDir, 'latest.json'),
-    md: join(outDir, 'latest.md'),
-    html: join(outDir, 'latest.html'),
+    json: join(outDir, name ? `${name}.json` : reportFileName(report)),
+    latestJson: join(outDir, `${base}.json`),
+    md: join(outDir, `${base}.md`),
+    html: join(outDir, `${base}.html`),
   };
   await writeAtomic(paths.json, json);
-  await writeAtomic(paths.latestJson, json);
+  if (paths.latestJson !== paths.json) await writeAtomic(paths.latestJson, json);
   await writeAtomic(paths.md, md);
   await writeAtomic(paths.html, html);
   return paths;
