@@ -60,6 +60,8 @@ export interface RunResult {
    * connect phase (the opening request with its TLS handshake and HTTP/2 preface). Null if none was made.
    */
   bytesInPerRequest: number | null;
+  /** HTTP requests per second over the measured window (publishing and drain), wall clock. */
+  requestsPerSec: number | null;
   /** Polling: answers over the measured window and how many were empty; null for the other transports. */
   polls: { answers: number; empty: number } | null;
   cpuUsPerMsg: number | null;
@@ -163,6 +165,7 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     await server.loopWindow.open();
     await relay?.resetLateness();
     const before = await server.stats();
+    const windowStart = performance.now();
     const answersBefore = group.answers?.();
     const firstId = before.feed.lastId;
     recorder.startWindow(firstId, Math.ceil(p.ratePerSec * p.durationSec) + 16);
@@ -172,6 +175,7 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     await settled();
     const answersAfter = group.answers?.();
     const after = await server.stats();
+    const windowSec = (performance.now() - windowStart) / 1000;
     const loop = await server.loopWindow.close();
     const lateness = await relay?.lateness();
 
@@ -228,6 +232,7 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
             d((s) => s.transports[key].bytesIn),
             d((s) => s.transports[key].requests),
           ),
+      requestsPerSec: windowSec > 0 ? d((s) => s.transports[key].requests) / windowSec : null,
       polls: answersBefore && answersAfter ? { answers: answersAfter.total - answersBefore.total, empty: answersAfter.empty - answersBefore.empty } : null,
       cpuUsPerMsg: perMsg(cpuUs, c.delivered),
       eventLoopDelayP99Ms: loop?.p99 ?? NaN,

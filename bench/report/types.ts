@@ -171,6 +171,8 @@ export const ScenarioResult = Obj(
        * connect phase, TLS handshake and HTTP/2 preface included); absent in older reports.
        */
       bytesInPerRequest: Type.Optional(Figure),
+      /** HTTP requests per second over the measured window (publishing and drain), wall clock; absent in older reports. */
+      requestsPerSec: Type.Optional(Figure),
     }),
     /**
      * The issue's sketch names both the server and these figures `server`; JSON cannot hold both, so the
