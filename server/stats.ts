@@ -94,6 +94,8 @@ export class Stats {
   /** Requests a transport claimed (HTTP/2: the others make their session `other`). */
   readonly #claimed = new WeakSet<AnyRequest>();
   readonly #eventLoop: LastWindow;
+  /** Whether watch() was called: only then are request sockets TLS ones (cleartext needs no lookups). */
+  #tls = false;
 
   constructor(readonly eventLoopWindowMs: number) {
     this.#eventLoop = new LastWindow(eventLoopWindowMs);
@@ -106,6 +108,7 @@ export class Stats {
    * HTTP/1.1, whose request sockets are the TCP sockets.
    */
   watch(server: EventEmitter): void {
+    this.#tls = true;
     server.on('connection', (socket: Socket) => {
       const key = keyOf(socket);
       this.#byPeer.set(key, socket);
@@ -117,6 +120,7 @@ export class Stats {
 
   /** The TCP socket under `socket` (itself when cleartext). */
   #tcp(socket: Socket): Socket {
+    if (!this.#tls) return socket;
     let tcp = this.#tcpOf.get(socket);
     if (!tcp) {
       tcp = this.#byPeer.get(keyOf(socket)) ?? socket;
@@ -144,10 +148,14 @@ export class Stats {
     if (!m) {
       const mark: SocketMark = { read: 0, written: 0, owner: undefined, last: undefined };
       this.#marks.set(socket, mark);
-      socket.once('close', () => {
-        mark.owner ??= mark.last;
-        this.#settleSocket(socket, true);
-      });
+      // TLS writes after the last response (close_notify); cleartext TCP does not (a FIN has no bytes),
+      // so only TLS connections pay for the listener.
+      if (this.#tls) {
+        socket.once('close', () => {
+          mark.owner ??= mark.last;
+          this.#settleSocket(socket, true);
+        });
+      }
       m = mark;
     }
     return m;
@@ -193,9 +201,9 @@ export class Stats {
 
   /** Bytes of `req`'s connection from now until it is released are counted for `key`. */
   claim(req: AnyRequest, key: TransportKey, live = false): void {
-    this.#claimed.add(req);
     const { tcp, session } = this.#carrier(req);
     if (session) {
+      this.#claimed.add(req);
       // Not settled first: like an HTTP/1.1 connection's first request, the first transport on a
       // session is charged with everything since it opened (TLS handshake, preface, SETTINGS).
       this.#addKind(this.#session(tcp), key);
