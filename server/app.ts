@@ -9,6 +9,7 @@ import { mistakeLogger, type MistakeLogger } from './client-log.js';
 import { isLoopback, resolveConfig, TIMING, type Config, type ConfigInput } from './config.js';
 import { clusterSnapshots } from './cluster.js';
 import { controlRoutes } from './control.js';
+import labCors from './cors.js';
 import { ERRORS, HttpErrors, type ErrorBody } from './errors.js';
 import type { HttpProtocol } from './protocol.js';
 import { MemoryFeed } from './feed/memory.js';
@@ -115,6 +116,10 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     } satisfies ErrorBody);
     res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
   });
+
+  // CORS for /poll, /events and /publish (cors.ts): first of the onRequest hooks, so that the refusals
+  // below carry Access-Control-Allow-Origin to a listed origin too.
+  await app.register(labCors, { config });
 
   // Before every route, the 404 handler and WebSocket upgrades: no new requests while closing;
   // HTTP/1.1 needs a Host, and on a loopback bind it must be a loopback name or an ALLOWED_HOSTS entry

@@ -88,8 +88,17 @@ export const DEFAULTS = Object.freeze({
   resultsDir: fileURLToPath(new URL('../results/', import.meta.url)),
   /** Bearer token for publishing; required when `host` is not a loopback address. */
   publishToken: '',
-  /** Extra origins allowed to open WebSockets (the server's own origin always is). */
+  /**
+   * Extra origins allowed to open WebSockets (the server's own origin always is), and the origins
+   * served CORS headers on /poll, /events and /publish (server/cors.ts).
+   */
   allowedOrigins: [] as readonly string[],
+  /**
+   * CORS answers to ALLOWED_ORIGINS also carry `Access-Control-Allow-Credentials: true`, so pages may
+   * send cookies or HTTP auth (`credentials: 'include'`, `withCredentials`). Off: the lab's own auth is
+   * the bearer token, which needs no credentials mode. Env var CORS_CREDENTIALS, flag --cors-credentials.
+   */
+  corsCredentials: false,
   /**
    * Extra `Host` names accepted on a loopback bind (localhost, 127.0.0.1 and [::1] always are): a web
    * page whose name was rebound to 127.0.0.1 (DNS rebinding) is refused. Not checked on other binds.
@@ -151,6 +160,7 @@ const KINDS: { [K in keyof Config]: Kind } = {
   network: 'list',
   publishToken: 'string',
   allowedOrigins: 'list',
+  corsCredentials: 'bool',
   allowedHosts: 'list',
   retentionMessages: 'int',
   maxPayloadBytes: 'int',
@@ -305,6 +315,7 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
     } catch {}
     if (!ok) throw new ConfigError('allowedOrigins', o, 'expected an origin like https://example.com (scheme, host, optional port; no path)');
   }
+  if (typeof c.corsCredentials !== 'boolean') throw new ConfigError('corsCredentials', c.corsCredentials, 'expected true or false');
   if (!Array.isArray(c.allowedHosts)) throw new ConfigError('allowedHosts', c.allowedHosts, 'expected a list of host names');
   for (const h of c.allowedHosts) {
     if (typeof h !== 'string' || parseHostPort(h) === undefined) {

@@ -6,7 +6,7 @@
  * are named events; a `hello` event tells the epoch; a comment line every `sseHeartbeatMs` keeps
  * proxies from timing out an idle stream and lets clients detect a dead one.
  */
-import type { ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import fp from 'fastify-plugin';
 import type { Message } from '../feed/types.js';
 import type { DisconnectReason } from '../stats.js';
@@ -89,7 +89,8 @@ export default fp(
       const epoch = header !== undefined ? undefined : queryEpoch;
       reply.hijack();
       const res = reply.raw;
-      const headers = isHttp2(request) ? SSE_HEADERS_H2 : SSE_HEADERS;
+      // Hijacked: headers hooks set on the reply (CORS, server/cors.ts) are written here or never.
+      const headers: OutgoingHttpHeaders = { ...(reply.getHeaders() as OutgoingHttpHeaders), ...(isHttp2(request) ? SSE_HEADERS_H2 : SSE_HEADERS) };
       // HEAD: checked like GET, then the stream's headers and no body; no stream is opened or counted.
       if (request.method === 'HEAD') {
         res.writeHead(200, headers);
