@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { customProfile, type NetworkProfile, parseNetworkList, PROFILES } from '../server/network/profiles.js';
 import { HEADER_MODES, type HeaderMode } from './browser-headers.js';
+import { FIELD_SCENARIOS } from './field/run.js';
 import { DEFAULT_HTTP, HTTP_PROTOCOLS, type HttpProtocol } from './http.js';
 import { TRANSPORT_NAMES, type ServerName, type TransportName } from './report/types.js';
 import { PUBLISHER_LAG_LIMIT_MS } from './run-scenario.js';
@@ -48,6 +49,8 @@ export interface BenchOptions {
   networks: NetworkProfile[];
   /** `--claims`: the claims suite; the report gets its claims and is written as `claims.*`. */
   claims?: boolean;
+  /** `--field`: the field-failure scenarios to run (bench/field/run.ts); the report is written as `field.*`. */
+  field?: readonly string[];
   /** The clients' request headers (`--headers`) and cookie size (`--cookie-bytes`), on every scenario. */
   headers: HeaderMode;
   cookieBytes: number;
@@ -92,6 +95,7 @@ const FLAGS = {
   'lossy-every': { type: 'string', arg: 'N', help: 'test hook: client 0 drops every Nth message (the run must come out INVALID)' },
   http: { type: 'string', arg: '1.1|2|1.1,2', help: 'HTTP version the clients speak (2: HTTP/2 over TLS; WebSocket stays HTTP/1.1 over TLS) (default 1.1)' },
   tls: { type: 'boolean', help: 'HTTP/1.1 over TLS (HTTPS) instead of cleartext' },
+  field: { type: 'string', arg: 'all|NAME,…', help: 'field failures behind nginx (naive vs the lab’s setting) → results/field.{json,md,html}' },
   claims: { type: 'boolean', help: 'measure the claims tutorials make about these transports → results/claims.{json,md,html}' },
   'compare-protocols': { type: 'boolean', help: 'HTTP/1.1, HTTP/1.1 over TLS and HTTP/2 over TLS side by side (lab and bare)' },
   headers: { type: 'string', arg: HEADER_MODES.join('|'), help: 'request headers: what Chromium sends, or the client libraries’ own (default browser)' },
@@ -207,6 +211,18 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
     headers: headers?.[0] ?? suite.headers ?? DEFAULT_HTTP.headers,
     cookieBytes,
   };
+  if (values.field !== undefined) {
+    const names = FIELD_SCENARIOS.map((f) => f.name);
+    const asked = values.field === 'all' || values.field === '' ? names : list(values.field, names, 'field')!;
+    // Only the field scenarios run: no suite scenarios, no servers of the suite's own.
+    opts.field = asked;
+    opts.scenarios = [];
+    opts.servers = [];
+    opts.memory = false;
+    opts.autocannon = false;
+    opts.micro = false;
+    opts.networks = [PROFILES.loopback];
+  }
   if (claims) {
     // The claims are about the lab's transports and the tutorials' snippet (bench/servers/shift.ts).
     opts.servers = ['lab', 'shift'];

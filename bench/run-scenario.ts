@@ -24,6 +24,8 @@ export interface RunParams {
   durationSec: number;
   /** Short polling interval. @default 1000 */
   shortPollIntervalMs?: number;
+  /** The hold long-polling clients ask for. @default 25000 */
+  longPollTimeoutMs?: number;
   /** `lockstep`: one message at a time, each delivered to every client before the next (see lockstep.ts). @default 'open-loop' */
   pace?: Pace;
   /** Test hook, see Recorder. */
@@ -32,6 +34,10 @@ export interface RunParams {
   maxPublisherLagMs?: number;
   /** The network the clients reach the server over, and its relay (none when the profile is direct). */
   network?: { profile: NetworkProfile; relay: RelayLink | undefined };
+  /** How long the clients get to connect before the run fails. @default 30000 */
+  connectTimeoutMs?: number;
+  /** A reverse proxy in front of the server (bench/nginx.ts): clients connect to it; publisher and /stats go direct. */
+  proxy?: { baseUrl: string };
   /** The clients' header set and cookie (the protocol is the target's). */
   headers: HeaderMode;
   cookieBytes: number;
@@ -62,6 +68,11 @@ export interface RunResult {
   bytesInPerRequest: number | null;
   /** HTTP requests per second over the measured window (publishing and drain), wall clock. */
   requestsPerSec: number | null;
+  /** HTTP requests (reconnects and upgrades included) over the measured window, as the server counted them. */
+  requests: number;
+  /** Errors the clients saw (a failed poll, an EventSource error, a WebSocket error), and the first. */
+  clientErrors: number;
+  firstClientError: string | undefined;
   /** Polling: answers over the measured window and how many were empty; null for the other transports. */
   polls: { answers: number; empty: number } | null;
   cpuUsPerMsg: number | null;
@@ -114,7 +125,15 @@ const perMsg = (delta: number, delivered: number): number | null => (delivered >
 /** SSE and WebSocket make their request when they connect, polling once per answer. */
 const opensPerConnection = (t: Target['transport']): boolean => t === 'sse' || t === 'ws';
 
+/** The clients did not all connect in time: for the field scenarios a symptom (a proxy holding a stream's headers). */
+export class ClientsNotConnected extends Error {
+  constructor(readonly afterMs: number) {
+    super(`clients not connected after ${afterMs} ms`);
+  }
+}
+
 export async function runScenario(server: ServerHandle, t: Target, p: RunParams): Promise<RunResult> {
+  const connectMs = p.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
   const floorOf = t.server === 'socketio' ? undefined : floorFor(t.transport);
   const recorder = new Recorder({ clients: p.clients, ...(p.lossyEvery ? { lossyEvery: p.lossyEvery } : {}), ...(floorOf ? { floorOf } : {}) });
   const lockstep = p.pace === 'lockstep';
@@ -123,12 +142,13 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
   const since = initial.feed.lastId;
   const relay = p.network?.relay;
   const group = t.clients({
-    baseUrl: relay?.baseUrl ?? server.baseUrl,
+    baseUrl: relay?.baseUrl ?? p.proxy?.baseUrl ?? server.baseUrl,
     http: { protocol: t.protocol, headers: p.headers, cookieBytes: p.cookieBytes },
     count: p.clients,
     since,
     sink: recorder,
     ...(p.shortPollIntervalMs ? { shortPollIntervalMs: p.shortPollIntervalMs } : {}),
+    ...(p.longPollTimeoutMs ? { longPollTimeoutMs: p.longPollTimeoutMs } : {}),
     ...(lockstep ? { stepped: true } : {}),
   });
   const job = { controlUrl: server.controlUrl, ratePerSec: p.ratePerSec, payloadBytes: p.payloadBytes };
@@ -144,10 +164,7 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     }
   };
   try {
-    await Promise.race([
-      group.ready,
-      new Promise((_, reject) => setTimeout(() => reject(new Error(`clients not connected after ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS).unref()),
-    ]);
+    await Promise.race([group.ready, new Promise((_, reject) => setTimeout(() => reject(new ClientsNotConnected(connectMs)), connectMs).unref())]);
     if (t.holdsConnections) {
       await waitFor(async () => (await server.stats()).transports[key].connections >= p.clients, CONNECT_TIMEOUT_MS, `${p.clients} ${t.transport} connections`);
     }
@@ -232,6 +249,9 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
             d((s) => s.transports[key].bytesIn),
             d((s) => s.transports[key].requests),
           ),
+      requests: d((s) => s.transports[key].requests),
+      clientErrors: c.errors,
+      firstClientError: c.firstError,
       requestsPerSec: windowSec > 0 ? d((s) => s.transports[key].requests) / windowSec : null,
       polls: answersBefore && answersAfter ? { answers: answersAfter.total - answersBefore.total, empty: answersAfter.empty - answersBefore.empty } : null,
       cpuUsPerMsg: perMsg(cpuUs, c.delivered),

@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { addVsBare, aggregate, runOrFail } from './aggregate.js';
 import { evaluateClaims } from './claims.js';
+import { runField } from './field/run.js';
 import { runAutocannon } from './autocannon.js';
 import { runMemory } from './memory.js';
 import { runMicro } from './micro.js';
@@ -129,6 +130,14 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
   }
 
   const micro = opts.micro ? await runMicro(opts, log) : [];
+  let field: Report['field'];
+  if (opts.field) {
+    try {
+      field = await runField({ log, redisUrl: opts.lab.redisUrl, keyPrefix: opts.lab.redisKeyPrefix, headers: opts.headers, only: opts.field });
+    } finally {
+      await dropRedisKeys(opts.lab);
+    }
+  }
   const cpu = process.cpuUsage(cpuStart);
   const wallSec = (performance.now() - wallStart) / 1000;
   log.done(`bench finished in ${wallSec.toFixed(0)} s`);
@@ -171,6 +180,7 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     autocannon,
     micro,
     ...(sweep ? { sweep } : {}),
+    ...(field ? { field } : {}),
   };
 }
 
@@ -225,12 +235,13 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   }
   const report = await runBench(opts);
   if (opts.claims) report.claims = evaluateClaims(report);
-  const files = await writeReports(report, opts.out, opts.claims ? 'claims' : undefined);
+  const files = await writeReports(report, opts.out, opts.claims ? 'claims' : opts.field ? 'field' : undefined);
   // The tutorial snippet (server `shift`) losing messages is what --claims measures, not a failed run.
   const invalid =
     report.scenarios.filter((s) => s.status === 'invalid' && s.server !== 'shift').length +
     report.memory.filter((m) => m.status === 'invalid').length +
-    (report.claims ?? []).filter((c) => c.verdict === 'not measured').length;
+    (report.claims ?? []).filter((c) => c.verdict === 'not measured').length +
+    (report.field ?? []).filter((f) => f.status === 'invalid').length;
   console.log(`wrote ${files.json}, ${files.md}, ${files.html}${invalid ? ` — ${invalid} INVALID result(s), see the report` : ''}`);
   process.exit(invalid ? 1 : 0);
 }

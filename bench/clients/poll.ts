@@ -93,7 +93,7 @@ function pollClients(opts: ClientGroupOptions, mode: 'long' | 'short') {
         await sleep(phase);
         while (!controller.signal.aborted) {
           try {
-            const done = pollOnce(i, mode === 'long' ? LONG_POLL_TIMEOUT_MS : 0);
+            const done = pollOnce(i, mode === 'long' ? (opts.longPollTimeoutMs ?? LONG_POLL_TIMEOUT_MS) : 0);
             markStarted();
             await done;
           } catch (err) {

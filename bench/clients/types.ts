@@ -32,6 +32,8 @@ export interface ClientGroupOptions {
   /** Cursor to start from (the feed's last id when the clients connect). */
   since: number;
   sink: ClientSink;
+  /** Long polling only: the hold each poll asks for (`timeout`). @default 25000, the lab's default hold */
+  longPollTimeoutMs?: number;
   /** Short polling only: the fixed interval between polls. @default 1000 */
   shortPollIntervalMs?: number;
   /**

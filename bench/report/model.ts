@@ -21,6 +21,7 @@ import {
   TRANSPORT_NAMES,
   type AutocannonResult,
   type Claim,
+  type FieldResult,
   type Figure,
   type MemoryResult,
   type MicroResult,
@@ -533,6 +534,32 @@ function protocolGroups(report: Report): Group[] {
     });
 }
 
+function fieldTable(rows: FieldResult[]): Table {
+  const names = [...new Set(rows.flatMap((r) => Object.keys(r.symptoms)))];
+  const scaling = [...new Set(rows.flatMap((r) => (r.scaling ? [r.scaling] : [])))];
+  return {
+    title: rows[0]!.title,
+    headers: ['Setting', 'Transport', 'What', 'Status', ...names, 'Verdict'],
+    align: ['l', 'l', 'l', 'l', ...names.map(() => 'r' as const), 'l'],
+    rows: rows.map((r) => {
+      const id = `field ${r.scenario} ${r.setting} ${r.transport}`;
+      const cells = [
+        c(r.setting),
+        c(r.transport),
+        c(r.what),
+        r.status === 'ok' ? c('ok') : c(`INVALID: ${r.reason ?? ''}`, { strong: true, invalid: true }),
+        ...names.map((n) => {
+          const v = r.symptoms[n];
+          return v === undefined || v === null ? dash() : c(Number.isInteger(v) ? fmtCount(v) : fmtMs(v));
+        }),
+        c(r.verdict, { strong: r.verdict !== 'works' }),
+      ];
+      return r.status === 'invalid' ? { id, invalid: true, reason: r.reason ?? '', cells } : { id, invalid: false, cells };
+    }),
+    notes: scaling.map((x) => `Scaled: ${x}`),
+  };
+}
+
 function claimsTable(claims: Claim[]): Table {
   return {
     headers: ['Claim', 'Measured', 'How', 'Verdict'],
@@ -579,6 +606,14 @@ function reportFacts(report: Report): Fact[] {
 /** The whole report as sections of tables and charts, in the order every renderer shows them. */
 export function reportModel(report: Report): ReportModel {
   const sections: Section[] = [];
+  if (report.field?.length) {
+    sections.push({
+      title: 'Field failures behind a proxy',
+      intro:
+        'Each failure of these transports seen in production behind a reverse proxy, reproduced with the naive setting, then measured with the lab’s; real nginx, real lab processes, every delivery audited per client. Timeouts are scaled down to run in seconds (each row says how).',
+      groups: groupBy(report.field, (f) => f.scenario).map((rows) => ({ table: fieldTable(rows) })),
+    });
+  }
   if (report.claims?.length) {
     sections.push({
       title: 'Claims, re-measured',

@@ -287,6 +287,31 @@ export const Claim = Obj({
   verdict: Type.Enum(['holds', 'holds only on loopback', 'holds only over HTTP/1.1', 'wrong', 'not measured']),
 });
 
+/**
+ * One setting of one field-failure scenario (`npm run bench -- --field`, bench/field/): the naive
+ * setting that reproduces the failure, or the lab's that mitigates it, with the symptoms measured.
+ */
+export const FieldResult = Obj(
+  {
+    /** The scenario, e.g. `proxy-buffering`. */
+    scenario: Text,
+    /** The scenario in words. */
+    title: Text,
+    setting: Type.Enum(['naive', 'lab']),
+    /** What this setting is, e.g. "nginx proxy_buffering on; the server sends no X-Accel-Buffering". */
+    what: Text,
+    transport: Text,
+    ...statusFields,
+    /** Measured symptoms, each name with its unit (e.g. `latency p99 ms`, `connections cut`); null: not measured. */
+    symptoms: Type.Record(Type.String(), NumOrNull),
+    /** What was seen: the failure (`fails`) or not (`works`); `invalid` when the harness could not tell. */
+    verdict: Type.Enum(['fails', 'works', 'invalid']),
+    /** How production timeouts and sizes were scaled down to run in seconds. */
+    scaling: Type.Optional(Text),
+  },
+  reasonRule,
+);
+
 export const Report = Obj(
   {
     schema: Type.Literal(REPORT_SCHEMA),
@@ -304,6 +329,8 @@ export const Report = Obj(
     sweep: Type.Optional(Type.Array(SweepResult)),
     /** `--claims` only: each claim against this run's scenarios. */
     claims: Type.Optional(Type.Array(Claim)),
+    /** `--field` only: each field failure with the naive setting and the lab's. */
+    field: Type.Optional(Type.Array(FieldResult)),
   },
   { $schema: 'http://json-schema.org/draft-07/schema#', title: `Transport Lab bench report (${REPORT_SCHEMA})` },
 );
@@ -320,6 +347,7 @@ export type AutocannonResult = Static<typeof AutocannonResult>;
 export type MicroResult = Static<typeof MicroResult>;
 export type SweepResult = Static<typeof SweepResult>;
 export type Claim = Static<typeof Claim>;
+export type FieldResult = Static<typeof FieldResult>;
 export type Report = Static<typeof Report>;
 
 /** The protocol a result was measured over (reports before it was recorded: cleartext HTTP/1.1). */

@@ -12,7 +12,8 @@ import type { ConfigInput } from '../../server/config.js';
 import type { EventLoopDelay } from '../../server/event-loop.js';
 import { collectGarbage, localLoopWindow, serveIpc, type Memory } from './protocol.js';
 
-const opts = JSON.parse(process.env.BENCH_SERVER_OPTS ?? '{}') as { config?: ConfigInput };
+// `port`: a fixed port (the field scenarios restart a lab behind nginx on the same one); default any free port.
+const opts = JSON.parse(process.env.BENCH_SERVER_OPTS ?? '{}') as { config?: ConfigInput; port?: number };
 const config: ConfigInput = { demo: false, logLevel: 'silent', ...opts.config };
 const workers = config.workers ?? 1;
 
@@ -84,7 +85,7 @@ if (workers > 1 && cluster.isPrimary) {
   });
 } else {
   const app = await buildApp({ config: workers > 1 ? { ...config, workers } : config });
-  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = await app.listen({ host: '127.0.0.1', port: opts.port ?? 0 });
   const port = Number(new URL(address).port);
   if (cluster.isWorker) {
     const loop = localLoopWindow();

@@ -1,0 +1,95 @@
+/**
+ * Field failure 1, proxy buffering: SSE through nginx with its default `proxy_buffering on`, from a
+ * server that does not send `X-Accel-Buffering: no` (emulated with `proxy_ignore_headers
+ * X-Accel-Buffering`), and the same with `gzip on` covering `text/event-stream`; then the lab, which
+ * sends the header, behind the same nginx. Measured, not assumed: nginx 1.22 passes each chunk of a
+ * buffered response on as it reads it to a client that keeps reading (buffering alone does not delay
+ * events here), while gzip on a buffered stream holds everything, the response headers included, so
+ * EventSource never even opens. Streams that did not open within CONNECT_MS are the symptom then.
+ */
+import type { FieldResult } from '../report/types.js';
+import { ClientsNotConnected, type RunResult } from '../run-scenario.js';
+import { type FieldEnv, fieldRow } from './env.js';
+
+/** A stream of small events at a chat-like rate: a few hundred bytes a second, far below nginx's buffers. */
+const LOAD = { clients: 20, ratePerSec: 10, payloadBytes: 100, durationSec: 4 };
+/** Deliveries later than this are "late": a user sees a stall. */
+const LATE_MS = 500;
+/** A stream whose headers have not arrived after this long is stalled (EventSource stays CONNECTING). */
+const CONNECT_MS = 5_000;
+
+const symptoms = (r: RunResult | undefined) => ({
+  'latency p50 ms': r?.latencyMs.p50 ?? null,
+  'latency p99 ms': r?.latencyMs.p99 ?? null,
+  'latency max ms': r?.latencyMs.max ?? null,
+  lost: r ? r.lost : null,
+  'client errors': r ? r.clientErrors : null,
+});
+const stalledSymptoms = (clients: number) => ({
+  'latency p50 ms': null,
+  'latency p99 ms': null,
+  'latency max ms': null,
+  lost: null,
+  'client errors': null,
+  [`streams not open after ${CONNECT_MS / 1000} s`]: clients,
+});
+
+export async function measureBuffering(env: FieldEnv): Promise<FieldResult[]> {
+  const lab = await env.lab();
+  const rows: FieldResult[] = [];
+  const cases = [
+    {
+      setting: 'naive',
+      what: 'nginx default proxy_buffering on; the server sends no X-Accel-Buffering (proxy_ignore_headers)',
+      settings: { buffering: true, ignoreAccelBuffering: true },
+    },
+    {
+      setting: 'lab',
+      what: 'the same nginx (proxy_buffering on); the lab sends X-Accel-Buffering: no',
+      settings: { buffering: true, ignoreAccelBuffering: false },
+    },
+    {
+      setting: 'naive',
+      what: 'nginx gzip on with gzip_types text/event-stream, proxy_buffering on, no X-Accel-Buffering',
+      settings: { buffering: true, ignoreAccelBuffering: true, gzip: true },
+    },
+    { setting: 'lab', what: 'the same gzip on; the lab sends X-Accel-Buffering: no', settings: { buffering: true, ignoreAccelBuffering: false, gzip: true } },
+  ] as const;
+  for (const c of cases) {
+    env.log.step(`field proxy-buffering: ${c.setting}, ${c.what}`, LOAD.durationSec + 4);
+    const proxy = await env.nginx({ upstreams: [lab.port], settings: c.settings });
+    let r: RunResult | undefined;
+    let problem: string | undefined;
+    let stalled = false;
+    try {
+      r = await env.run(lab, 'sse', proxy, { ...LOAD, connectTimeoutMs: CONNECT_MS });
+    } catch (err) {
+      if (err instanceof ClientsNotConnected) stalled = true;
+      else problem = `run failed: ${(err as Error).message}`;
+    } finally {
+      await proxy.stop();
+    }
+    const p99 = r?.latencyMs.p99 ?? null;
+    const base = {
+      scenario: 'proxy-buffering',
+      title: `Proxy buffering: SSE through nginx, ${LOAD.clients} clients × ${LOAD.ratePerSec} msg/s × ${LOAD.payloadBytes} B × ${LOAD.durationSec} s; late = later than ${LATE_MS} ms`,
+      setting: c.setting,
+      what: c.what,
+      transport: 'sse',
+    };
+    if (stalled) {
+      rows.push({ ...base, status: 'ok', symptoms: stalledSymptoms(LOAD.clients), verdict: 'fails' });
+      continue;
+    }
+    rows.push(
+      fieldRow(
+        { ...base, symptoms: { ...symptoms(r), [`streams not open after ${CONNECT_MS / 1000} s`]: 0 } },
+        r,
+        p99 === null || p99 > LATE_MS || (r?.lost ?? 0) > 0,
+        problem,
+      ),
+    );
+  }
+  await lab.stop();
+  return rows;
+}

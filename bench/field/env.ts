@@ -1,0 +1,125 @@
+/**
+ * What every field-failure scenario (bench/field/*.ts) is given: real lab processes (bench/servers/lab.ts,
+ * restartable on the same port), real nginx (bench/nginx.ts, the shipped deploy/nginx.conf rendered with
+ * the scenario's settings), and the bench's audited run (bench/run-scenario.ts: every delivery checked
+ * per client, the publisher's schedule checked). Everything a scenario starts is stopped by `close()`.
+ */
+import type { ConfigInput } from '../../server/config.js';
+import type { HeaderMode } from '../browser-headers.js';
+import { Nginx, type NginxOptions } from '../nginx.js';
+import type { Progress } from '../progress.js';
+import type { FieldResult, TransportName } from '../report/types.js';
+import { runScenario, type RunResult } from '../run-scenario.js';
+import { startServer, type ServerHandle } from '../server-process.js';
+import { target } from '../targets.js';
+
+export interface FieldLoad {
+  clients: number;
+  ratePerSec: number;
+  payloadBytes: number;
+  durationSec: number;
+  /** The hold long-polling clients ask for (default the lab's 25 s). */
+  longPollTimeoutMs?: number;
+  /** How long the clients get to connect (default 30 s); past it the run throws ClientsNotConnected. */
+  connectTimeoutMs?: number;
+}
+
+/** A lab process that can be restarted on its port (what a deploy does behind a proxy). */
+export interface LabProcess {
+  readonly handle: ServerHandle;
+  readonly port: number;
+  /** Stops the process and starts a new one with the same settings on the same port. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface FieldEnv {
+  readonly log: Progress;
+  readonly redisUrl: string;
+  readonly headers: HeaderMode;
+  /** A Redis key prefix of the run's own for `name` (the feed instances of one scenario share it). */
+  prefix(name: string): string;
+  /** A lab in a process of its own (demo off, logging off) with `config` over the defaults. */
+  lab(config?: ConfigInput, port?: number): Promise<LabProcess>;
+  /** nginx in front of `upstreams`. */
+  nginx(opts: NginxOptions): Promise<Nginx>;
+  /** One audited run of `transport` clients through `proxy` against `lab`. */
+  run(lab: LabProcess, transport: TransportName, proxy: Nginx | undefined, load: FieldLoad): Promise<RunResult>;
+}
+
+/** Publisher lag above which a field run is INVALID: the harness, not the proxy, set the pace. */
+const MAX_PUBLISHER_LAG_MS = 100;
+
+/**
+ * What makes a field run INVALID: the harness could not keep its schedule, or nothing was measured.
+ * Lost messages, client errors and cut connections are the symptoms the scenario looks for, not a
+ * broken harness: they are reported as measured.
+ */
+export function harnessProblem(r: RunResult): string | undefined {
+  if (r.outcome.status === 'invalid' && r.published === 0) return r.outcome.reason;
+  if (r.publisherLagMs.p99 > MAX_PUBLISHER_LAG_MS) return `publisher fell behind its schedule (lag p99 ${r.publisherLagMs.p99.toFixed(1)} ms)`;
+  if (r.delivered === 0) return 'nothing was delivered';
+  return undefined;
+}
+
+/** A row from a run: `symptoms` as measured, `fails` decided by the scenario, INVALID only for the harness. */
+export function fieldRow(base: Omit<FieldResult, 'status' | 'reason' | 'verdict'>, r: RunResult | undefined, fails: boolean, problem?: string): FieldResult {
+  const why = problem ?? (r ? harnessProblem(r) : 'not run');
+  return why ? { ...base, status: 'invalid', reason: why, verdict: 'invalid' } : { ...base, status: 'ok', verdict: fails ? 'fails' : 'works' };
+}
+
+export async function fieldEnv(opts: {
+  log: Progress;
+  redisUrl: string;
+  keyPrefix: string;
+  headers: HeaderMode;
+}): Promise<FieldEnv & { close(): Promise<void> }> {
+  const labs = new Set<LabProcess>();
+  const proxies = new Set<Nginx>();
+  const env: FieldEnv & { close(): Promise<void> } = {
+    log: opts.log,
+    redisUrl: opts.redisUrl,
+    headers: opts.headers,
+    prefix: (name) => `${opts.keyPrefix}-${name}`,
+    async lab(config = {}, port?: number) {
+      let handle = await startServer('lab', { config, ...(port ? { port } : {}) });
+      const fixed = handle.port;
+      const lab: LabProcess = {
+        get handle() {
+          return handle;
+        },
+        port: fixed,
+        async restart() {
+          await handle.stop();
+          handle = await startServer('lab', { config, port: fixed });
+        },
+        async stop() {
+          labs.delete(lab);
+          await handle.stop();
+        },
+      };
+      labs.add(lab);
+      return lab;
+    },
+    async nginx(o) {
+      const n = await Nginx.start(o);
+      proxies.add(n);
+      return n;
+    },
+    async run(lab, transport, proxy, load) {
+      const t = target('lab', transport)!;
+      return runScenario(lab.handle, t, {
+        ...load,
+        maxPublisherLagMs: MAX_PUBLISHER_LAG_MS,
+        headers: opts.headers,
+        cookieBytes: 0,
+        ...(proxy ? { proxy: { baseUrl: proxy.url } } : {}),
+      });
+    },
+    async close() {
+      await Promise.all([...proxies].map((p) => p.stop().catch(() => {})));
+      await Promise.all([...labs].map((l) => l.stop().catch(() => {})));
+    },
+  };
+  return env;
+}

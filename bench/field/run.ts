@@ -1,0 +1,38 @@
+/**
+ * `npm run bench -- --field`: each field failure of these transports behind a reverse proxy,
+ * reproduced with the naive setting and measured with the lab's (bench/field/*.ts), one after the
+ * other on a quiet machine; the rows go into the report's `field` section (results/field.*).
+ */
+import type { HeaderMode } from '../browser-headers.js';
+import { haveNginx } from '../nginx.js';
+import type { Progress } from '../progress.js';
+import type { FieldResult } from '../report/types.js';
+import { measureBuffering } from './buffering.js';
+import { type FieldEnv, fieldEnv } from './env.js';
+import { measureTimeouts } from './timeouts.js';
+
+/** Every scenario, in the order the report lists them. */
+export const FIELD_SCENARIOS: readonly { name: string; measure: (env: FieldEnv) => Promise<FieldResult[]>; estimateSec: number }[] = [
+  { name: 'proxy-buffering', measure: measureBuffering, estimateSec: 35 },
+  { name: 'idle-timeouts', measure: measureTimeouts, estimateSec: 95 },
+];
+
+export async function runField(opts: {
+  log: Progress;
+  redisUrl: string;
+  keyPrefix: string;
+  headers: HeaderMode;
+  only?: readonly string[];
+}): Promise<FieldResult[]> {
+  if (!haveNginx()) throw new Error('--field needs nginx (apt-get install -y nginx); .ci/run installs it');
+  const rows: FieldResult[] = [];
+  for (const s of FIELD_SCENARIOS.filter((x) => opts.only === undefined || opts.only.includes(x.name))) {
+    const env = await fieldEnv(opts);
+    try {
+      rows.push(...(await s.measure(env)));
+    } finally {
+      await env.close();
+    }
+  }
+  return rows;
+}

@@ -1,0 +1,89 @@
+/**
+ * Field failure 2, idle timeouts: nginx's `proxy_read_timeout` shorter than the silence on a
+ * connection. An SSE stream without heartbeats is cut (EventSource reconnects and resumes, but every
+ * cut is a reconnect and a late message), a long poll held longer than the timeout gets a 504, a
+ * WebSocket without pings is cut. The lab's settings keep each under the timeout: a heartbeat, a hold
+ * shorter than the proxy's timeout, pings.
+ *
+ * Scaled to run in seconds: nginx's read timeout 60 s → 2 s (×1/30); the feed is quiet for 2.5 s
+ * between messages (0.4 msg/s), longer than the timeout; the lab's SSE heartbeat (15 s in production,
+ * a quarter of the 60 s timeout) and WebSocket ping (30 s) → 1 s, and its long-poll hold (25 s) → 1.5 s;
+ * the naive server sends no heartbeat, no ping, and holds polls 5 s.
+ */
+import type { ConfigInput } from '../../server/config.js';
+import type { FieldResult, TransportName } from '../report/types.js';
+import type { RunResult } from '../run-scenario.js';
+import { type FieldEnv, type FieldLoad, fieldRow } from './env.js';
+
+const READ_TIMEOUT_SEC = 2;
+/** Two and a half seconds of silence between messages, longer than the proxy's read timeout. */
+const LOAD: FieldLoad = { clients: 10, ratePerSec: 0.4, payloadBytes: 100, durationSec: 10 };
+const SCALING =
+  'nginx proxy_read_timeout 60 s → 2 s; 2.5 s of silence between messages; the lab’s SSE heartbeat (15 s) and WebSocket ping (30 s) → 1 s, its long-poll hold (25 s) → 1.5 s; the naive server: no heartbeat, no ping, a 5 s hold';
+const NEVER_MS = 3_600_000;
+
+interface Case {
+  transport: TransportName;
+  setting: 'naive' | 'lab';
+  what: string;
+  config: ConfigInput;
+  longPollTimeoutMs?: number;
+}
+
+const CASES: Case[] = [
+  { transport: 'sse', setting: 'naive', what: 'no heartbeat: the stream is silent between messages', config: { sseHeartbeatMs: NEVER_MS } },
+  { transport: 'sse', setting: 'lab', what: 'a comment heartbeat every 1 s, under the 2 s timeout', config: { sseHeartbeatMs: 1_000 } },
+  { transport: 'poll', setting: 'naive', what: 'polls held 5 s, longer than the 2 s timeout', config: { pollTimeoutMs: 5_000 }, longPollTimeoutMs: 5_000 },
+  { transport: 'poll', setting: 'lab', what: 'polls held 1.5 s, under the 2 s timeout', config: { pollTimeoutMs: 1_500 }, longPollTimeoutMs: 1_500 },
+  { transport: 'ws', setting: 'naive', what: 'no pings: the connection is silent between messages', config: { wsPingIntervalMs: NEVER_MS } },
+  { transport: 'ws', setting: 'lab', what: 'a ping every 1 s, under the 2 s timeout', config: { wsPingIntervalMs: 1_000 } },
+];
+
+/** Connections the proxy cut, as the clients had to reconnect: requests beyond one per client (SSE, WS). */
+const cuts = (t: TransportName, r: RunResult | undefined): number | null => (r === undefined ? null : t === 'poll' ? null : r.requests);
+
+export async function measureTimeouts(env: FieldEnv): Promise<FieldResult[]> {
+  const rows: FieldResult[] = [];
+  for (const c of CASES) {
+    env.log.step(`field idle-timeouts: ${c.transport} ${c.setting}, ${c.what}`, LOAD.durationSec + 5);
+    const lab = await env.lab(c.config);
+    const proxy = await env.nginx({
+      upstreams: [lab.port],
+      settings: { sseReadTimeoutSec: READ_TIMEOUT_SEC, pollReadTimeoutSec: READ_TIMEOUT_SEC, wsReadTimeoutSec: READ_TIMEOUT_SEC },
+    });
+    let r: RunResult | undefined;
+    let problem: string | undefined;
+    try {
+      r = await env.run(lab, c.transport, proxy, { ...LOAD, ...(c.longPollTimeoutMs ? { longPollTimeoutMs: c.longPollTimeoutMs } : {}) });
+    } catch (err) {
+      problem = `run failed: ${(err as Error).message}`;
+    } finally {
+      await proxy.stop();
+      await lab.stop();
+    }
+    const cut = cuts(c.transport, r);
+    const errors = r?.clientErrors ?? 0;
+    rows.push(
+      fieldRow(
+        {
+          scenario: 'idle-timeouts',
+          title: `Idle timeouts: nginx proxy_read_timeout ${READ_TIMEOUT_SEC} s, ${LOAD.clients} clients, a message every 2.5 s for ${LOAD.durationSec} s`,
+          setting: c.setting,
+          what: c.what,
+          transport: c.transport,
+          symptoms: {
+            'connections cut': cut,
+            'client errors (504s, stream errors)': r ? errors : null,
+            lost: r ? r.lost : null,
+            'latency max ms': r?.latencyMs.max ?? null,
+          },
+          scaling: SCALING,
+        },
+        r,
+        (cut ?? 0) > 0 || errors > 0 || (r?.lost ?? 0) > 0,
+        problem,
+      ),
+    );
+  }
+  return rows;
+}
