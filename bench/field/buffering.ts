@@ -9,10 +9,10 @@
  */
 import type { FieldResult } from '../report/types.js';
 import { ClientsNotConnected, type RunResult } from '../run-scenario.js';
-import { type FieldEnv, fieldRow } from './env.js';
+import { type FieldEnv, type FieldLoad, fieldRow } from './env.js';
 
 /** A stream of small events at a chat-like rate: a few hundred bytes a second, far below nginx's buffers. */
-const LOAD = { clients: 20, ratePerSec: 10, payloadBytes: 100, durationSec: 4 };
+const LOAD: FieldLoad = { clients: 20, ratePerSec: 10, payloadBytes: 100, durationSec: 4 };
 /** Deliveries later than this are "late": a user sees a stall. */
 const LATE_MS = 500;
 /** A stream whose headers have not arrived after this long is stalled (EventSource stays CONNECTING). */
@@ -34,7 +34,8 @@ const stalledSymptoms = (clients: number) => ({
   [`streams not open after ${CONNECT_MS / 1000} s`]: clients,
 });
 
-export async function measureBuffering(env: FieldEnv): Promise<FieldResult[]> {
+/** `load`: smaller runs for the tests (default LOAD). */
+export async function measureBuffering(env: FieldEnv, load: FieldLoad = LOAD): Promise<FieldResult[]> {
   const lab = await env.lab();
   const rows: FieldResult[] = [];
   const cases = [
@@ -56,13 +57,13 @@ export async function measureBuffering(env: FieldEnv): Promise<FieldResult[]> {
     { setting: 'lab', what: 'the same gzip on; the lab sends X-Accel-Buffering: no', settings: { buffering: true, ignoreAccelBuffering: false, gzip: true } },
   ] as const;
   for (const c of cases) {
-    env.log.step(`field proxy-buffering: ${c.setting}, ${c.what}`, LOAD.durationSec + 4);
+    env.log.step(`field proxy-buffering: ${c.setting}, ${c.what}`, load.durationSec + 4);
     const proxy = await env.nginx({ upstreams: [lab.port], settings: c.settings });
     let r: RunResult | undefined;
     let problem: string | undefined;
     let stalled = false;
     try {
-      r = await env.run(lab, 'sse', proxy, { ...LOAD, connectTimeoutMs: CONNECT_MS });
+      r = await env.run(lab, 'sse', proxy, { ...load, connectTimeoutMs: CONNECT_MS });
     } catch (err) {
       if (err instanceof ClientsNotConnected) stalled = true;
       else problem = `run failed: ${(err as Error).message}`;
@@ -72,13 +73,13 @@ export async function measureBuffering(env: FieldEnv): Promise<FieldResult[]> {
     const p99 = r?.latencyMs.p99 ?? null;
     const base = {
       scenario: 'proxy-buffering',
-      title: `Proxy buffering: SSE through nginx, ${LOAD.clients} clients × ${LOAD.ratePerSec} msg/s × ${LOAD.payloadBytes} B × ${LOAD.durationSec} s; late = later than ${LATE_MS} ms`,
+      title: `Proxy buffering: SSE through nginx, ${load.clients} clients × ${load.ratePerSec} msg/s × ${load.payloadBytes} B × ${load.durationSec} s; late = later than ${LATE_MS} ms`,
       setting: c.setting,
       what: c.what,
       transport: 'sse',
     };
     if (stalled) {
-      rows.push({ ...base, status: 'ok', symptoms: stalledSymptoms(LOAD.clients), verdict: 'fails' });
+      rows.push({ ...base, status: 'ok', symptoms: stalledSymptoms(load.clients), verdict: 'fails' });
       continue;
     }
     rows.push(

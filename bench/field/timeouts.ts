@@ -42,10 +42,11 @@ const CASES: Case[] = [
 /** Connections the proxy cut, as the clients had to reconnect: requests beyond one per client (SSE, WS). */
 const cuts = (t: TransportName, r: RunResult | undefined): number | null => (r === undefined ? null : t === 'poll' ? null : r.requests);
 
-export async function measureTimeouts(env: FieldEnv): Promise<FieldResult[]> {
+/** `load`: smaller runs for the tests (default LOAD: a message every 2.5 s, longer than the timeout). */
+export async function measureTimeouts(env: FieldEnv, load: FieldLoad = LOAD): Promise<FieldResult[]> {
   const rows: FieldResult[] = [];
   for (const c of CASES) {
-    env.log.step(`field idle-timeouts: ${c.transport} ${c.setting}, ${c.what}`, LOAD.durationSec + 5);
+    env.log.step(`field idle-timeouts: ${c.transport} ${c.setting}, ${c.what}`, load.durationSec + 5);
     const lab = await env.lab(c.config);
     const proxy = await env.nginx({
       upstreams: [lab.port],
@@ -54,7 +55,7 @@ export async function measureTimeouts(env: FieldEnv): Promise<FieldResult[]> {
     let r: RunResult | undefined;
     let problem: string | undefined;
     try {
-      r = await env.run(lab, c.transport, proxy, { ...LOAD, ...(c.longPollTimeoutMs ? { longPollTimeoutMs: c.longPollTimeoutMs } : {}) });
+      r = await env.run(lab, c.transport, proxy, { ...load, ...(c.longPollTimeoutMs ? { longPollTimeoutMs: c.longPollTimeoutMs } : {}) });
     } catch (err) {
       problem = `run failed: ${(err as Error).message}`;
     } finally {
@@ -67,7 +68,7 @@ export async function measureTimeouts(env: FieldEnv): Promise<FieldResult[]> {
       fieldRow(
         {
           scenario: 'idle-timeouts',
-          title: `Idle timeouts: nginx proxy_read_timeout ${READ_TIMEOUT_SEC} s, ${LOAD.clients} clients, a message every 2.5 s for ${LOAD.durationSec} s`,
+          title: `Idle timeouts: nginx proxy_read_timeout ${READ_TIMEOUT_SEC} s, ${load.clients} clients, a message every 2.5 s for ${load.durationSec} s`,
           setting: c.setting,
           what: c.what,
           transport: c.transport,

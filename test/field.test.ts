@@ -1,0 +1,79 @@
+/**
+ * Field failures 1 and 2 behind a real nginx (bench/field/): each naive setting reproduces its failure
+ * and the lab's setting does not, measured by the bench's audited runs (real lab processes, real
+ * clients, every delivery checked per client). Smaller loads than `npm run bench -- --field`.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { measureBuffering } from '../bench/field/buffering.js';
+import { fieldEnv } from '../bench/field/env.js';
+import { measureTimeouts } from '../bench/field/timeouts.js';
+import { haveNginx } from '../bench/nginx.js';
+import { Progress } from '../bench/progress.js';
+import type { FieldResult } from '../bench/report/types.js';
+
+const HAVE_NGINX = haveNginx();
+if (!HAVE_NGINX) {
+  const why = 'nginx is missing: the field tests need Debian’s nginx (apt-get install -y nginx)';
+  if (process.env.CI) {
+    describe('field failures behind nginx', () => {
+      it('has nginx to run', () => expect.fail(why));
+    });
+  } else {
+    console.warn(`test/field.test.ts skipped: ${why}`);
+  }
+}
+
+type Env = Awaited<ReturnType<typeof fieldEnv>>;
+const row = (rows: FieldResult[], setting: string, transport: string, what?: RegExp) => {
+  const r = rows.find((x) => x.setting === setting && x.transport === transport && (what === undefined || what.test(x.what)));
+  if (!r) throw new Error(`no ${setting} ${transport} row`);
+  return r;
+};
+
+describe.skipIf(!HAVE_NGINX)('field failures behind nginx', () => {
+  let env: Env;
+  beforeAll(async () => {
+    env = await fieldEnv({
+      log: new Progress(process.stderr, true),
+      redisUrl: 'redis://127.0.0.1:6379/0',
+      keyPrefix: `field-test-${process.pid}`,
+      headers: 'browser',
+    });
+  });
+  afterAll(() => env?.close());
+
+  it('proxy buffering: gzip on a buffered SSE stream never opens it; the lab’s X-Accel-Buffering keeps every event flowing', async () => {
+    const rows = await measureBuffering(env, { clients: 5, ratePerSec: 10, payloadBytes: 100, durationSec: 2 });
+    expect(rows).toHaveLength(4);
+    const gzipNaive = row(rows, 'naive', 'sse', /gzip/);
+    expect(gzipNaive.verdict).toBe('fails');
+    expect(gzipNaive.symptoms['streams not open after 5 s']).toBe(5);
+    for (const lab of rows.filter((r) => r.setting === 'lab')) {
+      expect(lab.status, lab.reason).toBe('ok');
+      expect(lab.verdict, lab.what).toBe('works');
+      expect(lab.symptoms.lost).toBe(0);
+      expect(lab.symptoms['streams not open after 5 s']).toBe(0);
+    }
+    // Buffering alone (nginx 1.22): measured as it is, and whatever it shows, nothing may be lost.
+    const buffered = row(rows, 'naive', 'sse', /^nginx default proxy_buffering on/);
+    expect(buffered.status, buffered.reason).toBe('ok');
+    expect(buffered.symptoms.lost).toBe(0);
+  }, 120_000);
+
+  it('idle timeouts: without heartbeat, with a hold above the timeout, without pings the proxy cuts; the lab’s settings survive', async () => {
+    const rows = await measureTimeouts(env, { clients: 4, ratePerSec: 0.4, payloadBytes: 100, durationSec: 6 });
+    expect(rows).toHaveLength(6);
+    for (const r of rows) expect(r.status, `${r.setting} ${r.transport}: ${r.reason}`).toBe('ok');
+    expect(row(rows, 'naive', 'sse').symptoms['connections cut']).toBeGreaterThan(0);
+    expect(row(rows, 'naive', 'ws').symptoms['connections cut']).toBeGreaterThan(0);
+    expect(row(rows, 'naive', 'poll').symptoms['client errors (504s, stream errors)']).toBeGreaterThan(0);
+    for (const t of ['sse', 'poll', 'ws']) {
+      expect(row(rows, 'naive', t).verdict, t).toBe('fails');
+      const lab = row(rows, 'lab', t);
+      expect(lab.verdict, t).toBe('works');
+      expect(lab.symptoms.lost, t).toBe(0);
+      expect(lab.symptoms['client errors (504s, stream errors)'], t).toBe(0);
+      if (t !== 'poll') expect(lab.symptoms['connections cut'], t).toBe(0);
+    }
+  }, 180_000);
+});
