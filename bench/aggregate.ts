@@ -85,6 +85,7 @@ export function aggregate(
     ...servedBy(t, lab),
     ...(spec.pace === 'lockstep' ? { pace: 'lockstep' as const } : {}),
     network,
+    ...(spec.proxy ? { proxy: spec.proxy } : {}),
     http: { protocol: t.protocol, headers: http.headers, cookieBytes: http.cookieBytes },
     repeats,
     status: invalid.length ? 'invalid' : 'ok',
@@ -135,6 +136,7 @@ export function addVsBare(results: ScenarioResult[]): void {
         r.name === lab.name &&
         r.network.name === lab.network.name &&
         protocolOf(r) === protocolOf(lab) &&
+        r.proxy === lab.proxy &&
         r.transport === lab.transport &&
         r.status === 'ok',
     );

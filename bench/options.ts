@@ -96,6 +96,7 @@ const FLAGS = {
   http: { type: 'string', arg: '1.1|2|1.1,2', help: 'HTTP version the clients speak (2: HTTP/2 over TLS; WebSocket stays HTTP/1.1 over TLS) (default 1.1)' },
   tls: { type: 'boolean', help: 'HTTP/1.1 over TLS (HTTPS) instead of cleartext' },
   field: { type: 'string', arg: 'all|NAME,…', help: 'field failures behind nginx (naive vs the lab’s setting) → results/field.{json,md,html}' },
+  proxy: { type: 'string', arg: 'nginx', help: 'every scenario also through nginx (deploy/nginx.conf) in front of lab and bare, beside the direct run' },
   claims: { type: 'boolean', help: 'measure the claims tutorials make about these transports → results/claims.{json,md,html}' },
   'compare-protocols': { type: 'boolean', help: 'HTTP/1.1, HTTP/1.1 over TLS and HTTP/2 over TLS side by side (lab and bare)' },
   headers: { type: 'string', arg: HEADER_MODES.join('|'), help: 'request headers: what Chromium sends, or the client libraries’ own (default browser)' },
@@ -173,7 +174,12 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
   // The sweep runs on loopback unless --network says otherwise: the suite's extra network pairs are scenarios.
   const overNets = overNetworks(values.sweep ? shapes.filter((s) => s.network === undefined) : shapes, values);
   const { networks } = overNets;
-  const scenarios = overProtocols(overNets.scenarios, values);
+  if (values.proxy !== undefined && values.proxy !== 'nginx') throw new Error(`--proxy: expected nginx, got "${values.proxy}"`);
+  if (values.proxy && (values.http !== undefined || values.tls))
+    throw new Error('--proxy: the shipped nginx config serves cleartext HTTP/1.1; leave out --http and --tls');
+  const overProto = overProtocols(overNets.scenarios, values);
+  // --proxy nginx: every scenario direct and again through nginx, so the hop's cost is measured in one run.
+  const scenarios = values.proxy ? overProto.flatMap((s) => [s, { ...s, proxy: 'nginx' as const }]) : overProto;
   if (suiteName === 'check' && networks.some((n) => !n.direct)) throw new Error('--network: the CI gate runs on loopback only (its baseline was)');
   if (suiteName === 'check' && scenarios.some((s) => (s.protocol ?? 'http/1.1') !== 'http/1.1'))
     throw new Error('--http/--tls: the CI gate runs cleartext HTTP/1.1 only (its baseline was)');
@@ -311,6 +317,8 @@ export const targetsFor = (spec: ScenarioSpec, opts: Pick<BenchOptions, 'transpo
   targetsOf(opts).filter(
     (t) =>
       t.protocol === protocolOfSpec(spec) &&
+      // Socket.IO's paths are not in the shipped nginx config (its WebSocket needs /socket.io/ upgrades).
+      (spec.proxy === undefined || t.server !== 'socketio') &&
       (spec.servers === undefined || spec.servers.includes(t.server)) &&
       (spec.transports === undefined || spec.transports.includes(t.transport)),
   );

@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { addVsBare, aggregate, runOrFail } from './aggregate.js';
 import { evaluateClaims } from './claims.js';
+import { Nginx } from './nginx.js';
 import { runField } from './field/run.js';
 import { runAutocannon } from './autocannon.js';
 import { runMemory } from './memory.js';
@@ -64,6 +65,17 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     const server = await serverOf(t);
     return { profile, relay: await (await relays).open(server.port, profile, new URL(server.baseUrl).protocol === 'https:' ? 'https' : 'http') };
   };
+  // One nginx per server process that a proxied scenario needs, in front of its port.
+  const proxies = new Map<string, Promise<Nginx>>();
+  const proxyFor = async (t: Target): Promise<{ baseUrl: string }> => {
+    const key = processKey(t);
+    if (!proxies.has(key))
+      proxies.set(
+        key,
+        serverOf(t).then((s) => Nginx.start({ upstreams: [s.port] })),
+      );
+    return { baseUrl: (await proxies.get(key)!).url };
+  };
   log.plan(estimateSec(opts));
   if (opts.repeatsNote) log.note(opts.repeatsNote);
 
@@ -79,14 +91,14 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     for (const spec of specs) for (const t of targetsFor(spec, opts)) await networkFor(t, networkOf(spec, opts));
     const total = specs.reduce((a, s) => a + repeatsOf(s, opts) * targetsFor(s, opts).length, 0);
     const runs = new Map<string, RunResult[]>();
-    const key = (spec: ScenarioSpec, t: Target) => `${spec.name}|${networkOf(spec, opts).name}|${t.protocol}|${t.server}|${t.transport}`;
+    const key = (spec: ScenarioSpec, t: Target) => `${spec.name}|${networkOf(spec, opts).name}|${t.protocol}|${spec.proxy ?? ''}|${t.server}|${t.transport}`;
     let done = 0;
     // Repeat r of every scenario on every target before repeat r + 1: servers alternate within a repeat.
     for (let r = 0; r < Math.max(0, ...specs.map((s) => repeatsOf(s, opts))); r++) {
       for (const spec of specs.filter((s) => r < repeatsOf(s, opts))) {
         const network = networkOf(spec, opts);
         for (const t of targetsFor(spec, opts)) {
-          const load = `${spec.clients} clients × ${spec.ratePerSec} msg/s × ${spec.payloadBytes} B × ${spec.durationSec} s${network.direct ? '' : ` over ${network.name}`}${t.protocol === 'http/1.1' ? '' : `, ${protocolLabel(t.protocol)}`}`;
+          const load = `${spec.clients} clients × ${spec.ratePerSec} msg/s × ${spec.payloadBytes} B × ${spec.durationSec} s${network.direct ? '' : ` over ${network.name}`}${spec.proxy ? ` via ${spec.proxy}` : ''}${t.protocol === 'http/1.1' ? '' : `, ${protocolLabel(t.protocol)}`}`;
           log.step(
             `run ${++done}/${total}: ${spec.name} ${t.server}/${t.transport} (${load}), repeat ${r + 1}/${repeatsOf(spec, opts)}`,
             STEP_SEC.run(spec, t.transport, network),
@@ -101,6 +113,7 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
             ...(opts.lossyEvery ? { lossyEvery: opts.lossyEvery } : {}),
             maxPublisherLagMs: opts.maxPublisherLagMs,
             network: await networkFor(t, network),
+            ...(spec.proxy ? { proxy: await proxyFor(t) } : {}),
             headers: opts.headers,
             cookieBytes: opts.cookieBytes,
           });
@@ -124,6 +137,7 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     autocannon = await runAutocannon(opts, serverOf, log);
     if (opts.sweep) sweep = await runSweep(opts, serverOf, networkFor, log);
   } finally {
+    await Promise.all([...proxies.values()].map(async (p) => (await p.catch(() => undefined))?.stop()));
     await Promise.all([...handles.values()].map(async (h) => (await h.catch(() => undefined))?.stop()));
     await (await relays?.catch(() => undefined))?.stop();
     if (targets.some((t) => t.server === 'lab-redis' || (t.server === 'lab' && opts.lab.feed !== 'memory'))) await dropRedisKeys(opts.lab);
@@ -210,6 +224,8 @@ export const METHOD: Record<string, string> = {
     'Open loop: message k is due at start + k/rate and carries that scheduled time; it is POSTed to /publish over keep-alive connections whatever happened to earlier messages. Scenarios with pace "lockstep" publish one message at a time instead, the next (never before its schedule) only once every client has it; a short-polling client then makes one poll that carries the message and one that comes back empty, so wire figures per message do not depend on timer phase.',
   latency:
     'received − scheduled for every delivery, one clock (the bench process), HdrHistogram in µs; includes publish, fan-out and client parsing. Warm-up (≤1 s at the same rate) is not measured.',
+  proxy:
+    'With --proxy nginx every scenario runs twice in the same run: directly, and with the clients going through nginx (Debian’s, started by the bench with the shipped deploy/nginx.conf rendered for that server’s port; the publisher and /stats stay direct). Bytes and CPU are the server’s, so through the proxy they are the nginx → server hop; latency is end to end: the difference is the hop’s cost.',
   network: `Clients reach the server directly over 127.0.0.1 (network "loopback") or through the network emulator (server/network/relay.ts, network profiles in params.networks) running in a process of its own; the publisher and /stats always go straight to the server, as a publisher inside the data centre would. Over a relay, a run is INVALID when the relay's own lateness p99 exceeds max(${RELAY_LATENESS_LIMIT.floorMs} ms, ${RELAY_LATENESS_LIMIT.oneWayFraction * 100} % of the one-way delay), or when latency p50 is below the one-way delay (RTT/2), which every delivery must cross: a broken relay never produces a fast number. Beyond one-way = p50 − RTT/2: what the transport adds to the network's own delay.`,
   validity: `Every delivery is checked per client: lost (not announced by a gap), duplicated and out-of-order ids, client errors, failed publishes, and a publisher whose lag p99 exceeds the limit (params.maxPublisherLagMs, default ${PUBLISHER_LAG_LIMIT_MS} ms) make the scenario INVALID with the reason.`,
   wire: 'Server /stats deltas over the measured window divided by messages delivered: bytes read and written on the transport sockets (HTTP headers, chunked framing, WebSocket frame headers included) and HTTP requests.',

@@ -9,7 +9,11 @@ import { fieldEnv } from '../bench/field/env.js';
 import { measureTimeouts } from '../bench/field/timeouts.js';
 import { haveNginx } from '../bench/nginx.js';
 import { Progress } from '../bench/progress.js';
+import { reportModel } from '../bench/report/model.js';
+import { validateReport } from '../bench/report/schema.js';
 import type { FieldResult } from '../bench/report/types.js';
+import { parseBenchArgs } from '../bench/options.js';
+import { runBench } from '../bench/run.js';
 
 const HAVE_NGINX = haveNginx();
 if (!HAVE_NGINX) {
@@ -76,4 +80,43 @@ describe.skipIf(!HAVE_NGINX)('field failures behind nginx', () => {
       if (t !== 'poll') expect(lab.symptoms['connections cut'], t).toBe(0);
     }
   }, 180_000);
+
+  it('npm run bench -- --proxy nginx: every scenario direct and through nginx in one run, lab and bare, and the hop in its own table', async () => {
+    const opts = parseBenchArgs([
+      '--proxy',
+      'nginx',
+      '--servers',
+      'lab,bare',
+      '--transports',
+      'poll,sse,ws',
+      '--clients',
+      '4',
+      '--rate',
+      '20',
+      '--duration',
+      '1',
+      '--repeats',
+      '1',
+      '--no-memory',
+      '--no-autocannon',
+      '--no-micro',
+      '--max-publisher-lag-ms',
+      '2000',
+    ]);
+    const report = await runBench(opts, new Progress(process.stderr, true));
+    expect(validateReport(report)).toEqual({ ok: true });
+    expect(report.scenarios).toHaveLength(2 * 3 * 2);
+    for (const s of report.scenarios) {
+      expect(s.status, `${s.server}/${s.transport} ${s.proxy ?? 'direct'}: ${s.reason ?? ''}`).toBe('ok');
+      expect(s.delivered).toBe(s.expected);
+    }
+    const proxied = report.scenarios.filter((s) => s.proxy === 'nginx');
+    expect(proxied).toHaveLength(6);
+    // lab ÷ bare pairs the proxied lab with the proxied bare.
+    for (const s of proxied.filter((x) => x.server === 'lab')) expect(s.vsBare, s.transport).toBeDefined();
+    const section = reportModel(report).sections.find((x) => x.title === 'Through the proxy');
+    expect(section?.groups[0]?.table.rows.map((r) => r.id)).toHaveLength(12);
+    expect(() => parseBenchArgs(['--proxy', 'haproxy'])).toThrow(/--proxy: expected nginx/);
+    expect(() => parseBenchArgs(['--proxy', 'nginx', '--http', '2'])).toThrow(/cleartext HTTP\/1\.1/);
+  }, 120_000);
 });

@@ -356,12 +356,14 @@ const shapeTitle = ({ clients, ratePerSec, payloadBytes }: ScenarioResult): stri
 const over = (p: NetworkProfile): string => (p.direct ? '' : ` over ${p.name}`);
 /** ", HTTP/2 + TLS" after a row's id: cleartext HTTP/1.1 is the unqualified case. */
 const onProtocol = (s: ScenarioResult): string => (protocolOf(s) === 'http/1.1' ? '' : `, ${protocolLabel(protocolOf(s))}`);
-const scenarioId = (s: ScenarioResult): string => `scenario ${s.name}${over(s.network)}${onProtocol(s)} ${s.server}/${s.transport}`;
+/** " via nginx" after a row's id: direct is the unqualified case. */
+const via = (s: ScenarioResult): string => (s.proxy ? ` via ${s.proxy}` : '');
+const scenarioId = (s: ScenarioResult): string => `scenario ${s.name}${over(s.network)}${onProtocol(s)}${via(s)} ${s.server}/${s.transport}`;
 
 function scenarioGroup(scenarios: ScenarioResult[], i: number): Group {
   const sorted = [...scenarios].sort(byTransportThenServer);
   const runs = [...new Set(sorted.map((s) => `${fmtCount(s.durationSec)} s × ${plural(s.repeats, 'repeat')}`))];
-  const title = `${shapeTitle(sorted[0]!)} · ${runs.join(' / ')} · network ${describeProfile(sorted[0]!.network)}${onProtocol(sorted[0]!)}`;
+  const title = `${shapeTitle(sorted[0]!)} · ${runs.join(' / ')} · network ${describeProfile(sorted[0]!.network)}${onProtocol(sorted[0]!)}${via(sorted[0]!)}`;
   const charts = chartGroup(title, sorted, (ok) => [
     latencyChart(`chart-s${i}-latency`, ok),
     byTransport(`chart-s${i}-bytes`, 'Bytes out per message (headers and framing included)', 'bytes / message', ok, (s) => point(s.wire.bytesOutPerMsg)),
@@ -573,6 +575,37 @@ function claimsTable(claims: Claim[]): Table {
   };
 }
 
+/** "Through the proxy": per shape, network and protocol measured both ways, rows by transport, server, path. */
+function proxyGroups(report: Report): Group[] {
+  const key = (s: ScenarioResult) => `${shapeKey(s)}|${s.network.name}|${protocolOf(s)}|${s.name}`;
+  return groupBy(report.scenarios, key)
+    .filter((g) => g.some((s) => s.proxy) && g.some((s) => !s.proxy))
+    .map((g) => {
+      const direct = (s: ScenarioResult) => g.find((d) => !d.proxy && d.server === s.server && d.transport === s.transport);
+      const added = (s: ScenarioResult): Cell => {
+        const d = direct(s);
+        const a = s.latencyMs.p50.median;
+        const b = d?.latencyMs.p50.median;
+        return !s.proxy || d === undefined || a === null || b === null || b === undefined || s.status !== 'ok' || d.status !== 'ok' ? dash() : c(fmtMs(a - b));
+      };
+      const columns: [Column<ScenarioResult>[], Column<ScenarioResult>[], Column<ScenarioResult>[]] = [
+        [text('Transport', (s) => s.transport), text('Server', (s) => s.server), text('Path', (s) => s.proxy ?? 'direct'), status],
+        [
+          fig('Latency p50 ms', (s) => s.latencyMs.p50, fmtMs),
+          ['+ p50 ms', added, 'r'],
+          fig('p99 ms', (s) => s.latencyMs.p99, fmtMs),
+          fig('Out B/msg', (s) => s.wire.bytesOutPerMsg, fmtBytes),
+          fig('CPU µs/msg', (s) => s.serverMetrics.cpuUsPerMsg, fmtMs),
+        ],
+        [text('Scenario', (s) => s.name)],
+      ];
+      const sorted = [...g].sort((a, b) => byTransportThenServer(a, b) || Number(Boolean(a.proxy)) - Number(Boolean(b.proxy)));
+      return {
+        table: resultTable(sorted, scenarioId, columns, `${shapeTitle(sorted[0]!)} · network ${describeProfile(sorted[0]!.network)}${onProtocol(sorted[0]!)}`),
+      };
+    });
+}
+
 /** The clients' header set in words. */
 const headersFact = (p: Report['params']): string =>
   p.headers === undefined
@@ -632,6 +665,15 @@ export function reportModel(report: Report): ReportModel {
       groups: byNetwork,
     });
   }
+  const byProxy = proxyGroups(report);
+  if (byProxy.length) {
+    sections.push({
+      title: 'Through the proxy',
+      intro:
+        'Each transport directly and through nginx (the shipped deploy/nginx.conf), in the same run. Latency is end to end, so "+ p50" is what the proxy hop adds; bytes and CPU are the server’s own (through the proxy: the nginx → server hop).',
+      groups: byProxy,
+    });
+  }
   const byProtocol = protocolGroups(report);
   if (byProtocol.length) {
     sections.push({
@@ -650,6 +692,7 @@ export function reportModel(report: Report): ReportModel {
     groups: groupBy(report.scenarios, shapeKey)
       .flatMap((shape) => groupBy(shape, (s) => s.network.name))
       .flatMap((net) => groupBy(net, protocolOf))
+      .flatMap((proto) => groupBy(proto, (s) => s.proxy ?? 'direct'))
       .map(scenarioGroup),
   });
   if (report.memory.length) sections.push({ title: 'Memory per connection', groups: groupBy(report.memory, (m) => m.connections).map(memoryGroup) });

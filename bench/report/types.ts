@@ -101,6 +101,8 @@ export const ScenarioParams = Obj({
   transports: Type.Optional(Type.Array(Transport)),
   /** The protocol the clients spoke; absent: cleartext HTTP/1.1. */
   protocol: Type.Optional(Protocol),
+  /** The clients reached the server through this reverse proxy (bench/nginx.ts, deploy/nginx.conf); absent: direct. */
+  proxy: Type.Optional(Type.Literal('nginx')),
 });
 
 /** The parameters the run was started with (bench/run.ts `runBench`). */
@@ -145,6 +147,8 @@ export const ScenarioResult = Obj(
     pace: Type.Optional(Type.Literal('lockstep')),
     /** The network the clients reached the server over; `direct` (loopback): no relay. */
     network: NetworkProfileSchema,
+    /** Through a reverse proxy (the shipped deploy/nginx.conf in front of the server); absent: direct. */
+    proxy: Type.Optional(Type.Literal('nginx')),
     /** How the clients spoke HTTP; absent in reports made before it was recorded (cleartext HTTP/1.1, minimal headers). */
     http: Type.Optional(Obj({ protocol: Protocol, headers: Headers, cookieBytes: Count })),
     repeats: PositiveInt,
