@@ -99,6 +99,8 @@ const MARKERS = [
 type Marker = (typeof MARKERS)[number];
 
 const MARKED = /^(\s*)(.*?)\s*#\s*@lab:([\w-]+)\s*$/;
+/** The parameters of the template's first upstream `server` line (deploy/nginx.conf: `max_fails=0`), kept for every port. */
+const upstreamParams = (template: string): string => /^\s*server\s+\S+((?:\s+[^;\s]+)*)\s*;\s*#\s*@lab:upstream\s*$/m.exec(template)?.[1] ?? '';
 
 const quote = (path: string): string => {
   if (/["$\\\n]/.test(path)) throw new Error(`nginx: cannot use the path ${JSON.stringify(path)} in a config`);
@@ -115,7 +117,7 @@ const seconds = (name: string, v: number): string => {
  * out), `[]` drops it, otherwise its lines, at the first line with that marker (later ones are dropped:
  * the template lists two upstream servers, the lab may run any number).
  */
-function replacements(opts: RenderOptions): Record<Marker, readonly string[] | undefined> {
+function replacements(opts: RenderOptions, template: string): Record<Marker, readonly string[] | undefined> {
   const { upstreams, settings = {}, listen, prefix } = opts;
   if (upstreams.length === 0) throw new Error('nginx: at least one upstream port is needed');
   for (const p of [...upstreams, listen]) {
@@ -131,7 +133,8 @@ function replacements(opts: RenderOptions): Record<Marker, readonly string[] | u
     'temp-paths': ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `${kind}_temp_path ${at(`tmp-${kind}`)};`),
     'access-log': [`access_log ${at('access.log')} lab;`],
     balance: balance === undefined ? undefined : { 'round-robin': [], 'ip-hash': ['ip_hash;'], 'least-conn': ['least_conn;'] }[balance],
-    upstream: upstreams.map((p) => `server 127.0.0.1:${p};`),
+    // The shipped line's parameters (max_fails=0) stay; only the address changes.
+    upstream: upstreams.map((p) => `server 127.0.0.1:${p}${upstreamParams(template)};`),
     listen: [`listen 127.0.0.1:${listen};`],
     'sse-buffering': buffering === undefined ? undefined : [`proxy_buffering ${on(buffering)};`],
     'sse-accel': ignoreAccelBuffering === undefined ? undefined : ignoreAccelBuffering ? ['proxy_ignore_headers X-Accel-Buffering;'] : [],
@@ -144,7 +147,7 @@ function replacements(opts: RenderOptions): Record<Marker, readonly string[] | u
 
 /** Renders `template` (deploy/nginx.conf) for an nginx of the lab's own; see the file comment. */
 export function renderConfig(template: string, opts: RenderOptions): string {
-  const table = replacements(opts);
+  const table = replacements(opts, template);
   const seen = new Set<string>();
   const out: string[] = [];
   for (const line of template.split('\n')) {

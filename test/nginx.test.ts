@@ -180,7 +180,13 @@ describe('renderConfig: deploy/nginx.conf with the lab’s port, paths, upstream
     for (const d of http.filter((x) => /_path |^access_log /.test(x))) expect(d).toContain(RENDER.prefix);
 
     const upstream = directives(block(conf, 'upstream lab'));
-    expect(upstream).toEqual(['upstream lab', 'server 127.0.0.1:4001', 'server 127.0.0.1:4002', 'server 127.0.0.1:4003', 'keepalive 32']);
+    expect(upstream).toEqual([
+      'upstream lab',
+      'server 127.0.0.1:4001 max_fails=0',
+      'server 127.0.0.1:4002 max_fails=0',
+      'server 127.0.0.1:4003 max_fails=0',
+      'keepalive 32',
+    ]);
 
     const server = directives(block(conf, 'server'));
     expect(server).toEqual(
@@ -240,7 +246,7 @@ describe('renderConfig: deploy/nginx.conf with the lab’s port, paths, upstream
     expect(events).not.toContain('gzip off');
     expect(directives(block(conf, 'location = /poll'))).toContain('proxy_read_timeout 2s');
     expect(directives(block(conf, 'location = /ws'))).toContain('proxy_read_timeout 2s');
-    expect(directives(block(conf, 'upstream lab'))).toEqual(expect.arrayContaining(['ip_hash', 'server 127.0.0.1:4001']));
+    expect(directives(block(conf, 'upstream lab'))).toEqual(expect.arrayContaining(['ip_hash', 'server 127.0.0.1:4001 max_fails=0']));
 
     const leastConn = renderConfig(readTemplate(), { ...RENDER, settings: { balance: 'least-conn' } });
     expect(directives(block(leastConn, 'upstream lab'))).toContain('least_conn');
