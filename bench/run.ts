@@ -12,6 +12,7 @@ import { addVsBare, aggregate, runOrFail } from './aggregate.js';
 import { evaluateClaims } from './claims.js';
 import { Nginx } from './nginx.js';
 import { runField } from './field/run.js';
+import { stormFlattened } from './field/storm.js';
 import { runAutocannon } from './autocannon.js';
 import { runMemory } from './memory.js';
 import { runMicro } from './micro.js';
@@ -251,6 +252,12 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   }
   const report = await runBench(opts);
   if (opts.claims) report.claims = evaluateClaims(report);
+  const storm = report.field ? stormFlattened(report.field) : undefined;
+  if (storm) {
+    console.log(
+      `reconnect storm: jittered reconnects ${storm.flattened ? 'flattened' : 'did not flatten'} the peak (${storm.naivePeak} → ${storm.labPeak} new SSE/WS connections/s)${storm.flattened ? ' without raising loss' : ''}`,
+    );
+  }
   const files = await writeReports(report, opts.out, opts.claims ? 'claims' : opts.field ? 'field' : undefined);
   // The tutorial snippet (server `shift`) losing messages is what --claims measures, not a failed run.
   const invalid =

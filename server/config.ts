@@ -125,6 +125,12 @@ export const DEFAULTS = Object.freeze({
   pollMaxTimeoutMs: TIMING.pollMaxTimeoutMs,
   sseHeartbeatMs: TIMING.sseHeartbeatMs,
   sseRetryMs: TIMING.sseRetryMs,
+  /**
+   * Each SSE connection gets a `retry:` drawn uniformly from [sseRetryMs, sseRetryMs + this], so that
+   * the streams a restart dropped do not all reconnect in the same instant (a reconnect storm). 0: every
+   * connection gets exactly sseRetryMs.
+   */
+  sseRetryJitterMs: 0,
   wsPingIntervalMs: TIMING.wsPingIntervalMs,
   wsCloseGraceMs: TIMING.wsCloseGraceMs,
   /**
@@ -135,6 +141,12 @@ export const DEFAULTS = Object.freeze({
   catchUpDrainMs: TIMING.catchUpDrainMs,
   /** After SIGINT/SIGTERM, how long to wait for clients before exiting anyway. */
   shutdownTimeoutMs: 5_000,
+  /**
+   * On close, SSE streams and WebSockets are ended spread evenly over this window instead of all at
+   * once, so their clients reconnect (to another instance, behind a proxy) spread too. 0: all at once.
+   * Must stay under shutdownTimeoutMs.
+   */
+  shutdownSpreadMs: 0,
   logLevel: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent',
 });
 
@@ -171,11 +183,13 @@ const KINDS: { [K in keyof Config]: Kind } = {
   pollMaxTimeoutMs: 'int',
   sseHeartbeatMs: 'int',
   sseRetryMs: 'int',
+  sseRetryJitterMs: 'int',
   wsPingIntervalMs: 'int',
   wsCloseGraceMs: 'int',
   maxBufferedBytes: 'int',
   catchUpDrainMs: 'int',
   shutdownTimeoutMs: 'int',
+  shutdownSpreadMs: 'int',
   logLevel: 'string',
 };
 
@@ -302,11 +316,20 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
   intIn(c, 'pollTimeoutMs', 0, c.pollMaxTimeoutMs);
   intIn(c, 'sseHeartbeatMs', 1);
   intIn(c, 'sseRetryMs', 0);
+  intIn(c, 'sseRetryJitterMs', 0, 3_600_000);
   intIn(c, 'wsPingIntervalMs', 1);
   intIn(c, 'wsCloseGraceMs', 0);
   intIn(c, 'maxBufferedBytes', 1024);
   intIn(c, 'catchUpDrainMs', 0, 3_600_000);
   intIn(c, 'shutdownTimeoutMs', 0);
+  intIn(c, 'shutdownSpreadMs', 0, 3_600_000);
+  if (c.shutdownSpreadMs > 0 && c.shutdownSpreadMs >= c.shutdownTimeoutMs) {
+    throw new ConfigError(
+      'shutdownSpreadMs',
+      c.shutdownSpreadMs,
+      `must be under shutdownTimeoutMs (${c.shutdownTimeoutMs} ms): closes spread over the window would be cut by the shutdown timeout`,
+    );
+  }
   if (!Array.isArray(c.allowedOrigins)) throw new ConfigError('allowedOrigins', c.allowedOrigins, 'expected a list of origins');
   for (const o of c.allowedOrigins) {
     let ok = false;

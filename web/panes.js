@@ -17,7 +17,11 @@ export const DROP_PAUSE_MS = 1000;
  * server is there (the pane shows "open"), and anything already after the cursor comes at once. Not 0,
  * which would make it a short poll (and count it under short-poll in /stats). */
 const CONNECT_POLL_TIMEOUT_MS = 1;
-/** Retry after an error: 1 s, doubling, at most 10 s (the server may be restarting). */
+/**
+ * Retry after an error: exponential backoff with full jitter (as Centrifugo's clients do), a wait
+ * uniform in [0, min(10 s, 1 s · 2^(failures − 1))], reset by a success: the tabs a restart dropped
+ * together (the server may be restarting) do not all come back in the same instant.
+ */
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 10_000;
 /** The test hook keeps every received id, up to this many per pane (older ids are dropped). */
@@ -49,7 +53,7 @@ export const TRANSPORTS = [
 /** @param {number} ms */
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** @param {number} failures */
-const retryDelay = (failures) => Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.max(0, failures - 1));
+const retryDelay = (failures) => Math.random() * Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.max(0, failures - 1));
 /** @param {unknown} err */
 const describe = (err) => (err instanceof ApiError ? err.code : err instanceof Error ? err.message : String(err));
 

@@ -8,11 +8,10 @@ import { setMaxListeners } from 'node:events';
 import type { PollAnswer } from '../../server/protocol.js';
 import { clientConnection, headersFor } from '../http.js';
 import { dispatchFrame } from './parse.js';
-import type { ClientFactory, ClientGroupOptions } from './types.js';
+import { type ClientFactory, type ClientGroupOptions, Reconnector } from './types.js';
 
 /** Long-poll hold asked of the server; the lab's default, under common proxy idle timeouts. */
 const LONG_POLL_TIMEOUT_MS = 25_000;
-const RETRY_DELAY_MS = 100;
 
 function pollClients(opts: ClientGroupOptions, mode: 'long' | 'short') {
   const { baseUrl, count, since, sink } = opts;
@@ -89,6 +88,7 @@ function pollClients(opts: ClientGroupOptions, mode: 'long' | 'short') {
       (async () => {
         const phase = mode === 'short' ? (intervalMs * i) / count : 0;
         let next = performance.now() + phase;
+        const backoff = new Reconnector(opts.reconnect);
         if (phase > 0) markStarted();
         await sleep(phase);
         while (!controller.signal.aborted) {
@@ -96,10 +96,11 @@ function pollClients(opts: ClientGroupOptions, mode: 'long' | 'short') {
             const done = pollOnce(i, mode === 'long' ? (opts.longPollTimeoutMs ?? LONG_POLL_TIMEOUT_MS) : 0);
             markStarted();
             await done;
+            backoff.succeeded();
           } catch (err) {
             if (controller.signal.aborted) break;
             sink.error(i, err as Error);
-            await sleep(RETRY_DELAY_MS);
+            await sleep(backoff.next());
           }
           if (mode === 'short') {
             next += intervalMs;

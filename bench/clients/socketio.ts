@@ -14,7 +14,8 @@ import { headersFor } from '../http.js';
 import { scheduledMs } from './parse.js';
 import type { ClientFactory, ClientGroup, ClientGroupOptions } from './types.js';
 
-function socketioClients(opts: ClientGroupOptions, transport: 'websocket' | 'polling'): ClientGroup {
+/** `onConnect`: called on every 'connect' of client `i` (the first and each reconnect). */
+function socketioClients(opts: ClientGroupOptions, transport: 'websocket' | 'polling', onConnect?: (i: number) => void): ClientGroup {
   const { baseUrl, count, since, sink } = opts;
   // The same browser header set as the lab's clients send (Node's engine.io-client sends extraHeaders
   // on every polling request and on the WebSocket upgrade).
@@ -62,6 +63,7 @@ function socketioClients(opts: ClientGroupOptions, transport: 'websocket' | 'pol
       // A disconnect we did not ask for; socket.io-client reconnects by itself (reconnection: true).
       if (reason !== 'io client disconnect') sink.error(i, new Error(`socket.io disconnect: ${reason}`));
     });
+    if (onConnect) socket.on('connect', () => onConnect(i));
     connected.push(new Promise((resolve) => socket.once('connect', () => resolve())));
   }
 
@@ -86,3 +88,8 @@ function socketioClients(opts: ClientGroupOptions, transport: 'websocket' | 'pol
 
 export const socketioWebsocketClients: ClientFactory = (opts) => socketioClients(opts, 'websocket');
 export const socketioPollingClients: ClientFactory = (opts) => socketioClients(opts, 'polling');
+/** Polling clients that also report each client's every 'connect' (bench/field/sticky.ts counts who ever connected). */
+export const socketioPollingClientsWatched =
+  (onConnect: (i: number) => void): ClientFactory =>
+  (opts) =>
+    socketioClients(opts, 'polling', onConnect);

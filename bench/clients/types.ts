@@ -41,6 +41,40 @@ export interface ClientGroupOptions {
    * (lockstep runs, where the runner pins each poll's phase against the publishes).
    */
   stepped?: boolean;
+  /**
+   * WebSocket and polling: how a client waits before reconnecting after a failure. `immediate`: a fixed
+   * 100 ms. `jittered`: exponential backoff with full jitter (fullJitterMs), reset by a success.
+   * (SSE reconnects as EventSource does, after the server's `retry:`.) @default 'immediate'
+   */
+  reconnect?: ReconnectMode;
+}
+
+export type ReconnectMode = 'immediate' | 'jittered';
+
+/** The `immediate` wait, and the full-jitter backoff's base (attempt 0) and cap. */
+export const RECONNECT = Object.freeze({ immediateMs: 100, baseMs: 200, capMs: 5_000 });
+
+/**
+ * Full-jitter exponential backoff, as Centrifugo's clients do (and AWS's "Exponential Backoff and
+ * Jitter"): a delay uniform in [0, min(cap, base · 2^attempt)] (`random` in [0, 1)).
+ */
+export const fullJitterMs = (attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number =>
+  random() * Math.min(capMs, baseMs * 2 ** attempt);
+
+/** One client's reconnect waits: `next()` after each failure, `succeeded()` once connected (resets the backoff). */
+export class Reconnector {
+  #attempt = 0;
+  constructor(
+    readonly mode: ReconnectMode = 'immediate',
+    readonly random: () => number = Math.random,
+  ) {}
+  next(): number {
+    if (this.mode === 'immediate') return RECONNECT.immediateMs;
+    return fullJitterMs(this.#attempt++, RECONNECT.baseMs, RECONNECT.capMs, this.random);
+  }
+  succeeded(): void {
+    this.#attempt = 0;
+  }
 }
 
 export interface ClientGroup {

@@ -5,12 +5,9 @@
 import WebSocket from 'ws';
 import { ACCEPT_SELF_SIGNED, headersFor, isTls } from '../http.js';
 import { dispatch } from './parse.js';
-import type { ClientFactory } from './types.js';
+import { type ClientFactory, Reconnector } from './types.js';
 
-/** Wait before reconnecting after an unexpected close. */
-const RECONNECT_DELAY_MS = 100;
-
-export const wsClients: ClientFactory = ({ baseUrl, count, since, sink, http }) => {
+export const wsClients: ClientFactory = ({ baseUrl, count, since, sink, http, reconnect }) => {
   let requests = 0;
   let closing = false;
   const sockets: WebSocket[] = [];
@@ -20,6 +17,8 @@ export const wsClients: ClientFactory = ({ baseUrl, count, since, sink, http }) 
   const { origin, ...rest } = headers;
   const options = { perMessageDeflate: false, headers: rest, ...(origin ? { origin } : {}), ...(isTls(http.protocol) ? ACCEPT_SELF_SIGNED : {}) };
 
+  // Each client's wait before reconnecting after an unexpected close (or a failed upgrade).
+  const backoff = Array.from({ length: count }, () => new Reconnector(reconnect));
   const open = (i: number, cursor: number, onOpen?: () => void) => {
     requests++;
     const ws = new WebSocket(`${wsBase}/ws?since=${cursor}`, options);
@@ -29,10 +28,13 @@ export const wsClients: ClientFactory = ({ baseUrl, count, since, sink, http }) 
       const id = dispatch(sink, i, raw.toString());
       if (id !== undefined) last = id;
     });
-    ws.once('open', () => onOpen?.());
+    ws.once('open', () => {
+      backoff[i]!.succeeded();
+      onOpen?.();
+    });
     ws.on('error', (err) => sink.error(i, err));
     ws.once('close', () => {
-      if (!closing) setTimeout(() => open(i, last), RECONNECT_DELAY_MS);
+      if (!closing) setTimeout(() => open(i, last), backoff[i]!.next());
     });
   };
 

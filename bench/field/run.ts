@@ -8,13 +8,19 @@ import { haveNginx } from '../nginx.js';
 import type { Progress } from '../progress.js';
 import type { FieldResult } from '../report/types.js';
 import { measureBuffering } from './buffering.js';
+import { measureDeploy } from './deploy.js';
 import { type FieldEnv, fieldEnv } from './env.js';
+import { measureSticky } from './sticky.js';
+import { measureStorm } from './storm.js';
 import { measureTimeouts } from './timeouts.js';
 
 /** Every scenario, in the order the report lists them. */
 export const FIELD_SCENARIOS: readonly { name: string; measure: (env: FieldEnv) => Promise<FieldResult[]>; estimateSec: number }[] = [
   { name: 'proxy-buffering', measure: measureBuffering, estimateSec: 35 },
   { name: 'idle-timeouts', measure: measureTimeouts, estimateSec: 95 },
+  { name: 'no-sticky', measure: (env) => measureSticky(env), estimateSec: 55 },
+  { name: 'reconnect-storm', measure: (env) => measureStorm(env), estimateSec: 65 },
+  { name: 'rolling-deploy', measure: (env) => measureDeploy(env), estimateSec: 85 },
 ];
 
 export async function runField(opts: {

@@ -14,6 +14,37 @@ import { feedDown, hello, SSE_HEADERS, SSE_HEADERS_H2, SSE_HEARTBEAT, sseBatch, 
 import { drainedOrClosed, Hub, isFeedError, type Subscriber } from './hub.js';
 import { isHttp2, parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
 
+/**
+ * The `retry:` of one connection: uniform in [baseMs, baseMs + jitterMs] (`random` in [0, 1)), so that
+ * streams dropped together do not all come back in the same instant. jitterMs 0: exactly baseMs.
+ */
+export const jitteredRetryMs = (baseMs: number, jitterMs: number, random: () => number = Math.random): number =>
+  jitterMs > 0 ? baseMs + Math.floor(random() * (jitterMs + 1)) : baseMs;
+
+/** Each app's spread closes under way (SSE and WebSocket), so the last transport's preClose can wait for all. */
+const spreads = new WeakMap<object, Promise<void>[]>();
+
+/**
+ * Calls `close` on every item, spread evenly over `windowMs` (item k at k·windowMs/n; all at once when
+ * windowMs is 0), and records the spread as one of `app`'s. Resolves after the last call.
+ */
+export function spreadClose<T>(app: object, items: readonly T[], windowMs: number, close: (item: T) => void): Promise<void> {
+  let done: Promise<void>;
+  if (windowMs <= 0 || items.length <= 1) {
+    for (const item of items) close(item);
+    done = Promise.resolve();
+  } else {
+    done = Promise.all(items.map((item, k) => new Promise<void>((resolve) => setTimeout(() => resolve(close(item)), (k * windowMs) / items.length)))).then(
+      () => {},
+    );
+  }
+  spreads.set(app, [...(spreads.get(app) ?? []), done]);
+  return done;
+}
+
+/** Resolves when every spread close `app` started has finished. */
+export const spreadsDone = async (app: object): Promise<void> => void (await Promise.all(spreads.get(app) ?? []));
+
 export default fp(
   async function sseTransport(app, opts: TransportOptions) {
     const { feed, config, stats } = opts;
@@ -114,7 +145,7 @@ export default fp(
         counters.connections--;
         stats.settle(request.raw, true);
       });
-      stream.send(sseRetry(config.sseRetryMs) + sseControl(hello(info.epoch, info.lastId)));
+      stream.send(sseRetry(jitteredRetryMs(config.sseRetryMs, config.sseRetryJitterMs)) + sseControl(hello(info.epoch, info.lastId)));
       try {
         await hub.join(stream, epoch);
       } catch (err) {
@@ -130,10 +161,13 @@ export default fp(
       }
     });
 
+    // Spread over shutdownSpreadMs, not awaited here: the WebSocket transport's preClose (registered
+    // after this one) spreads its own closes over the same window and waits for both.
     app.addHook('preClose', async () => {
-      clearInterval(heartbeat);
-      for (const s of [...streams]) s.kill('shutdown');
-      hub.close();
+      void spreadClose(app, [...streams], config.shutdownSpreadMs, (s) => s.kill('shutdown')).then(() => {
+        clearInterval(heartbeat);
+        hub.close();
+      });
     });
   },
   { name: 'lab-sse', fastify: '5.x' },

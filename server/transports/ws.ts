@@ -35,6 +35,7 @@ import {
 } from '../protocol.js';
 import { drainedOrClosed, Hub, isFeedError, type Subscriber } from './hub.js';
 import { parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
+import { spreadClose, spreadsDone } from './sse.js';
 
 /** RFC 6455 §4.2.1: the key is 16 random bytes in base64; versions 13 (and the draft's 8, as `ws` accepts). */
 const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
@@ -154,10 +155,13 @@ export default fp(
         socket.terminate();
       },
       // Our own shutdown: close every socket with 1001 and a reason, then stop the ws server.
+      // With shutdownSpreadMs, spread over that window; waits for the SSE streams' spread too.
       preClose(done) {
-        for (const p of [...peers]) p.kill('shutdown');
-        app.server.removeAllListeners('upgrade');
-        app.websocketServer.close(() => done());
+        void spreadClose(app, [...peers], config.shutdownSpreadMs, (p) => p.kill('shutdown'));
+        void spreadsDone(app).then(() => {
+          app.server.removeAllListeners('upgrade');
+          app.websocketServer.close(() => done());
+        });
       },
     });
 
