@@ -397,5 +397,6 @@ export function estimateSec(opts: BenchOptions): number {
   const micro = opts.micro ? STEP_SEC.micro(opts.microTimeMs) : 0;
   const sweep = opts.sweep ? opts.networks.length * targets.length * SWEEP.clientSteps.length * STEP_SEC.sweep(sweepLoad(opts).durationSec) : 0;
   const relay = opts.networks.some((n) => !n.direct) ? STEP_SEC.relay : 0;
-  return 5 + relay + scenarios + memory + cannon + micro + sweep;
+  const field = FIELD_SCENARIOS.filter((f) => opts.field?.includes(f.name)).reduce((a, f) => a + f.estimateSec, 0);
+  return 5 + relay + scenarios + memory + cannon + micro + sweep + field;
 }
