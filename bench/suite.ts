@@ -69,24 +69,24 @@ export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds' | 'protocols
     budgetSec: 300,
   },
   /**
-   * `npm run bench:check` (the CI gate), lab and bare only, ≤ 3 min:
+   * `npm run bench:check` (the CI gate), lab and bare only, ≤ 4 min:
    * - `wire`: lockstep (see lockstep.ts), so that every poll answer and every stream write carries
    *   exactly one message, and short polling makes one full and one empty poll per message, whatever the
    *   machine's load: bytes and requests per message are then deterministic but for the digits of ids;
-   * - `load`: enough traffic for CPU and latency to be measurable, four short repeats alternating lab
+   * - `load`: enough traffic for CPU and latency to be measurable, six short repeats alternating lab
    *   and bare, compared only as the median of per-repeat lab ÷ bare ratios.
    */
   check: {
     scenarios: [
       { name: 'wire', clients: 20, ratePerSec: 10, payloadBytes: 100, durationSec: 3, repeats: 1, pace: 'lockstep' },
-      { name: 'load', clients: 100, ratePerSec: 200, payloadBytes: 100, durationSec: 2, repeats: 4 },
+      { name: 'load', clients: 100, ratePerSec: 200, payloadBytes: 100, durationSec: 2, repeats: 6 },
     ],
     repeats: 1,
     memoryConnections: 500,
     memoryRepeats: 3,
     autocannonDurationSec: 0,
     microTimeMs: 0,
-    budgetSec: 180,
+    budgetSec: 240,
     // The gate compares against a baseline measured with the client libraries' own small requests;
     // it catches changes in the servers, which the header set would only dilute.
     headers: 'minimal',
