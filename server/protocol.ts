@@ -170,6 +170,12 @@ export function sseControl(c: SseControl): string {
   }
 }
 
+/**
+ * The `retry:` of one connection: uniform in [baseMs, baseMs + jitterMs] (`random` in [0, 1)), so that
+ * streams dropped together do not all come back in the same instant. jitterMs 0: exactly baseMs.
+ */
+export const jitteredRetryMs = (baseMs: number, jitterMs: number, random: () => number = Math.random): number =>
+  jitterMs > 0 ? baseMs + Math.floor(random() * (jitterMs + 1)) : baseMs;
 /** `retry:` alone in a block sets the reconnection time and dispatches nothing (§9.2.6). */
 export const sseRetry = (ms: number): string => `retry: ${ms}\n\n`;
 

@@ -11,7 +11,7 @@ import { measureStorm, STORM } from '../bench/field/storm.js';
 import { haveNginx, NGINX_BIN } from '../bench/nginx.js';
 import { Progress } from '../bench/progress.js';
 import { resolveConfig } from '../server/config.js';
-import { jitteredRetryMs } from '../server/transports/sse.js';
+import { jitteredRetryMs } from '../server/protocol.js';
 import { startLab } from './helpers.js';
 
 const HAVE_NGINX = haveNginx();

@@ -341,7 +341,9 @@ describe('the wire: bare vs the lab', () => {
   let answers: [Record<string, Wire>, Record<string, Wire>] | undefined;
   beforeAll(
     async () => {
-      [lab, bare] = await Promise.all([startServer('lab'), startServer('bare')]);
+      // One fixed retry on both (the default is jittered, a different number on every stream).
+      const fixedRetry = { config: { sseRetryJitterMs: 0 } };
+      [lab, bare] = await Promise.all([startServer('lab', fixedRetry), startServer('bare', fixedRetry)]);
       answers = (await Promise.all([ask(lab), ask(bare)])) as [Record<string, Wire>, Record<string, Wire>];
     },
     START_TIMEOUT_MS + 2 * WAIT_MS,

@@ -469,7 +469,7 @@ describe('pollBatchMax caps one answer; the client follows lastId', () => {
 
 describe('an idle SSE stream', () => {
   it('has the event-stream headers, starts with retry:, and gets ": heartbeat" comments', async () => {
-    const lab = await startLab({ sseHeartbeatMs: 30, sseRetryMs: 1234 });
+    const lab = await startLab({ sseHeartbeatMs: 30, sseRetryMs: 1234, sseRetryJitterMs: 0 });
     const raw = await new RawSse(`${lab.url}/events`, lab).open();
     expect(raw.response.status).toBe(200);
     expect(raw.response.headers.get('content-type')).toMatch(/^text\/event-stream/);
@@ -478,6 +478,13 @@ describe('an idle SSE stream', () => {
 
     expect(await raw.readUntil((t) => t.includes(': heartbeat\n'))).toBe(true);
     expect(raw.text.startsWith('retry: 1234\n\n')).toBe(true);
+    // By default each stream's retry is jittered: within [sseRetryMs, sseRetryMs + sseRetryJitterMs].
+    const jittered = await startLab({ sseRetryMs: 1000, sseRetryJitterMs: 2000 });
+    const other = await new RawSse(`${jittered.url}/events`, jittered).open();
+    expect(await other.readUntil((t) => /^retry: \d+\n\n/.test(t))).toBe(true);
+    const retry = Number(/^retry: (\d+)/.exec(other.text)![1]);
+    expect(retry).toBeGreaterThanOrEqual(1000);
+    expect(retry).toBeLessThanOrEqual(3000);
     // hello comes before any heartbeat, and a heartbeat is a comment line of its own.
     expect(raw.text.indexOf('event: hello\n')).toBeGreaterThan(0);
     expect(raw.text.indexOf('event: hello\n')).toBeLessThan(raw.text.indexOf(': heartbeat'));

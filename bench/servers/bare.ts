@@ -36,6 +36,7 @@ import { loadCredentials } from '../../server/tls.js';
 import { HttpErrors } from '../../server/errors.js';
 import {
   hello,
+  jitteredRetryMs,
   pollAnswer,
   pollBody,
   SSE_HEADERS,
@@ -321,7 +322,8 @@ function onEvents(req: IncomingMessage, res: ServerResponse, q: URLSearchParams)
     if (!client.dropped) counters.sse.disconnects.client++;
     counters.sse.connections--;
   });
-  res.write(sseRetry(SSE_RETRY_MS) + sseControl(hello(epoch, lastId)));
+  // The lab's retry rule, with its settings (a jittered retry by default).
+  res.write(sseRetry(jitteredRetryMs(SSE_RETRY_MS, settings.sseRetryJitterMs)) + sseControl(hello(epoch, lastId)));
   catchUp(
     client,
     sseClients,
@@ -378,7 +380,8 @@ function route(url: string | undefined): [string, URLSearchParams] {
 }
 
 const benchOpts = JSON.parse(process.env.BENCH_SERVER_OPTS ?? '{}') as { config?: ConfigInput };
-const credentials = await loadCredentials(resolveConfig(benchOpts.config ?? {}));
+const settings = resolveConfig(benchOpts.config ?? {});
+const credentials = await loadCredentials(settings);
 const http2 = credentials !== undefined && benchOpts.config?.http2 === true;
 
 function handle(req: IncomingMessage, res: ServerResponse): void {

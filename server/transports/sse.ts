@@ -10,16 +10,20 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import fp from 'fastify-plugin';
 import type { Message } from '../feed/types.js';
 import type { DisconnectReason } from '../stats.js';
-import { feedDown, hello, SSE_HEADERS, SSE_HEADERS_H2, SSE_HEARTBEAT, sseBatch, sseControl, sseRetry, type Announcement } from '../protocol.js';
+import {
+  feedDown,
+  hello,
+  jitteredRetryMs,
+  SSE_HEADERS,
+  SSE_HEADERS_H2,
+  SSE_HEARTBEAT,
+  sseBatch,
+  sseControl,
+  sseRetry,
+  type Announcement,
+} from '../protocol.js';
 import { drainedOrClosed, Hub, isFeedError, type Subscriber } from './hub.js';
 import { isHttp2, parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
-
-/**
- * The `retry:` of one connection: uniform in [baseMs, baseMs + jitterMs] (`random` in [0, 1)), so that
- * streams dropped together do not all come back in the same instant. jitterMs 0: exactly baseMs.
- */
-export const jitteredRetryMs = (baseMs: number, jitterMs: number, random: () => number = Math.random): number =>
-  jitterMs > 0 ? baseMs + Math.floor(random() * (jitterMs + 1)) : baseMs;
 
 /** Each app's spread closes under way (SSE and WebSocket), so the last transport's preClose can wait for all. */
 const spreads = new WeakMap<object, Promise<void>[]>();
