@@ -7,8 +7,9 @@
  * bytes, so that a Chromium upgrade that changes them shows up as a failing test (regenerate the fixture
  * with `npx tsx bench/capture-headers.ts`). Chromium missing: that suite fails under CI, is skipped elsewhere.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { CHROMIUM, HAVE_CHROMIUM, requirePart } from './real-parts.js';
 import {
   type CapturedHeaders,
   type CapturedRequest,
@@ -22,8 +23,6 @@ import {
 } from '../bench/browser-headers.js';
 import { captureChromiumHeaders } from '../bench/capture-headers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
 const KINDS: readonly RequestKind[] = ['poll', 'sse', 'ws'];
 const FIXTURE_URL = new URL('../bench/fixtures/chromium-headers.json', import.meta.url);
 const FIXTURE = parseCapturedHeaders(JSON.parse(readFileSync(FIXTURE_URL, 'utf8')));
@@ -153,16 +152,12 @@ describe('capturedRequestBytes and the fixture', () => {
   });
 });
 
-if (!HAVE_CHROMIUM) {
-  const why = `${CHROMIUM} is missing: the header capture needs Debian's chromium (apt-get install chromium)`;
-  if (process.env.CI) {
-    describe('Chromium still sends the captured headers', () => {
-      it('has a browser to run in', () => expect.fail(why));
-    });
-  } else {
-    console.warn(`test/browser-headers.test.ts (Chromium part) skipped: ${why}`);
-  }
-}
+requirePart(
+  HAVE_CHROMIUM,
+  'Chromium still sends the captured headers',
+  'test/browser-headers.test.ts',
+  `${CHROMIUM} is missing: the header capture needs Debian's chromium (apt-get install chromium)`,
+);
 
 describe.skipIf(!HAVE_CHROMIUM)('Chromium still sends the captured headers', () => {
   it('same header names per transport and about the same bytes as the fixture', { timeout: 60_000 }, async () => {

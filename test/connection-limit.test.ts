@@ -11,13 +11,11 @@
  * the panes, so that what has not got it by then is told apart by cause, not by time (see web/extra.js
  * for the definitions of live and stalled). The server's own counters cross-check the page.
  */
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
+import type { Page } from 'playwright-core';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
+import { HAVE_CHROMIUM, NO_CHROMIUM, requirePart, useChromium } from './real-parts.js';
 import { pageErrors, type RunningLab, startLab, until } from './helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
 const TRANSPORTS = ['poll', 'sse', 'ws', 'short-poll'] as const;
 type Transport = (typeof TRANSPORTS)[number];
 const WAIT_MS = 10_000;
@@ -46,32 +44,14 @@ interface Hook {
 }
 type LabWindow = Window & { __lab: Hook; __limitCspViolations: string[] };
 
-if (!HAVE_CHROMIUM) {
-  const why = `${CHROMIUM} is missing: the dashboard tests need Debian's chromium (apt-get install chromium)`;
-  if (process.env.CI) {
-    describe('connection limit in Chromium', () => {
-      it('has a browser to run in', () => expect.fail(why));
-    });
-  } else {
-    console.warn(`test/connection-limit.test.ts skipped: ${why}`);
-  }
-}
+requirePart(HAVE_CHROMIUM, 'connection limit in Chromium', 'test/connection-limit.test.ts', NO_CHROMIUM);
 
 describe.skipIf(!HAVE_CHROMIUM)('connection limit in Chromium', () => {
-  let browser: Browser;
-  beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--ignore-certificate-errors'],
-    });
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
+  const browser = useChromium();
 
   /** Opens the dashboard (accepting the self-signed certificate under TLS) and waits until every pane is open. */
   async function open(running: RunningLab) {
-    const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, ignoreHTTPSErrors: true });
+    const context = await browser().newContext({ viewport: { width: 1440, height: 1000 }, ignoreHTTPSErrors: true });
     onTestFinished(() => context.close());
     const page = await context.newPage();
     const errors = pageErrors(page);

@@ -9,7 +9,6 @@
  * Chromium missing: its suite fails under CI and is skipped elsewhere (as in dashboard.test.ts).
  */
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import http, { type Server } from 'node:http';
 import http2, { type ClientHttp2Session } from 'node:http2';
 import net from 'node:net';
@@ -20,6 +19,7 @@ import { CORS_ALLOWED_HEADERS, CORS_MAX_AGE_SECONDS, CORS_METHODS } from '../ser
 import { ConfigError } from '../server/errors.js';
 import { MemoryFeed } from '../server/feed/memory.js';
 import { pageErrors, publish, startLab, type RunningLab } from './helpers.js';
+import { CHROMIUM, HAVE_CHROMIUM, requirePart } from './real-parts.js';
 
 const PAGE = 'https://app.example';
 const OTHER = 'https://evil.example';
@@ -352,8 +352,6 @@ describe('CORS over HTTP/2', () => {
 
 // ---- In Chromium ----------------------------------------------------------------------------------
 
-const CHROMIUM = '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
 const WAIT_MS = 10_000;
 
 /**
@@ -419,16 +417,12 @@ const waitInPage = (page: Page, condition: string) => page.waitForFunction(condi
 const call = (page: Page, fn: 'publish' | 'labRequest', ...args: unknown[]) =>
   page.evaluate(({ fn, args }) => (globalThis as unknown as Record<string, (...a: unknown[]) => Promise<Answer>>)[fn]!(...args), { fn, args });
 
-if (!HAVE_CHROMIUM) {
-  const why = `${CHROMIUM} is missing: the cross-origin browser tests need Debian's chromium (apt-get install chromium)`;
-  if (process.env.CI) {
-    describe('CORS in Chromium', () => {
-      it('has a browser to run in', () => expect.fail(why));
-    });
-  } else {
-    console.warn(`test/cors.test.ts (Chromium part) skipped: ${why}`);
-  }
-}
+requirePart(
+  HAVE_CHROMIUM,
+  'CORS in Chromium',
+  'test/cors.test.ts',
+  `${CHROMIUM} is missing: the cross-origin browser tests need Debian's chromium (apt-get install chromium)`,
+);
 
 describe.skipIf(!HAVE_CHROMIUM)('CORS in Chromium', () => {
   let browser: Browser;

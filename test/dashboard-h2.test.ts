@@ -9,14 +9,12 @@
  * are for conditions (page.waitForFunction), never sleeps. Chromium missing: fails under CI, skipped
  * elsewhere, as in dashboard.test.ts.
  */
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import type { Page } from 'playwright-core';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import type { ConfigInput } from '../server/config.js';
+import { HAVE_CHROMIUM, NO_CHROMIUM, requirePart, useChromium } from './real-parts.js';
 import { pageErrors, range, type RunningLab, startLab } from './helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
 const TRANSPORTS = ['poll', 'sse', 'ws', 'short-poll'] as const;
 type Transport = (typeof TRANSPORTS)[number];
 /** Short polling answers within its 1 s interval; everything else within a few ms. Generous for CI. */
@@ -34,32 +32,14 @@ interface Hook {
 /** Typed apart from dashboard.test.ts's global `Window` augmentation (both files share one program). */
 type LabWindow = Window & { __lab: Hook; __h2CspViolations: string[] };
 
-if (!HAVE_CHROMIUM) {
-  const why = `${CHROMIUM} is missing: the dashboard tests need Debian's chromium (apt-get install chromium)`;
-  if (process.env.CI) {
-    describe('dashboard over HTTP/2 in Chromium', () => {
-      it('has a browser to run in', () => expect.fail(why));
-    });
-  } else {
-    console.warn(`test/dashboard-h2.test.ts skipped: ${why}`);
-  }
-}
+requirePart(HAVE_CHROMIUM, 'dashboard over HTTP/2 in Chromium', 'test/dashboard-h2.test.ts', NO_CHROMIUM);
 
 describe.skipIf(!HAVE_CHROMIUM)('dashboard over HTTP/2 in Chromium', () => {
-  let browser: Browser;
-  beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--ignore-certificate-errors'],
-    });
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
+  const browser = useChromium();
 
   /** Opens the dashboard, accepting the self-signed certificate; collects errors and CSP violations. */
   async function open(running: RunningLab) {
-    const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, ignoreHTTPSErrors: true });
+    const context = await browser().newContext({ viewport: { width: 1440, height: 1000 }, ignoreHTTPSErrors: true });
     onTestFinished(() => context.close());
     const page = await context.newPage();
     const errors = pageErrors(page);

@@ -12,20 +12,17 @@ import { Progress } from '../bench/progress.js';
 import { reportModel } from '../bench/report/model.js';
 import { validateReport } from '../bench/report/schema.js';
 import type { FieldResult } from '../bench/report/types.js';
+import { requirePart } from './real-parts.js';
 import { parseBenchArgs } from '../bench/options.js';
 import { runBench } from '../bench/run.js';
 
 const HAVE_NGINX = haveNginx();
-if (!HAVE_NGINX) {
-  const why = 'nginx is missing: the field tests need Debian’s nginx (apt-get install -y nginx)';
-  if (process.env.CI) {
-    describe('field failures behind nginx', () => {
-      it('has nginx to run', () => expect.fail(why));
-    });
-  } else {
-    console.warn(`test/field.test.ts skipped: ${why}`);
-  }
-}
+requirePart(
+  HAVE_NGINX,
+  'field failures behind nginx',
+  'test/field.test.ts',
+  'nginx is missing: the field tests need Debian’s nginx (apt-get install -y nginx)',
+);
 
 type Env = Awaited<ReturnType<typeof fieldEnv>>;
 const row = (rows: FieldResult[], setting: string, transport: string, what?: RegExp) => {

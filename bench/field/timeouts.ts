@@ -39,8 +39,13 @@ const CASES: Case[] = [
   { transport: 'ws', setting: 'lab', what: 'a ping every 1 s, under the 2 s timeout', config: { wsPingIntervalMs: 1_000 } },
 ];
 
-/** Connections the proxy cut, as the clients had to reconnect: requests beyond one per client (SSE, WS). */
-const cuts = (t: TransportName, r: RunResult | undefined): number | null => (r === undefined ? null : t === 'poll' ? null : r.requests);
+/**
+ * Connections the proxy cut, as the clients saw them: an EventSource fires one error per lost stream at
+ * once (its reconnect waits for `retry:`, 1–3 s, and may fall after the window); a WebSocket client
+ * reconnects 100 ms after a close, one request per cut. Polls are not cut: their symptom is the 504.
+ */
+const cuts = (t: TransportName, r: RunResult | undefined): number | null =>
+  r === undefined || t === 'poll' ? null : t === 'sse' ? r.clientErrors : r.requests;
 
 /** `load`: smaller runs for the tests (default LOAD: a message every 2.5 s, longer than the timeout). */
 export async function measureTimeouts(env: FieldEnv, load: FieldLoad = LOAD): Promise<FieldResult[]> {

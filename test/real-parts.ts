@@ -1,0 +1,47 @@
+/**
+ * The real parts the suites drive (Debian's Chromium, nginx): whether the machine has them, and one
+ * rule for when it does not — the suite fails under CI (.ci/run installs them) and is skipped with a
+ * warning elsewhere. One launch of Chromium per suite, with the flags this machine needs.
+ */
+import { existsSync } from 'node:fs';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+export const CHROMIUM = '/usr/bin/chromium';
+export const HAVE_CHROMIUM = existsSync(CHROMIUM);
+
+/**
+ * When `have` is false: under CI a suite named `suite` with one failing test saying `why`, elsewhere a
+ * warning naming `file`. Call it at the top level, next to `describe.skipIf(!have)(suite, …)`.
+ */
+export function requirePart(have: boolean, suite: string, file: string, why: string): void {
+  if (have) return;
+  if (process.env.CI) {
+    describe(suite, () => {
+      it('has what it needs to run', () => expect.fail(why));
+    });
+  } else {
+    console.warn(`${file} skipped: ${why}`);
+  }
+}
+
+/** Chromium is missing: what to say. */
+export const NO_CHROMIUM = `${CHROMIUM} is missing: the browser tests need Debian's chromium (apt-get install chromium)`;
+
+/**
+ * A headless Chromium for the enclosing suite, launched before its tests and closed after; the
+ * returned function gives it. `--ignore-certificate-errors` for the labs' self-signed certificates.
+ */
+export function useChromium(): () => Browser {
+  let browser: Browser | undefined;
+  beforeAll(async () => {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--ignore-certificate-errors'],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+  return () => browser!;
+}
