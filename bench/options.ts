@@ -47,6 +47,8 @@ export interface BenchOptions {
    * ones put the relay (relay.ts) between the clients and the server.
    */
   networks: NetworkProfile[];
+  /** `--profile`: each server process runs under V8's CPU profiler; its profile lands next to the report. */
+  profile?: boolean;
   /** `--claims`: the claims suite; the report gets its claims and is written as `claims.*`. */
   claims?: boolean;
   /** `--field`: the field-failure scenarios to run (bench/field/run.ts); the report is written as `field.*`. */
@@ -101,6 +103,7 @@ const FLAGS = {
   'compare-protocols': { type: 'boolean', help: 'HTTP/1.1, HTTP/1.1 over TLS and HTTP/2 over TLS side by side (lab and bare)' },
   headers: { type: 'string', arg: HEADER_MODES.join('|'), help: 'request headers: what Chromium sends, or the client libraries’ own (default browser)' },
   'cookie-bytes': { type: 'string', arg: 'N', help: 'add a cookie of N bytes to every request (default 0)' },
+  profile: { type: 'boolean', help: 'a CPU profile (--cpu-prof) of each server under test, in DIR/profiles/<report>/' },
   out: { type: 'string', arg: 'DIR', help: 'where reports go (default results)' },
   help: { type: 'boolean', short: 'h', help: 'this text (also -h)' },
 } as const;
@@ -216,6 +219,7 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
     lab,
     headers: headers?.[0] ?? suite.headers ?? DEFAULT_HTTP.headers,
     cookieBytes,
+    ...(values.profile ? { profile: true } : {}),
   };
   if (values.field !== undefined) {
     const names = FIELD_SCENARIOS.map((f) => f.name);

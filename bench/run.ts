@@ -7,7 +7,9 @@
  * repeats into report rows: aggregate.ts.
  */
 import { execFileSync } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
 import os from 'node:os';
+import { join, relative } from 'node:path';
 import { addVsBare, aggregate, runOrFail } from './aggregate.js';
 import { evaluateClaims } from './claims.js';
 import { Nginx } from './nginx.js';
@@ -22,7 +24,7 @@ import { isTls } from './http.js';
 import { writeSelfSigned } from '../server/tls.js';
 import { Progress } from './progress.js';
 import { protocolLabel, REPORT_SCHEMA, type Report, type ScenarioResult } from './report/types.js';
-import { writeReports } from './report/write.js';
+import { reportFileName, writeReports } from './report/write.js';
 import { RELAY_LATENESS_LIMIT, startRelayProcess, type RelayProcess } from './relay.js';
 import { PUBLISHER_LAG_LIMIT_MS, type RunParams, type RunResult } from './run-scenario.js';
 import { startServer, type ServerHandle } from './server-process.js';
@@ -51,11 +53,16 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     opts.lab.certificate = { cert, key };
   }
   const targets = targetsOf(opts);
+  // --profile: one folder per server process under <out>/profiles/<this report>/, filled when they exit.
+  const profileRoot = opts.profile ? join(opts.out, 'profiles', reportFileName({ startedAt, git: gitSha() }).replace(/\.json$/, '')) : undefined;
   // One process per server configuration; targets that share a process share its handle.
   const handles = new Map<string, Promise<ServerHandle>>();
   const serverOf = (t: Target): Promise<ServerHandle> => {
     const key = processKey(t);
-    if (!handles.has(key)) handles.set(key, startServer(t.process.script, t.process.options));
+    if (!handles.has(key)) {
+      const dir = profileRoot ? join(profileRoot, `${t.server}-${t.protocol.replace('/', '')}-${handles.size + 1}`) : undefined;
+      handles.set(key, startServer(t.process.script, t.process.options, dir));
+    }
     return handles.get(key)!;
   };
   // One relay process for every (server, network) pair that is not direct, started only when needed.
@@ -145,6 +152,7 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
   }
 
   const micro = opts.micro ? await runMicro(opts, log) : [];
+  const profiles = profileRoot ? await profilesIn(profileRoot, opts.out) : undefined;
   let field: Report['field'];
   if (opts.field) {
     try {
@@ -196,7 +204,25 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     micro,
     ...(sweep ? { sweep } : {}),
     ...(field ? { field } : {}),
+    ...(profiles ? { profiles } : {}),
   };
+}
+
+/** The CPU profiles the server processes wrote when they exited, each named by its folder (server, protocol, process). */
+async function profilesIn(root: string, out: string): Promise<NonNullable<Report['profiles']>> {
+  const found: NonNullable<Report['profiles']> = [];
+  let dirs: string[] = [];
+  try {
+    dirs = await readdir(root);
+  } catch {
+    return found;
+  }
+  for (const dir of dirs.sort()) {
+    for (const file of (await readdir(join(root, dir))).filter((f) => f.endsWith('.cpuprofile')).sort()) {
+      found.push({ server: dir, file: relative(out, join(root, dir, file)) });
+    }
+  }
+  return found;
 }
 
 /** A bench run's Redis keys are its own (unique prefix); nothing is left behind. */

@@ -109,10 +109,16 @@ export async function forkChild<To, From extends { type: string }>(
   return { child, ready };
 }
 
-export async function startServer(script: string, options: Record<string, unknown> = {}): Promise<ServerHandle> {
+/**
+ * `profileDir`: the server runs under V8's CPU profiler (`--cpu-prof`) and writes its profile there
+ * when it exits (each worker of a cluster its own), for `npm run bench -- --profile`.
+ */
+export async function startServer(script: string, options: Record<string, unknown> = {}, profileDir?: string): Promise<ServerHandle> {
   const file = fileURLToPath(new URL(`./servers/${script}.ts`, import.meta.url));
+  const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   const { child, ready: m } = await forkChild<ToChild, FromChild>(file, `bench server ${script}`, { BENCH_SERVER_OPTS: JSON.stringify(options) }, [
     '--expose-gc',
+    ...profile,
   ]);
   const scheme = m.tls ? 'https' : 'http';
   const baseUrl = `${scheme}://127.0.0.1:${m.port}`;

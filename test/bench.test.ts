@@ -3,7 +3,11 @@
  * tiny scenario. The report must validate, every client must get every message, and a deliberately
  * lossy client must turn the scenario INVALID — a benchmark that loses messages never reports "fast".
  */
-import { describe, expect, it } from 'vitest';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { reportFileName } from '../bench/report/write.js';
 import { Progress } from '../bench/progress.js';
 import { validateReport } from '../bench/report/schema.js';
 import { parseBenchArgs } from '../bench/options.js';
@@ -31,6 +35,23 @@ const tiny = [
 ];
 
 describe('npm run bench (smoke)', () => {
+  it('--profile: every server process writes a V8 CPU profile next to the report, and the report lists them', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'bench-profile-'));
+    onTestFinished(() => rm(out, { recursive: true, force: true }));
+    const opts = parseBenchArgs([...tiny, '--servers', 'lab,bare', '--transports', 'ws', '--no-memory', '--profile', '--out', out]);
+    const report = await runBench(opts, quiet());
+    expect(validateReport(report)).toEqual({ ok: true });
+    const profiles = report.profiles ?? [];
+    // One per thread of each process (tsx's module-loader thread writes its own).
+    expect([...new Set(profiles.map((p) => p.server.split('-')[0]))].sort()).toEqual(['bare', 'lab']);
+    for (const p of profiles) {
+      expect(p.file).toMatch(new RegExp(`^profiles/${reportFileName(report).replace('.json', '')}/[^/]+/[^/]+\\.cpuprofile$`));
+      const profile = JSON.parse(await readFile(join(out, p.file), 'utf8')) as { nodes: unknown[]; startTime: number; endTime: number };
+      expect(profile.nodes.length).toBeGreaterThan(10);
+      expect(profile.endTime).toBeGreaterThan(profile.startTime);
+    }
+  }, 90_000);
+
   it('measures every transport on lab and bare: the report validates and delivered = published × clients', async () => {
     const report = await runBench(parseBenchArgs([...tiny, '--servers', 'lab,bare']), quiet());
     const check = validateReport(report);

@@ -631,6 +631,7 @@ function reportFacts(report: Report): Fact[] {
     { label: 'Command', value: e.argv.join(' '), code: true },
     { label: 'Networks', value: networks.map(describeProfile).join('; ') },
     { label: 'Request headers', value: headersFact(report.params) },
+    ...(report.profiles ? [{ label: 'CPU profiles', value: report.profiles.map((p) => p.file).join(', ') || 'none written', code: true }] : []),
     { label: 'Parameters', value: JSON.stringify(params), code: true },
     { label: 'Schema', value: report.schema, code: true },
   ];

@@ -333,6 +333,8 @@ export const Report = Obj(
     sweep: Type.Optional(Type.Array(SweepResult)),
     /** `--claims` only: each claim against this run's scenarios. */
     claims: Type.Optional(Type.Array(Claim)),
+    /** `--profile` only: each server process's V8 CPU profiles (`.cpuprofile`, one per thread; open in Chrome DevTools), relative to the report's folder. */
+    profiles: Type.Optional(Type.Array(Obj({ server: Text, file: Text }))),
     /** `--field` only: each field failure with the naive setting and the lab's. */
     field: Type.Optional(Type.Array(FieldResult)),
   },
