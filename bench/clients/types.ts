@@ -44,7 +44,8 @@ export interface ClientGroupOptions {
   /**
    * WebSocket and polling: how a client waits before reconnecting after a failure. `immediate`: a fixed
    * 100 ms. `jittered`: exponential backoff with full jitter (fullJitterMs), reset by a success.
-   * (SSE reconnects as EventSource does, after the server's `retry:`.) @default 'immediate'
+   * (SSE reconnects as EventSource does, after the server's `retry:`; an EventSource that gave up on a
+   * non-200 answer is reopened after this wait.) @default 'immediate'
    */
   reconnect?: ReconnectMode;
 }

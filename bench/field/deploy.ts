@@ -14,7 +14,7 @@ import type { FieldResult } from '../report/types.js';
 import { publishInWorker } from '../publisher.js';
 import { nowMs } from '../recorder.js';
 import type { ServerStats } from '../server-process.js';
-import type { FieldEnv, LabProcess } from './env.js';
+import { type FieldEnv, HARNESS_LIMITS, type LabProcess, sleep } from './env.js';
 import { clientLoop, drainFleet, Fleet, type FleetCounts, publisherProblem, RateSampler } from './storm.js';
 
 export interface DeployOptions {
@@ -28,8 +28,6 @@ export interface DeployOptions {
 }
 
 const DEFAULT_COUNTS: FleetCounts = { sse: 250, ws: 250, poll: 0 };
-const MAX_CLIENT_LOOP_DELAY_MS = 100;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const streams = (s: ServerStats) => s.transports.sse.requests + s.transports.ws.requests;
 const open = (s: ServerStats) => s.transports.sse.connections + s.transports.ws.connections;
 
@@ -116,8 +114,8 @@ export async function measureDeploy(env: FieldEnv, opts: DeployOptions = {}): Pr
       fails = counted.lost + counted.duplicated + counted.reordered + counted.resets > 0;
       problem =
         publisherProblem(pub) ??
-        (clientLoopP99 > MAX_CLIENT_LOOP_DELAY_MS
-          ? `the client process fell behind (its event-loop delay p99 ${clientLoopP99.toFixed(1)} ms > ${MAX_CLIENT_LOOP_DELAY_MS} ms)`
+        (clientLoopP99 > HARNESS_LIMITS.clientLoopDelayMs
+          ? `the client process fell behind (its event-loop delay p99 ${clientLoopP99.toFixed(1)} ms > ${HARNESS_LIMITS.clientLoopDelayMs} ms)`
           : undefined);
     } catch (err) {
       problem = `run failed: ${(err as Error).message}`;

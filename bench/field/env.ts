@@ -47,8 +47,15 @@ export interface FieldEnv {
   run(lab: LabProcess, transport: TransportName, proxy: Nginx | undefined, load: FieldLoad): Promise<RunResult>;
 }
 
-/** Publisher lag above which a field run is INVALID: the harness, not the proxy, set the pace. */
-const MAX_PUBLISHER_LAG_MS = 100;
+/**
+ * Past these the harness, not the proxy or the lab, set the pace and a field row is INVALID: the
+ * publisher's lag p99 against its schedule, and the client process's own event-loop delay p99.
+ */
+export const HARNESS_LIMITS = Object.freeze({ publisherLagMs: 100, clientLoopDelayMs: 100 });
+const MAX_PUBLISHER_LAG_MS = HARNESS_LIMITS.publisherLagMs;
+
+/** A scenario's own schedule (drains a given time apart, a settle period), never a test's wait for an event. */
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
  * What makes a field run INVALID: the harness could not keep its schedule, or nothing was measured.

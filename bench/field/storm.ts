@@ -19,19 +19,17 @@
  * client process's own event-loop delay over the recovery; past either limit the row is INVALID.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { EventSource } from 'eventsource';
-import { fetch as undiciFetch } from 'undici';
 import type { ConfigInput } from '../../server/config.js';
-import { dispatch } from '../clients/parse.js';
 import { longPollClients } from '../clients/poll.js';
-import { type ClientGroup, type ClientGroupOptions, type ClientSink, type ReconnectMode, Reconnector } from '../clients/types.js';
+import { sseClients } from '../clients/sse.js';
+import type { ClientGroup, ClientSink, ReconnectMode } from '../clients/types.js';
 import { wsClients } from '../clients/ws.js';
-import { clientConnection, type HttpSetup, headersFor } from '../http.js';
+import type { HttpSetup } from '../http.js';
 import { type PublishOutcome, publishInWorker } from '../publisher.js';
 import { Recorder, type DeliveryCounts, nowMs } from '../recorder.js';
 import type { FieldResult } from '../report/types.js';
 import type { ServerStats } from '../server-process.js';
-import type { FieldEnv, LabProcess } from './env.js';
+import { type FieldEnv, HARNESS_LIMITS, type LabProcess, sleep } from './env.js';
 
 /** Clients per transport: 2,000 in all, under nginx's 4096 worker_connections (two per streaming client). */
 export interface FleetCounts {
@@ -61,78 +59,8 @@ export interface StormOptions {
  * p99 > 100 ms) and the naive row came out INVALID every time; streams are the storm that matters.
  */
 const DEFAULT_COUNTS: FleetCounts = { sse: 900, ws: 900, poll: 200 };
-/** Limits past which the harness, not the lab, set the pace (as env.ts's MAX_PUBLISHER_LAG_MS). */
-const MAX_PUBLISHER_LAG_MS = 100;
-const MAX_CLIENT_LOOP_DELAY_MS = 100;
 /** How often the lab's /stats (and the clients' own counters) are sampled during recovery. */
 const SAMPLE_MS = 100;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * SSE clients like bench/clients/sse.ts (EventSource over undici, one connection each), which also
- * reopen an EventSource that gave up (a 502 from the proxy while the lab is down), from their last id,
- * after `reconnect`'s wait.
- */
-export function reopeningSseClients(opts: ClientGroupOptions): ClientGroup {
-  const { baseUrl, count, since, sink, http } = opts;
-  let requests = 0;
-  let closing = false;
-  const sources: EventSource[] = [];
-  const timers = new Set<NodeJS.Timeout>();
-  const connections = Array.from({ length: count }, () => clientConnection(baseUrl, http));
-  const extra = headersFor('sse', baseUrl, http);
-  const open = (i: number, cursor: number, onOpen?: () => void) => {
-    const backoff = new Reconnector(opts.reconnect);
-    let last = cursor;
-    const connect = () => {
-      const es = new EventSource(`${baseUrl}/events?since=${last}`, {
-        fetch: (input, init) => {
-          requests++;
-          const own = (init?.headers ?? {}) as Record<string, string>;
-          return undiciFetch(input as string, {
-            ...(init as object),
-            headers: { ...extra, ...own },
-            dispatcher: connections[i]!,
-          }) as unknown as Promise<Response>;
-        },
-      });
-      sources[i] = es;
-      es.onopen = () => {
-        backoff.succeeded();
-        onOpen?.();
-      };
-      const onFrame = (e: MessageEvent) => {
-        const id = dispatch(sink, i, e.data as string);
-        if (id !== undefined) last = id;
-      };
-      es.onmessage = onFrame;
-      es.addEventListener('gap', onFrame);
-      es.addEventListener('reset', onFrame);
-      es.onerror = (e) => {
-        sink.error(i, new Error(`EventSource error: ${e.message ?? 'connection lost'}`));
-        if (es.readyState !== EventSource.CLOSED || closing) return;
-        const t = setTimeout(() => {
-          timers.delete(t);
-          if (!closing) connect();
-        }, backoff.next());
-        timers.add(t);
-      };
-    };
-    connect();
-  };
-  const ready = Promise.all(Array.from({ length: count }, (_, i) => new Promise<void>((resolve) => open(i, since, resolve)))).then(() => {});
-  return {
-    ready,
-    requests: () => requests,
-    async close() {
-      closing = true;
-      for (const t of timers) clearTimeout(t);
-      for (const es of sources) es.close();
-      await Promise.all(connections.map((c) => c.destroy()));
-    },
-  };
-}
 
 /**
  * SSE, WebSocket and long-polling clients at once, each delivery checked by one Recorder (clients
@@ -160,7 +88,7 @@ export class Fleet implements ClientSink {
     });
     const base = { baseUrl, http, since, reconnect };
     this.#groups = [
-      reopeningSseClients({ ...base, count: counts.sse, sink: offsetSink(0) }),
+      sseClients({ ...base, count: counts.sse, sink: offsetSink(0) }),
       wsClients({ ...base, count: counts.ws, sink: offsetSink(counts.sse) }),
       longPollClients({ ...base, count: counts.poll, sink: offsetSink(counts.sse + counts.ws) }),
     ];
@@ -254,7 +182,7 @@ export async function drainFleet(fleet: Fleet, pub: PublishOutcome, quietMs = 2_
 export function publisherProblem(pub: PublishOutcome): string | undefined {
   if (pub.ids.length === 0) return 'nothing was published';
   if (pub.failures > 0) return `${pub.failures} publishes failed (${pub.firstFailure})`;
-  if (pub.lagP99Ms > MAX_PUBLISHER_LAG_MS) return `publisher fell behind its schedule (lag p99 ${pub.lagP99Ms.toFixed(1)} ms)`;
+  if (pub.lagP99Ms > HARNESS_LIMITS.publisherLagMs) return `publisher fell behind its schedule (lag p99 ${pub.lagP99Ms.toFixed(1)} ms)`;
   return undefined;
 }
 
@@ -391,8 +319,8 @@ export async function measureStorm(env: FieldEnv, opts: StormOptions = {}): Prom
       s[STORM.resets] = counted.resets;
       problem =
         publisherProblem(pub) ??
-        (clientLoopP99 > MAX_CLIENT_LOOP_DELAY_MS
-          ? `the client process fell behind (its event-loop delay p99 ${clientLoopP99.toFixed(1)} ms during recovery > ${MAX_CLIENT_LOOP_DELAY_MS} ms)`
+        (clientLoopP99 > HARNESS_LIMITS.clientLoopDelayMs
+          ? `the client process fell behind (its event-loop delay p99 ${clientLoopP99.toFixed(1)} ms during recovery > ${HARNESS_LIMITS.clientLoopDelayMs} ms)`
           : undefined);
     } catch (err) {
       problem = `run failed: ${(err as Error).message}`;
