@@ -12,9 +12,9 @@
  * for the definitions of live and stalled). The server's own counters cross-check the page.
  */
 import type { Page } from 'playwright-core';
-import { describe, expect, it, onTestFinished, vi } from 'vitest';
-import { HAVE_CHROMIUM, NO_CHROMIUM, requirePart, useChromium } from './real-parts.js';
-import { pageErrors, type RunningLab, startLab, until } from './helpers.js';
+import { describe, expect, it, vi } from 'vitest';
+import { HAVE_CHROMIUM, NO_CHROMIUM, openPage, requirePart, useChromium } from './real-parts.js';
+import { type RunningLab, startLab, until } from './helpers.js';
 
 const TRANSPORTS = ['poll', 'sse', 'ws', 'short-poll'] as const;
 type Transport = (typeof TRANSPORTS)[number];
@@ -42,7 +42,7 @@ interface Hook {
   panes: Record<Transport, { ids: number[]; state: string; lastSeen: number; lost: number; duplicates: number; skipped: number }>;
   extra: Extra;
 }
-type LabWindow = Window & { __lab: Hook; __limitCspViolations: string[] };
+type LabWindow = Window & { __lab: Hook };
 
 requirePart(HAVE_CHROMIUM, 'connection limit in Chromium', 'test/connection-limit.test.ts', NO_CHROMIUM);
 
@@ -51,16 +51,7 @@ describe.skipIf(!HAVE_CHROMIUM)('connection limit in Chromium', () => {
 
   /** Opens the dashboard (accepting the self-signed certificate under TLS) and waits until every pane is open. */
   async function open(running: RunningLab) {
-    const context = await browser().newContext({ viewport: { width: 1440, height: 1000 }, ignoreHTTPSErrors: true });
-    onTestFinished(() => context.close());
-    const page = await context.newPage();
-    const errors = pageErrors(page);
-    await page.addInitScript(() => {
-      const w = window as unknown as LabWindow;
-      w.__limitCspViolations = [];
-      document.addEventListener('securitypolicyviolation', (e) => w.__limitCspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
-    });
-    await page.goto(`${running.url}/`);
+    const { page, errors, cspViolations } = await openPage(browser(), `${running.url}/`);
     await page.waitForFunction(
       (ts) => {
         const lab = (window as unknown as LabWindow).__lab;
@@ -69,7 +60,7 @@ describe.skipIf(!HAVE_CHROMIUM)('connection limit in Chromium', () => {
       TRANSPORTS,
       { timeout: WAIT_MS },
     );
-    return { page, errors };
+    return { page, errors, cspViolations };
   }
 
   /** Opens `n` extra streams of `kind` with the section's own controls. */
@@ -123,7 +114,7 @@ describe.skipIf(!HAVE_CHROMIUM)('connection limit in Chromium', () => {
 
   it('HTTP/1.1: of 10 extra EventSources at most 6 minus the SSE pane are live, the rest stall with no error; closing them frees the panes', async () => {
     const running = await startLab();
-    const { page, errors } = await open(running);
+    const { page, errors, cspViolations } = await open(running);
     await openExtra(page, 'sse', 10);
     // The connections the panes leave free: 6, minus the SSE pane's stream, minus the long-poll pane's
     // held request (the short fetches give theirs back within a moment, to the queued streams).
@@ -176,7 +167,7 @@ describe.skipIf(!HAVE_CHROMIUM)('connection limit in Chromium', () => {
 
     await closeAndResume(running, page);
     expect(errors).toEqual([]);
-    expect(await page.evaluate(() => (window as unknown as LabWindow).__limitCspViolations)).toEqual([]);
+    expect(await cspViolations()).toEqual([]);
   });
 
   it('HTTP/2: 20 extra EventSources are all live, none stalled', async () => {

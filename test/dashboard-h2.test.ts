@@ -10,10 +10,10 @@
  * elsewhere, as in dashboard.test.ts.
  */
 import type { Page } from 'playwright-core';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../server/config.js';
-import { HAVE_CHROMIUM, NO_CHROMIUM, requirePart, useChromium } from './real-parts.js';
-import { pageErrors, range, type RunningLab, startLab } from './helpers.js';
+import { HAVE_CHROMIUM, NO_CHROMIUM, openPage, requirePart, useChromium } from './real-parts.js';
+import { range, type RunningLab, startLab } from './helpers.js';
 
 const TRANSPORTS = ['poll', 'sse', 'ws', 'short-poll'] as const;
 type Transport = (typeof TRANSPORTS)[number];
@@ -30,27 +30,14 @@ interface Hook {
   >;
 }
 /** Typed apart from dashboard.test.ts's global `Window` augmentation (both files share one program). */
-type LabWindow = Window & { __lab: Hook; __h2CspViolations: string[] };
+type LabWindow = Window & { __lab: Hook };
 
 requirePart(HAVE_CHROMIUM, 'dashboard over HTTP/2 in Chromium', 'test/dashboard-h2.test.ts', NO_CHROMIUM);
 
 describe.skipIf(!HAVE_CHROMIUM)('dashboard over HTTP/2 in Chromium', () => {
   const browser = useChromium();
 
-  /** Opens the dashboard, accepting the self-signed certificate; collects errors and CSP violations. */
-  async function open(running: RunningLab) {
-    const context = await browser().newContext({ viewport: { width: 1440, height: 1000 }, ignoreHTTPSErrors: true });
-    onTestFinished(() => context.close());
-    const page = await context.newPage();
-    const errors = pageErrors(page);
-    await page.addInitScript(() => {
-      const w = window as unknown as LabWindow;
-      w.__h2CspViolations = [];
-      document.addEventListener('securitypolicyviolation', (e) => w.__h2CspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
-    });
-    await page.goto(`${running.url}/`);
-    return { page, errors };
-  }
+  const open = (running: RunningLab) => openPage(browser(), `${running.url}/`);
 
   /** Waits until every pane is connected and knows its protocol (the polls' after their first answer). */
   async function connected(page: Page) {
@@ -133,7 +120,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard over HTTP/2 in Chromium', () => {
     const running = await startLab({ http2: true });
     expect(running.app.lab.protocol).toBe('h2');
     expect(running.url).toMatch(/^https:\/\//);
-    const { page, errors } = await open(running);
+    const { page, errors, cspViolations } = await open(running);
     await connected(page);
 
     await publishMany(running, 20);
@@ -206,7 +193,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard over HTTP/2 in Chromium', () => {
     expect((await shown(page)).panes.sse).toMatchObject({ protocol: 'h2', source: 'resource', dom: 'h2' });
 
     expect(errors).toEqual([]);
-    expect(await page.evaluate(() => (window as unknown as LabWindow).__h2CspViolations)).toEqual([]);
+    expect(await cspViolations()).toEqual([]);
   });
 
   const overHttp1: { name: string; config: ConfigInput; tls: boolean; badge: string }[] = [
@@ -217,7 +204,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard over HTTP/2 in Chromium', () => {
     it(`over ${c.name} every pane shows http/1.1, ${c.tls ? 'with' : 'without'} TLS`, async () => {
       const running = await startLab(c.config);
       expect(running.app.lab.protocol).toBe(c.tls ? 'https/1.1' : 'http/1.1');
-      const { page, errors } = await open(running);
+      const { page, errors, cspViolations } = await open(running);
       await connected(page);
       await publishMany(running, 3);
       const ids = await idsWhenAll(page, 3);
@@ -231,7 +218,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard over HTTP/2 in Chromium', () => {
       expect(s.panes['short-poll'].source).toBe('resource');
       expect(s.panes.sse.source).toBe('navigation');
       expect(errors).toEqual([]);
-      expect(await page.evaluate(() => (window as unknown as LabWindow).__h2CspViolations)).toEqual([]);
+      expect(await cspViolations()).toEqual([]);
     });
   }
 });

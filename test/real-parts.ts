@@ -4,8 +4,9 @@
  * warning elsewhere. One launch of Chromium per suite, with the flags this machine needs.
  */
 import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { pageErrors } from './helpers.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const HAVE_CHROMIUM = existsSync(CHROMIUM);
@@ -44,4 +45,21 @@ export function useChromium(): () => Browser {
     await browser?.close();
   });
   return () => browser!;
+}
+
+/** Records Content-Security-Policy violations from the first script on (a string: no DOM types here). */
+const RECORD_CSP = `window.__cspSeen = []; document.addEventListener('securitypolicyviolation', (e) => window.__cspSeen.push(e.violatedDirective + ' ' + e.blockedURI));`;
+
+/**
+ * A page of its own on `url` (a fresh context, the labs' self-signed certificates accepted), closed
+ * when the test ends, with the console and page errors and the CSP violations it has seen.
+ */
+export async function openPage(browser: Browser, url: string): Promise<{ page: Page; errors: string[]; cspViolations: () => Promise<string[]> }> {
+  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, ignoreHTTPSErrors: true });
+  onTestFinished(() => context.close());
+  const page = await context.newPage();
+  const errors = pageErrors(page);
+  await page.addInitScript({ content: RECORD_CSP });
+  await page.goto(url);
+  return { page, errors, cspViolations: () => page.evaluate('window.__cspSeen') as Promise<string[]> };
 }
