@@ -10,13 +10,13 @@
  * `-g 'daemon off;'` and stopped by its PID.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { accessSync, constants, readFileSync, rmSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { createConnection, createServer, type AddressInfo } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './ports.js';
 
 const executable = (path: string): boolean => {
   try {
@@ -167,17 +167,6 @@ export function renderConfig(template: string, opts: RenderOptions): string {
   const missing = MARKERS.filter((name) => !seen.has(name));
   if (missing.length > 0) throw new Error(`nginx template: no line marked ${missing.map((n) => `# @lab:${n}`).join(', ')}`);
   return out.join('\n');
-}
-
-/** A TCP port nobody listens on right now (it may be taken before it is used: callers retry). */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as AddressInfo;
-  srv.close();
-  await once(srv, 'close');
-  return port;
 }
 
 /** Whether something accepts TCP connections on 127.0.0.1:port right now. */

@@ -5,9 +5,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { onTestFinished } from 'vitest';
+import { freePort } from '../bench/ports.js';
 
 export const SHARED_REDIS = 'redis://127.0.0.1:6379/0';
 
@@ -44,16 +44,8 @@ export function usePrefix(): string {
   return prefix;
 }
 
-/** A TCP port nobody listens on right now (for a redis-server of a test's own). */
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as AddressInfo;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
+/** A port for a redis-server of a test's own. */
+export { freePort };
 
 /**
  * A redis-server of the test's own on `port` (nothing else connects to it, so it can be paused,
