@@ -23,31 +23,8 @@ import {
   type Announcement,
 } from '../protocol.js';
 import { drainedOrClosed, Hub, isFeedError, type Subscriber } from './hub.js';
+import { spreadClose } from './shutdown.js';
 import { isHttp2, parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
-
-/** Each app's spread closes under way (SSE and WebSocket), so the last transport's preClose can wait for all. */
-const spreads = new WeakMap<object, Promise<void>[]>();
-
-/**
- * Calls `close` on every item, spread evenly over `windowMs` (item k at k·windowMs/n; all at once when
- * windowMs is 0), and records the spread as one of `app`'s. Resolves after the last call.
- */
-export function spreadClose<T>(app: object, items: readonly T[], windowMs: number, close: (item: T) => void): Promise<void> {
-  let done: Promise<void>;
-  if (windowMs <= 0 || items.length <= 1) {
-    for (const item of items) close(item);
-    done = Promise.resolve();
-  } else {
-    done = Promise.all(items.map((item, k) => new Promise<void>((resolve) => setTimeout(() => resolve(close(item)), (k * windowMs) / items.length)))).then(
-      () => {},
-    );
-  }
-  spreads.set(app, [...(spreads.get(app) ?? []), done]);
-  return done;
-}
-
-/** Resolves when every spread close `app` started has finished. */
-export const spreadsDone = async (app: object): Promise<void> => void (await Promise.all(spreads.get(app) ?? []));
 
 export default fp(
   async function sseTransport(app, opts: TransportOptions) {

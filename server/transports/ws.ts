@@ -35,7 +35,7 @@ import {
 } from '../protocol.js';
 import { drainedOrClosed, Hub, isFeedError, type Subscriber } from './hub.js';
 import { parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
-import { spreadClose, spreadsDone } from './sse.js';
+import { spreadClose, spreadsDone } from './shutdown.js';
 
 /** RFC 6455 §4.2.1: the key is 16 random bytes in base64; versions 13 (and the draft's 8, as `ws` accepts). */
 const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
