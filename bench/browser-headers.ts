@@ -8,10 +8,11 @@
  */
 import { readFileSync } from 'node:fs';
 
-/** `browser`: send what Chromium sends; `minimal`: only what the client library sets itself. */
-export type HeaderMode = 'browser' | 'minimal';
-/** Every mode, for option parsing and for tests that cover them all. */
-export const HEADER_MODES: readonly HeaderMode[] = ['browser', 'minimal'];
+import { HEADER_MODES } from './report/types.js';
+
+/** `browser`: send what Chromium sends; `minimal`: only what the client library sets itself (the report's enum). */
+export type HeaderMode = (typeof HEADER_MODES)[number];
+export { HEADER_MODES };
 /** The lab's three transports: fetch of /poll, EventSource on /events, WebSocket on /ws. */
 export type RequestKind = 'poll' | 'sse' | 'ws';
 const KINDS: readonly RequestKind[] = ['poll', 'sse', 'ws'];

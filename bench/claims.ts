@@ -5,6 +5,7 @@
  * scenario (server `shift`) is expected to lose messages — that is what it measures.
  */
 import { fixed, fmtBytes, fmtMs } from './report/model.js';
+import { CLAIM_SCENARIOS } from './suite.js';
 import { protocolOf, type Claim, type Report, type ScenarioResult } from './report/types.js';
 
 /** A claim and how to hold this run's scenarios against it. */
@@ -27,7 +28,7 @@ const CLAIMS: ClaimCheck[] = [
   {
     claim: '“1000 users polling every 2 seconds = 500 requests/second”',
     judge(find) {
-      const s = find('claims-1000-short-polls', 'lab', 'short-poll');
+      const s = find(CLAIM_SCENARIOS.shortPolls, 'lab', 'short-poll');
       const perSec = med(s.wire.requestsPerSec ?? { median: null }, 'requests per second');
       return {
         measured: `${fixed(perSec, 0)} requests/s`,
@@ -39,7 +40,7 @@ const CLAIMS: ClaimCheck[] = [
   {
     claim: '“Empty responses: ~490 (98%)”',
     judge(find) {
-      const s = find('claims-1000-short-polls', 'lab', 'short-poll');
+      const s = find(CLAIM_SCENARIOS.shortPolls, 'lab', 'short-poll');
       if (!s.polls || s.polls.answers === 0) throw new NotMeasured('no poll answers were counted');
       const empty = s.polls.empty / s.polls.answers;
       return {
@@ -52,7 +53,7 @@ const CLAIMS: ClaimCheck[] = [
   {
     claim: '“Delay: 0-2 seconds” (polling every 2 s)',
     judge(find) {
-      const s = find('claims-1000-short-polls', 'lab', 'short-poll');
+      const s = find(CLAIM_SCENARIOS.shortPolls, 'lab', 'short-poll');
       const p50 = med(s.latencyMs.p50, 'latency p50');
       const max = med(s.latencyMs.max, 'latency max');
       return {
@@ -65,8 +66,8 @@ const CLAIMS: ClaimCheck[] = [
   {
     claim: '“Bandwidth: HIGH (constant requests)” for polling',
     judge(find) {
-      const poll = find('claims-1000-short-polls', 'lab', 'short-poll');
-      const ws = find('claims-1000-ws', 'lab', 'ws');
+      const poll = find(CLAIM_SCENARIOS.shortPolls, 'lab', 'short-poll');
+      const ws = find(CLAIM_SCENARIOS.ws1000, 'lab', 'ws');
       const bytes = (s: ScenarioResult) => med(s.wire.bytesOutPerMsg, 'bytes out') + med(s.wire.bytesInPerMsg, 'bytes in');
       const ratio = bytes(poll) / bytes(ws);
       return {
@@ -79,8 +80,8 @@ const CLAIMS: ClaimCheck[] = [
   {
     claim: '“~500 bytes of headers for every request!” (polling)',
     judge(find) {
-      const h1 = find('claims-1000-short-polls', 'lab', 'short-poll');
-      const h2 = find('claims-headers-h2', 'lab', 'short-poll', { protocol: 'h2' });
+      const h1 = find(CLAIM_SCENARIOS.shortPolls, 'lab', 'short-poll');
+      const h2 = find(CLAIM_SCENARIOS.headersH2, 'lab', 'short-poll', { protocol: 'h2' });
       const b1 = med(h1.wire.bytesInPerRequest ?? { median: null }, 'bytes per request');
       const b2 = med(h2.wire.bytesInPerRequest ?? { median: null }, 'bytes per request over HTTP/2');
       return {
@@ -93,7 +94,7 @@ const CLAIMS: ClaimCheck[] = [
   {
     claim: 'WebSocket: “[2 bytes header] + your message”',
     judge(find) {
-      const s = find('claims-1000-ws', 'lab', 'ws');
+      const s = find(CLAIM_SCENARIOS.ws1000, 'lab', 'ws');
       if (!s.floor) throw new NotMeasured('the WebSocket frame overhead was not measured');
       const json = med(s.wire.bytesOutPerMsg, 'bytes out') - s.floor.overheadBytesPerMsg;
       return {
@@ -106,7 +107,7 @@ const CLAIMS: ClaimCheck[] = [
   {
     claim: 'WebSocket: “Requests per second: 0”',
     judge(find) {
-      const s = find('claims-1000-ws', 'lab', 'ws');
+      const s = find(CLAIM_SCENARIOS.ws1000, 'lab', 'ws');
       const perSec = med(s.wire.requestsPerSec ?? { median: null }, 'requests per second');
       return {
         measured: `${fixed(perSec, 2)} HTTP requests/s after the upgrades; ${fmtBytes(med(s.wire.bytesInPerMsg, 'bytes in'))} B client → server per message`,
@@ -118,9 +119,9 @@ const CLAIMS: ClaimCheck[] = [
   {
     claim: 'WebSocket: “Delay: 0ms (instant)”',
     judge(find) {
-      const local = find('claims-ws-100', 'lab', 'ws');
-      const far = find('claims-ws-100', 'lab', 'ws', { network: '4g' });
-      const crowd = find('claims-1000-ws', 'lab', 'ws');
+      const local = find(CLAIM_SCENARIOS.ws100, 'lab', 'ws');
+      const far = find(CLAIM_SCENARIOS.ws100, 'lab', 'ws', { network: '4g' });
+      const crowd = find(CLAIM_SCENARIOS.ws1000, 'lab', 'ws');
       const p50 = med(local.latencyMs.p50, 'latency p50');
       const farP50 = med(far.latencyMs.p50, 'latency p50 over 4g');
       const oneWay = far.network.rttMs / 2;
@@ -134,7 +135,7 @@ const CLAIMS: ClaimCheck[] = [
   {
     claim: 'WebSocket: “Bandwidth: LOW (only actual messages)”',
     judge(find) {
-      const s = find('claims-1000-ws', 'lab', 'ws');
+      const s = find(CLAIM_SCENARIOS.ws1000, 'lab', 'ws');
       if (!s.floor) throw new NotMeasured('the WebSocket frame overhead was not measured');
       const out = med(s.wire.bytesOutPerMsg, 'bytes out');
       const json = out - s.floor.overheadBytesPerMsg;
@@ -148,12 +149,12 @@ const CLAIMS: ClaimCheck[] = [
   {
     claim: 'The polling snippet: poll every second with `setInterval`, answer with `messages.shift()`',
     judge(find, intervalMs) {
-      const shift = find('claims-shift', 'shift', 'short-poll', { anyStatus: true });
-      const lab = find('claims-shift', 'lab', 'short-poll');
+      const shift = find(CLAIM_SCENARIOS.shift, 'shift', 'short-poll', { anyStatus: true });
+      const lab = find(CLAIM_SCENARIOS.shift, 'lab', 'short-poll');
       const share = shift.expected > 0 ? shift.delivered / shift.expected : 0;
       return {
         measured: `${shift.clients} clients: ${shift.delivered.toLocaleString('en-US')} of ${shift.expected.toLocaleString('en-US')} deliveries (${pct(share)}; ${shift.lost.toLocaleString('en-US')} lost) — each message reached one client; the lab's cursor poll, same load: ${lab.delivered.toLocaleString('en-US')} of ${lab.expected.toLocaleString('en-US')}`,
-        how: `the snippet as a server (bench/servers/shift.ts: a queue, one \`shift()\` per poll) against ${shift.clients} short-polling clients every ${fixed(intervalMs('claims-shift') / 1000, 1)} s at ${shift.ratePerSec} msg/s, every delivery audited per client`,
+        how: `the snippet as a server (bench/servers/shift.ts: a queue, one \`shift()\` per poll) against ${shift.clients} short-polling clients every ${fixed(intervalMs(CLAIM_SCENARIOS.shift) / 1000, 1)} s at ${shift.ratePerSec} msg/s, every delivery audited per client`,
         verdict: share < 0.99 ? 'wrong' : 'holds',
       };
     },

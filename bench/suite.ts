@@ -35,6 +35,15 @@ export interface Suite {
   headers?: HeaderMode;
 }
 
+/** The claims suite's scenario names, as bench/claims.ts looks them up. */
+export const CLAIM_SCENARIOS = Object.freeze({
+  shortPolls: 'claims-1000-short-polls',
+  ws1000: 'claims-1000-ws',
+  ws100: 'claims-ws-100',
+  headersH2: 'claims-headers-h2',
+  shift: 'claims-shift',
+});
+
 export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds' | 'protocols' | 'claims', Suite> = {
   default: {
     scenarios: [
@@ -120,7 +129,7 @@ export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds' | 'protocols
   claims: {
     scenarios: [
       {
-        name: 'claims-1000-short-polls',
+        name: CLAIM_SCENARIOS.shortPolls,
         clients: 1000,
         ratePerSec: 10,
         payloadBytes: 100,
@@ -129,11 +138,11 @@ export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds' | 'protocols
         servers: ['lab'],
         transports: ['short-poll'],
       },
-      { name: 'claims-1000-ws', clients: 1000, ratePerSec: 10, payloadBytes: 100, durationSec: 3, servers: ['lab'], transports: ['ws'] },
-      { name: 'claims-ws-100', clients: 100, ratePerSec: 10, payloadBytes: 100, durationSec: 3, servers: ['lab'], transports: ['ws'] },
-      { name: 'claims-ws-100', clients: 100, ratePerSec: 10, payloadBytes: 100, durationSec: 3, network: '4g', servers: ['lab'], transports: ['ws'] },
+      { name: CLAIM_SCENARIOS.ws1000, clients: 1000, ratePerSec: 10, payloadBytes: 100, durationSec: 3, servers: ['lab'], transports: ['ws'] },
+      { name: CLAIM_SCENARIOS.ws100, clients: 100, ratePerSec: 10, payloadBytes: 100, durationSec: 3, servers: ['lab'], transports: ['ws'] },
+      { name: CLAIM_SCENARIOS.ws100, clients: 100, ratePerSec: 10, payloadBytes: 100, durationSec: 3, network: '4g', servers: ['lab'], transports: ['ws'] },
       {
-        name: 'claims-headers-h2',
+        name: CLAIM_SCENARIOS.headersH2,
         clients: 100,
         ratePerSec: 10,
         payloadBytes: 100,
@@ -144,7 +153,7 @@ export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds' | 'protocols
         transports: ['short-poll'],
       },
       {
-        name: 'claims-shift',
+        name: CLAIM_SCENARIOS.shift,
         clients: 10,
         ratePerSec: 10,
         payloadBytes: 100,

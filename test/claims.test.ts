@@ -13,6 +13,7 @@ import type { ReportModel } from '../bench/report/model.js';
 import { validateReport } from '../bench/report/schema.js';
 import type { Claim, Report, ScenarioResult } from '../bench/report/types.js';
 import { runBench } from '../bench/run.js';
+import { CLAIM_SCENARIOS } from '../bench/suite.js';
 import { startLab } from './helpers.js';
 
 const RESULTS = new URL('../results/', import.meta.url);
@@ -38,11 +39,11 @@ describe('the claims, re-measured', () => {
 
   it('turns a verdict when the figure behind it changes', () => {
     const r = structuredClone(committed());
-    const polls = scenario(r, 'claims-1000-short-polls', 'lab', 'short-poll');
+    const polls = scenario(r, CLAIM_SCENARIOS.shortPolls, 'lab', 'short-poll');
     // Twice the requests: 1,000 requests/s is not 500.
     for (const k of ['median', 'min', 'max'] as const) polls.wire.requestsPerSec![k]! *= 2;
     polls.polls = { answers: 100, empty: 98 };
-    const shift = scenario(r, 'claims-shift', 'shift', 'short-poll');
+    const shift = scenario(r, CLAIM_SCENARIOS.shift, 'shift', 'short-poll');
     shift.delivered = shift.expected;
     const claims = evaluateClaims(r);
     expect(verdictOf(claims, '“1000 users polling')).toBe('wrong');
@@ -52,8 +53,8 @@ describe('the claims, re-measured', () => {
 
   it('says "not measured" for a claim whose scenario is missing or INVALID, never a verdict', () => {
     const r = structuredClone(committed());
-    r.scenarios = r.scenarios.filter((s) => s.name !== 'claims-1000-ws');
-    const ws = scenario(r, 'claims-ws-100', 'lab', 'ws');
+    r.scenarios = r.scenarios.filter((s) => s.name !== CLAIM_SCENARIOS.ws1000);
+    const ws = scenario(r, CLAIM_SCENARIOS.ws100, 'lab', 'ws');
     ws.status = 'invalid';
     ws.reason = 'doctored';
     const claims = evaluateClaims(r);
@@ -66,7 +67,7 @@ describe('the claims, re-measured', () => {
     const opts = parseBenchArgs(['--claims', '--repeats', '1', '--max-publisher-lag-ms', '2000']);
     opts.scenarios = [
       {
-        name: 'claims-shift',
+        name: CLAIM_SCENARIOS.shift,
         clients: 3,
         ratePerSec: 10,
         payloadBytes: 100,
@@ -78,8 +79,8 @@ describe('the claims, re-measured', () => {
     ];
     const report = await runBench(opts, new Progress(process.stderr, true));
     expect(validateReport(report)).toEqual({ ok: true });
-    const shift = scenario(report, 'claims-shift', 'shift', 'short-poll');
-    const lab = scenario(report, 'claims-shift', 'lab', 'short-poll');
+    const shift = scenario(report, CLAIM_SCENARIOS.shift, 'shift', 'short-poll');
+    const lab = scenario(report, CLAIM_SCENARIOS.shift, 'lab', 'short-poll');
     expect(lab.status, lab.reason).toBe('ok');
     expect(lab.delivered).toBe(lab.expected);
     expect(shift.status).toBe('invalid');

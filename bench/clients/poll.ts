@@ -5,13 +5,14 @@
  * calls `step()`).
  */
 import { setMaxListeners } from 'node:events';
+import { TIMING } from '../../server/config.js';
 import type { PollAnswer } from '../../server/protocol.js';
 import { clientConnection, headersFor } from '../http.js';
 import { dispatchFrame } from './parse.js';
 import { type ClientFactory, type ClientGroupOptions, Reconnector } from './types.js';
 
-/** Long-poll hold asked of the server; the lab's default, under common proxy idle timeouts. */
-const LONG_POLL_TIMEOUT_MS = 25_000;
+/** The hold a long poll asks for: the lab's own default (under common proxy idle timeouts). */
+const LONG_POLL_TIMEOUT_MS = TIMING.pollTimeoutMs;
 
 function pollClients(opts: ClientGroupOptions, mode: 'long' | 'short') {
   const { baseUrl, count, since, sink } = opts;

@@ -25,6 +25,8 @@ export const REPORT_SCHEMA = 'transport-lab/bench@1';
  * that tutorials teach (bench/servers/shift.ts), measured by `--claims` only.
  */
 export const SERVER_NAMES = ['lab', 'lab-redis', 'bare', 'socketio', 'shift'] as const;
+/** The clients' header sets (bench/browser-headers.ts): what Chromium sends, or the client libraries' own. */
+export const HEADER_MODES = ['browser', 'minimal'] as const;
 /** The bench's transports are the lab's /stats transport keys, by the same names. */
 export const TRANSPORT_NAMES = TRANSPORT_KEYS;
 
@@ -35,7 +37,7 @@ const Feed = Type.Enum(['memory', 'redis']);
 /** What the clients spoke (bench/http.ts): cleartext HTTP/1.1, HTTP/1.1 over TLS, HTTP/2 over TLS. */
 const Protocol = Type.Enum(HTTP_PROTOCOLS);
 /** `browser`: Chromium's request headers (bench/fixtures/chromium-headers.json); `minimal`: the client libraries' own. */
-const Headers = Type.Enum(['browser', 'minimal']);
+const Headers = Type.Enum(HEADER_MODES);
 const Count = Type.Integer({ minimum: 0 });
 const PositiveInt = Type.Integer({ minimum: 1 });
 const Positive = Type.Number({ exclusiveMinimum: 0 });

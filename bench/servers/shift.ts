@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { newCounters } from '../../server/counters.js';
 import { pollAnswer, pollBody, type Message } from '../../server/protocol.js';
 import type { StatsSnapshot, TransportCounters, TransportKey } from '../../server/stats.js';
-import { controlServer, listenAnyPort, processMeter } from './control.js';
+import { catalogueAnswer, controlServer, listenAnyPort, processMeter, sendError } from './control.js';
 import { serveIpc } from './protocol.js';
 
 const counters: Record<TransportKey, TransportCounters> = { poll: newCounters(), 'short-poll': newCounters(), sse: newCounters(), ws: newCounters() };
@@ -33,10 +33,7 @@ const closedBytes = { in: 0, out: 0 };
 
 const server = createServer((req, res) => {
   const path = (req.url ?? '/').split('?')[0];
-  if (req.method !== 'GET' || path !== '/poll') {
-    res.writeHead(404).end();
-    return;
-  }
+  if (req.method !== 'GET' || path !== '/poll') return sendError(res, catalogueAnswer('NOT_FOUND', req.method ?? 'GET', path ?? '/'));
   const c = counters['short-poll'];
   c.requests++;
   // The snippet: `res.json(messages.shift())`, one message to whoever asks first.
