@@ -192,10 +192,64 @@ export const SSE_HEADERS_H2 = Object.freeze({
 /** Response headers of GET /events over HTTP/1.1: the socket closes with the stream. */
 export const SSE_HEADERS = Object.freeze({ ...SSE_HEADERS_H2, connection: 'close' });
 
+/**
+ * An SSE batch as one HTTP/1.1 chunk (RFC 9112 §7.1: size in hex, CRLF, data, CRLF) — the bytes
+ * Node's `res.write(body)` puts on a chunked response, built once per batch so that the same Buffer
+ * can be written to every stream's socket (server/transports/shared-write.ts).
+ */
+export function httpChunk(body: Buffer): Buffer {
+  const size = `${body.length.toString(16)}\r\n`;
+  const out = Buffer.allocUnsafe(size.length + body.length + 2);
+  out.write(size, 0, 'latin1');
+  body.copy(out, size.length);
+  out[out.length - 2] = 0x0d;
+  out[out.length - 1] = 0x0a;
+  return out;
+}
+
 // WebSocket.
 
 /** One text frame per message; the payloads are encoded once per batch and shared by every socket. */
 export const wsFrames = (messages: readonly Message[]): Buffer[] => messages.map((m) => Buffer.from(messageJson(m)));
+
+/** RFC 6455 §5.2: bytes of the header of an unmasked frame carrying `length` payload bytes. */
+const wsHeaderLength = (length: number): number => (length < 126 ? 2 : length < 65536 ? 4 : 10);
+
+/**
+ * Every message of a batch as whole WebSocket frames, headers included, in ONE Buffer: final, text
+ * (opcode 1), unmasked (a server never masks, §5.1), no extension bits — the bytes `ws` writes for
+ * `send(payload, { binary: false })` with permessage-deflate off (test/ws-shared.test.ts compares
+ * them with ws's own `Sender.frame`). Built once per batch and written as is to every socket that can
+ * take it (server/transports/shared-write.ts); one allocation, no per-socket framing.
+ */
+export function wsWire(messages: readonly Message[]): Buffer {
+  const texts = messages.map(messageJson);
+  let total = 0;
+  const lengths = texts.map((t) => {
+    const n = Buffer.byteLength(t);
+    total += wsHeaderLength(n) + n;
+    return n;
+  });
+  const out = Buffer.allocUnsafe(total);
+  let o = 0;
+  for (let i = 0; i < texts.length; i++) {
+    const n = lengths[i]!;
+    out[o++] = 0x81; // FIN + text
+    if (n < 126) out[o++] = n;
+    else if (n < 65536) {
+      out[o++] = 126;
+      out.writeUInt16BE(n, o);
+      o += 2;
+    } else {
+      out[o++] = 127;
+      out.writeUInt32BE(Math.floor(n / 2 ** 32), o);
+      out.writeUInt32BE(n >>> 0, o + 4);
+      o += 8;
+    }
+    o += out.write(texts[i]!, o);
+  }
+  return out;
+}
 
 /** A control frame as the text of one WebSocket frame. */
 export const wsControl = (c: Control): string => JSON.stringify(c);

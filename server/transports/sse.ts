@@ -23,6 +23,7 @@ import {
   type Announcement,
 } from '../protocol.js';
 import { drainedOrClosed, Hub, isFeedError, type Subscriber } from './hub.js';
+import { SseEncoded, writeSseBatch } from './shared-write.js';
 import { spreadClose } from './shutdown.js';
 import { isHttp2, parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
 
@@ -30,23 +31,23 @@ export default fp(
   async function sseTransport(app, opts: TransportOptions) {
     const { feed, config, stats } = opts;
     const counters = stats.transports.sse;
-    const hub = new Hub<Buffer>(feed, {
-      encode: sseBatch,
-      sizeOf: (b) => b.length,
+    const hub = new Hub<SseEncoded>(feed, {
+      encode: (messages) => new SseEncoded(sseBatch(messages)),
+      sizeOf: (e) => e.body.length,
       batchMax: config.pollBatchMax,
       maxBufferedBytes: config.maxBufferedBytes,
       drainTimeoutMs: config.catchUpDrainMs,
       onError: (err) => app.log.error({ err }, 'SSE fan-out failed'),
     });
 
-    class SseStream implements Subscriber<Buffer> {
+    class SseStream implements Subscriber<SseEncoded> {
       closed = false;
       constructor(
         public cursor: number,
         readonly res: ServerResponse,
       ) {}
-      deliver(messages: readonly Message[], encoded: Buffer | undefined): void {
-        this.res.write(encoded ?? sseBatch(messages));
+      deliver(messages: readonly Message[], encoded: SseEncoded | undefined): void {
+        writeSseBatch(this.res, messages, encoded);
         counters.messagesOut += messages.length;
       }
       /**

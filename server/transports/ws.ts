@@ -29,19 +29,17 @@ import {
   refOf,
   WS_END,
   wsControl,
-  wsFrames,
+  wsWire,
   type Announcement,
   type Control,
 } from '../protocol.js';
 import { drainedOrClosed, Hub, isFeedError, type Subscriber } from './hub.js';
 import { parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
+import { sendWsBatch } from './shared-write.js';
 import { spreadClose, spreadsDone } from './shutdown.js';
 
 /** RFC 6455 §4.2.1: the key is 16 random bytes in base64; versions 13 (and the draft's 8, as `ws` accepts). */
 const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
-
-/** Message payloads are pre-encoded Buffers; they go out as text frames (one options object, not one per frame). */
-const TEXT_FRAME = Object.freeze({ binary: false });
 
 function originAllowed(request: FastifyRequest, allowed: readonly string[]): boolean {
   const origin = request.headers.origin;
@@ -58,10 +56,11 @@ export default fp(
   async function wsTransport(app, opts: TransportOptions) {
     const { feed, config, stats } = opts;
     const counters = stats.transports.ws;
-    const hub = new Hub<Buffer[]>(feed, {
-      encode: wsFrames,
-      // Payload bytes; each frame adds a 2–10 byte header.
-      sizeOf: (frames) => frames.reduce((n, f) => n + f.length + 2, 0),
+    // Each batch is framed once, headers included, and that one Buffer goes to every socket that can
+    // take it as is (shared-write.ts), as Socket.IO does with its pre-encoded frames.
+    const hub = new Hub<Buffer>(feed, {
+      encode: wsWire,
+      sizeOf: (wire) => wire.length,
       batchMax: config.pollBatchMax,
       maxBufferedBytes: config.maxBufferedBytes,
       drainTimeoutMs: config.catchUpDrainMs,
@@ -71,7 +70,7 @@ export default fp(
     const mistake = mistakeLogger(app.log);
     const errorRate = config.wsErrorRepliesPerSec;
 
-    class WsPeer implements Subscriber<Buffer[]> {
+    class WsPeer implements Subscriber<Buffer> {
       closed = false;
       alive = true;
       /** Token bucket of error replies: `errorRate` per second, bursts of `errorRate`. */
@@ -105,12 +104,8 @@ export default fp(
         this.#errorTokens -= 1;
         return true;
       }
-      deliver(messages: readonly Message[], encoded: Buffer[] | undefined): void {
-        const frames = encoded ?? wsFrames(messages);
-        // One corked write per tick: all of this batch's frames leave in one writev.
-        this.socket.cork();
-        for (const f of frames) this.ws.send(f, TEXT_FRAME);
-        this.socket.uncork();
+      deliver(messages: readonly Message[], encoded: Buffer | undefined): void {
+        sendWsBatch(this.ws, this.socket, messages, encoded);
         counters.messagesOut += messages.length;
       }
       announce(a: Announcement): void {
