@@ -25,6 +25,7 @@ import { loadCredentials } from './tls.js';
 import pollTransport from './transports/poll.js';
 import sseTransport from './transports/sse.js';
 import { isHttp2 } from './transports/params.js';
+import { FeedTail } from './transports/tail.js';
 import wsTransport from './transports/ws.js';
 import { webRoutes } from './web.js';
 
@@ -169,7 +170,9 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     reply.code(404).send(body);
   });
 
-  const transportOptions = { feed, config, stats };
+  // One reader of new messages for the three transports (transports/tail.ts).
+  const tail = new FeedTail(feed, config.pollBatchMax);
+  const transportOptions = { feed, tail, config, stats };
   // With several workers, any worker answers /stats for all of them (gathered through the primary).
   await app.register(statsRoutes, { stats, feed, gather: clusterSnapshots });
   await app.register(publishRoutes, { feed, token: config.publishToken, maxPayloadBytes: config.maxPayloadBytes, maxNestingDepth: config.maxNestingDepth });
@@ -195,6 +198,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   app.addHook('onClose', async () => {
     clearTimeout(cutTimer);
     generator.stop();
+    tail.close();
     stats.close();
     if (ownFeed) await feed.close();
   });

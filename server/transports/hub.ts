@@ -4,9 +4,9 @@
  *
  * - Catch-up: a new subscriber reads from its cursor in batches (respecting backpressure) until it is
  *   level with the hub, then goes live.
- * - Live: the feed says "new last id"; the hub schedules ONE flush per event-loop turn (setImmediate),
- *   reads the new messages once, encodes them once, and hands every level subscriber the whole batch
- *   in one write. Measured here, one write per message per socket at 2,000 msg/s × 100 sockets fell
+ * - Live: the process's one FeedTail (tail.ts) reads the new messages once per event-loop turn for
+ *   every transport and hands each hub the batch; the hub encodes it once and hands every level
+ *   subscriber the whole batch in one write. Measured here, one write per message per socket at 2,000 msg/s × 100 sockets fell
  *   ~30% behind schedule; one corked write per tick kept up at a third of the CPU.
  * - A live subscriber whose queue passes `maxBufferedBytes` is dropped as a slow consumer; the others
  *   never wait for it. A catching-up one is written in slices that fit under `maxBufferedBytes`, and
@@ -18,6 +18,7 @@ import type { EventEmitter } from 'node:events';
 import { FeedUnavailableError, type Feed, type FeedEvent, type Message } from '../feed/types.js';
 import type { Announcement } from '../protocol.js';
 import type { DisconnectReason } from '../stats.js';
+import type { FeedTail } from './tail.js';
 
 export interface Subscriber<E> {
   /** Id of the last message this subscriber has been given. */
@@ -53,18 +54,14 @@ export class Hub<E> {
   readonly #joining = new Set<Subscriber<E>>();
   /** Last id fanned out to live subscribers. */
   #cursor: number;
-  #scheduled = false;
-  #flushing = false;
-  /** An append arrived while a flush was reading: run again when it ends. */
-  #again = false;
-  readonly #unsubscribe: () => void;
+  readonly #detach: () => void;
   readonly #unwatch: () => void;
 
-  constructor(feed: Feed, opts: HubOptions<E>) {
+  constructor(feed: Feed, tail: FeedTail, opts: HubOptions<E>) {
     this.#feed = feed;
     this.#opts = opts;
-    this.#cursor = feed.info().lastId;
-    this.#unsubscribe = feed.subscribe(() => this.#schedule());
+    this.#cursor = tail.cursor;
+    this.#detach = tail.attach((batch) => this.#fanOut(batch));
     this.#unwatch = feed.watch((e) => this.#onFeedEvent(e));
   }
 
@@ -74,8 +71,8 @@ export class Hub<E> {
         for (const sub of this.subscribers()) sub.announce({ type: 'feed-down', code: 'LAB_ERR_FEED_UNAVAILABLE', message: e.reason });
         break;
       case 'up':
+        // The tail reads again on `up` by itself.
         for (const sub of this.subscribers()) sub.announce({ type: 'feed-up' });
-        this.#schedule();
         break;
       case 'epoch':
         // Every cursor belongs to the old history: each live subscriber catches up again, and its
@@ -125,6 +122,19 @@ export class Hub<E> {
     } finally {
       this.#joining.delete(sub);
     }
+  }
+
+  /**
+   * `sub` has just read everything after its cursor and found nothing (a long poll on its way in): live
+   * at once when no batch has been fanned out past that cursor since, else the usual catch-up. Saves
+   * the second read of the same empty range.
+   */
+  joinLevel(sub: Subscriber<E>): Promise<void> {
+    if (!sub.closed && sub.cursor >= this.#cursor) {
+      this.#live.add(sub);
+      return Promise.resolve();
+    }
+    return this.join(sub);
   }
 
   /**
@@ -184,60 +194,26 @@ export class Hub<E> {
     this.#joining.delete(sub);
   }
 
-  #schedule(): void {
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    setImmediate(() => {
-      this.#scheduled = false;
-      void this.#flush();
-    });
-  }
-
-  async #flush(): Promise<void> {
-    if (this.#flushing) {
-      this.#again = true;
-      return;
-    }
-    this.#flushing = true;
+  /** One batch from the tail, in id order after the previous one: encoded once, written to every live subscriber. */
+  #fanOut(batch: readonly Message[]): void {
+    const first = batch[0]!.id;
+    const last = batch[batch.length - 1]!.id;
+    this.#cursor = last;
+    if (this.#live.size === 0) return;
+    let encoded: E | undefined;
     try {
-      for (;;) {
-        let result;
-        try {
-          result = await this.#feed.read(this.#cursor, this.#opts.batchMax);
-        } catch {
-          // The feed could not be read (a store outage): live subscribers stay where they are and the
-          // next append schedules another flush, which resumes from the hub cursor.
-          return;
-        }
-        if (result.kind === 'reset') return; // cannot happen for the hub's own cursor
-        const batch = result.messages;
-        if (batch.length === 0) return;
-        const first = batch[0]!.id;
-        const last = batch[batch.length - 1]!.id;
-        this.#cursor = last;
-        if (this.#live.size === 0) continue;
-        let encoded: E | undefined;
-        try {
-          encoded = this.#opts.encode(batch);
-        } catch (err) {
-          // Each subscriber then encodes for itself, and the ones that fail are ended (below).
-          this.#opts.onError(err);
-        }
-        for (const sub of this.#live) {
-          try {
-            this.#deliverLive(sub, batch, first, last, encoded);
-          } catch (err) {
-            this.#opts.onError(err);
-            this.#live.delete(sub);
-            sub.kill('error');
-          }
-        }
-      }
-    } finally {
-      this.#flushing = false;
-      if (this.#again) {
-        this.#again = false;
-        this.#schedule();
+      encoded = this.#opts.encode(batch);
+    } catch (err) {
+      // Each subscriber then encodes for itself, and the ones that fail are ended (below).
+      this.#opts.onError(err);
+    }
+    for (const sub of this.#live) {
+      try {
+        this.#deliverLive(sub, batch, first, last, encoded);
+      } catch (err) {
+        this.#opts.onError(err);
+        this.#live.delete(sub);
+        sub.kill('error');
       }
     }
   }
@@ -265,7 +241,7 @@ export class Hub<E> {
   }
 
   close(): void {
-    this.#unsubscribe();
+    this.#detach();
     this.#unwatch();
     this.#live.clear();
     this.#joining.clear();

@@ -8,10 +8,13 @@ import type { Config } from '../config.js';
 import { HttpErrors } from '../errors.js';
 import type { Feed } from '../feed/types.js';
 import type { Stats } from '../stats.js';
+import type { FeedTail } from './tail.js';
 
 /** What every transport plugin is given. */
 export interface TransportOptions {
   feed: Feed;
+  /** The process's one reader of new messages, shared by the transports' hubs. */
+  tail: FeedTail;
   config: Readonly<Config>;
   stats: Stats;
 }

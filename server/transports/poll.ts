@@ -22,10 +22,10 @@ import { isHttp2, parseCursor, parseEpoch, parseTimeout, startCursor, type Query
 
 export default fp(
   async function pollTransport(app, opts: TransportOptions) {
-    const { feed, config, stats } = opts;
+    const { feed, tail, config, stats } = opts;
     const epochOf = () => feed.info().epoch;
     // Every poller held at the same cursor gets the same bytes: encode the answer once per batch.
-    const hub = new Hub<string>(feed, {
+    const hub = new Hub<string>(feed, tail, {
       encode: (messages) => pollBody(pollAnswer(messages, messages[messages.length - 1]!.id, epochOf())),
       batchMax: config.pollBatchMax,
       // A poll is answered once, whole: nothing queues per client beyond that one answer.
@@ -131,7 +131,7 @@ export default fp(
       reply.raw.once('close', () => {
         if (!reply.raw.writableFinished) poll.abandon();
       });
-      hub.join(poll).catch((err: unknown) => {
+      hub.joinLevel(poll).catch((err: unknown) => {
         poll.closed = true;
         held.delete(poll);
         reply.send(isFeedError(err) ? new HttpErrors.FEED_UNAVAILABLE(err.message) : err);

@@ -29,9 +29,9 @@ import { isHttp2, parseCursor, parseEpoch, startCursor, type Query, type Transpo
 
 export default fp(
   async function sseTransport(app, opts: TransportOptions) {
-    const { feed, config, stats } = opts;
+    const { feed, tail, config, stats } = opts;
     const counters = stats.transports.sse;
-    const hub = new Hub<SseEncoded>(feed, {
+    const hub = new Hub<SseEncoded>(feed, tail, {
       encode: (messages) => new SseEncoded(sseBatch(messages)),
       sizeOf: (e) => e.body.length,
       batchMax: config.pollBatchMax,
@@ -45,6 +45,7 @@ export default fp(
       constructor(
         public cursor: number,
         readonly res: ServerResponse,
+        readonly h2: boolean,
       ) {}
       deliver(messages: readonly Message[], encoded: SseEncoded | undefined): void {
         writeSseBatch(this.res, messages, encoded);
@@ -70,7 +71,10 @@ export default fp(
       }
       async drained(): Promise<void> {
         if (this.closed || this.res.writableLength === 0) return;
-        await drainedOrClosed(this.res, this.res);
+        // Shared chunks go to the socket past `res`, which then never needs (or emits) its own 'drain':
+        // over HTTP/1.1 wait for the socket's, which follows every write, ours and Node's.
+        const socket = this.res.socket;
+        await drainedOrClosed(socket && !this.h2 ? socket : this.res, this.res);
       }
       kill(reason: DisconnectReason): void {
         if (this.closed) return;
@@ -114,7 +118,7 @@ export default fp(
       counters.requests++;
       res.writeHead(200, headers);
       const info = feed.info();
-      const stream = new SseStream(startCursor(feed, since), res);
+      const stream = new SseStream(startCursor(feed, since), res, isHttp2(request));
       streams.add(stream);
       counters.connections++;
       res.once('close', () => {

@@ -54,11 +54,11 @@ function originAllowed(request: FastifyRequest, allowed: readonly string[]): boo
 
 export default fp(
   async function wsTransport(app, opts: TransportOptions) {
-    const { feed, config, stats } = opts;
+    const { feed, tail, config, stats } = opts;
     const counters = stats.transports.ws;
     // Each batch is framed once, headers included, and that one Buffer goes to every socket that can
     // take it as is (shared-write.ts), as Socket.IO does with its pre-encoded frames.
-    const hub = new Hub<Buffer>(feed, {
+    const hub = new Hub<Buffer>(feed, tail, {
       encode: wsWire,
       sizeOf: (wire) => wire.length,
       batchMax: config.pollBatchMax,
