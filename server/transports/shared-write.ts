@@ -60,7 +60,7 @@ interface OutgoingState {
 export function canShareChunk(res: ServerResponse): Socket | undefined {
   const r = res as unknown as OutgoingState;
   const socket = res.socket;
-  if (!socket || !socket.writable || res.writableEnded || res.destroyed) return undefined;
+  if (!socket?.writable || res.writableEnded || res.destroyed) return undefined;
   if (r._headerSent !== true || r.chunkedEncoding !== true || !Array.isArray(r.outputData) || r.outputData.length !== 0) return undefined;
   if ((socket as unknown as { _httpMessage?: unknown })._httpMessage !== res) return undefined;
   return socket;
