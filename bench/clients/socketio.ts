@@ -18,8 +18,14 @@ import type { ClientFactory, ClientGroup, ClientGroupOptions } from './types.js'
 function socketioClients(opts: ClientGroupOptions, transport: 'websocket' | 'polling', onConnect?: (i: number) => void): ClientGroup {
   const { baseUrl, count, since, sink } = opts;
   // The same browser header set as the lab's clients send (Node's engine.io-client sends extraHeaders
-  // on every polling request and on the WebSocket upgrade).
-  const extraHeaders = headersFor(transport === 'websocket' ? 'ws' : 'poll', baseUrl, opts.http);
+  // on every polling request and on the WebSocket upgrade) — but for polling without Accept-Encoding:
+  // engine.io gzips polling answers over 1 KiB when asked, and Node's polling client
+  // (xmlhttprequest-ssl) cannot decode them (every such answer was a "transport error", messages
+  // lost). A browser would decode them, and Socket.IO would spend CPU compressing: its polling figures
+  // leave that cost out (the README says so).
+  const headers = headersFor(transport === 'websocket' ? 'ws' : 'poll', baseUrl, opts.http);
+  const extraHeaders =
+    transport === 'polling' ? Object.fromEntries(Object.entries(headers).filter(([name]) => name.toLowerCase() !== 'accept-encoding')) : headers;
   let requests = 0;
 
   class CountingWebSocket extends NodeWebSocket {
