@@ -1,6 +1,7 @@
 /**
  * From runs to report rows: the repeats of one scenario on one target become a ScenarioResult (figures
- * are medians over repeats, counts are totals), and lab rows get their `vsBare` ratios.
+ * are medians over repeats, counts are totals); lab rows get their `vsBare` ratios, and every row the
+ * floor server also ran its `vsFloor`.
  */
 import { figure, ratioOfMedians, round } from './figures.js';
 import type { NetworkProfile } from '../server/network/profiles.js';
@@ -50,7 +51,10 @@ function servedBy(t: Target, lab: LabSetup): Pick<ScenarioResult, 'feed' | 'work
     case 'lab-redis':
       return { feed: 'redis', workers: lab.workers };
     case 'bare':
+    case 'floor':
     case 'socketio':
+    case 'better-sse':
+    case 'fastify-sse':
     case 'shift':
       return { feed: 'memory', workers: 1 };
     default:
@@ -123,28 +127,39 @@ function floorOf(runs: RunResult[]): Pick<ScenarioResult, 'floor'> {
   return { floor: { overheadBytesPerMsg: round(overhead), floorBytesPerMsg: round(floor), excessBytesPerMsg: round(excess) } };
 }
 
+/** The result of `server` for the same scenario, network, protocol, proxy and transport as `r`, when it is valid. */
+const counterpart = (results: readonly ScenarioResult[], r: ScenarioResult, server: ScenarioResult['server']): ScenarioResult | undefined =>
+  results.find(
+    (x) =>
+      x.server === server &&
+      x.name === r.name &&
+      x.network.name === r.network.name &&
+      protocolOf(x) === protocolOf(r) &&
+      x.proxy === r.proxy &&
+      x.transport === r.transport &&
+      x.status === 'ok',
+  );
+
 /**
  * `vsBare`: lab ÷ bare for the same scenario, network and transport as a ratio of medians (ratioOfMedians), when
  * both are valid and every ratio is a number. The CI gate takes the median of paired ratios instead.
+ * `vsFloor`: any server ÷ the floor (SSE and WebSocket, where the floor ran), the same way.
  */
-export function addVsBare(results: ScenarioResult[]): void {
-  for (const lab of results) {
-    if (lab.server !== 'lab' || lab.status !== 'ok') continue;
-    const bare = results.find(
-      (r) =>
-        r.server === 'bare' &&
-        r.name === lab.name &&
-        r.network.name === lab.network.name &&
-        protocolOf(r) === protocolOf(lab) &&
-        r.proxy === lab.proxy &&
-        r.transport === lab.transport &&
-        r.status === 'ok',
-    );
+export function addRatios(results: ScenarioResult[]): void {
+  for (const r of results) {
+    if (r.status !== 'ok') continue;
+    const floor = r.server === 'floor' ? undefined : counterpart(results, r, 'floor');
+    if (floor) {
+      const cpuUsPerMsg = ratioOfMedians(r.serverMetrics.cpuUsPerMsg, floor.serverMetrics.cpuUsPerMsg);
+      const latencyP99 = ratioOfMedians(r.latencyMs.p99, floor.latencyMs.p99);
+      if (cpuUsPerMsg !== null && latencyP99 !== null) r.vsFloor = { cpuUsPerMsg, latencyP99 };
+    }
+    const bare = r.server === 'lab' ? counterpart(results, r, 'bare') : undefined;
     if (!bare) continue;
-    const cpuUsPerMsg = ratioOfMedians(lab.serverMetrics.cpuUsPerMsg, bare.serverMetrics.cpuUsPerMsg);
-    const bytesOutPerMsg = ratioOfMedians(lab.wire.bytesOutPerMsg, bare.wire.bytesOutPerMsg);
-    const latencyP99 = ratioOfMedians(lab.latencyMs.p99, bare.latencyMs.p99);
+    const cpuUsPerMsg = ratioOfMedians(r.serverMetrics.cpuUsPerMsg, bare.serverMetrics.cpuUsPerMsg);
+    const bytesOutPerMsg = ratioOfMedians(r.wire.bytesOutPerMsg, bare.wire.bytesOutPerMsg);
+    const latencyP99 = ratioOfMedians(r.latencyMs.p99, bare.latencyMs.p99);
     if (cpuUsPerMsg === null || bytesOutPerMsg === null || latencyP99 === null) continue;
-    lab.vsBare = { cpuUsPerMsg, bytesOutPerMsg, latencyP99 };
+    r.vsBare = { cpuUsPerMsg, bytesOutPerMsg, latencyP99 };
   }
 }

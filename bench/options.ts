@@ -13,9 +13,9 @@ import { SUITES, SWEEP, type ScenarioSpec } from './suite.js';
 import { DEFAULT_LAB_SETUP, target, type LabSetup, type Target } from './targets.js';
 
 export const TRANSPORTS: readonly TransportName[] = TRANSPORT_NAMES;
-const SERVERS: readonly ServerName[] = ['lab', 'lab-redis', 'bare', 'socketio'];
+const SERVERS: readonly ServerName[] = ['lab', 'lab-redis', 'bare', 'floor', 'socketio', 'better-sse', 'fastify-sse'];
 /** `lab-redis` runs only when asked for (or with --compare-feeds): it needs a Redis. */
-const DEFAULT_SERVERS: readonly ServerName[] = ['lab', 'bare', 'socketio'];
+const DEFAULT_SERVERS: readonly ServerName[] = ['lab', 'bare', 'floor', 'socketio', 'better-sse', 'fastify-sse'];
 
 export interface BenchOptions {
   transports: TransportName[];
@@ -344,12 +344,18 @@ export const targetsOf = (opts: Pick<BenchOptions, 'transports' | 'servers' | 'l
 /** Whether the run has cleartext HTTP/1.1 scenarios: memory and autocannon are measured over it only. */
 const cleartext = (opts: BenchOptions): boolean => protocolsOf(opts).includes('http/1.1');
 
-/** Idle memory is measured where idle clients hold connections, on the lab and its controls (not Socket.IO), over cleartext HTTP/1.1. */
-export const memoryTargets = (opts: BenchOptions): Target[] =>
-  opts.memory && cleartext(opts) ? targetsOf(opts).filter((t) => t.holdsConnections && t.server !== 'socketio' && t.protocol === 'http/1.1') : [];
+/** The lab and its controls, which serve the lab's own endpoints; the peers (Socket.IO, the SSE libraries) do not. */
+const LAB_AND_CONTROLS: readonly ServerName[] = ['lab', 'lab-redis', 'bare', 'floor'];
 
-/** autocannon speaks the lab's HTTP endpoints (cleartext), which Socket.IO does not serve. */
-export const cannonServers = (opts: BenchOptions): ServerName[] => (opts.autocannon && cleartext(opts) ? opts.servers.filter((s) => s !== 'socketio') : []);
+/** Idle memory is measured where idle clients hold connections, on the lab and bare (the floor's CPU is its point), over cleartext HTTP/1.1. */
+export const memoryTargets = (opts: BenchOptions): Target[] =>
+  opts.memory && cleartext(opts)
+    ? targetsOf(opts).filter((t) => t.holdsConnections && t.server !== 'floor' && LAB_AND_CONTROLS.includes(t.server) && t.protocol === 'http/1.1')
+    : [];
+
+/** autocannon speaks the lab's HTTP endpoints (cleartext, /poll among them), which the floor and the peers do not serve. */
+export const cannonServers = (opts: BenchOptions): ServerName[] =>
+  opts.autocannon && cleartext(opts) ? opts.servers.filter((s) => s !== 'floor' && LAB_AND_CONTROLS.includes(s)) : [];
 
 /** The load of every sweep step: SWEEP's, unless a custom scenario (--rate, --duration …) sets it. */
 export function sweepLoad(opts: Pick<BenchOptions, 'suite' | 'scenarios'>): { ratePerSec: number; durationSec: number; payloadBytes: number } {

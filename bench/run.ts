@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import os from 'node:os';
 import { join, relative } from 'node:path';
-import { addVsBare, aggregate, runOrFail } from './aggregate.js';
+import { addRatios, aggregate, runOrFail } from './aggregate.js';
 import { evaluateClaims } from './claims.js';
 import { Nginx } from './nginx.js';
 import { runField } from './field/run.js';
@@ -139,7 +139,7 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
           }),
         );
     }
-    addVsBare(scenarios);
+    addRatios(scenarios);
 
     memory = await runMemory(opts, serverOf, log);
     autocannon = await runAutocannon(opts, serverOf, log);
@@ -263,6 +263,8 @@ export const METHOD: Record<string, string> = {
     'Idle memory: server heap and RSS after gc() with N idle clients connected, minus the same before they connected, divided by N; again after they all disconnect (must come back).',
   repeats: 'Each repeat runs every server once (lab, bare, socketio, lab, bare, …); figures are medians over repeats with min–max; counts are totals.',
   vsBare: 'Lab median ÷ bare median for the same scenario, measured in the same run.',
+  vsFloor:
+    'Any server’s median ÷ the floor server’s median (bench/servers/floor.ts: no framework, each batch framed once, headers included, and the same Buffer written to every socket, one write per socket per event-loop turn) for the same SSE or WebSocket scenario, measured in the same run: how far a server is from the least CPU Node needs to put the same bytes on the wire.',
   autocannon:
     'autocannon against GET /poll catch-up (10 retained messages of 100 B, answered at once) and POST /publish; bytes per request = response bytes / requests.',
   micro: 'tinybench over the server’s own encoders: one SSE event, one WebSocket frame (payload + ws framing), one 10-message poll body.',

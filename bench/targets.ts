@@ -16,7 +16,7 @@ export interface Target {
   /** What the clients speak to this server process (bench/http.ts). */
   protocol: HttpProtocol;
   /** Server process: script under bench/servers and its options. Pairs with equal `process` share one. */
-  process: { script: 'lab' | 'bare' | 'socketio' | 'shift'; options: Record<string, unknown> };
+  process: { script: 'lab' | 'bare' | 'floor' | 'socketio' | 'better-sse' | 'fastify-sse' | 'shift'; options: Record<string, unknown> };
   clients: ClientFactory;
   /** Whether the server's `connections` for this transport (its /stats key is the transport's name) counts each idle client (for readiness and memory). */
   holdsConnections: boolean;
@@ -109,6 +109,15 @@ export function target(
         };
       }
       return undefined;
+    case 'floor':
+      // The floor serves what it is the floor of: SSE and WebSocket, cleartext HTTP/1.1.
+      if ((transport !== 'sse' && transport !== 'ws') || protocol !== 'http/1.1') return undefined;
+      return { server, transport, protocol, process: { script: 'floor', options: {} }, clients: LAB_CLIENTS[transport], holdsConnections: true };
+    case 'better-sse':
+    case 'fastify-sse':
+      // SSE libraries: SSE only, cleartext HTTP/1.1, the lab's own SSE clients (same URL and format).
+      if (transport !== 'sse' || protocol !== 'http/1.1') return undefined;
+      return { server, transport, protocol, process: { script: server, options: {} }, clients: sseClients, holdsConnections: true };
     case 'shift':
       // The tutorial's snippet serves short polling only, cleartext.
       if (transport !== 'short-poll' || protocol !== 'http/1.1') return undefined;

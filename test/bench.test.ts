@@ -52,8 +52,8 @@ describe('npm run bench (smoke)', () => {
     }
   }, 90_000);
 
-  it('measures every transport on lab and bare: the report validates and delivered = published × clients', async () => {
-    const report = await runBench(parseBenchArgs([...tiny, '--servers', 'lab,bare']), quiet());
+  it('measures every transport on lab, bare and the floor: the report validates and delivered = published × clients', async () => {
+    const report = await runBench(parseBenchArgs([...tiny, '--servers', 'lab,bare,floor']), quiet());
     const check = validateReport(report);
     expect(check).toEqual({ ok: true });
     expect(report.scenarios.map((s) => `${s.server}/${s.transport}`).sort()).toEqual([
@@ -61,6 +61,8 @@ describe('npm run bench (smoke)', () => {
       'bare/short-poll',
       'bare/sse',
       'bare/ws',
+      'floor/sse',
+      'floor/ws',
       'lab/poll',
       'lab/short-poll',
       'lab/sse',
@@ -77,6 +79,17 @@ describe('npm run bench (smoke)', () => {
     }
     const labWs = report.scenarios.find((s) => s.server === 'lab' && s.transport === 'ws')!;
     expect(labWs.vsBare?.bytesOutPerMsg).toBeGreaterThan(0);
+    // Every server's SSE and WebSocket rows against the floor measured in the same run; the floor's own
+    // rows and the transports it does not serve have none.
+    for (const s of report.scenarios) {
+      const compared = s.server !== 'floor' && (s.transport === 'sse' || s.transport === 'ws');
+      expect(s.vsFloor === undefined, `${s.server}/${s.transport}`).toBe(!compared);
+      if (s.vsFloor) {
+        const floor = report.scenarios.find((f) => f.server === 'floor' && f.transport === s.transport)!;
+        expect(s.vsFloor.cpuUsPerMsg).toBeCloseTo(s.serverMetrics.cpuUsPerMsg.median! / floor.serverMetrics.cpuUsPerMsg.median!, 9);
+      }
+    }
+    // Idle memory on the lab and bare only (the floor is a CPU control).
     expect(report.memory.length).toBe(6);
     expect(report.env.node).toBe(process.version);
   }, 90_000);

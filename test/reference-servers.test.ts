@@ -1,6 +1,7 @@
 /**
- * The bench's reference servers (bare, Socket.IO) must serve the same feed as the lab, and bare must
- * put the same bytes on the wire, or every vsBare ratio is meaningless. Every server here runs exactly
+ * The bench's reference servers (bare, floor, Socket.IO) must serve the same feed as the lab, and bare
+ * and the floor must put the same bytes on the wire, or every vsBare ratio and every CPU figure over
+ * the floor is meaningless. Every server here runs exactly
  * as the bench runs it: bench/server-process.ts startServer (fork, --expose-gc, --import tsx,
  * BENCH_SERVER_OPTS), driven through its IPC and its control port.
  *
@@ -9,8 +10,10 @@
  *   one burst, so one flush carries several); every client gets exactly the expected ids, in order, and
  *   /stats counts the traffic under that transport's key and nowhere else. Then IPC gc answers memory
  *   and IPC stop exits 0.
- * - The wire: bare and the lab are asked the same things over raw sockets and their answers compared
- *   after blanking what legitimately differs (Date, ts, epoch, and the lengths that follow from them).
+ * - The wire: bare, the floor and the lab are asked the same things over raw sockets and their answers
+ *   compared after blanking what legitimately differs (Date, ts, epoch, and the lengths that follow
+ *   from them); the floor only for what it serves (SSE, WebSocket).
+ * - The floor's 404s (no /poll) and its /stats counts, on real sockets.
  * - The event-loop window the runner opens and closes: every server reports the delay over exactly
  *   that interval.
  */
@@ -24,6 +27,7 @@ import type { ClientFactory, ClientGroupOptions, ClientSink } from '../bench/cli
 import { wsClients } from '../bench/clients/ws.js';
 import { DEFAULT_HTTP } from '../bench/http.js';
 import { startServer, type ServerHandle, type ServerStats } from '../bench/server-process.js';
+import { catalogueAnswer } from '../bench/servers/control.js';
 import { TRANSPORT_KEYS, type TransportCounters, type TransportKey } from '../server/stats.js';
 import { publish, range, until } from './helpers.js';
 
@@ -71,7 +75,7 @@ interface TransportCase {
 }
 
 interface ServerCase {
-  script: 'bare' | 'socketio';
+  script: 'bare' | 'floor' | 'socketio';
   options: Record<string, unknown>;
   transports: TransportCase[];
 }
@@ -83,6 +87,14 @@ const SERVERS: ServerCase[] = [
     transports: [
       { name: 'poll', clients: longPollClients, key: 'poll', countsConnections: true },
       { name: 'short-poll', clients: shortPollClients, key: 'short-poll', countsConnections: false, options: { shortPollIntervalMs: 50 } },
+      { name: 'sse', clients: sseClients, key: 'sse', countsConnections: true },
+      { name: 'ws', clients: wsClients, key: 'ws', countsConnections: true },
+    ],
+  },
+  {
+    script: 'floor',
+    options: {},
+    transports: [
       { name: 'sse', clients: sseClients, key: 'sse', countsConnections: true },
       { name: 'ws', clients: wsClients, key: 'ws', countsConnections: true },
     ],
@@ -174,6 +186,7 @@ describe.each(SERVERS)('the $script reference server $options', ({ script, optio
 describe.each([
   { script: 'lab', options: {} },
   { script: 'bare', options: {} },
+  { script: 'floor', options: {} },
   { script: 'socketio', options: { transport: 'websocket' } },
 ])('$script: the event-loop window the runner opens and closes', ({ script, options }) => {
   let server: ServerHandle;
@@ -212,7 +225,7 @@ describe.each([
   });
 });
 
-// ---- Wire comparison, bare vs lab -------------------------------------------------------------------
+// ---- Wire comparison, bare and floor vs lab -----------------------------------------------------------
 
 interface Wire {
   head: string[];
@@ -273,7 +286,12 @@ function parse(b: Buffer, kind: 'fixed' | 'chunked' | 'ws'): Wire {
   else if (kind === 'chunked') {
     while (rest.length > 0) {
       const nl = rest.indexOf('\r\n');
-      const size = parseInt(rest.subarray(0, nl).toString('latin1'), 16);
+      const size = nl < 0 ? Number.NaN : parseInt(rest.subarray(0, nl).toString('latin1'), 16);
+      if (Number.isNaN(size)) {
+        // Not chunked framing: kept whole, so the comparison fails on it instead of looping.
+        parts.push(`not a chunk: ${normalise(rest.toString('utf8'))}`);
+        break;
+      }
       parts.push(normalise(rest.subarray(nl + 2, nl + 2 + size).toString('utf8')));
       rest = rest.subarray(nl + 2 + size + 2);
     }
@@ -297,62 +315,197 @@ const wsFrameCount = (b: Buffer): number => {
 const GET = (path: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${extra}\r\n`;
 const UPGRADE = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
 
-/** The same questions to one server; the answers as heads and body parts. */
-async function ask(server: ServerHandle): Promise<Record<string, Wire>> {
-  // Fixed data: only ts and epoch may differ between the two servers.
+/**
+ * Published once the streams have caught up, one at a time, each delivered before the next (so each is
+ * one chunk and one frame on every server): the first answers the held polls, the second needs a
+ * 16-bit WebSocket length.
+ */
+const LIVE = [
+  { t: 3, p: 'third' },
+  { t: 4, p: 'x'.repeat(200) },
+  { t: 5, p: 'fifth' },
+];
+/** Fields of the stream answers; the floor serves only these. */
+const STREAMS = ['sse', 'sseResume', 'ws'];
+
+/** The same questions to one server (`polls: false`: the streams only); the answers as heads and body parts. */
+async function ask(server: ServerHandle, polls = true): Promise<Record<string, Wire>> {
+  // Fixed data: only ts and epoch may differ between the servers.
   await publish(server.controlUrl, { t: 1, p: 'first' });
   await publish(server.controlUrl, { t: 2, p: 'sécond ✓' });
   const before: ServerStats = await server.stats();
-  const shortPoll = raw(server.port, GET('/poll?since=0&timeout=0'), httpDone);
-  const timedOut = raw(server.port, GET('/poll?since=2&timeout=1'), httpDone);
-  const badCursor = raw(server.port, GET('/poll?since=x'), httpDone);
-  const sse = raw(server.port, GET('/events?since=0'), (b) => count(b, 'id: ') === 3);
-  const sseResume = raw(server.port, GET('/events?since=0', 'Last-Event-ID: 1\r\n'), (b) => count(b, 'id: ') === 2);
-  const ws = raw(server.port, GET('/ws?since=0', UPGRADE), (b) => wsFrameCount(b) === 4);
-  const held = raw(server.port, GET('/poll?since=2'), httpDone);
-  const heldFromNow = raw(server.port, GET('/poll'), httpDone);
-  // Everything caught up and both polls held before the third publish, which only they and the streams wait for.
-  await timedOut.done;
-  await until(() => count(sse.bytes(), 'id: ') === 2 && count(sseResume.bytes(), 'id: ') === 1 && wsFrameCount(ws.bytes()) === 3, WAIT_MS);
-  // Three long polls arrived (bad cursors are refused before they count), the timed-out one is answered, two are held.
-  await eventually(async () => {
-    const now = (await server.stats()).transports.poll;
-    expect({ requests: now.requests - before.transports.poll.requests, connections: now.connections - before.transports.poll.connections }).toEqual({
-      requests: 3,
-      connections: 2,
+  // After `live` of the LIVE messages: 2 catch-up + live ids on each stream (from 0, or resumed from 1), plus the WebSocket hello.
+  const delivered = (live: number): boolean =>
+    count(sse.bytes(), 'id: ') === 2 + live && count(sseResume.bytes(), 'id: ') === 1 + live && wsFrameCount(ws.bytes()) === 3 + live;
+  const sse = raw(server.port, GET('/events?since=0'), (b) => count(b, 'id: ') === 2 + LIVE.length);
+  const sseResume = raw(server.port, GET('/events?since=0', 'Last-Event-ID: 1\r\n'), (b) => count(b, 'id: ') === 1 + LIVE.length);
+  const ws = raw(server.port, GET('/ws?since=0', UPGRADE), (b) => wsFrameCount(b) === 3 + LIVE.length);
+  const answers: Record<string, Promise<Wire>> = {};
+  if (polls) {
+    const shortPoll = raw(server.port, GET('/poll?since=0&timeout=0'), httpDone);
+    const timedOut = raw(server.port, GET('/poll?since=2&timeout=1'), httpDone);
+    const badCursor = raw(server.port, GET('/poll?since=x'), httpDone);
+    const held = raw(server.port, GET('/poll?since=2'), httpDone);
+    const heldFromNow = raw(server.port, GET('/poll'), httpDone);
+    // Both polls held before the first live publish, which only they and the streams wait for.
+    await timedOut.done;
+    // Three long polls arrived (bad cursors are refused before they count), the timed-out one is answered, two are held.
+    await eventually(async () => {
+      const now = (await server.stats()).transports.poll;
+      expect({ requests: now.requests - before.transports.poll.requests, connections: now.connections - before.transports.poll.connections }).toEqual({
+        requests: 3,
+        connections: 2,
+      });
     });
-  });
-  await publish(server.controlUrl, { t: 3, p: 'third' });
-  return {
-    'short-poll': parse(await shortPoll.done, 'fixed'),
-    timedOut: parse(await timedOut.done, 'fixed'),
-    badCursor: parse(await badCursor.done, 'fixed'),
-    held: parse(await held.done, 'fixed'),
-    heldFromNow: parse(await heldFromNow.done, 'fixed'),
-    sse: parse(await sse.done, 'chunked'),
-    sseResume: parse(await sseResume.done, 'chunked'),
-    ws: parse(await ws.done, 'ws'),
-  };
+    for (const [k, r] of Object.entries({ 'short-poll': shortPoll, timedOut, badCursor, held, heldFromNow }))
+      answers[k] = r.done.then((b) => parse(b, 'fixed'));
+  }
+  // Everything caught up before the first live publish.
+  await until(() => delivered(0), WAIT_MS);
+  for (const [i, data] of LIVE.entries()) {
+    await publish(server.controlUrl, data);
+    await until(() => delivered(i + 1), WAIT_MS);
+  }
+  answers.sse = sse.done.then((b) => parse(b, 'chunked'));
+  answers.sseResume = sseResume.done.then((b) => parse(b, 'chunked'));
+  answers.ws = ws.done.then((b) => parse(b, 'ws'));
+  const keys = Object.keys(answers);
+  const wires = await Promise.all(Object.values(answers));
+  return Object.fromEntries(keys.map((k, i) => [k, wires[i]!]));
 }
 
-describe('the wire: bare vs the lab', () => {
+describe('the wire: bare and the floor vs the lab', () => {
   let lab: ServerHandle;
   let bare: ServerHandle;
-  let answers: [Record<string, Wire>, Record<string, Wire>] | undefined;
+  let floor: ServerHandle;
+  let answers: { lab: Record<string, Wire>; bare: Record<string, Wire>; floor: Record<string, Wire> } | undefined;
   beforeAll(
     async () => {
-      // One fixed retry on both (the default is jittered, a different number on every stream).
+      // One fixed retry on all (the default is jittered, a different number on every stream).
       const fixedRetry = { config: { sseRetryJitterMs: 0 } };
-      [lab, bare] = await Promise.all([startServer('lab', fixedRetry), startServer('bare', fixedRetry)]);
-      answers = (await Promise.all([ask(lab), ask(bare)])) as [Record<string, Wire>, Record<string, Wire>];
+      [lab, bare, floor] = await Promise.all([startServer('lab', fixedRetry), startServer('bare', fixedRetry), startServer('floor', fixedRetry)]);
+      const [l, b, f] = await Promise.all([ask(lab), ask(bare), ask(floor, false)]);
+      answers = { lab: l, bare: b, floor: f };
     },
     START_TIMEOUT_MS + 2 * WAIT_MS,
   );
-  afterAll(() => Promise.all([lab?.stop(), bare?.stop()]));
+  afterAll(() => Promise.all([lab?.stop(), bare?.stop(), floor?.stop()]));
 
-  it.each(['short-poll', 'timedOut', 'badCursor', 'held', 'heldFromNow', 'sse', 'sseResume', 'ws'])('%s: the same head and body parts', (k) => {
-    const [l, b] = answers!;
-    expect(l[k]).toBeDefined();
-    expect(b[k]).toEqual(l[k]);
+  it.each(['short-poll', 'timedOut', 'badCursor', 'held', 'heldFromNow', ...STREAMS])('bare, %s: the same head and body parts', (k) => {
+    expect(answers!.lab[k]).toBeDefined();
+    expect(answers!.bare[k]).toEqual(answers!.lab[k]);
+  });
+
+  it.each(STREAMS)('floor, %s: the same head and body parts', (k) => {
+    expect(answers!.lab[k]).toBeDefined();
+    expect(answers!.floor[k]).toEqual(answers!.lab[k]);
+  });
+
+  it('the streams carried the catch-up and every live message, one part each', () => {
+    const { sse, sseResume, ws } = answers!.lab;
+    // retry + hello, the catch-up batch, then one chunk per live message.
+    expect(sse!.parts).toHaveLength(2 + LIVE.length);
+    expect(sseResume!.parts).toHaveLength(2 + LIVE.length);
+    // hello, one frame per caught-up message, one per live message.
+    expect(ws!.parts).toHaveLength(3 + LIVE.length);
+  });
+});
+
+// ---- The floor: what it does not serve, and its /stats ----------------------------------------------
+
+/** A socket that stays open: every byte it has received so far, and a way to close it. */
+function stream(port: number, request: string): { bytes: () => Buffer; close: () => void } {
+  let buf = Buffer.alloc(0);
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+  });
+  socket.on('error', () => {}); // a failure shows as missing bytes
+  socket.write(request);
+  return { bytes: () => buf, close: () => socket.destroy() };
+}
+
+const sseIds = (b: Buffer): number[] => [...b.toString('utf8').matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+const wsIds = (b: Buffer): number[] =>
+  readWsFrames(b.subarray(b.indexOf('\r\n\r\n') + 4))
+    .map((f) => JSON.parse(f.payload) as { id?: number; type?: string })
+    .flatMap((f) => (f.type === undefined && f.id !== undefined ? [f.id] : []));
+
+describe('the floor reference server', () => {
+  let floor: ServerHandle;
+  beforeAll(async () => {
+    floor = await startServer('floor');
+  }, START_TIMEOUT_MS);
+  afterAll(() => floor?.stop());
+
+  it("answers /poll and unknown paths with 404 and the catalogue's LAB_ERR_NOT_FOUND body, counted nowhere", async () => {
+    const before = await floor.stats();
+    const asks = [
+      { request: GET('/poll?since=0'), path: '/poll' },
+      { request: GET('/poll?since=0&timeout=0'), path: '/poll' },
+      { request: GET('/nope'), path: '/nope' },
+      // An upgrade anywhere but /ws.
+      { request: GET('/poll', UPGRADE), path: '/poll' },
+    ];
+    for (const { request, path } of asks) {
+      const b = await raw(floor.port, request, httpDone).done;
+      const end = b.indexOf('\r\n\r\n');
+      const head = b.subarray(0, end).toString('latin1');
+      expect(head.split('\r\n')[0], request).toBe('HTTP/1.1 404 Not Found');
+      expect(head.toLowerCase()).toContain('content-type: application/json; charset=utf-8');
+      const body = JSON.parse(b.subarray(end + 4).toString('utf8')) as unknown;
+      expect(body).toEqual(catalogueAnswer('NOT_FOUND', 'GET', path).body);
+      expect(body).toMatchObject({ error: { code: 'LAB_ERR_NOT_FOUND' } });
+    }
+    expect((await floor.stats()).transports).toEqual(before.transports);
+  });
+
+  it('/stats counts messagesOut, bytesOut and bytesIn under sse and ws', async () => {
+    const before = await floor.stats();
+    const base = before.feed.lastId;
+    await publish(floor.controlUrl, { p: 'a' });
+    await publish(floor.controlUrl, { p: 'b' });
+    // The SSE stream catches up one message, the WebSocket two.
+    const sseRequest = GET(`/events?since=${base + 1}`);
+    const wsRequest = GET(`/ws?since=${base}`, UPGRADE);
+    const sse = stream(floor.port, sseRequest);
+    const ws = stream(floor.port, wsRequest);
+    try {
+      await until(() => sseIds(sse.bytes()).length === 1 && wsIds(ws.bytes()).length === 2, WAIT_MS);
+      // A burst: one flush may carry several messages.
+      await Promise.all(range(1, 3).map((k) => publish(floor.controlUrl, { p: `live${k}` })));
+      await until(() => sseIds(sse.bytes()).length === 4 && wsIds(ws.bytes()).length === 5, WAIT_MS);
+      expect(sseIds(sse.bytes())).toEqual(range(base + 2, base + 5));
+      expect(wsIds(ws.bytes())).toEqual(range(base + 1, base + 5));
+      // Open sockets count as they go: every byte the clients received, every byte they sent.
+      await eventually(async () => {
+        const now = (await floor.stats()).transports;
+        const d = (k: 'sse' | 'ws') => ({
+          connections: now[k].connections - before.transports[k].connections,
+          requests: now[k].requests - before.transports[k].requests,
+          messagesOut: now[k].messagesOut - before.transports[k].messagesOut,
+          bytesOut: now[k].bytesOut - before.transports[k].bytesOut,
+          bytesIn: now[k].bytesIn - before.transports[k].bytesIn,
+        });
+        expect({ sse: d('sse'), ws: d('ws') }).toEqual({
+          sse: { connections: 1, requests: 1, messagesOut: 4, bytesOut: sse.bytes().length, bytesIn: Buffer.byteLength(sseRequest) },
+          ws: { connections: 1, requests: 1, messagesOut: 5, bytesOut: ws.bytes().length, bytesIn: Buffer.byteLength(wsRequest) },
+        });
+      });
+    } finally {
+      sse.close();
+      ws.close();
+    }
+    // Closed sockets are folded in: nothing counted is lost, and both ends were the client's.
+    const received = { sse: sse.bytes().length, ws: ws.bytes().length };
+    await eventually(async () => {
+      const now = (await floor.stats()).transports;
+      for (const k of ['sse', 'ws'] as const) {
+        expect(now[k].connections, k).toBe(before.transports[k].connections);
+        expect(now[k].disconnects.client - before.transports[k].disconnects.client, k).toBe(1);
+        expect(now[k].bytesOut - before.transports[k].bytesOut, k).toBeGreaterThanOrEqual(received[k]);
+        expect(now[k].bytesIn - before.transports[k].bytesIn, k).toBe(Buffer.byteLength(k === 'sse' ? sseRequest : wsRequest));
+      }
+    });
   });
 });

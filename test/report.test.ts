@@ -264,7 +264,7 @@ describe('validateReport', () => {
     expectInvalid(r, /\/lost must be equal to constant \(0\)/);
   });
 
-  it('refuses unknown fields, NaN figures and vsBare or floor on a non-lab server', () => {
+  it('refuses unknown fields, NaN figures, vsBare or floor on a non-lab server, and vsFloor on the floor', () => {
     const extra = fixture() as Report & { extra?: number };
     extra.extra = 1;
     expectInvalid(extra, /must NOT have additional properties 'extra'/);
@@ -281,6 +281,10 @@ describe('validateReport', () => {
       add(okScenario(bare, 'bare', 'ws'));
       expectInvalid(bare, new RegExp(`/scenarios/${bare.scenarios.indexOf(okScenario(bare, 'bare', 'ws'))} must NOT be valid`));
     }
+    const floor = fixture();
+    const f = okScenario(floor, 'floor', 'ws');
+    f.vsFloor = { cpuUsPerMsg: 1, latencyP99: 1 };
+    expectInvalid(floor, new RegExp(`/scenarios/${floor.scenarios.indexOf(f)} must NOT be valid`));
   });
 
   it('refuses figures that do not add up: a value per repeat, median within min…max, expected = published × clients', () => {
@@ -376,6 +380,7 @@ describe('the model', () => {
     const m = reportModel(r);
     expect(m.sections.map((s) => s.title)).toEqual([
       'Transport by network',
+      'Targets',
       'Scenarios',
       'Memory per connection',
       'HTTP endpoints (autocannon)',
@@ -413,7 +418,7 @@ describe('the model', () => {
     expect(reportModel(sweepFixture()).sections.map((s) => s.title)).not.toContain('Transport by network');
     const loopbackOnly = fixture();
     loopbackOnly.scenarios = loopbackOnly.scenarios.filter((s) => s.network.direct);
-    expect(reportModel(loopbackOnly).sections[0]!.title).toBe('Scenarios');
+    expect(reportModel(loopbackOnly).sections.map((s) => s.title)).not.toContain('Transport by network');
   });
 
   it('lists an invalid lab result once, though it shows in both sections', () => {
@@ -540,7 +545,7 @@ describe('renderMarkdown', () => {
       expect(md).toContain(`> - scenario ${s.name} ${s.server}/${s.transport}: **INVALID: ${s.reason}**`);
       const row = md.split('\n').find((l) => l.startsWith(`| ${s.server} | ${s.transport} | **INVALID`) && l.includes(`${s.delivered} / ${s.expected}`))!;
       const cells = row.slice(2, -2).split(' | ');
-      expect(cells.slice(4)).toEqual(Array(14).fill(DASH));
+      expect(cells.slice(4)).toEqual(Array(15).fill(DASH));
     }
   });
 

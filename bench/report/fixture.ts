@@ -1,7 +1,7 @@
 /**
  * `npm run fixture` — regenerates the report fixtures from two real, tiny bench runs (about two
  * minutes on 2 cores), so that the report tests pin what the harness really writes:
- * - test/fixtures/bench-report.json: lab, bare and socketio on every transport they speak, in two
+ * - test/fixtures/bench-report.json: lab, bare, floor and socketio on every transport they speak, in two
  *   scenario shapes: a small one (every result ok), and one whose payload is larger than the lab's
  *   `maxPayloadBytes`, so that the lab refuses every publish and its scenarios are INVALID with nothing
  *   measured; the small one again over the `broadband` network (the relay), lab only; plus idle memory,
@@ -32,7 +32,7 @@ async function reportRun(log: Progress): Promise<Report> {
   const opts = parseBenchArgs([
     ...COMMON,
     '--servers',
-    'lab,bare,socketio',
+    'lab,bare,floor,socketio',
     '--repeats',
     '2',
     '--short-poll-interval-ms',

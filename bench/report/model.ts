@@ -14,6 +14,7 @@
  */
 import { describeProfile, type NetworkProfile } from '../../server/network/profiles.js';
 import { HTTP_PROTOCOLS } from '../../server/protocol.js';
+import { goalRows, type GoalRow } from '../goals.js';
 import {
   protocolLabel,
   protocolOf,
@@ -195,7 +196,10 @@ export const SERVER_COLORS: Readonly<Record<ServerName, string>> = {
   lab: '#2563eb',
   'lab-redis': '#7c3aed',
   bare: '#9ca3af',
+  floor: '#111827',
   socketio: '#f59e0b',
+  'better-sse': '#10b981',
+  'fastify-sse': '#0891b2',
   shift: '#dc2626',
 };
 const PERCENTILE_COLORS = { p50: '#93c5fd', p90: '#3b82f6', p99: '#1e3a8a' } as const;
@@ -324,6 +328,7 @@ const upPerRequest: Column<ScenarioResult> = [
   'r',
 ];
 const ratio = (pick: (v: NonNullable<ScenarioResult['vsBare']>) => number) => (s: ScenarioResult) => (s.vsBare ? c(fmtRatio(pick(s.vsBare))) : dash());
+const vsFloorCpu: Column<ScenarioResult> = ['vs floor: CPU', (s) => (s.vsFloor ? c(fmtRatio(s.vsFloor.cpuUsPerMsg)) : dash()), 'r'];
 const SCENARIO_COLUMNS: [Column<ScenarioResult>[], Column<ScenarioResult>[]] = [
   [...where<ScenarioResult>(), status, ['Delivered / expected', deliveredCell]],
   [
@@ -335,6 +340,7 @@ const SCENARIO_COLUMNS: [Column<ScenarioResult>[], Column<ScenarioResult>[]] = [
     fig('Requests/msg', (s) => s.wire.requestsPerMsg, fmtPerMsg),
     upPerRequest,
     fig('CPU µs/msg', (s) => s.serverMetrics.cpuUsPerMsg, fmtMs),
+    vsFloorCpu,
     ['vs bare: CPU', ratio((v) => v.cpuUsPerMsg), 'r'],
     ['vs bare: bytes', ratio((v) => v.bytesOutPerMsg), 'r'],
     ['vs bare: p99', ratio((v) => v.latencyP99), 'r'],
@@ -516,6 +522,7 @@ const PROTOCOL_COLUMNS: [Column<ScenarioResult>[], Column<ScenarioResult>[], Col
     fig('Requests/msg', (s) => s.wire.requestsPerMsg, fmtPerMsg),
     fig('CPU µs/msg', (s) => s.serverMetrics.cpuUsPerMsg, fmtMs),
     fig('p99 ms', (s) => s.latencyMs.p99, fmtMs),
+    vsFloorCpu,
     ['vs bare: CPU', ratio((v) => v.cpuUsPerMsg), 'r'],
   ],
   [text('Scenario', (s) => s.name)],
@@ -559,6 +566,28 @@ function fieldTable(rows: FieldResult[]): Table {
       return r.status === 'invalid' ? { id, invalid: true, reason: r.reason ?? '', cells } : { id, invalid: false, cells };
     }),
     notes: scaling.map((x) => `Scaled: ${x}`),
+  };
+}
+
+const fmtGoal = (unit: GoalRow['unit'], x: number): string =>
+  unit === 'ratio' ? fmtRatio(x) : unit === 'bytes' ? `${fmtCount(Math.round(x))} B` : `${fmtMs(x)} ms`;
+
+function goalsTable(rows: GoalRow[]): Table {
+  return {
+    headers: ['Target', 'Where', 'Measured', 'Limit', 'Verdict'],
+    align: ['l', 'l', 'r', 'r', 'l'],
+    rows: rows.map((r) => ({
+      id: `target ${r.goal} ${r.where}`,
+      invalid: false,
+      cells: [
+        c(r.goal),
+        c(r.where),
+        r.measured === null ? dash() : c(fmtGoal(r.unit, r.measured)),
+        c(`≤ ${fmtGoal(r.unit, r.limit)}`),
+        c(r.met === null ? 'not measured' : r.met ? 'met' : 'NOT MET', { strong: r.met !== true }),
+      ],
+    })),
+    notes: [],
   };
 }
 
@@ -664,6 +693,15 @@ export function reportModel(report: Report): ReportModel {
         'The lab server, each transport over each network (clients through the network emulator; the publisher direct). ' +
         'Beyond one-way = latency p50 − RTT/2: what the transport itself adds to the network’s own delay. Medians over repeats with min–max.',
       groups: byNetwork,
+    });
+  }
+  const goals = goalRows(report);
+  if (goals.length) {
+    sections.push({
+      title: 'Targets',
+      intro:
+        'The lab’s overhead targets (bench/goals.ts), each from this run’s medians: CPU per message against the floor (the least Node needs for the same bytes), bare and Socket.IO; idle heap against bare; p99 at 100 clients × 2,000 msg/s. Loopback, cleartext HTTP/1.1.',
+      groups: [{ table: goalsTable(goals) }],
     });
   }
   const byProxy = proxyGroups(report);

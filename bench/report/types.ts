@@ -7,7 +7,7 @@
  * The rules a type cannot carry are conditions on the schemas (JSON Schema if/then/else):
  * - `reason` is required when `status` is 'invalid' and absent when it is 'ok';
  * - an 'ok' scenario lost nothing;
- * - `vsBare` and `floor` appear on lab scenarios only;
+ * - `vsBare` and `floor` appear on lab scenarios only, `vsFloor` on any but the floor's;
  * - `relayLatenessP99Ms` appears exactly on scenarios measured over a relay (a network not `direct`).
  * What JSON Schema cannot say at all (null only in invalid results, median within min…max, one value
  * per repeat, expected = published × clients, every network one of params.networks) schema.ts checks
@@ -21,10 +21,13 @@ import { NetworkProfileSchema } from '../../server/network/profiles.js';
 export const REPORT_SCHEMA = 'transport-lab/bench@1';
 
 /**
- * `lab-redis`: the lab on the Redis feed, for comparing feeds in one run. `shift`: the polling snippet
- * that tutorials teach (bench/servers/shift.ts), measured by `--claims` only.
+ * `lab-redis`: the lab on the Redis feed, for comparing feeds in one run. `floor`: the leanest Node
+ * program that puts the same SSE and WebSocket bytes on the wire (bench/servers/floor.ts), the physical
+ * limit every server's CPU is divided by (`vsFloor`). `better-sse` and `fastify-sse`: the SSE libraries
+ * users would otherwise install (bench/servers/better-sse.ts, fastify-sse.ts). `shift`: the polling
+ * snippet that tutorials teach (bench/servers/shift.ts), measured by `--claims` only.
  */
-export const SERVER_NAMES = ['lab', 'lab-redis', 'bare', 'socketio', 'shift'] as const;
+export const SERVER_NAMES = ['lab', 'lab-redis', 'bare', 'floor', 'socketio', 'better-sse', 'fastify-sse', 'shift'] as const;
 /** The clients' header sets (bench/browser-headers.ts): what Chromium sends, or the client libraries' own. */
 export const HEADER_MODES = ['browser', 'minimal'] as const;
 /** The bench's transports are the lab's /stats transport keys, by the same names. */
@@ -194,6 +197,11 @@ export const ScenarioResult = Obj(
     relayLatenessP99Ms: Type.Optional(Figure),
     /** Lab figure divided by the bare server's for the same transport, network and parameters (medians). */
     vsBare: Type.Optional(Obj({ cpuUsPerMsg: Type.Number(), bytesOutPerMsg: Type.Number(), latencyP99: Type.Number() })),
+    /**
+     * This server's figure divided by the floor server's (bench/servers/floor.ts) for the same transport,
+     * network and parameters (medians): SSE and WebSocket, every server but the floor itself.
+     */
+    vsFloor: Type.Optional(Obj({ cpuUsPerMsg: Type.Number(), latencyP99: Type.Number() })),
     /** Protocol floor (lab only): bytes per message beyond the payload, and what the protocol needs at least. */
     floor: Type.Optional(Obj({ overheadBytesPerMsg: Type.Number(), floorBytesPerMsg: Type.Number(), excessBytesPerMsg: Type.Number() })),
   },
@@ -204,6 +212,8 @@ export const ScenarioResult = Obj(
       when('status', 'ok', { properties: { lost: { const: 0 } } }),
       // Both comparisons are properties of the lab (lab ÷ bare, lab's overhead over the protocol floor).
       when('server', 'lab', {}, { not: { anyOf: [{ required: ['vsBare'] }, { required: ['floor'] }] } }),
+      // Nothing is compared with itself.
+      when('server', 'floor', { not: { required: ['vsFloor'] } }),
       // The relay's own lateness is there exactly when there was a relay.
       {
         if: { properties: { network: { type: 'object', properties: { direct: { const: true } }, required: ['direct'] } }, required: ['network'] },

@@ -51,7 +51,7 @@ import {
 } from '../../server/protocol.js';
 import type { StatsSnapshot, TransportCounters, TransportKey } from '../../server/stats.js';
 import { parseCursor, parseEpoch, parseTimeout } from '../../server/transports/params.js';
-import { controlServer, listenAnyPort, processMeter, sendError, thrownAnswer } from './control.js';
+import { controlServer, KEEP_ALIVE_TIMEOUT_MS, listenAnyPort, processMeter, sendError, thrownAnswer } from './control.js';
 import { newCounters } from '../../server/counters.js';
 import { serveIpc } from './protocol.js';
 
@@ -67,12 +67,6 @@ const {
   maxBufferedBytes: MAX_BUFFERED_BYTES,
   maxPayloadBytes: MAX_PAYLOAD_BYTES,
 } = DEFAULTS;
-/**
- * Fastify's default keep-alive timeout (the framework's, not the lab's: there is nothing to import
- * without loading Fastify); Node then writes the same `Keep-Alive: timeout=72` header as the lab, which
- * the wire test compares.
- */
-const KEEP_ALIVE_TIMEOUT_MS = 72_000;
 
 const counters: Record<TransportKey, TransportCounters> = {
   poll: newCounters(),

@@ -1,5 +1,5 @@
 /**
- * The control port of the reference servers (bare, socketio): `POST /publish` and `GET /stats`, on an
+ * The control port of the reference servers (bare, floor, socketio): `POST /publish` and `GET /stats`, on an
  * http server apart from the transports so that every byte on the transport port is transport traffic.
  * Same bodies and error codes as the lab: they come from its catalogue (server/errors.ts), and /stats
  * has the lab's StatsSnapshot type.
@@ -11,6 +11,13 @@ import { HttpErrors, type ErrorBody, type ErrorName } from '../../server/errors.
 import { LastWindow } from '../../server/event-loop.js';
 import { isErrorCode } from '../../server/protocol.js';
 import type { StatsSnapshot } from '../../server/stats.js';
+
+/**
+ * Fastify's default keep-alive timeout (the framework's, not the lab's: there is nothing to import
+ * without loading Fastify); Node then writes the same `Keep-Alive: timeout=72` header as the lab, which
+ * the wire test compares.
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 72_000;
 
 function json(res: ServerResponse, status: number, value: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });

@@ -24,9 +24,10 @@ export default fp(
   async function pollTransport(app, opts: TransportOptions) {
     const { feed, tail, config, stats } = opts;
     const epochOf = () => feed.info().epoch;
-    // Every poller held at the same cursor gets the same bytes: encode the answer once per batch.
-    const hub = new Hub<string>(feed, tail, {
-      encode: (messages) => pollBody(pollAnswer(messages, messages[messages.length - 1]!.id, epochOf())),
+    // Every poller held at the same cursor gets the same bytes: encode the answer once per batch, to a
+    // Buffer, so that no answer converts (and measures) the same string again.
+    const hub = new Hub<Buffer>(feed, tail, {
+      encode: (messages) => Buffer.from(pollBody(pollAnswer(messages, messages[messages.length - 1]!.id, epochOf()))),
       batchMax: config.pollBatchMax,
       // A poll is answered once, whole: nothing queues per client beyond that one answer.
       maxBufferedBytes: Number.POSITIVE_INFINITY,
@@ -35,7 +36,7 @@ export default fp(
     });
     const held = new Set<HeldPoll>();
 
-    class HeldPoll implements Subscriber<string> {
+    class HeldPoll implements Subscriber<Buffer> {
       closed = false;
       readonly #timer: NodeJS.Timeout;
       constructor(
@@ -46,7 +47,7 @@ export default fp(
         this.#timer = setTimeout(() => this.#answer([], undefined), timeoutMs);
         held.add(this);
       }
-      deliver(messages: readonly Message[], encoded: string | undefined): void {
+      deliver(messages: readonly Message[], encoded: Buffer | undefined): void {
         this.#answer(messages, encoded);
       }
       /** While held, only a store event can need telling: answer at once so the client hears it. */
@@ -88,7 +89,7 @@ export default fp(
         hub.leave(this);
         held.delete(this);
       }
-      #answer(messages: readonly Message[], encoded: string | undefined): void {
+      #answer(messages: readonly Message[], encoded: Buffer | undefined): void {
         if (this.closed) return;
         this.#finish();
         stats.transports.poll.messagesOut += messages.length;
@@ -98,7 +99,7 @@ export default fp(
       }
     }
 
-    function send(reply: FastifyReply, body: string): void {
+    function send(reply: FastifyReply, body: string | Buffer): void {
       reply.header('cache-control', 'no-store').type('application/json; charset=utf-8').send(body);
     }
 

@@ -1,0 +1,347 @@
+/**
+ * The "floor" reference server: the leanest Node program that puts the lab's bytes on the wire for
+ * GET /events (SSE) and GET /ws (WebSocket), and nothing else. Its CPU per message is what Node itself
+ * costs on this machine for that traffic; the bench report divides every server's CPU by it.
+ *
+ * What makes it the floor, per batch of messages (everything published in one event-loop turn):
+ * - ONE encode per transport: `wsWire` (every message as a whole unmasked text frame, headers
+ *   included, in one Buffer) and `httpChunk(sseBatch(…))` (the SSE events as one HTTP/1.1 chunk, the
+ *   bytes Node's res.write would frame), each built only if some client of that transport is live;
+ * - the SAME Buffer written to every socket, with ONE `socket.write` per socket per turn, straight to
+ *   the net.Socket: no per-socket framing (by `ws` or by Node's chunked encoder) nor copy, no batch limit;
+ * - no framework, no feed abstraction, no hub, no stats beyond the counters the bench reads.
+ *
+ * What it is not (like bare, bench/servers/bare.ts; the bench does not exercise them): no /poll (404, as
+ * any unknown path), no gap/reset announcements (a cursor older than retention resumes at the oldest
+ * retained message; a future cursor or a foreign `epoch` is "from now"), no publish over WebSocket,
+ * no tokens, no origin checks, cleartext HTTP/1.1 only (SSE clients must speak HTTP/1.1: the live
+ * chunks assume a chunked response).
+ *
+ * Same as the lab, so the bytes match (test/reference-servers.test.ts pins them): its DEFAULTS
+ * (server/config.ts), encoders and frames (server/protocol.ts), query rules and errors
+ * (server/transports/params.ts, server/errors.ts), its `retry:` rule with the bench's config, its
+ * hello, catch-up batches, heartbeats and pings, the log and epoch format of bare. Control (POST
+ * /publish, GET /stats) is on a second port; IPC per bench/servers/protocol.ts.
+ */
+import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { randomBytes } from 'node:crypto';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { DEFAULTS, resolveConfig, type ConfigInput } from '../../server/config.js';
+import { HttpErrors } from '../../server/errors.js';
+import {
+  hello,
+  httpChunk,
+  jitteredRetryMs,
+  SSE_HEADERS,
+  SSE_HEARTBEAT,
+  sseBatch,
+  sseControl,
+  sseRetry,
+  wsControl,
+  wsWire,
+  type Message,
+} from '../../server/protocol.js';
+import type { StatsSnapshot, TransportCounters, TransportKey } from '../../server/stats.js';
+import { parseCursor, parseEpoch } from '../../server/transports/params.js';
+import { controlServer, KEEP_ALIVE_TIMEOUT_MS, listenAnyPort, processMeter, sendError, thrownAnswer } from './control.js';
+import { newCounters } from '../../server/counters.js';
+import { serveIpc } from './protocol.js';
+
+const {
+  retentionMessages: RETENTION,
+  pollBatchMax: BATCH_MAX,
+  sseHeartbeatMs: SSE_HEARTBEAT_MS,
+  wsPingIntervalMs: WS_PING_INTERVAL_MS,
+  maxBufferedBytes: MAX_BUFFERED_BYTES,
+  maxPayloadBytes: MAX_PAYLOAD_BYTES,
+} = DEFAULTS;
+// The bench's config, for the `retry:` of each stream only (the wire test fixes its jitter at 0, as for the lab).
+const settings = resolveConfig((JSON.parse(process.env.BENCH_SERVER_OPTS ?? '{}') as { config?: ConfigInput }).config ?? {});
+
+const counters: Record<TransportKey, TransportCounters> = {
+  poll: newCounters(),
+  'short-poll': newCounters(),
+  sse: newCounters(),
+  ws: newCounters(),
+};
+
+// ---- The log (as bare's) ------------------------------------------------------------------------
+const epoch = `mem-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+let log: Message[] = [];
+let lastId = 0;
+/** Last id written to the live clients. */
+let flushed = 0;
+let scheduled = false;
+
+const firstId = (): number => log[0]?.id ?? lastId + 1;
+
+/** Messages with id > cursor, at most `limit`: ids are contiguous, so it is one slice. */
+function after(cursor: number, limit: number = BATCH_MAX): Message[] {
+  const start = Math.max(0, cursor + 1 - firstId());
+  return log.slice(start, start + limit);
+}
+
+function publish(data: unknown): number {
+  const m: Message = { id: ++lastId, ts: performance.timeOrigin + performance.now(), data };
+  log.push(m);
+  if (log.length >= 2 * RETENTION) log = log.slice(-RETENTION);
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(flush);
+  }
+  return m.id;
+}
+
+/** A cursor from the query or Last-Event-ID; absent = from now; a future one is treated as now. */
+const start = (since: number | undefined): number => (since === undefined || since > lastId ? lastId : since);
+
+// ---- Clients ------------------------------------------------------------------------------------
+interface Client {
+  socket: Socket;
+  cursor: number;
+  /** Dropped by the server (slow consumer, no pong), so its close is not the client's doing. */
+  dropped: boolean;
+}
+interface WsClient extends Client {
+  ws: WebSocket;
+  alive: boolean;
+}
+interface SseClient extends Client {
+  res: ServerResponse;
+}
+const wsClients = new Set<WsClient>();
+const sseClients = new Set<SseClient>();
+
+/** After a write: a client that cannot keep up is dropped rather than buffered without bound, as by the lab. */
+function slow(c: Client, key: 'sse' | 'ws'): boolean {
+  if (c.socket.writableLength <= MAX_BUFFERED_BYTES) return false;
+  counters[key].disconnects['slow-consumer']++;
+  c.dropped = true;
+  return true;
+}
+
+function flush(): void {
+  scheduled = false;
+  if (flushed === lastId) return;
+  // Everything since the last flush, in one batch: one write per socket per turn.
+  const batch = after(flushed, Number.POSITIVE_INFINITY);
+  const first = batch[0]!.id;
+  const last = lastId;
+  flushed = last;
+  // Each encoding is made once, only if a client of that transport needs it. A client whose cursor is
+  // inside the batch (it caught up while the batch was published) gets its own, from its cursor on; one
+  // before the batch (only if retention dropped messages inside one turn) skips them silently, as bare.
+  let wire: Buffer | undefined;
+  for (const c of wsClients) {
+    // Already caught up past this batch, or closing: nothing to write.
+    if (c.cursor >= last || c.ws.readyState !== c.ws.OPEN) continue;
+    if (c.cursor < first) {
+      wire ??= wsWire(batch);
+      c.socket.write(wire);
+      counters.ws.messagesOut += batch.length;
+    } else {
+      c.socket.write(wsWire(batch.slice(c.cursor - first + 1)));
+      counters.ws.messagesOut += last - c.cursor;
+    }
+    c.cursor = last;
+    if (slow(c, 'ws')) {
+      wsClients.delete(c);
+      c.ws.terminate();
+    }
+  }
+  let chunk: Buffer | undefined;
+  for (const c of sseClients) {
+    if (c.cursor >= last) continue;
+    // Straight to the socket: the headers and the first chunk went through res.write, so this chunk continues its body.
+    if (c.cursor < first) {
+      chunk ??= httpChunk(sseBatch(batch));
+      c.socket.write(chunk);
+      counters.sse.messagesOut += batch.length;
+    } else {
+      c.socket.write(httpChunk(sseBatch(batch.slice(c.cursor - first + 1))));
+      counters.sse.messagesOut += last - c.cursor;
+    }
+    c.cursor = last;
+    if (slow(c, 'sse')) {
+      sseClients.delete(c);
+      c.res.destroy();
+    }
+  }
+}
+
+/**
+ * Writes everything after the client's cursor in the lab's batch sizes (so the framing matches too),
+ * then makes it live; like bare, it waits for a drain whenever more than MAX_BUFFERED_BYTES is queued.
+ */
+function catchUp<C extends Client>(c: C, live: Set<C>, write: (batch: Message[]) => void, open: () => boolean): void {
+  for (let batch = after(c.cursor); batch.length > 0; batch = after(c.cursor)) {
+    write(batch);
+    c.cursor = batch[batch.length - 1]!.id;
+    if (c.socket.writableLength > MAX_BUFFERED_BYTES) {
+      c.socket.once('drain', () => open() && catchUp(c, live, write, open));
+      return;
+    }
+  }
+  live.add(c);
+}
+
+// ---- Socket byte accounting ---------------------------------------------------------------------
+// Every transport-port socket, with the transport it served; folded into the counters when it closes.
+const sockets = new Map<Socket, TransportKey | undefined>();
+
+/** A query parameter as Fastify's query parser gives it to the lab: absent, one string, or all of a repeated one. */
+function param(q: URLSearchParams, name: string): string | string[] | undefined {
+  const all = q.getAll(name);
+  return all.length === 0 ? undefined : all.length === 1 ? all[0] : all;
+}
+
+function route(url: string | undefined): [string, URLSearchParams] {
+  const s = url ?? '/';
+  const i = s.indexOf('?');
+  return i < 0 ? [s, new URLSearchParams()] : [s.slice(0, i), new URLSearchParams(s.slice(i + 1))];
+}
+
+// ---- Routes -------------------------------------------------------------------------------------
+function onEvents(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): void {
+  // Last-Event-ID wins: EventSource sends it on every reconnect, while the URL keeps the first `since`.
+  const header = req.headers['last-event-id'];
+  const since = parseCursor(header !== undefined ? header : param(q, 'since'));
+  parseEpoch(param(q, 'epoch'));
+  const socket = req.socket;
+  sockets.set(socket, 'sse');
+  counters.sse.requests++;
+  counters.sse.connections++;
+  res.writeHead(200, SSE_HEADERS);
+  const client: SseClient = { socket, res, cursor: start(since), dropped: false };
+  res.once('close', () => {
+    sseClients.delete(client);
+    if (!client.dropped) counters.sse.disconnects.client++;
+    counters.sse.connections--;
+  });
+  res.write(sseRetry(jitteredRetryMs(settings.sseRetryMs, settings.sseRetryJitterMs)) + sseControl(hello(epoch, lastId)));
+  const write = (batch: Message[]) => {
+    res.write(sseBatch(batch));
+    counters.sse.messagesOut += batch.length;
+  };
+  catchUp(client, sseClients, write, () => !res.destroyed);
+}
+
+const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_PAYLOAD_BYTES });
+
+function onWs(req: IncomingMessage, socket: Socket, head: Buffer, q: URLSearchParams): void {
+  const cursor = start(parseCursor(param(q, 'since')));
+  parseEpoch(param(q, 'epoch'));
+  sockets.set(socket, 'ws');
+  counters.ws.requests++;
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    counters.ws.connections++;
+    const client: WsClient = { socket, ws, cursor, alive: true, dropped: false };
+    // Frames from clients are ignored: the bench's clients only read.
+    ws.on('pong', () => (client.alive = true));
+    ws.on('error', () => {});
+    ws.on('close', () => {
+      wsClients.delete(client);
+      if (!client.dropped) counters.ws.disconnects.client++;
+      counters.ws.connections--;
+    });
+    ws.send(wsControl(hello(epoch, lastId)));
+    const write = (batch: Message[]) => {
+      socket.write(wsWire(batch));
+      counters.ws.messagesOut += batch.length;
+    };
+    catchUp(client, wsClients, write, () => ws.readyState === ws.OPEN);
+  });
+}
+
+const server = createServer((req, res) => {
+  const [path, q] = route(req.url);
+  try {
+    if (req.method === 'GET' && path === '/events') onEvents(req, res, q);
+    else throw new HttpErrors.NOT_FOUND(req.method ?? 'GET', path);
+  } catch (err) {
+    const answer = thrownAnswer(err);
+    if (!answer) throw err;
+    sendError(res, answer);
+  }
+});
+server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+server.on('connection', (socket: Socket) => {
+  sockets.set(socket, undefined);
+  socket.once('close', () => {
+    const key = sockets.get(socket);
+    sockets.delete(socket);
+    if (key === undefined) return;
+    counters[key].bytesIn += socket.bytesRead;
+    counters[key].bytesOut += socket.bytesWritten;
+  });
+});
+server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+  const [path, q] = route(req.url);
+  try {
+    if (path !== '/ws') throw new HttpErrors.NOT_FOUND('GET', path);
+    onWs(req, socket, head, q);
+  } catch (err) {
+    const { status, body } = thrownAnswer(err) ?? thrownAnswer(new HttpErrors.INTERNAL())!;
+    const text = JSON.stringify(body);
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+    );
+  }
+});
+
+// The lab's keep-alive mechanisms at its intervals, so idle traffic weighs the same.
+const heartbeat = setInterval(() => {
+  for (const c of sseClients) c.res.write(SSE_HEARTBEAT);
+}, SSE_HEARTBEAT_MS).unref();
+const ping = setInterval(() => {
+  for (const c of wsClients) {
+    if (!c.alive) {
+      counters.ws.disconnects['pong-timeout']++;
+      c.dropped = true;
+      wsClients.delete(c);
+      c.ws.terminate();
+      continue;
+    }
+    c.alive = false;
+    c.ws.ping();
+  }
+}, WS_PING_INTERVAL_MS).unref();
+
+// ---- Control port -------------------------------------------------------------------------------
+const processFigures = processMeter();
+
+function stats(): StatsSnapshot {
+  const transports = structuredClone(counters);
+  for (const [socket, key] of sockets) {
+    if (key === undefined) continue;
+    transports[key].bytesIn += socket.bytesRead;
+    transports[key].bytesOut += socket.bytesWritten;
+  }
+  return {
+    transports,
+    mixed: { sessions: 0, bytesOut: 0, bytesIn: 0 },
+    feed: { kind: 'memory', epoch, lastId, firstId: firstId(), retained: lastId - firstId() + 1 },
+    process: processFigures(),
+  };
+}
+
+const control = controlServer({ publish, stats });
+const port = await listenAnyPort(server);
+const controlPort = await listenAnyPort(control);
+
+serveIpc({
+  port,
+  controlPort,
+  async stop() {
+    clearInterval(heartbeat);
+    clearInterval(ping);
+    for (const c of wsClients) c.ws.terminate();
+    for (const c of sseClients) c.res.destroy();
+    wss.close();
+    server.closeAllConnections();
+    control.closeAllConnections();
+    await Promise.all([new Promise((r) => server.close(r)), new Promise((r) => control.close(r))]);
+  },
+});
