@@ -126,13 +126,13 @@ export class Hub<E> {
 
   /**
    * `sub` has just read everything after its cursor and found nothing (a long poll on its way in): live
-   * at once when no batch has been fanned out past that cursor since, else the usual catch-up. Saves
-   * the second read of the same empty range.
+   * at once when no batch has been fanned out past that cursor since (undefined: nothing to wait for),
+   * else the usual catch-up (join's promise). Saves the second read of the same empty range.
    */
-  joinLevel(sub: Subscriber<E>): Promise<void> {
+  joinLevel(sub: Subscriber<E>): Promise<void> | undefined {
     if (!sub.closed && sub.cursor >= this.#cursor) {
       this.#live.add(sub);
-      return Promise.resolve();
+      return undefined;
     }
     return this.join(sub);
   }

@@ -14,10 +14,6 @@ import type { DisconnectReason } from '../stats.js';
 import { pollAnswer, pollBody, type Announcement } from '../protocol.js';
 import { Hub, isFeedError, readAfter, type Subscriber } from './hub.js';
 
-/** A store outage is this transport's 503 LAB_ERR_FEED_UNAVAILABLE; anything else stays what it is. */
-const asHttpError = (err: unknown): never => {
-  throw isFeedError(err) ? new HttpErrors.FEED_UNAVAILABLE(err.message) : err;
-};
 import { isHttp2, parseCursor, parseEpoch, parseTimeout, startCursor, type Query, type TransportOptions } from './params.js';
 
 export default fp(
@@ -35,6 +31,7 @@ export default fp(
       onError: (err) => app.log.error({ err }, 'poll fan-out failed'),
     });
     const held = new Set<HeldPoll>();
+    const expire = (poll: HeldPoll) => poll.expire();
 
     class HeldPoll implements Subscriber<Buffer> {
       closed = false;
@@ -44,8 +41,13 @@ export default fp(
         readonly reply: FastifyReply,
         timeoutMs: number,
       ) {
-        this.#timer = setTimeout(() => this.#answer([], undefined), timeoutMs);
+        // One function for every poll's timer, the poll as its argument: no closure per held poll.
+        this.#timer = setTimeout(expire, timeoutMs, this);
         held.add(this);
+      }
+      /** The hold ran out: answer empty. */
+      expire(): void {
+        this.#answer([], undefined);
       }
       deliver(messages: readonly Message[], encoded: Buffer | undefined): void {
         this.#answer(messages, encoded);
@@ -103,7 +105,10 @@ export default fp(
       reply.header('cache-control', 'no-store').type('application/json; charset=utf-8').send(body);
     }
 
-    app.get('/poll', async (request: FastifyRequest, reply) => {
+    // Not async, and never `return reply`: a held poll is answered later through reply.send, and an
+    // async handler's promise resolving to the reply would make Fastify wait on the response with
+    // end-of-stream listeners of its own for as long as the poll is held.
+    app.get('/poll', (request: FastifyRequest, reply): void => {
       const q = request.query as Query;
       const since = parseCursor(q.since);
       const epoch = parseEpoch(q.epoch);
@@ -111,33 +116,37 @@ export default fp(
       // HEAD: checked like GET, then the headers of an empty answer at once: never held, never counted.
       if (request.method === 'HEAD') {
         send(reply, pollBody(pollAnswer([], startCursor(feed, since), epochOf())));
-        return reply;
+        return;
       }
       const key = timeoutMs === 0 ? 'short-poll' : 'poll';
       const counters = stats.transports[key];
       stats.claim(request.raw, key);
       counters.requests++;
       counters.connections++;
-      reply.raw.once('close', () => counters.connections--);
-
-      const first = await readAfter(feed, startCursor(feed, since), config.pollBatchMax, epoch).catch(asHttpError);
-      if (first.messages.length > 0 || first.announcements.length > 0 || timeoutMs === 0) {
-        counters.messagesOut += first.messages.length;
-        const lastId = first.messages[first.messages.length - 1]?.id ?? first.cursor;
-        send(reply, pollBody(pollAnswer(first.messages, lastId, epochOf(), first.announcements)));
-        return reply;
-      }
-      const poll = new HeldPoll(first.cursor, reply, timeoutMs);
-      // 'close' on the response before it finished means the client went away while held.
+      let poll: HeldPoll | undefined;
       reply.raw.once('close', () => {
-        if (!reply.raw.writableFinished) poll.abandon();
+        counters.connections--;
+        // 'close' on the response before it finished means the client went away while held.
+        if (poll !== undefined && !reply.raw.writableFinished) poll.abandon();
       });
-      hub.joinLevel(poll).catch((err: unknown) => {
-        poll.closed = true;
-        held.delete(poll);
-        reply.send(isFeedError(err) ? new HttpErrors.FEED_UNAVAILABLE(err.message) : err);
-      });
-      return reply;
+      const refuse = (err: unknown) => reply.send(isFeedError(err) ? new HttpErrors.FEED_UNAVAILABLE(err.message) : err);
+
+      readAfter(feed, startCursor(feed, since), config.pollBatchMax, epoch).then((first) => {
+        if (first.messages.length > 0 || first.announcements.length > 0 || timeoutMs === 0) {
+          counters.messagesOut += first.messages.length;
+          const lastId = first.messages[first.messages.length - 1]?.id ?? first.cursor;
+          send(reply, pollBody(pollAnswer(first.messages, lastId, epochOf(), first.announcements)));
+          return;
+        }
+        const p = new HeldPoll(first.cursor, reply, timeoutMs);
+        poll = p;
+        // Live at once (the usual case) or a catch-up read, which may fail.
+        hub.joinLevel(p)?.catch((err: unknown) => {
+          p.closed = true;
+          held.delete(p);
+          refuse(err);
+        });
+      }, refuse);
     });
 
     app.addHook('preClose', async () => {
