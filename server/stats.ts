@@ -217,6 +217,16 @@ export class Stats {
   }
 
   /**
+   * claim() for a connection that outlives its request (a WebSocket): returns its `settle(req, true)`,
+   * which holds the connection only, so that the request object need not be kept for the connection's life.
+   */
+  claimConnection(req: AnyRequest, key: TransportKey): () => void {
+    this.claim(req, key, true);
+    const { tcp, session } = this.#carrier(req);
+    return session ? () => this.#settleSession(tcp) : () => this.#settleSocket(tcp, true);
+  }
+
+  /**
    * Counts the bytes on `req`'s connection since its last mark for its owner (or for nobody), and
    * moves the mark. Called at the end of every HTTP response (keep-alive sockets carry other routes'
    * requests too) and for live connections on every snapshot. An HTTP/2 session is never released:
