@@ -755,7 +755,7 @@ export function reportModel(report: Report): ReportModel {
     facts: reportFacts(report),
     invalid: [...invalidRows.map((r) => ({ what: r.id, reason: why(r.reason) })), ...invalidSteps],
     chartsIntro:
-      'Medians over repeats; hover a bar for the min–max. Only valid results are charted; lab, bare and socketio are the same transport served by the lab, a minimal hand-written server and Socket.IO.',
+      'Medians over repeats; hover a bar for the min–max. Only valid results are charted; each series is the same transport served by the lab, a minimal hand-written server (bare), the leanest Node program for the same bytes (floor), Socket.IO, better-sse or @fastify/sse.',
     sections,
     method: Object.entries(report.method).map(([label, value]) => ({ label, value })),
   };
