@@ -24,12 +24,10 @@
  * TLS with HTTP/1.1 on the same port, as the lab does, with the certificate the lab would load
  * (server/tls.ts); bytes are then counted on the TCP sockets under TLS, like the lab's /stats.
  */
-import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createSecureServer, type Http2ServerRequest, type Http2Session } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
-import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { DEFAULTS, resolveConfig, type ConfigInput } from '../../server/config.js';
 import { loadCredentials } from '../../server/tls.js';
@@ -41,7 +39,6 @@ import {
   pollBody,
   SSE_HEADERS,
   SSE_HEADERS_H2,
-  SSE_HEARTBEAT,
   sseBatch,
   sseControl,
   sseRetry,
@@ -49,63 +46,45 @@ import {
   wsFrames,
   type Message,
 } from '../../server/protocol.js';
-import type { StatsSnapshot, TransportCounters, TransportKey } from '../../server/stats.js';
+import type { TransportKey } from '../../server/stats.js';
 import { parseCursor, parseEpoch, parseTimeout } from '../../server/transports/params.js';
-import { controlServer, KEEP_ALIVE_TIMEOUT_MS, listenAnyPort, processMeter, sendError, thrownAnswer } from './control.js';
-import { newCounters } from '../../server/counters.js';
-import { serveIpc } from './protocol.js';
+import { KEEP_ALIVE_TIMEOUT_MS, keepAlives, param, refuseUpgrade, route, sendError, serveReference, thrownAnswer } from './control.js';
+import { Ledger } from './ledger.js';
+import { RetainedLog } from './log.js';
 
 // The lab's defaults, so both servers behave the same under the bench.
 const {
-  retentionMessages: RETENTION,
   pollBatchMax: BATCH_MAX,
   pollTimeoutMs: POLL_TIMEOUT_MS,
   pollMaxTimeoutMs: POLL_MAX_TIMEOUT_MS,
   sseRetryMs: SSE_RETRY_MS,
-  sseHeartbeatMs: SSE_HEARTBEAT_MS,
-  wsPingIntervalMs: WS_PING_INTERVAL_MS,
   maxBufferedBytes: MAX_BUFFERED_BYTES,
   maxPayloadBytes: MAX_PAYLOAD_BYTES,
 } = DEFAULTS;
 
-const counters: Record<TransportKey, TransportCounters> = {
-  poll: newCounters(),
-  'short-poll': newCounters(),
-  sse: newCounters(),
-  ws: newCounters(),
-};
+const ledger = new Ledger();
+const { counters } = ledger;
 
 // ---- The log ------------------------------------------------------------------------------------
-// Same shape and length as the lab's memory-feed epoch, so poll bodies and hello frames weigh the same.
-const epoch = `mem-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
-let log: Message[] = [];
-let lastId = 0;
+const log = new RetainedLog();
+const { epoch } = log;
 /** Last id written to the live SSE/WS clients. */
 let flushed = 0;
 let scheduled = false;
 
-const firstId = (): number => log[0]?.id ?? lastId + 1;
-
-/** Messages with id > cursor, at most `limit`: ids are contiguous, so it is one slice. */
-function after(cursor: number, limit = BATCH_MAX): Message[] {
-  const start = Math.max(0, cursor + 1 - firstId());
-  return log.slice(start, start + limit);
-}
+/** Messages with id > cursor, at most `limit`. */
+const after = (cursor: number, limit = BATCH_MAX): Message[] => log.after(cursor, limit);
+/** A cursor from the query or Last-Event-ID; absent = from now; a future one is treated as now. */
+const start = (since: number | undefined): number => log.start(since);
 
 function publish(data: unknown): number {
-  const m: Message = { id: ++lastId, ts: performance.timeOrigin + performance.now(), data };
-  log.push(m);
-  // Trim in bulk, not per message: one copy every RETENTION appends.
-  if (log.length >= 2 * RETENTION) log = log.slice(-RETENTION);
+  const m = log.append(data);
   if (!scheduled) {
     scheduled = true;
     setImmediate(flush);
   }
   return m.id;
 }
-
-/** A cursor from the query or Last-Event-ID; absent = from now; a future one is treated as now. */
-const start = (since: number | undefined): number => (since === undefined || since > lastId ? lastId : since);
 
 // ---- Clients ------------------------------------------------------------------------------------
 interface WsClient {
@@ -170,7 +149,7 @@ const pollBodyAfter = (cursor: number, messages: Message[]): Buffer =>
 
 function flush(): void {
   scheduled = false;
-  while (flushed < lastId) {
+  while (flushed < log.lastId) {
     const batch = after(flushed);
     const first = batch[0]!.id;
     const last = batch[batch.length - 1]!.id;
@@ -197,7 +176,7 @@ function flush(): void {
     flushed = last;
   }
   for (const [cursor, polls] of held) {
-    if (cursor >= lastId) continue; // held after the publish that scheduled this flush
+    if (cursor >= log.lastId) continue; // held after the publish that scheduled this flush
     held.delete(cursor);
     const messages = after(cursor);
     const body = pollBodyAfter(cursor, messages);
@@ -235,29 +214,15 @@ function catchUp<C extends { cursor: number }>(
   live.add(c);
 }
 
-// ---- Query parsing: the lab's own rules and errors (server/transports/params.ts) -----------------
-/** A query parameter as Fastify's query parser gives it to the lab: absent, one string, or all of a repeated one. */
-function param(q: URLSearchParams, name: string): string | string[] | undefined {
-  const all = q.getAll(name);
-  return all.length === 0 ? undefined : all.length === 1 ? all[0] : all;
-}
-
 // ---- Socket byte accounting ---------------------------------------------------------------------
-// Every transport-port TCP socket, with the key of the last route it served (in the bench a keep-alive
-// socket or an HTTP/2 session serves one kind of request, so per-socket attribution is exact enough).
-// Closed sockets are folded into the counters when they close. Under TLS a request's socket is the
-// TLSSocket (or an HTTP/2 session's proxy of it): its TCP socket is found by peer address and port.
-const sockets = new Map<Socket, TransportKey | undefined>();
+// Every transport-port TCP socket is charged to the last route it served (ledger.ts; in the bench a
+// keep-alive socket or an HTTP/2 session serves one kind of request, so per-socket attribution is exact
+// enough). Under TLS a request's socket is the TLSSocket (or an HTTP/2 session's proxy of it): its TCP
+// socket is found by peer address and port.
 const byPeer = new Map<string, Socket>();
 const peerOf = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string => `${s.remoteAddress}|${s.remotePort}`;
 const tcpOf = (s: Socket): Socket => byPeer.get(peerOf(s)) ?? s;
-const claim = (req: IncomingMessage | Http2ServerRequest, key: TransportKey): void => void sockets.set(tcpOf(req.socket as Socket), key);
-
-function settle(socket: Socket, key: TransportKey | undefined): void {
-  if (key === undefined) return;
-  counters[key].bytesIn += socket.bytesRead;
-  counters[key].bytesOut += socket.bytesWritten;
-}
+const claim = (req: IncomingMessage | Http2ServerRequest, key: TransportKey): void => ledger.claim(tcpOf(req.socket as Socket), key);
 
 // ---- Routes -------------------------------------------------------------------------------------
 function onPoll(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): void {
@@ -317,7 +282,7 @@ function onEvents(req: IncomingMessage, res: ServerResponse, q: URLSearchParams)
     counters.sse.connections--;
   });
   // The lab's retry rule, with its settings (a jittered retry by default).
-  res.write(sseRetry(jitteredRetryMs(SSE_RETRY_MS, settings.sseRetryJitterMs)) + sseControl(hello(epoch, lastId)));
+  res.write(sseRetry(jitteredRetryMs(SSE_RETRY_MS, settings.sseRetryJitterMs)) + sseControl(hello(epoch, log.lastId)));
   catchUp(
     client,
     sseClients,
@@ -336,7 +301,7 @@ const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxP
 function onWs(req: IncomingMessage, socket: Socket, head: Buffer, q: URLSearchParams): void {
   const cursor = start(parseCursor(param(q, 'since')));
   parseEpoch(param(q, 'epoch'));
-  sockets.set(tcpOf(socket), 'ws');
+  ledger.claim(tcpOf(socket), 'ws');
   counters.ws.requests++;
   wss.handleUpgrade(req, socket, head, (ws) => {
     counters.ws.connections++;
@@ -350,7 +315,7 @@ function onWs(req: IncomingMessage, socket: Socket, head: Buffer, q: URLSearchPa
       if (!client.dropped) counters.ws.disconnects.client++;
       counters.ws.connections--;
     });
-    ws.send(wsControl(hello(epoch, lastId)));
+    ws.send(wsControl(hello(epoch, log.lastId)));
     catchUp(
       client,
       wsClients,
@@ -365,12 +330,6 @@ function onWs(req: IncomingMessage, socket: Socket, head: Buffer, q: URLSearchPa
       () => ws.readyState !== ws.OPEN,
     );
   });
-}
-
-function route(url: string | undefined): [string, URLSearchParams] {
-  const s = url ?? '/';
-  const i = s.indexOf('?');
-  return i < 0 ? [s, new URLSearchParams()] : [s.slice(0, i), new URLSearchParams(s.slice(i + 1))];
 }
 
 const benchOpts = JSON.parse(process.env.BENCH_SERVER_OPTS ?? '{}') as { config?: ConfigInput };
@@ -406,11 +365,9 @@ server.on('session', (session: Http2Session) => {
 });
 server.on('connection', (socket: Socket) => {
   const peer = peerOf(socket);
-  sockets.set(socket, undefined);
+  ledger.track(socket);
   byPeer.set(peer, socket);
   socket.once('close', () => {
-    settle(socket, sockets.get(socket));
-    sockets.delete(socket);
     if (byPeer.get(peer) === socket) byPeer.delete(peer);
   });
 });
@@ -420,69 +377,27 @@ server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     if (path !== '/ws') throw new HttpErrors.NOT_FOUND('GET', path);
     onWs(req, socket, head, q);
   } catch (err) {
-    const { status, body } = thrownAnswer(err) ?? thrownAnswer(new HttpErrors.INTERNAL())!;
-    const text = JSON.stringify(body);
-    socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
-    );
+    refuseUpgrade(socket, err);
   }
 });
 
 // Same keep-alive mechanisms as the lab, at its default intervals, so idle traffic weighs the same.
-const heartbeat = setInterval(() => {
-  for (const c of sseClients) c.res.write(SSE_HEARTBEAT);
-}, SSE_HEARTBEAT_MS).unref();
-const ping = setInterval(() => {
-  for (const c of wsClients) {
-    if (!c.alive) {
-      counters.ws.disconnects['pong-timeout']++;
-      c.dropped = true;
-      wsClients.delete(c);
-      c.ws.terminate();
-      continue;
-    }
-    c.alive = false;
-    c.ws.ping();
-  }
-}, WS_PING_INTERVAL_MS).unref();
+const stopKeepAlives = keepAlives(sseClients, wsClients, counters.ws);
 
 // ---- Control port -------------------------------------------------------------------------------
-// CPU, memory and the event-loop delay of the last complete window, as the lab's /stats reports them.
-const processFigures = processMeter();
+const stats = () => ledger.snapshot(log.info());
 
-function stats(): StatsSnapshot {
-  const transports = structuredClone(counters);
-  for (const [socket, key] of sockets) {
-    if (key === undefined) continue;
-    transports[key].bytesIn += socket.bytesRead;
-    transports[key].bytesOut += socket.bytesWritten;
-  }
-  return {
-    transports,
-    mixed: { sessions: 0, bytesOut: 0, bytesIn: 0 },
-    feed: { kind: 'memory', epoch, lastId, firstId: firstId(), retained: lastId - firstId() + 1 },
-    process: processFigures(),
-  };
-}
-
-const control = controlServer({ publish, stats });
-const port = await listenAnyPort(server);
-const controlPort = await listenAnyPort(control);
-
-serveIpc({
-  port,
-  controlPort,
+await serveReference({
+  server,
+  publish,
+  stats,
   tls: credentials !== undefined,
-  async stop() {
-    clearInterval(heartbeat);
-    clearInterval(ping);
+  stop() {
+    stopKeepAlives();
     for (const c of wsClients) c.ws.terminate();
     for (const c of sseClients) c.res.destroy();
     for (const polls of held.values()) for (const p of polls) clearTimeout(p.timer);
     wss.close();
     for (const session of sessions) session.destroy();
-    if ('closeAllConnections' in server) server.closeAllConnections();
-    control.closeAllConnections();
-    await Promise.all([new Promise((r) => server.close(r)), new Promise((r) => control.close(r))]);
   },
 });

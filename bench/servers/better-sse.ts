@@ -48,29 +48,17 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { createChannel, createSession } from 'better-sse';
-import { DEFAULTS } from '../../server/config.js';
-import { newCounters } from '../../server/counters.js';
-import { messageJson, type Message } from '../../server/protocol.js';
-import type { StatsSnapshot, TransportCounters, TransportKey } from '../../server/stats.js';
-import { catalogueAnswer, controlServer, listenAnyPort, processMeter, sendError } from './control.js';
-import { serveIpc } from './protocol.js';
+import { messageJson } from '../../server/protocol.js';
+import { catalogueAnswer, sendError, serveReference } from './control.js';
+import { Ledger } from './ledger.js';
+import { RetainedLog } from './log.js';
 
-const RETENTION = DEFAULTS.retentionMessages;
-
-const counters: Record<TransportKey, TransportCounters> = {
-  poll: newCounters(),
-  'short-poll': newCounters(),
-  sse: newCounters(),
-  ws: newCounters(),
-};
-const sse = counters.sse;
+const ledger = new Ledger();
+const sse = ledger.counters.sse;
 
 // ---- The log ------------------------------------------------------------------------------------
-let log: Message[] = [];
-let lastId = 0;
-const firstId = (): number => log[0]?.id ?? lastId + 1;
+const log = new RetainedLog('better-sse');
 
 /** A cursor as a typical application reads one: a non-negative integer, anything else = from now. */
 function cursorOf(value: string | null | undefined): number | undefined {
@@ -87,9 +75,7 @@ const serializer = (data: unknown): string => data as string;
 const open = new Set<ServerResponse>();
 
 function publish(data: unknown): number {
-  const m: Message = { id: ++lastId, ts: performance.timeOrigin + performance.now(), data };
-  log.push(m);
-  if (log.length >= 2 * RETENTION) log = log.slice(-RETENTION);
+  const m = log.append(data);
   channel.broadcast(messageJson(m), 'message', { eventId: String(m.id) });
   sse.messagesOut += channel.sessionCount;
   return m.id;
@@ -109,68 +95,35 @@ async function onEvents(req: IncomingMessage, res: ServerResponse, query: URLSea
   if (res.destroyed || !session.isConnected) return;
   // From here to register() nothing yields: no publish can fall between the replay and the channel.
   const since = cursorOf(session.lastId) ?? cursorOf(query.get('since'));
-  if (since !== undefined && since < lastId) {
-    const start = Math.max(0, since + 1 - firstId());
-    for (let i = start; i < log.length; i++) session.push(messageJson(log[i]!), 'message', String(log[i]!.id));
-    sse.messagesOut += log.length - start;
+  if (since !== undefined && since < log.lastId) {
+    const missed = log.after(since);
+    for (const m of missed) session.push(messageJson(m), 'message', String(m.id));
+    sse.messagesOut += missed.length;
   }
   channel.register(session);
 }
-
-// ---- Socket byte accounting ---------------------------------------------------------------------
-/** Transport-port sockets; `true` once one carried GET /events (only those are SSE traffic). */
-const sockets = new Map<Socket, boolean>();
 
 const server = createServer((req, res) => {
   const url = req.url ?? '/';
   const i = url.indexOf('?');
   const path = i < 0 ? url : url.slice(0, i);
   if (req.method === 'GET' && path === '/events') {
-    sockets.set(req.socket, true);
+    // Only the sockets that carried GET /events are SSE traffic (ledger.ts).
+    ledger.claim(req.socket, 'sse');
     void onEvents(req, res, new URLSearchParams(i < 0 ? '' : url.slice(i + 1)));
   } else sendError(res, catalogueAnswer('NOT_FOUND', req.method ?? 'GET', path));
 });
-server.on('connection', (socket: Socket) => {
-  sockets.set(socket, false);
-  socket.once('close', () => {
-    if (sockets.get(socket)) {
-      sse.bytesIn += socket.bytesRead;
-      sse.bytesOut += socket.bytesWritten;
-    }
-    sockets.delete(socket);
-  });
-});
+server.on('connection', (socket: Socket) => ledger.track(socket));
 
 // ---- Control port -------------------------------------------------------------------------------
-const processFigures = processMeter();
+const stats = () => ledger.snapshot(log.info());
 
-function stats(): StatsSnapshot {
-  const transports = structuredClone(counters);
-  for (const [socket, claimed] of sockets) {
-    if (!claimed) continue;
-    transports.sse.bytesIn += socket.bytesRead;
-    transports.sse.bytesOut += socket.bytesWritten;
-  }
-  return {
-    transports,
-    mixed: { sessions: 0, bytesOut: 0, bytesIn: 0 },
-    feed: { kind: 'memory', epoch: 'better-sse', lastId, firstId: firstId(), retained: lastId - firstId() + 1 },
-    process: processFigures(),
-  };
-}
-
-const control = controlServer({ publish, stats });
-const port = await listenAnyPort(server);
-const controlPort = await listenAnyPort(control);
-
-serveIpc({
-  port,
-  controlPort,
-  async stop() {
+await serveReference({
+  server,
+  publish,
+  stats,
+  stop() {
     // Destroying the responses disconnects their sessions (better-sse clears its keep-alive timers).
     for (const res of open) res.destroy();
-    server.closeAllConnections();
-    control.closeAllConnections();
-    await Promise.all([new Promise((r) => server.close(r)), new Promise((r) => control.close(r))]);
   },
 });

@@ -59,34 +59,20 @@
  * default 404. Cleartext HTTP/1.1 only. Control (POST /publish, GET /stats) is on a second port so
  * every byte on the transport port is SSE traffic. IPC per bench/servers/protocol.ts.
  */
-import { randomBytes } from 'node:crypto';
-import type { AddressInfo, Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
+import type { Socket } from 'node:net';
 import sseModule, { type SSEPluginOptions } from '@fastify/sse';
 import Fastify, { type FastifyPluginAsync, type FastifyReply } from 'fastify';
-import { DEFAULTS } from '../../server/config.js';
-import { newCounters } from '../../server/counters.js';
 import { hello, messageJson, type Message } from '../../server/protocol.js';
-import type { StatsSnapshot, TransportCounters, TransportKey } from '../../server/stats.js';
-import { controlServer, listenAnyPort, processMeter } from './control.js';
-import { serveIpc } from './protocol.js';
+import { serveReference } from './control.js';
+import { Ledger } from './ledger.js';
+import { RetainedLog } from './log.js';
 
-const RETENTION = DEFAULTS.retentionMessages;
-
-const counters: Record<TransportKey, TransportCounters> = {
-  poll: newCounters(),
-  'short-poll': newCounters(),
-  sse: newCounters(),
-  ws: newCounters(),
-};
-const sse = counters.sse;
+const ledger = new Ledger();
+const sse = ledger.counters.sse;
 
 // ---- The log ------------------------------------------------------------------------------------
-let log: Message[] = [];
-let lastId = 0;
-const firstId = (): number => log[0]?.id ?? lastId + 1;
-/** The shape and length of the lab's memory-feed epoch (as bare.ts makes it), so hello frames weigh the same. */
-const epoch = `mem-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+// The lab's memory-feed epoch shape (log.ts), so hello frames weigh the same.
+const log = new RetainedLog();
 
 /** A cursor as a typical application reads one: a non-negative integer, anything else = from now. */
 function cursorOf(value: unknown): number | undefined {
@@ -114,9 +100,7 @@ const open = new Set<FastifyReply>();
 const send = (reply: FastifyReply, m: Message, json = messageJson(m)): void => void reply.sse.send({ id: String(m.id), data: json }).catch(() => {});
 
 function publish(data: unknown): number {
-  const m: Message = { id: ++lastId, ts: performance.timeOrigin + performance.now(), data };
-  log.push(m);
-  if (log.length >= 2 * RETENTION) log = log.slice(-RETENTION);
+  const m = log.append(data);
   const json = messageJson(m);
   for (const reply of open) send(reply, m, json);
   sse.messagesOut += open.size;
@@ -125,17 +109,15 @@ function publish(data: unknown): number {
 
 /** The retained messages after `since` to one reply, synchronously. */
 function replayTo(reply: FastifyReply, since: number | undefined): void {
-  if (since === undefined || since >= lastId) return;
-  const start = Math.max(0, since + 1 - firstId());
-  for (let i = start; i < log.length; i++) send(reply, log[i]!);
-  sse.messagesOut += log.length - start;
+  if (since === undefined || since >= log.lastId) return;
+  const missed = log.after(since);
+  for (const m of missed) send(reply, m);
+  sse.messagesOut += missed.length;
 }
 
-/** Transport-port sockets; `true` once one carried GET /events (only those are SSE traffic). */
-const sockets = new Map<Socket, boolean>();
-
 app.get('/events', { sse: 'only' }, async (request, reply) => {
-  sockets.set(request.raw.socket, true);
+  // Only the sockets that carried GET /events are SSE traffic (ledger.ts).
+  ledger.claim(request.raw.socket, 'sse');
   sse.requests++;
   sse.connections++;
   reply.raw.once('close', () => {
@@ -145,7 +127,7 @@ app.get('/events', { sse: 'only' }, async (request, reply) => {
   reply.sse.keepAlive();
   reply.sse.onClose(() => open.delete(reply));
   // From here to open.add() nothing yields: no publish can fall between the hello, the replay and the Set.
-  void reply.sse.send({ event: 'hello', data: JSON.stringify(hello(epoch, lastId)) }).catch(() => {});
+  void reply.sse.send({ event: 'hello', data: JSON.stringify(hello(log.epoch, log.lastId)) }).catch(() => {});
   if (reply.sse.lastEventId !== null) {
     void reply.sse.replay(async (lastEventId) => replayTo(reply, cursorOf(lastEventId)));
   } else replayTo(reply, cursorOf((request.query as Record<string, unknown>).since));
@@ -153,47 +135,19 @@ app.get('/events', { sse: 'only' }, async (request, reply) => {
 });
 
 // ---- Socket byte accounting ---------------------------------------------------------------------
-app.server.on('connection', (socket: Socket) => {
-  sockets.set(socket, false);
-  socket.once('close', () => {
-    if (sockets.get(socket)) {
-      sse.bytesIn += socket.bytesRead;
-      sse.bytesOut += socket.bytesWritten;
-    }
-    sockets.delete(socket);
-  });
-});
+app.server.on('connection', (socket: Socket) => ledger.track(socket));
 
 // ---- Control port -------------------------------------------------------------------------------
-const processFigures = processMeter();
+const stats = () => ledger.snapshot(log.info());
 
-function stats(): StatsSnapshot {
-  const transports = structuredClone(counters);
-  for (const [socket, claimed] of sockets) {
-    if (!claimed) continue;
-    transports.sse.bytesIn += socket.bytesRead;
-    transports.sse.bytesOut += socket.bytesWritten;
-  }
-  return {
-    transports,
-    mixed: { sessions: 0, bytesOut: 0, bytesIn: 0 },
-    feed: { kind: 'memory', epoch, lastId, firstId: firstId(), retained: lastId - firstId() + 1 },
-    process: processFigures(),
-  };
-}
-
-const control = controlServer({ publish, stats });
 await app.listen({ host: '127.0.0.1', port: 0 });
-const port = (app.server.address() as AddressInfo).port;
-const controlPort = await listenAnyPort(control);
-
-serveIpc({
-  port,
-  controlPort,
-  async stop() {
+await serveReference({
+  server: app.server,
+  publish,
+  stats,
+  stop() {
     // Fastify's close waits for the streams in flight: cut them first.
     app.server.closeAllConnections();
-    control.closeAllConnections();
-    await Promise.all([app.close(), new Promise((r) => control.close(r))]);
+    return app.close();
   },
 });

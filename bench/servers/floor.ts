@@ -23,79 +23,44 @@
  * hello, catch-up batches, heartbeats and pings, the log and epoch format of bare. Control (POST
  * /publish, GET /stats) is on a second port; IPC per bench/servers/protocol.ts.
  */
-import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
-import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { DEFAULTS, resolveConfig, type ConfigInput } from '../../server/config.js';
 import { HttpErrors } from '../../server/errors.js';
-import {
-  hello,
-  httpChunk,
-  jitteredRetryMs,
-  SSE_HEADERS,
-  SSE_HEARTBEAT,
-  sseBatch,
-  sseControl,
-  sseRetry,
-  wsControl,
-  wsWire,
-  type Message,
-} from '../../server/protocol.js';
-import type { StatsSnapshot, TransportCounters, TransportKey } from '../../server/stats.js';
+import { hello, httpChunk, jitteredRetryMs, SSE_HEADERS, sseBatch, sseControl, sseRetry, wsControl, wsWire, type Message } from '../../server/protocol.js';
 import { parseCursor, parseEpoch } from '../../server/transports/params.js';
-import { controlServer, KEEP_ALIVE_TIMEOUT_MS, listenAnyPort, processMeter, sendError, thrownAnswer } from './control.js';
-import { newCounters } from '../../server/counters.js';
-import { serveIpc } from './protocol.js';
+import { KEEP_ALIVE_TIMEOUT_MS, keepAlives, param, refuseUpgrade, route, sendError, serveReference, thrownAnswer } from './control.js';
+import { Ledger } from './ledger.js';
+import { RetainedLog } from './log.js';
 
-const {
-  retentionMessages: RETENTION,
-  pollBatchMax: BATCH_MAX,
-  sseHeartbeatMs: SSE_HEARTBEAT_MS,
-  wsPingIntervalMs: WS_PING_INTERVAL_MS,
-  maxBufferedBytes: MAX_BUFFERED_BYTES,
-  maxPayloadBytes: MAX_PAYLOAD_BYTES,
-} = DEFAULTS;
+const { pollBatchMax: BATCH_MAX, maxBufferedBytes: MAX_BUFFERED_BYTES, maxPayloadBytes: MAX_PAYLOAD_BYTES } = DEFAULTS;
 // The bench's config, for the `retry:` of each stream only (the wire test fixes its jitter at 0, as for the lab).
 const settings = resolveConfig((JSON.parse(process.env.BENCH_SERVER_OPTS ?? '{}') as { config?: ConfigInput }).config ?? {});
 
-const counters: Record<TransportKey, TransportCounters> = {
-  poll: newCounters(),
-  'short-poll': newCounters(),
-  sse: newCounters(),
-  ws: newCounters(),
-};
+const ledger = new Ledger();
+const { counters } = ledger;
 
-// ---- The log (as bare's) ------------------------------------------------------------------------
-const epoch = `mem-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
-let log: Message[] = [];
-let lastId = 0;
+// ---- The log ------------------------------------------------------------------------------------
+const log = new RetainedLog();
+const { epoch } = log;
 /** Last id written to the live clients. */
 let flushed = 0;
 let scheduled = false;
 
-const firstId = (): number => log[0]?.id ?? lastId + 1;
-
-/** Messages with id > cursor, at most `limit`: ids are contiguous, so it is one slice. */
-function after(cursor: number, limit: number = BATCH_MAX): Message[] {
-  const start = Math.max(0, cursor + 1 - firstId());
-  return log.slice(start, start + limit);
-}
+/** Messages with id > cursor, at most `limit`. */
+const after = (cursor: number, limit: number = BATCH_MAX): Message[] => log.after(cursor, limit);
+/** A cursor from the query or Last-Event-ID; absent = from now; a future one is treated as now. */
+const start = (since: number | undefined): number => log.start(since);
 
 function publish(data: unknown): number {
-  const m: Message = { id: ++lastId, ts: performance.timeOrigin + performance.now(), data };
-  log.push(m);
-  if (log.length >= 2 * RETENTION) log = log.slice(-RETENTION);
+  const m = log.append(data);
   if (!scheduled) {
     scheduled = true;
     setImmediate(flush);
   }
   return m.id;
 }
-
-/** A cursor from the query or Last-Event-ID; absent = from now; a future one is treated as now. */
-const start = (since: number | undefined): number => (since === undefined || since > lastId ? lastId : since);
 
 // ---- Clients ------------------------------------------------------------------------------------
 interface Client {
@@ -124,11 +89,11 @@ function slow(c: Client, key: 'sse' | 'ws'): boolean {
 
 function flush(): void {
   scheduled = false;
-  if (flushed === lastId) return;
+  if (flushed === log.lastId) return;
   // Everything since the last flush, in one batch: one write per socket per turn.
   const batch = after(flushed, Number.POSITIVE_INFINITY);
   const first = batch[0]!.id;
-  const last = lastId;
+  const last = log.lastId;
   flushed = last;
   // Each encoding is made once, only if a client of that transport needs it. A client whose cursor is
   // inside the batch (it caught up while the batch was published) gets its own, from its cursor on; one
@@ -187,22 +152,6 @@ function catchUp<C extends Client>(c: C, live: Set<C>, write: (batch: Message[])
   live.add(c);
 }
 
-// ---- Socket byte accounting ---------------------------------------------------------------------
-// Every transport-port socket, with the transport it served; folded into the counters when it closes.
-const sockets = new Map<Socket, TransportKey | undefined>();
-
-/** A query parameter as Fastify's query parser gives it to the lab: absent, one string, or all of a repeated one. */
-function param(q: URLSearchParams, name: string): string | string[] | undefined {
-  const all = q.getAll(name);
-  return all.length === 0 ? undefined : all.length === 1 ? all[0] : all;
-}
-
-function route(url: string | undefined): [string, URLSearchParams] {
-  const s = url ?? '/';
-  const i = s.indexOf('?');
-  return i < 0 ? [s, new URLSearchParams()] : [s.slice(0, i), new URLSearchParams(s.slice(i + 1))];
-}
-
 // ---- Routes -------------------------------------------------------------------------------------
 function onEvents(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): void {
   // Last-Event-ID wins: EventSource sends it on every reconnect, while the URL keeps the first `since`.
@@ -210,7 +159,7 @@ function onEvents(req: IncomingMessage, res: ServerResponse, q: URLSearchParams)
   const since = parseCursor(header !== undefined ? header : param(q, 'since'));
   parseEpoch(param(q, 'epoch'));
   const socket = req.socket;
-  sockets.set(socket, 'sse');
+  ledger.claim(socket, 'sse');
   counters.sse.requests++;
   counters.sse.connections++;
   res.writeHead(200, SSE_HEADERS);
@@ -220,7 +169,7 @@ function onEvents(req: IncomingMessage, res: ServerResponse, q: URLSearchParams)
     if (!client.dropped) counters.sse.disconnects.client++;
     counters.sse.connections--;
   });
-  res.write(sseRetry(jitteredRetryMs(settings.sseRetryMs, settings.sseRetryJitterMs)) + sseControl(hello(epoch, lastId)));
+  res.write(sseRetry(jitteredRetryMs(settings.sseRetryMs, settings.sseRetryJitterMs)) + sseControl(hello(epoch, log.lastId)));
   const write = (batch: Message[]) => {
     res.write(sseBatch(batch));
     counters.sse.messagesOut += batch.length;
@@ -233,7 +182,7 @@ const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxP
 function onWs(req: IncomingMessage, socket: Socket, head: Buffer, q: URLSearchParams): void {
   const cursor = start(parseCursor(param(q, 'since')));
   parseEpoch(param(q, 'epoch'));
-  sockets.set(socket, 'ws');
+  ledger.claim(socket, 'ws');
   counters.ws.requests++;
   wss.handleUpgrade(req, socket, head, (ws) => {
     counters.ws.connections++;
@@ -246,7 +195,7 @@ function onWs(req: IncomingMessage, socket: Socket, head: Buffer, q: URLSearchPa
       if (!client.dropped) counters.ws.disconnects.client++;
       counters.ws.connections--;
     });
-    ws.send(wsControl(hello(epoch, lastId)));
+    ws.send(wsControl(hello(epoch, log.lastId)));
     const write = (batch: Message[]) => {
       socket.write(wsWire(batch));
       counters.ws.messagesOut += batch.length;
@@ -267,81 +216,31 @@ const server = createServer((req, res) => {
   }
 });
 server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
-server.on('connection', (socket: Socket) => {
-  sockets.set(socket, undefined);
-  socket.once('close', () => {
-    const key = sockets.get(socket);
-    sockets.delete(socket);
-    if (key === undefined) return;
-    counters[key].bytesIn += socket.bytesRead;
-    counters[key].bytesOut += socket.bytesWritten;
-  });
-});
+server.on('connection', (socket: Socket) => ledger.track(socket));
 server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
   const [path, q] = route(req.url);
   try {
     if (path !== '/ws') throw new HttpErrors.NOT_FOUND('GET', path);
     onWs(req, socket, head, q);
   } catch (err) {
-    const { status, body } = thrownAnswer(err) ?? thrownAnswer(new HttpErrors.INTERNAL())!;
-    const text = JSON.stringify(body);
-    socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
-    );
+    refuseUpgrade(socket, err);
   }
 });
 
 // The lab's keep-alive mechanisms at its intervals, so idle traffic weighs the same.
-const heartbeat = setInterval(() => {
-  for (const c of sseClients) c.res.write(SSE_HEARTBEAT);
-}, SSE_HEARTBEAT_MS).unref();
-const ping = setInterval(() => {
-  for (const c of wsClients) {
-    if (!c.alive) {
-      counters.ws.disconnects['pong-timeout']++;
-      c.dropped = true;
-      wsClients.delete(c);
-      c.ws.terminate();
-      continue;
-    }
-    c.alive = false;
-    c.ws.ping();
-  }
-}, WS_PING_INTERVAL_MS).unref();
+const stopKeepAlives = keepAlives(sseClients, wsClients, counters.ws);
 
 // ---- Control port -------------------------------------------------------------------------------
-const processFigures = processMeter();
+const stats = () => ledger.snapshot(log.info());
 
-function stats(): StatsSnapshot {
-  const transports = structuredClone(counters);
-  for (const [socket, key] of sockets) {
-    if (key === undefined) continue;
-    transports[key].bytesIn += socket.bytesRead;
-    transports[key].bytesOut += socket.bytesWritten;
-  }
-  return {
-    transports,
-    mixed: { sessions: 0, bytesOut: 0, bytesIn: 0 },
-    feed: { kind: 'memory', epoch, lastId, firstId: firstId(), retained: lastId - firstId() + 1 },
-    process: processFigures(),
-  };
-}
-
-const control = controlServer({ publish, stats });
-const port = await listenAnyPort(server);
-const controlPort = await listenAnyPort(control);
-
-serveIpc({
-  port,
-  controlPort,
-  async stop() {
-    clearInterval(heartbeat);
-    clearInterval(ping);
+await serveReference({
+  server,
+  publish,
+  stats,
+  stop() {
+    stopKeepAlives();
     for (const c of wsClients) c.ws.terminate();
     for (const c of sseClients) c.res.destroy();
     wss.close();
-    server.closeAllConnections();
-    control.closeAllConnections();
-    await Promise.all([new Promise((r) => server.close(r)), new Promise((r) => control.close(r))]);
   },
 });

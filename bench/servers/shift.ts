@@ -11,13 +11,11 @@
 import { createServer } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { newCounters } from '../../server/counters.js';
 import { pollAnswer, pollBody, type Message } from '../../server/protocol.js';
-import type { StatsSnapshot, TransportCounters, TransportKey } from '../../server/stats.js';
-import { catalogueAnswer, controlServer, listenAnyPort, processMeter, sendError } from './control.js';
-import { serveIpc } from './protocol.js';
+import { catalogueAnswer, sendError, serveReference } from './control.js';
+import { Ledger } from './ledger.js';
 
-const counters: Record<TransportKey, TransportCounters> = { poll: newCounters(), 'short-poll': newCounters(), sse: newCounters(), ws: newCounters() };
+const ledger = new Ledger();
 const epoch = 'shift';
 const queue: Message[] = [];
 let lastId = 0;
@@ -27,14 +25,10 @@ function publish(data: unknown): number {
   return lastId;
 }
 
-// Every transport-port socket is a short poller's; bytes are read off the sockets like everywhere else.
-const sockets = new Set<Socket>();
-const closedBytes = { in: 0, out: 0 };
-
 const server = createServer((req, res) => {
   const path = (req.url ?? '/').split('?')[0];
   if (req.method !== 'GET' || path !== '/poll') return sendError(res, catalogueAnswer('NOT_FOUND', req.method ?? 'GET', path ?? '/'));
-  const c = counters['short-poll'];
+  const c = ledger.counters['short-poll'];
   c.requests++;
   // The snippet: `res.json(messages.shift())`, one message to whoever asks first.
   const m = queue.shift();
@@ -44,42 +38,9 @@ const server = createServer((req, res) => {
   res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(body);
 });
-server.on('connection', (socket: Socket) => {
-  sockets.add(socket);
-  socket.once('close', () => {
-    sockets.delete(socket);
-    closedBytes.in += socket.bytesRead;
-    closedBytes.out += socket.bytesWritten;
-  });
-});
+// Every transport-port socket is a short poller's; bytes are read off the sockets like everywhere else.
+server.on('connection', (socket: Socket) => ledger.track(socket, 'short-poll'));
 
-const processFigures = processMeter();
-function stats(): StatsSnapshot {
-  const transports = structuredClone(counters);
-  const t = transports['short-poll'];
-  t.bytesIn = closedBytes.in;
-  t.bytesOut = closedBytes.out;
-  for (const s of sockets) {
-    t.bytesIn += s.bytesRead;
-    t.bytesOut += s.bytesWritten;
-  }
-  return {
-    transports,
-    mixed: { sessions: 0, bytesOut: 0, bytesIn: 0 },
-    feed: { kind: 'memory', epoch, lastId, firstId: queue[0]?.id ?? lastId + 1, retained: queue.length },
-    process: processFigures(),
-  };
-}
+const stats = () => ledger.snapshot({ kind: 'memory', epoch, lastId, firstId: queue[0]?.id ?? lastId + 1, retained: queue.length });
 
-const control = controlServer({ publish, stats });
-const port = await listenAnyPort(server);
-const controlPort = await listenAnyPort(control);
-serveIpc({
-  port,
-  controlPort,
-  async stop() {
-    server.closeAllConnections();
-    control.closeAllConnections();
-    await Promise.all([new Promise((r) => server.close(r)), new Promise((r) => control.close(r))]);
-  },
-});
+await serveReference({ server, publish, stats });

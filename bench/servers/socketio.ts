@@ -15,16 +15,11 @@
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Socket as NetSocket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { Server, type Socket } from 'socket.io';
-import { DEFAULTS } from '../../server/config.js';
-import type { Message } from '../../server/protocol.js';
-import type { StatsSnapshot, TransportCounters, TransportKey } from '../../server/stats.js';
-import { controlServer, listenAnyPort, processMeter } from './control.js';
-import { newCounters } from '../../server/counters.js';
-import { serveIpc } from './protocol.js';
-
-const RETENTION = DEFAULTS.retentionMessages;
+import type { StatsSnapshot, TransportKey } from '../../server/stats.js';
+import { serveReference } from './control.js';
+import { Ledger } from './ledger.js';
+import { RetainedLog } from './log.js';
 
 type Transport = 'websocket' | 'polling';
 const opts = JSON.parse(process.env.BENCH_SERVER_OPTS ?? '{}') as { transport?: Transport };
@@ -34,18 +29,12 @@ if (opts.transport !== undefined && opts.transport !== 'websocket' && opts.trans
 }
 
 type Key = Extract<TransportKey, 'poll' | 'ws'>;
-const counters: Record<TransportKey, TransportCounters> = {
-  poll: newCounters(),
-  'short-poll': newCounters(),
-  sse: newCounters(),
-  ws: newCounters(),
-};
+const ledger = new Ledger();
+const { counters } = ledger;
 const keyOf = (transportName: string): Key => (transportName === 'websocket' ? 'ws' : 'poll');
 
 // ---- The log ------------------------------------------------------------------------------------
-let log: Message[] = [];
-let lastId = 0;
-const firstId = (): number => log[0]?.id ?? lastId + 1;
+const log = new RetainedLog('socketio');
 
 // ---- Socket.IO ----------------------------------------------------------------------------------
 const server = createServer();
@@ -58,16 +47,14 @@ io.on('connection', (socket: Socket) => {
   // Runs synchronously right after Socket.IO adds the socket to the broadcast set, and publishes are
   // synchronous too: catch-up covers exactly up to lastId, every later id comes from io.emit.
   const since = Number((socket.handshake.auth as { since?: unknown }).since);
-  if (!Number.isSafeInteger(since) || since < 0 || since >= lastId) return;
-  const start = Math.max(0, since + 1 - firstId());
-  for (let i = start; i < log.length; i++) socket.emit('message', log[i]!);
-  counters[keyOf(socket.conn.transport.name)].messagesOut += log.length - start;
+  if (!Number.isSafeInteger(since) || since < 0 || since >= log.lastId) return;
+  const missed = log.after(since);
+  for (const m of missed) socket.emit('message', m);
+  counters[keyOf(socket.conn.transport.name)].messagesOut += missed.length;
 });
 
 function publish(data: unknown): number {
-  const m: Message = { id: ++lastId, ts: performance.timeOrigin + performance.now(), data };
-  log.push(m);
-  if (log.length >= 2 * RETENTION) log = log.slice(-RETENTION);
+  const m = log.append(data);
   io.emit('message', m);
   // With one transport every socket is on it; otherwise count each socket on its own transport.
   if (opts.transport) counters[keyOf(opts.transport)].messagesOut += io.of('/').sockets.size;
@@ -78,58 +65,34 @@ function publish(data: unknown): number {
 // ---- Socket byte and request accounting ---------------------------------------------------------
 // Added after Socket.IO attached: engine.io re-registers earlier 'request' listeners behind its own
 // and calls them only for paths it does not serve, while later ones see every request.
-const sockets = new Map<NetSocket, Key>();
 const defaultKey: Key = opts.transport === 'websocket' ? 'ws' : 'poll';
-server.on('connection', (socket: NetSocket) => {
-  sockets.set(socket, defaultKey);
-  socket.once('close', () => {
-    const key = sockets.get(socket)!;
-    counters[key].bytesIn += socket.bytesRead;
-    counters[key].bytesOut += socket.bytesWritten;
-    sockets.delete(socket);
-  });
-});
+server.on('connection', (socket: NetSocket) => ledger.track(socket, defaultKey));
 server.on('request', (req: IncomingMessage) => {
-  sockets.set(req.socket, 'poll');
+  ledger.claim(req.socket, 'poll');
   counters.poll.requests++;
 });
 server.on('upgrade', (req: IncomingMessage) => {
-  sockets.set(req.socket, 'ws');
+  ledger.claim(req.socket, 'ws');
   counters.ws.requests++;
 });
 
 // ---- Control port -------------------------------------------------------------------------------
-const processFigures = processMeter();
-
 function stats(): StatsSnapshot {
-  const transports = structuredClone(counters);
-  for (const [socket, key] of sockets) {
-    transports[key].bytesIn += socket.bytesRead;
-    transports[key].bytesOut += socket.bytesWritten;
-  }
+  const snapshot = ledger.snapshot(log.info());
   // An engine.io session is the connection, whichever transport it currently rides on.
-  for (const s of io.of('/').sockets.values()) transports[keyOf(s.conn.transport.name)].connections++;
-  return {
-    transports,
-    mixed: { sessions: 0, bytesOut: 0, bytesIn: 0 },
-    feed: { kind: 'memory', epoch: 'socketio', lastId, firstId: firstId(), retained: lastId - firstId() + 1 },
-    process: processFigures(),
-  };
+  for (const s of io.of('/').sockets.values()) snapshot.transports[keyOf(s.conn.transport.name)].connections++;
+  return snapshot;
 }
 
-const control = controlServer({ publish, stats });
-const port = await listenAnyPort(server);
-const controlPort = await listenAnyPort(control);
-
-serveIpc({
-  port,
-  controlPort,
-  async stop() {
+await serveReference({
+  server,
+  publish,
+  stats,
+  stop() {
     // io.close() disconnects every client and closes the transport http server, which would still
-    // wait on keep-alive sockets (a polling client's agent): cut those too.
+    // wait on keep-alive sockets (a polling client's agent): cut those too, then wait.
     const closed = io.close();
     server.closeAllConnections();
-    control.closeAllConnections();
-    await Promise.all([closed, new Promise((r) => control.close(r))]);
+    return closed;
   },
 });
