@@ -344,18 +344,19 @@ export const targetsOf = (opts: Pick<BenchOptions, 'transports' | 'servers' | 'l
 /** Whether the run has cleartext HTTP/1.1 scenarios: memory and autocannon are measured over it only. */
 const cleartext = (opts: BenchOptions): boolean => protocolsOf(opts).includes('http/1.1');
 
-/** The lab and its controls, which serve the lab's own endpoints; the peers (Socket.IO, the SSE libraries) do not. */
-const LAB_AND_CONTROLS: readonly ServerName[] = ['lab', 'lab-redis', 'bare', 'floor'];
+/**
+ * The servers of all the lab's endpoints: the lab and bare. The floor serves only SSE and WebSocket
+ * (its point is CPU), the peers (Socket.IO, the SSE libraries) their own.
+ */
+const LAB_ENDPOINTS: readonly ServerName[] = ['lab', 'lab-redis', 'bare'];
 
-/** Idle memory is measured where idle clients hold connections, on the lab and bare (the floor's CPU is its point), over cleartext HTTP/1.1. */
+/** Idle memory is measured where idle clients hold connections, on the lab and bare, over cleartext HTTP/1.1. */
 export const memoryTargets = (opts: BenchOptions): Target[] =>
-  opts.memory && cleartext(opts)
-    ? targetsOf(opts).filter((t) => t.holdsConnections && t.server !== 'floor' && LAB_AND_CONTROLS.includes(t.server) && t.protocol === 'http/1.1')
-    : [];
+  opts.memory && cleartext(opts) ? targetsOf(opts).filter((t) => t.holdsConnections && LAB_ENDPOINTS.includes(t.server) && t.protocol === 'http/1.1') : [];
 
-/** autocannon speaks the lab's HTTP endpoints (cleartext, /poll among them), which the floor and the peers do not serve. */
+/** autocannon speaks the lab's HTTP endpoints (cleartext, /poll among them). */
 export const cannonServers = (opts: BenchOptions): ServerName[] =>
-  opts.autocannon && cleartext(opts) ? opts.servers.filter((s) => s !== 'floor' && LAB_AND_CONTROLS.includes(s)) : [];
+  opts.autocannon && cleartext(opts) ? opts.servers.filter((s) => LAB_ENDPOINTS.includes(s)) : [];
 
 /** The load of every sweep step: SWEEP's, unless a custom scenario (--rate, --duration …) sets it. */
 export function sweepLoad(opts: Pick<BenchOptions, 'suite' | 'scenarios'>): { ratePerSec: number; durationSec: number; payloadBytes: number } {

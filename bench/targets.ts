@@ -16,7 +16,8 @@ export interface Target {
   /** What the clients speak to this server process (bench/http.ts). */
   protocol: HttpProtocol;
   /** Server process: script under bench/servers and its options. Pairs with equal `process` share one. */
-  process: { script: 'lab' | 'bare' | 'floor' | 'socketio' | 'better-sse' | 'fastify-sse' | 'shift'; options: Record<string, unknown> };
+  /** Every server but `lab-redis` is a script of its own name (`lab-redis` is the lab on another feed). */
+  process: { script: Exclude<ServerName, 'lab-redis'>; options: Record<string, unknown> };
   clients: ClientFactory;
   /** Whether the server's `connections` for this transport (its /stats key is the transport's name) counts each idle client (for readiness and memory). */
   holdsConnections: boolean;

@@ -209,7 +209,7 @@ export function httpChunk(body: Buffer): Buffer {
 
 // WebSocket.
 
-/** One text frame per message; the payloads are encoded once per batch and shared by every socket. */
+/** Each message's text-frame payload, for ws' own `send` (the fallback of shared-write.ts; wsWire below is the shared path). */
 export const wsFrames = (messages: readonly Message[]): Buffer[] => messages.map((m) => Buffer.from(messageJson(m)));
 
 /** RFC 6455 §5.2: bytes of the header of an unmasked frame carrying `length` payload bytes. */
@@ -218,7 +218,7 @@ const wsHeaderLength = (length: number): number => (length < 126 ? 2 : length < 
 /**
  * Every message of a batch as whole WebSocket frames, headers included, in ONE Buffer: final, text
  * (opcode 1), unmasked (a server never masks, §5.1), no extension bits — the bytes `ws` writes for
- * `send(payload, { binary: false })` with permessage-deflate off (test/ws-shared.test.ts compares
+ * `send(payload, { binary: false })` with permessage-deflate off (test/shared-write.test.ts compares
  * them with ws's own `Sender.frame`). Built once per batch and written as is to every socket that can
  * take it (server/transports/shared-write.ts); one allocation, no per-socket framing.
  */

@@ -74,8 +74,6 @@ let scheduled = false;
 
 /** Messages with id > cursor, at most `limit`. */
 const after = (cursor: number, limit = BATCH_MAX): Message[] => log.after(cursor, limit);
-/** A cursor from the query or Last-Event-ID; absent = from now; a future one is treated as now. */
-const start = (since: number | undefined): number => log.start(since);
 
 function publish(data: unknown): number {
   const m = log.append(data);
@@ -233,7 +231,7 @@ function onPoll(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): 
   claim(req, key);
   const c = counters[key];
   c.requests++;
-  const cursor = start(since);
+  const cursor = log.start(since);
   const messages = after(cursor);
   if (messages.length > 0 || timeoutMs === 0) {
     c.messagesOut += messages.length;
@@ -275,7 +273,7 @@ function onEvents(req: IncomingMessage, res: ServerResponse, q: URLSearchParams)
   counters.sse.requests++;
   counters.sse.connections++;
   res.writeHead(200, req.httpVersionMajor === 2 ? SSE_HEADERS_H2 : SSE_HEADERS);
-  const client: SseClient = { res, cursor: start(since), dropped: false };
+  const client: SseClient = { res, cursor: log.start(since), dropped: false };
   res.once('close', () => {
     sseClients.delete(client);
     if (!client.dropped) counters.sse.disconnects.client++;
@@ -299,7 +297,7 @@ function onEvents(req: IncomingMessage, res: ServerResponse, q: URLSearchParams)
 const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_PAYLOAD_BYTES });
 
 function onWs(req: IncomingMessage, socket: Socket, head: Buffer, q: URLSearchParams): void {
-  const cursor = start(parseCursor(param(q, 'since')));
+  const cursor = log.start(parseCursor(param(q, 'since')));
   parseEpoch(param(q, 'epoch'));
   ledger.claim(tcpOf(socket), 'ws');
   counters.ws.requests++;

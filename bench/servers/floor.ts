@@ -50,8 +50,6 @@ let scheduled = false;
 
 /** Messages with id > cursor, at most `limit`. */
 const after = (cursor: number, limit: number = BATCH_MAX): Message[] => log.after(cursor, limit);
-/** A cursor from the query or Last-Event-ID; absent = from now; a future one is treated as now. */
-const start = (since: number | undefined): number => log.start(since);
 
 function publish(data: unknown): number {
   const m = log.append(data);
@@ -163,7 +161,7 @@ function onEvents(req: IncomingMessage, res: ServerResponse, q: URLSearchParams)
   counters.sse.requests++;
   counters.sse.connections++;
   res.writeHead(200, SSE_HEADERS);
-  const client: SseClient = { socket, res, cursor: start(since), dropped: false };
+  const client: SseClient = { socket, res, cursor: log.start(since), dropped: false };
   res.once('close', () => {
     sseClients.delete(client);
     if (!client.dropped) counters.sse.disconnects.client++;
@@ -180,7 +178,7 @@ function onEvents(req: IncomingMessage, res: ServerResponse, q: URLSearchParams)
 const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_PAYLOAD_BYTES });
 
 function onWs(req: IncomingMessage, socket: Socket, head: Buffer, q: URLSearchParams): void {
-  const cursor = start(parseCursor(param(q, 'since')));
+  const cursor = log.start(parseCursor(param(q, 'since')));
   parseEpoch(param(q, 'epoch'));
   ledger.claim(socket, 'ws');
   counters.ws.requests++;

@@ -6,8 +6,9 @@
  *   level with the hub, then goes live.
  * - Live: the process's one FeedTail (tail.ts) reads the new messages once per event-loop turn for
  *   every transport and hands each hub the batch; the hub encodes it once and hands every level
- *   subscriber the whole batch in one write. Measured here, one write per message per socket at 2,000 msg/s × 100 sockets fell
- *   ~30% behind schedule; one corked write per tick kept up at a third of the CPU.
+ *   subscriber the whole batch in one write. Measured here, one write per message per socket at
+ *   2,000 msg/s × 100 sockets fell ~30% behind schedule; one corked write per tick kept up at a third
+ *   of the CPU.
  * - A live subscriber whose queue passes `maxBufferedBytes` is dropped as a slow consumer; the others
  *   never wait for it. A catching-up one is written in slices that fit under `maxBufferedBytes`, and
  *   is dropped as a slow consumer if its queue does not drain within `drainTimeoutMs`.

@@ -29,10 +29,10 @@ export class FeedTail {
     this.#feed = feed;
     this.#batchMax = batchMax;
     this.#cursor = feed.info().lastId;
-    this.#unsubscribe = feed.subscribe(() => this.schedule());
+    this.#unsubscribe = feed.subscribe(() => this.#schedule());
     this.#unwatch = feed.watch((e) => {
       if (e.type === 'epoch') this.#cursor = feed.info().lastId;
-      else if (e.type === 'up') this.schedule();
+      else if (e.type === 'up') this.#schedule();
     });
   }
 
@@ -47,7 +47,7 @@ export class FeedTail {
     return () => this.#listeners.delete(listener);
   }
 
-  schedule(): void {
+  #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
     setImmediate(() => {
@@ -81,7 +81,7 @@ export class FeedTail {
       this.#flushing = false;
       if (this.#again) {
         this.#again = false;
-        this.schedule();
+        this.#schedule();
       }
     }
   }

@@ -161,9 +161,7 @@ export default fp(
 
     await app.register(websocket, {
       options: { maxPayload: config.maxPayloadBytes, perMessageDeflate: false },
-      // A protocol error on an open socket (bad opcode, invalid UTF-8, an oversized frame) is the
-      // client's mistake: ws has already closed with the right code; log one line, no stack.
-      errorHandler: (error, socket) => onWsError(error, socket),
+      errorHandler: onWsError,
       // Our own shutdown: close every socket with 1001 and a reason, then stop the ws server.
       // With shutdownSpreadMs, spread over that window; waits for the SSE streams' spread too.
       preClose(done) {
