@@ -9,6 +9,7 @@ import { FIELD_SCENARIOS } from './field/run.js';
 import { DEFAULT_HTTP, HTTP_PROTOCOLS, type HttpProtocol } from './http.js';
 import { TRANSPORT_NAMES, type ServerName, type TransportName } from './report/types.js';
 import { PUBLISHER_LAG_LIMIT_MS } from './run-scenario.js';
+import { countedTargets, instructionsEstimateSec, type InstructionPlan } from './instructions.js';
 import { SUITES, SWEEP, type ScenarioSpec } from './suite.js';
 import { DEFAULT_LAB_SETUP, target, type LabSetup, type Target } from './targets.js';
 
@@ -58,6 +59,10 @@ export interface BenchOptions {
   cookieBytes: number;
   /** Test hook, no flag: the relays forward without delay, so the sanity check must call every run over them INVALID. */
   brokenRelay?: boolean;
+  /** The gate only: instructions per delivered message under callgrind (bench/instructions.ts). */
+  instructions?: InstructionPlan;
+  /** Which servers' idle memory is measured (the gate: the lab's only, the one it gates). @default every server of the lab's endpoints */
+  memoryServers?: readonly ServerName[];
 }
 
 /** Short-polling clients poll this often unless `--short-poll-interval-ms` says otherwise. */
@@ -220,6 +225,8 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
     headers: headers?.[0] ?? suite.headers ?? DEFAULT_HTTP.headers,
     cookieBytes,
     ...(values.profile ? { profile: true } : {}),
+    ...(suite.instructions ? { instructions: suite.instructions } : {}),
+    ...(suite.memoryServers ? { memoryServers: suite.memoryServers } : {}),
   };
   if (values.field !== undefined) {
     const names = FIELD_SCENARIOS.map((f) => f.name);
@@ -352,7 +359,9 @@ const LAB_ENDPOINTS: readonly ServerName[] = ['lab', 'lab-redis', 'bare'];
 
 /** Idle memory is measured where idle clients hold connections, on the lab and bare, over cleartext HTTP/1.1. */
 export const memoryTargets = (opts: BenchOptions): Target[] =>
-  opts.memory && cleartext(opts) ? targetsOf(opts).filter((t) => t.holdsConnections && LAB_ENDPOINTS.includes(t.server) && t.protocol === 'http/1.1') : [];
+  opts.memory && cleartext(opts)
+    ? targetsOf(opts).filter((t) => t.holdsConnections && (opts.memoryServers ?? LAB_ENDPOINTS).includes(t.server) && t.protocol === 'http/1.1')
+    : [];
 
 /** autocannon speaks the lab's HTTP endpoints (cleartext, /poll among them). */
 export const cannonServers = (opts: BenchOptions): ServerName[] =>
@@ -409,5 +418,7 @@ export function estimateSec(opts: BenchOptions): number {
   const sweep = opts.sweep ? opts.networks.length * targets.length * SWEEP.clientSteps.length * STEP_SEC.sweep(sweepLoad(opts).durationSec) : 0;
   const relay = opts.networks.some((n) => !n.direct) ? STEP_SEC.relay : 0;
   const field = FIELD_SCENARIOS.filter((f) => opts.field?.includes(f.name)).reduce((a, f) => a + f.estimateSec, 0);
-  return 5 + relay + scenarios + memory + cannon + micro + sweep + field;
+  // Instruction counts do not depend on the machine's load: they run beside the memory stage.
+  const instructions = opts.instructions ? instructionsEstimateSec(countedTargets(opts.transports, opts.servers).length) : 0;
+  return 5 + relay + scenarios + Math.max(memory, instructions) + cannon + micro + sweep + field;
 }

@@ -16,10 +16,23 @@ import { Nginx } from './nginx.js';
 import { runField } from './field/run.js';
 import { stormFlattened } from './field/storm.js';
 import { runAutocannon } from './autocannon.js';
+import { INSTRUCTIONS_METHOD, runInstructions, startCounted, stopCounted } from './instructions.js';
 import { runMemory } from './memory.js';
 import { runMicro } from './micro.js';
 import type { NetworkProfile } from '../server/network/profiles.js';
-import { estimateSec, HELP, networkOf, parseBenchArgs, protocolsOf, repeatsOf, STEP_SEC, targetsFor, targetsOf, type BenchOptions } from './options.js';
+import {
+  estimateSec,
+  HELP,
+  memoryTargets,
+  networkOf,
+  parseBenchArgs,
+  protocolsOf,
+  repeatsOf,
+  STEP_SEC,
+  targetsFor,
+  targetsOf,
+  type BenchOptions,
+} from './options.js';
 import { isTls } from './http.js';
 import { writeSelfSigned } from '../server/tls.js';
 import { Progress } from './progress.js';
@@ -61,7 +74,7 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     const key = processKey(t);
     if (!handles.has(key)) {
       const dir = profileRoot ? join(profileRoot, `${t.server}-${t.protocol.replace('/', '')}-${handles.size + 1}`) : undefined;
-      handles.set(key, startServer(t.process.script, t.process.options, dir));
+      handles.set(key, startServer(t.process.script, t.process.options, dir ? { profileDir: dir } : {}));
     }
     return handles.get(key)!;
   };
@@ -87,13 +100,17 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
   log.plan(estimateSec(opts));
   if (opts.repeatsNote) log.note(opts.repeatsNote);
 
+  // The gate's instruction counts: servers of their own under callgrind, started with the others.
+  const counted = opts.instructions ? startCounted(opts.transports, opts.servers, opts.lab) : [];
   const scenarios: ScenarioResult[] = [];
   let memory: Report['memory'] = [];
+  let instructions: Report['instructions'];
   let autocannon: Report['autocannon'] = [];
   let sweep: Report['sweep'];
   try {
-    // Start every process first, so that start-up costs never land inside a measurement.
-    await Promise.all(targets.map(serverOf));
+    // Start every process a stage will use first, so that start-up costs never land inside a measurement.
+    const used = opts.sweep ? targets : [...opts.scenarios.flatMap((s) => targetsFor(s, opts)), ...memoryTargets(opts)];
+    await Promise.all([...used.map(serverOf), ...counted.map((c) => c.handle.catch(() => undefined))]);
     const specs = opts.sweep ? [] : opts.scenarios;
     // And every relay: one at a time (the relay process answers in order).
     for (const spec of specs) for (const t of targetsFor(spec, opts)) await networkFor(t, networkOf(spec, opts));
@@ -141,13 +158,20 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     }
     addRatios(scenarios);
 
-    memory = await runMemory(opts, serverOf, log);
+    // Instruction counts do not depend on the machine's load, nor does idle heap: side by side.
+    [memory, instructions] = await Promise.all([
+      runMemory(opts, serverOf, log),
+      opts.instructions
+        ? runInstructions(counted, opts.instructions, { protocol: 'http/1.1', headers: opts.headers, cookieBytes: opts.cookieBytes }, log)
+        : undefined,
+    ]);
     autocannon = await runAutocannon(opts, serverOf, log);
     if (opts.sweep) sweep = await runSweep(opts, serverOf, networkFor, log);
   } finally {
     await Promise.all([...proxies.values()].map(async (p) => (await p.catch(() => undefined))?.stop()));
     await Promise.all([...handles.values()].map(async (h) => (await h.catch(() => undefined))?.stop()));
     await (await relays?.catch(() => undefined))?.stop();
+    await stopCounted(counted);
     if (targets.some((t) => t.server === 'lab-redis' || (t.server === 'lab' && opts.lab.feed !== 'memory'))) await dropRedisKeys(opts.lab);
   }
 
@@ -197,9 +221,10 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
       headers: opts.headers,
       cookieBytes: opts.cookieBytes,
     },
-    method: METHOD,
+    method: opts.instructions ? { ...METHOD, instructions: INSTRUCTIONS_METHOD } : METHOD,
     scenarios,
     memory,
+    ...(instructions ? { instructions } : {}),
     autocannon,
     micro,
     ...(sweep ? { sweep } : {}),

@@ -10,6 +10,7 @@ import { Agent, request } from 'undici';
 import type { EventLoopDelay } from '../server/event-loop.js';
 import type { StatsSnapshot } from '../server/stats.js';
 import type { FromChild, ToChild } from './servers/protocol.js';
+import { bundle, Callgrind, callgrindLaunch, dumpDir } from './callgrind.js';
 import { ACCEPT_SELF_SIGNED } from './http.js';
 
 /** The runner's own requests (/stats) to servers that may serve TLS with the run's self-signed certificate. */
@@ -34,9 +35,24 @@ export interface ServerHandle {
   loopWindow: { open(): Promise<void>; close(): Promise<EventLoopDelay | null> };
   /** Asks the server to stop (SIGKILL after 5 s); resolves with its exit code (null when killed). */
   stop(): Promise<number | null>;
+  /** Its instruction counter, when started under callgrind (bench/callgrind.ts). */
+  readonly callgrind?: Callgrind;
 }
 
+/** How long a child may take to say it is ready; under callgrind (bench/callgrind.ts) start-up is ~10× slower. */
 const READY_TIMEOUT_MS = 30_000;
+const CALLGRIND_READY_TIMEOUT_MS = 180_000;
+
+/** How to run a child: through tsx (the default), or a bundle under another program (callgrind). */
+export interface Launch {
+  /** The program that runs `file` (fork's execPath). @default node */
+  execPath?: string;
+  /** Its arguments before `file`. */
+  execArgv: string[];
+  /** Whether `file` is TypeScript, run through tsx. @default true */
+  tsx?: boolean;
+  readyTimeoutMs?: number;
+}
 
 /** A bench child process (a server under test, the relay) over IPC: its ready message, requests, stop. */
 export interface Child<To, From extends { type: string }> {
@@ -48,18 +64,21 @@ export interface Child<To, From extends { type: string }> {
 }
 
 /**
- * Forks `file` (TypeScript, through tsx) with `env`, and waits for its `{ type: 'ready' }` message
- * (READY_TIMEOUT_MS at most; an exit before it is an error naming `name`).
+ * Forks `file` (TypeScript, through tsx, unless `launch` says otherwise) with `env`, and waits for its
+ * `{ type: 'ready' }` message (READY_TIMEOUT_MS at most; an exit before it is an error naming `name`).
  */
 export async function forkChild<To, From extends { type: string }>(
   file: string,
   name: string,
   env: Record<string, string>,
-  execArgv: string[] = [],
-): Promise<{ child: Child<To, From>; ready: Extract<From, { type: 'ready' }> }> {
+  launch: Launch = { execArgv: [] },
+): Promise<{ child: Child<To, From>; ready: Extract<From, { type: 'ready' }>; env: NodeJS.ProcessEnv }> {
+  const childEnv = { ...process.env, ...env };
+  const readyTimeoutMs = launch.readyTimeoutMs ?? READY_TIMEOUT_MS;
   const proc: ChildProcess = fork(file, [], {
-    execArgv: [...execArgv, '--import', 'tsx'],
-    env: { ...process.env, ...env },
+    ...(launch.execPath ? { execPath: launch.execPath } : {}),
+    execArgv: [...launch.execArgv, ...(launch.tsx === false ? [] : ['--import', 'tsx'])],
+    env: childEnv,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const exited = once(proc, 'exit').then(([code]) => {
@@ -77,7 +96,7 @@ export async function forkChild<To, From extends { type: string }>(
     });
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${name} not ready after ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+    timer = setTimeout(() => reject(new Error(`${name} not ready after ${readyTimeoutMs} ms`)), readyTimeoutMs);
   });
   let ready;
   try {
@@ -106,20 +125,33 @@ export async function forkChild<To, From extends { type: string }>(
       return code;
     },
   };
-  return { child, ready };
+  return { child, ready, env: childEnv };
 }
 
 /**
  * `profileDir`: the server runs under V8's CPU profiler (`--cpu-prof`) and writes its profile there
  * when it exits (each worker of a cluster its own), for `npm run bench -- --profile`.
+ * `callgrind`: the server runs under callgrind, instrumentation off until `handle.callgrind` switches it
+ * on (bench/callgrind.ts). `env`: extra environment for the server.
  */
-export async function startServer(script: string, options: Record<string, unknown> = {}, profileDir?: string): Promise<ServerHandle> {
-  const file = fileURLToPath(new URL(`./servers/${script}.ts`, import.meta.url));
+export async function startServer(
+  script: string,
+  options: Record<string, unknown> = {},
+  how: { profileDir?: string; callgrind?: boolean; env?: Record<string, string> } = {},
+): Promise<ServerHandle> {
+  const { profileDir } = how;
   const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  const { child, ready: m } = await forkChild<ToChild, FromChild>(file, `bench server ${script}`, { BENCH_SERVER_OPTS: JSON.stringify(options) }, [
-    '--expose-gc',
-    ...profile,
-  ]);
+  const file = how.callgrind ? await bundle(script) : fileURLToPath(new URL(`./servers/${script}.ts`, import.meta.url));
+  const outDir = how.callgrind ? dumpDir() : undefined;
+  const launch: Launch = outDir
+    ? { ...callgrindLaunch(outDir), tsx: false, readyTimeoutMs: CALLGRIND_READY_TIMEOUT_MS }
+    : { execArgv: ['--expose-gc', ...profile] };
+  const {
+    child,
+    ready: m,
+    env,
+  } = await forkChild<ToChild, FromChild>(file, `bench server ${script}`, { ...how.env, BENCH_SERVER_OPTS: JSON.stringify(options) }, launch);
+  const callgrind = outDir ? new Callgrind(child.pid, env, outDir) : undefined;
   const scheme = m.tls ? 'https' : 'http';
   const baseUrl = `${scheme}://127.0.0.1:${m.port}`;
   const controlUrl = `${m.tls && m.controlPort === m.port ? 'https' : 'http'}://127.0.0.1:${m.controlPort}`;
@@ -147,6 +179,11 @@ export async function startServer(script: string, options: Record<string, unknow
         return (await child.ask({ type: 'loop-close' }, 'loop-delay')).delayMs;
       },
     },
-    stop: () => child.stop({ type: 'stop' }),
+    stop: async () => {
+      const code = await child.stop({ type: 'stop' });
+      await callgrind?.cleanUp();
+      return code;
+    },
+    ...(callgrind ? { callgrind } : {}),
   };
 }

@@ -1,6 +1,7 @@
 import type { HeaderMode } from './browser-headers.js';
 import { HTTP_PROTOCOLS } from './http.js';
-import type { ScenarioParams } from './report/types.js';
+import type { InstructionPlan } from './instructions.js';
+import type { ScenarioParams, ServerName } from './report/types.js';
 
 /**
  * The scenario suites. A scenario is clients × publish rate × payload × measured seconds; every suite
@@ -33,6 +34,10 @@ export interface Suite {
   budgetSec: number;
   /** The clients' headers unless `--headers` says otherwise. @default 'browser' */
   headers?: HeaderMode;
+  /** Instructions per delivered message under callgrind (bench/instructions.ts); the gate only. */
+  instructions?: InstructionPlan;
+  /** Servers whose idle memory is measured. @default every server of the lab's endpoints */
+  memoryServers?: readonly ServerName[];
 }
 
 /** The claims suite's scenario names, as bench/claims.ts looks them up. */
@@ -80,24 +85,40 @@ export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds' | 'protocols
     budgetSec: 300,
   },
   /**
-   * `npm run bench:check` (the CI gate), lab and bare, and the floor for SSE and WebSocket, ≤ 5½ min:
-   * - `wire`: lockstep (see lockstep.ts), so that every poll answer and every stream write carries
-   *   exactly one message, and short polling makes one full and one empty poll per message, whatever the
-   *   machine's load: bytes and requests per message are then deterministic but for the digits of ids;
-   * - `load`: enough traffic for CPU and latency to be measurable, six short repeats alternating lab
-   *   and bare (and the floor), compared only as the median of per-repeat lab ÷ bare (÷ floor) ratios.
+   * `npm run bench:check` (the CI gate), ≤ 4 min:
+   * - `wire`, the lab: lockstep (see lockstep.ts), so that every poll answer and every stream write
+   *   carries exactly one message, and short polling makes one full and one empty poll per message,
+   *   whatever the machine's load: bytes and requests per message are then deterministic but for the
+   *   digits of ids;
+   * - `load`, lab and bare: enough traffic for latency to be measurable, three short repeats
+   *   alternating them, compared as the median of per-repeat lab ÷ bare ratios (CPU time is shown, not
+   *   gated: it moved ±50 % between runs of the same tree);
+   * - `instructions`: the gate's CPU figure, instructions per delivered message counted by callgrind in
+   *   lockstep windows on the lab, bare, the floor and a doctored lab (the positive control); windows
+   *   hold fewer messages where a delivery costs more (a poll is a whole request), so that each window
+   *   counts 13–30 million instructions and a transport takes ~10 s under valgrind.
    */
   check: {
     scenarios: [
-      { name: 'wire', clients: 20, ratePerSec: 10, payloadBytes: 100, durationSec: 3, repeats: 1, pace: 'lockstep' },
-      { name: 'load', clients: 100, ratePerSec: 200, payloadBytes: 100, durationSec: 2, repeats: 6 },
+      { name: 'wire', clients: 20, ratePerSec: 10, payloadBytes: 100, durationSec: 3, repeats: 1, pace: 'lockstep', servers: ['lab'] },
+      { name: 'load', clients: 100, ratePerSec: 200, payloadBytes: 100, durationSec: 2, repeats: 3, servers: ['lab', 'bare'] },
     ],
     repeats: 1,
     memoryConnections: 500,
     memoryRepeats: 3,
     autocannonDurationSec: 0,
     microTimeMs: 0,
-    budgetSec: 330,
+    budgetSec: 240,
+    // The gate gates the lab's idle memory only.
+    memoryServers: ['lab'],
+    instructions: {
+      clients: 10,
+      payloadBytes: 100,
+      // The median of five: a window that meets a one-off event (a GC the heap's growth triggers, a
+      // heartbeat) counts up to 20 % more; measured, at most one window in five did.
+      windows: 5,
+      windowMessages: { ws: 12, sse: 12, poll: 4, 'short-poll': 2 },
+    },
     // The gate compares against a baseline measured with the client libraries' own small requests;
     // it catches changes in the servers, which the header set would only dilute.
     headers: 'minimal',

@@ -39,6 +39,8 @@ export interface LabSetup {
   /** Key prefix for this bench run, so runs never share or pollute a feed. */
   redisKeyPrefix: string;
   workers: number;
+  /** The transports on which the `lab` server does extra work per delivered message (bench/doctor.ts): `bench:check --doctor`. */
+  doctor?: readonly TransportName[];
   /**
    * PEM files every TLS server of the run serves (one self-signed certificate, so that the lab and
    * bare shake hands with the same bytes); set by the runner when a scenario runs over TLS.
@@ -81,7 +83,13 @@ export function target(
         process:
           server === 'bare'
             ? { script: 'bare', options: protocol === 'http/1.1' ? {} : { config: tlsConfig(protocol, setup) } }
-            : { script: 'lab', options: labConfig(server === 'lab' ? setup.feed : setup.redisUrl) },
+            : {
+                script: 'lab',
+                options: {
+                  ...labConfig(server === 'lab' ? setup.feed : setup.redisUrl),
+                  ...(server === 'lab' && setup.doctor ? { doctor: setup.doctor } : {}),
+                },
+              },
         clients: LAB_CLIENTS[transport],
         holdsConnections: transport !== 'short-poll',
       };

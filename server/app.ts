@@ -24,7 +24,7 @@ import statsRoutes, { Stats } from './stats.js';
 import { loadCredentials } from './tls.js';
 import pollTransport from './transports/poll.js';
 import sseTransport from './transports/sse.js';
-import { isHttp2 } from './transports/params.js';
+import { isHttp2, type ExtraWork } from './transports/params.js';
 import { FeedTail } from './transports/tail.js';
 import wsTransport from './transports/ws.js';
 import { webRoutes } from './web.js';
@@ -41,6 +41,11 @@ export interface AppOptions {
    * @default no relays
    */
   networks?: () => readonly NetworkLink[];
+  /**
+   * Test only: extra work per delivered message on the named transports, called with each batch a
+   * client is given. The CI gate's positive control (bench/doctor.ts); never set by `npm start`.
+   */
+  extraWork?: ExtraWork;
 }
 
 export type { HttpProtocol };
@@ -172,7 +177,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
 
   // One reader of new messages for the three transports (transports/tail.ts).
   const tail = new FeedTail(feed, config.pollBatchMax);
-  const transportOptions = { feed, tail, config, stats };
+  const transportOptions = { feed, tail, config, stats, extraWork: options.extraWork };
   // With several workers, any worker answers /stats for all of them (gathered through the primary).
   await app.register(statsRoutes, { stats, feed, gather: clusterSnapshots });
   await app.register(publishRoutes, { feed, token: config.publishToken, maxPayloadBytes: config.maxPayloadBytes, maxNestingDepth: config.maxNestingDepth });

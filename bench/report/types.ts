@@ -225,6 +225,29 @@ export const ScenarioResult = Obj(
   },
 );
 
+/**
+ * Instructions the server executed per delivered message, counted by callgrind over lockstep windows
+ * (bench/instructions.ts): one value per window, deterministic but for GC and JIT timing. The gate's
+ * CPU figure (bench:check), where time-based CPU moved too much to see a 25 % regression.
+ */
+export const InstructionResult = Obj(
+  {
+    server: Server,
+    transport: Transport,
+    clients: PositiveInt,
+    /** Messages published per measured window. */
+    windowMessages: PositiveInt,
+    /** The lab doctored to do more work per delivered message (bench/doctor.ts): the gate's positive control. */
+    doctored: Type.Optional(Type.Literal(true)),
+    ...statusFields,
+    /** Net of the server's idle instructions (timers, IPC), counted before each window at this rate. */
+    instructionsPerMsg: Figure,
+    /** Instructions per second the server executed idle, counted before each window. */
+    idleInstructionsPerSec: Figure,
+  },
+  reasonRule,
+);
+
 export const MemoryResult = Obj(
   {
     server: Server,
@@ -340,6 +363,8 @@ export const Report = Obj(
     method: Type.Record(Type.String(), Type.String()),
     scenarios: Type.Array(ScenarioResult),
     memory: Type.Array(MemoryResult),
+    /** `bench:check` only: instructions per delivered message (callgrind). */
+    instructions: Type.Optional(Type.Array(InstructionResult)),
     autocannon: Type.Array(AutocannonResult),
     micro: Type.Array(MicroResult),
     sweep: Type.Optional(Type.Array(SweepResult)),
@@ -361,6 +386,7 @@ export type ScenarioParams = Static<typeof ScenarioParams>;
 export type Params = Static<typeof Params>;
 export type ScenarioResult = Static<typeof ScenarioResult>;
 export type MemoryResult = Static<typeof MemoryResult>;
+export type InstructionResult = Static<typeof InstructionResult>;
 export type AutocannonResult = Static<typeof AutocannonResult>;
 export type MicroResult = Static<typeof MicroResult>;
 export type SweepResult = Static<typeof SweepResult>;

@@ -10,10 +10,13 @@ import { buildApp } from '../../server/app.js';
 import { serveStatsGather } from '../../server/cluster.js';
 import type { ConfigInput } from '../../server/config.js';
 import type { EventLoopDelay } from '../../server/event-loop.js';
+import { doctorWork } from '../doctor.js';
+import type { TransportName } from '../report/types.js';
 import { collectGarbage, localLoopWindow, serveIpc, type Memory } from './protocol.js';
 
 // `port`: a fixed port (the field scenarios restart a lab behind nginx on the same one); default any free port.
-const opts = JSON.parse(process.env.BENCH_SERVER_OPTS ?? '{}') as { config?: ConfigInput; port?: number };
+// `doctor`: the transports made to do extra work per delivered message (bench/doctor.ts, the gate's positive control).
+const opts = JSON.parse(process.env.BENCH_SERVER_OPTS ?? '{}') as { config?: ConfigInput; port?: number; doctor?: TransportName[] };
 const config: ConfigInput = { demo: false, logLevel: 'silent', ...opts.config };
 const workers = config.workers ?? 1;
 
@@ -84,7 +87,7 @@ if (workers > 1 && cluster.isPrimary) {
     },
   });
 } else {
-  const app = await buildApp({ config: workers > 1 ? { ...config, workers } : config });
+  const app = await buildApp({ config: workers > 1 ? { ...config, workers } : config, ...(opts.doctor ? { extraWork: doctorWork(opts.doctor) } : {}) });
   const address = await app.listen({ host: '127.0.0.1', port: opts.port ?? 0 });
   const port = Number(new URL(address).port);
   if (cluster.isWorker) {

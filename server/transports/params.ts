@@ -6,7 +6,8 @@
  */
 import type { Config } from '../config.js';
 import { HttpErrors } from '../errors.js';
-import type { Feed } from '../feed/types.js';
+import type { TransportKey } from '../counters.js';
+import type { Feed, Message } from '../feed/types.js';
 import type { Stats } from '../stats.js';
 import type { FeedTail } from './tail.js';
 
@@ -17,7 +18,15 @@ export interface TransportOptions {
   tail: FeedTail;
   config: Readonly<Config>;
   stats: Stats;
+  /** Test only (AppOptions.extraWork): called with every batch of messages delivered to one client. */
+  extraWork?: ExtraWork | undefined;
 }
+
+/**
+ * Test only: per transport, real work done for each batch delivered to one client, so that the CI gate
+ * can prove it sees a lab that costs more per message (bench/doctor.ts). Never set by `npm start`.
+ */
+export type ExtraWork = Partial<Record<TransportKey, (messages: readonly Message[]) => void>>;
 
 const DIGITS = /^\d{1,16}$/;
 

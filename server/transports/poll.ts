@@ -18,7 +18,7 @@ import { isHttp2, parseCursor, parseEpoch, parseTimeout, startCursor, type Query
 
 export default fp(
   async function pollTransport(app, opts: TransportOptions) {
-    const { feed, tail, config, stats } = opts;
+    const { feed, tail, config, stats, extraWork } = opts;
     const epochOf = () => feed.info().epoch;
     // Every poller held at the same cursor gets the same bytes: encode the answer once per batch, to a
     // Buffer, so that no answer converts (and measures) the same string again.
@@ -95,6 +95,7 @@ export default fp(
         if (this.closed) return;
         this.#finish();
         stats.transports.poll.messagesOut += messages.length;
+        extraWork?.poll?.(messages);
         const last = messages[messages.length - 1];
         const body = encoded ?? pollBody(pollAnswer(messages, last ? last.id : this.cursor, epochOf()));
         send(this.reply, body);
@@ -134,6 +135,7 @@ export default fp(
       readAfter(feed, startCursor(feed, since), config.pollBatchMax, epoch).then((first) => {
         if (first.messages.length > 0 || first.announcements.length > 0 || timeoutMs === 0) {
           counters.messagesOut += first.messages.length;
+          extraWork?.[key]?.(first.messages);
           const lastId = first.messages[first.messages.length - 1]?.id ?? first.cursor;
           send(reply, pollBody(pollAnswer(first.messages, lastId, epochOf(), first.announcements)));
           return;

@@ -30,6 +30,7 @@ import { isHttp2, parseCursor, parseEpoch, startCursor, type Query, type Transpo
 export default fp(
   async function sseTransport(app, opts: TransportOptions) {
     const { feed, tail, config, stats } = opts;
+    const extraWork = opts.extraWork?.sse;
     const counters = stats.transports.sse;
     const hub = new Hub<SseEncoded>(feed, tail, {
       encode: (messages) => new SseEncoded(sseBatch(messages)),
@@ -50,6 +51,7 @@ export default fp(
       deliver(messages: readonly Message[], encoded: SseEncoded | undefined): void {
         writeSseBatch(this.res, messages, encoded);
         counters.messagesOut += messages.length;
+        extraWork?.(messages);
       }
       /**
        * Every write that is not a feed message (hello, announcements, heartbeats) goes through here and

@@ -67,6 +67,7 @@ function detachRoutingResponse(socket: Socket): void {
 export default fp(
   async function wsTransport(app, opts: TransportOptions) {
     const { feed, tail, config, stats } = opts;
+    const extraWork = opts.extraWork?.ws;
     const counters = stats.transports.ws;
     // Each batch is framed once, headers included, and that one Buffer goes to every socket that can
     // take it as is (shared-write.ts), as Socket.IO does with its pre-encoded frames.
@@ -125,6 +126,7 @@ export default fp(
       deliver(messages: readonly Message[], encoded: Buffer | undefined): void {
         sendWsBatch(this.ws, this.socket, messages, encoded);
         counters.messagesOut += messages.length;
+        extraWork?.(messages);
       }
       announce(a: Announcement): void {
         this.send(a);
