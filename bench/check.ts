@@ -51,12 +51,13 @@ export const TOLERANCE = Object.freeze({
   /**
    * Instructions per delivered message (callgrind, bench/instructions.ts) may grow by at most this
    * fraction: the lab's own count against the baseline's, and lab ÷ bare, lab ÷ floor against the
-   * baseline's ratios. Measured with nothing changed: window medians of two runs side by side within
-   * 2 % (WebSocket, SSE), 1 % (long polling), 0.5 % (short polling); single windows up to 10 % apart
-   * (a GC falling in one window), which the median of three absorbs. The positive control (a lab
-   * doctored +25–30 %) must exceed it on every transport.
+   * baseline's ratios. Measured with nothing changed: medians of runs side by side within 2 %
+   * (WebSocket, SSE), 1 % (long polling), 0.5 % (short polling) on a quiet machine, and within 4 %
+   * between two gate runs on a machine at load average 12–16 (other suites running), where single
+   * windows spread ±17 % (a timer's work or a GC falling in one window; the median of five absorbs
+   * it). The positive control (a lab doctored +27–37 % in those runs) must exceed it on every transport.
    */
-  instructionsRel: 0.1,
+  instructionsRel: 0.15,
   /**
    * lab ÷ bare latency p50 may grow by at most this fraction. At a few milliseconds, p50 is mostly the
    * machine's scheduling: per-pair ratios ranged 1.0–1.8 on a loaded machine with nothing changed (the

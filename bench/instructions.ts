@@ -187,7 +187,11 @@ export async function runInstructions(counted: Counted[], plan: InstructionPlan,
   const results = new Map<(typeof jobs)[number], InstructionResult>();
   const lane = async (): Promise<void> => {
     for (;;) {
-      const job = jobs.find((j) => !taken.has(j) && !busy.has(j.c));
+      // The next job of the idle process with the most jobs left, so that no process's jobs are all left
+      // for one lane at the end.
+      const left = (c: Counted) => jobs.filter((j) => j.c === c && !taken.has(j)).length;
+      const open = jobs.filter((j) => !taken.has(j) && !busy.has(j.c));
+      const job = open.sort((a, b) => left(b.c) - left(a.c))[0];
       if (!job) return;
       busy.add(job.c);
       taken.add(job);

@@ -69,12 +69,12 @@ describe.skipIf(!HAVE_VALGRIND)('counting instructions under callgrind', () => {
         await child.ask({ type: 'work', n }, 'done');
         return cg.stop();
       };
-      for (let i = 0; i < 3; i++) await child.ask({ type: 'work', n: 1000 }, 'done'); // warm-up, uncounted
-      const a = await counted(1000);
-      await child.ask({ type: 'work', n: 20_000 }, 'done'); // between windows: must not count
-      const b = await counted(1000);
-      const c = await counted(2000);
-      expect(a).toBeGreaterThan(1000 * 1000); // thousands of instructions per re-encoding, interpreted
+      for (let i = 0; i < 3; i++) await child.ask({ type: 'work', n: 400 }, 'done'); // warm-up, uncounted
+      const a = await counted(400);
+      await child.ask({ type: 'work', n: 5_000 }, 'done'); // between windows: must not count
+      const b = await counted(400);
+      const c = await counted(800);
+      expect(a).toBeGreaterThan(400 * 1000); // thousands of instructions per re-encoding, interpreted
       // Measured: six such windows within ±0.2 %; without the GC before each, ±12 %.
       expect(Math.abs(b - a) / a).toBeLessThan(0.02);
       expect(c / a).toBeGreaterThan(1.8);
