@@ -8,6 +8,7 @@ import type { FetchLike } from 'eventsource';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import { buildApp } from '../server/app.js';
+import type { ConfigInput } from '../server/config.js';
 import type { Message } from '../server/feed/types.js';
 import { SseClient, WsClient, poll, pollUntil, publish, publishMany, range, startLab, until, wsOrder, type RunningLab, type Seen } from './helpers.js';
 
@@ -162,7 +163,8 @@ describe('a client that disconnects and resumes from its cursor gets every messa
   });
 
   it('SSE: when the server drops the stream, EventSource reconnects by itself with Last-Event-ID and misses nothing', async () => {
-    const lab = await startLab({ sseRetryMs: 10 });
+    // Reconnects after 10 ms (no jitter: the default adds up to 2 s).
+    const lab = await startLab({ sseRetryMs: 10, sseRetryJitterMs: 0 });
     // Record the headers of every connect, and hold the reconnect until messages were published.
     const connects: Record<string, string>[] = [];
     let release!: () => void;
@@ -282,8 +284,8 @@ describe('a cursor older than retention gets a gap announcement, then exactly th
 // ---- 3. reset --------------------------------------------------------------------------------------
 
 describe('a cursor from the future or from another epoch gets a reset, then the epoch from its start', () => {
-  async function labWithFive(): Promise<{ lab: RunningLab; epoch: string }> {
-    const lab = await startLab();
+  async function labWithFive(config: ConfigInput = {}): Promise<{ lab: RunningLab; epoch: string }> {
+    const lab = await startLab(config);
     await publishMany(lab.url, 5);
     return { lab, epoch: epochOf(lab) };
   }
@@ -342,7 +344,8 @@ describe('a cursor from the future or from another epoch gets a reset, then the 
   });
 
   it('SSE: an EventSource opened with a stale epoch resets once; its automatic reconnect resumes without a second reset', async () => {
-    const { lab, epoch } = await labWithFive();
+    // EventSource reconnects after the stream's retry: 10 ms, not the default 1–3 s.
+    const { lab, epoch } = await labWithFive({ sseRetryMs: 10, sseRetryJitterMs: 0 });
     const sse = sseClient(lab, `${lab.url}/events?since=3&epoch=stale-epoch`);
     const order = sseOrder(sse);
     await until(() => sse.messages.at(-1)?.id === 5);
