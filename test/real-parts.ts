@@ -4,7 +4,7 @@
  * warning elsewhere. One launch of Chromium per suite, with the flags this machine needs.
  */
 import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { pageErrors } from './helpers.js';
 
@@ -32,10 +32,13 @@ export const NO_CHROMIUM = `${CHROMIUM} is missing: the browser tests need Debia
 /**
  * A headless Chromium for the enclosing suite, launched before its tests and closed after; the
  * returned function gives it. `--ignore-certificate-errors` for the labs' self-signed certificates.
+ * playwright-core is imported here, not at the top: it takes 1–3 s to import, and a file that only
+ * needs requirePart (test/field.test.ts) should not pay for it.
  */
 export function useChromium(): () => Browser {
   let browser: Browser | undefined;
   beforeAll(async () => {
+    const { chromium } = await import('playwright-core');
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--ignore-certificate-errors'],
