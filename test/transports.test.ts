@@ -677,13 +677,16 @@ describe('shutting down with clients still connected', () => {
     expect(idle.destroyed).toBe(true);
   }, 3_000);
 
-  it('app.close() completes with a thousand WebSockets and two hundred held polls open, each answered or closed with 1001', async () => {
+  // Hundreds, not a thousand: the same shutdown of every peer at once, at a third of the CPU (client
+  // and server share this process), and under the listen backlog (511), so no connect waits out a
+  // dropped SYN's one-second retry.
+  it('app.close() completes with three hundred WebSockets and fifty held polls open, each answered or closed with 1001', async () => {
     const lab = await startLab();
-    const sockets = Array.from({ length: 1000 }, () => new WsClient(`${lab.wsUrl}/ws`));
+    const sockets = Array.from({ length: 300 }, () => new WsClient(`${lab.wsUrl}/ws`));
     await Promise.all(sockets.map((s) => s.opened));
-    const polls = Array.from({ length: 200 }, () => poll(lab.url, 'timeout=20000'));
+    const polls = Array.from({ length: 50 }, () => poll(lab.url, 'timeout=20000'));
     const stats = statsOf(lab);
-    await until(() => stats.ws.connections === 1000 && stats.poll.connections === 200);
+    await until(() => stats.ws.connections === 300 && stats.poll.connections === 50);
 
     await lab.app.close();
 
@@ -691,7 +694,7 @@ describe('shutting down with clients still connected', () => {
     expect(answers.every((a) => a.status === 200 && a.body.messages.length === 0)).toBe(true);
     await Promise.all(sockets.map((s) => s.closed));
     expect(new Set(sockets.map((s) => s.closeCode))).toEqual(new Set([1001]));
-    expect(stats.ws.disconnects.shutdown).toBe(1000);
-    expect(stats.poll.disconnects.shutdown).toBe(200);
+    expect(stats.ws.disconnects.shutdown).toBe(300);
+    expect(stats.poll.disconnects.shutdown).toBe(50);
   });
 });
