@@ -502,7 +502,9 @@ describe('an idle SSE stream', () => {
 
 describe('WebSocket keep-alive', () => {
   it('a client that answers pings stays open; one that never pongs is terminated as pong-timeout', async () => {
-    const lab = await startLab({ wsPingIntervalMs: 30 });
+    // A pong is read one loop turn after its ping; a peer is cut when the next ping finds no pong. At
+    // 30 ms, a stall of the (shared, loaded) test process in between could cut the answering client.
+    const lab = await startLab({ wsPingIntervalMs: 100 });
     const good = new WebSocket(`${lab.wsUrl}/ws`);
     const mute = new WebSocket(`${lab.wsUrl}/ws`, { autoPong: false });
     onTestFinished(() => {
