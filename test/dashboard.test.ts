@@ -15,7 +15,8 @@ import { readHtmlScripts, renderHtml } from '../bench/report/html.js';
 import { renderMarkdown } from '../bench/report/markdown.js';
 import { reportModel, type ChartSpec } from '../bench/report/model.js';
 import type { Report } from '../bench/report/types.js';
-import { publishMany, range, startLab, type RunningLab, pageErrors } from './helpers.js';
+import { publishMany, range, startLab, type RunningLab } from './helpers.js';
+import { pageErrors } from './real-parts.js';
 import { htmlTables, markdownTables, modelTables, type TableView } from './report-views.js';
 
 const CHROMIUM = '/usr/bin/chromium';

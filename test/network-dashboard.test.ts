@@ -16,7 +16,8 @@ import { DEFAULTS, envName } from '../server/config.js';
 import { customProfile, type NetworkProfile, PROFILES } from '../server/network/profiles.js';
 import { Relay } from '../server/network/relay.js';
 import type { NetworkAnswer, NetworkLink } from '../server/network-route.js';
-import { type RunningLab, startLab, until, pageErrors } from './helpers.js';
+import { type RunningLab, startLab, until } from './helpers.js';
+import { pageErrors } from './real-parts.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const HAVE_CHROMIUM = existsSync(CHROMIUM);

@@ -6,7 +6,6 @@
 import { existsSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { pageErrors } from './helpers.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const HAVE_CHROMIUM = existsSync(CHROMIUM);
@@ -48,6 +47,19 @@ export function useChromium(): () => Browser {
     await browser?.close();
   });
   return () => browser!;
+}
+
+/** Collects a Chromium page's console errors and uncaught page errors, from now on (Playwright `Page`). */
+export function pageErrors(page: {
+  on(event: 'console', fn: (m: { type(): string; text(): string }) => void): unknown;
+  on(event: 'pageerror', fn: (e: Error) => void): unknown;
+}): string[] {
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  return errors;
 }
 
 /** Records Content-Security-Policy violations from the first script on (a string: no DOM types here). */
