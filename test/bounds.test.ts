@@ -113,7 +113,14 @@ describe('a message is checked before it is accepted, so whatever is in the feed
 });
 
 describe('catching-up readers respect maxBufferedBytes', () => {
-  const config = { maxBufferedBytes: 256 * 1024, catchUpDrainMs: 300 };
+  /**
+   * A stalled reader is only over the bound once the loopback kernel buffers are full (about 4 MB
+   * here), so it joins behind 600 × 16 KiB. The bound is the default 1 MiB: each catch-up slice
+   * encodes the rest of the read first (server/transports/hub.ts), so a smaller bound costs seconds
+   * of encoding. The drain bound and the WebSocket close grace are short: a stalled reader never
+   * drains, nor answers a close frame, and the test waits for it to be gone.
+   */
+  const config = { maxBufferedBytes: 1024 * 1024, catchUpDrainMs: 100, wsCloseGraceMs: 100 };
 
   it('an SSE reader that joins behind large messages and does not read is cut as a slow consumer', async () => {
     const lab = await startLab(config);
@@ -134,13 +141,14 @@ describe('catching-up readers respect maxBufferedBytes', () => {
   });
 
   it('a reader that keeps reading gets every message, in order, in slices under the bound', async () => {
-    // The default drain bound: a busy test machine may take a while to parse 10 MB; being slow is not being stalled.
-    const lab = await startLab({ maxBufferedBytes: config.maxBufferedBytes });
-    await fill(lab, 600, 16 * 1024);
+    // 200 × 16 KiB is a dozen slices of 256 KiB; no kernel buffer to fill, as the reader reads. The
+    // default drain bound: a busy test machine may take a while to parse it; being slow is not being stalled.
+    const lab = await startLab({ maxBufferedBytes: 256 * 1024 });
+    await fill(lab, 200, 16 * 1024);
     const sse = new SseClient(`${lab.url}/events?since=0`);
     const ws = new WsClient(`${lab.wsUrl}/ws?since=0`);
-    await until(() => sse.messages.length === 600 && ws.messages.length === 600, 20_000);
-    const ids = Array.from({ length: 600 }, (_, i) => i + 1);
+    await until(() => sse.messages.length === 200 && ws.messages.length === 200, 20_000);
+    const ids = Array.from({ length: 200 }, (_, i) => i + 1);
     expect(sse.ids()).toEqual(ids);
     expect(ws.ids()).toEqual(ids);
     const s = await stats(lab);

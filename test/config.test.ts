@@ -3,12 +3,16 @@
  * the CLI's start-up and shutdown behaviour (server/main.ts).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
+import WebSocket from 'ws';
 import { DEFAULTS, envName, readSettings, resolveConfig, type ConfigInput } from '../server/config.js';
 import { ConfigError } from '../server/errors.js';
 import { PROFILES } from '../server/network/profiles.js';
-import { WsClient, until } from './helpers.js';
+
+// No ./helpers.js here: it imports the whole server (server/app.ts, 1.5–2.5 s to import), and these
+// tests only read settings in-process and start the CLI as a process of its own.
 
 const TOKEN = 's3cret-s3cret-s3cret';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -185,11 +189,14 @@ describe('CLI (server/main.ts)', () => {
   it('listens on PORT=0, prints the URL, serves /stats, and exits 0 on SIGTERM', async () => {
     const cli = startCli({ PORT: '0', LOG_LEVEL: 'warn' }, ['--no-demo']);
     let url = '';
-    await until(() => {
-      const m = /Transport Lab listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(cli.stdout());
-      if (m) url = m[1]!;
-      return m !== null || cli.child.exitCode !== null;
-    }, 15_000);
+    await vi.waitFor(
+      () => {
+        const m = /Transport Lab listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(cli.stdout());
+        if (m) url = m[1]!;
+        if (m === null && cli.child.exitCode === null) throw new Error('not listening yet');
+      },
+      { timeout: 15_000, interval: 5 },
+    );
     expect(url, `stdout: ${cli.stdout()}\nstderr: ${cli.stderr()}`).not.toBe('');
     expect(url).not.toMatch(/:0$/);
 
@@ -201,15 +208,17 @@ describe('CLI (server/main.ts)', () => {
     expect(stats.feed.lastId).toBe(0);
 
     // An open WebSocket must not keep the process from exiting.
-    const ws = new WsClient(`${url.replace(/^http/, 'ws')}/ws`);
-    await ws.opened;
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/ws`);
+    onTestFinished(() => ws.terminate());
+    const closed = once(ws, 'close') as Promise<[number, Buffer]>;
+    await once(ws, 'open');
 
     expect(cli.child.kill('SIGTERM')).toBe(true);
     const { code, signal } = await cli.exit;
     expect(signal).toBeNull();
     expect(code).toBe(0);
-    await ws.closed;
-    expect(ws.closeCode).toBe(1001);
-    expect(ws.closeReason).toBe('LAB_ERR_SHUTTING_DOWN');
+    const [closeCode, closeReason] = await closed;
+    expect(closeCode).toBe(1001);
+    expect(closeReason.toString()).toBe('LAB_ERR_SHUTTING_DOWN');
   });
 });

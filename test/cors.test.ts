@@ -18,8 +18,8 @@ import { DEFAULTS, readSettings, resolveConfig } from '../server/config.js';
 import { CORS_ALLOWED_HEADERS, CORS_MAX_AGE_SECONDS, CORS_METHODS } from '../server/cors.js';
 import { ConfigError } from '../server/errors.js';
 import { MemoryFeed } from '../server/feed/memory.js';
-import { pageErrors, publish, startLab, type RunningLab } from './helpers.js';
-import { CHROMIUM, HAVE_CHROMIUM, requirePart } from './real-parts.js';
+import { publish, startLab, type RunningLab } from './helpers.js';
+import { CHROMIUM, HAVE_CHROMIUM, pageErrors, requirePart } from './real-parts.js';
 
 const PAGE = 'https://app.example';
 const OTHER = 'https://evil.example';

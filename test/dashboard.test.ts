@@ -15,7 +15,8 @@ import { readHtmlScripts, renderHtml } from '../bench/report/html.js';
 import { renderMarkdown } from '../bench/report/markdown.js';
 import { reportModel, type ChartSpec } from '../bench/report/model.js';
 import type { Report } from '../bench/report/types.js';
-import { publishMany, range, startLab, type RunningLab, pageErrors } from './helpers.js';
+import { publishMany, range, startLab, type RunningLab } from './helpers.js';
+import { pageErrors } from './real-parts.js';
 import { htmlTables, markdownTables, modelTables, type TableView } from './report-views.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -114,6 +115,30 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
     );
   }
 
+  /**
+   * Clicks "drop connection" on every pane in one task of the page, then sends `posts` (JSON, one
+   * after another) from the page at once. Each pane stays down about a second from its own click
+   * (web/panes.js DROP_PAUSE_MS): four clicks through Playwright and a publish from here, a round
+   * trip each, took longer than that on a loaded machine, and the first pane was back before the last
+   * was down. Returns each pane's state right after the clicks, and each answer's status and body.
+   */
+  async function dropAllAndPost(page: Page, posts: { path: string; body: unknown }[]) {
+    return page.evaluate(
+      async ({ ts, posts }) => {
+        for (const t of ts) document.querySelector<HTMLElement>(`[data-transport="${t}"] [data-action="drop"]`)?.click();
+        const states = ts.map((t) => window.__lab.panes[t].state);
+        const answers: { status: number; body: unknown }[] = [];
+        for (const { path, body } of posts) {
+          const res = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+          answers.push({ status: res.status, body: await res.json() });
+        }
+        return { states, answers };
+      },
+      { ts: TRANSPORTS, posts },
+    );
+  }
+  const ALL_DROPPED = TRANSPORTS.map(() => 'dropped');
+
   it('loads under the strict CSP with no console errors, page errors or CSP violations', async () => {
     const running = await lab();
     const { page, errors, response } = await open(running);
@@ -152,11 +177,14 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
     await publishMany(running.url, 5);
     await idsWhenAll(page, 5);
 
-    for (const t of TRANSPORTS) await page.click(`[data-transport="${t}"] [data-action="drop"]`);
-    await page.waitForFunction((ts) => ts.every((t) => window.__lab.panes[t].state === 'dropped'), TRANSPORTS, { timeout: WAIT_MS });
     // Published while the panes are disconnected (they stay so for about a second): these can only
     // arrive through the resume cursor.
-    await publishMany(running.url, 5, (i) => ({ whileDropped: i }));
+    const dropped = await dropAllAndPost(
+      page,
+      range(0, 4).map((i) => ({ path: '/publish', body: { data: { whileDropped: i } } })),
+    );
+    expect(dropped.states).toEqual(ALL_DROPPED);
+    expect(dropped.answers.map((a) => a.status)).toEqual([201, 201, 201, 201, 201]);
 
     const ids = await idsWhenAll(page, 10);
     for (const t of TRANSPORTS) expect(ids[t], t).toEqual(range(1, 10));
@@ -175,15 +203,10 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
     await publishMany(running.url, 5);
     await idsWhenAll(page, 5);
 
-    for (const t of TRANSPORTS) await page.click(`[data-transport="${t}"] [data-action="drop"]`);
-    await page.waitForFunction((ts) => ts.every((t) => window.__lab.panes[t].state === 'dropped'), TRANSPORTS, { timeout: WAIT_MS });
     // One request publishes all 20 while every pane is down: 6..20 fall out of the 5 retained.
-    const burst = await fetch(`${running.url}/control/burst`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ count: 20 }),
-    });
-    expect(await burst.json()).toEqual({ firstId: 6, lastId: 25 });
+    const dropped = await dropAllAndPost(page, [{ path: '/control/burst', body: { count: 20 } }]);
+    expect(dropped.states).toEqual(ALL_DROPPED);
+    expect(dropped.answers).toEqual([{ status: 201, body: { firstId: 6, lastId: 25 } }]);
 
     const ids = await idsWhenAll(page, 10);
     for (const t of TRANSPORTS) expect(ids[t], t).toEqual([...range(1, 5), ...range(21, 25)]);

@@ -205,16 +205,3 @@ export function captureLog(): { stream: Writable; lines: LogLine[] } {
   });
   return { stream, lines };
 }
-
-/** Collects a Chromium page's console errors and uncaught page errors, from now on (Playwright `Page`). */
-export function pageErrors(page: {
-  on(event: 'console', fn: (m: { type(): string; text(): string }) => void): unknown;
-  on(event: 'pageerror', fn: (e: Error) => void): unknown;
-}): string[] {
-  const errors: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  return errors;
-}

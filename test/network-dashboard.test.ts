@@ -16,7 +16,8 @@ import { DEFAULTS, envName } from '../server/config.js';
 import { customProfile, type NetworkProfile, PROFILES } from '../server/network/profiles.js';
 import { Relay } from '../server/network/relay.js';
 import type { NetworkAnswer, NetworkLink } from '../server/network-route.js';
-import { type RunningLab, startLab, until, pageErrors } from './helpers.js';
+import { type RunningLab, startLab, until } from './helpers.js';
+import { pageErrors } from './real-parts.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
@@ -27,8 +28,10 @@ type Transport = (typeof TRANSPORTS)[number];
 const WAIT_MS = 20_000;
 /** The emulated link: 100 ms round trip, so 50 ms each way; no rate limit, no loss, no jitter. */
 const RTT_MS = 100;
-/** Samples per pane before its p50 is read: three seconds at 50 msg/s, inside the panes' 5 s window. */
-const SAMPLES = 150;
+/** The publish rate, msg/s, set with the page's own controls. */
+const RATE = 100;
+/** Samples per pane before its p50 is read: one second at RATE, inside the panes' 5 s window. */
+const SAMPLES = 100;
 
 /**
  * The browser globals the page callbacks read: `window.__lab` (web/app.js) and the panes' data-*
@@ -169,15 +172,15 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard over a relay in Chromium', () => {
     expect(await page.locator('#network-links a[data-network="loopback"]').getAttribute('href')).toBe(`${running.url}/`);
     expect(await page.locator('#network-links a[aria-current="page"]').getAttribute('data-network')).toBe('rtt-100');
 
-    // 50 msg/s with the page's own controls (PUT /control, through the relay too).
-    await page.fill('#rate', '50');
+    // RATE msg/s with the page's own controls (PUT /control, through the relay too).
+    await page.fill('#rate', String(RATE));
     await page.click('#control-btn');
     await page.waitForFunction(
       () => (globalThis as unknown as PageGlobals).document.querySelector('#control-status')?.getAttribute('data-kind') === 'ok',
       undefined,
       { timeout: WAIT_MS },
     );
-    expect(running.app.lab.generator.state.ratePerSec).toBe(50);
+    expect(running.app.lab.generator.state.ratePerSec).toBe(RATE);
 
     // Enough samples in every pane, and a p50 over them in its 5 s window.
     await page.waitForFunction(

@@ -4,9 +4,8 @@
  * warning elsewhere. One launch of Chromium per suite, with the flags this machine needs.
  */
 import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { pageErrors } from './helpers.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const HAVE_CHROMIUM = existsSync(CHROMIUM);
@@ -32,10 +31,13 @@ export const NO_CHROMIUM = `${CHROMIUM} is missing: the browser tests need Debia
 /**
  * A headless Chromium for the enclosing suite, launched before its tests and closed after; the
  * returned function gives it. `--ignore-certificate-errors` for the labs' self-signed certificates.
+ * playwright-core is imported here, not at the top: it takes 1–3 s to import, and a file that only
+ * needs requirePart (test/field.test.ts) should not pay for it.
  */
 export function useChromium(): () => Browser {
   let browser: Browser | undefined;
   beforeAll(async () => {
+    const { chromium } = await import('playwright-core');
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--ignore-certificate-errors'],
@@ -45,6 +47,19 @@ export function useChromium(): () => Browser {
     await browser?.close();
   });
   return () => browser!;
+}
+
+/** Collects a Chromium page's console errors and uncaught page errors, from now on (Playwright `Page`). */
+export function pageErrors(page: {
+  on(event: 'console', fn: (m: { type(): string; text(): string }) => void): unknown;
+  on(event: 'pageerror', fn: (e: Error) => void): unknown;
+}): string[] {
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  return errors;
 }
 
 /** Records Content-Security-Policy violations from the first script on (a string: no DOM types here). */
