@@ -11,6 +11,7 @@
 import { Client } from 'undici';
 import { HTTP_PROTOCOLS, type HttpProtocol } from '../server/protocol.js';
 import { type HeaderMode, type RequestKind, requestHeaders } from './browser-headers.js';
+import { ACCEPT_SELF_SIGNED } from './self-signed.js';
 
 /** Every protocol a scenario can run over, in the order reports list them. */
 export { HTTP_PROTOCOLS, type HttpProtocol };
@@ -27,11 +28,8 @@ export const DEFAULT_HTTP: Readonly<HttpSetup> = Object.freeze({ protocol: 'http
 
 export const isTls = (p: HttpProtocol): boolean => p !== 'http/1.1';
 
-/**
- * The servers' certificates are self-signed (server/tls.ts); the bench measures transports, not PKI,
- * so its clients accept them. Never used against anything but the bench's own 127.0.0.1 servers.
- */
-export const ACCEPT_SELF_SIGNED = Object.freeze({ rejectUnauthorized: false });
+/** The bench's clients accept the servers' self-signed certificates (self-signed.ts). */
+export { ACCEPT_SELF_SIGNED };
 
 /** One client's own connection to `origin`: HTTP/2 when the scenario's protocol is h2 (ALPN), else HTTP/1.1. */
 export function clientConnection(origin: string, setup: HttpSetup): Client {

@@ -3,12 +3,16 @@
  * delay its schedule: its lag then measures only itself, and a stalled client thread shows up as
  * delivery latency, where it belongs. Times are `performance.timeOrigin + performance.now()`, which is
  * wall-clock based in every thread, so main-thread receivers compare against the same clock.
+ *
+ * One job per message (publishInWorker), each with a publisher of its own; the thread waits for the
+ * next job between them.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { Publisher, type PublishJob } from './publisher.js';
 
-const job = workerData as PublishJob;
-const publisher = new Publisher(job.controlUrl);
-const outcome = await publisher.run(job.ratePerSec, job.durationSec, job.payloadBytes);
-await publisher.close();
-parentPort!.postMessage(outcome);
+parentPort!.on('message', async (job: PublishJob) => {
+  const publisher = new Publisher(job.controlUrl);
+  const outcome = await publisher.run(job.ratePerSec, job.durationSec, job.payloadBytes);
+  await publisher.close();
+  parentPort!.postMessage(outcome);
+});

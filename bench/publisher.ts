@@ -4,8 +4,9 @@
  * anywhere (publisher, server, client) shows up as latency instead of quietly lowering the rate —
  * the coordinated-omission trap of closed-loop load generators.
  */
+import type { Worker } from 'node:worker_threads';
 import { Pool } from 'undici';
-import { ACCEPT_SELF_SIGNED } from './http.js';
+import { ACCEPT_SELF_SIGNED } from './self-signed.js';
 import { newHistogram, nowMs, type Histogram } from './recorder.js';
 
 /** One publish run: `ratePerSec × durationSec` messages of `payloadBytes` to the server at `controlUrl`. */
@@ -120,17 +121,42 @@ export class Publisher {
   }
 }
 
-/** Runs one open-loop publish in a worker thread (see publisher-worker.ts). */
+/**
+ * Publisher threads with no job, kept for the next one: starting a thread (tsx, undici) costs about
+ * half a second of CPU, twice per run otherwise. Unreferenced while idle, so they never keep the
+ * process alive; one thread per job at a time (concurrent jobs get threads of their own).
+ */
+const idle = new Set<Worker>();
+
+/** Runs one open-loop publish in a worker thread of its own (see publisher-worker.ts). */
 export async function publishInWorker(job: PublishJob): Promise<PublishOutcome> {
   const { Worker } = await import('node:worker_threads');
-  const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
-    workerData: { ...job, entry: new URL('./publisher-worker.ts', import.meta.url).href },
-  });
-  return new Promise((resolve, reject) => {
-    worker.once('message', resolve);
-    worker.once('error', reject);
-    worker.once('exit', (code) => {
-      if (code !== 0) reject(new Error(`publisher worker exited with code ${code}`));
+  const reused = idle.values().next().value;
+  const worker =
+    reused ?? new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: { entry: new URL('./publisher-worker.ts', import.meta.url).href } });
+  if (reused) idle.delete(reused);
+  else worker.on('exit', () => idle.delete(worker));
+  worker.ref();
+  let onMessage!: (outcome: PublishOutcome) => void;
+  let onError!: (err: Error) => void;
+  let onExit!: (code: number) => void;
+  try {
+    return await new Promise<PublishOutcome>((resolve, reject) => {
+      onMessage = resolve;
+      onError = reject;
+      onExit = (code) => reject(new Error(`publisher worker exited with code ${code}`));
+      worker.once('message', onMessage);
+      worker.once('error', onError);
+      worker.once('exit', onExit);
+      worker.postMessage(job);
     });
-  });
+  } finally {
+    worker.off('message', onMessage);
+    worker.off('error', onError);
+    worker.off('exit', onExit);
+    if (worker.threadId !== -1) {
+      worker.unref();
+      idle.add(worker);
+    }
+  }
 }

@@ -8,7 +8,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { reportModel } from '../bench/report/model.js';
 import type { Report } from '../bench/report/types.js';
 import { HttpErrors } from './errors.js';
 
@@ -77,6 +76,7 @@ export async function reportRoutes(app: FastifyInstance, opts: { resultsDir: str
     }
     if (!isReport(report)) throw new HttpErrors.NOT_FOUND('GET', url);
     reply.header('cache-control', 'no-store');
+    const { reportModel } = await import('../bench/report/model.js');
     return reportModel(report);
   });
 }

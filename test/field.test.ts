@@ -44,7 +44,7 @@ describe.skipIf(!HAVE_NGINX)('field failures behind nginx', () => {
   afterAll(() => env?.close());
 
   it('proxy buffering: gzip on a buffered SSE stream never opens it; the lab’s X-Accel-Buffering keeps every event flowing', async () => {
-    const rows = await measureBuffering(env, { clients: 5, ratePerSec: 10, payloadBytes: 100, durationSec: 2 });
+    const rows = await measureBuffering(env, { clients: 5, ratePerSec: 10, payloadBytes: 100, durationSec: 1 }, { paired: true });
     expect(rows).toHaveLength(4);
     const gzipNaive = row(rows, 'naive', 'sse', /gzip/);
     expect(gzipNaive.verdict).toBe('fails');
@@ -62,7 +62,7 @@ describe.skipIf(!HAVE_NGINX)('field failures behind nginx', () => {
   }, 120_000);
 
   it('idle timeouts: without heartbeat, with a hold above the timeout, without pings the proxy cuts; the lab’s settings survive', async () => {
-    const rows = await measureTimeouts(env, { clients: 4, ratePerSec: 0.4, payloadBytes: 100, durationSec: 6 });
+    const rows = await measureTimeouts(env, { clients: 4, ratePerSec: 0.4, payloadBytes: 100, durationSec: 6 }, { paired: true });
     expect(rows).toHaveLength(6);
     for (const r of rows) expect(r.status, `${r.setting} ${r.transport}: ${r.reason}`).toBe('ok');
     expect(row(rows, 'naive', 'sse').symptoms['connections cut']).toBeGreaterThan(0);
@@ -91,7 +91,7 @@ describe.skipIf(!HAVE_NGINX)('field failures behind nginx', () => {
       '--rate',
       '20',
       '--duration',
-      '1',
+      '0.5',
       '--repeats',
       '1',
       '--no-memory',

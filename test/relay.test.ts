@@ -15,10 +15,10 @@ import {
   defaultRetransmitMs,
   describeProfile,
   type NetworkProfile,
-  NetworkProfileSchema,
   PROFILES,
   parseNetworkList,
 } from '../server/network/profiles.js';
+import { NetworkProfileSchema } from '../server/network/profile-schema.js';
 import { mulberry32, RELAY_DEFAULTS, Relay, ReleaseSchedule, type ScheduleOptions, SEGMENT_BYTES } from '../server/network/relay.js';
 
 /** A scripted [0, 1) source: the given values, over and over. */

@@ -75,6 +75,24 @@ export function fieldRow(base: Omit<FieldResult, 'status' | 'reason' | 'verdict'
   return why ? { ...base, status: 'invalid', reason: why, verdict: 'invalid' } : { ...base, status: 'ok', verdict: fails ? 'fails' : 'works' };
 }
 
+/**
+ * The tests' shorter way through a scenario's cases: the naive cases in their order on `labs.naive`,
+ * the lab cases in theirs on `labs.lab`, the two lanes at once; the rows come back in the cases' order.
+ */
+export async function inLanes<C extends { setting: 'naive' | 'lab' }>(
+  cases: readonly C[],
+  labs: Readonly<Record<'naive' | 'lab', LabProcess>>,
+  measure: (c: C, lab: LabProcess) => Promise<FieldResult>,
+): Promise<FieldResult[]> {
+  const rows: FieldResult[] = [];
+  await Promise.all(
+    (['naive', 'lab'] as const).map(async (setting) => {
+      for (const [i, c] of cases.entries()) if (c.setting === setting) rows[i] = await measure(c, labs[setting]);
+    }),
+  );
+  return rows;
+}
+
 export async function fieldEnv(opts: {
   log: Progress;
   redisUrl: string;

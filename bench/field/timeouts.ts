@@ -13,7 +13,7 @@
 import type { ConfigInput } from '../../server/config.js';
 import type { FieldResult, TransportName } from '../report/types.js';
 import type { RunResult } from '../run-scenario.js';
-import { type FieldEnv, type FieldLoad, fieldRow } from './env.js';
+import { type FieldEnv, type FieldLoad, fieldRow, inLanes, type LabProcess } from './env.js';
 
 const READ_TIMEOUT_SEC = 2;
 /** Two and a half seconds of silence between messages, longer than the proxy's read timeout. */
@@ -47,49 +47,82 @@ const CASES: Case[] = [
 const cuts = (t: TransportName, r: RunResult | undefined): number | null =>
   r === undefined || t === 'poll' ? null : t === 'sse' ? r.clientErrors : r.requests;
 
+export interface TimeoutsOptions {
+  /**
+   * The tests: the naive cases one after the other on a lab with every naive setting, beside the lab
+   * cases on a lab with every lab setting (inLanes; a setting acts on its own transport only: the
+   * heartbeat on SSE, the hold on polls, the ping on WebSocket). Default: one case after the other,
+   * each on a lab of its own with only its setting.
+   */
+  paired?: boolean;
+}
+
+const step = (env: FieldEnv, c: Case, load: FieldLoad) => env.log.step(`field idle-timeouts: ${c.transport} ${c.setting}, ${c.what}`, load.durationSec + 5);
+
+/** One case through a fresh nginx in front of `lab`, as a row. */
+async function measureCase(env: FieldEnv, c: Case, lab: LabProcess, load: FieldLoad): Promise<FieldResult> {
+  const proxy = await env.nginx({
+    upstreams: [lab.port],
+    settings: { sseReadTimeoutSec: READ_TIMEOUT_SEC, pollReadTimeoutSec: READ_TIMEOUT_SEC, wsReadTimeoutSec: READ_TIMEOUT_SEC },
+  });
+  let r: RunResult | undefined;
+  let problem: string | undefined;
+  try {
+    r = await env.run(lab, c.transport, proxy, { ...load, ...(c.longPollTimeoutMs ? { longPollTimeoutMs: c.longPollTimeoutMs } : {}) });
+  } catch (err) {
+    problem = `run failed: ${(err as Error).message}`;
+  } finally {
+    await proxy.stop();
+  }
+  const cut = cuts(c.transport, r);
+  const errors = r?.clientErrors ?? 0;
+  return fieldRow(
+    {
+      scenario: 'idle-timeouts',
+      title: `Idle timeouts: nginx proxy_read_timeout ${READ_TIMEOUT_SEC} s, ${load.clients} clients, a message every 2.5 s for ${load.durationSec} s`,
+      setting: c.setting,
+      what: c.what,
+      transport: c.transport,
+      symptoms: {
+        'connections cut': cut,
+        'client errors (504s, stream errors)': r ? errors : null,
+        lost: r ? r.lost : null,
+        'latency max ms': r?.latencyMs.max ?? null,
+      },
+      scaling: SCALING,
+    },
+    r,
+    (cut ?? 0) > 0 || errors > 0 || (r?.lost ?? 0) > 0,
+    problem,
+  );
+}
+
 /** `load`: smaller runs for the tests (default LOAD: a message every 2.5 s, longer than the timeout). */
-export async function measureTimeouts(env: FieldEnv, load: FieldLoad = LOAD): Promise<FieldResult[]> {
+export async function measureTimeouts(env: FieldEnv, load: FieldLoad = LOAD, opts: TimeoutsOptions = {}): Promise<FieldResult[]> {
   const rows: FieldResult[] = [];
-  for (const c of CASES) {
-    env.log.step(`field idle-timeouts: ${c.transport} ${c.setting}, ${c.what}`, load.durationSec + 5);
-    const lab = await env.lab(c.config);
-    const proxy = await env.nginx({
-      upstreams: [lab.port],
-      settings: { sseReadTimeoutSec: READ_TIMEOUT_SEC, pollReadTimeoutSec: READ_TIMEOUT_SEC, wsReadTimeoutSec: READ_TIMEOUT_SEC },
-    });
-    let r: RunResult | undefined;
-    let problem: string | undefined;
-    try {
-      r = await env.run(lab, c.transport, proxy, { ...load, ...(c.longPollTimeoutMs ? { longPollTimeoutMs: c.longPollTimeoutMs } : {}) });
-    } catch (err) {
-      problem = `run failed: ${(err as Error).message}`;
-    } finally {
-      await proxy.stop();
-      await lab.stop();
+  if (!opts.paired) {
+    for (const c of CASES) {
+      step(env, c, load);
+      const lab = await env.lab(c.config);
+      try {
+        rows.push(await measureCase(env, c, lab, load));
+      } finally {
+        await lab.stop();
+      }
     }
-    const cut = cuts(c.transport, r);
-    const errors = r?.clientErrors ?? 0;
+    return rows;
+  }
+  const settingsOf = (setting: Case['setting']): ConfigInput => Object.assign({}, ...CASES.filter((c) => c.setting === setting).map((c) => c.config));
+  const [naive, lab] = await Promise.all([env.lab(settingsOf('naive')), env.lab(settingsOf('lab'))]);
+  try {
     rows.push(
-      fieldRow(
-        {
-          scenario: 'idle-timeouts',
-          title: `Idle timeouts: nginx proxy_read_timeout ${READ_TIMEOUT_SEC} s, ${load.clients} clients, a message every 2.5 s for ${load.durationSec} s`,
-          setting: c.setting,
-          what: c.what,
-          transport: c.transport,
-          symptoms: {
-            'connections cut': cut,
-            'client errors (504s, stream errors)': r ? errors : null,
-            lost: r ? r.lost : null,
-            'latency max ms': r?.latencyMs.max ?? null,
-          },
-          scaling: SCALING,
-        },
-        r,
-        (cut ?? 0) > 0 || errors > 0 || (r?.lost ?? 0) > 0,
-        problem,
-      ),
+      ...(await inLanes(CASES, { naive, lab }, (c, on) => {
+        step(env, c, load);
+        return measureCase(env, c, on, load);
+      })),
     );
+  } finally {
+    await Promise.all([naive.stop(), lab.stop()]);
   }
   return rows;
 }

@@ -16,7 +16,7 @@
 import { TRANSPORT_KEYS } from '../../server/counters.js';
 import { HTTP_PROTOCOLS, type HttpProtocol } from '../../server/protocol.js';
 import { Type, type Static, type TSchema } from 'typebox';
-import { NetworkProfileSchema } from '../../server/network/profiles.js';
+import { NetworkProfileSchema } from '../../server/network/profile-schema.js';
 
 export const REPORT_SCHEMA = 'transport-lab/bench@1';
 

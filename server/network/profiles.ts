@@ -9,29 +9,10 @@
  * unlimited; `loss` the probability (0–1, 1 % = 0.01) that a segment must be retransmitted;
  * `retransmitMs` how long such a segment is held. Down = server → client, up = client → server.
  */
-import { type Static, Type } from 'typebox';
 import { ConfigError } from '../errors.js';
+import type { NetworkProfile } from './profile-schema.js';
 
-const Ms = Type.Number({ minimum: 0 });
-const Kbps = Type.Union([Type.Number({ exclusiveMinimum: 0 }), Type.Null()]);
-
-/** One network condition, as run and as a report records it. */
-export const NetworkProfileSchema = Type.Object(
-  {
-    name: Type.String({ minLength: 1 }),
-    /** No relay: connect straight to the server (the `loopback` profile). */
-    direct: Type.Boolean(),
-    rttMs: Ms,
-    jitterMs: Ms,
-    downKbps: Kbps,
-    upKbps: Kbps,
-    loss: Type.Number({ minimum: 0, maximum: 1 }),
-    retransmitMs: Type.Number({ exclusiveMinimum: 0 }),
-    source: Type.String({ minLength: 1 }),
-  },
-  { additionalProperties: false },
-);
-export type NetworkProfile = Static<typeof NetworkProfileSchema>;
+export type { NetworkProfile };
 
 /**
  * How long a lost segment holds its direction when the caller does not say: Linux's minimum
