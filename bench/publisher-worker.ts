@@ -4,11 +4,19 @@
  * delivery latency, where it belongs. Times are `performance.timeOrigin + performance.now()`, which is
  * wall-clock based in every thread, so main-thread receivers compare against the same clock.
  */
-import { parentPort, workerData } from 'node:worker_threads';
-import { Publisher, type PublishJob } from './publisher.js';
+import { parentPort } from 'node:worker_threads';
+import { Publisher, type PublishAnswer, type PublishJob } from './publisher.js';
 
-const job = workerData as PublishJob;
-const publisher = new Publisher(job.controlUrl);
-const outcome = await publisher.run(job.ratePerSec, job.durationSec, job.payloadBytes);
-await publisher.close();
-parentPort!.postMessage(outcome);
+// One job at a time (publishInWorker waits for the answer before it sends the next); the thread stays
+// up between jobs. The pool is closed before the answer, as when the thread exited after each job.
+parentPort!.on('message', async (job: PublishJob) => {
+  const publisher = new Publisher(job.controlUrl);
+  let answer: PublishAnswer;
+  try {
+    answer = { outcome: await publisher.run(job.ratePerSec, job.durationSec, job.payloadBytes) };
+  } catch (err) {
+    answer = { error: (err as Error).message };
+  }
+  await publisher.close();
+  parentPort!.postMessage(answer);
+});

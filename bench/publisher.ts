@@ -4,6 +4,7 @@
  * anywhere (publisher, server, client) shows up as latency instead of quietly lowering the rate —
  * the coordinated-omission trap of closed-loop load generators.
  */
+import { Worker } from 'node:worker_threads';
 import { Pool } from 'undici';
 import { ACCEPT_SELF_SIGNED } from './http.js';
 import { newHistogram, nowMs, type Histogram } from './recorder.js';
@@ -120,17 +121,41 @@ export class Publisher {
   }
 }
 
+/**
+ * Publisher worker threads, idle between jobs. Starting one costs 1–3 s on a busy 2-core machine (a
+ * fresh tsx loader, undici, the bench's modules: more than a short run's warm-up and window together),
+ * so a thread is started once and reused for every later job, one job at a time per thread; concurrent
+ * jobs each get a thread of their own, as before. Idle threads are unref'd: they never keep the process alive.
+ */
+const idleWorkers: Worker[] = [];
+
+/** What publisher-worker.ts answers a job with. */
+export type PublishAnswer = { outcome: PublishOutcome } | { error: string };
+
 /** Runs one open-loop publish in a worker thread (see publisher-worker.ts). */
 export async function publishInWorker(job: PublishJob): Promise<PublishOutcome> {
-  const { Worker } = await import('node:worker_threads');
-  const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
-    workerData: { ...job, entry: new URL('./publisher-worker.ts', import.meta.url).href },
-  });
-  return new Promise((resolve, reject) => {
-    worker.once('message', resolve);
-    worker.once('error', reject);
-    worker.once('exit', (code) => {
-      if (code !== 0) reject(new Error(`publisher worker exited with code ${code}`));
+  const worker =
+    idleWorkers.pop() ??
+    new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: { entry: new URL('./publisher-worker.ts', import.meta.url).href } });
+  worker.ref();
+  let detach = () => {};
+  try {
+    const answer = await new Promise<PublishAnswer>((resolve, reject) => {
+      const onExit = (code: number) => reject(new Error(`publisher worker exited with code ${code}`));
+      // Only these listeners: a Worker keeps listeners of its own (it refs its port by them).
+      detach = () => worker.off('message', resolve).off('error', reject).off('exit', onExit);
+      worker.once('message', resolve).once('error', reject).once('exit', onExit);
+      worker.postMessage(job);
     });
-  });
+    worker.unref();
+    idleWorkers.push(worker);
+    if ('error' in answer) throw new Error(answer.error);
+    return answer.outcome;
+  } catch (err) {
+    // The thread died ('error', 'exit'); a failed job (`answer.error`) has left it idle and reusable.
+    if (!idleWorkers.includes(worker)) void worker.terminate();
+    throw err;
+  } finally {
+    detach();
+  }
 }
