@@ -132,11 +132,20 @@ const idleWorkers: Worker[] = [];
 /** What publisher-worker.ts answers a job with. */
 export type PublishAnswer = { outcome: PublishOutcome } | { error: string };
 
+const startWorker = (): Worker =>
+  new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: { entry: new URL('./publisher-worker.ts', import.meta.url).href } });
+
+/** Starts a publisher thread now (when none is idle), so that its start-up overlaps the servers'. */
+export function preparePublisher(): void {
+  if (idleWorkers.length > 0) return;
+  const worker = startWorker();
+  worker.unref();
+  idleWorkers.push(worker);
+}
+
 /** Runs one open-loop publish in a worker thread (see publisher-worker.ts). */
 export async function publishInWorker(job: PublishJob): Promise<PublishOutcome> {
-  const worker =
-    idleWorkers.pop() ??
-    new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: { entry: new URL('./publisher-worker.ts', import.meta.url).href } });
+  const worker = idleWorkers.pop() ?? startWorker();
   worker.ref();
   let detach = () => {};
   try {

@@ -31,6 +31,7 @@ import { startServer, type ServerHandle } from './server-process.js';
 import { runSweep } from './sweep.js';
 import type { ScenarioSpec } from './suite.js';
 import { processKey, type LabSetup, type Target } from './targets.js';
+import { preparePublisher } from './publisher.js';
 
 function gitSha(): string {
   try {
@@ -92,7 +93,10 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
   let autocannon: Report['autocannon'] = [];
   let sweep: Report['sweep'];
   try {
-    // Start every process first, so that start-up costs never land inside a measurement.
+    // Start every process first, so that start-up costs never land inside a measurement; the
+    // publisher's thread and the relay meanwhile.
+    if (opts.scenarios.some((s) => s.pace !== 'lockstep')) preparePublisher();
+    if (opts.networks.some((n) => !n.direct)) relays ??= startRelayProcess({ delay: !opts.brokenRelay });
     await Promise.all(targets.map(serverOf));
     const specs = opts.sweep ? [] : opts.scenarios;
     // And every relay: one at a time (the relay process answers in order).
