@@ -21,7 +21,8 @@ import { htmlTables, markdownTables, modelTables } from './report-views.js';
 const quiet = () => new Progress(process.stderr, true);
 const tiny = (...more: string[]) =>
   parseBenchArgs([
-    ...['--clients', '5', '--rate', '50', '--duration', '1', '--repeats', '1', '--servers', 'lab', '--no-memory', '--no-autocannon', '--no-micro'],
+    // 25 messages to 5 clients: enough for a p50 and a per-message price, little for the relay to carry.
+    ...['--clients', '5', '--rate', '50', '--duration', '0.5', '--repeats', '1', '--servers', 'lab', '--no-memory', '--no-autocannon', '--no-micro'],
     // A correctness test, run beside other suites: a busy machine may delay the publisher; loss may not.
     ...['--max-publisher-lag-ms', '2000'],
     ...more,

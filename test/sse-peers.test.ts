@@ -101,10 +101,23 @@ function expectMessages(received: readonly Received[], ids: readonly number[]): 
 
 const delta = (after: TransportCounters, before: TransportCounters, f: 'requests' | 'messagesOut' | 'bytesOut' | 'bytesIn') => after[f] - before[f];
 
-describe.each(['better-sse', 'fastify-sse'] as const)('the %s peer server', (script) => {
+const SCRIPTS = ['better-sse', 'fastify-sse'] as const;
+/** Both servers start together, as the file starts (a start is mostly waiting on a busy machine); each block awaits its own. */
+const starting = new Map<string, Promise<ServerHandle>>();
+beforeAll(() => {
+  for (const script of SCRIPTS) {
+    const started = startServer(script);
+    started.catch(() => {}); // its block's beforeAll reports a failed start
+    starting.set(script, started);
+  }
+});
+// Each block stops its own; this covers a block that did not run (a -t filter).
+afterAll(() => Promise.all([...starting.values()].map(async (s) => (await s.catch(() => undefined))?.stop())));
+
+describe.each(SCRIPTS)('the %s peer server', (script) => {
   let server: ServerHandle;
   beforeAll(async () => {
-    server = await startServer(script);
+    server = await starting.get(script)!;
   }, START_TIMEOUT_MS);
   afterAll(() => server?.stop());
 
@@ -174,7 +187,7 @@ describe.each(['better-sse', 'fastify-sse'] as const)('the %s peer server', (scr
       clients: 3,
       ratePerSec: 50,
       payloadBytes: 100,
-      durationSec: 1,
+      durationSec: 0.5,
       headers: 'browser',
       cookieBytes: 0,
       // A correctness test, run beside other suites: a busy machine may delay the publisher; loss may not.
