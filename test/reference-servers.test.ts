@@ -74,8 +74,10 @@ interface TransportCase {
   options?: Partial<Omit<ClientGroupOptions, 'http'>>;
 }
 
+type ServerScript = 'lab' | 'bare' | 'floor' | 'socketio';
+
 interface ServerCase {
-  script: 'bare' | 'floor' | 'socketio';
+  script: Exclude<ServerScript, 'lab'>;
   options: Record<string, unknown>;
   transports: TransportCase[];
 }
@@ -112,6 +114,32 @@ const SERVERS: ServerCase[] = [
 ];
 
 const send = (server: ServerHandle, p: string): Promise<number> => publish(server.controlUrl, { t: Date.now(), p });
+
+/**
+ * The servers the event-loop, floor and delivery blocks use: one process per script and options, all
+ * started together as the file starts (a start is mostly module loading: side by side they overlap),
+ * shared by the blocks in file order. The delivery blocks come last: each ends by stopping its server
+ * over IPC. The wire comparison starts servers of its own (it needs empty feeds).
+ */
+const SHARED: { script: ServerScript; options: Record<string, unknown> }[] = [
+  { script: 'lab', options: {} },
+  ...SERVERS.map(({ script, options }) => ({ script, options })),
+];
+const processes = new Map<string, Promise<ServerHandle>>();
+const processKey = (script: string, options: Record<string, unknown>) => `${script} ${JSON.stringify(options)}`;
+beforeAll(() => {
+  for (const { script, options } of SHARED) {
+    const started = startServer(script, options);
+    started.catch(() => {}); // the block that awaits it reports a failed start
+    processes.set(processKey(script, options), started);
+  }
+});
+afterAll(() => Promise.all([...processes.values()].map(async (p) => (await p.catch(() => undefined))?.stop())));
+const shared = (script: string, options: Record<string, unknown>): Promise<ServerHandle> => {
+  const started = processes.get(processKey(script, options));
+  if (!started) throw new Error(`${script} ${JSON.stringify(options)} is not one of this file's shared servers`);
+  return started;
+};
 
 async function checkDelivery(server: ServerHandle, t: TransportCase): Promise<void> {
   const before = await server.stats();
@@ -150,37 +178,6 @@ async function checkDelivery(server: ServerHandle, t: TransportCase): Promise<vo
   expect(Object.fromEntries(others.map((k) => [k, after.transports[k]]))).toEqual(untouched);
 }
 
-describe.each(SERVERS)('the $script reference server $options', ({ script, options, transports }) => {
-  let server: ServerHandle;
-  beforeAll(async () => {
-    server = await startServer(script, options);
-  }, START_TIMEOUT_MS);
-  afterAll(() => server?.stop());
-
-  it.each(transports)(
-    '$name: live and catching-up clients get every id once, in order, counted under its /stats key',
-    (t) => checkDelivery(server, t),
-    4 * WAIT_MS,
-  );
-
-  it('/stats has the process block the lab reports', async () => {
-    const { process: p } = await server.stats();
-    expect(p.cpu.userUs).toBeGreaterThan(0);
-    expect(p.memory.heapUsedBytes).toBeGreaterThan(0);
-    for (const k of ['p50', 'p99', 'max', 'windowMs'] as const) expect(Number.isFinite(p.eventLoopDelayMs[k]), k).toBe(true);
-  });
-
-  it('IPC gc answers memory', async () => {
-    const m = await server.gc();
-    expect(m.heapUsedBytes).toBeGreaterThan(0);
-    expect(m.rssBytes).toBeGreaterThan(0);
-  });
-
-  it('IPC stop exits 0', async () => {
-    expect(await server.stop()).toBe(0);
-  });
-});
-
 // ---- The event-loop window of the bench -----------------------------------------------------------
 
 describe.each([
@@ -191,9 +188,8 @@ describe.each([
 ])('$script: the event-loop window the runner opens and closes', ({ script, options }) => {
   let server: ServerHandle;
   beforeAll(async () => {
-    server = await startServer(script, options);
+    server = await shared(script, options);
   }, START_TIMEOUT_MS);
-  afterAll(() => server?.stop());
 
   it('covers exactly the measured interval, not the /stats window', async () => {
     expect(await server.loopWindow.close()).toBeNull(); // none open yet
@@ -434,9 +430,8 @@ const wsIds = (b: Buffer): number[] =>
 describe('the floor reference server', () => {
   let floor: ServerHandle;
   beforeAll(async () => {
-    floor = await startServer('floor');
+    floor = await shared('floor', {});
   }, START_TIMEOUT_MS);
-  afterAll(() => floor?.stop());
 
   it("answers /poll and unknown paths with 404 and the catalogue's LAB_ERR_NOT_FOUND body, counted nowhere", async () => {
     const before = await floor.stats();
@@ -507,5 +502,38 @@ describe('the floor reference server', () => {
         expect(now[k].bytesIn - before.transports[k].bytesIn, k).toBe(Buffer.byteLength(k === 'sse' ? sseRequest : wsRequest));
       }
     });
+  });
+});
+
+// ---- Delivery, /stats, IPC (last: each block ends by stopping its server) ------------------------------
+
+describe.each(SERVERS)('the $script reference server $options', ({ script, options, transports }) => {
+  let server: ServerHandle;
+  beforeAll(async () => {
+    server = await shared(script, options);
+  }, START_TIMEOUT_MS);
+  afterAll(() => server?.stop());
+
+  it.each(transports)(
+    '$name: live and catching-up clients get every id once, in order, counted under its /stats key',
+    (t) => checkDelivery(server, t),
+    4 * WAIT_MS,
+  );
+
+  it('/stats has the process block the lab reports', async () => {
+    const { process: p } = await server.stats();
+    expect(p.cpu.userUs).toBeGreaterThan(0);
+    expect(p.memory.heapUsedBytes).toBeGreaterThan(0);
+    for (const k of ['p50', 'p99', 'max', 'windowMs'] as const) expect(Number.isFinite(p.eventLoopDelayMs[k]), k).toBe(true);
+  });
+
+  it('IPC gc answers memory', async () => {
+    const m = await server.gc();
+    expect(m.heapUsedBytes).toBeGreaterThan(0);
+    expect(m.rssBytes).toBeGreaterThan(0);
+  });
+
+  it('IPC stop exits 0', async () => {
+    expect(await server.stop()).toBe(0);
   });
 });
