@@ -9,6 +9,7 @@ import { FIELD_SCENARIOS } from './field/run.js';
 import { DEFAULT_HTTP, HTTP_PROTOCOLS, type HttpProtocol } from './http.js';
 import { TRANSPORT_NAMES, type ServerName, type TransportName } from './report/types.js';
 import { PUBLISHER_LAG_LIMIT_MS } from './run-scenario.js';
+import type { ServerPool } from './server-process.js';
 import { SUITES, SWEEP, type ScenarioSpec } from './suite.js';
 import { DEFAULT_LAB_SETUP, target, type LabSetup, type Target } from './targets.js';
 
@@ -58,6 +59,11 @@ export interface BenchOptions {
   cookieBytes: number;
   /** Test hook, no flag: the relays forward without delay, so the sanity check must call every run over them INVALID. */
   brokenRelay?: boolean;
+  /**
+   * Test hook, no flag: server processes shared with the other runs on this pool (see ServerPool); never
+   * with --profile (a profiled process is the run's own), nor for the lab on Redis (the run drops its keys).
+   */
+  serverPool?: ServerPool;
 }
 
 /** Short-polling clients poll this often unless `--short-poll-interval-ms` says otherwise. */
