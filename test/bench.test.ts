@@ -10,9 +10,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { reportFileName } from '../bench/report/write.js';
 import { Progress } from '../bench/progress.js';
 import { validateReport } from '../bench/report/schema.js';
-import { parseBenchArgs } from '../bench/options.js';
+import { type BenchOptions, parseBenchArgs } from '../bench/options.js';
 import type { Report } from '../bench/report/types.js';
 import { runBench } from '../bench/run.js';
+import { ServerPool } from '../bench/server-process.js';
 
 const quiet = () => new Progress(process.stderr, true);
 const tiny = [
@@ -35,6 +36,14 @@ const tiny = [
   '--max-publisher-lag-ms',
   '2000',
 ];
+
+/**
+ * The lab, bare and the floor (memory feed, not profiled): one process each, shared by the runs below
+ * that use them one after another, started by the first, stopped when the file is done.
+ */
+const pool = new ServerPool();
+const pooled = (args: string[]): BenchOptions => ({ ...parseBenchArgs(args), serverPool: pool });
+afterAll(() => pool.stop());
 
 /**
  * One run for the tests on what a run records — the servers' CPU profiles, the feed that served each
@@ -70,7 +79,7 @@ describe('npm run bench (smoke)', () => {
   }, 90_000);
 
   it('measures every transport on lab, bare and the floor: the report validates and delivered = published × clients', async () => {
-    const report = await runBench(parseBenchArgs([...tiny, '--servers', 'lab,bare,floor']), quiet());
+    const report = await runBench(pooled([...tiny, '--servers', 'lab,bare,floor']), quiet());
     const check = validateReport(report);
     expect(check).toEqual({ ok: true });
     expect(report.scenarios.map((s) => `${s.server}/${s.transport}`).sort()).toEqual([
@@ -113,13 +122,11 @@ describe('npm run bench (smoke)', () => {
 
   it('lockstep pins every poll against the publishes: wire figures per message repeat exactly, whatever the timers do', async () => {
     const lockstep = async () => {
-      const o = parseBenchArgs([...tiny, '--servers', 'lab', '--no-memory']);
+      const o = pooled([...tiny, '--servers', 'lab', '--no-memory']);
       o.scenarios = [{ name: 'wire', clients: 5, ratePerSec: 100, payloadBytes: 100, durationSec: 0.2, pace: 'lockstep' }];
       return runBench(o, quiet());
     };
-    // Two runs, each on a server of its own, side by side: lockstep waits for every delivery, so a busy
-    // machine slows a round but cannot change what it carries.
-    const [a, b] = await Promise.all([lockstep(), lockstep()]);
+    const [a, b] = [await lockstep(), await lockstep()];
     expect(validateReport(a)).toEqual({ ok: true });
     const wire = (r: typeof a, t: string) => r.scenarios.find((s) => s.transport === t)!;
     for (const t of ['poll', 'short-poll', 'sse', 'ws']) {
@@ -137,7 +144,7 @@ describe('npm run bench (smoke)', () => {
   }, 60_000);
 
   it('reports a lossy client as INVALID with the reason, not as a result', async () => {
-    const report = await runBench(parseBenchArgs([...tiny, '--servers', 'lab', '--transports', 'ws', '--lossy-every', '7', '--no-memory']), quiet());
+    const report = await runBench(pooled([...tiny, '--servers', 'lab', '--transports', 'ws', '--lossy-every', '7', '--no-memory']), quiet());
     expect(validateReport(report)).toEqual({ ok: true });
     const [s] = report.scenarios;
     expect(s?.status).toBe('invalid');

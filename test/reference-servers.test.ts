@@ -26,7 +26,7 @@ import { sseClients } from '../bench/clients/sse.js';
 import type { ClientFactory, ClientGroupOptions, ClientSink } from '../bench/clients/types.js';
 import { wsClients } from '../bench/clients/ws.js';
 import { DEFAULT_HTTP } from '../bench/http.js';
-import { startServer, type ServerHandle, type ServerStats } from '../bench/server-process.js';
+import { ServerPool, startServer, type ServerHandle, type ServerStats } from '../bench/server-process.js';
 import { catalogueAnswer } from '../bench/servers/control.js';
 import { TRANSPORT_KEYS, type TransportCounters, type TransportKey } from '../server/stats.js';
 import { publish, range, until } from './helpers.js';
@@ -117,29 +117,22 @@ const send = (server: ServerHandle, p: string): Promise<number> => publish(serve
 
 /**
  * The servers the event-loop, floor and delivery blocks use: one process per script and options, all
- * started together as the file starts (a start is mostly module loading: side by side they overlap),
- * shared by the blocks in file order. The delivery blocks come last: each ends by stopping its server
- * over IPC. The wire comparison starts servers of its own (it needs empty feeds).
+ * asked for as the file starts (a pool starts one per core at a time), shared by the blocks in file
+ * order. The delivery blocks come last: each ends by stopping its server over IPC. The wire comparison
+ * starts servers of its own (it needs empty feeds).
  */
 const SHARED: { script: ServerScript; options: Record<string, unknown> }[] = [
   { script: 'lab', options: {} },
   ...SERVERS.map(({ script, options }) => ({ script, options })),
 ];
-const processes = new Map<string, Promise<ServerHandle>>();
-const processKey = (script: string, options: Record<string, unknown>) => `${script} ${JSON.stringify(options)}`;
+const pool = new ServerPool();
+const shared = (script: ServerScript, options: Record<string, unknown>): Promise<ServerHandle> =>
+  pool.get(`${script} ${JSON.stringify(options)}`, () => startServer(script, options));
 beforeAll(() => {
-  for (const { script, options } of SHARED) {
-    const started = startServer(script, options);
-    started.catch(() => {}); // the block that awaits it reports a failed start
-    processes.set(processKey(script, options), started);
-  }
+  // Each block awaits its own and reports a failed start.
+  for (const { script, options } of SHARED) shared(script, options).catch(() => {});
 });
-afterAll(() => Promise.all([...processes.values()].map(async (p) => (await p.catch(() => undefined))?.stop())));
-const shared = (script: string, options: Record<string, unknown>): Promise<ServerHandle> => {
-  const started = processes.get(processKey(script, options));
-  if (!started) throw new Error(`${script} ${JSON.stringify(options)} is not one of this file's shared servers`);
-  return started;
-};
+afterAll(() => pool.stop());
 
 async function checkDelivery(server: ServerHandle, t: TransportCase): Promise<void> {
   const before = await server.stats();
@@ -180,7 +173,7 @@ async function checkDelivery(server: ServerHandle, t: TransportCase): Promise<vo
 
 // ---- The event-loop window of the bench -----------------------------------------------------------
 
-describe.each([
+describe.each<{ script: ServerScript; options: Record<string, unknown> }>([
   { script: 'lab', options: {} },
   { script: 'bare', options: {} },
   { script: 'floor', options: {} },
@@ -375,17 +368,19 @@ describe('the wire: bare and the floor vs the lab', () => {
   let bare: ServerHandle;
   let floor: ServerHandle;
   let answers: { lab: Record<string, Wire>; bare: Record<string, Wire>; floor: Record<string, Wire> } | undefined;
+  const wirePool = new ServerPool();
   beforeAll(
     async () => {
       // One fixed retry on all (the default is jittered, a different number on every stream).
       const fixedRetry = { config: { sseRetryJitterMs: 0 } };
-      [lab, bare, floor] = await Promise.all([startServer('lab', fixedRetry), startServer('bare', fixedRetry), startServer('floor', fixedRetry)]);
+      const start = (script: ServerScript) => wirePool.get(script, () => startServer(script, fixedRetry));
+      [lab, bare, floor] = await Promise.all([start('lab'), start('bare'), start('floor')]);
       const [l, b, f] = await Promise.all([ask(lab), ask(bare), ask(floor, false)]);
       answers = { lab: l, bare: b, floor: f };
     },
     START_TIMEOUT_MS + 2 * WAIT_MS,
   );
-  afterAll(() => Promise.all([lab?.stop(), bare?.stop(), floor?.stop()]));
+  afterAll(() => wirePool.stop());
 
   it.each(['short-poll', 'timedOut', 'badCursor', 'held', 'heldFromNow', ...STREAMS])('bare, %s: the same head and body parts', (k) => {
     expect(answers!.lab[k]).toBeDefined();

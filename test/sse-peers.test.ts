@@ -17,7 +17,7 @@ import { EventSource } from 'eventsource';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { runScenario } from '../bench/run-scenario.js';
-import { startServer, type ServerHandle } from '../bench/server-process.js';
+import { ServerPool, startServer, type ServerHandle } from '../bench/server-process.js';
 import { target } from '../bench/targets.js';
 import type { Message } from '../server/protocol.js';
 import type { TransportCounters } from '../server/stats.js';
@@ -102,22 +102,19 @@ function expectMessages(received: readonly Received[], ids: readonly number[]): 
 const delta = (after: TransportCounters, before: TransportCounters, f: 'requests' | 'messagesOut' | 'bytesOut' | 'bytesIn') => after[f] - before[f];
 
 const SCRIPTS = ['better-sse', 'fastify-sse'] as const;
-/** Both servers start together, as the file starts (a start is mostly waiting on a busy machine); each block awaits its own. */
-const starting = new Map<string, Promise<ServerHandle>>();
+/** Both servers asked for as the file starts (a pool starts one per core at a time); each block awaits its own. */
+const pool = new ServerPool();
+const started = (script: (typeof SCRIPTS)[number]) => pool.get(script, () => startServer(script));
 beforeAll(() => {
-  for (const script of SCRIPTS) {
-    const started = startServer(script);
-    started.catch(() => {}); // its block's beforeAll reports a failed start
-    starting.set(script, started);
-  }
+  for (const script of SCRIPTS) started(script).catch(() => {}); // its block's beforeAll reports a failed start
 });
 // Each block stops its own; this covers a block that did not run (a -t filter).
-afterAll(() => Promise.all([...starting.values()].map(async (s) => (await s.catch(() => undefined))?.stop())));
+afterAll(() => pool.stop());
 
 describe.each(SCRIPTS)('the %s peer server', (script) => {
   let server: ServerHandle;
   beforeAll(async () => {
-    server = await starting.get(script)!;
+    server = await started(script);
   }, START_TIMEOUT_MS);
   afterAll(() => server?.stop());
 
