@@ -10,6 +10,7 @@ import { DEFAULT_HTTP, HTTP_PROTOCOLS, type HttpProtocol } from './http.js';
 import { TRANSPORT_NAMES, type ServerName, type TransportName } from './report/types.js';
 import { PUBLISHER_LAG_LIMIT_MS } from './run-scenario.js';
 import { countedTargets, instructionsEstimateSec, type InstructionPlan } from './instructions.js';
+import type { ServerPool } from './server-process.js';
 import { SUITES, SWEEP, type ScenarioSpec } from './suite.js';
 import { DEFAULT_LAB_SETUP, target, type LabSetup, type Target } from './targets.js';
 
@@ -63,6 +64,11 @@ export interface BenchOptions {
   instructions?: InstructionPlan;
   /** Which servers' idle memory is measured (the gate: the lab's only, the one it gates). @default every server of the lab's endpoints */
   memoryServers?: readonly ServerName[];
+  /**
+   * Test hook, no flag: server processes shared with the other runs on this pool (see ServerPool); never
+   * with --profile (a profiled process is the run's own), nor for the lab on Redis (the run drops its keys).
+   */
+  serverPool?: ServerPool;
 }
 
 /** Short-polling clients poll this often unless `--short-poll-interval-ms` says otherwise. */

@@ -8,11 +8,18 @@
  * next job between them.
  */
 import { parentPort } from 'node:worker_threads';
-import { Publisher, type PublishJob } from './publisher.js';
+import { Publisher, type PublishAnswer, type PublishJob } from './publisher.js';
 
+// One job at a time (publishInWorker waits for the answer before it sends the next); the thread stays
+// up between jobs. The pool is closed before the answer, as when the thread exited after each job.
 parentPort!.on('message', async (job: PublishJob) => {
   const publisher = new Publisher(job.controlUrl);
-  const outcome = await publisher.run(job.ratePerSec, job.durationSec, job.payloadBytes);
+  let answer: PublishAnswer;
+  try {
+    answer = { outcome: await publisher.run(job.ratePerSec, job.durationSec, job.payloadBytes) };
+  } catch (err) {
+    answer = { error: (err as Error).message };
+  }
   await publisher.close();
-  parentPort!.postMessage(outcome);
+  parentPort!.postMessage(answer);
 });

@@ -4,7 +4,7 @@
  * anywhere (publisher, server, client) shows up as latency instead of quietly lowering the rate —
  * the coordinated-omission trap of closed-loop load generators.
  */
-import type { Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import { Pool } from 'undici';
 import { ACCEPT_SELF_SIGNED } from './self-signed.js';
 import { newHistogram, nowMs, type Histogram } from './recorder.js';
@@ -122,41 +122,49 @@ export class Publisher {
 }
 
 /**
- * Publisher threads with no job, kept for the next one: starting a thread (tsx, undici) costs about
- * half a second of CPU, twice per run otherwise. Unreferenced while idle, so they never keep the
- * process alive; one thread per job at a time (concurrent jobs get threads of their own).
+ * Publisher worker threads, idle between jobs. Starting one costs 1–3 s on a busy 2-core machine (a
+ * fresh tsx loader, undici, the bench's modules: more than a short run's warm-up and window together),
+ * so a thread is started once and reused for every later job, one job at a time per thread; concurrent
+ * jobs each get a thread of their own, as before. Idle threads are unref'd: they never keep the process alive.
  */
-const idle = new Set<Worker>();
+const idleWorkers: Worker[] = [];
 
-/** Runs one open-loop publish in a worker thread of its own (see publisher-worker.ts). */
+/** What publisher-worker.ts answers a job with. */
+export type PublishAnswer = { outcome: PublishOutcome } | { error: string };
+
+const startWorker = (): Worker =>
+  new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: { entry: new URL('./publisher-worker.ts', import.meta.url).href } });
+
+/** Starts a publisher thread now (when none is idle), so that its start-up overlaps the servers'. */
+export function preparePublisher(): void {
+  if (idleWorkers.length > 0) return;
+  const worker = startWorker();
+  worker.unref();
+  idleWorkers.push(worker);
+}
+
+/** Runs one open-loop publish in a worker thread (see publisher-worker.ts). */
 export async function publishInWorker(job: PublishJob): Promise<PublishOutcome> {
-  const { Worker } = await import('node:worker_threads');
-  const reused = idle.values().next().value;
-  const worker =
-    reused ?? new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: { entry: new URL('./publisher-worker.ts', import.meta.url).href } });
-  if (reused) idle.delete(reused);
-  else worker.on('exit', () => idle.delete(worker));
+  const worker = idleWorkers.pop() ?? startWorker();
   worker.ref();
-  let onMessage!: (outcome: PublishOutcome) => void;
-  let onError!: (err: Error) => void;
-  let onExit!: (code: number) => void;
+  let detach = () => {};
   try {
-    return await new Promise<PublishOutcome>((resolve, reject) => {
-      onMessage = resolve;
-      onError = reject;
-      onExit = (code) => reject(new Error(`publisher worker exited with code ${code}`));
-      worker.once('message', onMessage);
-      worker.once('error', onError);
-      worker.once('exit', onExit);
+    const answer = await new Promise<PublishAnswer>((resolve, reject) => {
+      const onExit = (code: number) => reject(new Error(`publisher worker exited with code ${code}`));
+      // Only these listeners: a Worker keeps listeners of its own (it refs its port by them).
+      detach = () => worker.off('message', resolve).off('error', reject).off('exit', onExit);
+      worker.once('message', resolve).once('error', reject).once('exit', onExit);
       worker.postMessage(job);
     });
+    worker.unref();
+    idleWorkers.push(worker);
+    if ('error' in answer) throw new Error(answer.error);
+    return answer.outcome;
+  } catch (err) {
+    // The thread died ('error', 'exit'); a failed job (`answer.error`) has left it idle and reusable.
+    if (!idleWorkers.includes(worker)) void worker.terminate();
+    throw err;
   } finally {
-    worker.off('message', onMessage);
-    worker.off('error', onError);
-    worker.off('exit', onExit);
-    if (worker.threadId !== -1) {
-      worker.unref();
-      idle.add(worker);
-    }
+    detach();
   }
 }

@@ -44,6 +44,7 @@ import { startServer, type ServerHandle } from './server-process.js';
 import { runSweep } from './sweep.js';
 import type { ScenarioSpec } from './suite.js';
 import { processKey, type LabSetup, type Target } from './targets.js';
+import { preparePublisher } from './publisher.js';
 
 function gitSha(): string {
   try {
@@ -68,13 +69,18 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
   const targets = targetsOf(opts);
   // --profile: one folder per server process under <out>/profiles/<this report>/, filled when they exit.
   const profileRoot = opts.profile ? join(opts.out, 'profiles', reportFileName({ startedAt, git: gitSha() }).replace(/\.json$/, '')) : undefined;
-  // One process per server configuration; targets that share a process share its handle.
+  // One process per server configuration; targets that share a process share its handle. With a
+  // server pool (tests), the pool's process, left running at the end.
   const handles = new Map<string, Promise<ServerHandle>>();
+  const pooled = new Set<string>();
   const serverOf = (t: Target): Promise<ServerHandle> => {
     const key = processKey(t);
     if (!handles.has(key)) {
       const dir = profileRoot ? join(profileRoot, `${t.server}-${t.protocol.replace('/', '')}-${handles.size + 1}`) : undefined;
-      handles.set(key, startServer(t.process.script, t.process.options, dir ? { profileDir: dir } : {}));
+      const start = () => startServer(t.process.script, t.process.options, dir ? { profileDir: dir } : {});
+      const pool = dir === undefined && t.server !== 'lab-redis' && !(t.server === 'lab' && opts.lab.feed !== 'memory') ? opts.serverPool : undefined;
+      if (pool) pooled.add(key);
+      handles.set(key, pool ? pool.get(key, start) : start());
     }
     return handles.get(key)!;
   };
@@ -108,7 +114,10 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
   let autocannon: Report['autocannon'] = [];
   let sweep: Report['sweep'];
   try {
-    // Start every process a stage will use first, so that start-up costs never land inside a measurement.
+    // Start every process a stage will use first, so that start-up costs never land inside a
+    // measurement; the publisher's thread and the relay meanwhile.
+    if (opts.scenarios.some((s) => s.pace !== 'lockstep')) preparePublisher();
+    if (opts.networks.some((n) => !n.direct)) relays ??= startRelayProcess({ delay: !opts.brokenRelay });
     const used = opts.sweep ? targets : [...opts.scenarios.flatMap((s) => targetsFor(s, opts)), ...memoryTargets(opts)];
     await Promise.all([...used.map(serverOf), ...counted.map((c) => c.handle.catch(() => undefined))]);
     const specs = opts.sweep ? [] : opts.scenarios;
@@ -169,7 +178,7 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     if (opts.sweep) sweep = await runSweep(opts, serverOf, networkFor, log);
   } finally {
     await Promise.all([...proxies.values()].map(async (p) => (await p.catch(() => undefined))?.stop()));
-    await Promise.all([...handles.values()].map(async (h) => (await h.catch(() => undefined))?.stop()));
+    await Promise.all([...handles].map(async ([key, h]) => (pooled.has(key) ? undefined : (await h.catch(() => undefined))?.stop())));
     await (await relays?.catch(() => undefined))?.stop();
     await stopCounted(counted);
     if (targets.some((t) => t.server === 'lab-redis' || (t.server === 'lab' && opts.lab.feed !== 'memory'))) await dropRedisKeys(opts.lab);

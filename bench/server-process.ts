@@ -5,6 +5,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import type { EventLoopDelay } from '../server/event-loop.js';
@@ -186,4 +187,48 @@ export async function startServer(
     },
     ...(callgrind ? { callgrind } : {}),
   };
+}
+
+/**
+ * Test hook (BenchOptions.serverPool): server processes kept across runs. A run takes the process of a
+ * target from here when one with the same script and options is running, starts it here when none is,
+ * and leaves it running at its end; `stop()` is the owner's. Runs on one pool must not overlap.
+ *
+ * At most one start per core at a time: a start is module loading, all CPU, so more side by side only
+ * stretch each (six at once took over 30 s, READY_TIMEOUT_MS, on this 2-core machine under load).
+ */
+export class ServerPool {
+  readonly #processes = new Map<string, Promise<ServerHandle>>();
+  readonly #maxStarting = availableParallelism();
+  #starting = 0;
+  readonly #waiting: (() => void)[] = [];
+
+  /** The process for `key` (see targets.ts processKey), started with `start` on first use. */
+  get(key: string, start: () => Promise<ServerHandle>): Promise<ServerHandle> {
+    let started = this.#processes.get(key);
+    if (!started) {
+      started = this.#inTurn(start);
+      this.#processes.set(key, started);
+      // A start that failed is tried again by the next run that needs it.
+      started.catch(() => this.#processes.delete(key));
+    }
+    return started;
+  }
+
+  async #inTurn(start: () => Promise<ServerHandle>): Promise<ServerHandle> {
+    while (this.#starting >= this.#maxStarting) await new Promise<void>((r) => this.#waiting.push(r));
+    this.#starting++;
+    try {
+      return await start();
+    } finally {
+      this.#starting--;
+      this.#waiting.shift()?.();
+    }
+  }
+
+  async stop(): Promise<void> {
+    const all = [...this.#processes.values()];
+    this.#processes.clear();
+    await Promise.all(all.map(async (p) => (await p.catch(() => undefined))?.stop()));
+  }
 }

@@ -4,9 +4,9 @@
  * sends before the schedule), so a loaded machine cannot fail them; a relay that does not delay, and a
  * relay that falls behind its schedule, must make a run INVALID, never fast.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { customProfile, PROFILES } from '../server/network/profiles.js';
-import { estimateSec, HELP, parseBenchArgs, targetsFor } from '../bench/options.js';
+import { type BenchOptions, estimateSec, HELP, parseBenchArgs, targetsFor } from '../bench/options.js';
 import { Progress } from '../bench/progress.js';
 import { belowOneWayProblem, relayLatenessLimitMs, relayLatenessProblem } from '../bench/relay.js';
 import { renderHtml } from '../bench/report/html.js';
@@ -15,17 +15,24 @@ import { fmtMs, reportModel } from '../bench/report/model.js';
 import { validateReport } from '../bench/report/schema.js';
 import type { ScenarioResult } from '../bench/report/types.js';
 import { runBench } from '../bench/run.js';
+import { ServerPool } from '../bench/server-process.js';
 import { SUITES } from '../bench/suite.js';
 import { htmlTables, markdownTables, modelTables } from './report-views.js';
 
 const quiet = () => new Progress(process.stderr, true);
-const tiny = (...more: string[]) =>
-  parseBenchArgs([
-    ...['--clients', '5', '--rate', '50', '--duration', '1', '--repeats', '1', '--servers', 'lab', '--no-memory', '--no-autocannon', '--no-micro'],
+/** One lab process for both runs (each run has a relay of its own). */
+const pool = new ServerPool();
+afterAll(() => pool.stop());
+const tiny = (...more: string[]): BenchOptions => ({
+  serverPool: pool,
+  ...parseBenchArgs([
+    // 25 messages to 5 clients: enough for a p50 and a per-message price, little for the relay to carry.
+    ...['--clients', '5', '--rate', '50', '--duration', '0.5', '--repeats', '1', '--servers', 'lab', '--no-memory', '--no-autocannon', '--no-micro'],
     // A correctness test, run beside other suites: a busy machine may delay the publisher; loss may not.
     ...['--max-publisher-lag-ms', '2000'],
     ...more,
-  ]);
+  ]),
+});
 
 /** Ok, or INVALID for the one reason a busy machine may honestly cause here: the relay fell behind its schedule. */
 const okUnlessRelayLate = (s: ScenarioResult) => {

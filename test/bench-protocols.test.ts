@@ -3,23 +3,30 @@
  * real harness (lab and bare in their own processes, undici/eventsource/ws clients). Lockstep keeps
  * bytes and requests per message deterministic (but for id digits), so the assertions are counts.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { capturedRequestBytes } from '../bench/browser-headers.js';
-import { parseBenchArgs } from '../bench/options.js';
+import { type BenchOptions, parseBenchArgs } from '../bench/options.js';
 import { Progress } from '../bench/progress.js';
 import { validateReport } from '../bench/report/schema.js';
 import { protocolOf, type Report, type ScenarioResult } from '../bench/report/types.js';
 import { runBench } from '../bench/run.js';
+import { ServerPool } from '../bench/server-process.js';
 import type { HttpProtocol } from '../server/protocol.js';
 
 const quiet = () => new Progress(process.stderr, true);
+/** Server processes shared by this file's runs, one after another (a TLS server is a run's own: each run has its own certificate). */
+const pool = new ServerPool();
+const pooled = (args: string[]): BenchOptions => ({ ...parseBenchArgs(args), serverPool: pool });
+afterAll(() => pool.stop());
 const BASE = ['--repeats', '1', '--no-memory', '--no-autocannon', '--no-micro', '--max-publisher-lag-ms', '2000'];
+// Ten lockstep messages (two more in the warm-up): every figure below is per message or per request,
+// the same for ten as for a hundred.
 const wire = (protocol: HttpProtocol) => ({
   name: 'wire',
   clients: 4,
-  ratePerSec: 20,
+  ratePerSec: 100,
   payloadBytes: 100,
-  durationSec: 0.5,
+  durationSec: 0.1,
   pace: 'lockstep' as const,
   protocol,
 });
@@ -35,7 +42,7 @@ const out = (s: ScenarioResult): number => s.wire.bytesOutPerMsg.median!;
 
 describe('the bench over TLS and HTTP/2', () => {
   it('measures every transport over each protocol, lab and bare alike, and shows what TLS and HPACK do to the bytes', async () => {
-    const opts = parseBenchArgs([...BASE, '--servers', 'lab,bare']);
+    const opts = pooled([...BASE, '--servers', 'lab,bare']);
     opts.scenarios = (['http/1.1', 'https/1.1', 'h2'] as const).map(wire);
     const report = await runBench(opts, quiet());
     expect(validateReport(report)).toEqual({ ok: true });
@@ -74,7 +81,7 @@ describe('the bench over TLS and HTTP/2', () => {
 
   it('sends the client libraries’ own headers with --headers minimal, and a cookie of exactly --cookie-bytes', async () => {
     const measure = async (args: string[]) => {
-      const opts = parseBenchArgs([...BASE, '--servers', 'lab', '--transports', 'short-poll', ...args]);
+      const opts = pooled([...BASE, '--servers', 'lab', '--transports', 'short-poll', ...args]);
       opts.scenarios = [wire('http/1.1')];
       const report = await runBench(opts, quiet());
       expect(validateReport(report)).toEqual({ ok: true });

@@ -6,27 +6,30 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { reportFileName } from '../bench/report/write.js';
 import { Progress } from '../bench/progress.js';
 import { validateReport } from '../bench/report/schema.js';
-import { parseBenchArgs } from '../bench/options.js';
+import { type BenchOptions, parseBenchArgs } from '../bench/options.js';
+import type { Report } from '../bench/report/types.js';
 import { runBench } from '../bench/run.js';
+import { ServerPool } from '../bench/server-process.js';
 
 const quiet = () => new Progress(process.stderr, true);
 const tiny = [
   '--clients',
   '5',
+  // 50 messages in half a second: what every check below needs, at a load a shared 2-core machine keeps on schedule.
   '--rate',
-  '50',
+  '100',
   '--duration',
-  '1',
+  '0.5',
   '--repeats',
   '1',
   '--short-poll-interval-ms',
   '200',
   '--memory-connections',
-  '20',
+  '10',
   '--no-autocannon',
   '--no-micro',
   // A correctness test, run beside other suites: a busy machine may delay the publisher; loss may not.
@@ -34,15 +37,38 @@ const tiny = [
   '2000',
 ];
 
+/**
+ * The lab, bare and the floor (memory feed, not profiled): one process each, shared by the runs below
+ * that use them one after another, started by the first, stopped when the file is done.
+ */
+const pool = new ServerPool();
+const pooled = (args: string[]): BenchOptions => ({ ...parseBenchArgs(args), serverPool: pool });
+afterAll(() => pool.stop());
+
+/**
+ * One run for the tests on what a run records — the servers' CPU profiles, the feed that served each
+ * row: the lab, the lab on Redis and bare over WebSocket, profiled. Made by the first test that needs
+ * it (its time is that test's), read by the others.
+ */
+let recording: Promise<{ report: Report; out: string }> | undefined;
+const recorded = () =>
+  (recording ??= (async () => {
+    const out = await mkdtemp(join(tmpdir(), 'bench-profile-'));
+    const opts = parseBenchArgs([...tiny, '--servers', 'lab,lab-redis,bare', '--transports', 'ws', '--no-memory', '--profile', '--out', out]);
+    return { report: await runBench(opts, quiet()), out };
+  })());
+afterAll(async () => {
+  const run = await recording?.catch(() => undefined);
+  if (run) await rm(run.out, { recursive: true, force: true });
+});
+
 describe('npm run bench (smoke)', () => {
   it('--profile: every server process writes a V8 CPU profile next to the report, and the report lists them', async () => {
-    const out = await mkdtemp(join(tmpdir(), 'bench-profile-'));
-    onTestFinished(() => rm(out, { recursive: true, force: true }));
-    const opts = parseBenchArgs([...tiny, '--servers', 'lab,bare', '--transports', 'ws', '--no-memory', '--profile', '--out', out]);
-    const report = await runBench(opts, quiet());
+    const { report, out } = await recorded();
     expect(validateReport(report)).toEqual({ ok: true });
     const profiles = report.profiles ?? [];
-    // One per thread of each process (tsx's module-loader thread writes its own).
+    // One per thread of each process (tsx's module-loader thread writes its own); lab-redis is the lab
+    // (its folder: lab-redis-…).
     expect([...new Set(profiles.map((p) => p.server.split('-')[0]))].sort()).toEqual(['bare', 'lab']);
     for (const p of profiles) {
       expect(p.file).toMatch(new RegExp(`^profiles/${reportFileName(report).replace('.json', '')}/[^/]+/[^/]+\\.cpuprofile$`));
@@ -53,7 +79,7 @@ describe('npm run bench (smoke)', () => {
   }, 90_000);
 
   it('measures every transport on lab, bare and the floor: the report validates and delivered = published × clients', async () => {
-    const report = await runBench(parseBenchArgs([...tiny, '--servers', 'lab,bare,floor']), quiet());
+    const report = await runBench(pooled([...tiny, '--servers', 'lab,bare,floor']), quiet());
     const check = validateReport(report);
     expect(check).toEqual({ ok: true });
     expect(report.scenarios.map((s) => `${s.server}/${s.transport}`).sort()).toEqual([
@@ -96,8 +122,8 @@ describe('npm run bench (smoke)', () => {
 
   it('lockstep pins every poll against the publishes: wire figures per message repeat exactly, whatever the timers do', async () => {
     const lockstep = async () => {
-      const o = parseBenchArgs([...tiny, '--servers', 'lab', '--no-memory']);
-      o.scenarios = [{ name: 'wire', clients: 5, ratePerSec: 40, payloadBytes: 100, durationSec: 0.5, pace: 'lockstep' }];
+      const o = pooled([...tiny, '--servers', 'lab', '--no-memory']);
+      o.scenarios = [{ name: 'wire', clients: 5, ratePerSec: 100, payloadBytes: 100, durationSec: 0.2, pace: 'lockstep' }];
       return runBench(o, quiet());
     };
     const [a, b] = [await lockstep(), await lockstep()];
@@ -118,7 +144,7 @@ describe('npm run bench (smoke)', () => {
   }, 60_000);
 
   it('reports a lossy client as INVALID with the reason, not as a result', async () => {
-    const report = await runBench(parseBenchArgs([...tiny, '--servers', 'lab', '--transports', 'ws', '--lossy-every', '7', '--no-memory']), quiet());
+    const report = await runBench(pooled([...tiny, '--servers', 'lab', '--transports', 'ws', '--lossy-every', '7', '--no-memory']), quiet());
     expect(validateReport(report)).toEqual({ ok: true });
     const [s] = report.scenarios;
     expect(s?.status).toBe('invalid');
@@ -141,7 +167,7 @@ describe('npm run bench (smoke)', () => {
   }, 60_000);
 
   it('each scenario records the feed that served it: lab-redis on Redis, lab and bare on memory', async () => {
-    const report = await runBench(parseBenchArgs([...tiny, '--servers', 'lab,lab-redis,bare', '--transports', 'ws', '--no-memory']), quiet());
+    const { report } = await recorded();
     expect(validateReport(report)).toEqual({ ok: true });
     expect(report.env).toMatchObject({ feed: 'memory', workers: 1 });
     const served = Object.fromEntries(report.scenarios.map((s) => [s.server, { feed: s.feed, workers: s.workers }]));

@@ -26,7 +26,7 @@ import { sseClients } from '../bench/clients/sse.js';
 import type { ClientFactory, ClientGroupOptions, ClientSink } from '../bench/clients/types.js';
 import { wsClients } from '../bench/clients/ws.js';
 import { DEFAULT_HTTP } from '../bench/http.js';
-import { startServer, type ServerHandle, type ServerStats } from '../bench/server-process.js';
+import { ServerPool, startServer, type ServerHandle, type ServerStats } from '../bench/server-process.js';
 import { catalogueAnswer } from '../bench/servers/control.js';
 import { TRANSPORT_KEYS, type TransportCounters, type TransportKey } from '../server/stats.js';
 import { publish, range, until } from './helpers.js';
@@ -74,8 +74,10 @@ interface TransportCase {
   options?: Partial<Omit<ClientGroupOptions, 'http'>>;
 }
 
+type ServerScript = 'lab' | 'bare' | 'floor' | 'socketio';
+
 interface ServerCase {
-  script: 'bare' | 'floor' | 'socketio';
+  script: Exclude<ServerScript, 'lab'>;
   options: Record<string, unknown>;
   transports: TransportCase[];
 }
@@ -112,6 +114,25 @@ const SERVERS: ServerCase[] = [
 ];
 
 const send = (server: ServerHandle, p: string): Promise<number> => publish(server.controlUrl, { t: Date.now(), p });
+
+/**
+ * The servers the event-loop, floor and delivery blocks use: one process per script and options, all
+ * asked for as the file starts (a pool starts one per core at a time), shared by the blocks in file
+ * order. The delivery blocks come last: each ends by stopping its server over IPC. The wire comparison
+ * starts servers of its own (it needs empty feeds).
+ */
+const SHARED: { script: ServerScript; options: Record<string, unknown> }[] = [
+  { script: 'lab', options: {} },
+  ...SERVERS.map(({ script, options }) => ({ script, options })),
+];
+const pool = new ServerPool();
+const shared = (script: ServerScript, options: Record<string, unknown>): Promise<ServerHandle> =>
+  pool.get(`${script} ${JSON.stringify(options)}`, () => startServer(script, options));
+beforeAll(() => {
+  // Each block awaits its own and reports a failed start.
+  for (const { script, options } of SHARED) shared(script, options).catch(() => {});
+});
+afterAll(() => pool.stop());
 
 async function checkDelivery(server: ServerHandle, t: TransportCase): Promise<void> {
   const before = await server.stats();
@@ -150,40 +171,9 @@ async function checkDelivery(server: ServerHandle, t: TransportCase): Promise<vo
   expect(Object.fromEntries(others.map((k) => [k, after.transports[k]]))).toEqual(untouched);
 }
 
-describe.each(SERVERS)('the $script reference server $options', ({ script, options, transports }) => {
-  let server: ServerHandle;
-  beforeAll(async () => {
-    server = await startServer(script, options);
-  }, START_TIMEOUT_MS);
-  afterAll(() => server?.stop());
-
-  it.each(transports)(
-    '$name: live and catching-up clients get every id once, in order, counted under its /stats key',
-    (t) => checkDelivery(server, t),
-    4 * WAIT_MS,
-  );
-
-  it('/stats has the process block the lab reports', async () => {
-    const { process: p } = await server.stats();
-    expect(p.cpu.userUs).toBeGreaterThan(0);
-    expect(p.memory.heapUsedBytes).toBeGreaterThan(0);
-    for (const k of ['p50', 'p99', 'max', 'windowMs'] as const) expect(Number.isFinite(p.eventLoopDelayMs[k]), k).toBe(true);
-  });
-
-  it('IPC gc answers memory', async () => {
-    const m = await server.gc();
-    expect(m.heapUsedBytes).toBeGreaterThan(0);
-    expect(m.rssBytes).toBeGreaterThan(0);
-  });
-
-  it('IPC stop exits 0', async () => {
-    expect(await server.stop()).toBe(0);
-  });
-});
-
 // ---- The event-loop window of the bench -----------------------------------------------------------
 
-describe.each([
+describe.each<{ script: ServerScript; options: Record<string, unknown> }>([
   { script: 'lab', options: {} },
   { script: 'bare', options: {} },
   { script: 'floor', options: {} },
@@ -191,9 +181,8 @@ describe.each([
 ])('$script: the event-loop window the runner opens and closes', ({ script, options }) => {
   let server: ServerHandle;
   beforeAll(async () => {
-    server = await startServer(script, options);
+    server = await shared(script, options);
   }, START_TIMEOUT_MS);
-  afterAll(() => server?.stop());
 
   it('covers exactly the measured interval, not the /stats window', async () => {
     expect(await server.loopWindow.close()).toBeNull(); // none open yet
@@ -379,17 +368,19 @@ describe('the wire: bare and the floor vs the lab', () => {
   let bare: ServerHandle;
   let floor: ServerHandle;
   let answers: { lab: Record<string, Wire>; bare: Record<string, Wire>; floor: Record<string, Wire> } | undefined;
+  const wirePool = new ServerPool();
   beforeAll(
     async () => {
       // One fixed retry on all (the default is jittered, a different number on every stream).
       const fixedRetry = { config: { sseRetryJitterMs: 0 } };
-      [lab, bare, floor] = await Promise.all([startServer('lab', fixedRetry), startServer('bare', fixedRetry), startServer('floor', fixedRetry)]);
+      const start = (script: ServerScript) => wirePool.get(script, () => startServer(script, fixedRetry));
+      [lab, bare, floor] = await Promise.all([start('lab'), start('bare'), start('floor')]);
       const [l, b, f] = await Promise.all([ask(lab), ask(bare), ask(floor, false)]);
       answers = { lab: l, bare: b, floor: f };
     },
     START_TIMEOUT_MS + 2 * WAIT_MS,
   );
-  afterAll(() => Promise.all([lab?.stop(), bare?.stop(), floor?.stop()]));
+  afterAll(() => wirePool.stop());
 
   it.each(['short-poll', 'timedOut', 'badCursor', 'held', 'heldFromNow', ...STREAMS])('bare, %s: the same head and body parts', (k) => {
     expect(answers!.lab[k]).toBeDefined();
@@ -434,9 +425,8 @@ const wsIds = (b: Buffer): number[] =>
 describe('the floor reference server', () => {
   let floor: ServerHandle;
   beforeAll(async () => {
-    floor = await startServer('floor');
+    floor = await shared('floor', {});
   }, START_TIMEOUT_MS);
-  afterAll(() => floor?.stop());
 
   it("answers /poll and unknown paths with 404 and the catalogue's LAB_ERR_NOT_FOUND body, counted nowhere", async () => {
     const before = await floor.stats();
@@ -507,5 +497,38 @@ describe('the floor reference server', () => {
         expect(now[k].bytesIn - before.transports[k].bytesIn, k).toBe(Buffer.byteLength(k === 'sse' ? sseRequest : wsRequest));
       }
     });
+  });
+});
+
+// ---- Delivery, /stats, IPC (last: each block ends by stopping its server) ------------------------------
+
+describe.each(SERVERS)('the $script reference server $options', ({ script, options, transports }) => {
+  let server: ServerHandle;
+  beforeAll(async () => {
+    server = await shared(script, options);
+  }, START_TIMEOUT_MS);
+  afterAll(() => server?.stop());
+
+  it.each(transports)(
+    '$name: live and catching-up clients get every id once, in order, counted under its /stats key',
+    (t) => checkDelivery(server, t),
+    4 * WAIT_MS,
+  );
+
+  it('/stats has the process block the lab reports', async () => {
+    const { process: p } = await server.stats();
+    expect(p.cpu.userUs).toBeGreaterThan(0);
+    expect(p.memory.heapUsedBytes).toBeGreaterThan(0);
+    for (const k of ['p50', 'p99', 'max', 'windowMs'] as const) expect(Number.isFinite(p.eventLoopDelayMs[k]), k).toBe(true);
+  });
+
+  it('IPC gc answers memory', async () => {
+    const m = await server.gc();
+    expect(m.heapUsedBytes).toBeGreaterThan(0);
+    expect(m.rssBytes).toBeGreaterThan(0);
+  });
+
+  it('IPC stop exits 0', async () => {
+    expect(await server.stop()).toBe(0);
   });
 });

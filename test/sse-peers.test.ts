@@ -17,7 +17,7 @@ import { EventSource } from 'eventsource';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { runScenario } from '../bench/run-scenario.js';
-import { startServer, type ServerHandle } from '../bench/server-process.js';
+import { ServerPool, startServer, type ServerHandle } from '../bench/server-process.js';
 import { target } from '../bench/targets.js';
 import type { Message } from '../server/protocol.js';
 import type { TransportCounters } from '../server/stats.js';
@@ -101,10 +101,20 @@ function expectMessages(received: readonly Received[], ids: readonly number[]): 
 
 const delta = (after: TransportCounters, before: TransportCounters, f: 'requests' | 'messagesOut' | 'bytesOut' | 'bytesIn') => after[f] - before[f];
 
-describe.each(['better-sse', 'fastify-sse'] as const)('the %s peer server', (script) => {
+const SCRIPTS = ['better-sse', 'fastify-sse'] as const;
+/** Both servers asked for as the file starts (a pool starts one per core at a time); each block awaits its own. */
+const pool = new ServerPool();
+const started = (script: (typeof SCRIPTS)[number]) => pool.get(script, () => startServer(script));
+beforeAll(() => {
+  for (const script of SCRIPTS) started(script).catch(() => {}); // its block's beforeAll reports a failed start
+});
+// Each block stops its own; this covers a block that did not run (a -t filter).
+afterAll(() => pool.stop());
+
+describe.each(SCRIPTS)('the %s peer server', (script) => {
   let server: ServerHandle;
   beforeAll(async () => {
-    server = await startServer(script);
+    server = await started(script);
   }, START_TIMEOUT_MS);
   afterAll(() => server?.stop());
 
@@ -174,7 +184,7 @@ describe.each(['better-sse', 'fastify-sse'] as const)('the %s peer server', (scr
       clients: 3,
       ratePerSec: 50,
       payloadBytes: 100,
-      durationSec: 1,
+      durationSec: 0.5,
       headers: 'browser',
       cookieBytes: 0,
       // A correctness test, run beside other suites: a busy machine may delay the publisher; loss may not.

@@ -255,7 +255,9 @@ function onPoll(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): 
   group.add(poll);
   c.connections++;
   res.once('close', () => {
-    if (res.writableFinished || !group.delete(poll)) return;
+    // Answered (by a flush or the timer) is `writableEnded`, not `writableFinished`: an HTTP/2 stream the
+    // client reset reads as finished, and the held poll stayed counted until its timer (25 s).
+    if (res.writableEnded || !group.delete(poll)) return;
     // The client went away while held.
     clearTimeout(poll.timer);
     if (group.size === 0 && held.get(cursor) === group) held.delete(cursor);

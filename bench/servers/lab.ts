@@ -6,7 +6,6 @@
  * for the IPC contract.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { buildApp } from '../../server/app.js';
 import { serveStatsGather } from '../../server/cluster.js';
 import type { ConfigInput } from '../../server/config.js';
 import type { EventLoopDelay } from '../../server/event-loop.js';
@@ -87,6 +86,9 @@ if (workers > 1 && cluster.isPrimary) {
     },
   });
 } else {
+  // Imported here, not above: a cluster primary only supervises, and loading the app there cost a
+  // third of a two-worker cluster's start-up CPU.
+  const { buildApp } = await import('../../server/app.js');
   const app = await buildApp({ config: workers > 1 ? { ...config, workers } : config, ...(opts.doctor ? { extraWork: doctorWork(opts.doctor) } : {}) });
   const address = await app.listen({ host: '127.0.0.1', port: opts.port ?? 0 });
   const port = Number(new URL(address).port);
