@@ -16,7 +16,7 @@ import { Nginx } from './nginx.js';
 import { runField } from './field/run.js';
 import { stormFlattened } from './field/storm.js';
 import { runAutocannon } from './autocannon.js';
-import { INSTRUCTIONS_METHOD, runInstructions, startCounted, stopCounted } from './instructions.js';
+import { type Counted, INSTRUCTIONS_METHOD, runInstructions, startCounted, stopCounted } from './instructions.js';
 import { runMemory } from './memory.js';
 import { runMicro } from './micro.js';
 import type { NetworkProfile } from '../server/network/profiles.js';
@@ -106,8 +106,8 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
   log.plan(estimateSec(opts));
   if (opts.repeatsNote) log.note(opts.repeatsNote);
 
-  // The gate's instruction counts: servers of their own under callgrind, started with the others.
-  const counted = opts.instructions ? startCounted(opts.transports, opts.servers, opts.lab) : [];
+  // The gate's instruction counts: servers of their own under callgrind, started after the others.
+  let counted: Counted[] = [];
   const scenarios: ScenarioResult[] = [];
   let memory: Report['memory'] = [];
   let instructions: Report['instructions'];
@@ -119,7 +119,11 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     if (opts.scenarios.some((s) => s.pace !== 'lockstep')) preparePublisher();
     if (opts.networks.some((n) => !n.direct)) relays ??= startRelayProcess({ delay: !opts.brokenRelay });
     const used = opts.sweep ? targets : [...opts.scenarios.flatMap((s) => targetsFor(s, opts)), ...memoryTargets(opts)];
-    await Promise.all([...used.map(serverOf), ...counted.map((c) => c.handle.catch(() => undefined))]);
+    await Promise.all(used.map(serverOf));
+    // Then the counted ones under callgrind, each ~10 s of CPU to start: beside the others, two cores
+    // could not start the lab within its ready timeout. Ready before any measurement.
+    if (opts.instructions) counted = startCounted(opts.transports, opts.servers, opts.lab);
+    await Promise.all(counted.map((c) => c.handle.catch(() => undefined)));
     const specs = opts.sweep ? [] : opts.scenarios;
     // And every relay: one at a time (the relay process answers in order).
     for (const spec of specs) for (const t of targetsFor(spec, opts)) await networkFor(t, networkOf(spec, opts));
