@@ -276,131 +276,135 @@ describe('--workers N', () => {
   // Three Node processes start (a primary and two workers, through tsx) and one worker is started again
   // after the SIGKILL: on a busy 2-core machine the start-ups alone took most of the default 20 s, and the
   // test timed out there twice with Redis up (issue 22). The work is the start-ups, not a wait.
-  it('two workers on one port: one feed, summed /stats; a SIGKILLed worker is replaced and its clients resume without loss or duplicates; SIGTERM exits 0', async () => {
-    const prefix = usePrefix();
-    const lab = new LabProcess([
-      '--workers',
-      '2',
-      '--feed',
-      SHARED_REDIS,
-      '--redis-key-prefix',
-      prefix,
-      '--port',
-      '0',
-      '--no-demo',
-      '--log-level',
-      'warn',
-      '--sse-retry-ms',
-      '50',
-    ]);
-    const url = await lab.url();
-    const wsUrl = url.replace(/^http/, 'ws');
-    expect(lab.stdout).toMatch(/2 workers/);
+  it(
+    'two workers on one port: one feed, summed /stats; a SIGKILLed worker is replaced and its clients resume without loss or duplicates; SIGTERM exits 0',
+    async () => {
+      const prefix = usePrefix();
+      const lab = new LabProcess([
+        '--workers',
+        '2',
+        '--feed',
+        SHARED_REDIS,
+        '--redis-key-prefix',
+        prefix,
+        '--port',
+        '0',
+        '--no-demo',
+        '--log-level',
+        'warn',
+        '--sse-retry-ms',
+        '50',
+      ]);
+      const url = await lab.url();
+      const wsUrl = url.replace(/^http/, 'ws');
+      expect(lab.stdout).toMatch(/2 workers/);
 
-    const first = await getStats(url, lab);
-    expect(first.workers).toHaveLength(2);
-    const pids = first.workers.map((w) => w.pid);
-    expect(new Set(pids).size).toBe(2);
-    expect(pids).not.toContain(lab.proc.pid);
-    expect(first.feed).toMatchObject({ kind: 'redis', lastId: 0 });
-    const epoch = first.feed.epoch;
+      const first = await getStats(url, lab);
+      expect(first.workers).toHaveLength(2);
+      const pids = first.workers.map((w) => w.pid);
+      expect(new Set(pids).size).toBe(2);
+      expect(pids).not.toContain(lab.proc.pid);
+      expect(first.feed).toMatchObject({ kind: 'redis', lastId: 0 });
+      const epoch = first.feed.epoch;
 
-    // Clients of every transport, until one worker holds at least one of each (connections are spread
-    // round-robin); that worker is the one to kill.
-    const wss: ResumingWs[] = [];
-    const sses: RecordingSse[] = [];
-    const pollers: Poller[] = [];
-    let victim: ClusterStats['workers'][number] | undefined;
-    let stats = first;
-    for (let round = 0; round < 8 && !victim; round++) {
-      for (let i = 0; i < 2; i++) {
-        wss.push(new ResumingWs(wsUrl, epoch));
-        sses.push(new RecordingSse(`${url}/events?since=0`));
-        pollers.push(new Poller(url, epoch));
+      // Clients of every transport, until one worker holds at least one of each (connections are spread
+      // round-robin); that worker is the one to kill.
+      const wss: ResumingWs[] = [];
+      const sses: RecordingSse[] = [];
+      const pollers: Poller[] = [];
+      let victim: ClusterStats['workers'][number] | undefined;
+      let stats = first;
+      for (let round = 0; round < 8 && !victim; round++) {
+        for (let i = 0; i < 2; i++) {
+          wss.push(new ResumingWs(wsUrl, epoch));
+          sses.push(new RecordingSse(`${url}/events?since=0`));
+          pollers.push(new Poller(url, epoch));
+        }
+        await until(() => wss.every((w) => w.open && w.controls.length > 0) && sses.every((s) => s.named.length > 0));
+        await eventually(async () => {
+          stats = await getStats(url, lab);
+          return (
+            stats.workers.length === 2 &&
+            stats.transports.ws.connections === wss.length &&
+            stats.transports.sse.connections === sses.length &&
+            stats.transports.poll.connections === pollers.length
+          );
+        });
+        victim = stats.workers.find((w) => w.transports.ws.connections > 0 && w.transports.sse.connections > 0 && w.transports.poll.requests > 0);
       }
-      await until(() => wss.every((w) => w.open && w.controls.length > 0) && sses.every((s) => s.named.length > 0));
+      expect(victim, 'one worker holds a client of each transport').toBeDefined();
+
+      // /stats sums the workers, whichever worker answers.
+      for (const key of ['poll', 'sse', 'ws'] as const) {
+        expect(stats.transports[key].connections).toBe(sum(stats, key, 'connections'));
+        expect(stats.transports[key].requests).toBe(sum(stats, key, 'requests'));
+      }
+      expect(stats.transports.ws.connections).toBe(wss.length);
+      expect(stats.transports.sse.connections).toBe(sses.length);
+      expect(stats.process.cpu.userUs).toBe(stats.workers.reduce((a, w) => a + w.process.cpu.userUs, 0));
+      for (const w of stats.workers) expect(w.transports.ws.connections + w.transports.sse.connections).toBeGreaterThan(0);
+
+      // Messages flow; then one worker is killed while they do.
+      const publisher = new Publisher(url);
+      const allClients = () => [...wss.map((w) => w.messages), ...sses.map((s) => s.messages), ...pollers.map((p) => p.messages)];
+      await until(() => allClients().every((m) => m.length >= 20), 15_000);
+      const victimPid = victim!.pid;
+      process.kill(victimPid, 'SIGKILL');
+      const lastAtKill = Math.max(...allClients().map((m) => m.at(-1)?.id ?? 0));
+
+      // The primary replaces it.
       await eventually(async () => {
-        stats = await getStats(url, lab);
-        return (
-          stats.workers.length === 2 &&
-          stats.transports.ws.connections === wss.length &&
-          stats.transports.sse.connections === sses.length &&
-          stats.transports.poll.connections === pollers.length
-        );
+        const s = await getStats(url, lab);
+        return s.workers.length === 2 && !s.workers.some((w) => w.pid === victimPid);
       });
-      victim = stats.workers.find((w) => w.transports.ws.connections > 0 && w.transports.sse.connections > 0 && w.transports.poll.requests > 0);
-    }
-    expect(victim, 'one worker holds a client of each transport').toBeDefined();
+      await until(() => /died/.test(lab.stderr));
+      // The killed worker's clients came back (WS by itself, SSE through EventSource, polls by retrying).
+      await until(() => wss.some((w) => w.connects > 1) && sses.some((s) => s.opens > 1) && pollers.some((p) => p.errors > 0), 15_000);
+      // And messages keep coming to everybody after the kill.
+      await until(() => allClients().every((m) => (m.at(-1)?.id ?? 0) >= lastAtKill + 20), 15_000);
 
-    // /stats sums the workers, whichever worker answers.
-    for (const key of ['poll', 'sse', 'ws'] as const) {
-      expect(stats.transports[key].connections).toBe(sum(stats, key, 'connections'));
-      expect(stats.transports[key].requests).toBe(sum(stats, key, 'requests'));
-    }
-    expect(stats.transports.ws.connections).toBe(wss.length);
-    expect(stats.transports.sse.connections).toBe(sses.length);
-    expect(stats.process.cpu.userUs).toBe(stats.workers.reduce((a, w) => a + w.process.cpu.userUs, 0));
-    for (const w of stats.workers) expect(w.transports.ws.connections + w.transports.sse.connections).toBeGreaterThan(0);
+      await publisher.stop();
+      const lastId = Number(await withRedis(SHARED_REDIS, (r) => r.get(`${prefix}:seq`)));
+      expect(lastId).toBeGreaterThanOrEqual(publisher.published);
+      await until(() => allClients().every((m) => m.length >= lastId), 15_000);
+      await Promise.all(pollers.map((p) => p.stop()));
 
-    // Messages flow; then one worker is killed while they do.
-    const publisher = new Publisher(url);
-    const allClients = () => [...wss.map((w) => w.messages), ...sses.map((s) => s.messages), ...pollers.map((p) => p.messages)];
-    await until(() => allClients().every((m) => m.length >= 20), 15_000);
-    const victimPid = victim!.pid;
-    process.kill(victimPid, 'SIGKILL');
-    const lastAtKill = Math.max(...allClients().map((m) => m.at(-1)?.id ?? 0));
+      // Every client: every message exactly once, in order, same content, no gap or reset.
+      const reference = wss[0]!.messages;
+      expect(ids(reference)).toEqual(range(1, lastId));
+      for (const w of wss) {
+        expect(ids(w.messages)).toEqual(range(1, lastId));
+        expect(w.messages).toEqual(reference);
+        expect(w.controls.filter((c) => c.type !== 'hello')).toEqual([]);
+        for (const hello of w.controls) expect(hello.epoch).toBe(epoch);
+      }
+      for (const s of sses) {
+        expect(ids(s.messages)).toEqual(range(1, lastId));
+        expect(s.messages).toEqual(reference);
+        expect(s.named.filter((n) => n.type !== 'hello')).toEqual([]);
+      }
+      for (const p of pollers) {
+        expect(ids(p.messages)).toEqual(range(1, lastId));
+        expect(p.controls).toEqual([]);
+      }
 
-    // The primary replaces it.
-    await eventually(async () => {
-      const s = await getStats(url, lab);
-      return s.workers.length === 2 && !s.workers.some((w) => w.pid === victimPid);
-    });
-    await until(() => /died/.test(lab.stderr));
-    // The killed worker's clients came back (WS by itself, SSE through EventSource, polls by retrying).
-    await until(() => wss.some((w) => w.connects > 1) && sses.some((s) => s.opens > 1) && pollers.some((p) => p.errors > 0), 15_000);
-    // And messages keep coming to everybody after the kill.
-    await until(() => allClients().every((m) => (m.at(-1)?.id ?? 0) >= lastAtKill + 20), 15_000);
+      // /stats: two workers again, transports summed.
+      const after = await getStats(url, lab);
+      expect(after.workers).toHaveLength(2);
+      expect(after.feed).toMatchObject({ kind: 'redis', epoch, lastId });
+      for (const key of ['poll', 'sse', 'ws'] as const) expect(after.transports[key].connections).toBe(sum(after, key, 'connections'));
+      expect(after.transports.ws.connections).toBe(wss.length);
 
-    await publisher.stop();
-    const lastId = Number(await withRedis(SHARED_REDIS, (r) => r.get(`${prefix}:seq`)));
-    expect(lastId).toBeGreaterThanOrEqual(publisher.published);
-    await until(() => allClients().every((m) => m.length >= lastId), 15_000);
-    await Promise.all(pollers.map((p) => p.stop()));
-
-    // Every client: every message exactly once, in order, same content, no gap or reset.
-    const reference = wss[0]!.messages;
-    expect(ids(reference)).toEqual(range(1, lastId));
-    for (const w of wss) {
-      expect(ids(w.messages)).toEqual(range(1, lastId));
-      expect(w.messages).toEqual(reference);
-      expect(w.controls.filter((c) => c.type !== 'hello')).toEqual([]);
-      for (const hello of w.controls) expect(hello.epoch).toBe(epoch);
-    }
-    for (const s of sses) {
-      expect(ids(s.messages)).toEqual(range(1, lastId));
-      expect(s.messages).toEqual(reference);
-      expect(s.named.filter((n) => n.type !== 'hello')).toEqual([]);
-    }
-    for (const p of pollers) {
-      expect(ids(p.messages)).toEqual(range(1, lastId));
-      expect(p.controls).toEqual([]);
-    }
-
-    // /stats: two workers again, transports summed.
-    const after = await getStats(url, lab);
-    expect(after.workers).toHaveLength(2);
-    expect(after.feed).toMatchObject({ kind: 'redis', epoch, lastId });
-    for (const key of ['poll', 'sse', 'ws'] as const) expect(after.transports[key].connections).toBe(sum(after, key, 'connections'));
-    expect(after.transports.ws.connections).toBe(wss.length);
-
-    // SIGTERM to the primary: the workers close their clients (WebSockets with 1001) and it exits 0.
-    for (const w of wss) w.stopped = true;
-    process.kill(lab.proc.pid!, 'SIGTERM');
-    const exit = await lab.exited;
-    expect(exit).toEqual({ code: 0, signal: null });
-    await until(() => wss.every((w) => w.closeCode !== undefined));
-    for (const w of wss) expect({ code: w.closeCode, reason: w.closeReason }).toEqual({ code: 1001, reason: 'LAB_ERR_SHUTTING_DOWN' });
-    // No worker is left behind.
-    for (const pid of after.workers.map((w) => w.pid)) expect(() => process.kill(pid, 0)).toThrow();
-  }, CLUSTER_TEST_TIMEOUT_MS);
+      // SIGTERM to the primary: the workers close their clients (WebSockets with 1001) and it exits 0.
+      for (const w of wss) w.stopped = true;
+      process.kill(lab.proc.pid!, 'SIGTERM');
+      const exit = await lab.exited;
+      expect(exit).toEqual({ code: 0, signal: null });
+      await until(() => wss.every((w) => w.closeCode !== undefined));
+      for (const w of wss) expect({ code: w.closeCode, reason: w.closeReason }).toEqual({ code: 1001, reason: 'LAB_ERR_SHUTTING_DOWN' });
+      // No worker is left behind.
+      for (const pid of after.workers.map((w) => w.pid)) expect(() => process.kill(pid, 0)).toThrow();
+    },
+    CLUSTER_TEST_TIMEOUT_MS,
+  );
 });
