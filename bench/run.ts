@@ -100,10 +100,13 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
   try {
     // Start every process first, so that start-up costs never land inside a measurement; the
     // publisher's thread and the relay meanwhile.
-    if (opts.scenarios.some((s) => s.pace !== 'lockstep')) preparePublisher();
-    if (opts.networks.some((n) => !n.direct)) relays ??= startRelayProcess({ delay: !opts.brokenRelay });
-    await Promise.all(targets.map(serverOf));
     const specs = opts.sweep ? [] : opts.scenarios;
+    if (opts.scenarios.some((s) => s.pace !== 'lockstep')) preparePublisher();
+    if (specs.some((s) => !networkOf(s, opts).direct)) {
+      relays ??= startRelayProcess({ delay: !opts.brokenRelay });
+      relays.catch(() => {}); // awaited below (or in finally): a failed start is reported there
+    }
+    await Promise.all(targets.map(serverOf));
     // And every relay: one at a time (the relay process answers in order).
     for (const spec of specs) for (const t of targetsFor(spec, opts)) await networkFor(t, networkOf(spec, opts));
     const total = specs.reduce((a, s) => a + repeatsOf(s, opts) * targetsFor(s, opts).length, 0);
