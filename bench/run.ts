@@ -116,15 +116,18 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
   try {
     // Start every process a stage will use first, so that start-up costs never land inside a
     // measurement; the publisher's thread and the relay meanwhile.
+    const specs = opts.sweep ? [] : opts.scenarios;
     if (opts.scenarios.some((s) => s.pace !== 'lockstep')) preparePublisher();
-    if (opts.networks.some((n) => !n.direct)) relays ??= startRelayProcess({ delay: !opts.brokenRelay });
-    const used = opts.sweep ? targets : [...opts.scenarios.flatMap((s) => targetsFor(s, opts)), ...memoryTargets(opts)];
+    if (specs.some((s) => !networkOf(s, opts).direct)) {
+      relays ??= startRelayProcess({ delay: !opts.brokenRelay });
+      relays.catch(() => {}); // awaited below (or in finally): a failed start is reported there
+    }
+    const used = opts.sweep ? targets : [...specs.flatMap((s) => targetsFor(s, opts)), ...memoryTargets(opts)];
     await Promise.all(used.map(serverOf));
     // Then the counted ones under callgrind, each ~10 s of CPU to start: beside the others, two cores
     // could not start the lab within its ready timeout. Ready before any measurement.
     if (opts.instructions) counted = startCounted(opts.transports, opts.servers, opts.lab);
     await Promise.all(counted.map((c) => c.handle.catch(() => undefined)));
-    const specs = opts.sweep ? [] : opts.scenarios;
     // And every relay: one at a time (the relay process answers in order).
     for (const spec of specs) for (const t of targetsFor(spec, opts)) await networkFor(t, networkOf(spec, opts));
     const total = specs.reduce((a, s) => a + repeatsOf(s, opts) * targetsFor(s, opts).length, 0);
