@@ -194,9 +194,12 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   // opens a spare socket after an abort): give in-flight exchanges a moment, then cut the rest.
   let cutTimer: NodeJS.Timeout | undefined;
   app.addHook('preClose', async () => {
-    // HTTP/2 sessions are closed by Fastify itself; only HTTP/1.1 servers have these.
+    // HTTP/2 sessions are closed by Fastify itself. Node's HTTP/2 server has closeIdleConnections (its
+    // HTTP/1.1 fallback) but no closeAllConnections: the cut timer threw there when a close took longer
+    // than closeGraceMs (seen under load in the test suite as an unhandled TypeError).
     if (typeof app.server.closeIdleConnections !== 'function') return;
     app.server.closeIdleConnections();
+    if (typeof app.server.closeAllConnections !== 'function') return;
     cutTimer = setTimeout(() => app.server.closeAllConnections(), TIMING.closeGraceMs).unref();
   });
 
