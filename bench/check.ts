@@ -15,8 +15,8 @@
  *   2-core VM moved ±50 % between runs of the same tree and let a 25 % regression through; counts
  *   move ±2 %. Every run also counts a lab doctored +25–30 % (bench/doctor.ts) and fails unless it
  *   fails that rule: the gate proves its power each time;
- * - latency p50 (+100%) only as lab ÷ bare measured in the same run: absolute times move with whatever
- *   else the machine does, the ratio much less (see TOLERANCE). CPU time and p99 are shown as info.
+ * - latency (p50 lab ÷ bare, p99) and CPU time are shown as info: time-based figures moved far beyond
+ *   any useful band between runs of the same tree on a loaded machine (see TOLERANCE).
  * A deterministic figure that moved either way fails ("changed"): the baseline is then stale, and
  * `--update` records the new one on purpose.
  */
@@ -58,13 +58,9 @@ export const TOLERANCE = Object.freeze({
    * it). The positive control (a lab doctored +27–37 % in those runs) must exceed it on every transport.
    */
   instructionsRel: 0.15,
-  /**
-   * lab ÷ bare latency p50 may grow by at most this fraction. At a few milliseconds, p50 is mostly the
-   * machine's scheduling: per-pair ratios ranged 1.0–1.8 on a loaded machine with nothing changed (the
-   * median moved up to +62% there, +21% in ten quieter runs), so this catches a lab that got twice as
-   * slow as bare, not small drifts.
-   */
-  latencyRatioRel: 1,
+  // Latency p50 lab ÷ bare is shown, no longer gated: at a few milliseconds p50 is the machine's
+  // scheduling. It was gated at +100 % (the median moved up to +62 % on a loaded machine); on 2026-12-07,
+  // with other suites keeping the load average at 15, an unchanged tree read long polling +209 %.
 });
 
 /**
@@ -250,8 +246,8 @@ export function compare(baseline: Report, now: Report): CheckRow[] {
         metric: `load ${t} latency p50 lab÷bare`,
         baseline: base,
         now: cur,
-        limit: `≤ +${Math.round(TOLERANCE.latencyRatioRel * 100)}%`,
-        verdict: cur !== null && cur <= base * (1 + TOLERANCE.latencyRatioRel) ? 'ok' : 'FAIL',
+        limit: 'info',
+        verdict: 'info',
       });
     }
     const lab = find(now, 'load', 'lab', t);
