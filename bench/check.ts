@@ -1,6 +1,6 @@
 /**
  * `npm run bench:check` — the CI regression gate on transport overhead. Runs the fixed `check` suite
- * (lab and bare, every transport, and the floor server for SSE and WebSocket, ≤ 5½ min) and compares it
+ * (lab and bare, every transport, and the floor server for SSE and WebSocket, ≤ 4 min) and compares it
  * with the committed results/baseline.json.
  *
  * What is gated, and why those tolerances (the measured spread behind each: docs/testing.md):
@@ -10,7 +10,7 @@
  * - bytes beyond the protocol floor (SSE, WebSocket), +1 B: the floor is exact, so any added byte shows;
  * - delivery: zero lost, duplicated or reordered messages, on every scenario and server;
  * - idle heap per connection, lab, +15% (GC timing moves it a few percent);
- * - CPU as instructions per delivered message, counted by callgrind (bench/instructions.ts), +10%: the
+ * - CPU as instructions per delivered message, counted by callgrind (bench/instructions.ts), +15%: the
  *   lab's own count, and lab ÷ bare and lab ÷ floor against the baseline's ratios. CPU *time* on this
  *   2-core VM moved ±50 % between runs of the same tree and let a 25 % regression through; counts
  *   move ±2 %. Every run also counts a lab doctored +25–30 % (bench/doctor.ts) and fails unless it
