@@ -13,13 +13,13 @@ import labCors from './cors.js';
 import { ERRORS, HttpErrors, type ErrorBody } from './errors.js';
 import type { HttpProtocol } from './protocol.js';
 import { MemoryFeed } from './feed/memory.js';
-import { type NetworkLink, networkRoutes } from './network-route.js';
+import { type NetworkLink, networkRoutes } from './network/route.js';
 import { RedisFeed } from './feed/redis.js';
 import type { Feed } from './feed/types.js';
 import { Generator } from './generator.js';
 import { publishRoutes } from './publish.js';
 import { answerAndClose, clientErrorHandler, errorAnswer, format, hostAllowedFor, rawErrorAnswer } from './refusals.js';
-import { reportRoutes } from './reports.js';
+import { type ReportModelOf, reportRoutes } from './reports.js';
 import statsRoutes, { Stats } from './stats.js';
 import { loadCredentials } from './tls.js';
 import pollTransport from './transports/poll.js';
@@ -43,9 +43,15 @@ export interface AppOptions {
   networks?: () => readonly NetworkLink[];
   /**
    * Test only: extra work per delivered message on the named transports, called with each batch a
-   * client is given. The CI gate's positive control (bench/doctor.ts); never set by `npm start`.
+   * client is given. The CI gate's positive control (bench/servers/doctor.ts); never set by `npm start`.
    */
   extraWork?: ExtraWork;
+  /**
+   * The dashboard's report model (report/model.ts `reportModel`) for GET /reports/<name>/model, handed
+   * in by main.ts so that the server never imports the report package above it.
+   * @default none: that route answers 404
+   */
+  reportModel?: ReportModelOf;
 }
 
 export type { HttpProtocol };
@@ -185,7 +191,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(sseTransport, transportOptions);
   await app.register(wsTransport, transportOptions);
   await app.register(controlRoutes, { generator, token: config.publishToken, maxPayloadBytes: config.maxPayloadBytes });
-  await app.register(reportRoutes, { resultsDir: config.resultsDir });
+  await app.register(reportRoutes, { resultsDir: config.resultsDir, model: options.reportModel });
   await app.register(networkRoutes, { links: options.networks ?? (() => []), host: config.host });
   await app.register(webRoutes);
 

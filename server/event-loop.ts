@@ -8,7 +8,7 @@
  * - `LastWindow`, for GET /stats (what the dashboard polls): the last complete fixed window of
  *   TIMING.eventLoopWindowMs, or the window so far until the first one completes;
  * - one `EventLoopWindow` for the bench, opened when the runner's measured window opens and read when
- *   it closes (IPC, bench/servers/protocol.ts), so the delay covers exactly the interval whose CPU and
+ *   it closes (IPC, bench/servers/ipc.ts), so the delay covers exactly the interval whose CPU and
  *   bytes the run is judged on. A fixed 5 s window would cover a 2–3 s run only in part, and at a
  *   different phase on each server.
  */

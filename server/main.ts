@@ -14,7 +14,10 @@ import { ConfigError } from './errors.js';
 import { describeProfile } from './network/profiles.js';
 import { Relay } from './network/relay.js';
 import { writeSelfSigned } from './tls.js';
-import { connectHost, linkPhrase, linksFromPrimary, type NetworkLink, relayProfiles, sendLinks } from './network-route.js';
+import { connectHost, linkPhrase, linksFromPrimary, type NetworkLink, relayProfiles, sendLinks } from './network/route.js';
+
+/** The dashboard's report model (report/model.ts), loaded on the first request for one: start-up stays light. */
+const loadedReportModel = async (report: never): Promise<unknown> => (await import('../report/model.js')).reportModel(report);
 
 /**
  * One relay per profile of `--network` in front of the server at `labUrl`: on port + 1, + 2, … when
@@ -111,7 +114,7 @@ async function main(): Promise<void> {
   const networks = clustered ? linksFromPrimary() : () => links;
   let app;
   try {
-    app = await buildApp({ config, networks, logger: config.logLevel === 'silent' ? false : { level: config.logLevel } });
+    app = await buildApp({ config, networks, reportModel: loadedReportModel, logger: config.logLevel === 'silent' ? false : { level: config.logLevel } });
   } catch (err) {
     // A Redis feed that cannot be reached: say which and why, and stop.
     console.error(`transport-lab: ${(err as Error).message}`);

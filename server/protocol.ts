@@ -218,7 +218,7 @@ const wsHeaderLength = (length: number): number => (length < 126 ? 2 : length < 
 /**
  * Every message of a batch as whole WebSocket frames, headers included, in ONE Buffer: final, text
  * (opcode 1), unmasked (a server never masks, §5.1), no extension bits — the bytes `ws` writes for
- * `send(payload, { binary: false })` with permessage-deflate off (test/shared-write.test.ts compares
+ * `send(payload, { binary: false })` with permessage-deflate off (test/server/transports/shared-write.test.ts compares
  * them with ws's own `Sender.frame`). Built once per batch and written as is to every socket that can
  * take it (server/transports/shared-write.ts); one allocation, no per-socket framing.
  */

@@ -1,19 +1,30 @@
 /**
  * Bench reports for the dashboard's Reports view: GET /reports lists the reports in `resultsDir`
  * (newest first), GET /reports/<name> returns one as stored, and GET /reports/<name>/model returns its
- * table and chart model (bench/report/model.ts), the same one the Markdown and HTML reports are
- * rendered from, so the dashboard keeps no copy of it. Only plain `*.json` names inside that folder
+ * table and chart model (report/model.ts, handed in by the composition root as `model`: the server
+ * never imports the report package), the same one the Markdown and HTML reports are rendered from, so
+ * the dashboard keeps no copy of it. Only plain `*.json` names inside that folder
  * are served; `latest.json` (a copy of the newest) and `baseline.json` (the CI gate's) are not listed.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { Report } from '../bench/report/types.js';
 import { HttpErrors } from './errors.js';
 
 const NAME = /^[\w.-]+\.json$/;
 const UNLISTED = new Set(['latest.json', 'baseline.json']);
-const isReport = (r: unknown): r is Report =>
+/** What the server reads of a stored report: enough to list it (report/types.ts has the whole shape). */
+export interface StoredReport {
+  schema: string;
+  startedAt?: string;
+  git?: string;
+  scenarios?: unknown[];
+}
+
+/** Turns a stored report into the dashboard's model (report/model.ts `reportModel`). */
+export type ReportModelOf = (report: never) => unknown;
+
+const isReport = (r: unknown): r is StoredReport =>
   typeof r === 'object' &&
   r !== null &&
   typeof (r as { schema?: unknown }).schema === 'string' &&
@@ -26,8 +37,8 @@ export interface ReportEntry {
   scenarios: number;
 }
 
-export async function reportRoutes(app: FastifyInstance, opts: { resultsDir: string }) {
-  const { resultsDir } = opts;
+export async function reportRoutes(app: FastifyInstance, opts: { resultsDir: string; model: ReportModelOf | undefined }) {
+  const { resultsDir, model } = opts;
 
   /** The file's text; 404 for a name outside the rules or a file that is not there. */
   async function read(name: string, url: string): Promise<string> {
@@ -74,9 +85,8 @@ export async function reportRoutes(app: FastifyInstance, opts: { resultsDir: str
     } catch {
       report = undefined;
     }
-    if (!isReport(report)) throw new HttpErrors.NOT_FOUND('GET', url);
+    if (!isReport(report) || !model) throw new HttpErrors.NOT_FOUND('GET', url);
     reply.header('cache-control', 'no-store');
-    const { reportModel } = await import('../bench/report/model.js');
-    return reportModel(report);
+    return model(report as never);
   });
 }

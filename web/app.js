@@ -220,7 +220,7 @@ function showProtocol() {
 // ---- header: the network this page came over (--network) ----------------------------------------
 
 /**
- * @typedef {import('../server/network-route.ts').NetworkAnswer} NetworkAnswer
+ * @typedef {import('../server/network/route.ts').NetworkAnswer} NetworkAnswer
  * @typedef {import('../server/network/profiles.ts').NetworkProfile} NetworkProfile
  */
 

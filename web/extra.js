@@ -33,7 +33,7 @@ import { EXTRA_PARAM, navigationProtocol, pageTls, protocolLabel } from './proto
 
 /**
  * Chromium's limit of connections per origin over HTTP/1.1 (its socket pools' "max sockets per group";
- * test/connection-limit.test.ts checks it: the SSE pane's stream and at most 5 extra ones).
+ * test/web/connection-limit.test.ts checks it: the SSE pane's stream and at most 5 extra ones).
  */
 const H1_CONNECTIONS_PER_ORIGIN = 6;
 /** The number input's default. */

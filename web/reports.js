@@ -1,6 +1,6 @@
 // The Reports view: lists GET /reports (bench reports in results/, newest first) and renders the
 // chosen one from its model, GET /reports/<name>/model: the table and chart model of
-// bench/report/model.ts, the same one the Markdown and the self-contained HTML report are rendered
+// report/model.ts, the same one the Markdown and the self-contained HTML report are rendered
 // from. Grouping, colours, number formats and INVALID marking are all the model's; this file only
 // turns it into DOM, and draws the charts with theme.js's reportChartConfig, as the HTML report does.
 
@@ -8,12 +8,12 @@ import { api } from './api.js';
 import { chartLib, reportChartConfig } from './theme.js';
 
 /**
- * @typedef {import('../bench/report/model.ts').ReportModel} ReportModel
- * @typedef {import('../bench/report/model.ts').Group} Group
- * @typedef {import('../bench/report/model.ts').Table} Table
- * @typedef {import('../bench/report/model.ts').Cell} Cell
- * @typedef {import('../bench/report/model.ts').Fact} Fact
- * @typedef {import('../bench/report/model.ts').ChartSpec} ChartSpec
+ * @typedef {import('../report/model.ts').ReportModel} ReportModel
+ * @typedef {import('../report/model.ts').Group} Group
+ * @typedef {import('../report/model.ts').Table} Table
+ * @typedef {import('../report/model.ts').Cell} Cell
+ * @typedef {import('../report/model.ts').Fact} Fact
+ * @typedef {import('../report/model.ts').ChartSpec} ChartSpec
  * @typedef {{name: string, startedAt: string, git: string}} ReportEntry
  * @typedef {Node | string | null | undefined | false} Child
  */

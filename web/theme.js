@@ -1,9 +1,9 @@
 // Colours of the live view, Chart.js defaults, and the one Chart.js configuration of a report chart.
 // The report charts' series colours (one per server, lab-redis included, and one per percentile) come
-// with each chart in the report model (bench/report/model.ts), which the self-contained HTML report
+// with each chart in the report model (report/model.ts), which the self-contained HTML report
 // and the dashboard's Reports view both draw with `reportChartConfig`: html.ts inlines this file.
 
-/** @typedef {import('../bench/report/model.ts').ChartSpec} ChartSpec */
+/** @typedef {import('../report/model.ts').ChartSpec} ChartSpec */
 
 export const TRANSPORT_COLORS = {
   poll: '#2563eb',

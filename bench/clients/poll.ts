@@ -1,5 +1,5 @@
 /**
- * Polling clients over undici, each on a connection of its own (bench/http.ts): long polling (each answer immediately followed by the next request with
+ * Polling clients over undici, each on a connection of its own (bench/clients/http.ts): long polling (each answer immediately followed by the next request with
  * `since = lastId`) and short polling (a request with `timeout=0` every `shortPollIntervalMs`, the
  * clients' phases spread evenly over the interval, or, `stepped`, one poll per client each time the runner
  * calls `step()`).
@@ -7,7 +7,7 @@
 import { setMaxListeners } from 'node:events';
 import { TIMING } from '../../server/config.js';
 import type { PollAnswer } from '../../server/protocol.js';
-import { clientConnection, headersFor } from '../http.js';
+import { clientConnection, headersFor } from './http.js';
 import { dispatchFrame } from './parse.js';
 import { type ClientFactory, type ClientGroupOptions, Reconnector } from './types.js';
 

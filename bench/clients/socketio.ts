@@ -10,7 +10,7 @@
 import { Agent } from 'node:http';
 import { io, NodeWebSocket, NodeXHR, type Socket } from 'socket.io-client';
 import type { Message } from '../../server/protocol.js';
-import { headersFor } from '../http.js';
+import { headersFor } from './http.js';
 import { scheduledMs } from './parse.js';
 import type { ClientFactory, ClientGroup, ClientGroupOptions } from './types.js';
 

@@ -1,6 +1,6 @@
 /**
  * SSE clients: the `eventsource` package (WHATWG-compliant; reconnects itself with Last-Event-ID) over
- * undici's fetch, each on a connection of its own (bench/http.ts), sending the scenario's headers.
+ * undici's fetch, each on a connection of its own (bench/clients/http.ts), sending the scenario's headers.
  *
  * EventSource gives up for good on an answer that is not a 200 text/event-stream (a proxy's 502 while
  * the server restarts, a draining server's 503): then, as a real client would, the client opens a new
@@ -8,7 +8,7 @@
  */
 import { EventSource } from 'eventsource';
 import { fetch as undiciFetch } from 'undici';
-import { clientConnection, headersFor } from '../http.js';
+import { clientConnection, headersFor } from './http.js';
 import { dispatch } from './parse.js';
 import { type ClientFactory, Reconnector } from './types.js';
 

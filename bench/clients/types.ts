@@ -6,7 +6,7 @@
  * Published messages carry `data = { t: <scheduled send time, epoch ms>, p: <padding> }`, so a client
  * hands the sink the message id and `data.t`.
  */
-import type { HttpSetup } from '../http.js';
+import type { HttpSetup } from '../plan/http-setup.js';
 
 export interface ClientSink {
   /**
@@ -26,7 +26,7 @@ export interface ClientSink {
 export interface ClientGroupOptions {
   /** Base URL of the transport endpoint server, e.g. http://127.0.0.1:4321 (https:// over TLS) */
   baseUrl: string;
-  /** Protocol, header set and cookie of every request (bench/http.ts). */
+  /** Protocol, header set and cookie of every request (bench/clients/http.ts). */
   http: HttpSetup;
   count: number;
   /** Cursor to start from (the feed's last id when the clients connect). */

@@ -3,9 +3,10 @@
  * The upgrade carries the scenario's headers; it is HTTP/1.1 (over TLS in TLS scenarios, h2 included).
  */
 import WebSocket from 'ws';
-import { ACCEPT_SELF_SIGNED, headersFor, isTls } from '../http.js';
+import { ACCEPT_SELF_SIGNED, headersFor } from './http.js';
 import { dispatch } from './parse.js';
 import { type ClientFactory, Reconnector } from './types.js';
+import { isTls } from '../plan/http-setup.js';
 
 export const wsClients: ClientFactory = ({ baseUrl, count, since, sink, http, reconnect }) => {
   let requests = 0;

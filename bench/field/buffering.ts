@@ -7,8 +7,8 @@
  * events here), while gzip on a buffered stream holds everything, the response headers included, so
  * EventSource never even opens. Streams that did not open within CONNECT_MS are the symptom then.
  */
-import type { FieldResult } from '../report/types.js';
-import { ClientsNotConnected, type RunResult } from '../run-scenario.js';
+import type { FieldResult } from '../../report/types.js';
+import { ClientsNotConnected, type RunResult } from '../measure/run-scenario.js';
 import { type FieldEnv, type FieldLoad, fieldRow, inLanes, type LabProcess } from './env.js';
 
 /** A stream of small events at a chat-like rate: a few hundred bytes a second, far below nginx's buffers. */

@@ -10,10 +10,10 @@
  * connect refused by the stopped instance marks it unavailable that long, and B's clients would then
  * have nowhere to go but B.
  */
-import type { FieldResult } from '../report/types.js';
-import { publishInWorker } from '../publisher.js';
-import { nowMs } from '../recorder.js';
-import type { ServerStats } from '../server-process.js';
+import type { FieldResult } from '../../report/types.js';
+import { publishInWorker } from '../measure/publisher.js';
+import { nowMs } from '../measure/recorder.js';
+import type { ServerStats } from '../processes/server-process.js';
 import { type FieldEnv, HARNESS_LIMITS, type LabProcess, sleep } from './env.js';
 import { clientLoop, drainFleet, Fleet, type FleetCounts, publisherProblem, RateSampler } from './storm.js';
 

@@ -1,17 +1,17 @@
 /**
  * What every field-failure scenario (bench/field/*.ts) is given: real lab processes (bench/servers/lab.ts,
- * restartable on the same port), real nginx (bench/nginx.ts, the shipped deploy/nginx.conf rendered with
- * the scenario's settings), and the bench's audited run (bench/run-scenario.ts: every delivery checked
+ * restartable on the same port), real nginx (bench/processes/nginx.ts, the shipped deploy/nginx.conf rendered with
+ * the scenario's settings), and the bench's audited run (bench/measure/run-scenario.ts: every delivery checked
  * per client, the publisher's schedule checked). Everything a scenario starts is stopped by `close()`.
  */
 import type { ConfigInput } from '../../server/config.js';
-import type { HeaderMode } from '../browser-headers.js';
-import { Nginx, type NginxOptions } from '../nginx.js';
-import type { Progress } from '../progress.js';
-import type { FieldResult, TransportName } from '../report/types.js';
-import { runScenario, type RunResult } from '../run-scenario.js';
-import { startServer, type ServerHandle } from '../server-process.js';
-import { target } from '../targets.js';
+import type { HeaderMode } from '../clients/browser-headers.js';
+import { Nginx, type NginxOptions } from '../processes/nginx.js';
+import type { Progress } from '../plan/progress.js';
+import type { FieldResult, TransportName } from '../../report/types.js';
+import { runScenario, type RunResult } from '../measure/run-scenario.js';
+import { startServer, type ServerHandle } from '../processes/server-process.js';
+import { target } from '../plan/targets.js';
 
 export interface FieldLoad {
   clients: number;

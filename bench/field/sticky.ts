@@ -26,11 +26,11 @@ import { request } from 'undici';
 import { sumSnapshots, type StatsSnapshot, type TransportKey } from '../../server/stats.js';
 import { socketioPollingClientsWatched } from '../clients/socketio.js';
 import type { ClientFactory } from '../clients/types.js';
-import type { Nginx } from '../nginx.js';
-import type { FieldResult, TransportName } from '../report/types.js';
-import { ClientsNotConnected, PUBLISHER_LAG_LIMIT_MS, runScenario, type RunResult } from '../run-scenario.js';
-import { startServer, type ServerHandle } from '../server-process.js';
-import { target } from '../targets.js';
+import type { Nginx } from '../processes/nginx.js';
+import type { FieldResult, TransportName } from '../../report/types.js';
+import { ClientsNotConnected, PUBLISHER_LAG_LIMIT_MS, runScenario, type RunResult } from '../measure/run-scenario.js';
+import { startServer, type ServerHandle } from '../processes/server-process.js';
+import { target } from '../plan/targets.js';
 import { type FieldEnv, type FieldLoad, fieldRow, harnessProblem, type LabProcess } from './env.js';
 
 /** A chat-like feed; every client of the lab is cut once, in the middle. */
@@ -338,7 +338,7 @@ async function measureSocketioCase(env: FieldEnv, load: FieldLoad, c: SocketioCa
       });
       return { ...group, ready: Promise.all(tried).then(() => {}) };
     };
-    r = await runScenario(pair.handle, { ...base, clients }, runParams(env, proxy, load));
+    r = await runScenario(pair.handle, base, { ...runParams(env, proxy, load), clientFactory: clients });
   } catch (err) {
     if (err instanceof ClientsNotConnected) notConnected = true;
     else problem = runFailed(err);

@@ -24,12 +24,12 @@ import { longPollClients } from '../clients/poll.js';
 import { sseClients } from '../clients/sse.js';
 import type { ClientGroup, ClientSink, ReconnectMode } from '../clients/types.js';
 import { wsClients } from '../clients/ws.js';
-import type { HttpSetup } from '../http.js';
-import { type PublishOutcome, publishInWorker } from '../publisher.js';
-import { Recorder, type DeliveryCounts, nowMs } from '../recorder.js';
-import type { FieldResult } from '../report/types.js';
-import type { ServerStats } from '../server-process.js';
+import { type PublishOutcome, publishInWorker } from '../measure/publisher.js';
+import { Recorder, type DeliveryCounts, nowMs } from '../measure/recorder.js';
+import type { FieldResult } from '../../report/types.js';
+import type { ServerStats } from '../processes/server-process.js';
 import { type FieldEnv, HARNESS_LIMITS, type LabProcess, sleep } from './env.js';
+import type { HttpSetup } from '../plan/http-setup.js';
 
 /** Clients per transport: 2,000 in all, under nginx's 4096 worker_connections (two per streaming client). */
 export interface FleetCounts {

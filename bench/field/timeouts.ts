@@ -11,8 +11,8 @@
  * the naive server sends no heartbeat, no ping, and holds polls 5 s.
  */
 import type { ConfigInput } from '../../server/config.js';
-import type { FieldResult, TransportName } from '../report/types.js';
-import type { RunResult } from '../run-scenario.js';
+import type { FieldResult, TransportName } from '../../report/types.js';
+import type { RunResult } from '../measure/run-scenario.js';
 import { type FieldEnv, type FieldLoad, fieldRow, inLanes, type LabProcess } from './env.js';
 
 const READ_TIMEOUT_SEC = 2;

@@ -15,10 +15,10 @@
  * (server/config.ts), its frames and encoders the lab's (server/protocol.ts), its query parsing and
  * error answers the lab's (server/transports/params.ts, server/errors.ts), its /stats the lab's
  * StatsSnapshot type, its event-loop windows the lab's (server/event-loop.ts). Only the framework is
- * left out: none of those modules loads Fastify. test/reference-servers.test.ts pins the bytes.
+ * left out: none of those modules loads Fastify. test/bench/servers/reference-servers.test.ts pins the bytes.
  *
  * Control (POST /publish, GET /stats) is on a second port so every byte on the transport port is
- * transport traffic. IPC per bench/servers/protocol.ts.
+ * transport traffic. IPC per bench/servers/ipc.ts.
  *
  * With `config: { tls | http2, tlsCert, tlsKey }` (the lab's settings) it serves HTTPS, or HTTP/2 over
  * TLS with HTTP/1.1 on the same port, as the lab does, with the certificate the lab would load

@@ -44,7 +44,7 @@
  * disconnects.client = streams the client closed, bytesIn/bytesOut = the TCP sockets' own counters of
  * every socket that carried GET /events (closed sockets folded in on close). Unknown paths: the lab's
  * catalogue 404. Cleartext HTTP/1.1 only. Control (POST /publish, GET /stats) is on a second port so
- * every byte on the transport port is SSE traffic. IPC per bench/servers/protocol.ts.
+ * every byte on the transport port is SSE traffic. IPC per bench/servers/ipc.ts.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';

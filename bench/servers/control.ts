@@ -12,7 +12,7 @@ import { HttpErrors, type ErrorBody, type ErrorName } from '../../server/errors.
 import { LastWindow } from '../../server/event-loop.js';
 import { isErrorCode, SSE_HEARTBEAT } from '../../server/protocol.js';
 import type { StatsSnapshot, TransportCounters } from '../../server/stats.js';
-import { serveIpc } from './protocol.js';
+import { serveIpc } from './ipc.js';
 
 /**
  * Fastify's default keep-alive timeout (the framework's, not the lab's: there is nothing to import
@@ -88,7 +88,7 @@ export const listenAnyPort = (s: NetServer): Promise<number> =>
 /**
  * The `process` block of /stats, as the lab reports it: CPU, memory, and event-loop delay over the
  * last complete TIMING.eventLoopWindowMs window (the same LastWindow as the lab's /stats). The bench
- * reads the delay over its own measured window through IPC instead (bench/servers/protocol.ts).
+ * reads the delay over its own measured window through IPC instead (bench/servers/ipc.ts).
  */
 export function processMeter(): () => StatsSnapshot['process'] {
   const eventLoop = new LastWindow(TIMING.eventLoopWindowMs);
@@ -158,7 +158,7 @@ export function keepAlives(sse: Iterable<{ res: ServerResponse }>, ws: Set<Pinge
 /**
  * Serves a reference server: its transport `server` (listened on here on 127.0.0.1, any port, unless
  * it listens already), the control port beside it (POST /publish, GET /stats: controlServer) and the
- * runner's IPC (bench/servers/protocol.ts). On the runner's stop: `stop` ends the server's own clients,
+ * runner's IPC (bench/servers/ipc.ts). On the runner's stop: `stop` ends the server's own clients,
  * then every remaining connection of both servers is cut and both close.
  */
 export async function serveReference(opts: {

@@ -17,11 +17,11 @@
  * no tokens, no origin checks, cleartext HTTP/1.1 only (SSE clients must speak HTTP/1.1: the live
  * chunks assume a chunked response).
  *
- * Same as the lab, so the bytes match (test/reference-servers.test.ts pins them): its DEFAULTS
+ * Same as the lab, so the bytes match (test/bench/servers/reference-servers.test.ts pins them): its DEFAULTS
  * (server/config.ts), encoders and frames (server/protocol.ts), query rules and errors
  * (server/transports/params.ts, server/errors.ts), its `retry:` rule with the bench's config, its
  * hello, catch-up batches, heartbeats and pings, the log and epoch format of bare. Control (POST
- * /publish, GET /stats) is on a second port; IPC per bench/servers/protocol.ts.
+ * /publish, GET /stats) is on a second port; IPC per bench/servers/ipc.ts.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';

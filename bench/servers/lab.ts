@@ -2,19 +2,19 @@
  * The lab under test, in its own process (started by the runner with --expose-gc): the same buildApp
  * as `npm start`, demo publisher off, logging off. With `workers > 1` (Redis feed) this process is a
  * node:cluster primary running that many lab workers on one port, as `npm start -- --workers N` does;
- * GC, memory and the bench's event-loop window then cover every worker. See bench/servers/protocol.ts
+ * GC, memory and the bench's event-loop window then cover every worker. See bench/servers/ipc.ts
  * for the IPC contract.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { serveStatsGather } from '../../server/cluster.js';
 import type { ConfigInput } from '../../server/config.js';
 import type { EventLoopDelay } from '../../server/event-loop.js';
-import { doctorWork } from '../doctor.js';
-import type { TransportName } from '../report/types.js';
-import { collectGarbage, localLoopWindow, serveIpc, type Memory } from './protocol.js';
+import { doctorWork } from './doctor.js';
+import type { TransportName } from '../../report/types.js';
+import { collectGarbage, localLoopWindow, serveIpc, type Memory } from './ipc.js';
 
 // `port`: a fixed port (the field scenarios restart a lab behind nginx on the same one); default any free port.
-// `doctor`: the transports made to do extra work per delivered message (bench/doctor.ts, the gate's positive control).
+// `doctor`: the transports made to do extra work per delivered message (bench/servers/doctor.ts, the gate's positive control).
 const opts = JSON.parse(process.env.BENCH_SERVER_OPTS ?? '{}') as { config?: ConfigInput; port?: number; doctor?: TransportName[] };
 const config: ConfigInput = { demo: false, logLevel: 'silent', ...opts.config };
 const workers = config.workers ?? 1;

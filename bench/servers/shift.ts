@@ -6,7 +6,7 @@
  *
  * It speaks the lab's poll answer format (server/protocol.ts) so that the bench's short-polling
  * clients can read it, and the lab's /stats shape; control on a second port (bench/servers/control.ts),
- * IPC per bench/servers/protocol.ts. Not a control to compare overhead against: a pattern to audit.
+ * IPC per bench/servers/ipc.ts. Not a control to compare overhead against: a pattern to audit.
  */
 import { createServer } from 'node:http';
 import type { Socket } from 'node:net';

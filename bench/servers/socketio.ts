@@ -11,7 +11,7 @@
  * 1 KiB when the client accepts it, no per-message deflate).
  *
  * Control (POST /publish, GET /stats) is on a second port so every byte on the transport port is
- * Socket.IO traffic. IPC per bench/servers/protocol.ts.
+ * Socket.IO traffic. IPC per bench/servers/ipc.ts.
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Socket as NetSocket } from 'node:net';

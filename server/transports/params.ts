@@ -24,7 +24,7 @@ export interface TransportOptions {
 
 /**
  * Test only: per transport, real work done for each batch delivered to one client, so that the CI gate
- * can prove it sees a lab that costs more per message (bench/doctor.ts). Never set by `npm start`.
+ * can prove it sees a lab that costs more per message (bench/servers/doctor.ts). Never set by `npm start`.
  */
 export type ExtraWork = Partial<Record<TransportKey, (messages: readonly Message[]) => void>>;
 

@@ -1,0 +1,275 @@
+/**
+ * One measured run: N clients of one transport against one server, an open-loop publisher, every
+ * delivery checked, and the server's /stats deltas over the measured window turned into per-message
+ * figures. A run with loss, duplicates, reordering, client errors, failed publishes or a publisher
+ * behind schedule is `invalid` with the reason — its numbers are kept but never presented as a result.
+ * Over a relay (relay.ts) the clients connect through it, the publisher and /stats do not; a relay
+ * behind its schedule, or deliveries faster than its one-way delay, make the run invalid too.
+ */
+import { clientsOf } from '../clients/index.js';
+import type { ClientFactory } from '../clients/types.js';
+import type { ScenarioParams } from '../../report/types.js';
+import { floorFor } from './floor-bytes.js';
+import { publishLockstep, type LockstepOutcome } from './lockstep.js';
+import { publishInWorker } from './publisher.js';
+import type { HeaderMode } from '../clients/browser-headers.js';
+import type { NetworkProfile } from '../../server/network/profiles.js';
+import { Recorder } from './recorder.js';
+import { belowOneWayProblem, relayLatenessProblem, type RelayLink } from '../processes/relay-process.js';
+import type { ServerHandle, ServerStats } from '../processes/server-process.js';
+import type { Target } from '../plan/targets.js';
+
+export interface RunParams {
+  clients: number;
+  /** Test and field hook: a client factory of the caller's own instead of the target's kind (bench/clients/index.ts). */
+  clientFactory?: ClientFactory;
+  ratePerSec: number;
+  payloadBytes: number;
+  durationSec: number;
+  /** Short polling interval. @default 1000 */
+  shortPollIntervalMs?: number;
+  /** The hold long-polling clients ask for. @default 25000 */
+  longPollTimeoutMs?: number;
+  /** `lockstep`: one message at a time, each delivered to every client before the next (see lockstep.ts). @default 'open-loop' */
+  pace?: Pace;
+  /** Test hook, see Recorder. */
+  lossyEvery?: number;
+  /** Publisher lag p99 above which the run is invalid. @default PUBLISHER_LAG_LIMIT_MS */
+  maxPublisherLagMs?: number;
+  /** The network the clients reach the server over, and its relay (none when the profile is direct). */
+  network?: { profile: NetworkProfile; relay: RelayLink | undefined };
+  /** How long the clients get to connect before the run fails. @default 30000 */
+  connectTimeoutMs?: number;
+  /** A reverse proxy in front of the server (bench/processes/nginx.ts): clients connect to it; publisher and /stats go direct. */
+  proxy?: { baseUrl: string };
+  /** The clients' header set and cookie (the protocol is the target's). */
+  headers: HeaderMode;
+  cookieBytes: number;
+}
+
+export type Pace = NonNullable<ScenarioParams['pace']>;
+
+export type RunOutcome = { status: 'ok' } | { status: 'invalid'; reason: string };
+
+export interface RunResult {
+  outcome: RunOutcome;
+  published: number;
+  delivered: number;
+  expected: number;
+  lost: number;
+  duplicated: number;
+  reordered: number;
+  gaps: number;
+  /** ms; null when nothing was delivered. */
+  latencyMs: { p50: number | null; p90: number | null; p95: number | null; p99: number | null; max: number | null };
+  publisherLagMs: { p99: number; max: number };
+  wire: { bytesOutPerMsg: number | null; bytesInPerMsg: number | null; requestsPerMsg: number | null };
+  /**
+   * Client → server bytes per HTTP request: for polling over the measured window (GET requests carry
+   * no body: this is their headers, framed, TLS records included); for SSE and WebSocket over the
+   * connect phase (the opening request with its TLS handshake and HTTP/2 preface). Null if none was made.
+   */
+  bytesInPerRequest: number | null;
+  /** HTTP requests per second over the measured window (publishing and drain), wall clock. */
+  requestsPerSec: number | null;
+  /** HTTP requests (reconnects and upgrades included) over the measured window, as the server counted them. */
+  requests: number;
+  /** Errors the clients saw (a failed poll, an EventSource error, a WebSocket error), and the first. */
+  clientErrors: number;
+  firstClientError: string | undefined;
+  /** Polling: answers over the measured window and how many were empty; null for the other transports. */
+  polls: { answers: number; empty: number } | null;
+  cpuUsPerMsg: number | null;
+  eventLoopDelayP99Ms: number;
+  /** Per delivered message: its JSON on the wire and the protocol's floor overhead (SSE and WS only). */
+  floor: { jsonBytesPerMsg: number; floorBytesPerMsg: number } | null;
+  /** The relay's lateness p99 over the measured window, ms; null without a relay or with nothing relayed. */
+  relayLatenessP99Ms: number | null;
+}
+
+/**
+ * A publisher later than this against its schedule (p99) means the load generator, not the server,
+ * set the pace: the run is invalid. 100 ms is well above timer and GC jitter on a busy 2-core machine.
+ */
+export const PUBLISHER_LAG_LIMIT_MS = 100;
+/**
+ * After the last publish, deliveries are awaited until all arrived, or nothing new arrived for
+ * DRAIN_QUIET_MS (plus two polling intervals for short polling), or DRAIN_MAX_MS passed. What is
+ * missing then counts as lost.
+ */
+const DRAIN_QUIET_MS = 1_000;
+const DRAIN_MAX_MS = 15_000;
+
+async function drain(count: () => number, target: number, quietMs: number): Promise<void> {
+  const start = performance.now();
+  let last = count();
+  let lastChange = start;
+  while (count() < target) {
+    const now = performance.now();
+    if (count() !== last) {
+      last = count();
+      lastChange = now;
+    }
+    if (now - lastChange > quietMs || now - start > DRAIN_MAX_MS) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+const CONNECT_TIMEOUT_MS = 30_000;
+
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await check())) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const perMsg = (delta: number, delivered: number): number | null => (delivered > 0 ? delta / delivered : null);
+
+/** SSE and WebSocket make their request when they connect, polling once per answer. */
+const opensPerConnection = (t: Target['transport']): boolean => t === 'sse' || t === 'ws';
+
+/** The clients did not all connect in time: for the field scenarios a symptom (a proxy holding a stream's headers). */
+export class ClientsNotConnected extends Error {
+  constructor(readonly afterMs: number) {
+    super(`clients not connected after ${afterMs} ms`);
+  }
+}
+
+export async function runScenario(server: ServerHandle, t: Target, p: RunParams): Promise<RunResult> {
+  const connectMs = p.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+  const floorOf = t.server === 'socketio' ? undefined : floorFor(t.transport);
+  const recorder = new Recorder({ clients: p.clients, ...(p.lossyEvery ? { lossyEvery: p.lossyEvery } : {}), ...(floorOf ? { floorOf } : {}) });
+  const lockstep = p.pace === 'lockstep';
+  const key = t.transport;
+  const initial = await server.stats();
+  const since = initial.feed.lastId;
+  const relay = p.network?.relay;
+  const group = (p.clientFactory ?? clientsOf(t))({
+    baseUrl: relay?.baseUrl ?? p.proxy?.baseUrl ?? server.baseUrl,
+    http: { protocol: t.protocol, headers: p.headers, cookieBytes: p.cookieBytes },
+    count: p.clients,
+    since,
+    sink: recorder,
+    ...(p.shortPollIntervalMs ? { shortPollIntervalMs: p.shortPollIntervalMs } : {}),
+    ...(p.longPollTimeoutMs ? { longPollTimeoutMs: p.longPollTimeoutMs } : {}),
+    ...(lockstep ? { stepped: true } : {}),
+  });
+  const job = { controlUrl: server.controlUrl, ratePerSec: p.ratePerSec, payloadBytes: p.payloadBytes };
+  const publish = (durationSec: number): Promise<LockstepOutcome> =>
+    lockstep
+      ? publishLockstep({ ...job, durationSec, clients: p.clients, group, received: () => recorder.received })
+      : publishInWorker({ ...job, durationSec });
+  // In lockstep, a snapshot is taken only with every connection-holding client connected again (long
+  // polls re-held): then the window holds exactly one request per answer.
+  const settled = async () => {
+    if (lockstep && t.holdsConnections) {
+      await waitFor(async () => (await server.stats()).transports[key].connections >= p.clients, CONNECT_TIMEOUT_MS, `${p.clients} ${t.transport} connections`);
+    }
+  };
+  try {
+    await Promise.race([group.ready, new Promise((_, reject) => setTimeout(() => reject(new ClientsNotConnected(connectMs)), connectMs).unref())]);
+    if (t.holdsConnections) {
+      await waitFor(async () => (await server.stats()).transports[key].connections >= p.clients, CONNECT_TIMEOUT_MS, `${p.clients} ${t.transport} connections`);
+    }
+    const connected = await server.stats();
+
+    // Warm-up at the same rate (JIT, buffers, keep-alive sockets), not measured; wait until delivered.
+    const warmSec = Math.min(1, p.durationSec / 5);
+    const warm = await publish(warmSec);
+    const warmTarget = warm.ids.length * p.clients;
+    const quietMs = DRAIN_QUIET_MS + (t.transport === 'short-poll' ? 2 * (p.shortPollIntervalMs ?? 1000) : 0);
+    await drain(() => recorder.received, warmTarget, quietMs);
+
+    await settled();
+    // The server's event-loop window opens and closes with the measured one, on every server alike.
+    await server.loopWindow.open();
+    await relay?.resetLateness();
+    const before = await server.stats();
+    const windowStart = performance.now();
+    const answersBefore = group.answers?.();
+    const firstId = before.feed.lastId;
+    recorder.startWindow(firstId, Math.ceil(p.ratePerSec * p.durationSec) + 16);
+    const pub = await publish(p.durationSec);
+    const expected = pub.ids.length * p.clients;
+    await drain(() => recorder.delivered, expected, quietMs);
+    await settled();
+    const answersAfter = group.answers?.();
+    const after = await server.stats();
+    const windowSec = (performance.now() - windowStart) / 1000;
+    const loop = await server.loopWindow.close();
+    const lateness = await relay?.lateness();
+
+    const c = recorder.counts(pub.ids);
+    const d = (f: (s: ServerStats) => number) => f(after) - f(before);
+    const cpuUs = d((s) => s.process.cpu.userUs + s.process.cpu.systemUs);
+    const lat = (q: number) => (recorder.delivered > 0 ? recorder.latency.getValueAtPercentile(q) / 1000 : null);
+    const lagP99 = pub.lagP99Ms;
+
+    const problems: string[] = [];
+    if (pub.stall) problems.push(pub.stall);
+    if (pub.failures > 0) problems.push(`${pub.failures} publishes failed (${pub.firstFailure})`);
+    if (c.lost > 0) problems.push(`${c.lost} messages lost`);
+    if (c.duplicated > 0) problems.push(`${c.duplicated} duplicates`);
+    if (c.reordered > 0) problems.push(`${c.reordered} out of order`);
+    if (c.resets > 0) problems.push(`${c.resets} resets`);
+    if (c.errors > 0) problems.push(`${c.errors} client errors (first: ${c.firstError})`);
+    const lagLimit = p.maxPublisherLagMs ?? PUBLISHER_LAG_LIMIT_MS;
+    if (lagP99 > lagLimit) problems.push(`publisher fell behind its schedule (lag p99 ${lagP99.toFixed(1)} ms > ${lagLimit} ms)`);
+    if (pub.ids.length === 0) problems.push('nothing was published');
+    if (p.network) {
+      for (const problem of [relayLatenessProblem(p.network.profile, lateness), belowOneWayProblem(p.network.profile, lat(50))])
+        if (problem) problems.push(problem);
+    }
+
+    return {
+      outcome: problems.length ? { status: 'invalid', reason: problems.join('; ') } : { status: 'ok' },
+      published: pub.ids.length,
+      delivered: c.delivered,
+      expected,
+      lost: c.lost,
+      duplicated: c.duplicated,
+      reordered: c.reordered,
+      gaps: c.gaps,
+      latencyMs: { p50: lat(50), p90: lat(90), p95: lat(95), p99: lat(99), max: recorder.delivered > 0 ? recorder.latency.maxValue / 1000 : null },
+      publisherLagMs: { p99: lagP99, max: pub.lagMaxMs },
+      wire: {
+        bytesOutPerMsg: perMsg(
+          d((s) => s.transports[key].bytesOut),
+          c.delivered,
+        ),
+        bytesInPerMsg: perMsg(
+          d((s) => s.transports[key].bytesIn),
+          c.delivered,
+        ),
+        requestsPerMsg: perMsg(
+          d((s) => s.transports[key].requests),
+          c.delivered,
+        ),
+      },
+      bytesInPerRequest: opensPerConnection(t.transport)
+        ? perMsg(connected.transports[key].bytesIn - initial.transports[key].bytesIn, connected.transports[key].requests - initial.transports[key].requests)
+        : perMsg(
+            d((s) => s.transports[key].bytesIn),
+            d((s) => s.transports[key].requests),
+          ),
+      requests: d((s) => s.transports[key].requests),
+      clientErrors: c.errors,
+      firstClientError: c.firstError,
+      requestsPerSec: windowSec > 0 ? d((s) => s.transports[key].requests) / windowSec : null,
+      polls: answersBefore && answersAfter ? { answers: answersAfter.total - answersBefore.total, empty: answersAfter.empty - answersBefore.empty } : null,
+      cpuUsPerMsg: perMsg(cpuUs, c.delivered),
+      eventLoopDelayP99Ms: loop?.p99 ?? NaN,
+      floor:
+        floorOf && recorder.wire.messages > 0
+          ? { jsonBytesPerMsg: recorder.wire.jsonBytes / recorder.wire.messages, floorBytesPerMsg: recorder.wire.floorBytes / recorder.wire.messages }
+          : null,
+      relayLatenessP99Ms: lateness?.p99Ms ?? null,
+    };
+  } finally {
+    await group.close();
+    if (t.holdsConnections) {
+      await waitFor(async () => (await server.stats()).transports[key].connections === 0, 10_000, 'clients to disconnect').catch(() => {});
+    }
+  }
+}

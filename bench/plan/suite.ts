@@ -1,0 +1,214 @@
+import type { HeaderMode, ScenarioParams, ServerName, TransportName } from '../../report/types.js';
+import { HTTP_PROTOCOLS } from './http-setup.js';
+
+/**
+ * The scenario suites. A scenario is clients × publish rate × payload × measured seconds; every suite
+ * runs it for each transport on each server, over its network (loopback unless it names one).
+ * Durations are what the time budgets allow on a 2-core machine (the default suite ≤ 13 min at 3
+ * repeats, --quick ≤ 90 s); see the README's "Method".
+ */
+
+/**
+ * A scenario as a suite states it: the report's scenario parameters (one definition, report/types.ts),
+ * except that the network may be left unset — `loopback` in a suite; `--network` replaces the suite's
+ * networks (see options.ts).
+ */
+/** The gate's instruction counts (bench/stages/instructions.ts): clients and windows per transport. */
+export interface InstructionPlan {
+  clients: number;
+  payloadBytes: number;
+  /** Messages per window, per transport; one window's worth is published uninstrumented first (warm-up). */
+  windowMessages: Readonly<Record<TransportName, number>>;
+  windows: number;
+}
+
+export type ScenarioSpec = Omit<ScenarioParams, 'network'> & { network?: string };
+
+export interface Suite {
+  scenarios: ScenarioSpec[];
+  repeats: number;
+  /** Idle connections for the memory measurement (0 = skip). */
+  memoryConnections: number;
+  /**
+   * Measured passes per memory target; the figure is their median. The gate takes 3: single SSE passes
+   * read up to +15 % apart with nothing changed (three gate runs on 2026-12-01), the median of three much less.
+   * @default 1
+   */
+  memoryRepeats?: number;
+  autocannonDurationSec: number;
+  microTimeMs: number;
+  /** Wall-time budget, seconds: repeats are lowered (never below 1) until the estimate fits. */
+  budgetSec: number;
+  /** The clients' headers unless `--headers` says otherwise. @default 'browser' */
+  headers?: HeaderMode;
+  /** Instructions per delivered message under callgrind (bench/stages/instructions.ts); the gate only. */
+  instructions?: InstructionPlan;
+  /** Servers whose idle memory is measured. @default every server of the lab's endpoints */
+  memoryServers?: readonly ServerName[];
+}
+
+/** The claims suite's scenario names, as bench/stages/claims.ts looks them up. */
+export const CLAIM_SCENARIOS = Object.freeze({
+  shortPolls: 'claims-1000-short-polls',
+  ws1000: 'claims-1000-ws',
+  ws100: 'claims-ws-100',
+  headersH2: 'claims-headers-h2',
+  shift: 'claims-shift',
+});
+
+export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds' | 'protocols' | 'claims', Suite> = {
+  default: {
+    scenarios: [
+      // 3 s windows, not 10: fourteen (server, transport) targets per scenario at three repeats, the
+      // medians the README's targets table needs, in 13 minutes.
+      { name: '100c-100r', clients: 100, ratePerSec: 100, payloadBytes: 100, durationSec: 3 },
+      { name: '1000c-100r', clients: 1000, ratePerSec: 100, payloadBytes: 100, durationSec: 3 },
+      { name: '100c-2000r', clients: 100, ratePerSec: 2000, payloadBytes: 100, durationSec: 3 },
+      // The first scenario again over a mobile network, so the headline shows the ranking users see; the
+      // lab only (the ranking is between transports).
+      { name: '100c-100r', clients: 100, ratePerSec: 100, payloadBytes: 100, durationSec: 3, network: '4g', servers: ['lab'] },
+    ],
+    repeats: 3,
+    memoryConnections: 1000,
+    autocannonDurationSec: 3,
+    microTimeMs: 500,
+    budgetSec: 780,
+  },
+  quick: {
+    scenarios: [{ name: '100c-100r', clients: 100, ratePerSec: 100, payloadBytes: 100, durationSec: 3 }],
+    repeats: 1,
+    memoryConnections: 200,
+    autocannonDurationSec: 1,
+    microTimeMs: 200,
+    budgetSec: 90,
+  },
+  /** `--compare-feeds`: the lab on the memory feed against the lab on the Redis feed. */
+  feeds: {
+    scenarios: [{ name: 'feeds', clients: 100, ratePerSec: 100, payloadBytes: 100, durationSec: 5 }],
+    repeats: 3,
+    memoryConnections: 0,
+    autocannonDurationSec: 0,
+    microTimeMs: 0,
+    budgetSec: 300,
+  },
+  /**
+   * `npm run bench:check` (the CI gate), ≤ 4 min:
+   * - `wire`, the lab: lockstep (see lockstep.ts), so that every poll answer and every stream write
+   *   carries exactly one message, and short polling makes one full and one empty poll per message,
+   *   whatever the machine's load: bytes and requests per message are then deterministic but for the
+   *   digits of ids;
+   * - `load`, lab and bare: enough concurrent traffic that a lost or duplicated message shows (gated:
+   *   none), one repeat each; latency and CPU time are shown, not gated (p50 lab ÷ bare moved +209 %,
+   *   CPU time ±50 % between runs of the same tree), so repeats would only cost time: three took 50 s of
+   *   a 242 s gate on a quiet machine;
+   * - `instructions`: the gate's CPU figure, instructions per delivered message counted by callgrind in
+   *   lockstep windows on the lab, bare, the floor and a doctored lab (the positive control); windows
+   *   hold fewer messages where a delivery costs more (a poll is a whole request), so that each window
+   *   counts 13–30 million instructions and a transport takes ~10 s under valgrind.
+   */
+  check: {
+    scenarios: [
+      { name: 'wire', clients: 20, ratePerSec: 10, payloadBytes: 100, durationSec: 3, repeats: 1, pace: 'lockstep', servers: ['lab'] },
+      { name: 'load', clients: 100, ratePerSec: 200, payloadBytes: 100, durationSec: 2, repeats: 1, servers: ['lab', 'bare'] },
+    ],
+    repeats: 1,
+    memoryConnections: 500,
+    memoryRepeats: 3,
+    autocannonDurationSec: 0,
+    microTimeMs: 0,
+    budgetSec: 240,
+    // The gate gates the lab's idle memory only.
+    memoryServers: ['lab'],
+    instructions: {
+      clients: 10,
+      payloadBytes: 100,
+      // The median of five: a window that meets a one-off event (a GC the heap's growth triggers, a
+      // heartbeat) counts up to 20 % more; measured, at most one window in five did.
+      windows: 5,
+      windowMessages: { ws: 12, sse: 12, poll: 4, 'short-poll': 2 },
+    },
+    // The gate compares against a baseline measured with the client libraries' own small requests;
+    // it catches changes in the servers, which the header set would only dilute.
+    headers: 'minimal',
+  },
+  /**
+   * `--compare-protocols`: one load over cleartext HTTP/1.1, HTTP/1.1 over TLS and HTTP/2 over TLS,
+   * lab and bare (Socket.IO runs cleartext only), browser headers.
+   */
+  protocols: {
+    scenarios: HTTP_PROTOCOLS.map((protocol) => ({
+      name: '100c-100r',
+      clients: 100,
+      ratePerSec: 100,
+      payloadBytes: 100,
+      durationSec: 3,
+      protocol,
+      servers: ['lab', 'bare'],
+    })),
+    repeats: 3,
+    memoryConnections: 0,
+    autocannonDurationSec: 0,
+    microTimeMs: 0,
+    budgetSec: 480,
+  },
+  /**
+   * `--claims` (bench/stages/claims.ts): each claim measured as stated, browser headers. A chat-like rate of
+   * 10 msg/s; 1,000 short-polling clients every 2 s; WebSocket at the same rate, on loopback and over
+   * 4g; the header cost over HTTP/2; the tutorials' `messages.shift()` poll (server `shift`) against
+   * the lab's with ten clients.
+   */
+  claims: {
+    scenarios: [
+      {
+        name: CLAIM_SCENARIOS.shortPolls,
+        clients: 1000,
+        ratePerSec: 10,
+        payloadBytes: 100,
+        durationSec: 6,
+        shortPollIntervalMs: 2000,
+        servers: ['lab'],
+        transports: ['short-poll'],
+      },
+      { name: CLAIM_SCENARIOS.ws1000, clients: 1000, ratePerSec: 10, payloadBytes: 100, durationSec: 3, servers: ['lab'], transports: ['ws'] },
+      { name: CLAIM_SCENARIOS.ws100, clients: 100, ratePerSec: 10, payloadBytes: 100, durationSec: 3, servers: ['lab'], transports: ['ws'] },
+      { name: CLAIM_SCENARIOS.ws100, clients: 100, ratePerSec: 10, payloadBytes: 100, durationSec: 3, network: '4g', servers: ['lab'], transports: ['ws'] },
+      {
+        name: CLAIM_SCENARIOS.headersH2,
+        clients: 100,
+        ratePerSec: 10,
+        payloadBytes: 100,
+        durationSec: 4,
+        shortPollIntervalMs: 2000,
+        protocol: 'h2',
+        servers: ['lab'],
+        transports: ['short-poll'],
+      },
+      {
+        name: CLAIM_SCENARIOS.shift,
+        clients: 10,
+        ratePerSec: 10,
+        payloadBytes: 100,
+        durationSec: 3,
+        shortPollIntervalMs: 1000,
+        servers: ['lab', 'shift'],
+        transports: ['short-poll'],
+      },
+    ],
+    repeats: 3,
+    memoryConnections: 0,
+    autocannonDurationSec: 0,
+    microTimeMs: 0,
+    budgetSec: 300,
+  },
+};
+
+/**
+ * Capacity sweep, the websocket-shootout rule measured at the receivers: add clients until p95
+ * delivery latency against the schedule exceeds 250 ms or any message is lost.
+ */
+export const SWEEP = Object.freeze({
+  p95LimitMs: 250,
+  ratePerSec: 10,
+  durationSec: 3,
+  clientSteps: [100, 250, 500, 1000, 2000, 4000, 8000] as readonly number[],
+});

@@ -1,0 +1,762 @@
+/**
+ * The report's one table and chart model. The Markdown (markdown.ts), the self-contained HTML
+ * (html.ts) and the dashboard's Reports view (web/reports.js, fed by GET /reports/<name>/model) are
+ * thin renderers of `reportModel(report)`: grouping, order, colours, number formats and INVALID
+ * marking are decided here once, so the three can never disagree.
+ *
+ * An invalid result is never shown as a fast number: its row says INVALID and why, every measured
+ * figure in it is "—", and it is left out of every chart (the chart group names what it left out).
+ * Counts of what was delivered and lost stay, because they explain the reason.
+ *
+ * Scenario tables are grouped by shape (clients, rate, payload), and within a shape by network; when
+ * some scenario ran over a relay, "Transport by network" comes first: per shape, the lab's transports on
+ * each network side by side, with what each transport adds beyond the network's one-way delay.
+ */
+import { describeProfile, type NetworkProfile } from '../server/network/profiles.js';
+import { HTTP_PROTOCOLS } from '../server/protocol.js';
+import { goalRows, type GoalRow } from './goals.js';
+import {
+  protocolLabel,
+  protocolOf,
+  SERVER_NAMES,
+  TRANSPORT_NAMES,
+  type AutocannonResult,
+  type Claim,
+  type FieldResult,
+  type Figure,
+  type MemoryResult,
+  type MicroResult,
+  type Report,
+  type ScenarioResult,
+  type ServerName,
+  type SweepResult,
+  type TransportName,
+} from './types.js';
+
+// ---- Number formats -----------------------------------------------------------------------------
+
+const NF = [0, 1, 2, 3, 4].map((d) => new Intl.NumberFormat('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }));
+export const fixed = (x: number, digits: 0 | 1 | 2 | 3 | 4): string => NF[digits]!.format(x);
+
+export const DASH = '—';
+
+/** Whole numbers with thousands separators: 1,500,000. */
+const fmtCount = (x: number): string => fixed(x, 0);
+/** Milliseconds (and µs of CPU): two decimals below 10, one below 100, none above (0.89, 38.2, 1,007). */
+export const fmtMs = (x: number): string => fixed(x, Math.abs(x) < 10 ? 2 : Math.abs(x) < 100 ? 1 : 0);
+/** Bytes per message or per request: one decimal (260.4). */
+export const fmtBytes = (x: number): string => fixed(x, 1);
+/** Requests per message: 1.003, 0.0203, 0.0020. */
+const fmtPerMsg = (x: number): string => (x === 0 ? '0' : Math.abs(x) >= 1 ? fixed(x, 3) : Math.abs(x) >= 0.01 ? fixed(x, 4) : x.toPrecision(2));
+/** A ratio against the bare server: ×1.23. */
+const fmtRatio = (x: number): string => `×${fixed(x, 2)}`;
+/** Memory sizes: 9.6 KiB, 15.6 GiB (signed: retained heap can be negative). */
+function fmtSize(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = Math.abs(bytes);
+  let u = 0;
+  for (; v >= 1024 && u < units.length - 1; u++) v /= 1024;
+  return `${bytes < 0 ? '−' : ''}${fixed(v, u === 0 ? 0 : 1)} ${units[u]}`;
+}
+/** Durations from nanoseconds: 778.6 ns, 41.9 µs, 1.20 ms. */
+const fmtNs = (ns: number): string => (ns < 1_000 ? `${fixed(ns, 1)} ns` : ns < 1_000_000 ? `${fixed(ns / 1_000, 1)} µs` : `${fixed(ns / 1_000_000, 2)} ms`);
+/** Memory per connection in KiB, one decimal (negative when the heap shrank). */
+const fmtKiB = (bytes: number): string => fixed(bytes / 1024, 1);
+/** Seconds as "33 min 35 s". */
+function fmtDuration(sec: number): string {
+  const s = Math.round(sec);
+  if (s < 60) return `${s} s`;
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h > 0 ? `${h} h ${m} min` : `${m} min ${s % 60} s`;
+}
+const fmtSec = (x: number): string => `${fmtCount(x)} s`;
+const fmtRme = (x: number): string => `±${fixed(x, 2)} %`;
+const plural = (n: number, word: string): string => `${fmtCount(n)} ${word}${n === 1 ? '' : 's'}`;
+
+/**
+ * "median (min–max)"; just the median when the repeats agree or there was one; "—" when nothing was
+ * measured (null median).
+ */
+function fmtFigure(f: Figure, fmt: (x: number) => string): string {
+  const { median, min, max } = f;
+  if (median === null) return DASH;
+  if (min === null || max === null || fmt(min) === fmt(max)) return fmt(median);
+  // An en dash between two negative numbers reads as a minus: spell the range out then.
+  return `${fmt(median)} (${fmt(min)}${min < 0 || max < 0 ? ' to ' : '–'}${fmt(max)})`;
+}
+
+// ---- The model ----------------------------------------------------------------------------------
+
+export interface Cell {
+  text: string;
+  /** Bold: the INVALID marker and its reason, a sweep's result. */
+  strong?: boolean;
+  /** Code span: paths, command lines. */
+  code?: boolean;
+  /** The INVALID marker (with its reason): renderers colour it. */
+  invalid?: boolean;
+}
+
+export interface Row {
+  /** What the row reports, e.g. "scenario 100c-100r lab/ws"; the invalid summary names rows by it. */
+  id: string;
+  cells: Cell[];
+  /** The row reports an invalid result: renderers mark it, and `reason` says why. */
+  invalid: boolean;
+  reason?: string;
+}
+
+export interface Table {
+  /** A heading above the table, e.g. the scenario group's parameters. */
+  title?: string;
+  headers: string[];
+  /** 'r' for numeric columns. */
+  align: ('l' | 'r')[];
+  rows: Row[];
+  /** Lines under the table (footnotes). */
+  notes: string[];
+}
+
+export interface ChartDataset {
+  label: string;
+  color: string;
+  /** Medians; null where this series has no valid result for the label (a gap, never NaN). */
+  data: (number | null)[];
+  /** Tooltip line per point, aligned with `data`: the spread over repeats, or '' when there is none. */
+  tips: string[];
+}
+
+export interface ChartSpec {
+  /** The canvas id. */
+  id: string;
+  title: string;
+  /** Axis title with its unit. */
+  yTitle: string;
+  logarithmic: boolean;
+  /** Axis minimum: on a log axis bars grow from it, so it sits a decade below the smallest value. */
+  yMin?: number;
+  /** Span the full row (the latency chart has the most bars). */
+  wide: boolean;
+  labels: string[];
+  datasets: ChartDataset[];
+}
+
+/** An invalid result and why: in the summary named as its row ("scenario small lab/ws"), in a chart group by server/transport. */
+export interface Excluded {
+  what: string;
+  reason: string;
+}
+
+/** The charts of a group of results, and the invalid results they leave out. */
+export interface ChartGroup {
+  title: string;
+  charts: ChartSpec[];
+  excluded: Excluded[];
+}
+
+/** A table and, for scenarios and memory, the charts of the same results. */
+export interface Group {
+  table: Table;
+  charts?: ChartGroup;
+}
+
+/** A heading, maybe a sentence (`intro`) under it, and its groups. */
+export interface Section {
+  title: string;
+  intro?: string;
+  groups: Group[];
+}
+
+/** A labelled line of the header ("Node: v20.20.2") or the method; `code` shows the value as code. */
+export interface Fact {
+  label: string;
+  value: string;
+  code?: boolean;
+}
+
+export interface ReportModel {
+  /** "Transport Lab bench, 2026-11-20" */
+  title: string;
+  /** The commit, short: "5c1e0d9". */
+  commit: string;
+  /** Where the numbers came from. */
+  facts: Fact[];
+  /** Every invalid result (rows marked invalid, and invalid sweep steps), for the summary at the top. */
+  invalid: Excluded[];
+  /** A sentence above the charts. */
+  chartsIntro: string;
+  sections: Section[];
+  /** How each figure is measured. */
+  method: Fact[];
+}
+
+/** One colour per server: a series keeps its colour in every chart. */
+export const SERVER_COLORS: Readonly<Record<ServerName, string>> = {
+  lab: '#2563eb',
+  'lab-redis': '#7c3aed',
+  bare: '#9ca3af',
+  floor: '#111827',
+  socketio: '#f59e0b',
+  'better-sse': '#10b981',
+  'fastify-sse': '#0891b2',
+  shift: '#dc2626',
+};
+const PERCENTILE_COLORS = { p50: '#93c5fd', p90: '#3b82f6', p99: '#1e3a8a' } as const;
+
+const c = (text: string, extra: Omit<Cell, 'text'> = {}): Cell => ({ text, ...extra });
+const dash = (): Cell => c(DASH);
+const why = (reason: string | undefined): string => reason ?? 'no reason given';
+
+/** Transport first, then server: the rows a reader compares sit next to each other. */
+const byTransportThenServer = <T extends { transport: TransportName; server: ServerName }>(a: T, b: T): number =>
+  TRANSPORT_NAMES.indexOf(a.transport) - TRANSPORT_NAMES.indexOf(b.transport) || SERVER_NAMES.indexOf(a.server) - SERVER_NAMES.indexOf(b.server);
+
+/** Items grouped by `key`, in the order the groups first appear. */
+function groupBy<T>(items: readonly T[], key: (x: T) => string | number): T[][] {
+  const groups = new Map<string | number, T[]>();
+  for (const x of items) groups.set(key(x), [...(groups.get(key(x)) ?? []), x]);
+  return [...groups.values()];
+}
+
+// ---- Charts -------------------------------------------------------------------------------------
+
+/** A figure as a chart point: null (a gap the chart skips) where nothing was measured. */
+function point(f: Figure | undefined, scale = 1): { value: number | null; tip: string } {
+  if (!f || f.median === null) return { value: null, tip: '' };
+  const repeats = f.values.filter((v) => v !== null).length;
+  const tip = f.min === null || f.max === null || repeats < 2 ? '' : `min–max ${fmtMs(f.min / scale)}–${fmtMs(f.max / scale)} over ${repeats} repeats`;
+  return { value: f.median / scale, tip };
+}
+
+/** Labels = transports present, one dataset per server present: a grouped bar per transport. */
+function byTransport<T extends { server: ServerName; transport: TransportName }>(
+  id: string,
+  title: string,
+  yTitle: string,
+  items: readonly T[],
+  figure: (x: T) => ReturnType<typeof point>,
+): ChartSpec {
+  const transports = TRANSPORT_NAMES.filter((t) => items.some((x) => x.transport === t));
+  const servers = SERVER_NAMES.filter((s) => items.some((x) => x.server === s));
+  const datasets = servers.map((server): ChartDataset => {
+    const points = transports.map((t) => {
+      const item = items.find((x) => x.server === server && x.transport === t);
+      return item ? figure(item) : point(undefined);
+    });
+    return { label: server, color: SERVER_COLORS[server], data: points.map((p) => p.value), tips: points.map((p) => p.tip) };
+  });
+  return { id, title, yTitle, logarithmic: false, wide: false, labels: [...transports], datasets };
+}
+
+function latencyChart(id: string, scenarios: readonly ScenarioResult[]): ChartSpec {
+  const smallest = Math.min(...scenarios.map((s) => s.latencyMs.p50.median).filter((x): x is number => x !== null && x > 0));
+  return {
+    id,
+    title: 'Delivery latency percentiles (median over repeats)',
+    yTitle: 'ms, log scale',
+    // Short polling waits up to its interval (~1 s) while pushes take ~1 ms: only a log axis shows both.
+    logarithmic: true,
+    ...(Number.isFinite(smallest) ? { yMin: 10 ** Math.floor(Math.log10(smallest)) } : {}),
+    wide: true,
+    labels: scenarios.map((s) => `${s.transport} · ${s.server}`),
+    datasets: (['p50', 'p90', 'p99'] as const).map((key) => {
+      const points = scenarios.map((s) => point(s.latencyMs[key]));
+      return { label: key, color: PERCENTILE_COLORS[key], data: points.map((p) => p.value), tips: points.map((p) => p.tip) };
+    }),
+  };
+}
+
+/** The chart group of some results: only the valid ones are charted; the group lists the others. */
+function chartGroup<T extends { status: 'ok' | 'invalid'; reason?: string; server: ServerName; transport: TransportName }>(
+  title: string,
+  results: readonly T[],
+  charts: (ok: T[]) => ChartSpec[],
+): ChartGroup {
+  const ok = results.filter((r) => r.status === 'ok');
+  const excluded = results.filter((r) => r.status === 'invalid').map((r) => ({ what: `${r.server}/${r.transport}`, reason: why(r.reason) }));
+  return { title, charts: ok.length ? charts(ok) : [], excluded };
+}
+
+// ---- Tables -------------------------------------------------------------------------------------
+
+/** A column: its header, its cell, and 'r' when numeric (right-aligned). */
+type Column<T> = [header: string, cell: (x: T) => Cell, align?: 'r'];
+const text = <T>(header: string, pick: (x: T) => string, extra: Omit<Cell, 'text'> = {}): Column<T> => [header, (x) => c(pick(x), extra)];
+const num = <T>(header: string, pick: (x: T) => number, fmt = fmtCount): Column<T> => [header, (x) => c(fmt(pick(x))), 'r'];
+const fig = <T>(header: string, pick: (x: T) => Figure, fmt: (x: number) => string): Column<T> => [header, (x) => c(fmtFigure(pick(x), fmt)), 'r'];
+const status: Column<{ status?: 'ok' | 'invalid'; reason?: string }> = [
+  'Status',
+  (r) => (r.status === 'invalid' ? c(`INVALID: ${why(r.reason)}`, { strong: true, invalid: true }) : c('ok')),
+];
+
+/**
+ * One row per result: the `head` and `tail` columns always, the `figures` only when the result is
+ * ok; an invalid one shows as many dashes, and its row is marked with the reason.
+ */
+function resultTable<T extends object>(
+  items: readonly T[],
+  id: (x: T) => string,
+  [head, figures, tail = []]: [Column<T>[], Column<T>[], Column<T>[]?],
+  title?: string,
+): Table {
+  const columns = [...head, ...figures, ...tail];
+  const cells = (x: T, cs: Column<T>[]) => cs.map(([, cell]) => cell(x));
+  const rows = items.map((x): Row => {
+    // Micro results have no status: they are always ok.
+    const r: { status?: string; reason?: string } = x;
+    if (r.status !== 'invalid') return { id: id(x), invalid: false, cells: cells(x, columns) };
+    return { id: id(x), invalid: true, reason: why(r.reason), cells: [...cells(x, head), ...figures.map(dash), ...cells(x, tail)] };
+  });
+  return { ...(title ? { title } : {}), headers: columns.map(([h]) => h), align: columns.map(([, , a]) => a ?? 'l'), rows, notes: [] };
+}
+
+const where = <T extends { server: ServerName; transport: TransportName }>(): Column<T>[] => [
+  text('Server', (x) => x.server),
+  text('Transport', (x) => x.transport),
+];
+
+function deliveredCell(s: ScenarioResult): Cell {
+  const extras = Object.entries({ lost: s.lost, dup: s.duplicated, reordered: s.reordered, gaps: s.gaps }).filter(([, n]) => n > 0);
+  return c(`${fmtCount(s.delivered)} / ${fmtCount(s.expected)}${extras.map(([what, n]) => `, ${what} ${fmtCount(n)}`).join('')}`);
+}
+
+/** Client → server bytes per HTTP request (absent in reports before it was measured). */
+const upPerRequest: Column<ScenarioResult> = [
+  'Up B/request',
+  (s) => (s.wire.bytesInPerRequest ? c(fmtFigure(s.wire.bytesInPerRequest, fmtBytes)) : dash()),
+  'r',
+];
+const ratio = (pick: (v: NonNullable<ScenarioResult['vsBare']>) => number) => (s: ScenarioResult) => (s.vsBare ? c(fmtRatio(pick(s.vsBare))) : dash());
+const vsFloorCpu: Column<ScenarioResult> = ['vs floor: CPU', (s) => (s.vsFloor ? c(fmtRatio(s.vsFloor.cpuUsPerMsg)) : dash()), 'r'];
+const SCENARIO_COLUMNS: [Column<ScenarioResult>[], Column<ScenarioResult>[]] = [
+  [...where<ScenarioResult>(), status, ['Delivered / expected', deliveredCell]],
+  [
+    fig('Latency p50 ms', (s) => s.latencyMs.p50, fmtMs),
+    fig('p99 ms', (s) => s.latencyMs.p99, fmtMs),
+    fig('max ms', (s) => s.latencyMs.max, fmtMs),
+    fig('Out B/msg', (s) => s.wire.bytesOutPerMsg, fmtBytes),
+    fig('In B/msg', (s) => s.wire.bytesInPerMsg, fmtBytes),
+    fig('Requests/msg', (s) => s.wire.requestsPerMsg, fmtPerMsg),
+    upPerRequest,
+    fig('CPU µs/msg', (s) => s.serverMetrics.cpuUsPerMsg, fmtMs),
+    vsFloorCpu,
+    ['vs bare: CPU', ratio((v) => v.cpuUsPerMsg), 'r'],
+    ['vs bare: bytes', ratio((v) => v.bytesOutPerMsg), 'r'],
+    ['vs bare: p99', ratio((v) => v.latencyP99), 'r'],
+    [
+      'Floor excess B/msg (overhead − floor)',
+      ({ floor: f }) => (f ? c(`${fmtBytes(f.excessBytesPerMsg)} (${fmtBytes(f.overheadBytesPerMsg)} − ${fmtBytes(f.floorBytesPerMsg)})`) : dash()),
+      'r',
+    ],
+    fig('Event loop p99 ms', (s) => s.serverMetrics.eventLoopDelayP99Ms, fmtMs),
+    fig('Publisher lag p99 ms', (s) => s.publisherLagMs.p99, fmtMs),
+  ],
+];
+
+/** What a reader compares a scenario across: its clients, rate and payload. */
+const shapeKey = (s: ScenarioResult): string => `${s.clients}/${s.ratePerSec}/${s.payloadBytes}`;
+const shapeTitle = ({ clients, ratePerSec, payloadBytes }: ScenarioResult): string =>
+  `${plural(clients, 'client')} · ${fmtCount(ratePerSec)} msg/s · ${fmtCount(payloadBytes)} B payload`;
+/** "over 4g" after a row's id: loopback (no relay) is the unqualified case. */
+const over = (p: NetworkProfile): string => (p.direct ? '' : ` over ${p.name}`);
+/** ", HTTP/2 + TLS" after a row's id: cleartext HTTP/1.1 is the unqualified case. */
+const onProtocol = (s: ScenarioResult): string => (protocolOf(s) === 'http/1.1' ? '' : `, ${protocolLabel(protocolOf(s))}`);
+/** " via nginx" after a row's id: direct is the unqualified case. */
+const via = (s: ScenarioResult): string => (s.proxy ? ` via ${s.proxy}` : '');
+const scenarioId = (s: ScenarioResult): string => `scenario ${s.name}${over(s.network)}${onProtocol(s)}${via(s)} ${s.server}/${s.transport}`;
+
+function scenarioGroup(scenarios: ScenarioResult[], i: number): Group {
+  const sorted = [...scenarios].sort(byTransportThenServer);
+  const runs = [...new Set(sorted.map((s) => `${fmtCount(s.durationSec)} s × ${plural(s.repeats, 'repeat')}`))];
+  const title = `${shapeTitle(sorted[0]!)} · ${runs.join(' / ')} · network ${describeProfile(sorted[0]!.network)}${onProtocol(sorted[0]!)}${via(sorted[0]!)}`;
+  const charts = chartGroup(title, sorted, (ok) => [
+    latencyChart(`chart-s${i}-latency`, ok),
+    byTransport(`chart-s${i}-bytes`, 'Bytes out per message (headers and framing included)', 'bytes / message', ok, (s) => point(s.wire.bytesOutPerMsg)),
+    byTransport(`chart-s${i}-cpu`, 'Server CPU per message delivered', 'µs / message', ok, (s) => point(s.serverMetrics.cpuUsPerMsg)),
+  ]);
+  return { table: resultTable(sorted, scenarioId, SCENARIO_COLUMNS, title), charts };
+}
+
+/** p50 − RTT/2 per repeat: the latency the transport adds to the network's one-way delay. */
+const beyondOneWay = (s: ScenarioResult): Figure => {
+  const f = s.latencyMs.p50;
+  const less = (v: number | null) => (v === null ? null : v - s.network.rttMs / 2);
+  return { median: less(f.median), min: less(f.min), max: less(f.max), values: f.values.map(less) };
+};
+const NETWORK_COLUMNS: [Column<ScenarioResult>[], Column<ScenarioResult>[], Column<ScenarioResult>[]] = [
+  [
+    text('Transport', (s) => s.transport),
+    text('Network', (s) => s.network.name),
+    num(
+      'RTT ms',
+      (s) => s.network.rttMs,
+      (x) => (Number.isInteger(x) ? fmtCount(x) : fmtMs(x)),
+    ),
+    status,
+  ],
+  [
+    fig('Latency p50 ms', (s) => s.latencyMs.p50, fmtMs),
+    fig('p99 ms', (s) => s.latencyMs.p99, fmtMs),
+    fig('Beyond one-way ms (p50 − RTT/2)', beyondOneWay, fmtMs),
+    fig('Requests/msg', (s) => s.wire.requestsPerMsg, fmtPerMsg),
+    fig('Out B/msg', (s) => s.wire.bytesOutPerMsg, fmtBytes),
+    ['Relay lateness p99 ms', (s) => (s.relayLatenessP99Ms ? c(fmtFigure(s.relayLatenessP99Ms, fmtMs)) : dash()), 'r'],
+  ],
+  [text('Scenario', (s) => s.name)],
+];
+
+/**
+ * "Transport by network": one table per shape that ran over a relay, the lab's rows ordered by
+ * transport, then network (in params.networks order); the profiles and their sources as notes.
+ */
+function networkGroups(report: Report): Group[] {
+  const order = (p: NetworkProfile) => report.params.networks.findIndex((n) => n.name === p.name);
+  const lab = report.scenarios.filter((s) => s.server === 'lab');
+  const shapes = groupBy(lab, shapeKey).filter((g) => g.some((s) => !s.network.direct));
+  return shapes.map((g): Group => {
+    const sorted = [...g].sort((a, b) => TRANSPORT_NAMES.indexOf(a.transport) - TRANSPORT_NAMES.indexOf(b.transport) || order(a.network) - order(b.network));
+    const table = resultTable(sorted, scenarioId, NETWORK_COLUMNS, `${shapeTitle(sorted[0]!)} · lab server`);
+    const profiles = [...new Map(sorted.map((s) => [s.network.name, s.network])).values()].sort((a, b) => order(a) - order(b));
+    return { table: { ...table, notes: profiles.map((p) => `${describeProfile(p)}. Source: ${p.source}.`) } };
+  });
+}
+
+function memoryGroup(memory: MemoryResult[], i: number): Group {
+  const sorted = [...memory].sort(byTransportThenServer);
+  const table = resultTable(sorted, (m) => `memory ${m.server}/${m.transport} × ${fmtCount(m.connections)}`, [
+    [...where<MemoryResult>(), num('Connections', (m) => m.connections), status],
+    [
+      fig('Heap KiB/conn', (m) => m.heapBytesPerConn, fmtKiB),
+      fig('RSS KiB/conn', (m) => m.rssBytesPerConn, fmtKiB),
+      fig('Heap retained after close, KiB', (m) => m.heapRetainedAfterCloseBytes, fmtKiB),
+    ],
+  ]);
+  const charts = chartGroup(`Memory per connection, ${fmtCount(sorted[0]!.connections)} idle connections`, sorted, (ok) => [
+    byTransport(`chart-m${i}-heap`, 'Heap per connection', 'KiB / connection', ok, (m) => point(m.heapBytesPerConn, 1024)),
+    byTransport(`chart-m${i}-rss`, 'RSS per connection', 'KiB / connection', ok, (m) => point(m.rssBytesPerConn, 1024)),
+  ]);
+  return { table, charts };
+}
+
+const autocannonTable = (results: readonly AutocannonResult[]): Table =>
+  resultTable(results, (a) => `autocannon ${a.name} (${a.server})`, [
+    [
+      text('Name', (a) => a.name),
+      text('Server', (a) => a.server),
+      text('Request', (a) => `${a.method} ${a.path}`, { code: true }),
+      num('Connections', (a) => a.connections),
+      num('Duration', (a) => a.durationSec, fmtSec),
+      status,
+    ],
+    [
+      fig('Requests/s', (a) => a.requestsPerSec, fmtCount),
+      fig('Latency p50 ms', (a) => a.latencyMs.p50, fmtMs),
+      fig('p99 ms', (a) => a.latencyMs.p99, fmtMs),
+      fig('B/request', (a) => a.bytesPerRequest, fmtBytes),
+    ],
+    [num('Errors', (a) => a.errors), num('Non-2xx', (a) => a.non2xx)],
+  ]);
+
+const microTable = (results: readonly MicroResult[]): Table =>
+  resultTable(results, (m) => `micro ${m.name}`, [
+    [text('Name', (m) => m.name), text('Transport', (m) => m.transport)],
+    [
+      num('ops/s', (m) => m.opsPerSec),
+      num('Mean', (m) => m.meanNs, fmtNs),
+      num('p99', (m) => m.p99Ns, fmtNs),
+      num('± (rme)', (m) => m.rme, fmtRme),
+      num('Samples', (m) => m.samples),
+    ],
+  ]);
+
+/** Whether a sweep step passed the rule: ran, no loss, p95 measured and within the limit. */
+function stepPassed(step: SweepResult['steps'][number], limitMs: number): boolean {
+  return step.status === 'ok' && step.lost === 0 && step.p95Ms !== null && step.p95Ms <= limitMs;
+}
+
+const stepWhat = (s: SweepResult, clients: number) => `sweep ${s.server}/${s.transport}${over(s.network)} at ${fmtCount(clients)} clients`;
+
+/** One row per sweep, one column per client count: p95 ms, marked where the rule failed. */
+function sweepTable(sweeps: readonly SweepResult[]): Table {
+  const counts = [...new Set(sweeps.flatMap((s) => s.steps.map((st) => st.clients)))].sort((a, b) => a - b);
+  const headers = ['Server', 'Transport', 'Network', 'Rate', 'Payload', 'Rule', 'Max clients', ...counts.map((n) => `${fmtCount(n)} clients`)];
+  const notes = ['Cells are p95 delivery latency in ms; ✗ marks a step that broke the rule.'];
+  const rows = sweeps.map((s): Row => {
+    const steps = counts.map((n): Cell => {
+      const st = s.steps.find((x) => x.clients === n);
+      if (!st) return c('');
+      if (st.status === 'invalid') {
+        notes.push(`${s.server}/${s.transport}${over(s.network)} at ${fmtCount(n)} clients: INVALID: ${why(st.reason)}`);
+        return c('INVALID', { strong: true, invalid: true });
+      }
+      const p95 = st.p95Ms === null ? DASH : fmtMs(st.p95Ms);
+      return stepPassed(st, s.p95LimitMs) ? c(p95) : c(`${p95}${st.lost ? `, lost ${fmtCount(st.lost)}` : ''} ✗`, { strong: true });
+    });
+    // The sweep's result (max clients) stands even when a step was invalid: only that cell is marked.
+    return {
+      id: `sweep ${s.server}/${s.transport}${over(s.network)}`,
+      invalid: false,
+      cells: [
+        c(s.server),
+        c(s.transport),
+        c(s.network.name),
+        c(`${fmtCount(s.ratePerSec)} msg/s`),
+        c(`${fmtCount(s.payloadBytes)} B`),
+        c(`p95 ≤ ${fmtMs(s.p95LimitMs)} ms, no loss`),
+        c(fmtCount(s.maxClients), { strong: true }),
+        ...steps,
+      ],
+    };
+  });
+  return { headers, align: headers.map((_, i) => (i < 6 ? 'l' : 'r')), rows, notes };
+}
+
+/** The header facts: where the numbers came from. */
+const PROTOCOL_COLUMNS: [Column<ScenarioResult>[], Column<ScenarioResult>[], Column<ScenarioResult>[]] = [
+  [text('Transport', (s) => s.transport), text('Protocol', (s) => protocolLabel(protocolOf(s))), text('Server', (s) => s.server), status],
+  [
+    upPerRequest,
+    fig('Out B/msg', (s) => s.wire.bytesOutPerMsg, fmtBytes),
+    fig('In B/msg', (s) => s.wire.bytesInPerMsg, fmtBytes),
+    fig('Requests/msg', (s) => s.wire.requestsPerMsg, fmtPerMsg),
+    fig('CPU µs/msg', (s) => s.serverMetrics.cpuUsPerMsg, fmtMs),
+    fig('p99 ms', (s) => s.latencyMs.p99, fmtMs),
+    vsFloorCpu,
+    ['vs bare: CPU', ratio((v) => v.cpuUsPerMsg), 'r'],
+  ],
+  [text('Scenario', (s) => s.name)],
+];
+
+/** "Transport by protocol": per shape and network measured over more than one protocol, rows by transport, protocol, server. */
+function protocolGroups(report: Report): Group[] {
+  const order = (s: ScenarioResult) => HTTP_PROTOCOLS.indexOf(protocolOf(s));
+  const servers = (s: ScenarioResult) => SERVER_NAMES.indexOf(s.server);
+  return groupBy(report.scenarios, (s) => `${shapeKey(s)}|${s.network.name}`)
+    .filter((g) => new Set(g.map(protocolOf)).size > 1)
+    .map((g) => {
+      const sorted = [...g].sort(
+        (a, b) => TRANSPORT_NAMES.indexOf(a.transport) - TRANSPORT_NAMES.indexOf(b.transport) || order(a) - order(b) || servers(a) - servers(b),
+      );
+      const title = `${shapeTitle(sorted[0]!)} · network ${describeProfile(sorted[0]!.network)}`;
+      return { table: resultTable(sorted, scenarioId, PROTOCOL_COLUMNS, title) };
+    });
+}
+
+function fieldTable(rows: FieldResult[]): Table {
+  const names = [...new Set(rows.flatMap((r) => Object.keys(r.symptoms)))];
+  const scaling = [...new Set(rows.flatMap((r) => (r.scaling ? [r.scaling] : [])))];
+  return {
+    title: rows[0]!.title,
+    headers: ['Setting', 'Transport', 'What', 'Status', ...names, 'Verdict'],
+    align: ['l', 'l', 'l', 'l', ...names.map(() => 'r' as const), 'l'],
+    rows: rows.map((r) => {
+      const id = `field ${r.scenario} ${r.setting} ${r.transport}`;
+      const cells = [
+        c(r.setting),
+        c(r.transport),
+        c(r.what),
+        r.status === 'ok' ? c('ok') : c(`INVALID: ${r.reason ?? ''}`, { strong: true, invalid: true }),
+        ...names.map((n) => {
+          const v = r.symptoms[n];
+          return v === undefined || v === null ? dash() : c(Number.isInteger(v) ? fmtCount(v) : fmtMs(v));
+        }),
+        c(r.verdict, { strong: r.verdict !== 'works' }),
+      ];
+      return r.status === 'invalid' ? { id, invalid: true, reason: r.reason ?? '', cells } : { id, invalid: false, cells };
+    }),
+    notes: scaling.map((x) => `Scaled: ${x}`),
+  };
+}
+
+const fmtGoal = (unit: GoalRow['unit'], x: number): string =>
+  unit === 'ratio' ? fmtRatio(x) : unit === 'bytes' ? `${fmtCount(Math.round(x))} B` : `${fmtMs(x)} ms`;
+
+function goalsTable(rows: GoalRow[]): Table {
+  return {
+    headers: ['Target', 'Where', 'Measured', 'Limit', 'Verdict'],
+    align: ['l', 'l', 'r', 'r', 'l'],
+    rows: rows.map((r) => ({
+      id: `target ${r.goal} ${r.where}`,
+      invalid: false,
+      cells: [
+        c(r.goal),
+        c(r.where),
+        r.measured === null ? dash() : c(fmtGoal(r.unit, r.measured)),
+        c(`≤ ${fmtGoal(r.unit, r.limit)}`),
+        c(r.met === null ? 'not measured' : r.met ? 'met' : 'NOT MET', { strong: r.met !== true }),
+      ],
+    })),
+    notes: [],
+  };
+}
+
+function claimsTable(claims: Claim[]): Table {
+  return {
+    headers: ['Claim', 'Measured', 'How', 'Verdict'],
+    align: ['l', 'l', 'l', 'l'],
+    rows: claims.map((k, i) => ({
+      id: `claim ${i + 1}`,
+      invalid: false,
+      cells: [c(k.claim), c(k.measured), c(k.how), c(k.verdict, { strong: k.verdict !== 'holds' })],
+    })),
+    notes: [],
+  };
+}
+
+/** "Through the proxy": per shape, network and protocol measured both ways, rows by transport, server, path. */
+function proxyGroups(report: Report): Group[] {
+  const key = (s: ScenarioResult) => `${shapeKey(s)}|${s.network.name}|${protocolOf(s)}|${s.name}`;
+  return groupBy(report.scenarios, key)
+    .filter((g) => g.some((s) => s.proxy) && g.some((s) => !s.proxy))
+    .map((g) => {
+      const direct = (s: ScenarioResult) => g.find((d) => !d.proxy && d.server === s.server && d.transport === s.transport);
+      const added = (s: ScenarioResult): Cell => {
+        const d = direct(s);
+        const a = s.latencyMs.p50.median;
+        const b = d?.latencyMs.p50.median;
+        return !s.proxy || d === undefined || a === null || b === null || b === undefined || s.status !== 'ok' || d.status !== 'ok' ? dash() : c(fmtMs(a - b));
+      };
+      const columns: [Column<ScenarioResult>[], Column<ScenarioResult>[], Column<ScenarioResult>[]] = [
+        [text('Transport', (s) => s.transport), text('Server', (s) => s.server), text('Path', (s) => s.proxy ?? 'direct'), status],
+        [
+          fig('Latency p50 ms', (s) => s.latencyMs.p50, fmtMs),
+          ['+ p50 ms', added, 'r'],
+          fig('p99 ms', (s) => s.latencyMs.p99, fmtMs),
+          fig('Out B/msg', (s) => s.wire.bytesOutPerMsg, fmtBytes),
+          fig('CPU µs/msg', (s) => s.serverMetrics.cpuUsPerMsg, fmtMs),
+        ],
+        [text('Scenario', (s) => s.name)],
+      ];
+      const sorted = [...g].sort((a, b) => byTransportThenServer(a, b) || Number(Boolean(a.proxy)) - Number(Boolean(b.proxy)));
+      return {
+        table: resultTable(sorted, scenarioId, columns, `${shapeTitle(sorted[0]!)} · network ${describeProfile(sorted[0]!.network)}${onProtocol(sorted[0]!)}`),
+      };
+    });
+}
+
+/** The clients' header set in words. */
+const headersFact = (p: Report['params']): string =>
+  p.headers === undefined
+    ? 'minimal (the client libraries’ own; recorded from issue 13 on)'
+    : `${p.headers === 'browser' ? 'browser (what Chromium sends: bench/clients/fixtures/chromium-headers.json)' : 'minimal (the client libraries’ own)'}${p.cookieBytes ? `, cookie ${fmtCount(p.cookieBytes)} B` : ''}`;
+
+function reportFacts(report: Report): Fact[] {
+  const e = report.env;
+  const ran = (Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000;
+  const lg = e.loadGenerator;
+  const lgCpu = lg.cpuUsPerSec === undefined ? '' : `, ${fixed(lg.cpuUsPerSec / 10_000, 0)} % of one core`;
+  // The profiles in words (an unlimited rate is `null` in JSON, which a reader would take for "not measured").
+  const { networks, ...params } = report.params;
+  return [
+    { label: 'Date', value: `${report.startedAt} → ${report.finishedAt}${Number.isFinite(ran) ? ` (${fmtDuration(ran)})` : ''}` },
+    { label: 'Git', value: report.git, code: true },
+    { label: 'Node', value: e.node },
+    { label: 'OS', value: e.os },
+    { label: 'CPU', value: `${e.cpuModel || 'unknown model'} × ${e.cpus}` },
+    { label: 'Memory', value: fmtSize(e.memoryBytes) },
+    { label: 'Load generator', value: `pid ${lg.pid}, ${plural(lg.threads, 'thread')}${lgCpu}` },
+    { label: 'Feed', value: `${e.feed}, ${plural(e.workers, 'worker')}` },
+    { label: 'Command', value: e.argv.join(' '), code: true },
+    { label: 'Networks', value: networks.map(describeProfile).join('; ') },
+    { label: 'Request headers', value: headersFact(report.params) },
+    ...(report.profiles ? [{ label: 'CPU profiles', value: report.profiles.map((p) => p.file).join(', ') || 'none written', code: true }] : []),
+    { label: 'Parameters', value: JSON.stringify(params), code: true },
+    { label: 'Schema', value: report.schema, code: true },
+  ];
+}
+
+/** The whole report as sections of tables and charts, in the order every renderer shows them. */
+export function reportModel(report: Report): ReportModel {
+  const sections: Section[] = [];
+  if (report.field?.length) {
+    sections.push({
+      title: 'Field failures behind a proxy',
+      intro:
+        'Each failure of these transports seen in production behind a reverse proxy, reproduced with the naive setting, then measured with the lab’s; real nginx, real lab processes, every delivery audited per client. Timeouts are scaled down to run in seconds (each row says how).',
+      groups: groupBy(report.field, (f) => f.scenario).map((rows) => ({ table: fieldTable(rows) })),
+    });
+  }
+  if (report.claims?.length) {
+    sections.push({
+      title: 'Claims, re-measured',
+      intro:
+        'Claims that articles and course notes teaching this topic make (quoted from one such text), each measured as stated in this run (npm run bench -- --claims), with its verdict. The scenarios behind them follow.',
+      groups: [{ table: claimsTable(report.claims) }],
+    });
+  }
+  const byNetwork = networkGroups(report);
+  if (byNetwork.length) {
+    sections.push({
+      title: 'Transport by network',
+      intro:
+        'The lab server, each transport over each network (clients through the network emulator; the publisher direct). ' +
+        'Beyond one-way = latency p50 − RTT/2: what the transport itself adds to the network’s own delay. Medians over repeats with min–max.',
+      groups: byNetwork,
+    });
+  }
+  const goals = goalRows(report);
+  if (goals.length) {
+    sections.push({
+      title: 'Targets',
+      intro:
+        'The lab’s overhead targets (report/goals.ts), each from this run’s medians: CPU per message against the floor (the least Node needs for the same bytes), bare and Socket.IO; idle heap against bare; p99 at 100 clients × 2,000 msg/s. Loopback, cleartext HTTP/1.1.',
+      groups: [{ table: goalsTable(goals) }],
+    });
+  }
+  const byProxy = proxyGroups(report);
+  if (byProxy.length) {
+    sections.push({
+      title: 'Through the proxy',
+      intro:
+        'Each transport directly and through nginx (the shipped deploy/nginx.conf), in the same run. Latency is end to end, so "+ p50" is what the proxy hop adds; bytes and CPU are the server’s own (through the proxy: the nginx → server hop).',
+      groups: byProxy,
+    });
+  }
+  const byProtocol = protocolGroups(report);
+  if (byProtocol.length) {
+    sections.push({
+      title: 'Transport by protocol',
+      intro:
+        'Each transport over cleartext HTTP/1.1, HTTP/1.1 over TLS and HTTP/2 over TLS, lab and bare, in one run. Bytes are what crosses the network (encrypted: TLS records, handshake on connect). ' +
+        'Up B/request = client → server bytes per HTTP request: for polling over the measured window (its request headers, framed), for SSE and WebSocket the opening request with its TLS handshake (and HTTP/2 preface). WebSocket is HTTP/1.1 over TLS in the HTTP/2 rows (ws has no RFC 8441).',
+      groups: byProtocol,
+    });
+  }
+  sections.push({
+    title: 'Scenarios',
+    intro:
+      'Latency is received − scheduled (ms); every figure is the median over repeats with min–max. ' +
+      'vs bare = lab ÷ bare server (same transport, network and parameters). Floor excess = bytes per message beyond the payload and beyond what the protocol needs.',
+    groups: groupBy(report.scenarios, shapeKey)
+      .flatMap((shape) => groupBy(shape, (s) => s.network.name))
+      .flatMap((net) => groupBy(net, protocolOf))
+      .flatMap((proto) => groupBy(proto, (s) => s.proxy ?? 'direct'))
+      .map(scenarioGroup),
+  });
+  if (report.memory.length) sections.push({ title: 'Memory per connection', groups: groupBy(report.memory, (m) => m.connections).map(memoryGroup) });
+  if (report.autocannon.length) sections.push({ title: 'HTTP endpoints (autocannon)', groups: [{ table: autocannonTable(report.autocannon) }] });
+  if (report.micro.length) sections.push({ title: 'Micro-benchmarks (tinybench)', groups: [{ table: microTable(report.micro) }] });
+  if (report.sweep?.length) {
+    sections.push({
+      title: 'Capacity sweep',
+      intro: 'Clients grow until the rule breaks; max clients is the last count that passed.',
+      groups: [{ table: sweepTable(report.sweep) }],
+    });
+  }
+  // A lab scenario's row may show twice (by network, and in its scenario group): listed once.
+  const invalidRows = [...new Map(sections.flatMap((s) => s.groups.flatMap((g) => g.table.rows.filter((r) => r.invalid))).map((r) => [r.id, r])).values()];
+  const invalidSteps = (report.sweep ?? []).flatMap((s) =>
+    s.steps.filter((st) => st.status === 'invalid').map((st) => ({ what: stepWhat(s, st.clients), reason: why(st.reason) })),
+  );
+  return {
+    title: `Transport Lab bench, ${report.startedAt.slice(0, 10)}`,
+    commit: /^[0-9a-f]{7,40}/i.test(report.git) ? report.git.slice(0, 7) : report.git,
+    facts: reportFacts(report),
+    invalid: [...invalidRows.map((r) => ({ what: r.id, reason: why(r.reason) })), ...invalidSteps],
+    chartsIntro:
+      'Medians over repeats; hover a bar for the min–max. Only valid results are charted; each series is the same transport served by the lab, a minimal hand-written server (bare), the leanest Node program for the same bytes (floor), Socket.IO, better-sse or @fastify/sse.',
+    sections,
+    method: Object.entries(report.method).map(([label, value]) => ({ label, value })),
+  };
+}
