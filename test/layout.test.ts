@@ -50,7 +50,7 @@ describe('imports only go down', () => {
   it('imports within a folder and down are fine', () => {
     const root = tree({
       'bench/cli/run.ts': "import { s } from '../stages/run-bench.js';\nimport { p } from '../plan/plan.js';\ns(p);\n",
-      'bench/stages/run-bench.ts': "import { e } from './estimate.js';\nexport const s = (x: number) => e(x);\n",
+      'bench/stages/run-bench.ts': "import { e } from './index.js';\nexport const s = (x: number) => e(x);\n",
       'bench/stages/estimate.ts': "import { r } from '../../report/model.js';\nexport const e = (x: number) => r(x);\n",
       'bench/plan/plan.ts': 'export const p = 1;\n',
       'report/model.ts': "import { c } from '../server/config.js';\nexport const r = (x: number) => x + c;\n",

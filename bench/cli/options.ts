@@ -10,7 +10,7 @@ import { DEFAULT_HTTP, type HttpProtocol } from '../plan/http-setup.js';
 import { type BenchOptions, protocolOfSpec, TRANSPORTS } from '../plan/plan.js';
 import { SUITES, SWEEP, type ScenarioSpec } from '../plan/suite.js';
 import { DEFAULT_LAB_SETUP, type LabSetup } from '../plan/targets.js';
-import { estimateSec } from '../stages/estimate.js';
+import { estimateSec } from '../stages/index.js';
 import { FIELD_SCENARIOS } from '../stages/field.js';
 
 const SERVERS: readonly ServerName[] = ['lab', 'lab-redis', 'bare', 'floor', 'socketio', 'better-sse', 'fastify-sse'];

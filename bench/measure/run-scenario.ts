@@ -13,9 +13,9 @@ import { floorFor } from './floor-bytes.js';
 import { publishLockstep, type LockstepOutcome } from './lockstep.js';
 import { publishInWorker } from './publisher.js';
 import type { HeaderMode } from '../clients/browser-headers.js';
-import type { NetworkProfile } from '../../server/network/profiles.js';
 import { Recorder } from './recorder.js';
-import { belowOneWayProblem, relayLatenessProblem, type RelayLink } from '../processes/relay-process.js';
+import type { NetworkRoute } from '../processes/pool.js';
+import { belowOneWayProblem, relayLatenessProblem } from '../processes/relay-process.js';
 import type { ServerHandle, ServerStats } from '../processes/server-process.js';
 import type { Target } from '../plan/targets.js';
 
@@ -37,7 +37,7 @@ export interface RunParams {
   /** Publisher lag p99 above which the run is invalid. @default PUBLISHER_LAG_LIMIT_MS */
   maxPublisherLagMs?: number;
   /** The network the clients reach the server over, and its relay (none when the profile is direct). */
-  network?: { profile: NetworkProfile; relay: RelayLink | undefined };
+  network?: NetworkRoute;
   /** How long the clients get to connect before the run fails. @default 30000 */
   connectTimeoutMs?: number;
   /** A reverse proxy in front of the server (bench/processes/nginx.ts): clients connect to it; publisher and /stats go direct. */

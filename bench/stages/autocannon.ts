@@ -10,6 +10,7 @@ import type { AutocannonResult } from '../../report/types.js';
 import type { ServerHandle } from '../processes/server-process.js';
 import { target, type Target } from '../plan/targets.js';
 import { cannonServers, STEP_SEC, type BenchOptions } from '../plan/plan.js';
+import type { Stage } from './stage.js';
 
 /** Messages (of PAYLOAD_BYTES) each server retains before the catch-up poll: the size of its answer. */
 const CATCH_UP_MESSAGES = 10;
@@ -69,3 +70,13 @@ export async function runAutocannon(opts: BenchOptions, serverOf: (t: Target) =>
   }
   return out;
 }
+
+/** autocannon against the lab's HTTP endpoints (cleartext), on cannonServers(). */
+export const autocannonStage: Stage = {
+  name: 'autocannon',
+  runs: (opts) => cannonServers(opts).length > 0,
+  targets: (opts) => cannonServers(opts).map((s) => target(s, 'poll', opts.lab)!),
+  // Poll catch-up and publish on each server.
+  estimateSec: (opts) => cannonServers(opts).length * 2 * STEP_SEC.cannon(opts.autocannonDurationSec),
+  run: async ({ opts, log, processes }) => ({ autocannon: await runAutocannon(opts, (t) => processes.server(t), log) }),
+};

@@ -13,6 +13,7 @@ import { type FieldEnv, fieldEnv } from '../field/env.js';
 import { measureSticky } from '../field/sticky.js';
 import { measureStorm } from '../field/storm.js';
 import { measureTimeouts } from '../field/timeouts.js';
+import type { Stage } from './stage.js';
 
 /** Every scenario, in the order the report lists them. */
 export const FIELD_SCENARIOS: readonly { name: string; measure: (env: FieldEnv) => Promise<FieldResult[]>; estimateSec: number }[] = [
@@ -42,3 +43,14 @@ export async function runField(opts: {
   }
   return rows;
 }
+
+/** `--field`: the field scenarios, each on labs and an nginx of its own (bench/field/env.ts), once the run's servers are stopped. */
+export const fieldStage: Stage = {
+  name: 'field',
+  runs: (opts) => opts.field !== undefined,
+  estimateSec: (opts) => FIELD_SCENARIOS.filter((f) => opts.field?.includes(f.name)).reduce((a, f) => a + f.estimateSec, 0),
+  afterProcesses: true,
+  run: async ({ opts, log }) => ({
+    field: await runField({ log, redisUrl: opts.lab.redisUrl, keyPrefix: opts.lab.redisKeyPrefix, headers: opts.headers, only: opts.field! }),
+  }),
+};

@@ -24,6 +24,7 @@ import { Recorder } from '../measure/recorder.js';
 import { startServer, type ServerHandle } from '../processes/server-process.js';
 import type { InstructionPlan } from '../plan/suite.js';
 import { DEFAULT_LAB_SETUP, target, type LabSetup, type Target } from '../plan/targets.js';
+import type { Stage } from './stage.js';
 
 /** The servers counted: the lab, its controls, and the lab doctored on every transport (bench/servers/doctor.ts), the positive control. */
 export const COUNTED: readonly { server: ServerName; doctored: boolean }[] = [
@@ -171,7 +172,7 @@ export const countedTargets = (transports: readonly TransportName[], servers: re
 
 /**
  * Counts every (server, transport) of `counted`, two at a time (two cores; a process counts one window
- * at a time, its counters being the process's), then stops them. Instruction counts do not depend on
+ * at a time, its counters being the process's); the run's Processes stop them. Instruction counts do not depend on
  * the machine's load, so this runs beside stages that do not measure time.
  */
 export async function runInstructions(counted: Counted[], plan: InstructionPlan, http: HttpSetup, log: Progress): Promise<InstructionResult[]> {
@@ -212,16 +213,8 @@ export async function runInstructions(counted: Counted[], plan: InstructionPlan,
       busy.delete(job.c);
     }
   };
-  try {
-    await Promise.all([lane(), lane()]);
-  } finally {
-    await stopCounted(counted);
-  }
+  await Promise.all([lane(), lane()]);
   return jobs.map((j) => results.get(j)!);
-}
-
-export async function stopCounted(counted: Counted[]): Promise<void> {
-  await Promise.all(counted.map(async (c) => (await c.handle.catch(() => undefined))?.stop()));
 }
 
 /** What one (server, transport) takes under valgrind, for the plan (seconds, on two busy cores). */
@@ -233,3 +226,25 @@ export const instructionsEstimateSec = (counted: number): number => 20 + (counte
 /** The report's method entry for this stage. */
 export const INSTRUCTIONS_METHOD =
   "Instructions per delivered message: each server (lab, bare, the floor, and the lab doctored on every transport as the positive control) runs in a process of its own under valgrind --tool=callgrind (Node with --single-threaded --jitless: V8's interpreter, no JIT compiling at moments that vary), instrumentation switched on only around each window. Per transport: clients connect, warm-up messages are published in lockstep uninstrumented, then each window — a full GC, the server’s idle rate counted over 0.5 s, counters zeroed, messages in lockstep, counters read — gives (instructions − idle rate × the window’s wall time) ÷ deliveries; the figure is the median over windows. Counts weigh JavaScript more than a JIT-compiled server would: a regression detector, not a production CPU figure (that is cpu, above).";
+
+/**
+ * The gate's instruction counts: servers of their own under callgrind, started once the run's other
+ * servers are ready (each takes ~10 s of CPU to start: beside the others, two cores could not start
+ * the lab within its ready timeout), counted beside the stage before (idle memory): counts do not
+ * depend on the machine's load.
+ */
+export const instructionsStage: Stage<Counted[]> = {
+  name: 'instructions',
+  runs: (opts) => opts.instructions !== undefined,
+  async prepare({ opts, processes }) {
+    const counted = startCounted(opts.transports, opts.servers, opts.lab);
+    for (const c of counted) processes.own(c.handle);
+    await Promise.all(counted.map((c) => c.handle.catch(() => undefined)));
+    return counted;
+  },
+  estimateSec: (opts) => (opts.instructions ? instructionsEstimateSec(countedTargets(opts.transports, opts.servers).length) : 0),
+  alongside: true,
+  run: async ({ opts, log }, counted) => ({
+    instructions: await runInstructions(counted, opts.instructions!, { protocol: 'http/1.1', headers: opts.headers, cookieBytes: opts.cookieBytes }, log),
+  }),
+};

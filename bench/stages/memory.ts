@@ -12,6 +12,7 @@ import type { ServerHandle } from '../processes/server-process.js';
 import type { Target } from '../plan/targets.js';
 import { memoryTargets, STEP_SEC, type BenchOptions } from '../plan/plan.js';
 import type { HttpSetup } from '../plan/http-setup.js';
+import type { Stage } from './stage.js';
 
 /**
  * After every client has gone, the heap may keep this much of what the connections took (caches,
@@ -93,3 +94,12 @@ export async function runMemory(opts: BenchOptions, serverOf: (t: Target) => Pro
   }
   return out;
 }
+
+/** Idle memory, on memoryTargets(): heap is counted after a full GC, so load elsewhere does not move it. */
+export const memoryStage: Stage = {
+  name: 'memory',
+  runs: (opts) => memoryTargets(opts).length > 0,
+  targets: memoryTargets,
+  estimateSec: (opts) => memoryTargets(opts).length * opts.memoryRepeats * STEP_SEC.memory(opts.memoryConnections),
+  run: async ({ opts, log, processes }) => ({ memory: await runMemory(opts, (t) => processes.server(t), log) }),
+};

@@ -9,6 +9,7 @@ import type { Progress } from '../plan/progress.js';
 import { makeData } from '../measure/publisher.js';
 import type { MicroResult, TransportName } from '../../report/types.js';
 import { STEP_SEC, type BenchOptions } from '../plan/plan.js';
+import type { Stage } from './stage.js';
 
 // ws's frame builder (public on the Sender class, not in @types/ws).
 const Sender = (ws as unknown as { Sender: { frame(data: Buffer, o: object): Buffer[] } }).Sender;
@@ -46,3 +47,12 @@ export async function runMicro(opts: BenchOptions, log: Progress): Promise<Micro
     };
   });
 }
+
+/** tinybench over the server's encoders, in this process: once the servers are stopped. */
+export const microStage: Stage = {
+  name: 'micro',
+  runs: (opts) => opts.micro,
+  estimateSec: (opts) => (opts.micro ? STEP_SEC.micro(opts.microTimeMs) : 0),
+  afterProcesses: true,
+  run: async ({ opts, log }) => ({ micro: await runMicro(opts, log) }),
+};

@@ -1,37 +1,25 @@
 /**
- * `npm run bench` — the bench harness CLI. Starts every server under test in its own process, runs
- * the scenarios (repeats alternate servers: lab, bare, socketio, lab, bare, …), each over its network
- * (a non-direct one puts the relay process, relay.ts, between clients and server), then the stages —
- * idle memory (memory.ts), autocannon (autocannon.ts), the sweep (sweep.ts), tinybench (micro.ts) —
- * and writes results/<time>-<sha>.json plus latest.{json,md,html}. Flags and the plan: options.ts;
- * repeats into report rows: aggregate.ts.
+ * A bench run: the stages of the plan (index.ts) over the run's processes, and the report they make —
+ * environment, parameters, method and every stage's results. The command line is bench/cli/run.ts.
  */
 import { execFileSync } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import os from 'node:os';
 import { join, relative } from 'node:path';
-import { addRatios, aggregate, runOrFail } from '../measure/aggregate.js';
-import { Nginx } from '../processes/nginx.js';
-import { runField } from './field.js';
-import { runAutocannon } from './autocannon.js';
-import { type Counted, INSTRUCTIONS_METHOD, runInstructions, startCounted, stopCounted } from './instructions.js';
-import { runMemory } from './memory.js';
-import { runMicro } from './micro.js';
-import type { NetworkProfile } from '../../server/network/profiles.js';
-import { writeSelfSigned } from '../../server/tls.js';
-import { Progress } from '../plan/progress.js';
-import { protocolLabel, REPORT_SCHEMA, type Report, type ScenarioResult } from '../../report/types.js';
+import { REPORT_SCHEMA, type Report } from '../../report/types.js';
 import { reportFileName } from '../../report/write.js';
-import { RELAY_LATENESS_LIMIT, startRelayProcess, type RelayProcess } from '../processes/relay-process.js';
-import { PUBLISHER_LAG_LIMIT_MS, type RunParams, type RunResult } from '../measure/run-scenario.js';
-import { type ServerPool, startServer, type ServerHandle } from '../processes/server-process.js';
-import { runSweep } from './sweep.js';
-import type { ScenarioSpec } from '../plan/suite.js';
-import { processKey, type LabSetup, type Target } from '../plan/targets.js';
-import { preparePublisher } from '../measure/publisher.js';
-import { estimateSec } from './estimate.js';
-import { memoryTargets, networkOf, protocolsOf, repeatsOf, STEP_SEC, targetsFor, targetsOf, type BenchOptions } from '../plan/plan.js';
+import { writeSelfSigned } from '../../server/tls.js';
+import { PUBLISHER_LAG_LIMIT_MS } from '../measure/run-scenario.js';
 import { isTls } from '../plan/http-setup.js';
+import { type BenchOptions, networkOf, protocolsOf, targetsOf } from '../plan/plan.js';
+import { Progress } from '../plan/progress.js';
+import type { LabSetup } from '../plan/targets.js';
+import { Processes } from '../processes/pool.js';
+import { RELAY_LATENESS_LIMIT } from '../processes/relay-process.js';
+import type { ServerPool } from '../processes/server-process.js';
+import { estimateSec, STAGES } from './index.js';
+import { INSTRUCTIONS_METHOD } from './instructions.js';
+import type { Stage, StageResult } from './stage.js';
 
 function gitSha(): string {
   try {
@@ -44,9 +32,11 @@ function gitSha(): string {
 }
 
 /**
- * Runs the plan: every stage, over processes of its own. `serverPool` (tests): server processes shared
- * with other runs (see ServerPool); never with --profile (a profiled process is the run's own), nor for
- * the lab on Redis (the run drops its keys).
+ * Runs the plan: every stage of STAGES that has work in it, over one pool of processes (Processes)
+ * that owns and stops every child. Every process a stage measures starts first, so that start-up
+ * costs never land inside a measurement; then each stage prepares what it starts itself; then the
+ * stages run in order (a stage marked `alongside` beside the one before it). `serverPool` (tests):
+ * server processes shared with other runs (see ServerPool).
  */
 export async function runBench(opts: BenchOptions, log: Progress = new Progress(), serverPool?: ServerPool): Promise<Report> {
   const startedAt = new Date().toISOString();
@@ -58,141 +48,46 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     const { cert, key } = await writeSelfSigned();
     opts.lab.certificate = { cert, key };
   }
-  const targets = targetsOf(opts);
   // --profile: one folder per server process under <out>/profiles/<this report>/, filled when they exit.
   const profileRoot = opts.profile ? join(opts.out, 'profiles', reportFileName({ startedAt, git: gitSha() }).replace(/\.json$/, '')) : undefined;
-  // One process per server configuration; targets that share a process share its handle. With a
-  // server pool (tests), the pool's process, left running at the end.
-  const handles = new Map<string, Promise<ServerHandle>>();
-  const pooled = new Set<string>();
-  const serverOf = (t: Target): Promise<ServerHandle> => {
-    const key = processKey(t);
-    if (!handles.has(key)) {
-      const dir = profileRoot ? join(profileRoot, `${t.server}-${t.protocol.replace('/', '')}-${handles.size + 1}`) : undefined;
-      const start = () => startServer(t.process.script, t.process.options, dir ? { profileDir: dir } : {});
-      const pool = dir === undefined && t.server !== 'lab-redis' && !(t.server === 'lab' && opts.lab.feed !== 'memory') ? serverPool : undefined;
-      if (pool) pooled.add(key);
-      handles.set(key, pool ? pool.get(key, start) : start());
-    }
-    return handles.get(key)!;
-  };
-  // One relay process for every (server, network) pair that is not direct, started only when needed.
-  let relays: Promise<RelayProcess> | undefined;
-  const networkFor = async (t: Target, profile: NetworkProfile): Promise<NonNullable<RunParams['network']>> => {
-    if (profile.direct) return { profile, relay: undefined };
-    relays ??= startRelayProcess({ delay: !opts.brokenRelay });
-    const server = await serverOf(t);
-    return { profile, relay: await (await relays).open(server.port, profile, new URL(server.baseUrl).protocol === 'https:' ? 'https' : 'http') };
-  };
-  // One nginx per server process that a proxied scenario needs, in front of its port.
-  const proxies = new Map<string, Promise<Nginx>>();
-  const proxyFor = async (t: Target): Promise<{ baseUrl: string }> => {
-    const key = processKey(t);
-    if (!proxies.has(key))
-      proxies.set(
-        key,
-        serverOf(t).then((s) => Nginx.start({ upstreams: [s.port] })),
-      );
-    return { baseUrl: (await proxies.get(key)!).url };
-  };
+  const processes = new Processes({ lab: opts.lab, profileRoot, serverPool, brokenRelay: opts.brokenRelay });
   log.plan(estimateSec(opts));
   if (opts.repeatsNote) log.note(opts.repeatsNote);
 
-  // The gate's instruction counts: servers of their own under callgrind, started after the others.
-  let counted: Counted[] = [];
-  const scenarios: ScenarioResult[] = [];
-  let memory: Report['memory'] = [];
-  let instructions: Report['instructions'];
-  let autocannon: Report['autocannon'] = [];
-  let sweep: Report['sweep'];
+  const stages = STAGES.filter((s) => s.runs(opts));
+  const report: StageResult = {};
+  const ctx = { opts, log, processes, report };
+  const runStage = async (stage: Stage<unknown>, prepared: unknown) => Object.assign(report, await stage.run(ctx, prepared));
+  const runInOrder = async (list: Stage<unknown>[], prepared: Map<Stage<unknown>, unknown>) => {
+    for (let i = 0; i < list.length; i++) {
+      const beside = list.slice(i + 1).findIndex((s) => !s.alongside);
+      const group = list.slice(i, beside < 0 ? list.length : i + 1 + beside);
+      await Promise.all(group.map((s) => runStage(s, prepared.get(s))));
+      i += group.length - 1;
+    }
+  };
   try {
-    // Start every process a stage will use first, so that start-up costs never land inside a
-    // measurement; the publisher's thread and the relay meanwhile.
-    const specs = opts.sweep ? [] : opts.scenarios;
-    if (opts.scenarios.some((s) => s.pace !== 'lockstep')) preparePublisher();
-    if (specs.some((s) => !networkOf(s, opts).direct)) {
-      relays ??= startRelayProcess({ delay: !opts.brokenRelay });
-      relays.catch(() => {}); // awaited below (or in finally): a failed start is reported there
-    }
-    const used = opts.sweep ? targets : [...specs.flatMap((s) => targetsFor(s, opts)), ...memoryTargets(opts)];
-    await Promise.all(used.map(serverOf));
-    // Then the counted ones under callgrind, each ~10 s of CPU to start: beside the others, two cores
-    // could not start the lab within its ready timeout. Ready before any measurement.
-    if (opts.instructions) counted = startCounted(opts.transports, opts.servers, opts.lab);
-    await Promise.all(counted.map((c) => c.handle.catch(() => undefined)));
-    // And every relay: one at a time (the relay process answers in order).
-    for (const spec of specs) for (const t of targetsFor(spec, opts)) await networkFor(t, networkOf(spec, opts));
-    const total = specs.reduce((a, s) => a + repeatsOf(s, opts) * targetsFor(s, opts).length, 0);
-    const runs = new Map<string, RunResult[]>();
-    const key = (spec: ScenarioSpec, t: Target) => `${spec.name}|${networkOf(spec, opts).name}|${t.protocol}|${spec.proxy ?? ''}|${t.server}|${t.transport}`;
-    let done = 0;
-    // Repeat r of every scenario on every target before repeat r + 1: servers alternate within a repeat.
-    for (let r = 0; r < Math.max(0, ...specs.map((s) => repeatsOf(s, opts))); r++) {
-      for (const spec of specs.filter((s) => r < repeatsOf(s, opts))) {
-        const network = networkOf(spec, opts);
-        for (const t of targetsFor(spec, opts)) {
-          const load = `${spec.clients} clients × ${spec.ratePerSec} msg/s × ${spec.payloadBytes} B × ${spec.durationSec} s${network.direct ? '' : ` over ${network.name}`}${spec.proxy ? ` via ${spec.proxy}` : ''}${t.protocol === 'http/1.1' ? '' : `, ${protocolLabel(t.protocol)}`}`;
-          log.step(
-            `run ${++done}/${total}: ${spec.name} ${t.server}/${t.transport} (${load}), repeat ${r + 1}/${repeatsOf(spec, opts)}`,
-            STEP_SEC.run(spec, t.transport, network),
-          );
-          const result = await runOrFail(await serverOf(t), t, {
-            clients: spec.clients,
-            ratePerSec: spec.ratePerSec,
-            payloadBytes: spec.payloadBytes,
-            durationSec: spec.durationSec,
-            shortPollIntervalMs: spec.shortPollIntervalMs ?? opts.shortPollIntervalMs,
-            ...(spec.pace ? { pace: spec.pace } : {}),
-            ...(opts.lossyEvery ? { lossyEvery: opts.lossyEvery } : {}),
-            maxPublisherLagMs: opts.maxPublisherLagMs,
-            network: await networkFor(t, network),
-            ...(spec.proxy ? { proxy: await proxyFor(t) } : {}),
-            headers: opts.headers,
-            cookieBytes: opts.cookieBytes,
-          });
-          if (result.outcome.status === 'invalid') log.note(`  INVALID: ${result.outcome.reason}`);
-          runs.set(key(spec, t), [...(runs.get(key(spec, t)) ?? []), result]);
-        }
-      }
-    }
-    for (const spec of specs) {
-      for (const t of targetsFor(spec, opts))
-        scenarios.push(
-          aggregate(spec, t, networkOf(spec, opts), runs.get(key(spec, t)) ?? [], repeatsOf(spec, opts), opts.lab, {
-            headers: opts.headers,
-            cookieBytes: opts.cookieBytes,
-          }),
-        );
-    }
-    addRatios(scenarios);
-
-    // Instruction counts do not depend on the machine's load, nor does idle heap: side by side.
-    [memory, instructions] = await Promise.all([
-      runMemory(opts, serverOf, log),
-      opts.instructions
-        ? runInstructions(counted, opts.instructions, { protocol: 'http/1.1', headers: opts.headers, cookieBytes: opts.cookieBytes }, log)
-        : undefined,
-    ]);
-    autocannon = await runAutocannon(opts, serverOf, log);
-    if (opts.sweep) sweep = await runSweep(opts, serverOf, networkFor, log);
+    await Promise.all(stages.flatMap((s) => s.targets?.(opts) ?? []).map((t) => processes.server(t)));
+    const prepared = new Map<Stage<unknown>, unknown>();
+    for (const s of stages) if (s.prepare) prepared.set(s, await s.prepare(ctx));
+    await runInOrder(
+      stages.filter((s) => !s.afterProcesses),
+      prepared,
+    );
   } finally {
-    await Promise.all([...proxies.values()].map(async (p) => (await p.catch(() => undefined))?.stop()));
-    await Promise.all([...handles].map(async ([key, h]) => (pooled.has(key) ? undefined : (await h.catch(() => undefined))?.stop())));
-    await (await relays?.catch(() => undefined))?.stop();
-    await stopCounted(counted);
-    if (targets.some((t) => t.server === 'lab-redis' || (t.server === 'lab' && opts.lab.feed !== 'memory'))) await dropRedisKeys(opts.lab);
+    await processes.stop();
+    if (targetsOf(opts).some((t) => t.server === 'lab-redis' || (t.server === 'lab' && opts.lab.feed !== 'memory'))) await dropRedisKeys(opts.lab);
   }
-
-  const micro = opts.micro ? await runMicro(opts, log) : [];
   const profiles = profileRoot ? await profilesIn(profileRoot, opts.out) : undefined;
-  let field: Report['field'];
-  if (opts.field) {
-    try {
-      field = await runField({ log, redisUrl: opts.lab.redisUrl, keyPrefix: opts.lab.redisKeyPrefix, headers: opts.headers, only: opts.field });
-    } finally {
-      await dropRedisKeys(opts.lab);
-    }
+  try {
+    await runInOrder(
+      stages.filter((s) => s.afterProcesses),
+      new Map(),
+    );
+  } finally {
+    if (opts.field) await dropRedisKeys(opts.lab);
   }
+  const { scenarios = [], memory = [], instructions, autocannon = [], micro = [], sweep, field } = report;
   const cpu = process.cpuUsage(cpuStart);
   const wallSec = (performance.now() - wallStart) / 1000;
   log.done(`bench finished in ${wallSec.toFixed(0)} s`);

@@ -12,6 +12,7 @@ import type { ServerHandle } from '../processes/server-process.js';
 import { SWEEP } from '../plan/suite.js';
 import type { Target } from '../plan/targets.js';
 import { STEP_SEC, sweepLoad, targetsOf, type BenchOptions } from '../plan/plan.js';
+import type { Stage } from './stage.js';
 
 export async function runSweep(
   opts: BenchOptions,
@@ -63,3 +64,20 @@ async function sweepOne(
   }
   return { server: t.server, transport: t.transport, network: network.profile, ratePerSec, payloadBytes, p95LimitMs: SWEEP.p95LimitMs, maxClients, steps };
 }
+
+/** `--sweep`: every target, on every network asked for. */
+export const sweepStage: Stage = {
+  name: 'sweep',
+  runs: (opts) => opts.sweep,
+  targets: (opts) => (opts.sweep ? targetsOf(opts) : []),
+  estimateSec: (opts) =>
+    opts.sweep ? opts.networks.length * targetsOf(opts).length * SWEEP.clientSteps.length * STEP_SEC.sweep(sweepLoad(opts).durationSec) : 0,
+  run: async ({ opts, log, processes }) => ({
+    sweep: await runSweep(
+      opts,
+      (t) => processes.server(t),
+      (t, p) => processes.network(t, p),
+      log,
+    ),
+  }),
+};

@@ -19,7 +19,7 @@ import { ServerPool } from '../../../bench/processes/server-process.js';
 import { SUITES } from '../../../bench/plan/suite.js';
 import { htmlTables, markdownTables, modelTables } from '../../helpers/report-views.js';
 import { type BenchOptions, targetsFor } from '../../../bench/plan/plan.js';
-import { estimateSec } from '../../../bench/stages/estimate.js';
+import { estimateSec } from '../../../bench/stages/index.js';
 
 const quiet = () => new Progress(process.stderr, true);
 /** One lab process for both runs (each run has a relay of its own). */
