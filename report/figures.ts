@@ -17,7 +17,8 @@ export function figure(values: readonly (number | null | undefined)[]): Figure {
 }
 
 /** Rounds to `digits` decimals, for numbers a person reads. */
-export const round = (v: number, digits = 3): number => (Number.isFinite(v) ? Math.round(v * 10 ** digits) / 10 ** digits : v);
+export const round = (v: number, digits = 3): number =>
+  Number.isFinite(v) ? Math.round(v * 10 ** digits) / 10 ** digits : v;
 
 /**
  * a ÷ b of two medians; null when either was not measured or the quotient is not a finite number. The

@@ -51,7 +51,9 @@ const row = (goal: string, where: string, measured: number | null, unit: GoalRow
 export function goalRows(report: Report): GoalRow[] {
   const labs = report.scenarios.filter((s) => s.server === 'lab' && plain(s));
   const other = (lab: ScenarioResult, server: ScenarioResult['server']) =>
-    report.scenarios.find((s) => s.server === server && plain(s) && s.name === lab.name && s.transport === lab.transport);
+    report.scenarios.find(
+      (s) => s.server === server && plain(s) && s.name === lab.name && s.transport === lab.transport,
+    );
   const ok = (s: ScenarioResult | undefined): s is ScenarioResult => s?.status === 'ok';
   const rows: GoalRow[] = [];
   const where = (s: ScenarioResult) => `${s.name} ${s.transport}`;
@@ -60,31 +62,62 @@ export function goalRows(report: Report): GoalRow[] {
   for (const lab of labs.filter((s) => streams.includes(s.transport))) {
     const floor = other(lab, 'floor');
     if (!floor) continue;
-    rows.push(row('CPU/msg lab ÷ floor', where(lab), ok(lab) && ok(floor) ? (lab.vsFloor?.cpuUsPerMsg ?? null) : null, 'ratio', GOALS.floorCpuRatio));
+    rows.push(
+      row(
+        'CPU/msg lab ÷ floor',
+        where(lab),
+        ok(lab) && ok(floor) ? (lab.vsFloor?.cpuUsPerMsg ?? null) : null,
+        'ratio',
+        GOALS.floorCpuRatio,
+      ),
+    );
   }
   for (const lab of labs) {
     const bare = other(lab, 'bare');
     if (!bare) continue;
-    rows.push(row('CPU/msg lab ÷ bare', where(lab), ok(lab) && ok(bare) ? (lab.vsBare?.cpuUsPerMsg ?? null) : null, 'ratio', GOALS.bareCpuRatio));
+    rows.push(
+      row(
+        'CPU/msg lab ÷ bare',
+        where(lab),
+        ok(lab) && ok(bare) ? (lab.vsBare?.cpuUsPerMsg ?? null) : null,
+        'ratio',
+        GOALS.bareCpuRatio,
+      ),
+    );
   }
   for (const lab of labs.filter((s) => s.transport === 'ws' || s.transport === 'poll')) {
     const sio = other(lab, 'socketio');
     if (!sio) continue;
-    const ratio = ok(lab) && ok(sio) ? ratioOfMedians(lab.serverMetrics.cpuUsPerMsg, sio.serverMetrics.cpuUsPerMsg) : null;
+    const ratio =
+      ok(lab) && ok(sio) ? ratioOfMedians(lab.serverMetrics.cpuUsPerMsg, sio.serverMetrics.cpuUsPerMsg) : null;
     rows.push(row('CPU/msg lab ÷ Socket.IO', where(lab), ratio, 'ratio', GOALS.socketioCpuFraction));
   }
   for (const lab of report.memory.filter((m) => m.server === 'lab')) {
-    const bare = report.memory.find((m) => m.server === 'bare' && m.transport === lab.transport && m.connections === lab.connections);
+    const bare = report.memory.find(
+      (m) => m.server === 'bare' && m.transport === lab.transport && m.connections === lab.connections,
+    );
     if (!bare) continue;
     const l = lab.heapBytesPerConn.median;
     const b = bare.heapBytesPerConn.median;
     const over = lab.status === 'ok' && bare.status === 'ok' && l !== null && b !== null ? l - b : null;
-    rows.push(row('idle heap/conn lab − bare', `${lab.connections} idle ${lab.transport}`, over, 'bytes', GOALS.heapOverBareBytes));
+    rows.push(
+      row(
+        'idle heap/conn lab − bare',
+        `${lab.connections} idle ${lab.transport}`,
+        over,
+        'bytes',
+        GOALS.heapOverBareBytes,
+      ),
+    );
   }
   const { clients, ratePerSec } = GOALS.p99Shape;
-  for (const lab of labs.filter((s) => s.clients === clients && s.ratePerSec === ratePerSec && s.transport !== 'short-poll')) {
+  for (const lab of labs.filter(
+    (s) => s.clients === clients && s.ratePerSec === ratePerSec && s.transport !== 'short-poll',
+  )) {
     // An INVALID run (lost messages, a publisher behind its schedule) measured nothing to meet a target with.
-    rows.push(row('latency p99 behind schedule', where(lab), ok(lab) ? lab.latencyMs.p99.median : null, 'ms', GOALS.p99Ms));
+    rows.push(
+      row('latency p99 behind schedule', where(lab), ok(lab) ? lab.latencyMs.p99.median : null, 'ms', GOALS.p99Ms),
+    );
   }
   return rows;
 }

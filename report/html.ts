@@ -23,7 +23,8 @@ export interface HtmlScripts {
  * chart.js's `exports` map does not list `./dist/chart.umd.js` (resolving it throws
  * ERR_PACKAGE_PATH_NOT_EXPORTED); its main entry (`dist/chart.cjs`) sits in the same folder.
  */
-export const chartJsPath = (): string => join(dirname(createRequire(import.meta.url).resolve('chart.js')), 'chart.umd.js');
+export const chartJsPath = (): string =>
+  join(dirname(createRequire(import.meta.url).resolve('chart.js')), 'chart.umd.js');
 const THEME_PATH = new URL('../web/theme.js', import.meta.url);
 
 export async function readHtmlScripts(): Promise<HtmlScripts> {
@@ -31,7 +32,8 @@ export async function readHtmlScripts(): Promise<HtmlScripts> {
   return { chartJs, theme };
 }
 
-const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch] ?? ch);
+const escapeHtml = (s: string): string =>
+  s.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch] ?? ch);
 
 /**
  * JSON inside `<script type="application/json">`: escaping every `<` (and the two line separators
@@ -51,7 +53,11 @@ function cellHtml(cell: Cell, tag: 'td' | 'th', align: 'l' | 'r'): string {
   if (cell.code) inner = `<code>${inner}</code>`;
   if (cell.strong) inner = `<strong>${inner}</strong>`;
   // A long reason wraps in a column of its own width; a bare "INVALID" marker stays narrow.
-  const cls = [align === 'r' ? 'num' : '', cell.invalid ? 'status-invalid' : '', cell.invalid && cell.text.length > 40 ? 'reason' : '']
+  const cls = [
+    align === 'r' ? 'num' : '',
+    cell.invalid ? 'status-invalid' : '',
+    cell.invalid && cell.text.length > 40 ? 'reason' : '',
+  ]
     .filter(Boolean)
     .join(' ');
   return `<${tag}${cls ? ` class="${cls}"` : ''}>${inner}</${tag}>`;
@@ -60,9 +66,14 @@ function cellHtml(cell: Cell, tag: 'td' | 'th', align: 'l' | 'r'): string {
 function tableHtml(t: Table): string {
   const head = t.headers.map((h, i) => cellHtml({ text: h }, 'th', t.align[i] ?? 'l')).join('');
   const body = t.rows
-    .map((r) => `<tr${r.invalid ? ' class="invalid"' : ''}>${r.cells.map((c, i) => cellHtml(c, 'td', t.align[i] ?? 'l')).join('')}</tr>`)
+    .map(
+      (r) =>
+        `<tr${r.invalid ? ' class="invalid"' : ''}>${r.cells.map((c, i) => cellHtml(c, 'td', t.align[i] ?? 'l')).join('')}</tr>`,
+    )
     .join('\n');
-  const notes = t.notes.length ? `<ul class="notes">${t.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>` : '';
+  const notes = t.notes.length
+    ? `<ul class="notes">${t.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>`
+    : '';
   return `${t.title ? `<h3>${escapeHtml(t.title)}</h3>` : ''}<div class="scroll"><table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>${notes}`;
 }
 
@@ -122,7 +133,10 @@ export function renderHtml(report: Report, scripts: HtmlScripts): string {
   const m = reportModel(report);
   const title = `${m.title} (${m.commit})`;
   const facts = m.facts
-    .map((f) => `<dt>${escapeHtml(f.label)}</dt><dd>${f.code ? `<code>${escapeHtml(f.value)}</code>` : escapeHtml(f.value)}</dd>`)
+    .map(
+      (f) =>
+        `<dt>${escapeHtml(f.label)}</dt><dd>${f.code ? `<code>${escapeHtml(f.value)}</code>` : escapeHtml(f.value)}</dd>`,
+    )
     .join('\n');
   const alert = m.invalid.length
     ? `<div class="alert"><strong>${m.invalid.length} invalid result${m.invalid.length === 1 ? '' : 's'}</strong>, shown without figures and left out of the charts:<ul>${m.invalid

@@ -31,15 +31,29 @@ function mdTable(t: Table): string[] {
 
 export function renderMarkdown(report: Report): string {
   const m = reportModel(report);
-  const out = [`# ${m.title}`, '', ...m.facts.map((f) => `- **${f.label}:** ${f.code ? codeSpan(f.value) : escapeMd(f.value)}`), ''];
+  const out = [
+    `# ${m.title}`,
+    '',
+    ...m.facts.map((f) => `- **${f.label}:** ${f.code ? codeSpan(f.value) : escapeMd(f.value)}`),
+    '',
+  ];
   if (m.invalid.length) {
-    out.push(`> **${m.invalid.length} invalid result${m.invalid.length === 1 ? '' : 's'}**, shown without figures:`, '>');
+    out.push(
+      `> **${m.invalid.length} invalid result${m.invalid.length === 1 ? '' : 's'}**, shown without figures:`,
+      '>',
+    );
     for (const i of m.invalid) out.push(`> - ${escapeMd(i.what)}: **INVALID: ${escapeMd(i.reason)}**`);
     out.push('');
   }
-  if (m.method.length) out.push('## Method', '', ...m.method.map((f) => `- **${escapeMd(f.label)}:** ${escapeMd(f.value)}`), '');
+  if (m.method.length)
+    out.push('## Method', '', ...m.method.map((f) => `- **${escapeMd(f.label)}:** ${escapeMd(f.value)}`), '');
   for (const s of m.sections) {
-    out.push(`## ${s.title}`, '', ...(s.intro ? [escapeMd(s.intro), ''] : []), ...s.groups.flatMap((g) => mdTable(g.table)));
+    out.push(
+      `## ${s.title}`,
+      '',
+      ...(s.intro ? [escapeMd(s.intro), ''] : []),
+      ...s.groups.flatMap((g) => mdTable(g.table)),
+    );
   }
   return out.join('\n');
 }

@@ -35,7 +35,9 @@ import {
 
 // ---- Number formats -----------------------------------------------------------------------------
 
-const NF = [0, 1, 2, 3, 4].map((d) => new Intl.NumberFormat('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }));
+const NF = [0, 1, 2, 3, 4].map(
+  (d) => new Intl.NumberFormat('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }),
+);
 export const fixed = (x: number, digits: 0 | 1 | 2 | 3 | 4): string => NF[digits]!.format(x);
 
 export const DASH = '—';
@@ -47,7 +49,8 @@ export const fmtMs = (x: number): string => fixed(x, Math.abs(x) < 10 ? 2 : Math
 /** Bytes per message or per request: one decimal (260.4). */
 export const fmtBytes = (x: number): string => fixed(x, 1);
 /** Requests per message: 1.003, 0.0203, 0.0020. */
-const fmtPerMsg = (x: number): string => (x === 0 ? '0' : Math.abs(x) >= 1 ? fixed(x, 3) : Math.abs(x) >= 0.01 ? fixed(x, 4) : x.toPrecision(2));
+const fmtPerMsg = (x: number): string =>
+  x === 0 ? '0' : Math.abs(x) >= 1 ? fixed(x, 3) : Math.abs(x) >= 0.01 ? fixed(x, 4) : x.toPrecision(2);
 /** A ratio against the bare server: ×1.23. */
 const fmtRatio = (x: number): string => `×${fixed(x, 2)}`;
 /** Memory sizes: 9.6 KiB, 15.6 GiB (signed: retained heap can be negative). */
@@ -59,7 +62,8 @@ function fmtSize(bytes: number): string {
   return `${bytes < 0 ? '−' : ''}${fixed(v, u === 0 ? 0 : 1)} ${units[u]}`;
 }
 /** Durations from nanoseconds: 778.6 ns, 41.9 µs, 1.20 ms. */
-const fmtNs = (ns: number): string => (ns < 1_000 ? `${fixed(ns, 1)} ns` : ns < 1_000_000 ? `${fixed(ns / 1_000, 1)} µs` : `${fixed(ns / 1_000_000, 2)} ms`);
+const fmtNs = (ns: number): string =>
+  ns < 1_000 ? `${fixed(ns, 1)} ns` : ns < 1_000_000 ? `${fixed(ns / 1_000, 1)} µs` : `${fixed(ns / 1_000_000, 2)} ms`;
 /** Memory per connection in KiB, one decimal (negative when the heap shrank). */
 const fmtKiB = (bytes: number): string => fixed(bytes / 1024, 1);
 /** Seconds as "33 min 35 s". */
@@ -210,7 +214,8 @@ const why = (reason: string | undefined): string => reason ?? 'no reason given';
 
 /** Transport first, then server: the rows a reader compares sit next to each other. */
 const byTransportThenServer = <T extends { transport: TransportName; server: ServerName }>(a: T, b: T): number =>
-  TRANSPORT_NAMES.indexOf(a.transport) - TRANSPORT_NAMES.indexOf(b.transport) || SERVER_NAMES.indexOf(a.server) - SERVER_NAMES.indexOf(b.server);
+  TRANSPORT_NAMES.indexOf(a.transport) - TRANSPORT_NAMES.indexOf(b.transport) ||
+  SERVER_NAMES.indexOf(a.server) - SERVER_NAMES.indexOf(b.server);
 
 /** Items grouped by `key`, in the order the groups first appear. */
 function groupBy<T>(items: readonly T[], key: (x: T) => string | number): T[][] {
@@ -225,7 +230,10 @@ function groupBy<T>(items: readonly T[], key: (x: T) => string | number): T[][] 
 function point(f: Figure | undefined, scale = 1): { value: number | null; tip: string } {
   if (!f || f.median === null) return { value: null, tip: '' };
   const repeats = f.values.filter((v) => v !== null).length;
-  const tip = f.min === null || f.max === null || repeats < 2 ? '' : `min–max ${fmtMs(f.min / scale)}–${fmtMs(f.max / scale)} over ${repeats} repeats`;
+  const tip =
+    f.min === null || f.max === null || repeats < 2
+      ? ''
+      : `min–max ${fmtMs(f.min / scale)}–${fmtMs(f.max / scale)} over ${repeats} repeats`;
   return { value: f.median / scale, tip };
 }
 
@@ -244,13 +252,20 @@ function byTransport<T extends { server: ServerName; transport: TransportName }>
       const item = items.find((x) => x.server === server && x.transport === t);
       return item ? figure(item) : point(undefined);
     });
-    return { label: server, color: SERVER_COLORS[server], data: points.map((p) => p.value), tips: points.map((p) => p.tip) };
+    return {
+      label: server,
+      color: SERVER_COLORS[server],
+      data: points.map((p) => p.value),
+      tips: points.map((p) => p.tip),
+    };
   });
   return { id, title, yTitle, logarithmic: false, wide: false, labels: [...transports], datasets };
 }
 
 function latencyChart(id: string, scenarios: readonly ScenarioResult[]): ChartSpec {
-  const smallest = Math.min(...scenarios.map((s) => s.latencyMs.p50.median).filter((x): x is number => x !== null && x > 0));
+  const smallest = Math.min(
+    ...scenarios.map((s) => s.latencyMs.p50.median).filter((x): x is number => x !== null && x > 0),
+  );
   return {
     id,
     title: 'Delivery latency percentiles (median over repeats)',
@@ -262,19 +277,24 @@ function latencyChart(id: string, scenarios: readonly ScenarioResult[]): ChartSp
     labels: scenarios.map((s) => `${s.transport} · ${s.server}`),
     datasets: (['p50', 'p90', 'p99'] as const).map((key) => {
       const points = scenarios.map((s) => point(s.latencyMs[key]));
-      return { label: key, color: PERCENTILE_COLORS[key], data: points.map((p) => p.value), tips: points.map((p) => p.tip) };
+      return {
+        label: key,
+        color: PERCENTILE_COLORS[key],
+        data: points.map((p) => p.value),
+        tips: points.map((p) => p.tip),
+      };
     }),
   };
 }
 
 /** The chart group of some results: only the valid ones are charted; the group lists the others. */
-function chartGroup<T extends { status: 'ok' | 'invalid'; reason?: string; server: ServerName; transport: TransportName }>(
-  title: string,
-  results: readonly T[],
-  charts: (ok: T[]) => ChartSpec[],
-): ChartGroup {
+function chartGroup<
+  T extends { status: 'ok' | 'invalid'; reason?: string; server: ServerName; transport: TransportName },
+>(title: string, results: readonly T[], charts: (ok: T[]) => ChartSpec[]): ChartGroup {
   const ok = results.filter((r) => r.status === 'ok');
-  const excluded = results.filter((r) => r.status === 'invalid').map((r) => ({ what: `${r.server}/${r.transport}`, reason: why(r.reason) }));
+  const excluded = results
+    .filter((r) => r.status === 'invalid')
+    .map((r) => ({ what: `${r.server}/${r.transport}`, reason: why(r.reason) }));
   return { title, charts: ok.length ? charts(ok) : [], excluded };
 }
 
@@ -282,9 +302,20 @@ function chartGroup<T extends { status: 'ok' | 'invalid'; reason?: string; serve
 
 /** A column: its header, its cell, and 'r' when numeric (right-aligned). */
 type Column<T> = [header: string, cell: (x: T) => Cell, align?: 'r'];
-const text = <T>(header: string, pick: (x: T) => string, extra: Omit<Cell, 'text'> = {}): Column<T> => [header, (x) => c(pick(x), extra)];
-const num = <T>(header: string, pick: (x: T) => number, fmt = fmtCount): Column<T> => [header, (x) => c(fmt(pick(x))), 'r'];
-const fig = <T>(header: string, pick: (x: T) => Figure, fmt: (x: number) => string): Column<T> => [header, (x) => c(fmtFigure(pick(x), fmt)), 'r'];
+const text = <T>(header: string, pick: (x: T) => string, extra: Omit<Cell, 'text'> = {}): Column<T> => [
+  header,
+  (x) => c(pick(x), extra),
+];
+const num = <T>(header: string, pick: (x: T) => number, fmt = fmtCount): Column<T> => [
+  header,
+  (x) => c(fmt(pick(x))),
+  'r',
+];
+const fig = <T>(header: string, pick: (x: T) => Figure, fmt: (x: number) => string): Column<T> => [
+  header,
+  (x) => c(fmtFigure(pick(x), fmt)),
+  'r',
+];
 const status: Column<{ status?: 'ok' | 'invalid'; reason?: string }> = [
   'Status',
   (r) => (r.status === 'invalid' ? c(`INVALID: ${why(r.reason)}`, { strong: true, invalid: true }) : c('ok')),
@@ -306,9 +337,20 @@ function resultTable<T extends object>(
     // Micro results have no status: they are always ok.
     const r: { status?: string; reason?: string } = x;
     if (r.status !== 'invalid') return { id: id(x), invalid: false, cells: cells(x, columns) };
-    return { id: id(x), invalid: true, reason: why(r.reason), cells: [...cells(x, head), ...figures.map(dash), ...cells(x, tail)] };
+    return {
+      id: id(x),
+      invalid: true,
+      reason: why(r.reason),
+      cells: [...cells(x, head), ...figures.map(dash), ...cells(x, tail)],
+    };
   });
-  return { ...(title ? { title } : {}), headers: columns.map(([h]) => h), align: columns.map(([, , a]) => a ?? 'l'), rows, notes: [] };
+  return {
+    ...(title ? { title } : {}),
+    headers: columns.map(([h]) => h),
+    align: columns.map(([, , a]) => a ?? 'l'),
+    rows,
+    notes: [],
+  };
 }
 
 const where = <T extends { server: ServerName; transport: TransportName }>(): Column<T>[] => [
@@ -317,8 +359,12 @@ const where = <T extends { server: ServerName; transport: TransportName }>(): Co
 ];
 
 function deliveredCell(s: ScenarioResult): Cell {
-  const extras = Object.entries({ lost: s.lost, dup: s.duplicated, reordered: s.reordered, gaps: s.gaps }).filter(([, n]) => n > 0);
-  return c(`${fmtCount(s.delivered)} / ${fmtCount(s.expected)}${extras.map(([what, n]) => `, ${what} ${fmtCount(n)}`).join('')}`);
+  const extras = Object.entries({ lost: s.lost, dup: s.duplicated, reordered: s.reordered, gaps: s.gaps }).filter(
+    ([, n]) => n > 0,
+  );
+  return c(
+    `${fmtCount(s.delivered)} / ${fmtCount(s.expected)}${extras.map(([what, n]) => `, ${what} ${fmtCount(n)}`).join('')}`,
+  );
 }
 
 /** Client → server bytes per HTTP request (absent in reports before it was measured). */
@@ -327,8 +373,13 @@ const upPerRequest: Column<ScenarioResult> = [
   (s) => (s.wire.bytesInPerRequest ? c(fmtFigure(s.wire.bytesInPerRequest, fmtBytes)) : dash()),
   'r',
 ];
-const ratio = (pick: (v: NonNullable<ScenarioResult['vsBare']>) => number) => (s: ScenarioResult) => (s.vsBare ? c(fmtRatio(pick(s.vsBare))) : dash());
-const vsFloorCpu: Column<ScenarioResult> = ['vs floor: CPU', (s) => (s.vsFloor ? c(fmtRatio(s.vsFloor.cpuUsPerMsg)) : dash()), 'r'];
+const ratio = (pick: (v: NonNullable<ScenarioResult['vsBare']>) => number) => (s: ScenarioResult) =>
+  s.vsBare ? c(fmtRatio(pick(s.vsBare))) : dash();
+const vsFloorCpu: Column<ScenarioResult> = [
+  'vs floor: CPU',
+  (s) => (s.vsFloor ? c(fmtRatio(s.vsFloor.cpuUsPerMsg)) : dash()),
+  'r',
+];
 const SCENARIO_COLUMNS: [Column<ScenarioResult>[], Column<ScenarioResult>[]] = [
   [...where<ScenarioResult>(), status, ['Delivered / expected', deliveredCell]],
   [
@@ -346,7 +397,10 @@ const SCENARIO_COLUMNS: [Column<ScenarioResult>[], Column<ScenarioResult>[]] = [
     ['vs bare: p99', ratio((v) => v.latencyP99), 'r'],
     [
       'Floor excess B/msg (overhead − floor)',
-      ({ floor: f }) => (f ? c(`${fmtBytes(f.excessBytesPerMsg)} (${fmtBytes(f.overheadBytesPerMsg)} − ${fmtBytes(f.floorBytesPerMsg)})`) : dash()),
+      ({ floor: f }) =>
+        f
+          ? c(`${fmtBytes(f.excessBytesPerMsg)} (${fmtBytes(f.overheadBytesPerMsg)} − ${fmtBytes(f.floorBytesPerMsg)})`)
+          : dash(),
       'r',
     ],
     fig('Event loop p99 ms', (s) => s.serverMetrics.eventLoopDelayP99Ms, fmtMs),
@@ -361,10 +415,12 @@ const shapeTitle = ({ clients, ratePerSec, payloadBytes }: ScenarioResult): stri
 /** "over 4g" after a row's id: loopback (no relay) is the unqualified case. */
 const over = (p: NetworkProfile): string => (p.direct ? '' : ` over ${p.name}`);
 /** ", HTTP/2 + TLS" after a row's id: cleartext HTTP/1.1 is the unqualified case. */
-const onProtocol = (s: ScenarioResult): string => (protocolOf(s) === 'http/1.1' ? '' : `, ${protocolLabel(protocolOf(s))}`);
+const onProtocol = (s: ScenarioResult): string =>
+  protocolOf(s) === 'http/1.1' ? '' : `, ${protocolLabel(protocolOf(s))}`;
 /** " via nginx" after a row's id: direct is the unqualified case. */
 const via = (s: ScenarioResult): string => (s.proxy ? ` via ${s.proxy}` : '');
-const scenarioId = (s: ScenarioResult): string => `scenario ${s.name}${over(s.network)}${onProtocol(s)}${via(s)} ${s.server}/${s.transport}`;
+const scenarioId = (s: ScenarioResult): string =>
+  `scenario ${s.name}${over(s.network)}${onProtocol(s)}${via(s)} ${s.server}/${s.transport}`;
 
 function scenarioGroup(scenarios: ScenarioResult[], i: number): Group {
   const sorted = [...scenarios].sort(byTransportThenServer);
@@ -372,8 +428,16 @@ function scenarioGroup(scenarios: ScenarioResult[], i: number): Group {
   const title = `${shapeTitle(sorted[0]!)} · ${runs.join(' / ')} · network ${describeProfile(sorted[0]!.network)}${onProtocol(sorted[0]!)}${via(sorted[0]!)}`;
   const charts = chartGroup(title, sorted, (ok) => [
     latencyChart(`chart-s${i}-latency`, ok),
-    byTransport(`chart-s${i}-bytes`, 'Bytes out per message (headers and framing included)', 'bytes / message', ok, (s) => point(s.wire.bytesOutPerMsg)),
-    byTransport(`chart-s${i}-cpu`, 'Server CPU per message delivered', 'µs / message', ok, (s) => point(s.serverMetrics.cpuUsPerMsg)),
+    byTransport(
+      `chart-s${i}-bytes`,
+      'Bytes out per message (headers and framing included)',
+      'bytes / message',
+      ok,
+      (s) => point(s.wire.bytesOutPerMsg),
+    ),
+    byTransport(`chart-s${i}-cpu`, 'Server CPU per message delivered', 'µs / message', ok, (s) =>
+      point(s.serverMetrics.cpuUsPerMsg),
+    ),
   ]);
   return { table: resultTable(sorted, scenarioId, SCENARIO_COLUMNS, title), charts };
 }
@@ -415,9 +479,15 @@ function networkGroups(report: Report): Group[] {
   const lab = report.scenarios.filter((s) => s.server === 'lab');
   const shapes = groupBy(lab, shapeKey).filter((g) => g.some((s) => !s.network.direct));
   return shapes.map((g): Group => {
-    const sorted = [...g].sort((a, b) => TRANSPORT_NAMES.indexOf(a.transport) - TRANSPORT_NAMES.indexOf(b.transport) || order(a.network) - order(b.network));
+    const sorted = [...g].sort(
+      (a, b) =>
+        TRANSPORT_NAMES.indexOf(a.transport) - TRANSPORT_NAMES.indexOf(b.transport) ||
+        order(a.network) - order(b.network),
+    );
     const table = resultTable(sorted, scenarioId, NETWORK_COLUMNS, `${shapeTitle(sorted[0]!)} · lab server`);
-    const profiles = [...new Map(sorted.map((s) => [s.network.name, s.network])).values()].sort((a, b) => order(a) - order(b));
+    const profiles = [...new Map(sorted.map((s) => [s.network.name, s.network])).values()].sort(
+      (a, b) => order(a) - order(b),
+    );
     return { table: { ...table, notes: profiles.map((p) => `${describeProfile(p)}. Source: ${p.source}.`) } };
   });
 }
@@ -432,10 +502,18 @@ function memoryGroup(memory: MemoryResult[], i: number): Group {
       fig('Heap retained after close, KiB', (m) => m.heapRetainedAfterCloseBytes, fmtKiB),
     ],
   ]);
-  const charts = chartGroup(`Memory per connection, ${fmtCount(sorted[0]!.connections)} idle connections`, sorted, (ok) => [
-    byTransport(`chart-m${i}-heap`, 'Heap per connection', 'KiB / connection', ok, (m) => point(m.heapBytesPerConn, 1024)),
-    byTransport(`chart-m${i}-rss`, 'RSS per connection', 'KiB / connection', ok, (m) => point(m.rssBytesPerConn, 1024)),
-  ]);
+  const charts = chartGroup(
+    `Memory per connection, ${fmtCount(sorted[0]!.connections)} idle connections`,
+    sorted,
+    (ok) => [
+      byTransport(`chart-m${i}-heap`, 'Heap per connection', 'KiB / connection', ok, (m) =>
+        point(m.heapBytesPerConn, 1024),
+      ),
+      byTransport(`chart-m${i}-rss`, 'RSS per connection', 'KiB / connection', ok, (m) =>
+        point(m.rssBytesPerConn, 1024),
+      ),
+    ],
+  );
   return { table, charts };
 }
 
@@ -475,23 +553,37 @@ function stepPassed(step: SweepResult['steps'][number], limitMs: number): boolea
   return step.status === 'ok' && step.lost === 0 && step.p95Ms !== null && step.p95Ms <= limitMs;
 }
 
-const stepWhat = (s: SweepResult, clients: number) => `sweep ${s.server}/${s.transport}${over(s.network)} at ${fmtCount(clients)} clients`;
+const stepWhat = (s: SweepResult, clients: number) =>
+  `sweep ${s.server}/${s.transport}${over(s.network)} at ${fmtCount(clients)} clients`;
 
 /** One row per sweep, one column per client count: p95 ms, marked where the rule failed. */
 function sweepTable(sweeps: readonly SweepResult[]): Table {
   const counts = [...new Set(sweeps.flatMap((s) => s.steps.map((st) => st.clients)))].sort((a, b) => a - b);
-  const headers = ['Server', 'Transport', 'Network', 'Rate', 'Payload', 'Rule', 'Max clients', ...counts.map((n) => `${fmtCount(n)} clients`)];
+  const headers = [
+    'Server',
+    'Transport',
+    'Network',
+    'Rate',
+    'Payload',
+    'Rule',
+    'Max clients',
+    ...counts.map((n) => `${fmtCount(n)} clients`),
+  ];
   const notes = ['Cells are p95 delivery latency in ms; ✗ marks a step that broke the rule.'];
   const rows = sweeps.map((s): Row => {
     const steps = counts.map((n): Cell => {
       const st = s.steps.find((x) => x.clients === n);
       if (!st) return c('');
       if (st.status === 'invalid') {
-        notes.push(`${s.server}/${s.transport}${over(s.network)} at ${fmtCount(n)} clients: INVALID: ${why(st.reason)}`);
+        notes.push(
+          `${s.server}/${s.transport}${over(s.network)} at ${fmtCount(n)} clients: INVALID: ${why(st.reason)}`,
+        );
         return c('INVALID', { strong: true, invalid: true });
       }
       const p95 = st.p95Ms === null ? DASH : fmtMs(st.p95Ms);
-      return stepPassed(st, s.p95LimitMs) ? c(p95) : c(`${p95}${st.lost ? `, lost ${fmtCount(st.lost)}` : ''} ✗`, { strong: true });
+      return stepPassed(st, s.p95LimitMs)
+        ? c(p95)
+        : c(`${p95}${st.lost ? `, lost ${fmtCount(st.lost)}` : ''} ✗`, { strong: true });
     });
     // The sweep's result (max clients) stands even when a step was invalid: only that cell is marked.
     return {
@@ -514,7 +606,12 @@ function sweepTable(sweeps: readonly SweepResult[]): Table {
 
 /** The header facts: where the numbers came from. */
 const PROTOCOL_COLUMNS: [Column<ScenarioResult>[], Column<ScenarioResult>[], Column<ScenarioResult>[]] = [
-  [text('Transport', (s) => s.transport), text('Protocol', (s) => protocolLabel(protocolOf(s))), text('Server', (s) => s.server), status],
+  [
+    text('Transport', (s) => s.transport),
+    text('Protocol', (s) => protocolLabel(protocolOf(s))),
+    text('Server', (s) => s.server),
+    status,
+  ],
   [
     upPerRequest,
     fig('Out B/msg', (s) => s.wire.bytesOutPerMsg, fmtBytes),
@@ -536,7 +633,10 @@ function protocolGroups(report: Report): Group[] {
     .filter((g) => new Set(g.map(protocolOf)).size > 1)
     .map((g) => {
       const sorted = [...g].sort(
-        (a, b) => TRANSPORT_NAMES.indexOf(a.transport) - TRANSPORT_NAMES.indexOf(b.transport) || order(a) - order(b) || servers(a) - servers(b),
+        (a, b) =>
+          TRANSPORT_NAMES.indexOf(a.transport) - TRANSPORT_NAMES.indexOf(b.transport) ||
+          order(a) - order(b) ||
+          servers(a) - servers(b),
       );
       const title = `${shapeTitle(sorted[0]!)} · network ${describeProfile(sorted[0]!.network)}`;
       return { table: resultTable(sorted, scenarioId, PROTOCOL_COLUMNS, title) };
@@ -563,7 +663,9 @@ function fieldTable(rows: FieldResult[]): Table {
         }),
         c(r.verdict, { strong: r.verdict !== 'works' }),
       ];
-      return r.status === 'invalid' ? { id, invalid: true, reason: r.reason ?? '', cells } : { id, invalid: false, cells };
+      return r.status === 'invalid'
+        ? { id, invalid: true, reason: r.reason ?? '', cells }
+        : { id, invalid: false, cells };
     }),
     notes: scaling.map((x) => `Scaled: ${x}`),
   };
@@ -610,15 +712,29 @@ function proxyGroups(report: Report): Group[] {
   return groupBy(report.scenarios, key)
     .filter((g) => g.some((s) => s.proxy) && g.some((s) => !s.proxy))
     .map((g) => {
-      const direct = (s: ScenarioResult) => g.find((d) => !d.proxy && d.server === s.server && d.transport === s.transport);
+      const direct = (s: ScenarioResult) =>
+        g.find((d) => !d.proxy && d.server === s.server && d.transport === s.transport);
       const added = (s: ScenarioResult): Cell => {
         const d = direct(s);
         const a = s.latencyMs.p50.median;
         const b = d?.latencyMs.p50.median;
-        return !s.proxy || d === undefined || a === null || b === null || b === undefined || s.status !== 'ok' || d.status !== 'ok' ? dash() : c(fmtMs(a - b));
+        return !s.proxy ||
+          d === undefined ||
+          a === null ||
+          b === null ||
+          b === undefined ||
+          s.status !== 'ok' ||
+          d.status !== 'ok'
+          ? dash()
+          : c(fmtMs(a - b));
       };
       const columns: [Column<ScenarioResult>[], Column<ScenarioResult>[], Column<ScenarioResult>[]] = [
-        [text('Transport', (s) => s.transport), text('Server', (s) => s.server), text('Path', (s) => s.proxy ?? 'direct'), status],
+        [
+          text('Transport', (s) => s.transport),
+          text('Server', (s) => s.server),
+          text('Path', (s) => s.proxy ?? 'direct'),
+          status,
+        ],
         [
           fig('Latency p50 ms', (s) => s.latencyMs.p50, fmtMs),
           ['+ p50 ms', added, 'r'],
@@ -628,9 +744,16 @@ function proxyGroups(report: Report): Group[] {
         ],
         [text('Scenario', (s) => s.name)],
       ];
-      const sorted = [...g].sort((a, b) => byTransportThenServer(a, b) || Number(Boolean(a.proxy)) - Number(Boolean(b.proxy)));
+      const sorted = [...g].sort(
+        (a, b) => byTransportThenServer(a, b) || Number(Boolean(a.proxy)) - Number(Boolean(b.proxy)),
+      );
       return {
-        table: resultTable(sorted, scenarioId, columns, `${shapeTitle(sorted[0]!)} · network ${describeProfile(sorted[0]!.network)}${onProtocol(sorted[0]!)}`),
+        table: resultTable(
+          sorted,
+          scenarioId,
+          columns,
+          `${shapeTitle(sorted[0]!)} · network ${describeProfile(sorted[0]!.network)}${onProtocol(sorted[0]!)}`,
+        ),
       };
     });
 }
@@ -649,7 +772,10 @@ function reportFacts(report: Report): Fact[] {
   // The profiles in words (an unlimited rate is `null` in JSON, which a reader would take for "not measured").
   const { networks, ...params } = report.params;
   return [
-    { label: 'Date', value: `${report.startedAt} → ${report.finishedAt}${Number.isFinite(ran) ? ` (${fmtDuration(ran)})` : ''}` },
+    {
+      label: 'Date',
+      value: `${report.startedAt} → ${report.finishedAt}${Number.isFinite(ran) ? ` (${fmtDuration(ran)})` : ''}`,
+    },
     { label: 'Git', value: report.git, code: true },
     { label: 'Node', value: e.node },
     { label: 'OS', value: e.os },
@@ -660,7 +786,9 @@ function reportFacts(report: Report): Fact[] {
     { label: 'Command', value: e.argv.join(' '), code: true },
     { label: 'Networks', value: networks.map(describeProfile).join('; ') },
     { label: 'Request headers', value: headersFact(report.params) },
-    ...(report.profiles ? [{ label: 'CPU profiles', value: report.profiles.map((p) => p.file).join(', ') || 'none written', code: true }] : []),
+    ...(report.profiles
+      ? [{ label: 'CPU profiles', value: report.profiles.map((p) => p.file).join(', ') || 'none written', code: true }]
+      : []),
     { label: 'Parameters', value: JSON.stringify(params), code: true },
     { label: 'Schema', value: report.schema, code: true },
   ];
@@ -734,9 +862,15 @@ export function reportModel(report: Report): ReportModel {
       .flatMap((proto) => groupBy(proto, (s) => s.proxy ?? 'direct'))
       .map(scenarioGroup),
   });
-  if (report.memory.length) sections.push({ title: 'Memory per connection', groups: groupBy(report.memory, (m) => m.connections).map(memoryGroup) });
-  if (report.autocannon.length) sections.push({ title: 'HTTP endpoints (autocannon)', groups: [{ table: autocannonTable(report.autocannon) }] });
-  if (report.micro.length) sections.push({ title: 'Micro-benchmarks (tinybench)', groups: [{ table: microTable(report.micro) }] });
+  if (report.memory.length)
+    sections.push({
+      title: 'Memory per connection',
+      groups: groupBy(report.memory, (m) => m.connections).map(memoryGroup),
+    });
+  if (report.autocannon.length)
+    sections.push({ title: 'HTTP endpoints (autocannon)', groups: [{ table: autocannonTable(report.autocannon) }] });
+  if (report.micro.length)
+    sections.push({ title: 'Micro-benchmarks (tinybench)', groups: [{ table: microTable(report.micro) }] });
   if (report.sweep?.length) {
     sections.push({
       title: 'Capacity sweep',
@@ -745,9 +879,15 @@ export function reportModel(report: Report): ReportModel {
     });
   }
   // A lab scenario's row may show twice (by network, and in its scenario group): listed once.
-  const invalidRows = [...new Map(sections.flatMap((s) => s.groups.flatMap((g) => g.table.rows.filter((r) => r.invalid))).map((r) => [r.id, r])).values()];
+  const invalidRows = [
+    ...new Map(
+      sections.flatMap((s) => s.groups.flatMap((g) => g.table.rows.filter((r) => r.invalid))).map((r) => [r.id, r]),
+    ).values(),
+  ];
   const invalidSteps = (report.sweep ?? []).flatMap((s) =>
-    s.steps.filter((st) => st.status === 'invalid').map((st) => ({ what: stepWhat(s, st.clients), reason: why(st.reason) })),
+    s.steps
+      .filter((st) => st.status === 'invalid')
+      .map((st) => ({ what: stepWhat(s, st.clients), reason: why(st.reason) })),
   );
   return {
     title: `Transport Lab bench, ${report.startedAt.slice(0, 10)}`,

@@ -48,25 +48,31 @@ function describe(e: ErrorObject): string {
 function checkFigure(f: Figure, at: string, ok: boolean, repeats: number | undefined, errors: string[]): void {
   const { median, min, max } = f;
   if (ok) {
-    for (const key of ['median', 'min', 'max'] as const) if (f[key] === null) errors.push(`${at}/${key} is null (not measured) in an ok result`);
+    for (const key of ['median', 'min', 'max'] as const)
+      if (f[key] === null) errors.push(`${at}/${key} is null (not measured) in an ok result`);
     f.values.forEach((v, i) => {
       if (v === null) errors.push(`${at}/values/${i} is null (not measured) in an ok result`);
     });
   }
   const nulls = [median, min, max].filter((x) => x === null).length;
-  if (nulls !== 0 && nulls !== 3) errors.push(`${at} median/min/max ${median}/${min}/${max} must be all numbers or all null`);
+  if (nulls !== 0 && nulls !== 3)
+    errors.push(`${at} median/min/max ${median}/${min}/${max} must be all numbers or all null`);
   const measured = f.values.filter((v): v is number => v !== null);
   const extremes = measured.length ? `${Math.min(...measured)}/${Math.max(...measured)}` : 'none measured';
   if (min !== null && max !== null) {
     // Medians are computed from the same values; allow float noise only.
     const eps = 1e-9 * Math.max(1, Math.abs(max), Math.abs(min));
-    if (median !== null && !(min - eps <= median && median <= max + eps)) errors.push(`${at} median ${median} is outside min…max ${min}…${max}`);
-    const off = measured.length ? Math.abs(Math.min(...measured) - min) > eps || Math.abs(Math.max(...measured) - max) > eps : f.values.length > 0;
+    if (median !== null && !(min - eps <= median && median <= max + eps))
+      errors.push(`${at} median ${median} is outside min…max ${min}…${max}`);
+    const off = measured.length
+      ? Math.abs(Math.min(...measured) - min) > eps || Math.abs(Math.max(...measured) - max) > eps
+      : f.values.length > 0;
     if (off) errors.push(`${at} min/max ${min}/${max} are not the extremes of values (${extremes})`);
   } else if (min === null && max === null && measured.length) {
     errors.push(`${at} min/max ${min}/${max} are not the extremes of values (${extremes})`);
   }
-  if (repeats !== undefined && f.values.length !== repeats) errors.push(`${at} has ${f.values.length} values for ${repeats} repeats`);
+  if (repeats !== undefined && f.values.length !== repeats)
+    errors.push(`${at} has ${f.values.length} values for ${repeats} repeats`);
 }
 
 const isFigure = (x: unknown): x is Figure => typeof x === 'object' && x !== null && 'median' in x && 'values' in x;
@@ -74,7 +80,8 @@ const isFigure = (x: unknown): x is Figure => typeof x === 'object' && x !== nul
 /** Visits every Figure under `x`, with its JSON pointer. */
 function eachFigure(x: unknown, at: string, visit: (f: Figure, at: string) => void): void {
   if (isFigure(x)) visit(x, at);
-  else if (typeof x === 'object' && x !== null) for (const [k, v] of Object.entries(x)) eachFigure(v, `${at}/${k}`, visit);
+  else if (typeof x === 'object' && x !== null)
+    for (const [k, v] of Object.entries(x)) eachFigure(v, `${at}/${k}`, visit);
 }
 
 /** The checks JSON Schema cannot express; runs only on a report that already matches the schema. */
@@ -85,24 +92,29 @@ function checkConsistency(r: Report): string[] {
   const checkNetwork = (name: string, profile: unknown, at: string) => {
     const listed = networks.get(name);
     if (listed === undefined) errors.push(`${at} "${name}" is not one of /params/networks`);
-    else if (profile !== undefined && JSON.stringify(profile) !== listed) errors.push(`${at} differs from the "${name}" of /params/networks`);
+    else if (profile !== undefined && JSON.stringify(profile) !== listed)
+      errors.push(`${at} differs from the "${name}" of /params/networks`);
   };
-  for (const [i, s] of r.params.scenarios.entries()) checkNetwork(s.network, undefined, `/params/scenarios/${i}/network`);
+  for (const [i, s] of r.params.scenarios.entries())
+    checkNetwork(s.network, undefined, `/params/scenarios/${i}/network`);
   r.scenarios.forEach((s, i) => {
     const at = `/scenarios/${i}`;
     checkNetwork(s.network.name, s.network, `${at}/network`);
-    if (s.expected !== s.published * s.clients) errors.push(`${at}/expected ${s.expected} is not published × clients = ${s.published * s.clients}`);
+    if (s.expected !== s.published * s.clients)
+      errors.push(`${at}/expected ${s.expected} is not published × clients = ${s.published * s.clients}`);
     // An invalid scenario may have stopped before its last repeat; an ok one measured every repeat.
     const ok = s.status === 'ok';
     eachFigure(s, at, (f, p) => checkFigure(f, p, ok, ok ? s.repeats : undefined, errors));
   });
   for (const key of ['memory', 'autocannon'] as const) {
-    for (const [i, m] of r[key].entries()) eachFigure(m, `/${key}/${i}`, (f, p) => checkFigure(f, p, m.status === 'ok', undefined, errors));
+    for (const [i, m] of r[key].entries())
+      eachFigure(m, `/${key}/${i}`, (f, p) => checkFigure(f, p, m.status === 'ok', undefined, errors));
   }
   for (const [i, sw] of (r.sweep ?? []).entries()) {
     checkNetwork(sw.network.name, sw.network, `/sweep/${i}/network`);
     for (const [j, st] of sw.steps.entries()) {
-      if (st.status === 'ok' && st.p95Ms === null) errors.push(`/sweep/${i}/steps/${j}/p95Ms is null (not measured) in an ok step`);
+      if (st.status === 'ok' && st.p95Ms === null)
+        errors.push(`/sweep/${i}/steps/${j}/p95Ms is null (not measured) in an ok step`);
     }
   }
   return errors;

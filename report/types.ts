@@ -27,7 +27,16 @@ export const REPORT_SCHEMA = 'transport-lab/bench@1';
  * users would otherwise install (bench/servers/better-sse.ts, fastify-sse.ts). `shift`: the polling
  * snippet that tutorials teach (bench/servers/shift.ts), measured by `--claims` only.
  */
-export const SERVER_NAMES = ['lab', 'lab-redis', 'bare', 'floor', 'socketio', 'better-sse', 'fastify-sse', 'shift'] as const;
+export const SERVER_NAMES = [
+  'lab',
+  'lab-redis',
+  'bare',
+  'floor',
+  'socketio',
+  'better-sse',
+  'fastify-sse',
+  'shift',
+] as const;
 /** The clients' header sets (bench/clients/browser-headers.ts): what Chromium sends, or the client libraries' own. */
 export const HEADER_MODES = ['browser', 'minimal'] as const;
 /** The request headers a run's clients send: what Chromium sends, or the client libraries' own. */
@@ -51,7 +60,9 @@ const Text = Type.String({ minLength: 1 });
 /** A number, or null for "not measured" (schema.ts allows null only in invalid results). */
 const NumOrNull = Type.Unsafe<number | null>({ type: ['number', 'null'] });
 /** ISO 8601 UTC or with offset, as `new Date().toISOString()` writes it; safe in a file name once ':' → '-'. */
-const IsoDateTime = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?(Z|[+-]\\d{2}:\\d{2})$' });
+const IsoDateTime = Type.String({
+  pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?(Z|[+-]\\d{2}:\\d{2})$',
+});
 
 /** A closed object: every property listed, nothing else allowed. */
 const Obj = <P extends Record<string, TSchema>>(properties: P, options: Record<string, unknown> = {}) =>
@@ -198,14 +209,18 @@ export const ScenarioResult = Obj(
     /** Over a relay: its lateness p99 over each measured window (actual − intended release), milliseconds. */
     relayLatenessP99Ms: Type.Optional(Figure),
     /** Lab figure divided by the bare server's for the same transport, network and parameters (medians). */
-    vsBare: Type.Optional(Obj({ cpuUsPerMsg: Type.Number(), bytesOutPerMsg: Type.Number(), latencyP99: Type.Number() })),
+    vsBare: Type.Optional(
+      Obj({ cpuUsPerMsg: Type.Number(), bytesOutPerMsg: Type.Number(), latencyP99: Type.Number() }),
+    ),
     /**
      * This server's figure divided by the floor server's (bench/servers/floor.ts) for the same transport,
      * network and parameters (medians): SSE and WebSocket, every server but the floor itself.
      */
     vsFloor: Type.Optional(Obj({ cpuUsPerMsg: Type.Number(), latencyP99: Type.Number() })),
     /** Protocol floor (lab only): bytes per message beyond the payload, and what the protocol needs at least. */
-    floor: Type.Optional(Obj({ overheadBytesPerMsg: Type.Number(), floorBytesPerMsg: Type.Number(), excessBytesPerMsg: Type.Number() })),
+    floor: Type.Optional(
+      Obj({ overheadBytesPerMsg: Type.Number(), floorBytesPerMsg: Type.Number(), excessBytesPerMsg: Type.Number() }),
+    ),
   },
   {
     allOf: [
@@ -218,7 +233,10 @@ export const ScenarioResult = Obj(
       when('server', 'floor', { not: { required: ['vsFloor'] } }),
       // The relay's own lateness is there exactly when there was a relay.
       {
-        if: { properties: { network: { type: 'object', properties: { direct: { const: true } }, required: ['direct'] } }, required: ['network'] },
+        if: {
+          properties: { network: { type: 'object', properties: { direct: { const: true } }, required: ['direct'] } },
+          required: ['network'],
+        },
         // biome-ignore lint/suspicious/noThenProperty: the JSON Schema keyword; this object is a schema, never awaited.
         then: { not: { required: ['relayLatenessP99Ms'] } },
         else: { required: ['relayLatenessP99Ms'] },
@@ -297,7 +315,12 @@ export const MicroResult = Obj({
 
 /** `p95Ms` is null when the step failed before it could measure (then the step is invalid). */
 const SweepStep = Obj(
-  { clients: PositiveInt, p95Ms: Type.Unsafe<number | null>({ type: ['number', 'null'], minimum: 0 }), lost: Count, ...statusFields },
+  {
+    clients: PositiveInt,
+    p95Ms: Type.Unsafe<number | null>({ type: ['number', 'null'], minimum: 0 }),
+    lost: Count,
+    ...statusFields,
+  },
   reasonRule,
 );
 
@@ -399,4 +422,5 @@ export type Report = Static<typeof Report>;
 /** The protocol a result was measured over (reports before it was recorded: cleartext HTTP/1.1). */
 export const protocolOf = (r: Pick<ScenarioResult, 'http'>): HttpProtocol => r.http?.protocol ?? 'http/1.1';
 /** A protocol in report text. */
-export const protocolLabel = (p: HttpProtocol): string => ({ 'http/1.1': 'HTTP/1.1', 'https/1.1': 'HTTP/1.1 + TLS', h2: 'HTTP/2 + TLS' })[p];
+export const protocolLabel = (p: HttpProtocol): string =>
+  ({ 'http/1.1': 'HTTP/1.1', 'https/1.1': 'HTTP/1.1 + TLS', h2: 'HTTP/2 + TLS' })[p];

@@ -4,7 +4,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerOptions,
+} from 'fastify';
 import { mistakeLogger, type MistakeLogger } from './client-log.js';
 import { isLoopback, resolveConfig, TIMING, type Config, type ConfigInput } from './config.js';
 import { clusterSnapshots } from './cluster.js';
@@ -76,7 +81,11 @@ declare module 'fastify' {
 /** The feed the configuration names: in-process memory, or a Redis Stream shared by every instance. */
 export async function createFeed(config: Readonly<Config>): Promise<Feed> {
   if (config.feed === 'memory') return new MemoryFeed({ retentionMessages: config.retentionMessages });
-  return RedisFeed.connect({ url: config.feed, keyPrefix: config.redisKeyPrefix, retentionMessages: config.retentionMessages });
+  return RedisFeed.connect({
+    url: config.feed,
+    keyPrefix: config.redisKeyPrefix,
+    retentionMessages: config.retentionMessages,
+  });
 }
 
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
@@ -114,19 +123,38 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   mistake = mistakeLogger(app.log);
   // Over TLS, bytes are counted on the TCP sockets under the TLS ones (stats.ts).
   if (credentials !== undefined) stats.watch(app.server);
-  const generator = new Generator(feed, { ratePerSec: config.demo ? config.demoRatePerSec : 0, payloadBytes: config.demoPayloadBytes });
+  const generator = new Generator(feed, {
+    ratePerSec: config.demo ? config.demoRatePerSec : 0,
+    payloadBytes: config.demoPayloadBytes,
+  });
   app.decorate('lab', { config, protocol, certificate: credentials?.source, feed, stats, generator });
 
   // CONNECT is served nowhere; without a listener Node would drop the connection without a word.
   app.server.on('connect', (request: IncomingMessage, socket: Socket) => {
-    answerAndClose(socket, rawErrorAnswer('METHOD_NOT_ALLOWED', format(ERRORS.METHOD_NOT_ALLOWED.message, request.method ?? 'CONNECT'), 'Allow: \r\n'));
+    answerAndClose(
+      socket,
+      rawErrorAnswer(
+        'METHOD_NOT_ALLOWED',
+        format(ERRORS.METHOD_NOT_ALLOWED.message, request.method ?? 'CONNECT'),
+        'Allow: \r\n',
+      ),
+    );
   });
   // `Expect` other than 100-continue: Node's default is a bare 417; ours carries the code.
   app.server.on('checkExpectation', (request: IncomingMessage, res: ServerResponse) => {
     const body = JSON.stringify({
-      error: { code: ERRORS.EXPECTATION_FAILED.code, message: format(ERRORS.EXPECTATION_FAILED.message, String(request.headers.expect)) },
+      error: {
+        code: ERRORS.EXPECTATION_FAILED.code,
+        message: format(ERRORS.EXPECTATION_FAILED.message, String(request.headers.expect)),
+      },
     } satisfies ErrorBody);
-    res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+    res
+      .writeHead(417, {
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': Buffer.byteLength(body),
+        connection: 'close',
+      })
+      .end(body);
   });
 
   // CORS for /poll, /events and /publish (cors.ts): first of the onRequest hooks, so that the refusals
@@ -150,7 +178,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
       if (!isHttp2(request)) reply.header('connection', 'close');
       refusal = new HttpErrors.SHUTTING_DOWN();
     } else if (host === undefined) {
-      if (request.raw.httpVersion === '1.1') refusal = new HttpErrors.BAD_REQUEST('HTTP/1.1 requests need a Host header');
+      if (request.raw.httpVersion === '1.1')
+        refusal = new HttpErrors.BAD_REQUEST('HTTP/1.1 requests need a Host header');
     } else if (hostAllowed !== undefined && !hostAllowed(host)) {
       refusal = new HttpErrors.HOST_FORBIDDEN(JSON.stringify(host));
     }
@@ -173,7 +202,12 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     // RFC 9110 §15.5.6: a path that exists under other methods is 405, with the methods it has.
     const allow = METHODS.filter((method) => app.findRoute({ method, url: path }) !== null);
     if (allow.length > 0) {
-      const body: ErrorBody = { error: { code: ERRORS.METHOD_NOT_ALLOWED.code, message: format(ERRORS.METHOD_NOT_ALLOWED.message, request.method) } };
+      const body: ErrorBody = {
+        error: {
+          code: ERRORS.METHOD_NOT_ALLOWED.code,
+          message: format(ERRORS.METHOD_NOT_ALLOWED.message, request.method),
+        },
+      };
       reply.code(405).header('allow', allow.join(', ')).send(body);
       return;
     }
@@ -186,7 +220,12 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const transportOptions = { feed, tail, config, stats, extraWork: options.extraWork };
   // With several workers, any worker answers /stats for all of them (gathered through the primary).
   await app.register(statsRoutes, { stats, feed, gather: clusterSnapshots });
-  await app.register(publishRoutes, { feed, token: config.publishToken, maxPayloadBytes: config.maxPayloadBytes, maxNestingDepth: config.maxNestingDepth });
+  await app.register(publishRoutes, {
+    feed,
+    token: config.publishToken,
+    maxPayloadBytes: config.maxPayloadBytes,
+    maxNestingDepth: config.maxNestingDepth,
+  });
   await app.register(pollTransport, transportOptions);
   await app.register(sseTransport, transportOptions);
   await app.register(wsTransport, transportOptions);

@@ -11,14 +11,21 @@ import cluster, { type Worker } from 'node:cluster';
 import type { StatsSnapshot } from './stats.js';
 
 /** A worker asks; the primary gathers every worker's snapshot and answers with all of them. */
-type ToPrimary = { type: 'lab:stats-request'; id: number } | { type: 'lab:stats-part'; id: number; snapshot: StatsSnapshot };
-type ToWorker = { type: 'lab:stats-collect'; id: number } | { type: 'lab:stats-result'; id: number; snapshots: StatsSnapshot[] };
+type ToPrimary =
+  | { type: 'lab:stats-request'; id: number }
+  | { type: 'lab:stats-part'; id: number; snapshot: StatsSnapshot };
+type ToWorker =
+  | { type: 'lab:stats-collect'; id: number }
+  | { type: 'lab:stats-result'; id: number; snapshots: StatsSnapshot[] };
 
 /** How long the primary waits for every worker's snapshot before answering with those it has. */
 const COLLECT_TIMEOUT_MS = 1_000;
 
 /** Per primary: the gathers of worker snapshots in progress. */
-const gathers = new Map<number, { from: Worker; replyId: number; parts: StatsSnapshot[]; expected: number; timer: NodeJS.Timeout }>();
+const gathers = new Map<
+  number,
+  { from: Worker; replyId: number; parts: StatsSnapshot[]; expected: number; timer: NodeJS.Timeout }
+>();
 let nextGatherId = 1;
 const liveWorkers = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w?.isConnected() === true);
 
@@ -27,7 +34,8 @@ function finishGather(id: number): void {
   if (!g) return;
   clearTimeout(g.timer);
   gathers.delete(id);
-  if (g.from.isConnected()) g.from.send({ type: 'lab:stats-result', id: g.replyId, snapshots: g.parts } satisfies ToWorker);
+  if (g.from.isConnected())
+    g.from.send({ type: 'lab:stats-result', id: g.replyId, snapshots: g.parts } satisfies ToWorker);
 }
 
 /** In a primary: lets `worker` (and every other) answer /stats for the whole cluster. */
@@ -38,7 +46,13 @@ export function serveStatsGather(worker: Worker): void {
       case 'lab:stats-request': {
         const id = nextGatherId++;
         const workers = liveWorkers();
-        gathers.set(id, { from: worker, replyId: msg.id, parts: [], expected: workers.length, timer: setTimeout(() => finishGather(id), COLLECT_TIMEOUT_MS) });
+        gathers.set(id, {
+          from: worker,
+          replyId: msg.id,
+          parts: [],
+          expected: workers.length,
+          timer: setTimeout(() => finishGather(id), COLLECT_TIMEOUT_MS),
+        });
         for (const w of workers) w.send({ type: 'lab:stats-collect', id } satisfies ToWorker);
         break;
       }
@@ -74,7 +88,10 @@ export function runPrimary(opts: {
       if (!announced && listening.size === opts.workers) {
         announced = true;
         const host = address.address ?? '127.0.0.1';
-        opts.onListening(`${opts.scheme ?? 'http'}://${host.includes(':') ? `[${host}]` : host}:${address.port}`, opts.workers);
+        opts.onListening(
+          `${opts.scheme ?? 'http'}://${host.includes(':') ? `[${host}]` : host}:${address.port}`,
+          opts.workers,
+        );
       }
     });
   };
@@ -82,7 +99,9 @@ export function runPrimary(opts: {
   cluster.on('exit', (w, code, signal) => {
     listening.delete(w.id);
     if (closing) return;
-    console.error(`worker ${w.process.pid} died (${signal ?? code}); starting another: its clients reconnect and resume from their cursors`);
+    console.error(
+      `worker ${w.process.pid} died (${signal ?? code}); starting another: its clients reconnect and resume from their cursors`,
+    );
     fork();
   });
 
@@ -119,7 +138,8 @@ export function clusterSnapshots(local: () => StatsSnapshot): (() => Promise<Sta
   const waiting = new Map<number, (s: StatsSnapshot[]) => void>();
   let nextId = 1;
   process.on('message', (m: ToWorker) => {
-    if (m?.type === 'lab:stats-collect') process.send!({ type: 'lab:stats-part', id: m.id, snapshot: local() } satisfies ToPrimary);
+    if (m?.type === 'lab:stats-collect')
+      process.send!({ type: 'lab:stats-part', id: m.id, snapshot: local() } satisfies ToPrimary);
     else if (m?.type === 'lab:stats-result') {
       waiting.get(m.id)?.(m.snapshots);
       waiting.delete(m.id);

@@ -250,7 +250,8 @@ export function readSettings(env: NodeJS.ProcessEnv, argv: readonly string[]): C
   return out as ConfigInput;
 }
 
-export const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+export const isLoopback = (host: string): boolean =>
+  host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 
 /**
  * Shortest PUBLISH_TOKEN accepted when one is set: 16 characters is out of reach of guessing over the
@@ -291,7 +292,8 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
     if (!(key in DEFAULTS)) throw new ConfigError(key, (input as Record<string, unknown>)[key], 'unknown setting');
   }
   const c = { ...DEFAULTS, ...input } as Config;
-  if (typeof c.host !== 'string' || c.host === '') throw new ConfigError('host', c.host, 'expected a host name or address');
+  if (typeof c.host !== 'string' || c.host === '')
+    throw new ConfigError('host', c.host, 'expected a host name or address');
   intIn(c, 'port', 0, 65_535);
   if (typeof c.demo !== 'boolean') throw new ConfigError('demo', c.demo, 'expected true or false');
   if (typeof c.tls !== 'boolean') throw new ConfigError('tls', c.tls, 'expected true or false');
@@ -304,9 +306,14 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
     );
   }
   if (c.tlsCert !== '' && !c.tls && !c.http2) {
-    throw new ConfigError('tlsCert', c.tlsCert, 'a certificate is set but the server would serve cleartext: add --tls (HTTPS) or --http2');
+    throw new ConfigError(
+      'tlsCert',
+      c.tlsCert,
+      'a certificate is set but the server would serve cleartext: add --tls (HTTPS) or --http2',
+    );
   }
-  if (typeof c.resultsDir !== 'string' || c.resultsDir === '') throw new ConfigError('resultsDir', c.resultsDir, 'expected a folder path');
+  if (typeof c.resultsDir !== 'string' || c.resultsDir === '')
+    throw new ConfigError('resultsDir', c.resultsDir, 'expected a folder path');
   intIn(c, 'retentionMessages', 1, 10_000_000);
   intIn(c, 'maxPayloadBytes', 16, 100 * 1024 * 1024);
   intIn(c, 'maxNestingDepth', 1, 1_000);
@@ -332,19 +339,31 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
       `must be under shutdownTimeoutMs (${c.shutdownTimeoutMs} ms): closes spread over the window would be cut by the shutdown timeout`,
     );
   }
-  if (!Array.isArray(c.allowedOrigins)) throw new ConfigError('allowedOrigins', c.allowedOrigins, 'expected a list of origins');
+  if (!Array.isArray(c.allowedOrigins))
+    throw new ConfigError('allowedOrigins', c.allowedOrigins, 'expected a list of origins');
   for (const o of c.allowedOrigins) {
     let ok = false;
     try {
       ok = new URL(o).origin === o;
     } catch {}
-    if (!ok) throw new ConfigError('allowedOrigins', o, 'expected an origin like https://example.com (scheme, host, optional port; no path)');
+    if (!ok)
+      throw new ConfigError(
+        'allowedOrigins',
+        o,
+        'expected an origin like https://example.com (scheme, host, optional port; no path)',
+      );
   }
-  if (typeof c.corsCredentials !== 'boolean') throw new ConfigError('corsCredentials', c.corsCredentials, 'expected true or false');
-  if (!Array.isArray(c.allowedHosts)) throw new ConfigError('allowedHosts', c.allowedHosts, 'expected a list of host names');
+  if (typeof c.corsCredentials !== 'boolean')
+    throw new ConfigError('corsCredentials', c.corsCredentials, 'expected true or false');
+  if (!Array.isArray(c.allowedHosts))
+    throw new ConfigError('allowedHosts', c.allowedHosts, 'expected a list of host names');
   for (const h of c.allowedHosts) {
     if (typeof h !== 'string' || parseHostPort(h) === undefined) {
-      throw new ConfigError('allowedHosts', h, 'expected a host name with an optional port, like lab.example or lab.example:8080 (no scheme, no path)');
+      throw new ConfigError(
+        'allowedHosts',
+        h,
+        'expected a host name with an optional port, like lab.example or lab.example:8080 (no scheme, no path)',
+      );
     }
   }
   if (c.feed !== 'memory') {
@@ -374,7 +393,11 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
   const network = profiles.map((p) => p.name);
   const relays = profiles.filter((p) => !p.direct).length;
   if (c.port !== 0 && c.port + relays > 65_535) {
-    throw new ConfigError('network', network.join(','), `${relays} relays on port ${c.port} + 1 and up go past 65535: use a lower PORT, or PORT=0`);
+    throw new ConfigError(
+      'network',
+      network.join(','),
+      `${relays} relays on port ${c.port} + 1 and up go past 65535: use a lower PORT, or PORT=0`,
+    );
   }
   if (typeof c.publishToken !== 'string') throw new ConfigError('publishToken', c.publishToken, 'expected a string');
   // A set token is checked on every bind. It is a secret: errors show its length, never the token.
@@ -390,7 +413,11 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
     throw new ConfigError('PUBLISH_TOKEN', '***', why);
   }
   if (!isLoopback(c.host) && c.publishToken === '') {
-    throw new ConfigError('PUBLISH_TOKEN', '', `HOST=${c.host} is not a loopback address: set PUBLISH_TOKEN so that only holders of the token can publish`);
+    throw new ConfigError(
+      'PUBLISH_TOKEN',
+      '',
+      `HOST=${c.host} is not a loopback address: set PUBLISH_TOKEN so that only holders of the token can publish`,
+    );
   }
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(c.logLevel)) {
     throw new ConfigError('logLevel', c.logLevel, 'expected fatal, error, warn, info, debug, trace or silent');

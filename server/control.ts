@@ -20,24 +20,37 @@ import { checkToken, mayPublish } from './token.js';
  */
 export const CONTROL_LIMITS = Object.freeze({ minRatePerSec: 0.01, maxRatePerSec: 1_000, maxBurst: 10_000 });
 
-function numberField(body: Record<string, unknown>, key: string, min: number, max: number, integer: boolean): number | undefined {
+function numberField(
+  body: Record<string, unknown>,
+  key: string,
+  min: number,
+  max: number,
+  integer: boolean,
+): number | undefined {
   const v = body[key];
   if (v === undefined) return undefined;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
-    throw new HttpErrors.BAD_CONTROL(`${key} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    throw new HttpErrors.BAD_CONTROL(
+      `${key} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${JSON.stringify(v)}`,
+    );
   }
   return v;
 }
 
 function objectBody(body: unknown, allowed: readonly string[]): Record<string, unknown> {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpErrors.BAD_CONTROL('the body must be a JSON object');
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    throw new HttpErrors.BAD_CONTROL('the body must be a JSON object');
   for (const key of Object.keys(body)) {
-    if (!allowed.includes(key)) throw new HttpErrors.BAD_CONTROL(`unknown field ${JSON.stringify(key)} (expected ${allowed.join(', ')})`);
+    if (!allowed.includes(key))
+      throw new HttpErrors.BAD_CONTROL(`unknown field ${JSON.stringify(key)} (expected ${allowed.join(', ')})`);
   }
   return body as Record<string, unknown>;
 }
 
-export async function controlRoutes(app: FastifyInstance, opts: { generator: Generator; token: string; maxPayloadBytes: number }) {
+export async function controlRoutes(
+  app: FastifyInstance,
+  opts: { generator: Generator; token: string; maxPayloadBytes: number },
+) {
   const { generator, token, maxPayloadBytes } = opts;
   jsonOnly(app, 4096);
   app.addHook('onRequest', async (request) => {
@@ -55,9 +68,15 @@ export async function controlRoutes(app: FastifyInstance, opts: { generator: Gen
 
   app.put('/control', async (request) => {
     const body = objectBody(request.body, ['ratePerSec', 'payloadBytes']);
-    const ratePerSec = body.ratePerSec === 0 ? 0 : numberField(body, 'ratePerSec', CONTROL_LIMITS.minRatePerSec, CONTROL_LIMITS.maxRatePerSec, false);
+    const ratePerSec =
+      body.ratePerSec === 0
+        ? 0
+        : numberField(body, 'ratePerSec', CONTROL_LIMITS.minRatePerSec, CONTROL_LIMITS.maxRatePerSec, false);
     const payloadBytes = numberField(body, 'payloadBytes', 0, maxPayloadBytes, true);
-    generator.set({ ...(ratePerSec === undefined ? {} : { ratePerSec }), ...(payloadBytes === undefined ? {} : { payloadBytes }) });
+    generator.set({
+      ...(ratePerSec === undefined ? {} : { ratePerSec }),
+      ...(payloadBytes === undefined ? {} : { payloadBytes }),
+    });
     return generator.state;
   });
 

@@ -77,7 +77,8 @@ function corsOrigin(request: RequestHead, allowed: ReadonlySet<string>): string 
   return CORS_PATHS.has((request.url ?? '').split('?', 1)[0]!) ? origin : undefined;
 }
 
-const isPreflight = (request: RequestHead): boolean => request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined;
+const isPreflight = (request: RequestHead): boolean =>
+  request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined;
 
 /**
  * The router constraint that @fastify/cors's catch-all `OPTIONS *` route is put under. Unconstrained,
@@ -117,10 +118,12 @@ export default fp(
         };
       },
       // Runs for every request the router looks up: one method comparison for all but OPTIONS.
-      deriveConstraint: (request: RequestHead) => (isPreflight(request) && corsOrigin(request, allowed) !== undefined ? GRANTED : undefined),
+      deriveConstraint: (request: RequestHead) =>
+        isPreflight(request) && corsOrigin(request, allowed) !== undefined ? GRANTED : undefined,
     } as Parameters<typeof app.addConstraintStrategy>[0]);
     app.addHook('onRoute', (route) => {
-      if (route.method === 'OPTIONS' && route.url === '*') route.constraints = { ...route.constraints, [PREFLIGHT_CONSTRAINT]: GRANTED };
+      if (route.method === 'OPTIONS' && route.url === '*')
+        route.constraints = { ...route.constraints, [PREFLIGHT_CONSTRAINT]: GRANTED };
     });
 
     const granted = new WeakSet<FastifyRequest>();

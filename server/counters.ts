@@ -12,7 +12,14 @@ export type TransportKey = (typeof TRANSPORT_KEYS)[number];
  * Why a connection ended. `client`: the peer went away; the others are the server's decision.
  * `feed-down`: the store could not be read; `error`: a failure of the server's own (a bug).
  */
-export type DisconnectReason = 'client' | 'slow-consumer' | 'pong-timeout' | 'too-many-errors' | 'shutdown' | 'feed-down' | 'error';
+export type DisconnectReason =
+  | 'client'
+  | 'slow-consumer'
+  | 'pong-timeout'
+  | 'too-many-errors'
+  | 'shutdown'
+  | 'feed-down'
+  | 'error';
 
 export interface TransportCounters {
   /** Open now: held polls, SSE streams, WebSockets. */
@@ -41,6 +48,14 @@ export const newCounters = (): TransportCounters => ({
   messagesOut: 0,
   bytesOut: 0,
   bytesIn: 0,
-  disconnects: { client: 0, 'slow-consumer': 0, 'pong-timeout': 0, 'too-many-errors': 0, shutdown: 0, 'feed-down': 0, error: 0 },
+  disconnects: {
+    client: 0,
+    'slow-consumer': 0,
+    'pong-timeout': 0,
+    'too-many-errors': 0,
+    shutdown: 0,
+    'feed-down': 0,
+    error: 0,
+  },
   cut: 0,
 });

@@ -38,7 +38,12 @@ export class Generator {
   }
 
   get state() {
-    return { ratePerSec: this.#ratePerSec, payloadBytes: this.#payloadBytes, published: this.#published, failed: this.#failed };
+    return {
+      ratePerSec: this.#ratePerSec,
+      payloadBytes: this.#payloadBytes,
+      published: this.#published,
+      failed: this.#failed,
+    };
   }
 
   /** Changes rate and/or payload; the schedule restarts from now. */

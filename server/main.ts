@@ -14,10 +14,18 @@ import { ConfigError } from './errors.js';
 import { describeProfile } from './network/profiles.js';
 import { Relay } from './network/relay.js';
 import { writeSelfSigned } from './tls.js';
-import { connectHost, linkPhrase, linksFromPrimary, type NetworkLink, relayProfiles, sendLinks } from './network/route.js';
+import {
+  connectHost,
+  linkPhrase,
+  linksFromPrimary,
+  type NetworkLink,
+  relayProfiles,
+  sendLinks,
+} from './network/route.js';
 
 /** The dashboard's report model (report/model.ts), loaded on the first request for one: start-up stays light. */
-const loadedReportModel = async (report: never): Promise<unknown> => (await import('../report/model.js')).reportModel(report);
+const loadedReportModel = async (report: never): Promise<unknown> =>
+  (await import('../report/model.js')).reportModel(report);
 
 /**
  * One relay per profile of `--network` in front of the server at `labUrl`: on port + 1, + 2, … when
@@ -30,7 +38,14 @@ async function startRelays(config: Readonly<Config>, labUrl: string): Promise<Re
   for (const [i, profile] of relayProfiles(config.network).entries()) {
     const listenPort = config.port === 0 ? 0 : config.port + 1 + i;
     try {
-      relays.push(await Relay.start({ target: { host: connectHost(config.host), port: Number(lab.port) }, profile, listenHost: config.host, listenPort }));
+      relays.push(
+        await Relay.start({
+          target: { host: connectHost(config.host), port: Number(lab.port) },
+          profile,
+          listenHost: config.host,
+          listenPort,
+        }),
+      );
     } catch (err) {
       await Promise.all(relays.map((r) => r.close()));
       throw new Error(`cannot start the ${profile.name} relay on port ${listenPort}: ${(err as Error).message}`);
@@ -114,7 +129,12 @@ async function main(): Promise<void> {
   const networks = clustered ? linksFromPrimary() : () => links;
   let app;
   try {
-    app = await buildApp({ config, networks, reportModel: loadedReportModel, logger: config.logLevel === 'silent' ? false : { level: config.logLevel } });
+    app = await buildApp({
+      config,
+      networks,
+      reportModel: loadedReportModel,
+      logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
+    });
   } catch (err) {
     // A Redis feed that cannot be reached: say which and why, and stop.
     console.error(`transport-lab: ${(err as Error).message}`);
@@ -123,9 +143,13 @@ async function main(): Promise<void> {
   const address = await app.listen({ host: config.host, port: config.port });
   const url = address.replace('://[::1]', '://localhost');
   if (!clustered) {
-    console.log(`Transport Lab listening on ${url}  (${protocolPhrase(app.lab.protocol)}; dashboard ${url}/, stats ${url}/stats)`);
+    console.log(
+      `Transport Lab listening on ${url}  (${protocolPhrase(app.lab.protocol)}; dashboard ${url}/, stats ${url}/stats)`,
+    );
     if (app.lab.certificate) console.log(`TLS certificate: ${app.lab.certificate}`);
-    console.log(`feed: ${app.lab.feed.kind} (epoch ${app.lab.feed.info().epoch}); configuration: ${JSON.stringify(describeConfig(config))}`);
+    console.log(
+      `feed: ${app.lab.feed.kind} (epoch ${app.lab.feed.info().epoch}); configuration: ${JSON.stringify(describeConfig(config))}`,
+    );
   }
   let relays: Relay[] = [];
   if (!clustered) {

@@ -97,15 +97,25 @@ export interface PollAnswer {
 
 export const hello = (epoch: string, lastId: number): Hello => ({ type: 'hello', epoch, lastId });
 
-export const feedDown = (message: string): FeedDown => ({ type: 'feed-down', code: ERRORS.FEED_UNAVAILABLE.code, message });
+export const feedDown = (message: string): FeedDown => ({
+  type: 'feed-down',
+  code: ERRORS.FEED_UNAVAILABLE.code,
+  message,
+});
 
-export const ack = (id: number, ref: unknown): Ack => (ref === undefined ? { type: 'ack', id } : { type: 'ack', id, ref });
+export const ack = (id: number, ref: unknown): Ack =>
+  ref === undefined ? { type: 'ack', id } : { type: 'ack', id, ref };
 
 export const errorFrame = (code: ErrorCode, message: string, ref: unknown): ErrorFrame =>
   ref === undefined ? { type: 'error', code, message } : { type: 'error', code, message, ref };
 
 /** A poll answer: the messages, then what was announced before them (reset, then gap, in read order). */
-export function pollAnswer(messages: readonly Message[], lastId: number, epoch: string, announcements: readonly Announcement[] = []): PollAnswer {
+export function pollAnswer(
+  messages: readonly Message[],
+  lastId: number,
+  epoch: string,
+  announcements: readonly Announcement[] = [],
+): PollAnswer {
   let answer: PollAnswer = { messages, lastId, epoch };
   for (const a of announcements) {
     if (a.type === 'gap') answer = { ...answer, gap: a };
@@ -126,7 +136,8 @@ export function parsePublishFrame(frame: unknown): PublishFrame | undefined {
 }
 
 /** The `ref` of any parsed frame, to echo in an error answer (undefined when it has none). */
-export const refOf = (frame: unknown): unknown => (frame !== null && typeof frame === 'object' ? (frame as { ref?: unknown }).ref : undefined);
+export const refOf = (frame: unknown): unknown =>
+  frame !== null && typeof frame === 'object' ? (frame as { ref?: unknown }).ref : undefined;
 
 // ---- Encoders -----------------------------------------------------------------------------------
 
@@ -155,7 +166,8 @@ export type SseControl = Hello | Announcement;
  * retained message; after a reset, 0 (the start of the new epoch). The others leave it where it is.
  */
 export function sseControl(c: SseControl): string {
-  const event = (id?: number) => `event: ${c.type}\n${id === undefined ? '' : `id: ${id}\n`}data: ${JSON.stringify(c)}\n\n`;
+  const event = (id?: number) =>
+    `event: ${c.type}\n${id === undefined ? '' : `id: ${id}\n`}data: ${JSON.stringify(c)}\n\n`;
   switch (c.type) {
     case 'gap':
       return event(c.firstId - 1);

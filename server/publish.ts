@@ -69,7 +69,10 @@ export function jsonOnly(app: FastifyInstance, bodyLimit: number): void {
   // handler maps to LAB_ERR_UNSUPPORTED_MEDIA_TYPE.
 }
 
-export async function publishRoutes(app: FastifyInstance, opts: { feed: Feed; token: string; maxPayloadBytes: number; maxNestingDepth: number }) {
+export async function publishRoutes(
+  app: FastifyInstance,
+  opts: { feed: Feed; token: string; maxPayloadBytes: number; maxNestingDepth: number },
+) {
   const { feed, token, maxPayloadBytes, maxNestingDepth } = opts;
   jsonOnly(app, maxPayloadBytes);
   // Checked in onRequest, before the body is read: an unauthorised client cannot make us parse 64 KiB.

@@ -75,8 +75,10 @@ export function clientErrorHandler(mistake: MistakeLogger) {
       return;
     }
     let answer: string;
-    if (err.code === 'HPE_HEADER_OVERFLOW') answer = rawErrorAnswer('HEADERS_TOO_LARGE', ERRORS.HEADERS_TOO_LARGE.message);
-    else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') answer = rawErrorAnswer('REQUEST_TIMEOUT', ERRORS.REQUEST_TIMEOUT.message);
+    if (err.code === 'HPE_HEADER_OVERFLOW')
+      answer = rawErrorAnswer('HEADERS_TOO_LARGE', ERRORS.HEADERS_TOO_LARGE.message);
+    else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+      answer = rawErrorAnswer('REQUEST_TIMEOUT', ERRORS.REQUEST_TIMEOUT.message);
     else answer = rawErrorAnswer('BAD_REQUEST', format(ERRORS.BAD_REQUEST.message, err.code ?? 'unparsable'));
     answerAndClose(socket, answer);
   };
@@ -102,7 +104,10 @@ export function hostAllowedFor(allowedHosts: readonly string[]): (host: string) 
     if (accepted.has(host)) return true;
     const h = parseHostPort(host);
     if (h === undefined) return false;
-    const ok = isLoopback(h.name === '[::1]' ? '::1' : h.name) || anyPort.has(h.name) || (h.port !== undefined && exact.has(`${h.name}:${h.port}`));
+    const ok =
+      isLoopback(h.name === '[::1]' ? '::1' : h.name) ||
+      anyPort.has(h.name) ||
+      (h.port !== undefined && exact.has(`${h.name}:${h.port}`));
     if (ok && accepted.size < 64) accepted.add(host);
     return ok;
   };

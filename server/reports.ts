@@ -37,7 +37,10 @@ export interface ReportEntry {
   scenarios: number;
 }
 
-export async function reportRoutes(app: FastifyInstance, opts: { resultsDir: string; model: ReportModelOf | undefined }) {
+export async function reportRoutes(
+  app: FastifyInstance,
+  opts: { resultsDir: string; model: ReportModelOf | undefined },
+) {
   const { resultsDir, model } = opts;
 
   /** The file's text; 404 for a name outside the rules or a file that is not there. */
@@ -62,7 +65,13 @@ export async function reportRoutes(app: FastifyInstance, opts: { resultsDir: str
     for (const name of names) {
       try {
         const r: unknown = JSON.parse(await readFile(join(resultsDir, name), 'utf8'));
-        if (isReport(r)) reports.push({ name, startedAt: String(r.startedAt ?? ''), git: String(r.git ?? ''), scenarios: r.scenarios?.length ?? 0 });
+        if (isReport(r))
+          reports.push({
+            name,
+            startedAt: String(r.startedAt ?? ''),
+            git: String(r.git ?? ''),
+            scenarios: r.scenarios?.length ?? 0,
+          });
       } catch {
         // Not a readable report: not listed.
       }

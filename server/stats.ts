@@ -11,7 +11,13 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { LastWindow, type EventLoopDelay } from './event-loop.js';
-import { newCounters, TRANSPORT_KEYS, type DisconnectReason, type TransportCounters, type TransportKey } from './counters.js';
+import {
+  newCounters,
+  TRANSPORT_KEYS,
+  type DisconnectReason,
+  type TransportCounters,
+  type TransportKey,
+} from './counters.js';
 import type { Feed, FeedInfo } from './feed/types.js';
 
 export { TRANSPORT_KEYS, type DisconnectReason, type TransportCounters, type TransportKey };
@@ -51,7 +57,8 @@ export interface MixedCounters {
 /** A request as Node hands it over HTTP/1.1 (`IncomingMessage`) or HTTP/2 (`Http2ServerRequest`). */
 type AnyRequest = IncomingMessage | Http2ServerRequest;
 
-const keyOf = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string => `${s.remoteAddress}|${s.remotePort}`;
+const keyOf = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string =>
+  `${s.remoteAddress}|${s.remotePort}`;
 export interface StatsSnapshot {
   transports: Record<TransportKey, TransportCounters>;
   /** HTTP/2 sessions that carried more than one transport: their bytes, counted apart (never split by guess). */
@@ -275,7 +282,12 @@ export class Stats {
         pid: process.pid,
         uptimeSec: process.uptime(),
         cpu: { userUs: cpu.user, systemUs: cpu.system },
-        memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external },
+        memory: {
+          rssBytes: mem.rss,
+          heapUsedBytes: mem.heapUsed,
+          heapTotalBytes: mem.heapTotal,
+          externalBytes: mem.external,
+        },
         eventLoopDelayMs: this.#eventLoop.read(),
       },
     };
@@ -314,8 +326,10 @@ export function sumSnapshots(parts: StatsSnapshot[]): StatsSnapshot {
     tp.uptimeSec = Math.max(tp.uptimeSec, p.process.uptimeSec);
     tp.cpu.userUs += p.process.cpu.userUs;
     tp.cpu.systemUs += p.process.cpu.systemUs;
-    for (const k of Object.keys(tp.memory) as (keyof StatsSnapshot['process']['memory'])[]) tp.memory[k] += p.process.memory[k];
-    for (const k of ['p50', 'p99', 'max'] as const) tp.eventLoopDelayMs[k] = Math.max(tp.eventLoopDelayMs[k], p.process.eventLoopDelayMs[k]);
+    for (const k of Object.keys(tp.memory) as (keyof StatsSnapshot['process']['memory'])[])
+      tp.memory[k] += p.process.memory[k];
+    for (const k of ['p50', 'p99', 'max'] as const)
+      tp.eventLoopDelayMs[k] = Math.max(tp.eventLoopDelayMs[k], p.process.eventLoopDelayMs[k]);
   }
   total.workers = parts.map((p) => ({ pid: p.process.pid, transports: p.transports, process: p.process }));
   return total;
@@ -326,7 +340,13 @@ function buildRegistry(): Registry & { scrape(snapshot: StatsSnapshot): Promise<
   const registry = new Registry();
   let snap: StatsSnapshot | undefined;
   const current = (): StatsSnapshot => snap!;
-  const perTransport = (name: string, help: string, pick: (t: TransportCounters) => number, type: 'counter' | 'gauge' = 'counter', withMixed = false) => {
+  const perTransport = (
+    name: string,
+    help: string,
+    pick: (t: TransportCounters) => number,
+    type: 'counter' | 'gauge' = 'counter',
+    withMixed = false,
+  ) => {
     const Metric = type === 'counter' ? Counter : Gauge;
     new Metric({
       name,
@@ -346,7 +366,12 @@ function buildRegistry(): Registry & { scrape(snapshot: StatsSnapshot): Promise<
       },
     });
   };
-  perTransport('lab_connections', 'Open connections (held polls, SSE streams, WebSockets)', (t) => t.connections, 'gauge');
+  perTransport(
+    'lab_connections',
+    'Open connections (held polls, SSE streams, WebSockets)',
+    (t) => t.connections,
+    'gauge',
+  );
   perTransport('lab_requests_total', 'HTTP requests, upgrades included', (t) => t.requests);
   perTransport('lab_messages_out_total', 'Feed messages delivered', (t) => t.messagesOut);
   perTransport(
@@ -363,7 +388,11 @@ function buildRegistry(): Registry & { scrape(snapshot: StatsSnapshot): Promise<
     'counter',
     true,
   );
-  perTransport('lab_connections_cut_total', 'Connections the server ended whose peer never saw the end (cut at TCP level)', (t) => t.cut);
+  perTransport(
+    'lab_connections_cut_total',
+    'Connections the server ended whose peer never saw the end (cut at TCP level)',
+    (t) => t.cut,
+  );
   new Counter({
     name: 'lab_disconnects_total',
     help: 'Connections ended, by reason',
@@ -393,8 +422,16 @@ function buildRegistry(): Registry & { scrape(snapshot: StatsSnapshot): Promise<
   gauge('lab_process_cpu_system_seconds', 'Process system CPU time', (s) => s.process.cpu.systemUs / 1e6);
   gauge('lab_process_rss_bytes', 'Resident set size', (s) => s.process.memory.rssBytes);
   gauge('lab_process_heap_used_bytes', 'V8 heap used', (s) => s.process.memory.heapUsedBytes);
-  gauge('lab_event_loop_delay_p50_seconds', 'Event-loop delay p50 over the last window', (s) => s.process.eventLoopDelayMs.p50 / 1e3);
-  gauge('lab_event_loop_delay_p99_seconds', 'Event-loop delay p99 over the last window', (s) => s.process.eventLoopDelayMs.p99 / 1e3);
+  gauge(
+    'lab_event_loop_delay_p50_seconds',
+    'Event-loop delay p50 over the last window',
+    (s) => s.process.eventLoopDelayMs.p50 / 1e3,
+  );
+  gauge(
+    'lab_event_loop_delay_p99_seconds',
+    'Event-loop delay p99 over the last window',
+    (s) => s.process.eventLoopDelayMs.p99 / 1e3,
+  );
   return Object.assign(registry, {
     async scrape(snapshot: StatsSnapshot): Promise<string> {
       snap = snapshot;

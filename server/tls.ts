@@ -45,7 +45,11 @@ export function selfSignedCredentials(): Promise<Credentials> {
         },
       ],
     });
-    return { key: pems.private, cert: pems.cert, source: `self-signed for localhost, 127.0.0.1 and ::1 (fingerprint ${pems.fingerprint}), made at start` };
+    return {
+      key: pems.private,
+      cert: pems.cert,
+      source: `self-signed for localhost, 127.0.0.1 and ::1 (fingerprint ${pems.fingerprint}), made at start`,
+    };
   })();
   return selfSignedOnce;
 }

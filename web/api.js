@@ -56,7 +56,11 @@ export async function api(path, init = {}) {
   }
   if (!res.ok) {
     const err = body && typeof body === 'object' && body.error ? body.error : {};
-    throw new ApiError(res.status, String(err.code ?? `HTTP_${res.status}`), String(err.message ?? (text.slice(0, 200) || res.statusText)));
+    throw new ApiError(
+      res.status,
+      String(err.code ?? `HTTP_${res.status}`),
+      String(err.message ?? (text.slice(0, 200) || res.statusText)),
+    );
   }
   return body;
 }

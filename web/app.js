@@ -82,7 +82,8 @@ function say(text, kind = 'ok') {
 }
 /** @param {unknown} err */
 function sayError(err) {
-  if (err instanceof ApiError && err.status === 401) say(`${err.code}: this server needs its publish token (Token field)`, 'error');
+  if (err instanceof ApiError && err.status === 401)
+    say(`${err.code}: this server needs its publish token (Token field)`, 'error');
   else if (err instanceof ApiError) say(`${err.code}: ${err.message}`, 'error');
   else say(err instanceof Error ? err.message : String(err), 'error');
 }
@@ -169,7 +170,10 @@ async function refreshControl() {
 function showFeed(stats) {
   const f = stats.feed;
   if (!f) return;
-  setText($('feed-info'), `feed ${f.kind} · epoch ${f.epoch} · last id ${fmtNum(f.lastId)} · ${fmtNum(f.retained)} retained`);
+  setText(
+    $('feed-info'),
+    `feed ${f.kind} · epoch ${f.epoch} · last id ${fmtNum(f.lastId)} · ${fmtNum(f.retained)} retained`,
+  );
 }
 
 function showClock() {

@@ -207,7 +207,10 @@ export class ExtraStreams {
     els.openPoll.addEventListener('click', () => this.open('poll', this.#count()));
     els.close.addEventListener('click', () => this.close());
     this.#labels();
-    setText(els.protocol, `this page: ${protocolLabel(this.protocol)} · ${this.tls ? 'TLS' : 'no TLS'} (navigation entry's nextHopProtocol)`);
+    setText(
+      els.protocol,
+      `this page: ${protocolLabel(this.protocol)} · ${this.tls ? 'TLS' : 'no TLS'} (navigation entry's nextHopProtocol)`,
+    );
     setText(els.explain, this.#explanation());
   }
 
@@ -305,7 +308,8 @@ export class ExtraStreams {
     const classified = this.kind === 'poll' ? this.#classifyPolls(loops) : undefined;
     /** @type {ExtraStreamView[]} */
     const streams = this.streams.map((s) => {
-      if (s instanceof ExtraSse) return { id: s.id, state: s.state(newest), received: s.received, lastId: s.lastId, waitMs: null };
+      if (s instanceof ExtraSse)
+        return { id: s.id, state: s.state(newest), received: s.received, lastId: s.lastId, waitMs: null };
       const c = classified?.states.get(s);
       /** @type {ExtraState} */
       const state = s.failing ? 'error' : (c?.state ?? 'waiting');
@@ -365,7 +369,12 @@ export class ExtraStreams {
       const what = s.kind === 'sse' ? 'EventSource' : 'long poll';
       const held = `requests the panes have outstanding: SSE ${s.panesHold.sse}, long poll ${s.panesHold.poll}, short poll ${s.panesHold['short-poll']}`;
       const max = s.maxLive === null ? 'no per-origin connection limit' : `at most ${s.maxLive} can be live (${held})`;
-      const ref = s.kind === 'poll' ? (s.reference === null ? ' · no message has reached all of them yet' : ` · for message #${s.reference}`) : '';
+      const ref =
+        s.kind === 'poll'
+          ? s.reference === null
+            ? ' · no message has reached all of them yet'
+            : ` · for message #${s.reference}`
+          : '';
       setText(
         summary,
         `${fmtNum(s.opened)} extra ${what}${s.opened === 1 ? '' : 's'}: ${fmtNum(s.live)} live, ${fmtNum(s.stalled)} stalled${s.kind === 'poll' ? ' (queued in the browser, so late)' : ' (no error, no event)'}, ` +
@@ -377,7 +386,12 @@ export class ExtraStreams {
     s.streams.forEach((v, i) => {
       const li = /** @type {HTMLLIElement} */ (this.items[i]);
       setData(li, 'state', v.state);
-      const wait = v.waitMs === null ? '' : v.state === 'stalled' ? ` · queued ${fmtMs(v.waitMs)}` : ` · sent after ${fmtMs(v.waitMs)}`;
+      const wait =
+        v.waitMs === null
+          ? ''
+          : v.state === 'stalled'
+            ? ` · queued ${fmtMs(v.waitMs)}`
+            : ` · sent after ${fmtMs(v.waitMs)}`;
       setText(li, `${v.id} ${v.state}${wait} · ${fmtNum(v.received)} msg${v.received === 1 ? '' : 's'}`);
       li.title = TITLES[s.kind === 'poll' ? 'poll' : 'sse'][v.state];
     });
@@ -388,7 +402,8 @@ export class ExtraStreams {
 const TITLES = {
   sse: {
     live: 'the stream opened and its hello event arrived',
-    stalled: 'not opened: a newer message has since arrived over another connection, yet this request never got an answer (and no error)',
+    stalled:
+      'not opened: a newer message has since arrived over another connection, yet this request never got an answer (and no error)',
     waiting: 'not opened yet, and no newer message has arrived anywhere: cannot yet be told from a quiet feed',
     error: 'EventSource reported an error (it is reconnecting or gave up)',
   },

@@ -104,7 +104,9 @@ export class PaneView {
     const items = m.recent.items;
     for (let i = 0; i < RECENT_ROWS; i++) {
       const cells = /** @type {HTMLTableCellElement[]} */ (this.rows[i]);
-      const item = /** @type {{message: {id: number, ts: number, data: unknown}, latency: number} | undefined} */ (items[items.length - 1 - i]);
+      const item = /** @type {{message: {id: number, ts: number, data: unknown}, latency: number} | undefined} */ (
+        items[items.length - 1 - i]
+      );
       if (!item) {
         for (const c of cells) setText(c, '');
         continue;
@@ -137,7 +139,12 @@ export class LatencyChart {
     this.history = [];
     const Chart = chartLib();
     if (!Chart) {
-      canvas.replaceWith(Object.assign(document.createElement('p'), { className: 'hint', textContent: 'chart.js did not load (/vendor/chart.umd.js)' }));
+      canvas.replaceWith(
+        Object.assign(document.createElement('p'), {
+          className: 'hint',
+          textContent: 'chart.js did not load (/vendor/chart.umd.js)',
+        }),
+      );
       this.chart = undefined;
       return;
     }
@@ -200,7 +207,8 @@ export class LatencyChart {
             labels: {
               boxWidth: 14,
               boxHeight: 3,
-              filter: (/** @type {ChartJs} */ item, /** @type {ChartJs} */ data) => data.datasets[item.datasetIndex]?.pct === 'p99',
+              filter: (/** @type {ChartJs} */ item, /** @type {ChartJs} */ data) =>
+                data.datasets[item.datasetIndex]?.pct === 'p99',
             },
             // One legend entry per transport toggles both its lines.
             onClick: (/** @type {unknown} */ _e, /** @type {ChartJs} */ item, /** @type {ChartJs} */ legend) => {
@@ -214,7 +222,10 @@ export class LatencyChart {
             },
           },
           tooltip: {
-            callbacks: { label: (/** @type {ChartJs} */ ctx) => `${ctx.dataset.label} ${ctx.dataset.pct === 'p99' ? 'p99' : ''}: ${fmtMs(ctx.parsed.y)}` },
+            callbacks: {
+              label: (/** @type {ChartJs} */ ctx) =>
+                `${ctx.dataset.label} ${ctx.dataset.pct === 'p99' ? 'p99' : ''}: ${fmtMs(ctx.parsed.y)}`,
+            },
           },
         },
       },
@@ -231,7 +242,8 @@ export class LatencyChart {
     while (this.history.length > CHART_HISTORY_SEC + 2) this.history.shift();
     if (!this.chart) return;
     // Log axis: a latency can round to 0 or below (clock offset estimate); clamp to 10 µs.
-    const y = (/** @type {number | null | undefined} */ n) => (n === null || n === undefined ? null : Math.max(0.01, n));
+    const y = (/** @type {number | null | undefined} */ n) =>
+      n === null || n === undefined ? null : Math.max(0.01, n);
     for (const ds of this.chart.data.datasets) {
       const pct = /** @type {'p50' | 'p99'} */ (ds.pct);
       ds.data = this.history.map((h) => ({ x: (h.t - now) / 1000, y: y(h.values[ds.key]?.[pct]) }));
@@ -258,7 +270,8 @@ export class StatsStrip {
   push(stats) {
     const at = nowMs();
     this.snapshots.push({ at, stats });
-    while (this.snapshots.length > 2 && at - /** @type {{at: number}} */ (this.snapshots[1]).at >= LATENCY_WINDOW_MS) this.snapshots.shift();
+    while (this.snapshots.length > 2 && at - /** @type {{at: number}} */ (this.snapshots[1]).at >= LATENCY_WINDOW_MS)
+      this.snapshots.shift();
     this.render();
   }
 

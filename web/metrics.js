@@ -50,7 +50,9 @@ export class LatencyRing {
 export function percentiles(values, ps) {
   if (values.length === 0) return ps.map(() => null);
   values.sort((a, b) => a - b);
-  return ps.map((p) => values[Math.min(values.length - 1, Math.max(0, Math.ceil((p / 100) * values.length) - 1))] ?? null);
+  return ps.map(
+    (p) => values[Math.min(values.length - 1, Math.max(0, Math.ceil((p / 100) * values.length) - 1))] ?? null,
+  );
 }
 
 /** The last `capacity` items, oldest first. */
@@ -97,7 +99,8 @@ export class RateMeter {
     const seconds = Math.min(this.windowSec, this.second - this.first - 1);
     if (seconds <= 0) return null;
     let sum = 0;
-    for (let k = 1; k <= seconds; k++) sum += this.buckets[(this.second - k + this.buckets.length * 2) % this.buckets.length];
+    for (let k = 1; k <= seconds; k++)
+      sum += this.buckets[(this.second - k + this.buckets.length * 2) % this.buckets.length];
     return sum / seconds;
   }
 }

@@ -47,7 +47,11 @@ export const TRANSPORTS = [
   { key: 'poll', title: 'Long polling', how: 'fetch GET /poll?since=<id>, held until a message' },
   { key: 'sse', title: 'Server-Sent Events', how: 'EventSource on /events?since=<id>' },
   { key: 'ws', title: 'WebSocket', how: 'WebSocket on /ws?since=<id>' },
-  { key: 'short-poll', title: 'Short polling', how: `fetch GET /poll?since=<id>&timeout=0 every ${SHORT_POLL_INTERVAL_MS / 1000} s` },
+  {
+    key: 'short-poll',
+    title: 'Short polling',
+    how: `fetch GET /poll?since=<id>&timeout=0 every ${SHORT_POLL_INTERVAL_MS / 1000} s`,
+  },
 ];
 
 /** @param {number} ms */
@@ -367,7 +371,9 @@ export class WsDriver {
       this.#ws = undefined;
       this.#failures++;
       // A refused upgrade (401 wrong token, 403 origin) reaches the page only as close 1006.
-      const why = opened ? `closed ${e.code}${e.reason ? ` ${e.reason}` : ''}` : `could not connect (${token ? 'wrong token? ' : ''}close ${e.code})`;
+      const why = opened
+        ? `closed ${e.code}${e.reason ? ` ${e.reason}` : ''}`
+        : `could not connect (${token ? 'wrong token? ' : ''}close ${e.code})`;
       pane.setState('retrying', why);
       this.#timer = setTimeout(() => {
         pane.reconnects++;

@@ -65,7 +65,9 @@ export class ReportsView {
       return;
     }
     if (entries.length === 0) {
-      this.list.replaceChildren(h('li', { className: 'hint' }, 'No reports yet: run npm run bench (or npm run bench -- --quick).'));
+      this.list.replaceChildren(
+        h('li', { className: 'hint' }, 'No reports yet: run npm run bench (or npm run bench -- --quick).'),
+      );
       this.target.replaceChildren();
       return;
     }
@@ -89,7 +91,10 @@ export class ReportsView {
   async open(name) {
     this.current = name;
     for (const b of this.list.querySelectorAll('.report-link')) {
-      /** @type {HTMLElement} */ (b).classList.toggle('selected', /** @type {HTMLElement} */ (b).dataset.report === name);
+      /** @type {HTMLElement} */ (b).classList.toggle(
+        'selected',
+        /** @type {HTMLElement} */ (b).dataset.report === name,
+      );
     }
     const path = `/reports/${encodeURIComponent(name)}/model`;
     /** @type {ReportModel} */
@@ -116,7 +121,12 @@ export class ReportsView {
         h(
           'section',
           { className: 'card report-section' },
-          h('div', { className: 'card-head' }, h('h2', {}, s.title), s.intro ? h('p', { className: 'hint' }, s.intro) : null),
+          h(
+            'div',
+            { className: 'card-head' },
+            h('h2', {}, s.title),
+            s.intro ? h('p', { className: 'hint' }, s.intro) : null,
+          ),
           ...s.groups.map((g) => group(g, pending)),
         ),
       );
@@ -156,8 +166,18 @@ function summary(name, m) {
       h(
         'div',
         { className: 'invalid-box', dataset: { invalidCount: String(m.invalid.length) } },
-        h('strong', {}, `${m.invalid.length} INVALID result${m.invalid.length > 1 ? 's' : ''}, shown without figures and left out of the charts:`),
-        h('ul', {}, ...m.invalid.map((i) => h('li', {}, h('span', { className: 'invalid-tag' }, 'INVALID'), ` ${i.what}: ${i.reason}`))),
+        h(
+          'strong',
+          {},
+          `${m.invalid.length} INVALID result${m.invalid.length > 1 ? 's' : ''}, shown without figures and left out of the charts:`,
+        ),
+        h(
+          'ul',
+          {},
+          ...m.invalid.map((i) =>
+            h('li', {}, h('span', { className: 'invalid-tag' }, 'INVALID'), ` ${i.what}: ${i.reason}`),
+          ),
+        ),
       ),
     );
   }
@@ -170,11 +190,20 @@ function group(g, pending) {
   const el = h('section', { className: 'report-group' }, title ? h('h3', {}, title) : null);
   if (g.charts) {
     if (g.charts.excluded.length) {
-      el.append(h('p', { className: 'hint' }, 'Not charted (invalid): ', g.charts.excluded.map((e) => `${e.what}: ${e.reason}`).join('; ')));
+      el.append(
+        h(
+          'p',
+          { className: 'hint' },
+          'Not charted (invalid): ',
+          g.charts.excluded.map((e) => `${e.what}: ${e.reason}`).join('; '),
+        ),
+      );
     }
     if (g.charts.charts.length === 0) el.append(h('p', { className: 'hint' }, 'No valid results to chart.'));
     const figures = g.charts.charts.map((spec) => {
-      const canvas = /** @type {HTMLCanvasElement} */ (h('canvas', { id: spec.id, role: 'img', 'aria-label': spec.title }));
+      const canvas = /** @type {HTMLCanvasElement} */ (
+        h('canvas', { id: spec.id, role: 'img', 'aria-label': spec.title })
+      );
       pending.push([canvas, spec]);
       return h(
         'figure',
@@ -195,13 +224,24 @@ function table(t) {
     h(
       'tr',
       { className: r.invalid ? 'invalid' : '', dataset: { row: r.id, status: r.invalid ? 'invalid' : 'ok' } },
-      ...r.cells.map((c, i) => h('td', { className: [t.align[i] === 'r' ? 'num' : '', c.invalid ? 'reason' : ''].filter(Boolean).join(' ') }, cell(c))),
+      ...r.cells.map((c, i) =>
+        h(
+          'td',
+          { className: [t.align[i] === 'r' ? 'num' : '', c.invalid ? 'reason' : ''].filter(Boolean).join(' ') },
+          cell(c),
+        ),
+      ),
     ),
   );
   return h(
     'div',
     { className: 'table-wrap' },
-    h('table', { className: 'data' }, h('thead', {}, h('tr', {}, ...t.headers.map((x) => h('th', { scope: 'col' }, x)))), h('tbody', {}, ...rows)),
+    h(
+      'table',
+      { className: 'data' },
+      h('thead', {}, h('tr', {}, ...t.headers.map((x) => h('th', { scope: 'col' }, x)))),
+      h('tbody', {}, ...rows),
+    ),
     t.notes.length ? h('ul', { className: 'hint' }, ...t.notes.map((n) => h('li', {}, n))) : null,
   );
 }

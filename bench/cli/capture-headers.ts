@@ -61,7 +61,10 @@ function record(req: IncomingMessage, origin: string, host: string): CapturedReq
   const headers: [string, string][] = [];
   for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
     const name = req.rawHeaders[i]!;
-    headers.push([name, name.toLowerCase() === 'sec-websocket-key' ? PLACEHOLDERS.websocketKey : template(req.rawHeaders[i + 1]!)]);
+    headers.push([
+      name,
+      name.toLowerCase() === 'sec-websocket-key' ? PLACEHOLDERS.websocketKey : template(req.rawHeaders[i + 1]!),
+    ]);
   }
   return { requestLine: `${req.method} ${template(req.url ?? '')} HTTP/${req.httpVersion}`, headers };
 }
@@ -91,10 +94,14 @@ export async function captureChromiumHeaders(): Promise<CapturedHeaders> {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(PAGE);
     } else if (kind === 'poll') {
       keep(kind, req);
-      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end('{"messages":[],"lastId":0}');
+      res
+        .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+        .end('{"messages":[],"lastId":0}');
     } else if (kind === 'sse') {
       keep(kind, req);
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' }).write('id: 1\ndata: {}\n\n');
+      res
+        .writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' })
+        .write('id: 1\ndata: {}\n\n');
     } else {
       res.writeHead(404).end();
     }
@@ -109,7 +116,9 @@ export async function captureChromiumHeaders(): Promise<CapturedHeaders> {
     const accept = createHash('sha1')
       .update(`${req.headers['sec-websocket-key'] ?? ''}${WS_GUID}`)
       .digest('base64');
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -129,7 +138,11 @@ export async function captureChromiumHeaders(): Promise<CapturedHeaders> {
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         const missing = KINDS.filter((k) => !captured.has(k)).join(', ');
-        reject(new Error(`Chromium did not send ${missing} within ${WAIT_MS} ms; page errors: ${errors.join(' | ') || 'none'}`));
+        reject(
+          new Error(
+            `Chromium did not send ${missing} within ${WAIT_MS} ms; page errors: ${errors.join(' | ') || 'none'}`,
+          ),
+        );
       }, WAIT_MS);
     });
     await Promise.race([page.goto(`${origin}/`).then(() => arrived), deadline]);

@@ -25,7 +25,14 @@ import { parseArgs } from 'node:util';
 import { Progress } from '../plan/progress.js';
 import { medianOfPairedRatios } from '../../report/figures.js';
 import { parseBenchArgs } from './options.js';
-import type { Figure, InstructionResult, Report, ScenarioResult, ServerName, TransportName } from '../../report/types.js';
+import type {
+  Figure,
+  InstructionResult,
+  Report,
+  ScenarioResult,
+  ServerName,
+  TransportName,
+} from '../../report/types.js';
 import { validateReport } from '../../report/schema.js';
 import { writeReports } from '../../report/write.js';
 import { runBench } from '../stages/run-bench.js';
@@ -86,7 +93,8 @@ export interface CheckRow {
 const find = (r: Report, name: string, server: string, transport: TransportName) =>
   r.scenarios.find((s) => s.name === name && s.server === server && s.transport === transport);
 
-const relChange = (base: number | null, now: number | null): number | null => (base === null || now === null || base === 0 ? null : (now - base) / base);
+const relChange = (base: number | null, now: number | null): number | null =>
+  base === null || now === null || base === 0 ? null : (now - base) / base;
 
 /** `load` lab ÷ bare as the median of per-repeat ratios (medianOfPairedRatios), when both are valid. */
 function loadRatio(r: Report, t: TransportName, pick: (s: ScenarioResult) => Figure): number | null {
@@ -99,11 +107,14 @@ const counted = (r: Report, server: ServerName, t: TransportName, doctored = fal
   r.instructions?.find((i) => i.server === server && i.transport === t && (i.doctored ?? false) === doctored);
 
 /** The median instructions per delivered message, when the result is valid. */
-const irOf = (i: InstructionResult | undefined): number | null => (i?.status === 'ok' ? i.instructionsPerMsg.median : null);
+const irOf = (i: InstructionResult | undefined): number | null =>
+  i?.status === 'ok' ? i.instructionsPerMsg.median : null;
 
 /** Relative spread of a figure's values around its median ((max − min) ÷ median), for the notes. */
 const spreadOf = (f: Figure): string =>
-  f.median && f.min !== null && f.max !== null ? `windows ±${(((f.max - f.min) / 2 / f.median) * 100).toFixed(1)}%` : 'no windows';
+  f.median && f.min !== null && f.max !== null
+    ? `windows ±${(((f.max - f.min) / 2 / f.median) * 100).toFixed(1)}%`
+    : 'no windows';
 
 /**
  * The instruction rows: the lab's count and its ratios to bare and the floor against the baseline's,
@@ -122,7 +133,10 @@ function instructionRows(baseline: Report, now: Report): Omit<CheckRow, 'change'
     const base = irOf(b);
     const cur = irOf(n);
     const invalid = n?.status === 'invalid' ? `INVALID: ${n.reason}` : !n ? 'missing from this run' : undefined;
-    const improved = base !== null && cur !== null && cur < base * (1 - rel) ? 'improved beyond the band: update the baseline' : undefined;
+    const improved =
+      base !== null && cur !== null && cur < base * (1 - rel)
+        ? 'improved beyond the band: update the baseline'
+        : undefined;
     rows.push({
       metric: `instructions lab/${t} per msg`,
       baseline: base,
@@ -168,14 +182,22 @@ function instructionRows(baseline: Report, now: Report): Omit<CheckRow, 'change'
 /** Compares `now` with `baseline`; pure, so tests can feed it doctored reports. */
 export function compare(baseline: Report, now: Report): CheckRow[] {
   const rows: CheckRow[] = [];
-  const push = (row: Omit<CheckRow, 'change'> & { change?: number | null }) => rows.push({ change: relChange(row.baseline, row.now), ...row });
+  const push = (row: Omit<CheckRow, 'change'> & { change?: number | null }) =>
+    rows.push({ change: relChange(row.baseline, row.now), ...row });
 
   // Delivery, every scenario and server that the baseline has: nothing lost, duplicated or reordered.
   for (const b of baseline.scenarios) {
     const n = find(now, b.name, b.server, b.transport);
     const metric = `${b.name} ${b.server}/${b.transport} delivery (lost+dup+reordered)`;
     if (!n) {
-      push({ metric, baseline: 0, now: null, limit: 'present', verdict: 'FAIL', note: 'scenario missing from this run' });
+      push({
+        metric,
+        baseline: 0,
+        now: null,
+        limit: 'present',
+        verdict: 'FAIL',
+        note: 'scenario missing from this run',
+      });
       continue;
     }
     const bad = n.lost + n.duplicated + n.reordered;
@@ -205,9 +227,16 @@ export function compare(baseline: Report, now: Report): CheckRow[] {
       const cur = pick(n);
       let verdict: Verdict = 'FAIL';
       if (base !== null && cur !== null) {
-        verdict = base === 0 ? (Math.abs(cur) <= atZero ? 'ok' : 'FAIL') : Math.abs(cur - base) / base <= rel ? 'ok' : 'FAIL';
+        verdict =
+          base === 0 ? (Math.abs(cur) <= atZero ? 'ok' : 'FAIL') : Math.abs(cur - base) / base <= rel ? 'ok' : 'FAIL';
       }
-      push({ metric: `wire lab/${t} ${label}`, baseline: base, now: cur, limit: base === 0 ? `≤ ${atZero}` : `±${Math.round(rel * 100)}%`, verdict });
+      push({
+        metric: `wire lab/${t} ${label}`,
+        baseline: base,
+        now: cur,
+        limit: base === 0 ? `≤ ${atZero}` : `±${Math.round(rel * 100)}%`,
+        verdict,
+      });
     }
     if (b.floor && n.floor) {
       push({
@@ -275,7 +304,8 @@ export function compare(baseline: Report, now: Report): CheckRow[] {
   return rows.sort((a, b) => order[a.verdict] - order[b.verdict]);
 }
 
-const fmt = (v: number | null): string => (v === null ? '—' : Math.abs(v) >= 100 ? v.toFixed(1) : Math.abs(v) >= 1 ? v.toFixed(3) : v.toFixed(4));
+const fmt = (v: number | null): string =>
+  v === null ? '—' : Math.abs(v) >= 100 ? v.toFixed(1) : Math.abs(v) >= 1 ? v.toFixed(3) : v.toFixed(4);
 const pct = (v: number | null): string => (v === null ? '' : `${v >= 0 ? '+' : ''}${(v * 100).toFixed(2)}%`);
 
 /** Columns padded to their widest cell: plain (two spaces apart, the last one unpadded) or a Markdown table. */
@@ -291,7 +321,14 @@ function table(head: string[], body: string[][], markdown = false): string {
 export const renderTable = (rows: CheckRow[]): string =>
   table(
     ['metric', 'baseline', 'now', 'change', 'limit', 'verdict'],
-    rows.map((r) => [r.metric, fmt(r.baseline), fmt(r.now), pct(r.change), r.limit, r.verdict + (r.note ? `  (${r.note})` : '')]),
+    rows.map((r) => [
+      r.metric,
+      fmt(r.baseline),
+      fmt(r.now),
+      pct(r.change),
+      r.limit,
+      r.verdict + (r.note ? `  (${r.note})` : ''),
+    ]),
   );
 
 export interface SpreadRow {
@@ -317,7 +354,16 @@ export function spread(baseline: Report, runs: Report[]): SpreadRow[] {
       if (row.verdict === 'info') continue;
       let s = byMetric.get(row.metric);
       if (!s) {
-        s = { metric: row.metric, baseline: row.baseline, min: null, max: null, largestMove: null, limit: row.limit, failed: 0, runs: 0 };
+        s = {
+          metric: row.metric,
+          baseline: row.baseline,
+          min: null,
+          max: null,
+          largestMove: null,
+          limit: row.limit,
+          failed: 0,
+          runs: 0,
+        };
         byMetric.set(row.metric, s);
       }
       s.runs++;
@@ -326,16 +372,27 @@ export function spread(baseline: Report, runs: Report[]): SpreadRow[] {
         s.min = s.min === null ? row.now : Math.min(s.min, row.now);
         s.max = s.max === null ? row.now : Math.max(s.max, row.now);
       }
-      if (row.change !== null && (s.largestMove === null || Math.abs(row.change) > Math.abs(s.largestMove))) s.largestMove = row.change;
+      if (row.change !== null && (s.largestMove === null || Math.abs(row.change) > Math.abs(s.largestMove)))
+        s.largestMove = row.change;
     }
   }
-  return [...byMetric.values()].sort((a, b) => b.failed - a.failed || Math.abs(b.largestMove ?? 0) - Math.abs(a.largestMove ?? 0));
+  return [...byMetric.values()].sort(
+    (a, b) => b.failed - a.failed || Math.abs(b.largestMove ?? 0) - Math.abs(a.largestMove ?? 0),
+  );
 }
 
 export const renderSpread = (rows: SpreadRow[]): string =>
   table(
     ['metric', 'baseline', 'min', 'max', 'largest move', 'limit', 'failed'],
-    rows.map((r) => [r.metric, fmt(r.baseline), fmt(r.min), fmt(r.max), pct(r.largestMove), r.limit, `${r.failed}/${r.runs}`]),
+    rows.map((r) => [
+      r.metric,
+      fmt(r.baseline),
+      fmt(r.min),
+      fmt(r.max),
+      pct(r.largestMove),
+      r.limit,
+      `${r.failed}/${r.runs}`,
+    ]),
     true,
   );
 
@@ -346,7 +403,14 @@ export const renderSpread = (rows: SpreadRow[]): string =>
  */
 export function checkOptions(doctor?: readonly TransportName[]): BenchOptions {
   const opts = parseBenchArgs(
-    ['--servers', 'lab,bare,floor', '--no-autocannon', '--no-micro', '--max-publisher-lag-ms', String(CHECK_PUBLISHER_LAG_LIMIT_MS)],
+    [
+      '--servers',
+      'lab,bare,floor',
+      '--no-autocannon',
+      '--no-micro',
+      '--max-publisher-lag-ms',
+      String(CHECK_PUBLISHER_LAG_LIMIT_MS),
+    ],
     'check',
   );
   if (doctor?.length) opts.lab.doctor = doctor;
@@ -357,7 +421,9 @@ export function checkOptions(doctor?: readonly TransportName[]): BenchOptions {
 export function parseDoctor(raw: string | undefined): TransportName[] | undefined {
   if (raw === undefined) return undefined;
   const list = raw.split(',').map((s) => s.trim());
-  for (const t of list) if (!TRANSPORTS.includes(t as TransportName)) throw new Error(`--doctor: unknown transport "${t}" (expected ${TRANSPORTS.join(', ')})`);
+  for (const t of list)
+    if (!TRANSPORTS.includes(t as TransportName))
+      throw new Error(`--doctor: unknown transport "${t}" (expected ${TRANSPORTS.join(', ')})`);
   return list as TransportName[];
 }
 
@@ -395,7 +461,10 @@ async function main(argv: string[]): Promise<number> {
   if (values.spread) {
     const files = parsed.positionals;
     if (!files.length) throw new Error('--spread needs report files');
-    const rows = spread(await readReport(values.baseline ?? DEFAULT_BASELINE), await Promise.all(files.map(readReport)));
+    const rows = spread(
+      await readReport(values.baseline ?? DEFAULT_BASELINE),
+      await Promise.all(files.map(readReport)),
+    );
     console.log(renderSpread(rows));
     return rows.some((r) => r.failed > 0) ? 1 : 0;
   }
@@ -427,7 +496,9 @@ async function main(argv: string[]): Promise<number> {
     await writeFile(baselinePath, `${JSON.stringify(current, null, 2)}\n`);
     if (baseline) {
       const changed = compare(baseline, current).filter((r) => r.verdict !== 'info');
-      console.log(`What changed against the previous baseline (${baseline.git}, ${baseline.startedAt}):\n${renderTable(changed)}`);
+      console.log(
+        `What changed against the previous baseline (${baseline.git}, ${baseline.startedAt}):\n${renderTable(changed)}`,
+      );
     }
     console.log(`\nwrote ${baselinePath} (git ${current.git}); commit it with the change that moved these figures.`);
     return 0;

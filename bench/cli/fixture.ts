@@ -45,8 +45,24 @@ async function reportRun(log: Progress): Promise<Report> {
   // Two shapes (the command line holds one), one of them over two networks, and short autocannon and tinybench stages.
   opts.scenarios = [
     { name: 'small', clients: 5, ratePerSec: 50, payloadBytes: 100, durationSec: 1, network: 'loopback' },
-    { name: 'oversize', clients: 2, ratePerSec: 10, payloadBytes: DEFAULTS.maxPayloadBytes + 1024, durationSec: 1, repeats: 1, network: 'loopback' },
-    { name: 'small', clients: 5, ratePerSec: 50, payloadBytes: 100, durationSec: 1, network: 'broadband', servers: ['lab'] },
+    {
+      name: 'oversize',
+      clients: 2,
+      ratePerSec: 10,
+      payloadBytes: DEFAULTS.maxPayloadBytes + 1024,
+      durationSec: 1,
+      repeats: 1,
+      network: 'loopback',
+    },
+    {
+      name: 'small',
+      clients: 5,
+      ratePerSec: 50,
+      payloadBytes: 100,
+      durationSec: 1,
+      network: 'broadband',
+      servers: ['lab'],
+    },
   ];
   opts.autocannonDurationSec = 1;
   opts.microTimeMs = 100;
@@ -55,7 +71,9 @@ async function reportRun(log: Progress): Promise<Report> {
   const bad = r.scenarios.filter((s) => s.status === 'invalid').map((s) => `${s.name} ${s.server}/${s.transport}`);
   const want = ['oversize lab/poll', 'oversize lab/short-poll', 'oversize lab/sse', 'oversize lab/ws'];
   if (bad.join() !== want.join())
-    throw new Error(`expected exactly ${want.join(', ')} to be INVALID, got: ${bad.join(', ') || 'none'} (rerun on a quieter machine)`);
+    throw new Error(
+      `expected exactly ${want.join(', ')} to be INVALID, got: ${bad.join(', ') || 'none'} (rerun on a quieter machine)`,
+    );
   return r;
 }
 

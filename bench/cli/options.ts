@@ -23,13 +23,23 @@ const SHORT_POLL_INTERVAL_MS = 1000;
 /** Every flag once: parseArgs reads `type` and `short`, HELP prints `arg` and `help`. */
 const FLAGS = {
   quick: { type: 'boolean', help: 'the ≤ 90 s subset' },
-  sweep: { type: 'boolean', help: `capacity sweep: add clients until p95 latency > ${SWEEP.p95LimitMs} ms or any loss` },
-  'compare-feeds': { type: 'boolean', help: 'the lab on the memory feed and on the Redis feed, same transports and load' },
+  sweep: {
+    type: 'boolean',
+    help: `capacity sweep: add clients until p95 latency > ${SWEEP.p95LimitMs} ms or any loss`,
+  },
+  'compare-feeds': {
+    type: 'boolean',
+    help: 'the lab on the memory feed and on the Redis feed, same transports and load',
+  },
   feed: { type: 'string', arg: 'memory|redis|URL', help: `the lab's feed (redis = ${DEFAULT_LAB_SETUP.redisUrl})` },
   workers: { type: 'string', arg: 'N', help: 'lab worker processes on one port (needs the Redis feed)' },
   transports: { type: 'string', arg: TRANSPORTS.join(','), help: '(default: all)' },
   servers: { type: 'string', arg: SERVERS.join(','), help: `(default: ${DEFAULT_SERVERS.join(',')})` },
-  clients: { type: 'string', arg: 'N', help: 'one custom scenario instead of the suite, with --rate, --payload, --duration (unset: the suite’s first)' },
+  clients: {
+    type: 'string',
+    arg: 'N',
+    help: 'one custom scenario instead of the suite, with --rate, --payload, --duration (unset: the suite’s first)',
+  },
   rate: { type: 'string', arg: 'MSG_PER_S', help: 'custom scenario: messages per second' },
   payload: { type: 'string', arg: 'BYTES', help: 'custom scenario: payload bytes' },
   duration: { type: 'string', arg: 'SEC', help: 'custom scenario: measured seconds' },
@@ -38,27 +48,77 @@ const FLAGS = {
   'no-memory': { type: 'boolean', help: 'skip idle memory' },
   'no-autocannon': { type: 'boolean', help: 'skip autocannon (request overhead)' },
   'no-micro': { type: 'boolean', help: 'skip tinybench (per-message encoding)' },
-  'short-poll-interval-ms': { type: 'string', arg: 'MS', help: `short polling interval (default ${SHORT_POLL_INTERVAL_MS})` },
-  'max-publisher-lag-ms': { type: 'string', arg: 'MS', help: `publisher lag p99 above which a run is INVALID (default ${PUBLISHER_LAG_LIMIT_MS})` },
+  'short-poll-interval-ms': {
+    type: 'string',
+    arg: 'MS',
+    help: `short polling interval (default ${SHORT_POLL_INTERVAL_MS})`,
+  },
+  'max-publisher-lag-ms': {
+    type: 'string',
+    arg: 'MS',
+    help: `publisher lag p99 above which a run is INVALID (default ${PUBLISHER_LAG_LIMIT_MS})`,
+  },
   network: {
     type: 'string',
     arg: 'NAME,…|all',
     help: `clients reach the servers through the network emulator: ${Object.keys(PROFILES).join(', ')} (default: the suite's)`,
   },
-  'rtt-ms': { type: 'string', arg: 'MS', help: 'a custom network (named custom, beside any --network): round-trip time' },
+  'rtt-ms': {
+    type: 'string',
+    arg: 'MS',
+    help: 'a custom network (named custom, beside any --network): round-trip time',
+  },
   'jitter-ms': { type: 'string', arg: 'MS', help: 'custom network: most a segment’s one-way delay may add (uniform)' },
-  'down-kbps': { type: 'string', arg: 'KBPS', help: 'custom network: server → client rate, kbit/s or unlimited (default)' },
-  'up-kbps': { type: 'string', arg: 'KBPS', help: 'custom network: client → server rate, kbit/s or unlimited (default)' },
+  'down-kbps': {
+    type: 'string',
+    arg: 'KBPS',
+    help: 'custom network: server → client rate, kbit/s or unlimited (default)',
+  },
+  'up-kbps': {
+    type: 'string',
+    arg: 'KBPS',
+    help: 'custom network: client → server rate, kbit/s or unlimited (default)',
+  },
   loss: { type: 'string', arg: '0..1', help: 'custom network: fraction of segments retransmitted (0.01 = 1 %)' },
-  'retransmit-ms': { type: 'string', arg: 'MS', help: 'custom network: how long a lost segment holds (default max(200, 2 × RTT))' },
-  'lossy-every': { type: 'string', arg: 'N', help: 'test hook: client 0 drops every Nth message (the run must come out INVALID)' },
-  http: { type: 'string', arg: '1.1|2|1.1,2', help: 'HTTP version the clients speak (2: HTTP/2 over TLS; WebSocket stays HTTP/1.1 over TLS) (default 1.1)' },
+  'retransmit-ms': {
+    type: 'string',
+    arg: 'MS',
+    help: 'custom network: how long a lost segment holds (default max(200, 2 × RTT))',
+  },
+  'lossy-every': {
+    type: 'string',
+    arg: 'N',
+    help: 'test hook: client 0 drops every Nth message (the run must come out INVALID)',
+  },
+  http: {
+    type: 'string',
+    arg: '1.1|2|1.1,2',
+    help: 'HTTP version the clients speak (2: HTTP/2 over TLS; WebSocket stays HTTP/1.1 over TLS) (default 1.1)',
+  },
   tls: { type: 'boolean', help: 'HTTP/1.1 over TLS (HTTPS) instead of cleartext' },
-  field: { type: 'string', arg: 'all|NAME,…', help: 'field failures behind nginx (naive vs the lab’s setting) → results/field.{json,md,html}' },
-  proxy: { type: 'string', arg: 'nginx', help: 'every scenario also through nginx (deploy/nginx.conf) in front of lab and bare, beside the direct run' },
-  claims: { type: 'boolean', help: 'measure the claims tutorials make about these transports → results/claims.{json,md,html}' },
-  'compare-protocols': { type: 'boolean', help: 'HTTP/1.1, HTTP/1.1 over TLS and HTTP/2 over TLS side by side (lab and bare)' },
-  headers: { type: 'string', arg: HEADER_MODES.join('|'), help: 'request headers: what Chromium sends, or the client libraries’ own (default browser)' },
+  field: {
+    type: 'string',
+    arg: 'all|NAME,…',
+    help: 'field failures behind nginx (naive vs the lab’s setting) → results/field.{json,md,html}',
+  },
+  proxy: {
+    type: 'string',
+    arg: 'nginx',
+    help: 'every scenario also through nginx (deploy/nginx.conf) in front of lab and bare, beside the direct run',
+  },
+  claims: {
+    type: 'boolean',
+    help: 'measure the claims tutorials make about these transports → results/claims.{json,md,html}',
+  },
+  'compare-protocols': {
+    type: 'boolean',
+    help: 'HTTP/1.1, HTTP/1.1 over TLS and HTTP/2 over TLS side by side (lab and bare)',
+  },
+  headers: {
+    type: 'string',
+    arg: HEADER_MODES.join('|'),
+    help: 'request headers: what Chromium sends, or the client libraries’ own (default browser)',
+  },
   'cookie-bytes': { type: 'string', arg: 'N', help: 'add a cookie of N bytes to every request (default 0)' },
   profile: { type: 'boolean', help: 'a CPU profile (--cpu-prof) of each server under test, in DIR/profiles/<report>/' },
   out: { type: 'string', arg: 'DIR', help: 'where reports go (default results)' },
@@ -76,7 +136,8 @@ function list<T extends string>(raw: string | undefined, allowed: readonly T[], 
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  for (const i of items) if (!allowed.includes(i as T)) throw new Error(`--${flag}: unknown "${i}" (expected ${allowed.join(', ')})`);
+  for (const i of items)
+    if (!allowed.includes(i as T)) throw new Error(`--${flag}: unknown "${i}" (expected ${allowed.join(', ')})`);
   return items as T[];
 }
 
@@ -98,8 +159,12 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
   const workers = positive(values.workers, 'workers') ?? 1;
   const feedFlag = values.feed ?? 'memory';
   const feed = feedFlag === 'redis' ? DEFAULT_LAB_SETUP.redisUrl : feedFlag;
-  if (feed !== 'memory' && !/^rediss?:\/\//.test(feed)) throw new Error(`--feed: expected memory, redis or a redis:// URL, got "${feedFlag}"`);
-  if (workers > 1 && feed === 'memory') throw new Error('--workers: several workers need the Redis feed (--feed redis): the memory feed lives in one process');
+  if (feed !== 'memory' && !/^rediss?:\/\//.test(feed))
+    throw new Error(`--feed: expected memory, redis or a redis:// URL, got "${feedFlag}"`);
+  if (workers > 1 && feed === 'memory')
+    throw new Error(
+      '--workers: several workers need the Redis feed (--feed redis): the memory feed lives in one process',
+    );
   const lab: LabSetup = {
     feed,
     redisUrl: feed === 'memory' ? DEFAULT_LAB_SETUP.redisUrl : feed,
@@ -108,11 +173,14 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
   };
   const compareFeeds = values['compare-feeds'] ?? false;
   const compareProtocols = values['compare-protocols'] ?? false;
-  if (compareProtocols && (values.http !== undefined || values.tls)) throw new Error('--compare-protocols: runs every protocol; leave out --http and --tls');
+  if (compareProtocols && (values.http !== undefined || values.tls))
+    throw new Error('--compare-protocols: runs every protocol; leave out --http and --tls');
   const claims = values.claims ?? false;
   if (claims && (compareFeeds || compareProtocols || values.sweep || values.quick))
     throw new Error('--claims: a suite of its own; leave out --quick, --sweep and --compare-*');
-  const name = suiteName ?? (values.quick ? 'quick' : compareFeeds ? 'feeds' : compareProtocols ? 'protocols' : claims ? 'claims' : 'default');
+  const name =
+    suiteName ??
+    (values.quick ? 'quick' : compareFeeds ? 'feeds' : compareProtocols ? 'protocols' : claims ? 'claims' : 'default');
   const suite = SUITES[name];
   const first = suite.scenarios[0]!;
   const clients = positive(values.clients, 'clients');
@@ -134,19 +202,22 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
   // The sweep runs on loopback unless --network says otherwise: the suite's extra network pairs are scenarios.
   const overNets = overNetworks(values.sweep ? shapes.filter((s) => s.network === undefined) : shapes, values);
   const { networks } = overNets;
-  if (values.proxy !== undefined && values.proxy !== 'nginx') throw new Error(`--proxy: expected nginx, got "${values.proxy}"`);
+  if (values.proxy !== undefined && values.proxy !== 'nginx')
+    throw new Error(`--proxy: expected nginx, got "${values.proxy}"`);
   if (values.proxy && (values.http !== undefined || values.tls))
     throw new Error('--proxy: the shipped nginx config serves cleartext HTTP/1.1; leave out --http and --tls');
   const overProto = overProtocols(overNets.scenarios, values);
   // --proxy nginx: every scenario direct and again through nginx, so the hop's cost is measured in one run.
   const scenarios = values.proxy ? overProto.flatMap((s) => [s, { ...s, proxy: 'nginx' as const }]) : overProto;
-  if (suiteName === 'check' && networks.some((n) => !n.direct)) throw new Error('--network: the CI gate runs on loopback only (its baseline was)');
+  if (suiteName === 'check' && networks.some((n) => !n.direct))
+    throw new Error('--network: the CI gate runs on loopback only (its baseline was)');
   if (suiteName === 'check' && scenarios.some((s) => (s.protocol ?? 'http/1.1') !== 'http/1.1'))
     throw new Error('--http/--tls: the CI gate runs cleartext HTTP/1.1 only (its baseline was)');
   if (values.sweep && scenarios.some((s) => protocolOfSpec(s) !== 'http/1.1'))
     throw new Error('--sweep: the capacity sweep runs over cleartext HTTP/1.1 only; leave out --http/--tls');
   const headers = list(values.headers, HEADER_MODES, 'headers');
-  if (headers !== undefined && headers.length !== 1) throw new Error(`--headers: expected one of ${HEADER_MODES.join(', ')}`);
+  if (headers !== undefined && headers.length !== 1)
+    throw new Error(`--headers: expected one of ${HEADER_MODES.join(', ')}`);
   const cookieBytes = values['cookie-bytes'] === undefined ? 0 : Number(values['cookie-bytes']);
   if (!Number.isInteger(cookieBytes) || cookieBytes < 0 || cookieBytes > 16_384) {
     throw new Error(`--cookie-bytes: expected an integer from 0 to 16384, got "${values['cookie-bytes']}"`);
@@ -219,10 +290,15 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
  * The scenarios over their protocols: without `--http`/`--tls`, the suite's own (cleartext HTTP/1.1
  * unless a scenario names one); with them, every scenario once per protocol asked for.
  */
-function overProtocols(scenarios: ScenarioSpec[], values: { http?: string | undefined; tls?: boolean | undefined }): ScenarioSpec[] {
+function overProtocols(
+  scenarios: ScenarioSpec[],
+  values: { http?: string | undefined; tls?: boolean | undefined },
+): ScenarioSpec[] {
   if (values.http === undefined && !values.tls) return scenarios;
   const versions = list(values.http ?? '1.1', ['1.1', '2'] as const, 'http') ?? ['1.1'];
-  const protocols = [...new Set(versions.map((v): HttpProtocol => (v === '2' ? 'h2' : values.tls ? 'https/1.1' : 'http/1.1')))];
+  const protocols = [
+    ...new Set(versions.map((v): HttpProtocol => (v === '2' ? 'h2' : values.tls ? 'https/1.1' : 'http/1.1'))),
+  ];
   return scenarios.flatMap((s) => protocols.map((protocol) => ({ ...s, protocol })));
 }
 
@@ -241,7 +317,10 @@ function overNetworks(
   const customAsked = CUSTOM_NETWORK_FLAGS.some((f) => values[f] !== undefined);
   if (values.network === undefined && !customAsked) {
     const scenarios = shapes.map((s) => ({ ...s, network: s.network ?? PROFILES.loopback.name }));
-    return { scenarios, networks: parseNetworkList([...new Set(scenarios.map((s) => s.network))].join(','), 'suite network') };
+    return {
+      scenarios,
+      networks: parseNetworkList([...new Set(scenarios.map((s) => s.network))].join(','), 'suite network'),
+    };
   }
   const networks = values.network === undefined ? [] : parseNetworkList(values.network, '--network');
   if (customAsked) {

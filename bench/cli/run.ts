@@ -33,6 +33,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     report.memory.filter((m) => m.status === 'invalid').length +
     (report.claims ?? []).filter((c) => c.verdict === 'not measured').length +
     (report.field ?? []).filter((f) => f.status === 'invalid').length;
-  console.log(`wrote ${files.json}, ${files.md}, ${files.html}${invalid ? ` — ${invalid} INVALID result(s), see the report` : ''}`);
+  console.log(
+    `wrote ${files.json}, ${files.md}, ${files.html}${invalid ? ` — ${invalid} INVALID result(s), see the report` : ''}`,
+  );
   process.exit(invalid ? 1 : 0);
 }

@@ -89,9 +89,16 @@ export function parseCapturedHeaders(value: unknown, source = 'chromium-headers.
       fail(`requests.${kind}.requestLine is not "GET <path> HTTP/1.1"`);
     }
     const headers = request.headers;
-    if (!Array.isArray(headers) || headers.length === 0) return fail(`requests.${kind}.headers is not a non-empty array`);
+    if (!Array.isArray(headers) || headers.length === 0)
+      return fail(`requests.${kind}.headers is not a non-empty array`);
     headers.forEach((pair: unknown, i) => {
-      if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string' || pair[0] === '') {
+      if (
+        !Array.isArray(pair) ||
+        pair.length !== 2 ||
+        typeof pair[0] !== 'string' ||
+        typeof pair[1] !== 'string' ||
+        pair[0] === ''
+      ) {
         fail(`requests.${kind}.headers[${i}] is not a [name, value] pair of strings`);
       }
     });
@@ -115,7 +122,8 @@ function loadFixture(): CapturedHeaders {
 /** Fills the placeholders for `origin`; the WebSocket key gets a stand-in of its real length. */
 function fill(value: string, origin: string): string {
   const url = new URL(origin);
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`origin must be http: or https:, got ${origin}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new TypeError(`origin must be http: or https:, got ${origin}`);
   return value
     .replaceAll(PLACEHOLDERS.origin, url.origin)
     .replaceAll(PLACEHOLDERS.host, url.host)

@@ -14,7 +14,12 @@ export function dispatch(sink: ClientSink, client: number, text: string): number
 }
 
 /** For transports that carry several messages per body (polling): no per-message wire text. Returns a message's id. */
-export function dispatchFrame(sink: ClientSink, client: number, frame: ServerFrame, jsonBytes?: number): number | undefined {
+export function dispatchFrame(
+  sink: ClientSink,
+  client: number,
+  frame: ServerFrame,
+  jsonBytes?: number,
+): number | undefined {
   // A message never has a top-level `type`; every control frame has one.
   if (!('type' in frame)) {
     sink.message(client, frame.id, scheduledMs(frame.data), jsonBytes);

@@ -15,7 +15,11 @@ import { scheduledMs } from './parse.js';
 import type { ClientFactory, ClientGroup, ClientGroupOptions } from './types.js';
 
 /** `onConnect`: called on every 'connect' of client `i` (the first and each reconnect). */
-function socketioClients(opts: ClientGroupOptions, transport: 'websocket' | 'polling', onConnect?: (i: number) => void): ClientGroup {
+function socketioClients(
+  opts: ClientGroupOptions,
+  transport: 'websocket' | 'polling',
+  onConnect?: (i: number) => void,
+): ClientGroup {
   const { baseUrl, count, since, sink } = opts;
   // The same browser header set as the lab's clients send (Node's engine.io-client sends extraHeaders
   // on every polling request and on the WebSocket upgrade) — but for polling without Accept-Encoding:
@@ -25,7 +29,9 @@ function socketioClients(opts: ClientGroupOptions, transport: 'websocket' | 'pol
   // leave that cost out (the README says so).
   const headers = headersFor(transport === 'websocket' ? 'ws' : 'poll', baseUrl, opts.http);
   const extraHeaders =
-    transport === 'polling' ? Object.fromEntries(Object.entries(headers).filter(([name]) => name.toLowerCase() !== 'accept-encoding')) : headers;
+    transport === 'polling'
+      ? Object.fromEntries(Object.entries(headers).filter(([name]) => name.toLowerCase() !== 'accept-encoding'))
+      : headers;
   let requests = 0;
 
   class CountingWebSocket extends NodeWebSocket {
@@ -82,7 +88,9 @@ function socketioClients(opts: ClientGroupOptions, transport: 'websocket' | 'pol
           const engine = socket.io.engine;
           // The manager closes its engine once its only socket disconnects; wait for that.
           const closed =
-            engine === undefined || engine.readyState === 'closed' ? Promise.resolve() : new Promise<void>((resolve) => engine.once('close', () => resolve()));
+            engine === undefined || engine.readyState === 'closed'
+              ? Promise.resolve()
+              : new Promise<void>((resolve) => engine.once('close', () => resolve()));
           socket.disconnect();
           return closed;
         }),

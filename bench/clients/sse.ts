@@ -63,7 +63,9 @@ export const sseClients: ClientFactory = ({ baseUrl, count, since, sink, http, r
     connect();
   };
 
-  const ready = Promise.all(Array.from({ length: count }, (_, i) => new Promise<void>((resolve) => open(i, resolve)))).then(() => {});
+  const ready = Promise.all(
+    Array.from({ length: count }, (_, i) => new Promise<void>((resolve) => open(i, resolve))),
+  ).then(() => {});
   return {
     ready,
     requests: () => requests,

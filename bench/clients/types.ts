@@ -59,8 +59,12 @@ export const RECONNECT = Object.freeze({ immediateMs: 100, baseMs: 200, capMs: 5
  * Full-jitter exponential backoff, as Centrifugo's clients do (and AWS's "Exponential Backoff and
  * Jitter"): a delay uniform in [0, min(cap, base · 2^attempt)] (`random` in [0, 1)).
  */
-export const fullJitterMs = (attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number =>
-  random() * Math.min(capMs, baseMs * 2 ** attempt);
+export const fullJitterMs = (
+  attempt: number,
+  baseMs: number,
+  capMs: number,
+  random: () => number = Math.random,
+): number => random() * Math.min(capMs, baseMs * 2 ** attempt);
 
 /** One client's reconnect waits: `next()` after each failure, `succeeded()` once connected (resets the backoff). */
 export class Reconnector {

@@ -16,7 +16,12 @@ export const wsClients: ClientFactory = ({ baseUrl, count, since, sink, http, re
   const headers = headersFor('ws', baseUrl, http);
   // ws sets Origin from this option, not from `headers`.
   const { origin, ...rest } = headers;
-  const options = { perMessageDeflate: false, headers: rest, ...(origin ? { origin } : {}), ...(isTls(http.protocol) ? ACCEPT_SELF_SIGNED : {}) };
+  const options = {
+    perMessageDeflate: false,
+    headers: rest,
+    ...(origin ? { origin } : {}),
+    ...(isTls(http.protocol) ? ACCEPT_SELF_SIGNED : {}),
+  };
 
   // Each client's wait before reconnecting after an unexpected close (or a failed upgrade).
   const backoff = Array.from({ length: count }, () => new Reconnector(reconnect));
@@ -39,7 +44,9 @@ export const wsClients: ClientFactory = ({ baseUrl, count, since, sink, http, re
     });
   };
 
-  const ready = Promise.all(Array.from({ length: count }, (_, i) => new Promise<void>((resolve) => open(i, since, resolve)))).then(() => {});
+  const ready = Promise.all(
+    Array.from({ length: count }, (_, i) => new Promise<void>((resolve) => open(i, since, resolve))),
+  ).then(() => {});
   return {
     ready,
     requests: () => requests,

@@ -58,11 +58,16 @@ const CASES = [
     what: 'nginx gzip on with gzip_types text/event-stream, proxy_buffering on, no X-Accel-Buffering',
     settings: { buffering: true, ignoreAccelBuffering: true, gzip: true },
   },
-  { setting: 'lab', what: 'the same gzip on; the lab sends X-Accel-Buffering: no', settings: { buffering: true, ignoreAccelBuffering: false, gzip: true } },
+  {
+    setting: 'lab',
+    what: 'the same gzip on; the lab sends X-Accel-Buffering: no',
+    settings: { buffering: true, ignoreAccelBuffering: false, gzip: true },
+  },
 ] as const;
 type Case = (typeof CASES)[number];
 
-const step = (env: FieldEnv, c: Case, load: FieldLoad) => env.log.step(`field proxy-buffering: ${c.setting}, ${c.what}`, load.durationSec + 4);
+const step = (env: FieldEnv, c: Case, load: FieldLoad) =>
+  env.log.step(`field proxy-buffering: ${c.setting}, ${c.what}`, load.durationSec + 4);
 
 /** One case through a fresh nginx in front of `lab`, as a row. */
 async function measureCase(env: FieldEnv, c: Case, lab: LabProcess, load: FieldLoad): Promise<FieldResult> {
@@ -96,7 +101,11 @@ async function measureCase(env: FieldEnv, c: Case, lab: LabProcess, load: FieldL
 }
 
 /** `load`: smaller runs for the tests (default LOAD). */
-export async function measureBuffering(env: FieldEnv, load: FieldLoad = LOAD, opts: BufferingOptions = {}): Promise<FieldResult[]> {
+export async function measureBuffering(
+  env: FieldEnv,
+  load: FieldLoad = LOAD,
+  opts: BufferingOptions = {},
+): Promise<FieldResult[]> {
   const rows: FieldResult[] = [];
   if (!opts.paired) {
     const lab = await env.lab();

@@ -49,13 +49,25 @@ export async function measureDeploy(env: FieldEnv, opts: DeployOptions = {}): Pr
   const settleMs = opts.settleMs ?? 10_500;
   const total = counts.sse + counts.ws + counts.poll;
   const cases = [
-    { setting: 'naive' as const, what: 'shutdownSpreadMs 0: a stopping instance closes every SSE stream and WebSocket at once', spread: 0 },
-    { setting: 'lab' as const, what: `shutdownSpreadMs ${spreadMs}: the closes spread evenly over ${spreadMs / 1000} s`, spread: spreadMs },
+    {
+      setting: 'naive' as const,
+      what: 'shutdownSpreadMs 0: a stopping instance closes every SSE stream and WebSocket at once',
+      spread: 0,
+    },
+    {
+      setting: 'lab' as const,
+      what: `shutdownSpreadMs ${spreadMs}: the closes spread evenly over ${spreadMs / 1000} s`,
+      spread: spreadMs,
+    },
   ].filter((c) => !opts.settings || opts.settings.includes(c.setting));
   const rows: FieldResult[] = [];
   for (const c of cases) {
     env.log.step(`field rolling-deploy: ${c.setting}, ${total} clients, two labs drained one after the other`, 40);
-    const config = { feed: env.redisUrl, redisKeyPrefix: env.prefix(`deploy-${c.setting}`), shutdownSpreadMs: c.spread };
+    const config = {
+      feed: env.redisUrl,
+      redisKeyPrefix: env.prefix(`deploy-${c.setting}`),
+      shutdownSpreadMs: c.spread,
+    };
     const a = await env.lab(config);
     const b = await env.lab(config);
     const publisherLab = await env.lab(config);
@@ -74,12 +86,20 @@ export async function measureDeploy(env: FieldEnv, opts: DeployOptions = {}): Pr
     let problem: string | undefined;
     let fails = true;
     try {
-      await Promise.race([fleet.ready, sleep(60_000).then(() => Promise.reject(new Error('clients not connected after 60 s')))]);
+      await Promise.race([
+        fleet.ready,
+        sleep(60_000).then(() => Promise.reject(new Error('clients not connected after 60 s'))),
+      ]);
       const both = async () => open(await a.handle.stats()) + open(await b.handle.stats());
       for (const deadline = performance.now() + 30_000; (await both()) < total; await sleep(100)) {
         if (performance.now() > deadline) throw new Error('clients not all connected after 30 s');
       }
-      const publishing = publishInWorker({ controlUrl: publisherLab.handle.controlUrl, ratePerSec, payloadBytes: 100, durationSec: publishSec });
+      const publishing = publishInWorker({
+        controlUrl: publisherLab.handle.controlUrl,
+        ratePerSec,
+        payloadBytes: 100,
+        durationSec: publishSec,
+      });
       await sleep(1_000);
       const loop = clientLoop();
       const errorsBefore = fleet.recorder.errors;
@@ -91,7 +111,11 @@ export async function measureDeploy(env: FieldEnv, opts: DeployOptions = {}): Pr
         const start = nowMs();
         await gone.handle.stop();
         stopMs = Math.max(stopMs, nowMs() - start);
-        for (const deadline = performance.now() + 15_000; open(await survivor.handle.stats()) < total && performance.now() < deadline; ) await sleep(50);
+        for (
+          const deadline = performance.now() + 15_000;
+          open(await survivor.handle.stats()) < total && performance.now() < deadline;
+        )
+          await sleep(50);
         moved = Math.max(moved, nowMs() - start);
         await sleep(500);
         peak = Math.max(peak, await sampler.stop());
@@ -132,7 +156,11 @@ export async function measureDeploy(env: FieldEnv, opts: DeployOptions = {}): Pr
       transport: counts.poll ? 'sse+ws+poll' : 'sse+ws',
       symptoms: s,
     };
-    rows.push(problem ? { ...base, status: 'invalid', reason: problem, verdict: 'invalid' } : { ...base, status: 'ok', verdict: fails ? 'fails' : 'works' });
+    rows.push(
+      problem
+        ? { ...base, status: 'invalid', reason: problem, verdict: 'invalid' }
+        : { ...base, status: 'ok', verdict: fails ? 'fails' : 'works' },
+    );
   }
   return rows;
 }

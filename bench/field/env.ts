@@ -64,15 +64,23 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
  */
 export function harnessProblem(r: RunResult): string | undefined {
   if (r.outcome.status === 'invalid' && r.published === 0) return r.outcome.reason;
-  if (r.publisherLagMs.p99 > MAX_PUBLISHER_LAG_MS) return `publisher fell behind its schedule (lag p99 ${r.publisherLagMs.p99.toFixed(1)} ms)`;
+  if (r.publisherLagMs.p99 > MAX_PUBLISHER_LAG_MS)
+    return `publisher fell behind its schedule (lag p99 ${r.publisherLagMs.p99.toFixed(1)} ms)`;
   if (r.delivered === 0) return 'nothing was delivered';
   return undefined;
 }
 
 /** A row from a run: `symptoms` as measured, `fails` decided by the scenario, INVALID only for the harness. */
-export function fieldRow(base: Omit<FieldResult, 'status' | 'reason' | 'verdict'>, r: RunResult | undefined, fails: boolean, problem?: string): FieldResult {
+export function fieldRow(
+  base: Omit<FieldResult, 'status' | 'reason' | 'verdict'>,
+  r: RunResult | undefined,
+  fails: boolean,
+  problem?: string,
+): FieldResult {
   const why = problem ?? (r ? harnessProblem(r) : 'not run');
-  return why ? { ...base, status: 'invalid', reason: why, verdict: 'invalid' } : { ...base, status: 'ok', verdict: fails ? 'fails' : 'works' };
+  return why
+    ? { ...base, status: 'invalid', reason: why, verdict: 'invalid' }
+    : { ...base, status: 'ok', verdict: fails ? 'fails' : 'works' };
 }
 
 /**

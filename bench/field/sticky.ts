@@ -36,7 +36,13 @@ import { type FieldEnv, type FieldLoad, fieldRow, harnessProblem, type LabProces
 /** A chat-like feed; every client of the lab is cut once, in the middle. */
 const LAB_LOAD: FieldLoad = { clients: 20, ratePerSec: 20, payloadBytes: 100, durationSec: 5 };
 /** Socket.IO's clients keep failing their sessions: fewer of them (the run starts once each has tried once; see measureSocketioCase). */
-const SOCKETIO_LOAD: FieldLoad = { clients: 10, ratePerSec: 20, payloadBytes: 100, durationSec: 5, connectTimeoutMs: 10_000 };
+const SOCKETIO_LOAD: FieldLoad = {
+  clients: 10,
+  ratePerSec: 20,
+  payloadBytes: 100,
+  durationSec: 5,
+  connectTimeoutMs: 10_000,
+};
 /** harnessProblem's words for a run that delivered nothing. */
 const NOTHING_DELIVERED = 'nothing was delivered';
 /** When, into the measured window, instance B is restarted (a fraction of the window). */
@@ -52,18 +58,25 @@ export interface StickyOptions {
   stickyControl?: boolean;
 }
 
-type Counters = Pick<StatsSnapshot['transports'][TransportKey], 'requests' | 'messagesOut' | 'bytesOut' | 'bytesIn' | 'cut'>;
+type Counters = Pick<
+  StatsSnapshot['transports'][TransportKey],
+  'requests' | 'messagesOut' | 'bytesOut' | 'bytesIn' | 'cut'
+>;
 const COUNTED = ['requests', 'messagesOut', 'bytesOut', 'bytesIn', 'cut'] as const;
 
 /** `s` with the counters of `carry` (a process that was replaced) added to each transport's; connections are not carried. */
 function withCarry(s: StatsSnapshot, carry: Record<TransportKey, Counters> | undefined): StatsSnapshot {
   if (!carry) return s;
   const out = structuredClone(s);
-  for (const key of Object.keys(out.transports) as TransportKey[]) for (const c of COUNTED) out.transports[key][c] += carry[key][c];
+  for (const key of Object.keys(out.transports) as TransportKey[])
+    for (const c of COUNTED) out.transports[key][c] += carry[key][c];
   return out;
 }
 
-function addCarry(carry: Record<TransportKey, Counters> | undefined, last: StatsSnapshot): Record<TransportKey, Counters> {
+function addCarry(
+  carry: Record<TransportKey, Counters> | undefined,
+  last: StatsSnapshot,
+): Record<TransportKey, Counters> {
   const out = {} as Record<TransportKey, Counters>;
   for (const key of Object.keys(last.transports) as TransportKey[]) {
     out[key] = { requests: 0, messagesOut: 0, bytesOut: 0, bytesIn: 0, cut: 0 };
@@ -171,7 +184,12 @@ const runFailed = (err: unknown): string => `run failed: ${(err as Error).messag
 
 // ---- the lab ---------------------------------------------------------------------------------------
 
-async function measureLab(env: FieldEnv, load: FieldLoad, transports: readonly TransportName[], title: string): Promise<FieldResult[]> {
+async function measureLab(
+  env: FieldEnv,
+  load: FieldLoad,
+  transports: readonly TransportName[],
+  title: string,
+): Promise<FieldResult[]> {
   const config = { feed: env.redisUrl, redisKeyPrefix: env.prefix('sticky') };
   const [a, b] = await Promise.all([env.lab(config), env.lab(config)]);
   const rows: FieldResult[] = [];
@@ -266,7 +284,9 @@ async function otherInstanceAnswer(a: ServerHandle, b: ServerHandle): Promise<st
 /** Which instance (0: A, 1: B) nginx sends a /socket.io/ request from here to (with ip_hash: every one). */
 async function pickedBy(proxy: Nginx, servers: readonly [ServerHandle, ServerHandle]): Promise<0 | 1> {
   const before = await Promise.all(servers.map(async (h) => (await h.stats()).transports.poll.requests));
-  const res = await request(`${proxy.url}/socket.io/?EIO=4&transport=polling`, { headers: { 'user-agent': PROBE_AGENT } });
+  const res = await request(`${proxy.url}/socket.io/?EIO=4&transport=polling`, {
+    headers: { 'user-agent': PROBE_AGENT },
+  });
   await res.body.dump();
   const after = await Promise.all(servers.map(async (h) => (await h.stats()).transports.poll.requests));
   return after[0]! > before[0]! ? 0 : 1;
@@ -290,9 +310,17 @@ const SOCKETIO_CASES: readonly SocketioCase[] = [
 ];
 
 /** One Socket.IO row: two fresh instances (polling only) behind an nginx with `c.balance`. */
-async function measureSocketioCase(env: FieldEnv, load: FieldLoad, c: SocketioCase, title: string): Promise<FieldResult> {
+async function measureSocketioCase(
+  env: FieldEnv,
+  load: FieldLoad,
+  c: SocketioCase,
+  title: string,
+): Promise<FieldResult> {
   env.log.step(`field no-sticky: Socket.IO polling, ${c.balance}`, load.durationSec + 6);
-  const servers = await Promise.all([startServer('socketio', { transport: 'polling' }), startServer('socketio', { transport: 'polling' })]);
+  const servers = await Promise.all([
+    startServer('socketio', { transport: 'polling' }),
+    startServer('socketio', { transport: 'polling' }),
+  ]);
   const [a, b] = servers;
   let proxy: Nginx | undefined;
   let r: RunResult | undefined;
@@ -369,14 +397,17 @@ async function measureSocketioCase(env: FieldEnv, load: FieldLoad, c: SocketioCa
       'requests on instance B': servedBy(b),
     },
   };
-  const fails = sessionUnknown > 0 || clientErrors > 0 || (lost ?? 0) > 0 || (duplicated ?? 0) > 0 || connected.size < load.clients;
+  const fails =
+    sessionUnknown > 0 || clientErrors > 0 || (lost ?? 0) > 0 || (duplicated ?? 0) > 0 || connected.size < load.clients;
   // Clients that did not even finish a first attempt, or nothing delivered because no client ever got
   // a session: the symptom here, not a broken harness (a publisher behind schedule still is).
-  const symptomOnly = !problem && (notConnected || (r !== undefined && harnessProblem(r) === NOTHING_DELIVERED && connected.size === 0));
+  const symptomOnly =
+    !problem && (notConnected || (r !== undefined && harnessProblem(r) === NOTHING_DELIVERED && connected.size === 0));
   return symptomOnly ? { ...row, status: 'ok', verdict: 'fails' } : fieldRow(row, r, fails, problem);
 }
 
-const shape = (l: FieldLoad) => `${l.clients} clients × ${l.ratePerSec} msg/s × ${l.payloadBytes} B × ${l.durationSec} s`;
+const shape = (l: FieldLoad) =>
+  `${l.clients} clients × ${l.ratePerSec} msg/s × ${l.payloadBytes} B × ${l.durationSec} s`;
 
 export async function measureSticky(env: FieldEnv, opts: StickyOptions = {}): Promise<FieldResult[]> {
   const labLoad = { ...LAB_LOAD, ...opts.lab };

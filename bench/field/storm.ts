@@ -75,7 +75,14 @@ export class Fleet implements ClientSink {
   #down = false;
   readonly #groups: ClientGroup[];
 
-  constructor(baseUrl: string, http: HttpSetup, counts: FleetCounts, since: number, capacity: number, reconnect: ReconnectMode) {
+  constructor(
+    baseUrl: string,
+    http: HttpSetup,
+    counts: FleetCounts,
+    since: number,
+    capacity: number,
+    reconnect: ReconnectMode,
+  ) {
     this.total = counts.sse + counts.ws + counts.poll;
     this.recorder = new Recorder({ clients: this.total });
     this.recorder.startWindow(since, capacity);
@@ -131,7 +138,10 @@ export class Fleet implements ClientSink {
 }
 
 /** Streaming connections (SSE + WebSocket) and poll requests a lab has counted. */
-const opened = (s: ServerStats) => ({ streams: s.transports.sse.requests + s.transports.ws.requests, polls: s.transports.poll.requests });
+const opened = (s: ServerStats) => ({
+  streams: s.transports.sse.requests + s.transports.ws.requests,
+  polls: s.transports.poll.requests,
+});
 
 /**
  * Samples `read()` (a cumulative counter) every SAMPLE_MS until stopped; `peakPerSec()` is the highest
@@ -149,7 +159,8 @@ export class RateSampler {
         try {
           const v = await read();
           const t = performance.now();
-          if (this.#last && t > this.#last.t) this.#peak = Math.max(this.#peak, ((v - this.#last.v) * 1000) / (t - this.#last.t));
+          if (this.#last && t > this.#last.t)
+            this.#peak = Math.max(this.#peak, ((v - this.#last.v) * 1000) / (t - this.#last.t));
           this.#last = { t, v };
         } catch {}
         await sleep(SAMPLE_MS);
@@ -182,7 +193,8 @@ export async function drainFleet(fleet: Fleet, pub: PublishOutcome, quietMs = 2_
 export function publisherProblem(pub: PublishOutcome): string | undefined {
   if (pub.ids.length === 0) return 'nothing was published';
   if (pub.failures > 0) return `${pub.failures} publishes failed (${pub.firstFailure})`;
-  if (pub.lagP99Ms > HARNESS_LIMITS.publisherLagMs) return `publisher fell behind its schedule (lag p99 ${pub.lagP99Ms.toFixed(1)} ms)`;
+  if (pub.lagP99Ms > HARNESS_LIMITS.publisherLagMs)
+    return `publisher fell behind its schedule (lag p99 ${pub.lagP99Ms.toFixed(1)} ms)`;
   return undefined;
 }
 
@@ -202,7 +214,12 @@ export async function waitForConnections(lab: LabProcess, counts: FleetCounts, t
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const s = await lab.handle.stats();
-    if (s.transports.sse.connections >= counts.sse && s.transports.ws.connections >= counts.ws && s.transports.poll.connections >= counts.poll) return;
+    if (
+      s.transports.sse.connections >= counts.sse &&
+      s.transports.ws.connections >= counts.ws &&
+      s.transports.poll.connections >= counts.poll
+    )
+      return;
     if (performance.now() > deadline) throw new Error(`clients not all connected after ${timeoutMs} ms`);
     await sleep(100);
   }
@@ -257,8 +274,15 @@ export async function measureStorm(env: FieldEnv, opts: StormOptions = {}): Prom
   const total = counts.sse + counts.ws + counts.poll;
   const rows: FieldResult[] = [];
   for (const row of ROWS(jitterMs).filter((r) => !opts.settings || opts.settings.includes(r.setting))) {
-    env.log.step(`field reconnect-storm: ${row.setting}, ${total} clients, lab restarted behind nginx`, beforeSec + recoverSec / 2 + 15);
-    const config: ConfigInput = { feed: env.redisUrl, redisKeyPrefix: env.prefix(`storm-${row.setting}`), ...row.labConfig };
+    env.log.step(
+      `field reconnect-storm: ${row.setting}, ${total} clients, lab restarted behind nginx`,
+      beforeSec + recoverSec / 2 + 15,
+    );
+    const config: ConfigInput = {
+      feed: env.redisUrl,
+      redisKeyPrefix: env.prefix(`storm-${row.setting}`),
+      ...row.labConfig,
+    };
     const lab = await env.lab(config);
     // The publisher's way in: another lab on the same feed, never restarted.
     const publisherLab = await env.lab(config);
@@ -277,9 +301,17 @@ export async function measureStorm(env: FieldEnv, opts: StormOptions = {}): Prom
     const s: Record<string, number | null> = Object.fromEntries(Object.values(STORM).map((k) => [k, null]));
     let counted: DeliveryCounts | undefined;
     try {
-      await Promise.race([fleet.ready, sleep(60_000).then(() => Promise.reject(new Error('clients not connected after 60 s')))]);
+      await Promise.race([
+        fleet.ready,
+        sleep(60_000).then(() => Promise.reject(new Error('clients not connected after 60 s'))),
+      ]);
       await waitForConnections(lab, counts);
-      const publishing = publishInWorker({ controlUrl: publisherLab.handle.controlUrl, ratePerSec, payloadBytes, durationSec: publishSec });
+      const publishing = publishInWorker({
+        controlUrl: publisherLab.handle.controlUrl,
+        ratePerSec,
+        payloadBytes,
+        durationSec: publishSec,
+      });
       await sleep(beforeSec * 1000);
 
       const loop = clientLoop();
@@ -330,7 +362,9 @@ export async function measureStorm(env: FieldEnv, opts: StormOptions = {}): Prom
       await lab.stop();
       await publisherLab.stop();
     }
-    const fails = s[STORM.notBack] !== 0 || (counted ? counted.lost + counted.duplicated + counted.reordered + counted.resets > 0 : true);
+    const fails =
+      s[STORM.notBack] !== 0 ||
+      (counted ? counted.lost + counted.duplicated + counted.reordered + counted.resets > 0 : true);
     const base = {
       scenario: 'reconnect-storm',
       title: `Reconnect storm: ${counts.sse} SSE + ${counts.ws} WebSocket + ${counts.poll} long-poll clients through nginx to one lab (Redis feed), ${ratePerSec} msg/s, the lab restarted on its port`,
@@ -339,7 +373,11 @@ export async function measureStorm(env: FieldEnv, opts: StormOptions = {}): Prom
       transport: 'sse+ws+poll',
       symptoms: s,
     };
-    rows.push(problem ? { ...base, status: 'invalid', reason: problem, verdict: 'invalid' } : { ...base, status: 'ok', verdict: fails ? 'fails' : 'works' });
+    rows.push(
+      problem
+        ? { ...base, status: 'invalid', reason: problem, verdict: 'invalid' }
+        : { ...base, status: 'ok', verdict: fails ? 'fails' : 'works' },
+    );
   }
   return rows;
 }
@@ -349,12 +387,18 @@ export async function measureStorm(env: FieldEnv, opts: StormOptions = {}): Prom
  * connections at the lab below the naive one's) without raising loss or duplicates (both valid, both
  * with every client back). Undefined when the rows cannot tell (a row missing or INVALID).
  */
-export function stormFlattened(rows: readonly FieldResult[]): { flattened: boolean; naivePeak: number; labPeak: number } | undefined {
-  const find = (setting: 'naive' | 'lab') => rows.find((r) => r.scenario === 'reconnect-storm' && r.setting === setting && r.status === 'ok');
+export function stormFlattened(
+  rows: readonly FieldResult[],
+): { flattened: boolean; naivePeak: number; labPeak: number } | undefined {
+  const find = (setting: 'naive' | 'lab') =>
+    rows.find((r) => r.scenario === 'reconnect-storm' && r.setting === setting && r.status === 'ok');
   const naive = find('naive');
   const lab = find('lab');
   const peak = (r: FieldResult) => r.symptoms[STORM.peakStreams];
-  const harm = (r: FieldResult) => (r.symptoms[STORM.lost] ?? Infinity) + (r.symptoms[STORM.duplicated] ?? Infinity) + (r.symptoms[STORM.notBack] ?? Infinity);
+  const harm = (r: FieldResult) =>
+    (r.symptoms[STORM.lost] ?? Infinity) +
+    (r.symptoms[STORM.duplicated] ?? Infinity) +
+    (r.symptoms[STORM.notBack] ?? Infinity);
   if (!naive || !lab) return undefined;
   const naivePeak = peak(naive);
   const labPeak = peak(lab);

@@ -31,12 +31,44 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { transport: 'sse', setting: 'naive', what: 'no heartbeat: the stream is silent between messages', config: { sseHeartbeatMs: NEVER_MS } },
-  { transport: 'sse', setting: 'lab', what: 'a comment heartbeat every 1 s, under the 2 s timeout', config: { sseHeartbeatMs: 1_000 } },
-  { transport: 'poll', setting: 'naive', what: 'polls held 5 s, longer than the 2 s timeout', config: { pollTimeoutMs: 5_000 }, longPollTimeoutMs: 5_000 },
-  { transport: 'poll', setting: 'lab', what: 'polls held 1.5 s, under the 2 s timeout', config: { pollTimeoutMs: 1_500 }, longPollTimeoutMs: 1_500 },
-  { transport: 'ws', setting: 'naive', what: 'no pings: the connection is silent between messages', config: { wsPingIntervalMs: NEVER_MS } },
-  { transport: 'ws', setting: 'lab', what: 'a ping every 1 s, under the 2 s timeout', config: { wsPingIntervalMs: 1_000 } },
+  {
+    transport: 'sse',
+    setting: 'naive',
+    what: 'no heartbeat: the stream is silent between messages',
+    config: { sseHeartbeatMs: NEVER_MS },
+  },
+  {
+    transport: 'sse',
+    setting: 'lab',
+    what: 'a comment heartbeat every 1 s, under the 2 s timeout',
+    config: { sseHeartbeatMs: 1_000 },
+  },
+  {
+    transport: 'poll',
+    setting: 'naive',
+    what: 'polls held 5 s, longer than the 2 s timeout',
+    config: { pollTimeoutMs: 5_000 },
+    longPollTimeoutMs: 5_000,
+  },
+  {
+    transport: 'poll',
+    setting: 'lab',
+    what: 'polls held 1.5 s, under the 2 s timeout',
+    config: { pollTimeoutMs: 1_500 },
+    longPollTimeoutMs: 1_500,
+  },
+  {
+    transport: 'ws',
+    setting: 'naive',
+    what: 'no pings: the connection is silent between messages',
+    config: { wsPingIntervalMs: NEVER_MS },
+  },
+  {
+    transport: 'ws',
+    setting: 'lab',
+    what: 'a ping every 1 s, under the 2 s timeout',
+    config: { wsPingIntervalMs: 1_000 },
+  },
 ];
 
 /**
@@ -57,18 +89,26 @@ export interface TimeoutsOptions {
   paired?: boolean;
 }
 
-const step = (env: FieldEnv, c: Case, load: FieldLoad) => env.log.step(`field idle-timeouts: ${c.transport} ${c.setting}, ${c.what}`, load.durationSec + 5);
+const step = (env: FieldEnv, c: Case, load: FieldLoad) =>
+  env.log.step(`field idle-timeouts: ${c.transport} ${c.setting}, ${c.what}`, load.durationSec + 5);
 
 /** One case through a fresh nginx in front of `lab`, as a row. */
 async function measureCase(env: FieldEnv, c: Case, lab: LabProcess, load: FieldLoad): Promise<FieldResult> {
   const proxy = await env.nginx({
     upstreams: [lab.port],
-    settings: { sseReadTimeoutSec: READ_TIMEOUT_SEC, pollReadTimeoutSec: READ_TIMEOUT_SEC, wsReadTimeoutSec: READ_TIMEOUT_SEC },
+    settings: {
+      sseReadTimeoutSec: READ_TIMEOUT_SEC,
+      pollReadTimeoutSec: READ_TIMEOUT_SEC,
+      wsReadTimeoutSec: READ_TIMEOUT_SEC,
+    },
   });
   let r: RunResult | undefined;
   let problem: string | undefined;
   try {
-    r = await env.run(lab, c.transport, proxy, { ...load, ...(c.longPollTimeoutMs ? { longPollTimeoutMs: c.longPollTimeoutMs } : {}) });
+    r = await env.run(lab, c.transport, proxy, {
+      ...load,
+      ...(c.longPollTimeoutMs ? { longPollTimeoutMs: c.longPollTimeoutMs } : {}),
+    });
   } catch (err) {
     problem = `run failed: ${(err as Error).message}`;
   } finally {
@@ -98,7 +138,11 @@ async function measureCase(env: FieldEnv, c: Case, lab: LabProcess, load: FieldL
 }
 
 /** `load`: smaller runs for the tests (default LOAD: a message every 2.5 s, longer than the timeout). */
-export async function measureTimeouts(env: FieldEnv, load: FieldLoad = LOAD, opts: TimeoutsOptions = {}): Promise<FieldResult[]> {
+export async function measureTimeouts(
+  env: FieldEnv,
+  load: FieldLoad = LOAD,
+  opts: TimeoutsOptions = {},
+): Promise<FieldResult[]> {
   const rows: FieldResult[] = [];
   if (!opts.paired) {
     for (const c of CASES) {
@@ -112,7 +156,8 @@ export async function measureTimeouts(env: FieldEnv, load: FieldLoad = LOAD, opt
     }
     return rows;
   }
-  const settingsOf = (setting: Case['setting']): ConfigInput => Object.assign({}, ...CASES.filter((c) => c.setting === setting).map((c) => c.config));
+  const settingsOf = (setting: Case['setting']): ConfigInput =>
+    Object.assign({}, ...CASES.filter((c) => c.setting === setting).map((c) => c.config));
   const [naive, lab] = await Promise.all([env.lab(settingsOf('naive')), env.lab(settingsOf('lab'))]);
   try {
     rows.push(

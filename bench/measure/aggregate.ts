@@ -74,7 +74,9 @@ export function aggregate(
   lab: LabSetup,
   http: Omit<HttpSetup, 'protocol'>,
 ): ScenarioResult {
-  const invalid = runs.map((r, i) => (r.outcome.status === 'invalid' ? `repeat ${i + 1}: ${r.outcome.reason}` : undefined)).filter(Boolean);
+  const invalid = runs
+    .map((r, i) => (r.outcome.status === 'invalid' ? `repeat ${i + 1}: ${r.outcome.reason}` : undefined))
+    .filter(Boolean);
   // Per key of `pick(run)`, its figure over the repeats; not measured (null, NaN) stays null: see figure().
   const figs = <K extends string>(pick: (r: RunResult) => Record<K, number | null>, ...keys: K[]) =>
     Object.fromEntries(keys.map((k) => [k, figure(runs.map((r) => pick(r)[k]))])) as Record<K, Figure>;
@@ -94,7 +96,10 @@ export function aggregate(
     repeats,
     status: invalid.length ? 'invalid' : 'ok',
     ...(invalid.length ? { reason: invalid.join(' | ') } : {}),
-    ...(Object.fromEntries(COUNTS.map((k) => [k, runs.reduce((a, r) => a + r[k], 0)])) as Record<(typeof COUNTS)[number], number>),
+    ...(Object.fromEntries(COUNTS.map((k) => [k, runs.reduce((a, r) => a + r[k], 0)])) as Record<
+      (typeof COUNTS)[number],
+      number
+    >),
     latencyMs: figs((r) => r.latencyMs, 'p50', 'p90', 'p99', 'max'),
     publisherLagMs: figs((r) => r.publisherLagMs, 'p99', 'max'),
     wire: {
@@ -113,22 +118,32 @@ export function aggregate(
 function pollsOf(runs: RunResult[]): Pick<ScenarioResult, 'polls'> {
   const counted = runs.flatMap((r) => (r.polls ? [r.polls] : []));
   if (counted.length === 0) return {};
-  return { polls: { answers: counted.reduce((a, p) => a + p.answers, 0), empty: counted.reduce((a, p) => a + p.empty, 0) } };
+  return {
+    polls: { answers: counted.reduce((a, p) => a + p.answers, 0), empty: counted.reduce((a, p) => a + p.empty, 0) },
+  };
 }
 
 /** Lab only: bytes per message beyond the message JSON, against the protocol floor (medians over repeats). */
 function floorOf(runs: RunResult[]): Pick<ScenarioResult, 'floor'> {
-  const measured = runs.flatMap((r) => (r.floor && r.wire.bytesOutPerMsg !== null ? [{ ...r.floor, out: r.wire.bytesOutPerMsg }] : []));
+  const measured = runs.flatMap((r) =>
+    r.floor && r.wire.bytesOutPerMsg !== null ? [{ ...r.floor, out: r.wire.bytesOutPerMsg }] : [],
+  );
   if (measured.length === 0) return {};
   const overhead = figure(measured.map((m) => m.out - m.jsonBytesPerMsg)).median;
   const floor = figure(measured.map((m) => m.floorBytesPerMsg)).median;
   const excess = figure(measured.map((m) => m.out - m.jsonBytesPerMsg - m.floorBytesPerMsg)).median;
   if (overhead === null || floor === null || excess === null) return {};
-  return { floor: { overheadBytesPerMsg: round(overhead), floorBytesPerMsg: round(floor), excessBytesPerMsg: round(excess) } };
+  return {
+    floor: { overheadBytesPerMsg: round(overhead), floorBytesPerMsg: round(floor), excessBytesPerMsg: round(excess) },
+  };
 }
 
 /** The result of `server` for the same scenario, network, protocol, proxy and transport as `r`, when it is valid. */
-const counterpart = (results: readonly ScenarioResult[], r: ScenarioResult, server: ScenarioResult['server']): ScenarioResult | undefined =>
+const counterpart = (
+  results: readonly ScenarioResult[],
+  r: ScenarioResult,
+  server: ScenarioResult['server'],
+): ScenarioResult | undefined =>
   results.find(
     (x) =>
       x.server === server &&

@@ -6,7 +6,8 @@
 import type { TransportName } from '../../report/types.js';
 
 /** RFC 6455 §5.2: 2-byte header, +2 for a 16-bit length (126–65535), +8 for a 64-bit one; server frames are unmasked. */
-export const wsHeaderBytes = (payloadBytes: number): number => (payloadBytes <= 125 ? 2 : payloadBytes <= 0xffff ? 4 : 10);
+export const wsHeaderBytes = (payloadBytes: number): number =>
+  payloadBytes <= 125 ? 2 : payloadBytes <= 0xffff ? 4 : 10;
 
 /**
  * SSE (WHATWG §9.2.6): `id: <id>\ndata: <json>\n\n`, sent as one HTTP/1.1 chunk

@@ -28,7 +28,12 @@ export interface PublishOutcome {
 }
 
 /** The outcome of a run (open loop or lockstep) from its ids, failures and lag histogram (µs). */
-export const publishOutcome = (ids: number[], failures: number, firstFailure: string | undefined, lag: Histogram): PublishOutcome => ({
+export const publishOutcome = (
+  ids: number[],
+  failures: number,
+  firstFailure: string | undefined,
+  lag: Histogram,
+): PublishOutcome => ({
   ids,
   failures,
   ...(firstFailure ? { firstFailure } : {}),
@@ -133,7 +138,9 @@ const idleWorkers: Worker[] = [];
 export type PublishAnswer = { outcome: PublishOutcome } | { error: string };
 
 const startWorker = (): Worker =>
-  new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: { entry: new URL('./publisher-worker.ts', import.meta.url).href } });
+  new Worker(new URL('./worker-entry.mjs', import.meta.url), {
+    workerData: { entry: new URL('./publisher-worker.ts', import.meta.url).href },
+  });
 
 /** Starts a publisher thread now (when none is idle), so that its start-up overlaps the servers'. */
 export function preparePublisher(): void {

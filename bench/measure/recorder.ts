@@ -12,7 +12,12 @@ export const nowMs = (): number => performance.timeOrigin + performance.now();
 
 /** µs histogram from 1 µs to 10 min, 3 significant digits. */
 export const newHistogram = () =>
-  hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3, useWebAssembly: false });
+  hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 600_000_000,
+    numberOfSignificantValueDigits: 3,
+    useWebAssembly: false,
+  });
 export type Histogram = ReturnType<typeof newHistogram>;
 
 interface ClientState {
@@ -63,7 +68,12 @@ export class Recorder implements ClientSink {
   constructor(opts: RecorderOptions) {
     this.#lossyEvery = opts.lossyEvery ?? 0;
     this.#floorOf = opts.floorOf;
-    this.#clients = Array.from({ length: opts.clients }, () => ({ seen: new Uint8Array(0), maxSeen: 0, gaps: [], resets: 0 }));
+    this.#clients = Array.from({ length: opts.clients }, () => ({
+      seen: new Uint8Array(0),
+      maxSeen: 0,
+      gaps: [],
+      resets: 0,
+    }));
   }
 
   /**

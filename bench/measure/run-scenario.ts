@@ -139,7 +139,11 @@ export class ClientsNotConnected extends Error {
 export async function runScenario(server: ServerHandle, t: Target, p: RunParams): Promise<RunResult> {
   const connectMs = p.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
   const floorOf = t.server === 'socketio' ? undefined : floorFor(t.transport);
-  const recorder = new Recorder({ clients: p.clients, ...(p.lossyEvery ? { lossyEvery: p.lossyEvery } : {}), ...(floorOf ? { floorOf } : {}) });
+  const recorder = new Recorder({
+    clients: p.clients,
+    ...(p.lossyEvery ? { lossyEvery: p.lossyEvery } : {}),
+    ...(floorOf ? { floorOf } : {}),
+  });
   const lockstep = p.pace === 'lockstep';
   const key = t.transport;
   const initial = await server.stats();
@@ -164,13 +168,24 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
   // polls re-held): then the window holds exactly one request per answer.
   const settled = async () => {
     if (lockstep && t.holdsConnections) {
-      await waitFor(async () => (await server.stats()).transports[key].connections >= p.clients, CONNECT_TIMEOUT_MS, `${p.clients} ${t.transport} connections`);
+      await waitFor(
+        async () => (await server.stats()).transports[key].connections >= p.clients,
+        CONNECT_TIMEOUT_MS,
+        `${p.clients} ${t.transport} connections`,
+      );
     }
   };
   try {
-    await Promise.race([group.ready, new Promise((_, reject) => setTimeout(() => reject(new ClientsNotConnected(connectMs)), connectMs).unref())]);
+    await Promise.race([
+      group.ready,
+      new Promise((_, reject) => setTimeout(() => reject(new ClientsNotConnected(connectMs)), connectMs).unref()),
+    ]);
     if (t.holdsConnections) {
-      await waitFor(async () => (await server.stats()).transports[key].connections >= p.clients, CONNECT_TIMEOUT_MS, `${p.clients} ${t.transport} connections`);
+      await waitFor(
+        async () => (await server.stats()).transports[key].connections >= p.clients,
+        CONNECT_TIMEOUT_MS,
+        `${p.clients} ${t.transport} connections`,
+      );
     }
     const connected = await server.stats();
 
@@ -215,10 +230,14 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     if (c.resets > 0) problems.push(`${c.resets} resets`);
     if (c.errors > 0) problems.push(`${c.errors} client errors (first: ${c.firstError})`);
     const lagLimit = p.maxPublisherLagMs ?? PUBLISHER_LAG_LIMIT_MS;
-    if (lagP99 > lagLimit) problems.push(`publisher fell behind its schedule (lag p99 ${lagP99.toFixed(1)} ms > ${lagLimit} ms)`);
+    if (lagP99 > lagLimit)
+      problems.push(`publisher fell behind its schedule (lag p99 ${lagP99.toFixed(1)} ms > ${lagLimit} ms)`);
     if (pub.ids.length === 0) problems.push('nothing was published');
     if (p.network) {
-      for (const problem of [relayLatenessProblem(p.network.profile, lateness), belowOneWayProblem(p.network.profile, lat(50))])
+      for (const problem of [
+        relayLatenessProblem(p.network.profile, lateness),
+        belowOneWayProblem(p.network.profile, lat(50)),
+      ])
         if (problem) problems.push(problem);
     }
 
@@ -231,7 +250,13 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
       duplicated: c.duplicated,
       reordered: c.reordered,
       gaps: c.gaps,
-      latencyMs: { p50: lat(50), p90: lat(90), p95: lat(95), p99: lat(99), max: recorder.delivered > 0 ? recorder.latency.maxValue / 1000 : null },
+      latencyMs: {
+        p50: lat(50),
+        p90: lat(90),
+        p95: lat(95),
+        p99: lat(99),
+        max: recorder.delivered > 0 ? recorder.latency.maxValue / 1000 : null,
+      },
       publisherLagMs: { p99: lagP99, max: pub.lagMaxMs },
       wire: {
         bytesOutPerMsg: perMsg(
@@ -248,7 +273,10 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
         ),
       },
       bytesInPerRequest: opensPerConnection(t.transport)
-        ? perMsg(connected.transports[key].bytesIn - initial.transports[key].bytesIn, connected.transports[key].requests - initial.transports[key].requests)
+        ? perMsg(
+            connected.transports[key].bytesIn - initial.transports[key].bytesIn,
+            connected.transports[key].requests - initial.transports[key].requests,
+          )
         : perMsg(
             d((s) => s.transports[key].bytesIn),
             d((s) => s.transports[key].requests),
@@ -257,19 +285,29 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
       clientErrors: c.errors,
       firstClientError: c.firstError,
       requestsPerSec: windowSec > 0 ? d((s) => s.transports[key].requests) / windowSec : null,
-      polls: answersBefore && answersAfter ? { answers: answersAfter.total - answersBefore.total, empty: answersAfter.empty - answersBefore.empty } : null,
+      polls:
+        answersBefore && answersAfter
+          ? { answers: answersAfter.total - answersBefore.total, empty: answersAfter.empty - answersBefore.empty }
+          : null,
       cpuUsPerMsg: perMsg(cpuUs, c.delivered),
       eventLoopDelayP99Ms: loop?.p99 ?? NaN,
       floor:
         floorOf && recorder.wire.messages > 0
-          ? { jsonBytesPerMsg: recorder.wire.jsonBytes / recorder.wire.messages, floorBytesPerMsg: recorder.wire.floorBytes / recorder.wire.messages }
+          ? {
+              jsonBytesPerMsg: recorder.wire.jsonBytes / recorder.wire.messages,
+              floorBytesPerMsg: recorder.wire.floorBytes / recorder.wire.messages,
+            }
           : null,
       relayLatenessP99Ms: lateness?.p99Ms ?? null,
     };
   } finally {
     await group.close();
     if (t.holdsConnections) {
-      await waitFor(async () => (await server.stats()).transports[key].connections === 0, 10_000, 'clients to disconnect').catch(() => {});
+      await waitFor(
+        async () => (await server.stats()).transports[key].connections === 0,
+        10_000,
+        'clients to disconnect',
+      ).catch(() => {});
     }
   }
 }

@@ -17,6 +17,10 @@ export interface HttpSetup {
 }
 
 /** What the bench sends unless told otherwise: Chromium's headers over cleartext HTTP/1.1, no cookie. */
-export const DEFAULT_HTTP: Readonly<HttpSetup> = Object.freeze({ protocol: 'http/1.1', headers: 'browser', cookieBytes: 0 });
+export const DEFAULT_HTTP: Readonly<HttpSetup> = Object.freeze({
+  protocol: 'http/1.1',
+  headers: 'browser',
+  cookieBytes: 0,
+});
 
 export const isTls = (p: HttpProtocol): boolean => p !== 'http/1.1';

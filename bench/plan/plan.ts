@@ -69,12 +69,18 @@ export const protocolOfSpec = (spec: ScenarioSpec): HttpProtocol => spec.protoco
 export function networkOf(spec: ScenarioSpec, opts: Pick<BenchOptions, 'networks'>): NetworkProfile {
   const name = spec.network ?? PROFILES.loopback.name;
   const p = opts.networks.find((n) => n.name === name);
-  if (!p) throw new Error(`scenario ${spec.name}: network "${name}" is not one of this run's (${opts.networks.map((n) => n.name).join(', ')})`);
+  if (!p)
+    throw new Error(
+      `scenario ${spec.name}: network "${name}" is not one of this run's (${opts.networks.map((n) => n.name).join(', ')})`,
+    );
   return p;
 }
 
 /** A scenario's targets: the run's over its protocol, or those of its own `servers`. */
-export const targetsFor = (spec: ScenarioSpec, opts: Pick<BenchOptions, 'transports' | 'servers' | 'lab' | 'scenarios'>): Target[] =>
+export const targetsFor = (
+  spec: ScenarioSpec,
+  opts: Pick<BenchOptions, 'transports' | 'servers' | 'lab' | 'scenarios'>,
+): Target[] =>
   targetsOf(opts).filter(
     (t) =>
       t.protocol === protocolOfSpec(spec) &&
@@ -85,7 +91,8 @@ export const targetsFor = (spec: ScenarioSpec, opts: Pick<BenchOptions, 'transpo
   );
 
 /** A scenario's own repeats (fixed by its suite) or the run's. */
-export const repeatsOf = (spec: ScenarioSpec, opts: Pick<BenchOptions, 'repeats'>): number => spec.repeats ?? opts.repeats;
+export const repeatsOf = (spec: ScenarioSpec, opts: Pick<BenchOptions, 'repeats'>): number =>
+  spec.repeats ?? opts.repeats;
 
 /**
  * Every (server, transport, protocol) asked for that exists (Socket.IO has no SSE or short polling,
@@ -94,7 +101,9 @@ export const repeatsOf = (spec: ScenarioSpec, opts: Pick<BenchOptions, 'repeats'
 export const targetsOf = (opts: Pick<BenchOptions, 'transports' | 'servers' | 'lab' | 'scenarios'>): Target[] => {
   const protocols = protocolsOf(opts);
   return (protocols.length > 0 ? protocols : (['http/1.1'] as HttpProtocol[])).flatMap((p) =>
-    opts.transports.flatMap((tr) => opts.servers.map((s) => target(s, tr, opts.lab, p)).filter((t): t is Target => t !== undefined)),
+    opts.transports.flatMap((tr) =>
+      opts.servers.map((s) => target(s, tr, opts.lab, p)).filter((t): t is Target => t !== undefined),
+    ),
   );
 };
 
@@ -110,7 +119,10 @@ const LAB_ENDPOINTS: readonly ServerName[] = ['lab', 'lab-redis', 'bare'];
 /** Idle memory is measured where idle clients hold connections, on the lab and bare, over cleartext HTTP/1.1. */
 export const memoryTargets = (opts: BenchOptions): Target[] =>
   opts.memory && cleartext(opts)
-    ? targetsOf(opts).filter((t) => t.holdsConnections && (opts.memoryServers ?? LAB_ENDPOINTS).includes(t.server) && t.protocol === 'http/1.1')
+    ? targetsOf(opts).filter(
+        (t) =>
+          t.holdsConnections && (opts.memoryServers ?? LAB_ENDPOINTS).includes(t.server) && t.protocol === 'http/1.1',
+      )
     : [];
 
 /** autocannon speaks the lab's HTTP endpoints (cleartext, /poll among them). */
@@ -118,7 +130,11 @@ export const cannonServers = (opts: BenchOptions): ServerName[] =>
   opts.autocannon && cleartext(opts) ? opts.servers.filter((s) => LAB_ENDPOINTS.includes(s)) : [];
 
 /** The load of every sweep step: SWEEP's, unless a custom scenario (--rate, --duration …) sets it. */
-export function sweepLoad(opts: Pick<BenchOptions, 'suite' | 'scenarios'>): { ratePerSec: number; durationSec: number; payloadBytes: number } {
+export function sweepLoad(opts: Pick<BenchOptions, 'suite' | 'scenarios'>): {
+  ratePerSec: number;
+  durationSec: number;
+  payloadBytes: number;
+} {
   const base = opts.scenarios[0]!;
   const custom = opts.suite === 'custom';
   return {

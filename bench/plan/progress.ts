@@ -45,4 +45,5 @@ export class Progress {
   }
 }
 
-const fmt = (sec: number): string => (sec >= 60 ? `${Math.floor(sec / 60)}m${String(Math.round(sec % 60)).padStart(2, '0')}s` : `${Math.round(sec)}s`);
+const fmt = (sec: number): string =>
+  sec >= 60 ? `${Math.floor(sec / 60)}m${String(Math.round(sec % 60)).padStart(2, '0')}s` : `${Math.round(sec)}s`;

@@ -23,7 +23,12 @@ export interface Target {
 export const CLIENT_KINDS = ['long-poll', 'short-poll', 'sse', 'ws', 'socketio-polling', 'socketio-websocket'] as const;
 export type ClientKind = (typeof CLIENT_KINDS)[number];
 
-const LAB_CLIENTS: Record<TransportName, ClientKind> = { poll: 'long-poll', 'short-poll': 'short-poll', sse: 'sse', ws: 'ws' };
+const LAB_CLIENTS: Record<TransportName, ClientKind> = {
+  poll: 'long-poll',
+  'short-poll': 'short-poll',
+  sse: 'sse',
+  ws: 'ws',
+};
 
 /** How the lab servers run: the `lab` server's feed, the Redis URL for `lab-redis`, workers per lab server. */
 export interface LabSetup {
@@ -43,7 +48,12 @@ export interface LabSetup {
   certificate?: { cert: string; key: string };
 }
 
-export const DEFAULT_LAB_SETUP: LabSetup = { feed: 'memory', redisUrl: 'redis://127.0.0.1:6379/0', redisKeyPrefix: 'transport-lab-bench', workers: 1 };
+export const DEFAULT_LAB_SETUP: LabSetup = {
+  feed: 'memory',
+  redisUrl: 'redis://127.0.0.1:6379/0',
+  redisKeyPrefix: 'transport-lab-bench',
+  workers: 1,
+};
 
 /** The lab's settings for `protocol` (server/config.ts), with the run's certificate. */
 function tlsConfig(protocol: HttpProtocol, setup: LabSetup): Record<string, unknown> {
@@ -116,16 +126,37 @@ export function target(
     case 'floor':
       // The floor serves what it is the floor of: SSE and WebSocket, cleartext HTTP/1.1.
       if ((transport !== 'sse' && transport !== 'ws') || protocol !== 'http/1.1') return undefined;
-      return { server, transport, protocol, process: { script: 'floor', options: {} }, clients: LAB_CLIENTS[transport], holdsConnections: true };
+      return {
+        server,
+        transport,
+        protocol,
+        process: { script: 'floor', options: {} },
+        clients: LAB_CLIENTS[transport],
+        holdsConnections: true,
+      };
     case 'better-sse':
     case 'fastify-sse':
       // SSE libraries: SSE only, cleartext HTTP/1.1, the lab's own SSE clients (same URL and format).
       if (transport !== 'sse' || protocol !== 'http/1.1') return undefined;
-      return { server, transport, protocol, process: { script: server, options: {} }, clients: 'sse', holdsConnections: true };
+      return {
+        server,
+        transport,
+        protocol,
+        process: { script: server, options: {} },
+        clients: 'sse',
+        holdsConnections: true,
+      };
     case 'shift':
       // The tutorial's snippet serves short polling only, cleartext.
       if (transport !== 'short-poll' || protocol !== 'http/1.1') return undefined;
-      return { server, transport, protocol, process: { script: 'shift', options: {} }, clients: 'short-poll', holdsConnections: false };
+      return {
+        server,
+        transport,
+        protocol,
+        process: { script: 'shift', options: {} },
+        clients: 'short-poll',
+        holdsConnections: false,
+      };
     default:
       return server satisfies never;
   }

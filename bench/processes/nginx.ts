@@ -100,7 +100,8 @@ type Marker = (typeof MARKERS)[number];
 
 const MARKED = /^(\s*)(.*?)\s*#\s*@lab:([\w-]+)\s*$/;
 /** The parameters of the template's first upstream `server` line (deploy/nginx.conf: `max_fails=0`), kept for every port. */
-const upstreamParams = (template: string): string => /^\s*server\s+\S+((?:\s+[^;\s]+)*)\s*;\s*#\s*@lab:upstream\s*$/m.exec(template)?.[1] ?? '';
+const upstreamParams = (template: string): string =>
+  /^\s*server\s+\S+((?:\s+[^;\s]+)*)\s*;\s*#\s*@lab:upstream\s*$/m.exec(template)?.[1] ?? '';
 
 const quote = (path: string): string => {
   if (/["$\\\n]/.test(path)) throw new Error(`nginx: cannot use the path ${JSON.stringify(path)} in a config`);
@@ -108,7 +109,8 @@ const quote = (path: string): string => {
 };
 
 const seconds = (name: string, v: number): string => {
-  if (!Number.isInteger(v) || v < 1) throw new Error(`nginx: ${name} must be a positive whole number of seconds, got ${v}`);
+  if (!Number.isInteger(v) || v < 1)
+    throw new Error(`nginx: ${name} must be a positive whole number of seconds, got ${v}`);
   return `${v}s`;
 };
 
@@ -125,23 +127,43 @@ function replacements(opts: RenderOptions, template: string): Record<Marker, rea
   }
   const at = (name: string) => quote(join(prefix, name));
   const on = (v: boolean) => (v ? 'on' : 'off');
-  const { buffering, ignoreAccelBuffering, gzip, sseReadTimeoutSec, pollReadTimeoutSec, wsReadTimeoutSec, balance } = settings;
+  const { buffering, ignoreAccelBuffering, gzip, sseReadTimeoutSec, pollReadTimeoutSec, wsReadTimeoutSec, balance } =
+    settings;
   return {
     'worker-processes': ['worker_processes 1;'],
     'error-log': [`error_log ${at('error.log')} notice;`],
     pid: [`pid ${at('nginx.pid')};`],
-    'temp-paths': ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `${kind}_temp_path ${at(`tmp-${kind}`)};`),
+    'temp-paths': ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(
+      (kind) => `${kind}_temp_path ${at(`tmp-${kind}`)};`,
+    ),
     'access-log': [`access_log ${at('access.log')} lab;`],
-    balance: balance === undefined ? undefined : { 'round-robin': [], 'ip-hash': ['ip_hash;'], 'least-conn': ['least_conn;'] }[balance],
+    balance:
+      balance === undefined
+        ? undefined
+        : { 'round-robin': [], 'ip-hash': ['ip_hash;'], 'least-conn': ['least_conn;'] }[balance],
     // The shipped line's parameters (max_fails=0) stay; only the address changes.
     upstream: upstreams.map((p) => `server 127.0.0.1:${p}${upstreamParams(template)};`),
     listen: [`listen 127.0.0.1:${listen};`],
     'sse-buffering': buffering === undefined ? undefined : [`proxy_buffering ${on(buffering)};`],
-    'sse-accel': ignoreAccelBuffering === undefined ? undefined : ignoreAccelBuffering ? ['proxy_ignore_headers X-Accel-Buffering;'] : [],
-    'sse-read-timeout': sseReadTimeoutSec === undefined ? undefined : [`proxy_read_timeout ${seconds('sseReadTimeoutSec', sseReadTimeoutSec)};`],
+    'sse-accel':
+      ignoreAccelBuffering === undefined
+        ? undefined
+        : ignoreAccelBuffering
+          ? ['proxy_ignore_headers X-Accel-Buffering;']
+          : [],
+    'sse-read-timeout':
+      sseReadTimeoutSec === undefined
+        ? undefined
+        : [`proxy_read_timeout ${seconds('sseReadTimeoutSec', sseReadTimeoutSec)};`],
     'sse-gzip': gzip === undefined ? undefined : gzip ? ['gzip on;', 'gzip_types text/event-stream;'] : ['gzip off;'],
-    'poll-read-timeout': pollReadTimeoutSec === undefined ? undefined : [`proxy_read_timeout ${seconds('pollReadTimeoutSec', pollReadTimeoutSec)};`],
-    'ws-read-timeout': wsReadTimeoutSec === undefined ? undefined : [`proxy_read_timeout ${seconds('wsReadTimeoutSec', wsReadTimeoutSec)};`],
+    'poll-read-timeout':
+      pollReadTimeoutSec === undefined
+        ? undefined
+        : [`proxy_read_timeout ${seconds('pollReadTimeoutSec', pollReadTimeoutSec)};`],
+    'ws-read-timeout':
+      wsReadTimeoutSec === undefined
+        ? undefined
+        : [`proxy_read_timeout ${seconds('wsReadTimeoutSec', wsReadTimeoutSec)};`],
   };
 }
 
@@ -157,7 +179,8 @@ export function renderConfig(template: string, opts: RenderOptions): string {
       continue;
     }
     const [, indent, kept, name] = m as unknown as [string, string, string, string];
-    if (!(MARKERS as readonly string[]).includes(name)) throw new Error(`nginx template: unknown marker @lab:${name} in ${JSON.stringify(line.trim())}`);
+    if (!(MARKERS as readonly string[]).includes(name))
+      throw new Error(`nginx template: unknown marker @lab:${name} in ${JSON.stringify(line.trim())}`);
     const first = !seen.has(name);
     seen.add(name);
     const lines = table[name as Marker];
@@ -165,7 +188,8 @@ export function renderConfig(template: string, opts: RenderOptions): string {
     else if (first) out.push(...lines.map((l) => `${indent}${l}`));
   }
   const missing = MARKERS.filter((name) => !seen.has(name));
-  if (missing.length > 0) throw new Error(`nginx template: no line marked ${missing.map((n) => `# @lab:${n}`).join(', ')}`);
+  if (missing.length > 0)
+    throw new Error(`nginx template: no line marked ${missing.map((n) => `# @lab:${n}`).join(', ')}`);
   return out.join('\n');
 }
 
@@ -183,7 +207,11 @@ const accepts = (port: number): Promise<boolean> =>
 const tick = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Checks `condition` every 20 ms until it is true; throws `failure()` when it throws or after `timeoutMs`. */
-async function waitFor(condition: () => Promise<boolean> | boolean, timeoutMs: number, failure: (why: string) => Promise<Error> | Error): Promise<void> {
+async function waitFor(
+  condition: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  failure: (why: string) => Promise<Error> | Error,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await condition()) return;
@@ -333,7 +361,8 @@ export class Nginx {
           START_TIMEOUT_MS,
           (why) => nginx.#failure(`nginx did not start on 127.0.0.1:${port} (${why})`),
         ).catch(async (err: unknown) => {
-          if ((err as Error).message === 'exited') throw await nginx.#failure(`nginx exited (${nginx.#exitStatus()}) before it was ready`);
+          if ((err as Error).message === 'exited')
+            throw await nginx.#failure(`nginx exited (${nginx.#exitStatus()}) before it was ready`);
           throw err;
         });
         return nginx;
@@ -366,9 +395,15 @@ export class Nginx {
   async reload(opts: NginxOptions): Promise<void> {
     if (!this.running) throw new Error('nginx: reload() after it exited');
     const next = join(this.prefix, 'nginx.next.conf');
-    await writeFile(next, renderConfig(opts.template ?? readTemplate(), { ...opts, listen: this.port, prefix: this.prefix }));
+    await writeFile(
+      next,
+      renderConfig(opts.template ?? readTemplate(), { ...opts, listen: this.port, prefix: this.prefix }),
+    );
     const check = runConfigTest(next, this.prefix);
-    if (check.status !== 0) throw new Error(`nginx -t refused the new config; the old one stays:\n${`${check.stdout}${check.stderr}`.trim()}`);
+    if (check.status !== 0)
+      throw new Error(
+        `nginx -t refused the new config; the old one stays:\n${`${check.stdout}${check.stderr}`.trim()}`,
+      );
     await rename(next, this.confPath);
     const from = (await stat(this.errorLogPath)).size;
     const since = async () => (await this.errorLog()).slice(from);
@@ -430,6 +465,8 @@ export class Nginx {
   async #failure(what: string): Promise<Error> {
     const log = (await this.errorLog()).trim() || '(empty)';
     const stderr = this.#stderr.trim();
-    return new Error(`${what}; ${NGINX_BIN}, prefix ${this.prefix}\nerror log:\n${log}${stderr ? `\nstderr:\n${stderr}` : ''}`);
+    return new Error(
+      `${what}; ${NGINX_BIN}, prefix ${this.prefix}\nerror log:\n${log}${stderr ? `\nstderr:\n${stderr}` : ''}`,
+    );
   }
 }

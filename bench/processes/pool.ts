@@ -49,9 +49,14 @@ export class Processes {
     let started = this.#servers.get(key);
     if (!started) {
       const { profileRoot, serverPool, lab } = this.#opts;
-      const dir = profileRoot ? join(profileRoot, `${t.server}-${t.protocol.replace('/', '')}-${this.#servers.size + 1}`) : undefined;
+      const dir = profileRoot
+        ? join(profileRoot, `${t.server}-${t.protocol.replace('/', '')}-${this.#servers.size + 1}`)
+        : undefined;
       const start = () => startServer(t.process.script, t.process.options, dir ? { profileDir: dir } : {});
-      const pool = dir === undefined && t.server !== 'lab-redis' && !(t.server === 'lab' && lab.feed !== 'memory') ? serverPool : undefined;
+      const pool =
+        dir === undefined && t.server !== 'lab-redis' && !(t.server === 'lab' && lab.feed !== 'memory')
+          ? serverPool
+          : undefined;
       if (pool) this.#pooled.add(key);
       started = pool ? pool.get(key, start) : start();
       this.#servers.set(key, started);
@@ -73,7 +78,14 @@ export class Processes {
     if (profile.direct) return { profile, relay: undefined };
     const relays = this.relays();
     const server = await this.server(t);
-    return { profile, relay: await (await relays).open(server.port, profile, new URL(server.baseUrl).protocol === 'https:' ? 'https' : 'http') };
+    return {
+      profile,
+      relay: await (await relays).open(
+        server.port,
+        profile,
+        new URL(server.baseUrl).protocol === 'https:' ? 'https' : 'http',
+      ),
+    };
   }
 
   /** nginx in front of `t`'s server process (one per process), for proxied scenarios. */
@@ -95,7 +107,8 @@ export class Processes {
 
   /** Stops every process of the run (pooled servers stay with their pool). */
   async stop(): Promise<void> {
-    const stop = async (p: Promise<{ stop(): Promise<unknown> }> | undefined) => void (await (await p?.catch(() => undefined))?.stop());
+    const stop = async (p: Promise<{ stop(): Promise<unknown> }> | undefined) =>
+      void (await (await p?.catch(() => undefined))?.stop());
     await Promise.all([...this.#proxies.values()].map(stop));
     await Promise.all([...this.#servers].map(([key, h]) => (this.#pooled.has(key) ? undefined : stop(h))));
     await stop(this.#relays);

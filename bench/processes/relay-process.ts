@@ -37,7 +37,8 @@ export const RELAY_LATENESS_LIMIT = Object.freeze({ floorMs: 5, oneWayFraction: 
 
 export const oneWayMs = (p: NetworkProfile): number => p.rttMs / 2;
 
-export const relayLatenessLimitMs = (p: NetworkProfile): number => Math.max(RELAY_LATENESS_LIMIT.floorMs, RELAY_LATENESS_LIMIT.oneWayFraction * oneWayMs(p));
+export const relayLatenessLimitMs = (p: NetworkProfile): number =>
+  Math.max(RELAY_LATENESS_LIMIT.floorMs, RELAY_LATENESS_LIMIT.oneWayFraction * oneWayMs(p));
 
 /** Why a run over `p` is INVALID by the relay's own lateness, or undefined. */
 export function relayLatenessProblem(p: NetworkProfile, lateness: LatenessSummary | undefined): string | undefined {
@@ -78,9 +79,16 @@ export interface RelayProcess {
  * runner believes the profile, so that the sanity check (belowOneWayProblem) can be seen to catch it.
  */
 export async function startRelayProcess(opts: { delay?: boolean } = {}): Promise<RelayProcess> {
-  const { child } = await forkChild<ToRelay, FromRelay>(fileURLToPath(import.meta.url), 'bench relay', { BENCH_RELAY: '1' });
+  const { child } = await forkChild<ToRelay, FromRelay>(fileURLToPath(import.meta.url), 'bench relay', {
+    BENCH_RELAY: '1',
+  });
   const links = new Map<string, Promise<RelayLink>>();
-  const open = async (key: string, port: number, profile: NetworkProfile, scheme: 'http' | 'https'): Promise<RelayLink> => {
+  const open = async (
+    key: string,
+    port: number,
+    profile: NetworkProfile,
+    scheme: 'http' | 'https',
+  ): Promise<RelayLink> => {
     const m = await child.ask({ type: 'open', key, port, profile, delay: opts.delay ?? true }, 'opened');
     if (m.error) throw new Error(`relay for ${key}: ${m.error}`);
     return {
@@ -111,7 +119,9 @@ if (process.env.BENCH_RELAY === '1' && import.meta.url === `file://${process.arg
     switch (m.type) {
       case 'open': {
         // The test hook's relay: same process, same sockets, no delay.
-        const profile = m.delay ? m.profile : { ...m.profile, rttMs: 0, jitterMs: 0, downKbps: null, upKbps: null, loss: 0 };
+        const profile = m.delay
+          ? m.profile
+          : { ...m.profile, rttMs: 0, jitterMs: 0, downKbps: null, upKbps: null, loss: 0 };
         Relay.start({ target: { host: '127.0.0.1', port: m.port }, profile }).then(
           (r) => {
             relays.set(m.key, r);

@@ -142,7 +142,9 @@ export async function startServer(
 ): Promise<ServerHandle> {
   const { profileDir } = how;
   const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  const file = how.callgrind ? await bundle(script) : fileURLToPath(new URL(`../servers/${script}.ts`, import.meta.url));
+  const file = how.callgrind
+    ? await bundle(script)
+    : fileURLToPath(new URL(`../servers/${script}.ts`, import.meta.url));
   const outDir = how.callgrind ? dumpDir() : undefined;
   const launch: Launch = outDir
     ? { ...callgrindLaunch(outDir), tsx: false, readyTimeoutMs: CALLGRIND_READY_TIMEOUT_MS }
@@ -151,7 +153,12 @@ export async function startServer(
     child,
     ready: m,
     env,
-  } = await forkChild<ToChild, FromChild>(file, `bench server ${script}`, { ...how.env, BENCH_SERVER_OPTS: JSON.stringify(options) }, launch);
+  } = await forkChild<ToChild, FromChild>(
+    file,
+    `bench server ${script}`,
+    { ...how.env, BENCH_SERVER_OPTS: JSON.stringify(options) },
+    launch,
+  );
   const callgrind = outDir ? new Callgrind(child.pid, env, outDir) : undefined;
   const scheme = m.tls ? 'https' : 'http';
   const baseUrl = `${scheme}://127.0.0.1:${m.port}`;

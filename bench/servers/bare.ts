@@ -48,7 +48,16 @@ import {
 } from '../../server/protocol.js';
 import type { TransportKey } from '../../server/stats.js';
 import { parseCursor, parseEpoch, parseTimeout } from '../../server/transports/params.js';
-import { KEEP_ALIVE_TIMEOUT_MS, keepAlives, param, refuseUpgrade, route, sendError, serveReference, thrownAnswer } from './control.js';
+import {
+  KEEP_ALIVE_TIMEOUT_MS,
+  keepAlives,
+  param,
+  refuseUpgrade,
+  route,
+  sendError,
+  serveReference,
+  thrownAnswer,
+} from './control.js';
 import { Ledger } from './ledger.js';
 import { RetainedLog } from './log.js';
 
@@ -218,9 +227,11 @@ function catchUp<C extends { cursor: number }>(
 // enough). Under TLS a request's socket is the TLSSocket (or an HTTP/2 session's proxy of it): its TCP
 // socket is found by peer address and port.
 const byPeer = new Map<string, Socket>();
-const peerOf = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string => `${s.remoteAddress}|${s.remotePort}`;
+const peerOf = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string =>
+  `${s.remoteAddress}|${s.remotePort}`;
 const tcpOf = (s: Socket): Socket => byPeer.get(peerOf(s)) ?? s;
-const claim = (req: IncomingMessage | Http2ServerRequest, key: TransportKey): void => ledger.claim(tcpOf(req.socket as Socket), key);
+const claim = (req: IncomingMessage | Http2ServerRequest, key: TransportKey): void =>
+  ledger.claim(tcpOf(req.socket as Socket), key);
 
 // ---- Routes -------------------------------------------------------------------------------------
 function onPoll(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): void {

@@ -39,11 +39,15 @@ export function thrownAnswer(err: unknown): ErrorAnswer | undefined {
 }
 
 /** The catalogue's answer for `name`, its `%s` slots filled with `args` exactly as the lab fills them. */
-export const catalogueAnswer = (name: ErrorName, ...args: string[]): ErrorAnswer => thrownAnswer(new HttpErrors[name](...args))!;
+export const catalogueAnswer = (name: ErrorName, ...args: string[]): ErrorAnswer =>
+  thrownAnswer(new HttpErrors[name](...args))!;
 
 export function sendError(res: ServerResponse, answer: ErrorAnswer): void {
   const body = JSON.stringify(answer.body);
-  res.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(answer.status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+  });
   res.end(body);
 }
 
@@ -63,7 +67,8 @@ export function controlServer(opts: { publish: (data: unknown) => number; stats:
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (req.method === 'GET' && path === '/stats') return json(res, 200, opts.stats());
-    if (req.method !== 'POST' || path !== '/publish') return sendError(res, catalogueAnswer('NOT_FOUND', req.method ?? 'GET', path));
+    if (req.method !== 'POST' || path !== '/publish')
+      return sendError(res, catalogueAnswer('NOT_FOUND', req.method ?? 'GET', path));
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -99,7 +104,12 @@ export function processMeter(): () => StatsSnapshot['process'] {
       pid: process.pid,
       uptimeSec: process.uptime(),
       cpu: { userUs: cpu.user, systemUs: cpu.system },
-      memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal, externalBytes: mem.external },
+      memory: {
+        rssBytes: mem.rss,
+        heapUsedBytes: mem.heapUsed,
+        heapTotalBytes: mem.heapTotal,
+        externalBytes: mem.external,
+      },
       eventLoopDelayMs: eventLoop.read(),
     };
   };
@@ -132,7 +142,11 @@ export interface PingedClient {
  * same as the lab's: an SSE heartbeat comment to every stream, a WebSocket ping to every socket, and a
  * socket that did not answer the last ping cut (counted as the lab counts it). Returns the stop.
  */
-export function keepAlives(sse: Iterable<{ res: ServerResponse }>, ws: Set<PingedClient>, counters: TransportCounters): () => void {
+export function keepAlives(
+  sse: Iterable<{ res: ServerResponse }>,
+  ws: Set<PingedClient>,
+  counters: TransportCounters,
+): () => void {
   const heartbeat = setInterval(() => {
     for (const c of sse) c.res.write(SSE_HEARTBEAT);
   }, DEFAULTS.sseHeartbeatMs).unref();

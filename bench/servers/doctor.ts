@@ -20,7 +20,12 @@ import type { TransportName } from '../../report/types.js';
  * 100-byte message costs 11–12.5k instructions under the gate's interpreter; a delivery costs ~118k
  * (WebSocket, SSE), ~780k (long polling) and ~1.57M (short polling) at 10 clients.
  */
-export const DOCTOR_UNITS: Readonly<Record<TransportName, number>> = Object.freeze({ poll: 19.5, 'short-poll': 34, sse: 2.7, ws: 3 });
+export const DOCTOR_UNITS: Readonly<Record<TransportName, number>> = Object.freeze({
+  poll: 19.5,
+  'short-poll': 34,
+  sse: 2.7,
+  ws: 3,
+});
 
 /** Kept so that no engine can drop the work as unused. */
 let sink = 0;

@@ -97,7 +97,8 @@ await app.register(fastifySSE, { serializer: (data: unknown) => data as string }
 const open = new Set<FastifyReply>();
 
 /** Fire and forget: the write is synchronous; a send to a stream closing under it just fails. */
-const send = (reply: FastifyReply, m: Message, json = messageJson(m)): void => void reply.sse.send({ id: String(m.id), data: json }).catch(() => {});
+const send = (reply: FastifyReply, m: Message, json = messageJson(m)): void =>
+  void reply.sse.send({ id: String(m.id), data: json }).catch(() => {});
 
 function publish(data: unknown): number {
   const m = log.append(data);

@@ -28,15 +28,37 @@ import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { DEFAULTS, resolveConfig, type ConfigInput } from '../../server/config.js';
 import { HttpErrors } from '../../server/errors.js';
-import { hello, httpChunk, jitteredRetryMs, SSE_HEADERS, sseBatch, sseControl, sseRetry, wsControl, wsWire, type Message } from '../../server/protocol.js';
+import {
+  hello,
+  httpChunk,
+  jitteredRetryMs,
+  SSE_HEADERS,
+  sseBatch,
+  sseControl,
+  sseRetry,
+  wsControl,
+  wsWire,
+  type Message,
+} from '../../server/protocol.js';
 import { parseCursor, parseEpoch } from '../../server/transports/params.js';
-import { KEEP_ALIVE_TIMEOUT_MS, keepAlives, param, refuseUpgrade, route, sendError, serveReference, thrownAnswer } from './control.js';
+import {
+  KEEP_ALIVE_TIMEOUT_MS,
+  keepAlives,
+  param,
+  refuseUpgrade,
+  route,
+  sendError,
+  serveReference,
+  thrownAnswer,
+} from './control.js';
 import { Ledger } from './ledger.js';
 import { RetainedLog } from './log.js';
 
 const { pollBatchMax: BATCH_MAX, maxBufferedBytes: MAX_BUFFERED_BYTES, maxPayloadBytes: MAX_PAYLOAD_BYTES } = DEFAULTS;
 // The bench's config, for the `retry:` of each stream only (the wire test fixes its jitter at 0, as for the lab).
-const settings = resolveConfig((JSON.parse(process.env.BENCH_SERVER_OPTS ?? '{}') as { config?: ConfigInput }).config ?? {});
+const settings = resolveConfig(
+  (JSON.parse(process.env.BENCH_SERVER_OPTS ?? '{}') as { config?: ConfigInput }).config ?? {},
+);
 
 const ledger = new Ledger();
 const { counters } = ledger;
@@ -167,7 +189,9 @@ function onEvents(req: IncomingMessage, res: ServerResponse, q: URLSearchParams)
     if (!client.dropped) counters.sse.disconnects.client++;
     counters.sse.connections--;
   });
-  res.write(sseRetry(jitteredRetryMs(settings.sseRetryMs, settings.sseRetryJitterMs)) + sseControl(hello(epoch, log.lastId)));
+  res.write(
+    sseRetry(jitteredRetryMs(settings.sseRetryMs, settings.sseRetryJitterMs)) + sseControl(hello(epoch, log.lastId)),
+  );
   const write = (batch: Message[]) => {
     res.write(sseBatch(batch));
     counters.sse.messagesOut += batch.length;

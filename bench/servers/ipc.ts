@@ -15,7 +15,12 @@ import { EventLoopWindow, type EventLoopDelay } from '../../server/event-loop.js
 
 export type ToChild = { type: 'gc' } | { type: 'loop-open' } | { type: 'loop-close' } | { type: 'stop' };
 export type FromChild =
-  | { type: 'ready'; port: number; controlPort: number /** TLS on `port` (and on `controlPort` when it is the same port). */; tls?: boolean }
+  | {
+      type: 'ready';
+      port: number;
+      controlPort: number /** TLS on `port` (and on `controlPort` when it is the same port). */;
+      tls?: boolean;
+    }
   | { type: 'memory'; heapUsedBytes: number; rssBytes: number }
   | { type: 'loop-opened' }
   | { type: 'loop-delay'; delayMs: EventLoopDelay | null };

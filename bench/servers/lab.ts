@@ -15,16 +15,27 @@ import { collectGarbage, localLoopWindow, serveIpc, type Memory } from './ipc.js
 
 // `port`: a fixed port (the field scenarios restart a lab behind nginx on the same one); default any free port.
 // `doctor`: the transports made to do extra work per delivered message (bench/servers/doctor.ts, the gate's positive control).
-const opts = JSON.parse(process.env.BENCH_SERVER_OPTS ?? '{}') as { config?: ConfigInput; port?: number; doctor?: TransportName[] };
+const opts = JSON.parse(process.env.BENCH_SERVER_OPTS ?? '{}') as {
+  config?: ConfigInput;
+  port?: number;
+  doctor?: TransportName[];
+};
 const config: ConfigInput = { demo: false, logLevel: 'silent', ...opts.config };
 const workers = config.workers ?? 1;
 
 /** Primary ↔ worker messages (the primary relays the runner's requests; each worker answers for itself). */
 type ToWorker = 'bench:gc' | 'bench:loop-open' | 'bench:loop-close';
-type FromWorker = { type: 'bench:memory'; memory: Memory } | { type: 'bench:loop-opened' } | { type: 'bench:loop-delay'; delayMs: EventLoopDelay | null };
+type FromWorker =
+  | { type: 'bench:memory'; memory: Memory }
+  | { type: 'bench:loop-opened' }
+  | { type: 'bench:loop-delay'; delayMs: EventLoopDelay | null };
 
 /** Sends `request` to every worker and resolves with each one's answer of type `answer`. */
-function askAll<T extends FromWorker['type']>(forked: Worker[], request: ToWorker, answer: T): Promise<Extract<FromWorker, { type: T }>[]> {
+function askAll<T extends FromWorker['type']>(
+  forked: Worker[],
+  request: ToWorker,
+  answer: T,
+): Promise<Extract<FromWorker, { type: T }>[]> {
   return Promise.all(
     forked.map(
       (w) =>
@@ -58,10 +69,14 @@ if (workers > 1 && cluster.isPrimary) {
   cluster.setupPrimary({ execArgv: process.execArgv });
   const forked = Array.from({ length: workers }, () => cluster.fork({ BENCH_SERVER_OPTS: JSON.stringify(opts) }));
   forked.forEach(serveStatsGather);
-  const ports = await Promise.all(forked.map((w) => new Promise<number>((resolve) => w.once('listening', (a) => resolve(a.port)))));
+  const ports = await Promise.all(
+    forked.map((w) => new Promise<number>((resolve) => w.once('listening', (a) => resolve(a.port)))),
+  );
   const gcAll = async (): Promise<Memory> => {
     const parts = await askAll(forked, 'bench:gc', 'bench:memory');
-    return parts.map((p) => p.memory).reduce((a, b) => ({ heapUsedBytes: a.heapUsedBytes + b.heapUsedBytes, rssBytes: a.rssBytes + b.rssBytes }));
+    return parts
+      .map((p) => p.memory)
+      .reduce((a, b) => ({ heapUsedBytes: a.heapUsedBytes + b.heapUsedBytes, rssBytes: a.rssBytes + b.rssBytes }));
   };
   const stop = async () => {
     await Promise.all(
@@ -89,7 +104,10 @@ if (workers > 1 && cluster.isPrimary) {
   // Imported here, not above: a cluster primary only supervises, and loading the app there cost a
   // third of a two-worker cluster's start-up CPU.
   const { buildApp } = await import('../../server/app.js');
-  const app = await buildApp({ config: workers > 1 ? { ...config, workers } : config, ...(opts.doctor ? { extraWork: doctorWork(opts.doctor) } : {}) });
+  const app = await buildApp({
+    config: workers > 1 ? { ...config, workers } : config,
+    ...(opts.doctor ? { extraWork: doctorWork(opts.doctor) } : {}),
+  });
   const address = await app.listen({ host: '127.0.0.1', port: opts.port ?? 0 });
   const port = Number(new URL(address).port);
   if (cluster.isWorker) {
@@ -98,10 +116,17 @@ if (workers > 1 && cluster.isPrimary) {
     process.on('message', (m: unknown) => {
       if (m === 'bench:gc') reply({ type: 'bench:memory', memory: collectGarbage() });
       else if (m === 'bench:loop-open') void loop.open().then(() => reply({ type: 'bench:loop-opened' }));
-      else if (m === 'bench:loop-close') void loop.close().then((delayMs) => reply({ type: 'bench:loop-delay', delayMs }));
+      else if (m === 'bench:loop-close')
+        void loop.close().then((delayMs) => reply({ type: 'bench:loop-delay', delayMs }));
     });
     process.once('SIGTERM', () => void app.close().finally(() => process.exit(0)));
   } else {
-    serveIpc({ port, controlPort: port, tls: app.lab.protocol !== 'http/1.1', stop: () => app.close(), gc: async () => collectGarbage() });
+    serveIpc({
+      port,
+      controlPort: port,
+      tls: app.lab.protocol !== 'http/1.1',
+      stop: () => app.close(),
+      gc: async () => collectGarbage(),
+    });
   }
 }

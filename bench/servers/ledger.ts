@@ -11,7 +11,10 @@ import type { StatsSnapshot, TransportCounters, TransportKey } from '../../serve
 import { processMeter } from './control.js';
 
 export class Ledger {
-  readonly counters = Object.fromEntries(TRANSPORT_KEYS.map((k) => [k, newCounters()])) as Record<TransportKey, TransportCounters>;
+  readonly counters = Object.fromEntries(TRANSPORT_KEYS.map((k) => [k, newCounters()])) as Record<
+    TransportKey,
+    TransportCounters
+  >;
   /** Open transport-port sockets and the transport each is charged to (undefined: none yet, not counted). */
   readonly #sockets = new Map<Socket, TransportKey | undefined>();
   readonly #process = processMeter();

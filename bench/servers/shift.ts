@@ -27,7 +27,8 @@ function publish(data: unknown): number {
 
 const server = createServer((req, res) => {
   const path = (req.url ?? '/').split('?')[0];
-  if (req.method !== 'GET' || path !== '/poll') return sendError(res, catalogueAnswer('NOT_FOUND', req.method ?? 'GET', path ?? '/'));
+  if (req.method !== 'GET' || path !== '/poll')
+    return sendError(res, catalogueAnswer('NOT_FOUND', req.method ?? 'GET', path ?? '/'));
   const c = ledger.counters['short-poll'];
   c.requests++;
   // The snippet: `res.json(messages.shift())`, one message to whoever asks first.
@@ -35,12 +36,17 @@ const server = createServer((req, res) => {
   const messages = m ? [m] : [];
   c.messagesOut += messages.length;
   const body = pollBody(pollAnswer(messages, m?.id ?? 0, epoch));
-  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.writeHead(200, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  });
   res.end(body);
 });
 // Every transport-port socket is a short poller's; bytes are read off the sockets like everywhere else.
 server.on('connection', (socket: Socket) => ledger.track(socket, 'short-poll'));
 
-const stats = () => ledger.snapshot({ kind: 'memory', epoch, lastId, firstId: queue[0]?.id ?? lastId + 1, retained: queue.length });
+const stats = () =>
+  ledger.snapshot({ kind: 'memory', epoch, lastId, firstId: queue[0]?.id ?? lastId + 1, retained: queue.length });
 
 await serveReference({ server, publish, stats });

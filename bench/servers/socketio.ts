@@ -24,7 +24,9 @@ import { RetainedLog } from './log.js';
 type Transport = 'websocket' | 'polling';
 const opts = JSON.parse(process.env.BENCH_SERVER_OPTS ?? '{}') as { transport?: Transport };
 if (opts.transport !== undefined && opts.transport !== 'websocket' && opts.transport !== 'polling') {
-  console.error(`socketio bench server: BENCH_SERVER_OPTS.transport must be "websocket" or "polling", got ${JSON.stringify(opts.transport)}`);
+  console.error(
+    `socketio bench server: BENCH_SERVER_OPTS.transport must be "websocket" or "polling", got ${JSON.stringify(opts.transport)}`,
+  );
   process.exit(1);
 }
 

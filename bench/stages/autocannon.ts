@@ -19,12 +19,25 @@ const CONNECTIONS = 10;
 
 /** The requests measured; `since` is the feed's last id before the catch-up messages were published. */
 const REQUESTS: { name: string; method: 'GET' | 'POST'; path: (since: number) => string; body?: string }[] = [
-  { name: `poll catch-up (${CATCH_UP_MESSAGES} messages)`, method: 'GET', path: (since) => `/poll?since=${since}&timeout=0` },
-  { name: 'publish', method: 'POST', path: () => '/publish', body: JSON.stringify({ data: makeData(0, PAYLOAD_BYTES) }) },
+  {
+    name: `poll catch-up (${CATCH_UP_MESSAGES} messages)`,
+    method: 'GET',
+    path: (since) => `/poll?since=${since}&timeout=0`,
+  },
+  {
+    name: 'publish',
+    method: 'POST',
+    path: () => '/publish',
+    body: JSON.stringify({ data: makeData(0, PAYLOAD_BYTES) }),
+  },
 ];
 
 /** The autocannon stage, on each server of cannonServers(); a run with errors or non-2xx answers is INVALID. */
-export async function runAutocannon(opts: BenchOptions, serverOf: (t: Target) => Promise<ServerHandle>, log: Progress): Promise<AutocannonResult[]> {
+export async function runAutocannon(
+  opts: BenchOptions,
+  serverOf: (t: Target) => Promise<ServerHandle>,
+  log: Progress,
+): Promise<AutocannonResult[]> {
   const out: AutocannonResult[] = [];
   const durationSec = opts.autocannonDurationSec;
   for (const s of cannonServers(opts)) {

@@ -14,7 +14,12 @@ interface ClaimCheck {
   /** `intervalMs(name)`: the short-polling interval scenario `name` ran with. */
   judge(find: Finder, intervalMs: (name: string) => number): Omit<Claim, 'claim'>;
 }
-type Finder = (name: string, server: string, transport: string, opts?: { network?: string; protocol?: string; anyStatus?: boolean }) => ScenarioResult;
+type Finder = (
+  name: string,
+  server: string,
+  transport: string,
+  opts?: { network?: string; protocol?: string; anyStatus?: boolean },
+) => ScenarioResult;
 
 class NotMeasured extends Error {}
 
@@ -68,7 +73,8 @@ const CLAIMS: ClaimCheck[] = [
     judge(find) {
       const poll = find(CLAIM_SCENARIOS.shortPolls, 'lab', 'short-poll');
       const ws = find(CLAIM_SCENARIOS.ws1000, 'lab', 'ws');
-      const bytes = (s: ScenarioResult) => med(s.wire.bytesOutPerMsg, 'bytes out') + med(s.wire.bytesInPerMsg, 'bytes in');
+      const bytes = (s: ScenarioResult) =>
+        med(s.wire.bytesOutPerMsg, 'bytes out') + med(s.wire.bytesInPerMsg, 'bytes in');
       const ratio = bytes(poll) / bytes(ws);
       return {
         measured: `${fmtBytes(bytes(poll))} B per delivered message both ways, ${fixed(ratio, 2)}× WebSocket's ${fmtBytes(bytes(ws))} B`,
@@ -173,10 +179,12 @@ export function evaluateClaims(report: Report): Claim[] {
         protocolOf(r) === (opts.protocol ?? 'http/1.1'),
     );
     if (!s) throw new NotMeasured(`scenario ${name} ${server}/${transport} is not in the report`);
-    if (s.status !== 'ok' && !opts.anyStatus) throw new NotMeasured(`scenario ${name} ${server}/${transport} is INVALID: ${s.reason}`);
+    if (s.status !== 'ok' && !opts.anyStatus)
+      throw new NotMeasured(`scenario ${name} ${server}/${transport} is INVALID: ${s.reason}`);
     return s;
   };
-  const intervalMs = (name: string) => report.params.scenarios.find((s) => s.name === name)?.shortPollIntervalMs ?? report.params.shortPollIntervalMs;
+  const intervalMs = (name: string) =>
+    report.params.scenarios.find((s) => s.name === name)?.shortPollIntervalMs ?? report.params.shortPollIntervalMs;
   return CLAIMS.map(({ claim, judge }) => {
     try {
       return { claim, ...judge(find, intervalMs) };

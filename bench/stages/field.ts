@@ -16,7 +16,11 @@ import { measureTimeouts } from '../field/timeouts.js';
 import type { Stage } from './stage.js';
 
 /** Every scenario, in the order the report lists them. */
-export const FIELD_SCENARIOS: readonly { name: string; measure: (env: FieldEnv) => Promise<FieldResult[]>; estimateSec: number }[] = [
+export const FIELD_SCENARIOS: readonly {
+  name: string;
+  measure: (env: FieldEnv) => Promise<FieldResult[]>;
+  estimateSec: number;
+}[] = [
   { name: 'proxy-buffering', measure: measureBuffering, estimateSec: 35 },
   { name: 'idle-timeouts', measure: measureTimeouts, estimateSec: 95 },
   { name: 'no-sticky', measure: (env) => measureSticky(env), estimateSec: 55 },
@@ -48,9 +52,16 @@ export async function runField(opts: {
 export const fieldStage: Stage = {
   name: 'field',
   runs: (opts) => opts.field !== undefined,
-  estimateSec: (opts) => FIELD_SCENARIOS.filter((f) => opts.field?.includes(f.name)).reduce((a, f) => a + f.estimateSec, 0),
+  estimateSec: (opts) =>
+    FIELD_SCENARIOS.filter((f) => opts.field?.includes(f.name)).reduce((a, f) => a + f.estimateSec, 0),
   afterProcesses: true,
   run: async ({ opts, log }) => ({
-    field: await runField({ log, redisUrl: opts.lab.redisUrl, keyPrefix: opts.lab.redisKeyPrefix, headers: opts.headers, only: opts.field! }),
+    field: await runField({
+      log,
+      redisUrl: opts.lab.redisUrl,
+      keyPrefix: opts.lab.redisKeyPrefix,
+      headers: opts.headers,
+      only: opts.field!,
+    }),
   }),
 };

@@ -58,7 +58,12 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: s
  * Counts `t` on `server` (started with `callgrind: true`). Never throws for a failed measurement: the
  * result is then INVALID with the reason.
  */
-export async function countInstructions(server: ServerHandle, t: Target, plan: InstructionPlan, http: HttpSetup): Promise<InstructionResult> {
+export async function countInstructions(
+  server: ServerHandle,
+  t: Target,
+  plan: InstructionPlan,
+  http: HttpSetup,
+): Promise<InstructionResult> {
   const perMsg: number[] = [];
   const idle: number[] = [];
   const windowMessages = plan.windowMessages[t.transport];
@@ -69,7 +74,14 @@ export async function countInstructions(server: ServerHandle, t: Target, plan: I
   const key = t.transport;
   const connected = async (n: number) => (await server.stats()).transports[key].connections >= n;
   const since = (await server.stats()).feed.lastId;
-  const group = clientsOf(t)({ baseUrl: server.baseUrl, http, count: plan.clients, since, sink: recorder, stepped: true });
+  const group = clientsOf(t)({
+    baseUrl: server.baseUrl,
+    http,
+    count: plan.clients,
+    since,
+    sink: recorder,
+    stepped: true,
+  });
   const publish = (messages: number) =>
     publishLockstep({
       controlUrl: server.controlUrl,
@@ -82,7 +94,9 @@ export async function countInstructions(server: ServerHandle, t: Target, plan: I
     });
   // In lockstep a long poll is re-held after each delivery; a window starts only with every one held.
   const settled = () =>
-    t.holdsConnections ? waitFor(() => connected(plan.clients), CONNECT_TIMEOUT_MS, `${plan.clients} ${key} connections`) : Promise.resolve();
+    t.holdsConnections
+      ? waitFor(() => connected(plan.clients), CONNECT_TIMEOUT_MS, `${plan.clients} ${key} connections`)
+      : Promise.resolve();
   let problem: string | undefined;
   try {
     await group.ready;
@@ -114,7 +128,8 @@ export async function countInstructions(server: ServerHandle, t: Target, plan: I
       if (pub.ids.length === 0) problem = `window ${w + 1}: nothing was published`;
       else if (pub.stall) problem = pub.stall;
       else if (pub.failures > 0) problem = `${pub.failures} publishes failed (${pub.firstFailure})`;
-      else if (delivered !== pub.ids.length * plan.clients) problem = `window ${w + 1}: ${delivered} deliveries, expected ${pub.ids.length * plan.clients}`;
+      else if (delivered !== pub.ids.length * plan.clients)
+        problem = `window ${w + 1}: ${delivered} deliveries, expected ${pub.ids.length * plan.clients}`;
       else perMsg.push(instructions / delivered);
     }
     const c = recorder.counts(ids);
@@ -126,7 +141,11 @@ export async function countInstructions(server: ServerHandle, t: Target, plan: I
   } finally {
     await group.close();
     if (t.holdsConnections) {
-      await waitFor(async () => (await server.stats()).transports[key].connections === 0, 30_000, 'clients to disconnect').catch(() => {});
+      await waitFor(
+        async () => (await server.stats()).transports[key].connections === 0,
+        30_000,
+        'clients to disconnect',
+      ).catch(() => {});
     }
   }
   return {
@@ -151,7 +170,11 @@ export interface Counted {
  * run it serves: started with the run's other servers, so that valgrind's slow start-up never lands in
  * a measurement.
  */
-export function startCounted(transports: readonly TransportName[], servers: readonly ServerName[], setup: LabSetup): Counted[] {
+export function startCounted(
+  transports: readonly TransportName[],
+  servers: readonly ServerName[],
+  setup: LabSetup,
+): Counted[] {
   return countedServers(transports, servers, setup).map(({ server, doctored, targets }) => {
     const options = { ...targets[0]!.process.options, ...(doctored ? { doctor: [...TRANSPORT_NAMES] } : {}) };
     const handle = startServer(targets[0]!.process.script, options, { callgrind: true });
@@ -161,7 +184,11 @@ export function startCounted(transports: readonly TransportName[], servers: read
 }
 
 /** The counted servers among `servers` with the transports each serves. */
-const countedServers = (transports: readonly TransportName[], servers: readonly ServerName[], setup: LabSetup = DEFAULT_LAB_SETUP) =>
+const countedServers = (
+  transports: readonly TransportName[],
+  servers: readonly ServerName[],
+  setup: LabSetup = DEFAULT_LAB_SETUP,
+) =>
   COUNTED.filter((c) => servers.includes(c.server))
     .map((c) => ({ ...c, targets: transports.flatMap((tr) => target(c.server, tr, setup) ?? []) }))
     .filter((c) => c.targets.length > 0);
@@ -175,7 +202,12 @@ export const countedTargets = (transports: readonly TransportName[], servers: re
  * at a time, its counters being the process's); the run's Processes stop them. Instruction counts do not depend on
  * the machine's load, so this runs beside stages that do not measure time.
  */
-export async function runInstructions(counted: Counted[], plan: InstructionPlan, http: HttpSetup, log: Progress): Promise<InstructionResult[]> {
+export async function runInstructions(
+  counted: Counted[],
+  plan: InstructionPlan,
+  http: HttpSetup,
+  log: Progress,
+): Promise<InstructionResult[]> {
   const jobs = counted.flatMap((c) => c.targets.map((t) => ({ c, t })));
   const busy = new Set<Counted>();
   const taken = new Set<(typeof jobs)[number]>();
@@ -242,9 +274,15 @@ export const instructionsStage: Stage<Counted[]> = {
     await Promise.all(counted.map((c) => c.handle.catch(() => undefined)));
     return counted;
   },
-  estimateSec: (opts) => (opts.instructions ? instructionsEstimateSec(countedTargets(opts.transports, opts.servers).length) : 0),
+  estimateSec: (opts) =>
+    opts.instructions ? instructionsEstimateSec(countedTargets(opts.transports, opts.servers).length) : 0,
   alongside: true,
   run: async ({ opts, log }, counted) => ({
-    instructions: await runInstructions(counted, opts.instructions!, { protocol: 'http/1.1', headers: opts.headers, cookieBytes: opts.cookieBytes }, log),
+    instructions: await runInstructions(
+      counted,
+      opts.instructions!,
+      { protocol: 'http/1.1', headers: opts.headers, cookieBytes: opts.cookieBytes },
+      log,
+    ),
   }),
 };

@@ -31,8 +31,21 @@ async function waitConnections(server: ServerHandle, t: Target, n: number, timeo
 }
 
 /** `connections` idle clients held while `held()` runs; then whether they all connected, and all closed again. */
-async function holding<T>(server: ServerHandle, t: Target, connections: number, since: number, http: HttpSetup, held: () => Promise<T>) {
-  const group = clientsOf(t)({ baseUrl: server.baseUrl, http, count: connections, since, sink: new Recorder({ clients: connections }) });
+async function holding<T>(
+  server: ServerHandle,
+  t: Target,
+  connections: number,
+  since: number,
+  http: HttpSetup,
+  held: () => Promise<T>,
+) {
+  const group = clientsOf(t)({
+    baseUrl: server.baseUrl,
+    http,
+    count: connections,
+    since,
+    sink: new Recorder({ clients: connections }),
+  });
   let connected = false;
   let value: T;
   try {
@@ -55,7 +68,11 @@ async function measure(server: ServerHandle, t: Target, connections: number, htt
   const base = await server.gc();
   const held = await holding(server, t, connections, since, http, () => server.gc());
   const after = await server.gc();
-  let problem = !held.connected ? `only some of ${connections} clients connected` : !held.closed ? 'connections did not close' : undefined;
+  let problem = !held.connected
+    ? `only some of ${connections} clients connected`
+    : !held.closed
+      ? 'connections did not close'
+      : undefined;
   const heapDelta = held.value.heapUsedBytes - base.heapUsedBytes;
   const retained = after.heapUsedBytes - base.heapUsedBytes;
   if (retained > Math.max(RETAINED_FLOOR_BYTES, RETAINED_FRACTION * heapDelta)) {
@@ -65,7 +82,11 @@ async function measure(server: ServerHandle, t: Target, connections: number, htt
 }
 
 /** The memory stage: `memoryRepeats` measurements per target in memoryTargets() (the figure is their median); a failed one is INVALID with the reason. */
-export async function runMemory(opts: BenchOptions, serverOf: (t: Target) => Promise<ServerHandle>, log: Progress): Promise<MemoryResult[]> {
+export async function runMemory(
+  opts: BenchOptions,
+  serverOf: (t: Target) => Promise<ServerHandle>,
+  log: Progress,
+): Promise<MemoryResult[]> {
   const out: MemoryResult[] = [];
   const connections = opts.memoryConnections;
   for (const t of memoryTargets(opts)) {
@@ -74,7 +95,11 @@ export async function runMemory(opts: BenchOptions, serverOf: (t: Target) => Pro
     let problem: string | undefined;
     try {
       for (let i = 0; i < opts.memoryRepeats && !problem; i++) {
-        const m = await measure(await serverOf(t), t, connections, { protocol: t.protocol, headers: opts.headers, cookieBytes: opts.cookieBytes });
+        const m = await measure(await serverOf(t), t, connections, {
+          protocol: t.protocol,
+          headers: opts.headers,
+          cookieBytes: opts.cookieBytes,
+        });
         ms.push(m);
         problem = m.problem;
       }

@@ -19,13 +19,21 @@ export async function runMicro(opts: BenchOptions, log: Progress): Promise<Micro
   log.step('tinybench: per-message encoding', STEP_SEC.micro(opts.microTimeMs));
   const payloadBytes = opts.scenarios[0]?.payloadBytes ?? 100;
   const timeMs = opts.microTimeMs;
-  const msg = (id: number): Message => ({ id, ts: 1_795_000_000_000.123, data: makeData(1_795_000_000_000.5, payloadBytes) });
+  const msg = (id: number): Message => ({
+    id,
+    ts: 1_795_000_000_000.123,
+    data: makeData(1_795_000_000_000.5, payloadBytes),
+  });
   const one = [msg(1)];
   const ten = Array.from({ length: 10 }, (_, i) => msg(i + 1));
   const bench = new Bench({ time: timeMs, warmupTime: Math.min(100, timeMs / 2) });
   const cases: [string, TransportName, () => unknown][] = [
     ['sse event (1 message)', 'sse', () => sseBatch(one)],
-    ['ws frame (1 message, payload + header)', 'ws', () => Sender.frame(wsFrames(one)[0]!, { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false })],
+    [
+      'ws frame (1 message, payload + header)',
+      'ws',
+      () => Sender.frame(wsFrames(one)[0]!, { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false }),
+    ],
     ['poll batch (10 messages)', 'poll', () => pollBody(pollAnswer(ten, 10, 'mem-bench'))],
   ];
   for (const [name, , fn] of cases) bench.add(name, fn);
@@ -33,7 +41,11 @@ export async function runMicro(opts: BenchOptions, log: Progress): Promise<Micro
   return cases.map(([name, transport]) => {
     const task = bench.getTask(name);
     const r = task?.result as
-      | { state?: string; latency?: { mean: number; p99?: number; rme: number; samplesCount?: number }; throughput?: { mean: number } }
+      | {
+          state?: string;
+          latency?: { mean: number; p99?: number; rme: number; samplesCount?: number };
+          throughput?: { mean: number };
+        }
       | undefined;
     if (!r?.latency || !r.throughput) throw new Error(`micro-benchmark "${name}" did not complete`);
     return {

@@ -23,8 +23,14 @@ import type { Stage, StageResult } from './stage.js';
 
 function gitSha(): string {
   try {
-    const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
     return dirty ? `${sha}-dirty` : sha;
   } catch {
     return 'unknown';
@@ -38,7 +44,11 @@ function gitSha(): string {
  * stages run in order (a stage marked `alongside` beside the one before it). `serverPool` (tests):
  * server processes shared with other runs (see ServerPool).
  */
-export async function runBench(opts: BenchOptions, log: Progress = new Progress(), serverPool?: ServerPool): Promise<Report> {
+export async function runBench(
+  opts: BenchOptions,
+  log: Progress = new Progress(),
+  serverPool?: ServerPool,
+): Promise<Report> {
   const startedAt = new Date().toISOString();
   const cpuStart = process.cpuUsage();
   const wallStart = performance.now();
@@ -49,7 +59,9 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     opts.lab.certificate = { cert, key };
   }
   // --profile: one folder per server process under <out>/profiles/<this report>/, filled when they exit.
-  const profileRoot = opts.profile ? join(opts.out, 'profiles', reportFileName({ startedAt, git: gitSha() }).replace(/\.json$/, '')) : undefined;
+  const profileRoot = opts.profile
+    ? join(opts.out, 'profiles', reportFileName({ startedAt, git: gitSha() }).replace(/\.json$/, ''))
+    : undefined;
   const processes = new Processes({ lab: opts.lab, profileRoot, serverPool, brokenRelay: opts.brokenRelay });
   log.plan(estimateSec(opts));
   if (opts.repeatsNote) log.note(opts.repeatsNote);
@@ -57,7 +69,8 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
   const stages = STAGES.filter((s) => s.runs(opts));
   const report: StageResult = {};
   const ctx = { opts, log, processes, report };
-  const runStage = async (stage: Stage<unknown>, prepared: unknown) => Object.assign(report, await stage.run(ctx, prepared));
+  const runStage = async (stage: Stage<unknown>, prepared: unknown) =>
+    Object.assign(report, await stage.run(ctx, prepared));
   const runInOrder = async (list: Stage<unknown>[], prepared: Map<Stage<unknown>, unknown>) => {
     for (let i = 0; i < list.length; i++) {
       const beside = list.slice(i + 1).findIndex((s) => !s.alongside);
@@ -76,7 +89,8 @@ export async function runBench(opts: BenchOptions, log: Progress = new Progress(
     );
   } finally {
     await processes.stop();
-    if (targetsOf(opts).some((t) => t.server === 'lab-redis' || (t.server === 'lab' && opts.lab.feed !== 'memory'))) await dropRedisKeys(opts.lab);
+    if (targetsOf(opts).some((t) => t.server === 'lab-redis' || (t.server === 'lab' && opts.lab.feed !== 'memory')))
+      await dropRedisKeys(opts.lab);
   }
   const profiles = profileRoot ? await profilesIn(profileRoot, opts.out) : undefined;
   try {
@@ -189,11 +203,13 @@ export const METHOD: Record<string, string> = {
     'Server event-loop delay p99 (perf_hooks.monitorEventLoopDelay, 10 ms resolution; server/event-loop.ts, one meter for the lab and the reference servers) over the measured window: the runner opens a window in the server process over IPC when the measured window opens and reads it when it closes (with several workers, the worst worker), so every server reports the delay over the same interval as its CPU and wire figures.',
   memory:
     'Idle memory: server heap and RSS after gc() with N idle clients connected, minus the same before they connected, divided by N; again after they all disconnect (must come back).',
-  repeats: 'Each repeat runs every server once (lab, bare, socketio, lab, bare, …); figures are medians over repeats with min–max; counts are totals.',
+  repeats:
+    'Each repeat runs every server once (lab, bare, socketio, lab, bare, …); figures are medians over repeats with min–max; counts are totals.',
   vsBare: 'Lab median ÷ bare median for the same scenario, measured in the same run.',
   vsFloor:
     'Any server’s median ÷ the floor server’s median (bench/servers/floor.ts: no framework, each batch framed once, headers included, and the same Buffer written to every socket, one write per socket per event-loop turn) for the same SSE or WebSocket scenario, measured in the same run: how far a server is from the least CPU Node needs to put the same bytes on the wire.',
   autocannon:
     'autocannon against GET /poll catch-up (10 retained messages of 100 B, answered at once) and POST /publish; bytes per request = response bytes / requests.',
-  micro: 'tinybench over the server’s own encoders: one SSE event, one WebSocket frame (payload + ws framing), one 10-message poll body.',
+  micro:
+    'tinybench over the server’s own encoders: one SSE event, one WebSocket frame (payload + ws framing), one 10-message poll body.',
 };

@@ -29,13 +29,19 @@ export const scenariosStage: Stage = {
   },
   // Forking the relay process counts here, sweep or not.
   estimateSec: (opts) =>
-    specsOf(opts).reduce((a, s) => a + repeatsOf(s, opts) * targetsFor(s, opts).reduce((b, t) => b + STEP_SEC.run(s, t.transport, networkOf(s, opts)), 0), 0) +
-    (opts.networks.some((n) => !n.direct) ? STEP_SEC.relay : 0),
+    specsOf(opts).reduce(
+      (a, s) =>
+        a +
+        repeatsOf(s, opts) *
+          targetsFor(s, opts).reduce((b, t) => b + STEP_SEC.run(s, t.transport, networkOf(s, opts)), 0),
+      0,
+    ) + (opts.networks.some((n) => !n.direct) ? STEP_SEC.relay : 0),
   async run({ opts, log, processes }) {
     const specs = specsOf(opts);
     const total = specs.reduce((a, s) => a + repeatsOf(s, opts) * targetsFor(s, opts).length, 0);
     const runs = new Map<string, RunResult[]>();
-    const key = (spec: ScenarioSpec, t: Target) => `${spec.name}|${networkOf(spec, opts).name}|${t.protocol}|${spec.proxy ?? ''}|${t.server}|${t.transport}`;
+    const key = (spec: ScenarioSpec, t: Target) =>
+      `${spec.name}|${networkOf(spec, opts).name}|${t.protocol}|${spec.proxy ?? ''}|${t.server}|${t.transport}`;
     let done = 0;
     for (let r = 0; r < Math.max(0, ...specs.map((s) => repeatsOf(s, opts))); r++) {
       for (const spec of specs.filter((s) => r < repeatsOf(s, opts))) {

@@ -19,7 +19,9 @@ export interface StageContext {
 }
 
 /** The part of the report a stage measured. */
-export type StageResult = Partial<Pick<Report, 'scenarios' | 'memory' | 'instructions' | 'autocannon' | 'micro' | 'sweep' | 'field'>>;
+export type StageResult = Partial<
+  Pick<Report, 'scenarios' | 'memory' | 'instructions' | 'autocannon' | 'micro' | 'sweep' | 'field'>
+>;
 
 export interface Stage<Prepared = unknown> {
   readonly name: string;

@@ -24,7 +24,13 @@ export async function runSweep(
   const { ratePerSec, durationSec, payloadBytes } = sweepLoad(opts);
   for (const network of opts.networks) {
     for (const t of targetsOf(opts))
-      out.push(await sweepOne(opts, t, await serverOf(t), await networkFor(t, network), log, { ratePerSec, durationSec, payloadBytes }));
+      out.push(
+        await sweepOne(opts, t, await serverOf(t), await networkFor(t, network), log, {
+          ratePerSec,
+          durationSec,
+          payloadBytes,
+        }),
+      );
   }
   return out;
 }
@@ -41,7 +47,10 @@ async function sweepOne(
   let maxClients = 0;
   const over = network.profile.direct ? '' : ` over ${network.profile.name}`;
   for (const clients of SWEEP.clientSteps) {
-    log.step(`sweep ${t.server}/${t.transport}${over}: ${clients} clients × ${ratePerSec} msg/s`, STEP_SEC.sweep(durationSec));
+    log.step(
+      `sweep ${t.server}/${t.transport}${over}: ${clients} clients × ${ratePerSec} msg/s`,
+      STEP_SEC.sweep(durationSec),
+    );
     const r = await runOrFail(server, t, {
       clients,
       ratePerSec,
@@ -58,11 +67,26 @@ async function sweepOne(
     if (r.outcome.status === 'invalid') reasons.push(r.outcome.reason);
     if (p95 === null) reasons.push('p95 not measured');
     else if (p95 > SWEEP.p95LimitMs) reasons.push(`p95 ${p95.toFixed(0)} ms > ${SWEEP.p95LimitMs} ms`);
-    steps.push({ clients, p95Ms: p95, lost: r.lost, status: reasons.length ? 'invalid' : 'ok', ...(reasons.length ? { reason: reasons.join('; ') } : {}) });
+    steps.push({
+      clients,
+      p95Ms: p95,
+      lost: r.lost,
+      status: reasons.length ? 'invalid' : 'ok',
+      ...(reasons.length ? { reason: reasons.join('; ') } : {}),
+    });
     if (reasons.length) break;
     maxClients = clients;
   }
-  return { server: t.server, transport: t.transport, network: network.profile, ratePerSec, payloadBytes, p95LimitMs: SWEEP.p95LimitMs, maxClients, steps };
+  return {
+    server: t.server,
+    transport: t.transport,
+    network: network.profile,
+    ratePerSec,
+    payloadBytes,
+    p95LimitMs: SWEEP.p95LimitMs,
+    maxClients,
+    steps,
+  };
 }
 
 /** `--sweep`: every target, on every network asked for. */
@@ -71,7 +95,12 @@ export const sweepStage: Stage = {
   runs: (opts) => opts.sweep,
   targets: (opts) => (opts.sweep ? targetsOf(opts) : []),
   estimateSec: (opts) =>
-    opts.sweep ? opts.networks.length * targetsOf(opts).length * SWEEP.clientSteps.length * STEP_SEC.sweep(sweepLoad(opts).durationSec) : 0,
+    opts.sweep
+      ? opts.networks.length *
+        targetsOf(opts).length *
+        SWEEP.clientSteps.length *
+        STEP_SEC.sweep(sweepLoad(opts).durationSec)
+      : 0,
   run: async ({ opts, log, processes }) => ({
     sweep: await runSweep(
       opts,

@@ -28,7 +28,8 @@ export class MemoryFeed implements Feed {
   }
 
   read(cursor: number, limit: number, epoch?: string): Promise<ReadResult> {
-    if (epoch !== undefined && epoch !== this.epoch) return Promise.resolve({ kind: 'reset', reason: 'epoch-mismatch' });
+    if (epoch !== undefined && epoch !== this.epoch)
+      return Promise.resolve({ kind: 'reset', reason: 'epoch-mismatch' });
     if (cursor > this.#lastId) return Promise.resolve({ kind: 'reset', reason: 'future-cursor' });
     const { firstId } = this.info();
     const start = Math.max(cursor + 1, firstId);

@@ -160,16 +160,15 @@ export class RedisFeed implements Feed {
       return { kind: 'messages', messages: this.#window.slice(start, start + limit) };
     }
     this.#assertUp();
-    const [last, entries] = (await (this.#cmd as unknown as { labRead(...a: unknown[]): Promise<[number, Entry[]]> }).labRead(
-      this.#keys.seq,
-      this.#keys.stream,
-      cursor,
-      limit,
-    )) as [number, Entry[]];
+    const [last, entries] = (await (
+      this.#cmd as unknown as { labRead(...a: unknown[]): Promise<[number, Entry[]]> }
+    ).labRead(this.#keys.seq, this.#keys.stream, cursor, limit)) as [number, Entry[]];
     if (cursor > last) return { kind: 'reset', reason: 'future-cursor' };
     const messages = entries.map(entryMessage);
     const firstId = messages[0]?.id;
-    return firstId !== undefined && firstId > cursor + 1 ? { kind: 'gap', firstId, messages } : { kind: 'messages', messages };
+    return firstId !== undefined && firstId > cursor + 1
+      ? { kind: 'gap', firstId, messages }
+      : { kind: 'messages', messages };
   }
 
   async append(data: unknown): Promise<Message> {
@@ -208,7 +207,8 @@ export class RedisFeed implements Feed {
   }
 
   #assertUp(): void {
-    if (this.#down !== undefined || this.#cmd.status !== 'ready') throw new Error(this.#down ?? 'not connected to Redis');
+    if (this.#down !== undefined || this.#cmd.status !== 'ready')
+      throw new Error(this.#down ?? 'not connected to Redis');
   }
 
   #emit(e: FeedEvent): void {
@@ -240,7 +240,10 @@ export class RedisFeed implements Feed {
       changed = await this.#adoptEpoch();
     } catch {
       if (!current() || this.#cmd.status !== 'ready') return;
-      this.#recheckTimer = setTimeout(() => void this.#recover(connection, Math.min(delayMs * 2, RECHECK_MAX_MS)), delayMs);
+      this.#recheckTimer = setTimeout(
+        () => void this.#recover(connection, Math.min(delayMs * 2, RECHECK_MAX_MS)),
+        delayMs,
+      );
       return;
     }
     if (!current()) return;
@@ -291,10 +294,9 @@ export class RedisFeed implements Feed {
     while (!this.#closed) {
       try {
         // A bounded block: after a new epoch moved lastId back, the next read starts from it within TAIL_BLOCK_MS.
-        const res = (await this.#untilClosed(this.#tail.xread('COUNT', 1000, 'BLOCK', TAIL_BLOCK_MS, 'STREAMS', this.#keys.stream, `${this.#lastId}-0`))) as
-          | [string, Entry[]][]
-          | null
-          | undefined;
+        const res = (await this.#untilClosed(
+          this.#tail.xread('COUNT', 1000, 'BLOCK', TAIL_BLOCK_MS, 'STREAMS', this.#keys.stream, `${this.#lastId}-0`),
+        )) as [string, Entry[]][] | null | undefined;
         if (!res || this.#closed) continue;
         const entries = res[0]?.[1] ?? [];
         if (entries.length === 0) continue;
@@ -302,7 +304,8 @@ export class RedisFeed implements Feed {
         // The window stays contiguous: after a hole (the tail fell behind retention) it restarts.
         if (messages[0]!.id !== this.#lastId + 1) this.#window = [];
         this.#window.push(...messages);
-        if (this.#window.length > this.#opts.windowMessages) this.#window.splice(0, this.#window.length - this.#opts.windowMessages);
+        if (this.#window.length > this.#opts.windowMessages)
+          this.#window.splice(0, this.#window.length - this.#opts.windowMessages);
         this.#lastId = messages[messages.length - 1]!.id;
         for (const l of this.#listeners) l(this.#lastId);
       } catch {

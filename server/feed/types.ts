@@ -40,7 +40,10 @@ export interface FeedInfo {
  * What a feed tells its watchers besides new messages: its store became unreachable (`down`) or
  * reachable again (`up`), or it started a new epoch (the store lost its data; every cursor is void).
  */
-export type FeedEvent = { readonly type: 'down'; readonly reason: string } | { readonly type: 'up' } | { readonly type: 'epoch'; readonly epoch: string };
+export type FeedEvent =
+  | { readonly type: 'down'; readonly reason: string }
+  | { readonly type: 'up' }
+  | { readonly type: 'epoch'; readonly epoch: string };
 
 export interface Feed {
   readonly kind: 'memory' | 'redis';

@@ -58,7 +58,8 @@ export const PROFILES = Object.freeze({
     downKbps: 1_000_000,
     upKbps: 1_000_000,
     loss: 0,
-    source: 'Gigabit Ethernet through one switch (IEEE 802.3ab); ping RTT 0.1–1 ms, rounded up to 1 ms, the relay timer resolution',
+    source:
+      'Gigabit Ethernet through one switch (IEEE 802.3ab); ping RTT 0.1–1 ms, rounded up to 1 ms, the relay timer resolution',
   }),
   broadband: row('broadband', {
     rttMs: 28,
@@ -100,7 +101,8 @@ export const PROFILES = Object.freeze({
     downKbps: 20_000,
     upKbps: 10_000,
     loss: 0.01,
-    source: 'Illustrative, not a published preset (issue 12): a busy 2.4 GHz Wi-Fi, 20 ms RTT, 10 ms jitter, 1 % segment loss, 20/10 Mbps',
+    source:
+      'Illustrative, not a published preset (issue 12): a busy 2.4 GHz Wi-Fi, 20 ms RTT, 10 ms jitter, 1 % segment loss, 20/10 Mbps',
   }),
 } satisfies Record<string, NetworkProfile>);
 
@@ -119,7 +121,8 @@ export function parseNetworkList(raw: string, flag = '--network'): NetworkProfil
   const out: NetworkProfile[] = [];
   for (const name of names) {
     if (name === '') throw new ConfigError(flag, raw, `expected a comma-separated list of ${NAMES.join(', ')}, or all`);
-    if (!isProfileName(name)) throw new ConfigError(flag, raw, `unknown network "${name}"; expected ${NAMES.join(', ')}, or all`);
+    if (!isProfileName(name))
+      throw new ConfigError(flag, raw, `unknown network "${name}"; expected ${NAMES.join(', ')}, or all`);
     if (!out.includes(PROFILES[name])) out.push(PROFILES[name]);
   }
   return out;
@@ -161,14 +164,16 @@ function num(flag: string, v: Raw, fallback: number): number {
 
 function ms(flag: string, v: Raw, fallback: number, min: number): number {
   const n = num(flag, v, fallback);
-  if (!Number.isFinite(n) || n < min || n > MAX_MS) throw new ConfigError(flag, v, `expected milliseconds from ${min} to ${MAX_MS}`);
+  if (!Number.isFinite(n) || n < min || n > MAX_MS)
+    throw new ConfigError(flag, v, `expected milliseconds from ${min} to ${MAX_MS}`);
   return n;
 }
 
 function kbps(flag: string, v: Raw | null): number | null {
   if (v === null || v === undefined || (typeof v === 'string' && v.trim().toLowerCase() === 'unlimited')) return null;
   const n = num(flag, v, 0);
-  if (!Number.isFinite(n) || n < 1 || n > MAX_KBPS) throw new ConfigError(flag, v, `expected kbit/s from 1 to ${MAX_KBPS}, or unlimited`);
+  if (!Number.isFinite(n) || n < 1 || n > MAX_KBPS)
+    throw new ConfigError(flag, v, `expected kbit/s from 1 to ${MAX_KBPS}, or unlimited`);
   return n;
 }
 
@@ -182,7 +187,8 @@ export function customProfile(input: CustomProfileInput): NetworkProfile {
   const downKbps = kbps('--down-kbps', input.downKbps);
   const upKbps = kbps('--up-kbps', input.upKbps);
   const loss = num('--loss', input.loss, 0);
-  if (!Number.isFinite(loss) || loss < 0 || loss > 1) throw new ConfigError('--loss', input.loss, 'expected a fraction from 0 to 1 (1 % = 0.01)');
+  if (!Number.isFinite(loss) || loss < 0 || loss > 1)
+    throw new ConfigError('--loss', input.loss, 'expected a fraction from 0 to 1 (1 % = 0.01)');
   const retransmitMs = ms('--retransmit-ms', input.retransmitMs, defaultRetransmitMs(rttMs), 1);
   return Object.freeze({
     name: input.name ?? 'custom',
@@ -198,11 +204,16 @@ export function customProfile(input: CustomProfileInput): NetworkProfile {
 }
 
 const rate = (kbps: number | null): string =>
-  kbps === null ? 'unlimited' : kbps >= 1000 ? `${Number((kbps / 1000).toPrecision(4))} Mbps` : `${Number(kbps.toPrecision(4))} kbps`;
+  kbps === null
+    ? 'unlimited'
+    : kbps >= 1000
+      ? `${Number((kbps / 1000).toPrecision(4))} Mbps`
+      : `${Number(kbps.toPrecision(4))} kbps`;
 
 /** One line for logs and reports: `4g: RTT 170 ms, jitter 0 ms, down 9 Mbps, up 9 Mbps, loss 0 %`. */
 export function describeProfile(p: NetworkProfile): string {
   if (p.direct) return `${p.name}: direct, no relay`;
-  const loss = p.loss === 0 ? 'loss 0 %' : `loss ${Number((p.loss * 100).toPrecision(3))} % (held ${p.retransmitMs} ms)`;
+  const loss =
+    p.loss === 0 ? 'loss 0 %' : `loss ${Number((p.loss * 100).toPrecision(3))} % (held ${p.retransmitMs} ms)`;
   return `${p.name}: RTT ${p.rttMs} ms, jitter ${p.jitterMs} ms, down ${rate(p.downKbps)}, up ${rate(p.upKbps)}, ${loss}`;
 }

@@ -313,7 +313,8 @@ class Direction {
       if (seg.held) this.shared.counters.segmentsHeld++;
     }
     this.queuedBytes += take.length;
-    if (this.queuedBytes > this.shared.counters.peakQueuedBytes) this.shared.counters.peakQueuedBytes = this.queuedBytes;
+    if (this.queuedBytes > this.shared.counters.peakQueuedBytes)
+      this.shared.counters.peakQueuedBytes = this.queuedBytes;
     this.#arm();
   }
 
@@ -449,16 +450,21 @@ export class Relay {
     const seed = options.seed ?? RELAY_DEFAULTS.seed;
     if (!Number.isInteger(seed)) throw new ConfigError('seed', seed, 'expected an integer');
     const { port } = options.target;
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError('target.port', port, 'expected a port from 1 to 65535');
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      throw new ConfigError('target.port', port, 'expected a port from 1 to 65535');
     // allowHalfOpen: a FIN from one side is passed on (after its data), not answered by closing ours.
     const server = net.createServer({ allowHalfOpen: true });
     const relay = new Relay(options, server, queueBytes, seed);
     const listening = new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(options.listenPort ?? RELAY_DEFAULTS.listenPort, options.listenHost ?? RELAY_DEFAULTS.listenHost, () => {
-        server.off('error', reject);
-        resolve();
-      });
+      server.listen(
+        options.listenPort ?? RELAY_DEFAULTS.listenPort,
+        options.listenHost ?? RELAY_DEFAULTS.listenHost,
+        () => {
+          server.off('error', reject);
+          resolve();
+        },
+      );
     });
     await listening;
     relay.#port = (server.address() as AddressInfo).port;

@@ -76,7 +76,8 @@ export function networkAnswer(input: AnswerInput): NetworkAnswer {
   // Inject (no socket): the direct port is the one this request came to, when it came to no relay.
   const directPort = input.directPort ?? (current === null ? port : undefined);
   const available: NetworkChoice[] = [];
-  if (directPort !== undefined) available.push({ name: PROFILES.loopback.name, url: url(directPort), profile: PROFILES.loopback });
+  if (directPort !== undefined)
+    available.push({ name: PROFILES.loopback.name, url: url(directPort), profile: PROFILES.loopback });
   for (const l of input.links) available.push({ name: l.profile.name, url: url(l.port), profile: l.profile });
   return { current, available };
 }

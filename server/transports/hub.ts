@@ -69,7 +69,8 @@ export class Hub<E> {
   #onFeedEvent(e: FeedEvent): void {
     switch (e.type) {
       case 'down':
-        for (const sub of this.subscribers()) sub.announce({ type: 'feed-down', code: 'LAB_ERR_FEED_UNAVAILABLE', message: e.reason });
+        for (const sub of this.subscribers())
+          sub.announce({ type: 'feed-down', code: 'LAB_ERR_FEED_UNAVAILABLE', message: e.reason });
         break;
       case 'up':
         // The tail reads again on `up` by itself.
@@ -219,7 +220,13 @@ export class Hub<E> {
     }
   }
 
-  #deliverLive(sub: Subscriber<E>, batch: readonly Message[], first: number, last: number, encoded: E | undefined): void {
+  #deliverLive(
+    sub: Subscriber<E>,
+    batch: readonly Message[],
+    first: number,
+    last: number,
+    encoded: E | undefined,
+  ): void {
     if (sub.closed) {
       this.#live.delete(sub);
       return;

@@ -14,7 +14,15 @@ import type { DisconnectReason } from '../stats.js';
 import { pollAnswer, pollBody, type Announcement } from '../protocol.js';
 import { Hub, isFeedError, readAfter, type Subscriber } from './hub.js';
 
-import { isHttp2, parseCursor, parseEpoch, parseTimeout, startCursor, type Query, type TransportOptions } from './params.js';
+import {
+  isHttp2,
+  parseCursor,
+  parseEpoch,
+  parseTimeout,
+  startCursor,
+  type Query,
+  type TransportOptions,
+} from './params.js';
 
 export default fp(
   async function pollTransport(app, opts: TransportOptions) {
@@ -130,7 +138,8 @@ export default fp(
         // 'close' on the response before it finished means the client went away while held.
         if (poll !== undefined && !reply.raw.writableFinished) poll.abandon();
       });
-      const refuse = (err: unknown) => reply.send(isFeedError(err) ? new HttpErrors.FEED_UNAVAILABLE(err.message) : err);
+      const refuse = (err: unknown) =>
+        reply.send(isFeedError(err) ? new HttpErrors.FEED_UNAVAILABLE(err.message) : err);
 
       readAfter(feed, startCursor(feed, since), config.pollBatchMax, epoch).then((first) => {
         if (first.messages.length > 0 || first.announcements.length > 0 || timeoutMs === 0) {

@@ -40,7 +40,13 @@ interface SenderState {
 export function canShareWsFrames(ws: WebSocket, socket: Socket): boolean {
   if (ws.readyState !== 1 || ws.extensions !== '' || !socket.writable) return false;
   const sender = (ws as unknown as { _sender?: SenderState })._sender;
-  return sender !== undefined && sender._state === 0 && Array.isArray(sender._queue) && sender._queue.length === 0 && sender._firstFragment === true;
+  return (
+    sender !== undefined &&
+    sender._state === 0 &&
+    Array.isArray(sender._queue) &&
+    sender._queue.length === 0 &&
+    sender._firstFragment === true
+  );
 }
 
 /** The parts of Node's OutgoingMessage the check reads. */
@@ -61,7 +67,8 @@ export function canShareChunk(res: ServerResponse): Socket | undefined {
   const r = res as unknown as OutgoingState;
   const socket = res.socket;
   if (!socket?.writable || res.writableEnded || res.destroyed) return undefined;
-  if (r._headerSent !== true || r.chunkedEncoding !== true || !Array.isArray(r.outputData) || r.outputData.length !== 0) return undefined;
+  if (r._headerSent !== true || r.chunkedEncoding !== true || !Array.isArray(r.outputData) || r.outputData.length !== 0)
+    return undefined;
   if ((socket as unknown as { _httpMessage?: unknown })._httpMessage !== res) return undefined;
   return socket;
 }
@@ -86,7 +93,12 @@ export class SseEncoded {
  * `ws.send`, frame by frame in one corked writev, behind whatever ws has queued; after a close
  * `ws.send` sends nothing.
  */
-export function sendWsBatch(ws: WebSocket, socket: Socket, messages: readonly Message[], wire: Buffer | undefined): WritePath {
+export function sendWsBatch(
+  ws: WebSocket,
+  socket: Socket,
+  messages: readonly Message[],
+  wire: Buffer | undefined,
+): WritePath {
   if (canShareWsFrames(ws, socket)) {
     socket.write(wire ?? wsWire(messages));
     return 'shared';
@@ -98,7 +110,11 @@ export function sendWsBatch(ws: WebSocket, socket: Socket, messages: readonly Me
 }
 
 /** Writes `messages` to one SSE response: the shared chunk straight to its socket when canShareChunk says so, else `res.write`; the same bytes either way. */
-export function writeSseBatch(res: ServerResponse, messages: readonly Message[], encoded: SseEncoded | undefined): WritePath {
+export function writeSseBatch(
+  res: ServerResponse,
+  messages: readonly Message[],
+  encoded: SseEncoded | undefined,
+): WritePath {
   const socket = canShareChunk(res);
   if (encoded && socket) {
     socket.write(encoded.chunk);

@@ -13,15 +13,23 @@ const spreads = new WeakMap<object, Promise<void>[]>();
  * Calls `close` on every item, spread evenly over `windowMs` (item k at k·windowMs/n; all at once when
  * windowMs is 0), and records the spread as one of `app`'s. Resolves after the last call.
  */
-export function spreadClose<T>(app: object, items: readonly T[], windowMs: number, close: (item: T) => void): Promise<void> {
+export function spreadClose<T>(
+  app: object,
+  items: readonly T[],
+  windowMs: number,
+  close: (item: T) => void,
+): Promise<void> {
   let done: Promise<void>;
   if (windowMs <= 0 || items.length <= 1) {
     for (const item of items) close(item);
     done = Promise.resolve();
   } else {
-    done = Promise.all(items.map((item, k) => new Promise<void>((resolve) => setTimeout(() => resolve(close(item)), (k * windowMs) / items.length)))).then(
-      () => {},
-    );
+    done = Promise.all(
+      items.map(
+        (item, k) =>
+          new Promise<void>((resolve) => setTimeout(() => resolve(close(item)), (k * windowMs) / items.length)),
+      ),
+    ).then(() => {});
   }
   spreads.set(app, [...(spreads.get(app) ?? []), done]);
   return done;

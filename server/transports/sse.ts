@@ -109,7 +109,10 @@ export default fp(
       reply.hijack();
       const res = reply.raw;
       // Hijacked: headers hooks set on the reply (CORS, server/cors.ts) are written here or never.
-      const headers: OutgoingHttpHeaders = { ...(reply.getHeaders() as OutgoingHttpHeaders), ...(isHttp2(request) ? SSE_HEADERS_H2 : SSE_HEADERS) };
+      const headers: OutgoingHttpHeaders = {
+        ...(reply.getHeaders() as OutgoingHttpHeaders),
+        ...(isHttp2(request) ? SSE_HEADERS_H2 : SSE_HEADERS),
+      };
       // HEAD: checked like GET, then the stream's headers and no body; no stream is opened or counted.
       if (request.method === 'HEAD') {
         res.writeHead(200, headers);
@@ -133,7 +136,10 @@ export default fp(
         counters.connections--;
         stats.settle(request.raw, true);
       });
-      stream.send(sseRetry(jitteredRetryMs(config.sseRetryMs, config.sseRetryJitterMs)) + sseControl(hello(info.epoch, info.lastId)));
+      stream.send(
+        sseRetry(jitteredRetryMs(config.sseRetryMs, config.sseRetryJitterMs)) +
+          sseControl(hello(info.epoch, info.lastId)),
+      );
       try {
         await hub.join(stream, epoch);
       } catch (err) {

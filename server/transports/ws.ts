@@ -204,7 +204,8 @@ export default fp(
             throw new HttpErrors.UPGRADE_REQUIRED();
           }
           const key = h['sec-websocket-key'];
-          if (typeof key !== 'string' || !WS_KEY.test(key.trim())) throw new HttpErrors.BAD_UPGRADE('Sec-WebSocket-Key must be 16 bytes in base64');
+          if (typeof key !== 'string' || !WS_KEY.test(key.trim()))
+            throw new HttpErrors.BAD_UPGRADE('Sec-WebSocket-Key must be 16 bytes in base64');
           const version = h['sec-websocket-version'];
           if (version !== '13' && version !== '8') {
             reply.header('sec-websocket-version', '13');
@@ -231,7 +232,12 @@ export default fp(
         ws.on('error', (error) => onWsError(error, ws));
         counters.requests++;
         counters.connections++;
-        const peer = new WsPeer(startCursor(feed, parseCursor(q.since)), ws, socket, mayPublish(checkToken(config.publishToken, request, true)));
+        const peer = new WsPeer(
+          startCursor(feed, parseCursor(q.since)),
+          ws,
+          socket,
+          mayPublish(checkToken(config.publishToken, request, true)),
+        );
         peers.add(peer);
         // Listeners first, synchronously: a frame that arrives before them would be lost.
         ws.on('message', (data, isBinary) => void onFrame(peer, data as Buffer, isBinary));
@@ -261,7 +267,8 @@ export default fp(
       },
     );
 
-    const sendError = (peer: WsPeer, code: ErrorCode, message: string, ref?: unknown) => peer.send(errorFrame(code, message, ref));
+    const sendError = (peer: WsPeer, code: ErrorCode, message: string, ref?: unknown) =>
+      peer.send(errorFrame(code, message, ref));
 
     /** A client mistake gets an error answer while its budget lasts; past it the peer is closed 1008. */
     const refuse = (peer: WsPeer, code: ErrorCode, message: string, ref?: unknown) => {

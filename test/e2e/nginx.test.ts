@@ -16,8 +16,27 @@ import { Agent, fetch as undiciFetch, request } from 'undici';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { DEFAULTS, TIMING } from '../../server/config.js';
 import type { StatsSnapshot } from '../../server/stats.js';
-import { checkConfig, haveNginx, Nginx, NGINX_BIN, readTemplate, renderConfig, type NginxOptions, type ProxySettings } from '../../bench/processes/nginx.js';
-import { SseClient, WsClient, publish, range, startLab, until, wsOrder, type PollAnswer, type RunningLab } from '../helpers/lab.js';
+import {
+  checkConfig,
+  haveNginx,
+  Nginx,
+  NGINX_BIN,
+  readTemplate,
+  renderConfig,
+  type NginxOptions,
+  type ProxySettings,
+} from '../../bench/processes/nginx.js';
+import {
+  SseClient,
+  WsClient,
+  publish,
+  range,
+  startLab,
+  until,
+  wsOrder,
+  type PollAnswer,
+  type RunningLab,
+} from '../helpers/lab.js';
 import { SHARED_REDIS, usePrefix } from '../helpers/redis.js';
 
 const HAVE_NGINX = haveNginx();
@@ -73,7 +92,11 @@ async function statsOf(lab: RunningLab): Promise<StatsSnapshot['transports']> {
 type Counter = 'poll' | 'sse' | 'ws';
 
 /** Runs `action`, then says which lab's `/stats` counted its request (exactly one must have). */
-async function servedBy<T>(labs: readonly RunningLab[], counter: Counter, action: () => Promise<T>): Promise<{ result: T; lab: number }> {
+async function servedBy<T>(
+  labs: readonly RunningLab[],
+  counter: Counter,
+  action: () => Promise<T>,
+): Promise<{ result: T; lab: number }> {
   const before = await Promise.all(labs.map(async (l) => (await statsOf(l))[counter].requests));
   // A lab counts a request when it starts, so by the time `action` has its answer it is counted.
   const result = await action();
@@ -83,7 +106,11 @@ async function servedBy<T>(labs: readonly RunningLab[], counter: Counter, action
   return { result, lab: grew.indexOf(1) };
 }
 
-async function pollThrough(url: string, query: string, fetchFn: typeof undiciFetch = undiciFetch): Promise<{ status: number; body: PollAnswer }> {
+async function pollThrough(
+  url: string,
+  query: string,
+  fetchFn: typeof undiciFetch = undiciFetch,
+): Promise<{ status: number; body: PollAnswer }> {
   const res = await fetchFn(`${url}/poll?${query}`);
   return { status: res.status, body: (await res.json()) as PollAnswer };
 }
@@ -158,7 +185,12 @@ const VARIANTS: Record<string, Partial<ProxySettings>> = {
   'read timeouts 2 s': { sseReadTimeoutSec: 2, pollReadTimeoutSec: 2, wsReadTimeoutSec: 2 },
   ip_hash: { balance: 'ip-hash' },
   least_conn: { balance: 'least-conn' },
-  'round robin, said explicitly': { balance: 'round-robin', buffering: false, ignoreAccelBuffering: false, gzip: false },
+  'round robin, said explicitly': {
+    balance: 'round-robin',
+    buffering: false,
+    ignoreAccelBuffering: false,
+    gzip: false,
+  },
   naive: NAIVE,
 };
 
@@ -172,9 +204,16 @@ describe('renderConfig: deploy/nginx.conf with the lab’s port, paths, upstream
     expect(conf.split('\n').filter((l) => unmarked.includes(l))).toEqual(unmarked);
 
     const main = directives(conf.slice(0, conf.indexOf('events {')));
-    expect(main).toEqual(expect.arrayContaining(['worker_processes 1', `error_log "${RENDER.prefix}/error.log" notice`, `pid "${RENDER.prefix}/nginx.pid"`]));
+    expect(main).toEqual(
+      expect.arrayContaining([
+        'worker_processes 1',
+        `error_log "${RENDER.prefix}/error.log" notice`,
+        `pid "${RENDER.prefix}/nginx.pid"`,
+      ]),
+    );
     const http = directives(block(conf, 'http'));
-    for (const kind of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) expect(http).toContain(`${kind}_temp_path "${RENDER.prefix}/tmp-${kind}"`);
+    for (const kind of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
+      expect(http).toContain(`${kind}_temp_path "${RENDER.prefix}/tmp-${kind}"`);
     expect(http).toContain(`access_log "${RENDER.prefix}/access.log" lab`);
     // Every path nginx writes is inside the prefix.
     for (const d of http.filter((x) => /_path |^access_log /.test(x))) expect(d).toContain(RENDER.prefix);
@@ -200,9 +239,12 @@ describe('renderConfig: deploy/nginx.conf with the lab’s port, paths, upstream
       ]),
     );
 
-    const seconds = (d: string[]) => Number(/^proxy_read_timeout (\d+)s$/.exec(d.find((x) => x.startsWith('proxy_read_timeout'))!)![1]);
+    const seconds = (d: string[]) =>
+      Number(/^proxy_read_timeout (\d+)s$/.exec(d.find((x) => x.startsWith('proxy_read_timeout'))!)![1]);
     const events = directives(block(conf, 'location = /events'));
-    expect(events).toEqual(expect.arrayContaining(['proxy_pass http://lab', 'proxy_buffering off', 'proxy_cache off', 'gzip off']));
+    expect(events).toEqual(
+      expect.arrayContaining(['proxy_pass http://lab', 'proxy_buffering off', 'proxy_cache off', 'gzip off']),
+    );
     expect(events.some((d) => d.startsWith('proxy_ignore_headers'))).toBe(false);
     expect(seconds(events)).toBeGreaterThan(TIMING.sseHeartbeatMs / 1000);
 
@@ -224,7 +266,11 @@ describe('renderConfig: deploy/nginx.conf with the lab’s port, paths, upstream
       ]),
     );
     expect(seconds(ws)).toBeGreaterThan(TIMING.wsPingIntervalMs / 1000);
-    expect(directives(block(conf, 'map $http_upgrade $connection_upgrade'))).toEqual(['map $http_upgrade $connection_upgrade', 'default upgrade', "'' ''"]);
+    expect(directives(block(conf, 'map $http_upgrade $connection_upgrade'))).toEqual([
+      'map $http_upgrade $connection_upgrade',
+      'default upgrade',
+      "'' ''",
+    ]);
 
     expect(directives(block(conf, 'location = /publish'))).toContain('proxy_pass http://lab');
     expect(directives(block(conf, 'location /'))).toContain('proxy_pass http://lab');
@@ -246,11 +292,15 @@ describe('renderConfig: deploy/nginx.conf with the lab’s port, paths, upstream
     expect(events).not.toContain('gzip off');
     expect(directives(block(conf, 'location = /poll'))).toContain('proxy_read_timeout 2s');
     expect(directives(block(conf, 'location = /ws'))).toContain('proxy_read_timeout 2s');
-    expect(directives(block(conf, 'upstream lab'))).toEqual(expect.arrayContaining(['ip_hash', 'server 127.0.0.1:4001 max_fails=0']));
+    expect(directives(block(conf, 'upstream lab'))).toEqual(
+      expect.arrayContaining(['ip_hash', 'server 127.0.0.1:4001 max_fails=0']),
+    );
 
     const leastConn = renderConfig(readTemplate(), { ...RENDER, settings: { balance: 'least-conn' } });
     expect(directives(block(leastConn, 'upstream lab'))).toContain('least_conn');
-    const roundRobin = directives(block(renderConfig(readTemplate(), { ...RENDER, settings: { balance: 'round-robin' } }), 'upstream lab'));
+    const roundRobin = directives(
+      block(renderConfig(readTemplate(), { ...RENDER, settings: { balance: 'round-robin' } }), 'upstream lab'),
+    );
     expect(roundRobin.filter((d) => d === 'ip_hash' || d === 'least_conn')).toEqual([]);
   });
 
@@ -259,7 +309,9 @@ describe('renderConfig: deploy/nginx.conf with the lab’s port, paths, upstream
     expect(() => renderConfig(template.replace(/# @lab:listen/, ''), RENDER)).toThrow(/# @lab:listen/);
     expect(() => renderConfig(`${template}\n# x  # @lab:nope\n`, RENDER)).toThrow(/unknown marker @lab:nope/);
     expect(() => renderConfig(template, { ...RENDER, upstreams: [] })).toThrow(/upstream/);
-    expect(() => renderConfig(template, { ...RENDER, settings: { sseReadTimeoutSec: 0.5 } })).toThrow(/sseReadTimeoutSec/);
+    expect(() => renderConfig(template, { ...RENDER, settings: { sseReadTimeoutSec: 0.5 } })).toThrow(
+      /sseReadTimeoutSec/,
+    );
     expect(() => renderConfig(template, { ...RENDER, prefix: '/tmp/a"b' })).toThrow(/path/);
   });
 
@@ -269,9 +321,9 @@ describe('renderConfig: deploy/nginx.conf with the lab’s port, paths, upstream
       // `-q`: only warnings and errors are printed; a clean config prints nothing.
       expect(output, name).toBe('');
     }
-    await expect(checkConfig({ upstreams: [4001], template: readTemplate().replace('proxy_cache off;', 'proxy_cache maybe;') })).rejects.toThrow(
-      /nginx -t refused the config[\s\S]*proxy_cache/,
-    );
+    await expect(
+      checkConfig({ upstreams: [4001], template: readTemplate().replace('proxy_cache off;', 'proxy_cache maybe;') }),
+    ).rejects.toThrow(/nginx -t refused the config[\s\S]*proxy_cache/);
   });
 });
 
@@ -356,10 +408,16 @@ describe.skipIf(!HAVE_NGINX)('every transport through nginx, in front of two lab
     });
     // Plain requests: the same Host and X-Forwarded-* (set at server level), and no Connection header
     // (keep-alive to the lab).
-    const publishes = received.flat().filter((h) => h.upgrade === undefined && h['content-type'] === 'application/json');
+    const publishes = received
+      .flat()
+      .filter((h) => h.upgrade === undefined && h['content-type'] === 'application/json');
     expect(publishes.length).toBeGreaterThan(0);
     for (const h of publishes) {
-      expect(h).toMatchObject({ host: `127.0.0.1:${nginx.port}`, 'x-forwarded-for': '127.0.0.1', 'x-forwarded-proto': 'http' });
+      expect(h).toMatchObject({
+        host: `127.0.0.1:${nginx.port}`,
+        'x-forwarded-for': '127.0.0.1',
+        'x-forwarded-proto': 'http',
+      });
       expect(h.connection).toBeUndefined();
     }
   });
@@ -389,7 +447,9 @@ describe.skipIf(!HAVE_NGINX)('round robin over two instances: no stickiness need
     for (let i = 0; i < 6; i++) {
       // Published straight to a lab: a publish through nginx would take a turn of the round robin.
       await publish(a.url, { i });
-      const { result, lab } = await servedBy(labs, 'poll', () => pollThrough(nginx.url, `since=${cursor}&timeout=5000`));
+      const { result, lab } = await servedBy(labs, 'poll', () =>
+        pollThrough(nginx.url, `since=${cursor}&timeout=5000`),
+      );
       expect(result.status).toBe(200);
       got.push(...ids(result.body.messages));
       cursor = result.body.lastId;
@@ -421,7 +481,9 @@ describe.skipIf(!HAVE_NGINX)('round robin over two instances: no stickiness need
     await publish(b.url, { n: 3 });
     await publish(a.url, { n: 4 });
     const two = await servedBy(labs, 'sse', async () => {
-      const sse = new SseClient(`${nginx.url}/events?since=0`, { fetch: fetchWithHeaders({ 'Last-Event-ID': lastEventId }) });
+      const sse = new SseClient(`${nginx.url}/events?since=0`, {
+        fetch: fetchWithHeaders({ 'Last-Event-ID': lastEventId }),
+      });
       await until(() => sse.messages.length === 2);
       return sse;
     });
@@ -488,7 +550,8 @@ describe.skipIf(!HAVE_NGINX)('reload() and stop()', () => {
     const pid = nginx.pid;
     const servedOn = async (fetchFn: typeof undiciFetch): Promise<number[]> => {
       const out: number[] = [];
-      for (let i = 0; i < 4; i++) out.push((await servedBy(labs, 'poll', () => pollThrough(nginx.url, 'since=0&timeout=5000', fetchFn))).lab);
+      for (let i = 0; i < 4; i++)
+        out.push((await servedBy(labs, 'poll', () => pollThrough(nginx.url, 'since=0&timeout=5000', fetchFn))).lab);
       return out;
     };
     await publish(labs[0].url, { n: 1 });
@@ -502,7 +565,9 @@ describe.skipIf(!HAVE_NGINX)('reload() and stop()', () => {
     expect(await nginx.workerPids()).toHaveLength(2);
 
     // A broken config: reload() says so, and nginx goes on serving with the previous one.
-    await expect(nginx.reload({ ...options, template: readTemplate().replace('proxy_cache off;', 'proxy_cache maybe;') })).rejects.toThrow(/old one stays/);
+    await expect(
+      nginx.reload({ ...options, template: readTemplate().replace('proxy_cache off;', 'proxy_cache maybe;') }),
+    ).rejects.toThrow(/old one stays/);
     expect(nginx.running).toBe(true);
     expect(new Set(await servedOn(freshFetch())).size).toBe(1);
   });

@@ -33,7 +33,8 @@ export function layerOf(file: string): number | undefined {
   if (ENTRY_POINTS.includes(file)) return -1;
   let best: { rank: number; len: number } | undefined;
   LAYERS.forEach((folders, rank) => {
-    for (const f of folders) if (file.startsWith(`${f}/`) && (!best || f.length > best.len)) best = { rank, len: f.length };
+    for (const f of folders)
+      if (file.startsWith(`${f}/`) && (!best || f.length > best.len)) best = { rank, len: f.length };
   });
   return best?.rank;
 }
@@ -92,7 +93,8 @@ export function violations(graph: Map<string, string[]>): Violation[] {
     stack.push(f);
     for (const d of graph.get(f) ?? []) {
       if (!graph.has(d)) continue;
-      if (state.get(d) === 'open') out.push({ from: f, to: d, why: `import cycle: ${[...stack.slice(stack.indexOf(d)), d].join(' → ')}` });
+      if (state.get(d) === 'open')
+        out.push({ from: f, to: d, why: `import cycle: ${[...stack.slice(stack.indexOf(d)), d].join(' → ')}` });
       else if (!state.has(d)) visit(d);
     }
     stack.pop();

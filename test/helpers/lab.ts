@@ -41,7 +41,11 @@ export async function publish(url: string, data: unknown, token?: string): Promi
   return ((await res.json()) as { id: number }).id;
 }
 
-export async function publishMany(url: string, n: number, make: (i: number) => unknown = (i) => ({ n: i })): Promise<number[]> {
+export async function publishMany(
+  url: string,
+  n: number,
+  make: (i: number) => unknown = (i) => ({ n: i }),
+): Promise<number[]> {
   const ids: number[] = [];
   for (let i = 0; i < n; i++) ids.push(await publish(url, make(i)));
   return ids;
@@ -62,7 +66,9 @@ export const until = (predicate: () => boolean, timeoutMs = 10_000): Promise<voi
  * A control frame as a test reads it: the protocol's shapes (server/protocol.ts), open to any other
  * field so that a test can ask for one a frame should not have.
  */
-export type Control<T extends ControlType = ControlType> = Extract<AnyControl, { type: T }> & { readonly [k: string]: unknown };
+export type Control<T extends ControlType = ControlType> = Extract<AnyControl, { type: T }> & {
+  readonly [k: string]: unknown;
+};
 
 /** A WebSocket client that records messages and control frames separately. */
 export class WsClient {
@@ -117,7 +123,9 @@ export class SseClient {
     this.es.onopen = () => this.opens++;
     this.es.onmessage = (e) => this.messages.push(JSON.parse(e.data) as Message);
     for (const type of ['hello', 'gap', 'reset']) {
-      this.es.addEventListener(type, (e) => this.events.push({ type, data: JSON.parse(e.data) as Control, lastEventId: e.lastEventId }));
+      this.es.addEventListener(type, (e) =>
+        this.events.push({ type, data: JSON.parse(e.data) as Control, lastEventId: e.lastEventId }),
+      );
     }
     onTestFinished(() => this.es.close());
   }
@@ -150,7 +158,10 @@ export async function pollUntil(url: string, since: number, count: number): Prom
 }
 
 /** An upgrade the server refuses: resolves with the HTTP status and the JSON body. */
-export function refusedUpgrade(url: string, options: WebSocket.ClientOptions = {}): Promise<{ status: number; body: unknown }> {
+export function refusedUpgrade(
+  url: string,
+  options: WebSocket.ClientOptions = {},
+): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, options);
     ws.once('open', () => {

@@ -40,7 +40,13 @@ export function useChromium(): () => Browser {
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--ignore-certificate-errors'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--ignore-certificate-errors',
+      ],
     });
   });
   afterAll(async () => {
@@ -69,7 +75,10 @@ const RECORD_CSP = `window.__cspSeen = []; document.addEventListener('securitypo
  * A page of its own on `url` (a fresh context, the labs' self-signed certificates accepted), closed
  * when the test ends, with the console and page errors and the CSP violations it has seen.
  */
-export async function openPage(browser: Browser, url: string): Promise<{ page: Page; errors: string[]; cspViolations: () => Promise<string[]> }> {
+export async function openPage(
+  browser: Browser,
+  url: string,
+): Promise<{ page: Page; errors: string[]; cspViolations: () => Promise<string[]> }> {
   const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, ignoreHTTPSErrors: true });
   onTestFinished(() => context.close());
   const page = await context.newPage();

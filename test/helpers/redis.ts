@@ -79,7 +79,8 @@ export class OwnRedis {
           resolve();
         }
       };
-      const onExit = (code: number | null) => reject(new Error(`redis-server exited (${code}) before it was ready:\n${out}`));
+      const onExit = (code: number | null) =>
+        reject(new Error(`redis-server exited (${code}) before it was ready:\n${out}`));
       proc.stdout!.on('data', onData);
       proc.once('exit', onExit);
     });

@@ -55,16 +55,23 @@ export function markdownTables(md: string): TableView[] {
 }
 
 const ENTITIES: Record<string, string> = { '&amp;': '&', '&lt;': '<', '&gt;': '>', '&quot;': '"', '&#39;': "'" };
-const htmlText = (s: string): string => s.replace(/<[^>]+>/g, '').replace(/&(?:amp|lt|gt|quot|#39);/g, (e) => ENTITIES[e]!);
+const htmlText = (s: string): string =>
+  s.replace(/<[^>]+>/g, '').replace(/&(?:amp|lt|gt|quot|#39);/g, (e) => ENTITIES[e]!);
 
 /** The tables of renderHtml's output (its own, regular markup: not a general HTML parser). */
 export function htmlTables(html: string): TableView[] {
   const out: TableView[] = [];
   for (const part of html.split('<section><h2>').slice(1)) {
     const section = htmlText(part.slice(0, part.indexOf('</h2>')));
-    for (const m of part.matchAll(/(?:<h3>([^<]*)<\/h3>)?<div class="scroll"><table><thead><tr>(.*?)<\/tr><\/thead><tbody>\n([\s\S]*?)\n<\/tbody>/g)) {
-      const cells = (tr: string, tag: string) => [...tr.matchAll(new RegExp(`<${tag}[^>]*>(.*?)</${tag}>`, 'g'))].map((c) => htmlText(c[1]!));
-      const rows = [...m[3]!.matchAll(/<tr( class="invalid")?>(.*?)<\/tr>/g)].map((r) => ({ cells: cells(r[2]!, 'td'), invalid: r[1] !== undefined }));
+    for (const m of part.matchAll(
+      /(?:<h3>([^<]*)<\/h3>)?<div class="scroll"><table><thead><tr>(.*?)<\/tr><\/thead><tbody>\n([\s\S]*?)\n<\/tbody>/g,
+    )) {
+      const cells = (tr: string, tag: string) =>
+        [...tr.matchAll(new RegExp(`<${tag}[^>]*>(.*?)</${tag}>`, 'g'))].map((c) => htmlText(c[1]!));
+      const rows = [...m[3]!.matchAll(/<tr( class="invalid")?>(.*?)<\/tr>/g)].map((r) => ({
+        cells: cells(r[2]!, 'td'),
+        invalid: r[1] !== undefined,
+      }));
       out.push({ section, title: m[1] === undefined ? undefined : htmlText(m[1]), headers: cells(m[2]!, 'th'), rows });
     }
   }

@@ -26,14 +26,20 @@ describe('targets', () => {
     expect(goals('CPU/msg lab ÷ floor')).toEqual(['small sse', 'small ws']);
     expect(goals('CPU/msg lab ÷ bare')).toEqual(['small poll', 'small short-poll', 'small sse', 'small ws']);
     expect(goals('CPU/msg lab ÷ Socket.IO')).toEqual(['small poll', 'small ws']);
-    expect(rows.filter((x) => x.goal === 'idle heap/conn lab − bare').length).toBe(r.memory.filter((m) => m.server === 'lab').length);
+    expect(rows.filter((x) => x.goal === 'idle heap/conn lab − bare').length).toBe(
+      r.memory.filter((m) => m.server === 'lab').length,
+    );
     // The fixture's shape is not 100 × 2,000: no latency row.
     expect(goals('latency p99 behind schedule')).toEqual([]);
     const ws = rows.find((x) => x.goal === 'CPU/msg lab ÷ floor' && x.where === 'small ws')!;
     expect(ws.measured).toBe(find(r, 'lab', 'ws').vsFloor!.cpuUsPerMsg);
     expect(ws.met).toBe(ws.measured! <= GOALS.floorCpuRatio);
     const sio = rows.find((x) => x.goal === 'CPU/msg lab ÷ Socket.IO' && x.where === 'small ws')!;
-    expect(sio.measured).toBeCloseTo(find(r, 'lab', 'ws').serverMetrics.cpuUsPerMsg.median! / find(r, 'socketio', 'ws').serverMetrics.cpuUsPerMsg.median!, 9);
+    expect(sio.measured).toBeCloseTo(
+      find(r, 'lab', 'ws').serverMetrics.cpuUsPerMsg.median! /
+        find(r, 'socketio', 'ws').serverMetrics.cpuUsPerMsg.median!,
+      9,
+    );
   });
 
   it('a ratio over its limit is not met; an INVALID side is not measured, never met', () => {
@@ -45,12 +51,17 @@ describe('targets', () => {
     floor.reason = 'repeat 1: 1 messages lost';
     const rows = goalRows(r);
     expect(rows.find((x) => x.goal === 'CPU/msg lab ÷ floor' && x.where === 'small sse')?.met).toBe(false);
-    expect(rows.find((x) => x.goal === 'CPU/msg lab ÷ floor' && x.where === 'small ws')).toMatchObject({ measured: null, met: null });
+    expect(rows.find((x) => x.goal === 'CPU/msg lab ÷ floor' && x.where === 'small ws')).toMatchObject({
+      measured: null,
+      met: null,
+    });
   });
 
   it('the latency target is read at 100 clients × 2,000 msg/s, on poll, SSE and WebSocket', () => {
     const r = fixture();
-    for (const s of r.scenarios) if (s.name === 'small') Object.assign(s, { clients: GOALS.p99Shape.clients, ratePerSec: GOALS.p99Shape.ratePerSec });
+    for (const s of r.scenarios)
+      if (s.name === 'small')
+        Object.assign(s, { clients: GOALS.p99Shape.clients, ratePerSec: GOALS.p99Shape.ratePerSec });
     find(r, 'lab', 'ws').latencyMs.p99.median = GOALS.p99Ms + 1;
     const rows = goalRows(r).filter((x) => x.goal === 'latency p99 behind schedule');
     expect(rows.map((x) => x.where)).toEqual(['small poll', 'small sse', 'small ws']);
@@ -62,7 +73,9 @@ describe('targets', () => {
     expect(md).toContain('## Targets');
     for (const row of goalRows(fixture())) {
       const verdict = row.met === null ? 'not measured' : row.met ? 'met' : 'NOT MET';
-      expect(md.split('\n').some((l) => l.startsWith(`| ${row.goal} | ${row.where} |`) && l.includes(verdict))).toBe(true);
+      expect(md.split('\n').some((l) => l.startsWith(`| ${row.goal} | ${row.where} |`) && l.includes(verdict))).toBe(
+        true,
+      );
     }
   });
 });

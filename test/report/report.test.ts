@@ -16,9 +16,24 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { figure } from '../../report/figures.js';
 import { readHtmlScripts, renderHtml } from '../../report/html.js';
 import { renderMarkdown } from '../../report/markdown.js';
-import { DASH, fmtMs, reportModel, SERVER_COLORS, type ChartGroup, type ReportModel, type Section } from '../../report/model.js';
+import {
+  DASH,
+  fmtMs,
+  reportModel,
+  SERVER_COLORS,
+  type ChartGroup,
+  type ReportModel,
+  type Section,
+} from '../../report/model.js';
 import { ReportValidationError, reportJsonSchema, validateReport } from '../../report/schema.js';
-import { REPORT_SCHEMA, SERVER_NAMES, TRANSPORT_NAMES, type Figure, type Report, type ScenarioResult } from '../../report/types.js';
+import {
+  REPORT_SCHEMA,
+  SERVER_NAMES,
+  TRANSPORT_NAMES,
+  type Figure,
+  type Report,
+  type ScenarioResult,
+} from '../../report/types.js';
 import { gitShort, reportFileName, writeReports } from '../../report/write.js';
 import { startLab } from '../helpers/lab.js';
 import { htmlTables, markdownTables, modelTables } from '../helpers/report-views.js';
@@ -38,8 +53,21 @@ const invalidScenario = (r: Report): ScenarioResult => {
   return s;
 };
 
-function okScenario(r: Report, server: string, transport: string, name = 'small', network = 'loopback'): ScenarioResult {
-  const s = r.scenarios.find((x) => x.status === 'ok' && x.server === server && x.transport === transport && x.name === name && x.network.name === network);
+function okScenario(
+  r: Report,
+  server: string,
+  transport: string,
+  name = 'small',
+  network = 'loopback',
+): ScenarioResult {
+  const s = r.scenarios.find(
+    (x) =>
+      x.status === 'ok' &&
+      x.server === server &&
+      x.transport === transport &&
+      x.name === name &&
+      x.network.name === network,
+  );
   if (!s) throw new Error(`the fixture must hold an ok ${name} ${server}/${transport} scenario over ${network}`);
   return s;
 }
@@ -119,7 +147,9 @@ describe('the fixtures (real runs of npm run fixture)', () => {
       expect(measured(s.latencyMs.p50.median)).toBeGreaterThanOrEqual(14);
       expect(s.relayLatenessP99Ms?.values).toHaveLength(s.repeats);
     }
-    expect(r.scenarios.filter((s) => s.network.name === 'broadband').map((s) => s.server)).toEqual(Array(4).fill('lab'));
+    expect(r.scenarios.filter((s) => s.network.name === 'broadband').map((s) => s.server)).toEqual(
+      Array(4).fill('lab'),
+    );
     const invalid = r.scenarios.filter((s) => s.status === 'invalid');
     expect(invalid.map((s) => `${s.name} ${s.server}`)).toEqual(Array(4).fill('oversize lab'));
     for (const s of invalid) {
@@ -129,11 +159,19 @@ describe('the fixtures (real runs of npm run fixture)', () => {
     expect(r.memory.length).toBeGreaterThan(0);
     expect(r.autocannon.length).toBeGreaterThan(0);
     expect(r.micro.length).toBeGreaterThan(0);
-    for (const s of r.scenarios.filter((x) => x.status === 'ok')) expect(s.latencyMs.p99.values).toHaveLength(s.repeats);
+    for (const s of r.scenarios.filter((x) => x.status === 'ok'))
+      expect(s.latencyMs.p99.values).toHaveLength(s.repeats);
     // params are what run.ts was given; every scenario's shape is one of them.
     for (const s of r.scenarios)
-      expect(r.params.scenarios).toContainEqual(expect.objectContaining({ name: s.name, clients: s.clients, payloadBytes: s.payloadBytes }));
-    expect(sweepFixture().sweep!.map((s) => `${s.server} ${s.network.name}`)).toEqual(['lab loopback', 'bare loopback', 'lab broadband', 'bare broadband']);
+      expect(r.params.scenarios).toContainEqual(
+        expect.objectContaining({ name: s.name, clients: s.clients, payloadBytes: s.payloadBytes }),
+      );
+    expect(sweepFixture().sweep!.map((s) => `${s.server} ${s.network.name}`)).toEqual([
+      'lab loopback',
+      'bare loopback',
+      'lab broadband',
+      'bare broadband',
+    ]);
     const steps = sweepFixture().sweep!.flatMap((s) => s.steps);
     expect(steps.some((st) => st.status === 'invalid' && /p95 .* > 250 ms/.test(st.reason ?? ''))).toBe(true);
   });
@@ -150,8 +188,12 @@ describe('the fixtures (real runs of npm run fixture)', () => {
   });
 
   it('store the Markdown the renderer writes now (npm run fixture -- --render updates it)', () => {
-    expect(renderMarkdown(fixture())).toBe(readFileSync(new URL('../fixtures/bench-report.md', import.meta.url), 'utf8'));
-    expect(renderMarkdown(sweepFixture())).toBe(readFileSync(new URL('../fixtures/bench-sweep.md', import.meta.url), 'utf8'));
+    expect(renderMarkdown(fixture())).toBe(
+      readFileSync(new URL('../fixtures/bench-report.md', import.meta.url), 'utf8'),
+    );
+    expect(renderMarkdown(sweepFixture())).toBe(
+      readFileSync(new URL('../fixtures/bench-sweep.md', import.meta.url), 'utf8'),
+    );
   });
 });
 
@@ -160,7 +202,19 @@ describe('validateReport', () => {
     const schema = JSON.parse(JSON.stringify(reportJsonSchema)) as { $schema: string; required: string[] };
     expect(schema.$schema).toBe('http://json-schema.org/draft-07/schema#');
     expect(schema.required.sort()).toEqual(
-      ['autocannon', 'env', 'finishedAt', 'git', 'memory', 'method', 'micro', 'params', 'scenarios', 'schema', 'startedAt'].sort(),
+      [
+        'autocannon',
+        'env',
+        'finishedAt',
+        'git',
+        'memory',
+        'method',
+        'micro',
+        'params',
+        'scenarios',
+        'schema',
+        'startedAt',
+      ].sort(),
     );
   });
 
@@ -176,13 +230,21 @@ describe('validateReport', () => {
       (r: Report) => delete (r.scenarios[0]!.latencyMs.p99 as { values?: number[] }).values,
       /\/scenarios\/0\/latencyMs\/p99 must have required property 'values'/,
     ],
-    ['env.cpuModel', (r: Report) => delete (r.env as { cpuModel?: string }).cpuModel, /\/env must have required property 'cpuModel'/],
+    [
+      'env.cpuModel',
+      (r: Report) => delete (r.env as { cpuModel?: string }).cpuModel,
+      /\/env must have required property 'cpuModel'/,
+    ],
     [
       'memory[0].heapBytesPerConn',
       (r: Report) => delete (r.memory[0] as { heapBytesPerConn?: unknown }).heapBytesPerConn,
       /\/memory\/0 must have required property 'heapBytesPerConn'/,
     ],
-    ['params.suite', (r: Report) => delete (r.params as { suite?: string }).suite, /\/params must have required property 'suite'/],
+    [
+      'params.suite',
+      (r: Report) => delete (r.params as { suite?: string }).suite,
+      /\/params must have required property 'suite'/,
+    ],
   ])('refuses a report without %s', (_name, remove, error) => {
     const r = fixture();
     remove(r);
@@ -196,11 +258,17 @@ describe('validateReport', () => {
 
     const transport = fixture();
     (transport.params.transports as string[]).push('carrier-pigeon');
-    expectInvalid(transport, /\/params\/transports\/4 must be equal to one of the allowed values \(poll, short-poll, sse, ws\)/);
+    expectInvalid(
+      transport,
+      /\/params\/transports\/4 must be equal to one of the allowed values \(poll, short-poll, sse, ws\)/,
+    );
 
     const pace = fixture();
     (pace.params.scenarios[0] as { pace?: string }).pace = 'fast';
-    expectInvalid(pace, /\/params\/scenarios\/0\/pace must be equal to one of the allowed values \(open-loop, lockstep\)/);
+    expectInvalid(
+      pace,
+      /\/params\/scenarios\/0\/pace must be equal to one of the allowed values \(open-loop, lockstep\)/,
+    );
 
     const lag = fixture();
     lag.params.maxPublisherLagMs = 0;
@@ -279,7 +347,10 @@ describe('validateReport', () => {
     ]) {
       const bare = fixture();
       add(okScenario(bare, 'bare', 'ws'));
-      expectInvalid(bare, new RegExp(`/scenarios/${bare.scenarios.indexOf(okScenario(bare, 'bare', 'ws'))} must NOT be valid`));
+      expectInvalid(
+        bare,
+        new RegExp(`/scenarios/${bare.scenarios.indexOf(okScenario(bare, 'bare', 'ws'))} must NOT be valid`),
+      );
     }
     const floor = fixture();
     const f = okScenario(floor, 'floor', 'ws');
@@ -306,7 +377,12 @@ describe('validateReport', () => {
     const s = invalidScenario(r);
     expect(s.latencyMs.p99).toEqual({ median: null, min: null, max: null, values: [null] });
     Object.assign(s.latencyMs.p50, figure([12.5]));
-    Object.assign(r.memory[0]!, { status: 'invalid', reason: 'server crashed', heapBytesPerConn: figure([]), rssBytesPerConn: figure([NaN]) });
+    Object.assign(r.memory[0]!, {
+      status: 'invalid',
+      reason: 'server crashed',
+      heapBytesPerConn: figure([]),
+      rssBytesPerConn: figure([NaN]),
+    });
     expect(validateReport(JSON.parse(JSON.stringify(r)))).toEqual({ ok: true });
     const sweep = sweepFixture();
     sweep.sweep![0]!.steps[0]!.p95Ms = null;
@@ -317,7 +393,12 @@ describe('validateReport', () => {
     const value = fixture();
     const lab = okScenario(value, 'lab', 'ws');
     lab.latencyMs.p99.values[1] = null;
-    expectInvalid(value, new RegExp(`/scenarios/${value.scenarios.indexOf(lab)}/latencyMs/p99/values/1 is null \\(not measured\\) in an ok result`));
+    expectInvalid(
+      value,
+      new RegExp(
+        `/scenarios/${value.scenarios.indexOf(lab)}/latencyMs/p99/values/1 is null \\(not measured\\) in an ok result`,
+      ),
+    );
 
     const median = fixture();
     median.scenarios[0]!.wire.bytesOutPerMsg.median = null;
@@ -350,7 +431,10 @@ describe('validateReport', () => {
     const s = invalidScenario(extremes);
     Object.assign(s.latencyMs.p50, { ...figure([12.5]), values: [12.5, null, 40] });
     const at = extremes.scenarios.indexOf(s);
-    expectInvalid(extremes, new RegExp(`/scenarios/${at}/latencyMs/p50 min/max 12.5/12.5 are not the extremes of values \\(12.5/40\\)`));
+    expectInvalid(
+      extremes,
+      new RegExp(`/scenarios/${at}/latencyMs/p50 min/max 12.5/12.5 are not the extremes of values \\(12.5/40\\)`),
+    );
 
     const outside = fixture();
     Object.assign(invalidScenario(outside).latencyMs.p50, { ...figure([12.5]), median: 13 });
@@ -369,10 +453,14 @@ describe('the model', () => {
     ]);
     const ids = scenarios.groups[0]!.table.rows.map((row) => row.id);
     const expected = TRANSPORT_NAMES.flatMap((t) =>
-      SERVER_NAMES.filter((s) => r.scenarios.some((x) => x.name === 'small' && x.server === s && x.transport === t)).map((s) => `scenario small ${s}/${t}`),
+      SERVER_NAMES.filter((s) =>
+        r.scenarios.some((x) => x.name === 'small' && x.server === s && x.transport === t),
+      ).map((s) => `scenario small ${s}/${t}`),
     );
     expect(ids).toEqual(expected);
-    expect(scenarios.groups[1]!.table.rows.map((row) => row.id)).toEqual(TRANSPORT_NAMES.map((t) => `scenario small over broadband lab/${t}`));
+    expect(scenarios.groups[1]!.table.rows.map((row) => row.id)).toEqual(
+      TRANSPORT_NAMES.map((t) => `scenario small over broadband lab/${t}`),
+    );
   });
 
   it('puts "Transport by network" first: per shape that ran over a relay, the lab per transport per network, with p50 − RTT/2', () => {
@@ -403,7 +491,9 @@ describe('the model', () => {
       'Relay lateness p99 ms',
       'Scenario',
     ]);
-    expect(t.rows.map((row) => row.id)).toEqual(TRANSPORT_NAMES.flatMap((tr) => [`scenario small lab/${tr}`, `scenario small over broadband lab/${tr}`]));
+    expect(t.rows.map((row) => row.id)).toEqual(
+      TRANSPORT_NAMES.flatMap((tr) => [`scenario small lab/${tr}`, `scenario small over broadband lab/${tr}`]),
+    );
     const ws = okScenario(r, 'lab', 'ws', 'small', 'broadband');
     const row = t.rows.find((x) => x.id === 'scenario small over broadband lab/ws')!;
     const p50 = measured(ws.latencyMs.p50.median);
@@ -428,7 +518,9 @@ describe('the model', () => {
     s.reason = 'repeat 1: the relay fell behind its schedule';
     const m = reportModel(r);
     const id = 'scenario small over broadband lab/ws';
-    expect(m.sections.filter((x) => x.groups.some((g) => g.table.rows.some((row) => row.id === id && row.invalid)))).toHaveLength(2);
+    expect(
+      m.sections.filter((x) => x.groups.some((g) => g.table.rows.some((row) => row.id === id && row.invalid))),
+    ).toHaveLength(2);
     expect(m.invalid.filter((i) => i.what === id)).toEqual([{ what: id, reason: s.reason }]);
   });
 
@@ -455,11 +547,15 @@ describe('the model', () => {
   it('never shows an invalid result as a number, even when it measured some', () => {
     const r = fixture();
     const s = measuredButInvalid(r);
-    const row = section(reportModel(r), 'Scenarios').groups[0]!.table.rows.find((x) => x.id === `scenario small lab/ws`)!;
+    const row = section(reportModel(r), 'Scenarios').groups[0]!.table.rows.find(
+      (x) => x.id === `scenario small lab/ws`,
+    )!;
     expect(row.invalid).toBe(true);
     const text = row.cells.map((c) => c.text).join(' ');
     for (const f of figuresOf(s)) expect(text).not.toContain(fmtMs(measured(f.median)));
-    const latency = section(reportModel(r), 'Scenarios').groups[0]!.charts!.charts.find((c) => c.id.endsWith('-latency'))!;
+    const latency = section(reportModel(r), 'Scenarios').groups[0]!.charts!.charts.find((c) =>
+      c.id.endsWith('-latency'),
+    )!;
     expect(latency.labels).not.toContain('ws · lab');
   });
 
@@ -485,13 +581,17 @@ describe('the model', () => {
   });
 
   it('charts latency percentiles, bytes, CPU and memory per connection, one distinct colour per server (lab-redis too)', () => {
-    const groups = reportModel(fixture()).sections.flatMap((s) => s.groups.flatMap((g) => (g.charts ? [g.charts] : [])));
+    const groups = reportModel(fixture()).sections.flatMap((s) =>
+      s.groups.flatMap((g) => (g.charts ? [g.charts] : [])),
+    );
     const ids = groups.flatMap((g) => g.charts.map((c) => c.id));
-    for (const suffix of ['-latency', '-bytes', '-cpu', '-heap', '-rss']) expect(ids.some((id) => id.endsWith(suffix))).toBe(true);
+    for (const suffix of ['-latency', '-bytes', '-cpu', '-heap', '-rss'])
+      expect(ids.some((id) => id.endsWith(suffix))).toBe(true);
     expect(Object.keys(SERVER_COLORS).sort()).toEqual([...SERVER_NAMES].sort());
     expect(new Set(Object.values(SERVER_COLORS)).size).toBe(SERVER_NAMES.length);
     for (const d of groups.flatMap((g) => g.charts.flatMap((c) => c.datasets))) {
-      if ((SERVER_NAMES as readonly string[]).includes(d.label)) expect(d.color).toBe(SERVER_COLORS[d.label as keyof typeof SERVER_COLORS]);
+      if ((SERVER_NAMES as readonly string[]).includes(d.label))
+        expect(d.color).toBe(SERVER_COLORS[d.label as keyof typeof SERVER_COLORS]);
     }
   });
 });
@@ -507,18 +607,23 @@ describe('the Markdown and the HTML render the model', () => {
     },
   };
 
-  it.each(Object.entries(reports))('%s: same sections, groups, headers, cells and INVALID rows in both', (_name, make) => {
-    const r = make();
-    const model = modelTables(reportModel(r));
-    expect(model.length).toBeGreaterThan(0);
-    expect(markdownTables(renderMarkdown(r))).toEqual(model);
-    expect(htmlTables(renderHtml(r, NO_SCRIPTS))).toEqual(model);
-  });
+  it.each(Object.entries(reports))(
+    '%s: same sections, groups, headers, cells and INVALID rows in both',
+    (_name, make) => {
+      const r = make();
+      const model = modelTables(reportModel(r));
+      expect(model.length).toBeGreaterThan(0);
+      expect(markdownTables(renderMarkdown(r))).toEqual(model);
+      expect(htmlTables(renderHtml(r, NO_SCRIPTS))).toEqual(model);
+    },
+  );
 
   it('the HTML embeds the model’s chart groups, and a canvas for each chart', () => {
     const r = fixture();
     const html = renderHtml(r, NO_SCRIPTS);
-    const embedded = JSON.parse(/<script type="application\/json" id="chart-specs">([^<]*)<\/script>/.exec(html)![1]!) as ChartGroup[];
+    const embedded = JSON.parse(
+      /<script type="application\/json" id="chart-specs">([^<]*)<\/script>/.exec(html)![1]!,
+    ) as ChartGroup[];
     const model = reportModel(r).sections.flatMap((s) => s.groups.flatMap((g) => (g.charts ? [g.charts] : [])));
     expect(embedded).toEqual(model);
     for (const c of model.flatMap((g) => g.charts)) expect(html).toContain(`<canvas id="${c.id}">`);
@@ -530,10 +635,20 @@ describe('renderMarkdown', () => {
     const r = fixture();
     const md = renderMarkdown(r);
     const { networks, ...params } = r.params;
-    for (const s of [r.startedAt, r.git, r.env.node, r.env.os, `${r.env.cpuModel} × ${r.env.cpus}`, JSON.stringify(params), '## Method'])
+    for (const s of [
+      r.startedAt,
+      r.git,
+      r.env.node,
+      r.env.os,
+      `${r.env.cpuModel} × ${r.env.cpus}`,
+      JSON.stringify(params),
+      '## Method',
+    ])
       expect(md).toContain(s);
     // The networks in words, every parameter (JSON would show an unlimited rate as null).
-    expect(md).toContain('- **Networks:** loopback: direct, no relay; broadband: RTT 28 ms, jitter 0 ms, down 5 Mbps, up 1 Mbps, loss 0 %');
+    expect(md).toContain(
+      '- **Networks:** loopback: direct, no relay; broadband: RTT 28 ms, jitter 0 ms, down 5 Mbps, up 1 Mbps, loss 0 %',
+    );
     expect(networks).toHaveLength(2);
     expect(md).not.toMatch(/\bnull\b|NaN|undefined|Infinity/);
   });
@@ -543,7 +658,12 @@ describe('renderMarkdown', () => {
     const md = renderMarkdown(r);
     for (const s of r.scenarios.filter((x) => x.status === 'invalid')) {
       expect(md).toContain(`> - scenario ${s.name} ${s.server}/${s.transport}: **INVALID: ${s.reason}**`);
-      const row = md.split('\n').find((l) => l.startsWith(`| ${s.server} | ${s.transport} | **INVALID`) && l.includes(`${s.delivered} / ${s.expected}`))!;
+      const row = md
+        .split('\n')
+        .find(
+          (l) =>
+            l.startsWith(`| ${s.server} | ${s.transport} | **INVALID`) && l.includes(`${s.delivered} / ${s.expected}`),
+        )!;
       const cells = row.slice(2, -2).split(' | ');
       expect(cells.slice(4)).toEqual(Array(15).fill(DASH));
     }
@@ -573,7 +693,9 @@ describe('renderMarkdown', () => {
       expect(md).toContain(s);
     const sweep = sweepFixture();
     const step = sweep.sweep![0]!.steps[0]!;
-    expect(renderMarkdown(sweep)).toContain(`- ${sweep.sweep![0]!.server}/short-poll at 100 clients: INVALID: ${step.reason}`);
+    expect(renderMarkdown(sweep)).toContain(
+      `- ${sweep.sweep![0]!.server}/short-poll at 100 clients: INVALID: ${step.reason}`,
+    );
   });
 });
 
@@ -627,7 +749,12 @@ describe('writeReports', () => {
     const r = fixture();
     const paths = await writeReports(r, dir);
     const name = reportFileName(r);
-    expect(paths).toEqual({ json: join(dir, name), latestJson: join(dir, 'latest.json'), md: join(dir, 'latest.md'), html: join(dir, 'latest.html') });
+    expect(paths).toEqual({
+      json: join(dir, name),
+      latestJson: join(dir, 'latest.json'),
+      md: join(dir, 'latest.md'),
+      html: join(dir, 'latest.html'),
+    });
     expect((await readdir(dir)).sort()).toEqual([name, 'latest.html', 'latest.json', 'latest.md'].sort());
     expect(await readFile(paths.json, 'utf8')).toBe(TEXT.report);
     expect(JSON.parse(await readFile(paths.latestJson, 'utf8'))).toEqual(r);
@@ -657,7 +784,9 @@ describe('writeReports', () => {
     expect(gitShort('5c1e0d94b2a7f3e81d6c0a9b4e2f7d3a1c8b6e05')).toBe('5c1e0d9');
     expect(gitShort('5c1e0d94b2a7-dirty')).toBe('5c1e0d9-dirty');
     expect(gitShort('no git / here')).toBe('no_git_here');
-    expect(reportFileName({ startedAt: '2026-01-02T03:04:05.006Z', git: 'abcdef0123' })).toBe('2026-01-02T03-04-05.006Z-abcdef0.json');
+    expect(reportFileName({ startedAt: '2026-01-02T03:04:05.006Z', git: 'abcdef0123' })).toBe(
+      '2026-01-02T03-04-05.006Z-abcdef0.json',
+    );
   });
 });
 

@@ -19,7 +19,8 @@ const nested = (depth: number): unknown => {
   return v;
 };
 
-const stats = async (lab: RunningLab): Promise<StatsSnapshot> => (await (await fetch(`${lab.url}/stats`)).json()) as StatsSnapshot;
+const stats = async (lab: RunningLab): Promise<StatsSnapshot> =>
+  (await (await fetch(`${lab.url}/stats`)).json()) as StatsSnapshot;
 
 async function post(url: string, body: string | Blob): Promise<{ status: number; code: string | undefined }> {
   const res = await fetch(`${url}/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
@@ -35,7 +36,11 @@ async function fill(lab: RunningLab, count: number, bytes: number): Promise<void
     body: JSON.stringify({ payloadBytes: bytes }),
   });
   expect(put.status).toBe(200);
-  const burst = await fetch(`${lab.url}/control/burst`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ count }) });
+  const burst = await fetch(`${lab.url}/control/burst`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ count }),
+  });
   expect(burst.status).toBe(201);
 }
 
@@ -61,7 +66,10 @@ describe('a message is checked before it is accepted, so whatever is in the feed
     expect(await post(lab.url, body)).toEqual({ status: 400, code: ERRORS.DATA_TOO_DEEP.code });
     // At the limit is fine; one deeper is not.
     expect((await post(lab.url, JSON.stringify({ data: nested(64) }))).status).toBe(201);
-    expect(await post(lab.url, JSON.stringify({ data: nested(65) }))).toEqual({ status: 400, code: ERRORS.DATA_TOO_DEEP.code });
+    expect(await post(lab.url, JSON.stringify({ data: nested(65) }))).toEqual({
+      status: 400,
+      code: ERRORS.DATA_TOO_DEEP.code,
+    });
     ws.ws.send(`{"type":"publish","ref":"deep","data":${nestedJson(5_000)}}`);
     await until(() => ws.controlsOf('error').length === 1);
     expect(ws.controlsOf('error')[0]).toMatchObject({ code: ERRORS.DATA_TOO_DEEP.code, ref: 'deep' });
@@ -76,7 +84,10 @@ describe('a message is checked before it is accepted, so whatever is in the feed
   it('refuses non-finite numbers and invalid UTF-8 instead of storing something else', async () => {
     const lab = await startLab();
     expect(await post(lab.url, '{"data":1e400}')).toEqual({ status: 400, code: ERRORS.NUMBER_NOT_FINITE.code });
-    expect(await post(lab.url, '{"data":{"x":[-1e999]}}')).toEqual({ status: 400, code: ERRORS.NUMBER_NOT_FINITE.code });
+    expect(await post(lab.url, '{"data":{"x":[-1e999]}}')).toEqual({
+      status: 400,
+      code: ERRORS.NUMBER_NOT_FINITE.code,
+    });
     const bad = Buffer.concat([Buffer.from('{"data":"caf'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]);
     expect(await post(lab.url, new Blob([bad]))).toEqual({ status: 400, code: ERRORS.INVALID_UTF8.code });
     // Valid UTF-8 passes unchanged.
@@ -126,7 +137,10 @@ describe('catching-up readers respect maxBufferedBytes', () => {
     const lab = await startLab(config);
     await fill(lab, 600, 16 * 1024);
     stalledRequest(lab, '/events?since=0');
-    await waitStats(lab, (s) => s.transports.sse.disconnects['slow-consumer'] === 1 && s.transports.sse.connections === 0);
+    await waitStats(
+      lab,
+      (s) => s.transports.sse.disconnects['slow-consumer'] === 1 && s.transports.sse.connections === 0,
+    );
   });
 
   it('a WebSocket reader that joins behind large messages and does not read is cut as a slow consumer', async () => {
@@ -137,7 +151,10 @@ describe('catching-up readers respect maxBufferedBytes', () => {
       '/ws?since=0',
       'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n',
     );
-    await waitStats(lab, (s) => s.transports.ws.disconnects['slow-consumer'] === 1 && s.transports.ws.connections === 0);
+    await waitStats(
+      lab,
+      (s) => s.transports.ws.disconnects['slow-consumer'] === 1 && s.transports.ws.connections === 0,
+    );
   });
 
   it('a reader that keeps reading gets every message, in order, in slices under the bound', async () => {
@@ -156,7 +173,11 @@ describe('catching-up readers respect maxBufferedBytes', () => {
   });
 });
 
-async function waitStats(lab: RunningLab, ok: (s: StatsSnapshot) => boolean, timeoutMs = 15_000): Promise<StatsSnapshot> {
+async function waitStats(
+  lab: RunningLab,
+  ok: (s: StatsSnapshot) => boolean,
+  timeoutMs = 15_000,
+): Promise<StatsSnapshot> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const s = await stats(lab);
@@ -209,7 +230,10 @@ describe('every write to a WebSocket peer is bounded', () => {
     await new Promise<void>((resolve) => ws.once('open', () => resolve()));
     ws.pause();
     await fill(lab, 600, 16 * 1024);
-    const s = await waitStats(lab, (x) => x.transports.ws.disconnects['slow-consumer'] === 1 && x.transports.ws.connections === 0);
+    const s = await waitStats(
+      lab,
+      (x) => x.transports.ws.disconnects['slow-consumer'] === 1 && x.transports.ws.connections === 0,
+    );
     expect(s.transports.ws.cut).toBe(1);
     const metrics = await (await fetch(`${lab.url}/metrics`)).text();
     expect(metrics).toMatch(/lab_connections_cut_total\{transport="ws"\} 1/);
@@ -238,7 +262,9 @@ describe('the WebSocket endpoint refuses bad handshakes with a code', () => {
         socket.on('data', (c) => (text += c.toString()));
         socket.on('close', () => resolve(text));
         socket.on('error', () => resolve(text));
-        socket.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${headers}\r\n`);
+        socket.write(
+          `GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${headers}\r\n`,
+        );
         setTimeout(() => socket.end(), 2_000).unref();
       });
     for (const headers of [
@@ -275,7 +301,11 @@ describe('PUT /control refuses a rate too small for a timer', () => {
   it('0 stops the publisher, 0.01 msg/s is the slowest rate, 1e-7 is LAB_ERR_BAD_CONTROL', async () => {
     const lab = await startLab();
     const put = async (ratePerSec: number) =>
-      fetch(`${lab.url}/control`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ratePerSec }) });
+      fetch(`${lab.url}/control`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ratePerSec }),
+      });
     const tiny = await put(0.0000001);
     expect(tiny.status).toBe(400);
     expect(((await tiny.json()) as { error: { code: string } }).error.code).toBe(ERRORS.BAD_CONTROL.code);

@@ -185,10 +185,13 @@ class Poller {
     while (!this.stopped) {
       try {
         this.requests++;
-        const res = await undiciFetch(`${this.url}/poll?since=${this.cursor}&epoch=${encodeURIComponent(this.epoch)}&timeout=3000`, {
-          dispatcher: this.#agent,
-          signal: this.#abort.signal,
-        });
+        const res = await undiciFetch(
+          `${this.url}/poll?since=${this.cursor}&epoch=${encodeURIComponent(this.epoch)}&timeout=3000`,
+          {
+            dispatcher: this.#agent,
+            signal: this.#abort.signal,
+          },
+        );
         const body = (await res.json()) as PollAnswer;
         if (res.status !== 200) {
           this.errors++;
@@ -330,7 +333,9 @@ describe('--workers N', () => {
             stats.transports.poll.connections === pollers.length
           );
         });
-        victim = stats.workers.find((w) => w.transports.ws.connections > 0 && w.transports.sse.connections > 0 && w.transports.poll.requests > 0);
+        victim = stats.workers.find(
+          (w) => w.transports.ws.connections > 0 && w.transports.sse.connections > 0 && w.transports.poll.requests > 0,
+        );
       }
       expect(victim, 'one worker holds a client of each transport').toBeDefined();
 
@@ -342,11 +347,16 @@ describe('--workers N', () => {
       expect(stats.transports.ws.connections).toBe(wss.length);
       expect(stats.transports.sse.connections).toBe(sses.length);
       expect(stats.process.cpu.userUs).toBe(stats.workers.reduce((a, w) => a + w.process.cpu.userUs, 0));
-      for (const w of stats.workers) expect(w.transports.ws.connections + w.transports.sse.connections).toBeGreaterThan(0);
+      for (const w of stats.workers)
+        expect(w.transports.ws.connections + w.transports.sse.connections).toBeGreaterThan(0);
 
       // Messages flow; then one worker is killed while they do.
       const publisher = new Publisher(url);
-      const allClients = () => [...wss.map((w) => w.messages), ...sses.map((s) => s.messages), ...pollers.map((p) => p.messages)];
+      const allClients = () => [
+        ...wss.map((w) => w.messages),
+        ...sses.map((s) => s.messages),
+        ...pollers.map((p) => p.messages),
+      ];
       await until(() => allClients().every((m) => m.length >= 20), 15_000);
       const victimPid = victim!.pid;
       process.kill(victimPid, 'SIGKILL');
@@ -359,7 +369,10 @@ describe('--workers N', () => {
       });
       await until(() => /died/.test(lab.stderr));
       // The killed worker's clients came back (WS by itself, SSE through EventSource, polls by retrying).
-      await until(() => wss.some((w) => w.connects > 1) && sses.some((s) => s.opens > 1) && pollers.some((p) => p.errors > 0), 15_000);
+      await until(
+        () => wss.some((w) => w.connects > 1) && sses.some((s) => s.opens > 1) && pollers.some((p) => p.errors > 0),
+        15_000,
+      );
       // And messages keep coming to everybody after the kill.
       await until(() => allClients().every((m) => (m.at(-1)?.id ?? 0) >= lastAtKill + 20), 15_000);
 
@@ -392,7 +405,8 @@ describe('--workers N', () => {
       const after = await getStats(url, lab);
       expect(after.workers).toHaveLength(2);
       expect(after.feed).toMatchObject({ kind: 'redis', epoch, lastId });
-      for (const key of ['poll', 'sse', 'ws'] as const) expect(after.transports[key].connections).toBe(sum(after, key, 'connections'));
+      for (const key of ['poll', 'sse', 'ws'] as const)
+        expect(after.transports[key].connections).toBe(sum(after, key, 'connections'));
       expect(after.transports.ws.connections).toBe(wss.length);
 
       // SIGTERM to the primary: the workers close their clients (WebSockets with 1001) and it exits 0.
@@ -401,7 +415,8 @@ describe('--workers N', () => {
       const exit = await lab.exited;
       expect(exit).toEqual({ code: 0, signal: null });
       await until(() => wss.every((w) => w.closeCode !== undefined));
-      for (const w of wss) expect({ code: w.closeCode, reason: w.closeReason }).toEqual({ code: 1001, reason: 'LAB_ERR_SHUTTING_DOWN' });
+      for (const w of wss)
+        expect({ code: w.closeCode, reason: w.closeReason }).toEqual({ code: 1001, reason: 'LAB_ERR_SHUTTING_DOWN' });
       // No worker is left behind.
       for (const pid of after.workers.map((w) => w.pid)) expect(() => process.kill(pid, 0)).toThrow();
     },

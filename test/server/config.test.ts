@@ -57,7 +57,11 @@ describe('configuration', () => {
       const e = configError(() => resolveConfig(input as ConfigInput));
       expect.soft(e.setting, JSON.stringify(input)).toBe(setting);
     }
-    const good = resolveConfig({ allowedOrigins: ['https://ok.example', 'http://localhost:8080'], pollTimeoutMs: 10, pollMaxTimeoutMs: 10 });
+    const good = resolveConfig({
+      allowedOrigins: ['https://ok.example', 'http://localhost:8080'],
+      pollTimeoutMs: 10,
+      pollMaxTimeoutMs: 10,
+    });
     expect(good.allowedOrigins).toEqual(['https://ok.example', 'http://localhost:8080']);
     expect(Object.isFrozen(good)).toBe(true);
   });
@@ -84,18 +88,39 @@ describe('configuration', () => {
 
   it('readSettings reads env vars', () => {
     const s = readSettings(
-      { POLL_TIMEOUT_MS: '1500', DEMO: '0', ALLOWED_ORIGINS: 'https://a.example, http://b.example:81,,', PUBLISH_TOKEN: 'tok', UNRELATED: 'x' },
+      {
+        POLL_TIMEOUT_MS: '1500',
+        DEMO: '0',
+        ALLOWED_ORIGINS: 'https://a.example, http://b.example:81,,',
+        PUBLISH_TOKEN: 'tok',
+        UNRELATED: 'x',
+      },
       [],
     );
-    expect(s).toEqual({ pollTimeoutMs: 1500, demo: false, allowedOrigins: ['https://a.example', 'http://b.example:81'], publishToken: 'tok' });
+    expect(s).toEqual({
+      pollTimeoutMs: 1500,
+      demo: false,
+      allowedOrigins: ['https://a.example', 'http://b.example:81'],
+      publishToken: 'tok',
+    });
     expect(readSettings({ DEMO: 'yes', PORT: '' }, [])).toEqual({ demo: true });
   });
 
   it('readSettings reads flags, and flags win over env vars', () => {
-    expect(readSettings({}, ['--no-demo', '--port', '1234', '--poll-timeout-ms', '700'])).toEqual({ demo: false, port: 1234, pollTimeoutMs: 700 });
+    expect(readSettings({}, ['--no-demo', '--port', '1234', '--poll-timeout-ms', '700'])).toEqual({
+      demo: false,
+      port: 1234,
+      pollTimeoutMs: 700,
+    });
     expect(readSettings({}, ['--port=99', '--demo'])).toEqual({ port: 99, demo: true });
     expect(
-      readSettings({ PORT: '1', DEMO: '1', POLL_TIMEOUT_MS: '5', HOST: '127.0.0.2' }, ['--no-demo', '--port', '1234', '--poll-timeout-ms', '700']),
+      readSettings({ PORT: '1', DEMO: '1', POLL_TIMEOUT_MS: '5', HOST: '127.0.0.2' }, [
+        '--no-demo',
+        '--port',
+        '1234',
+        '--poll-timeout-ms',
+        '700',
+      ]),
     ).toEqual({
       port: 1234,
       demo: false,
@@ -145,7 +170,10 @@ interface Cli {
 }
 
 function startCli(env: Record<string, string>, args: string[] = []): Cli {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', ...args], { cwd: ROOT, env: cliEnv(env) });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', ...args], {
+    cwd: ROOT,
+    env: cliEnv(env),
+  });
   let out = '';
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));

@@ -69,7 +69,9 @@ describe('the built-in publisher and /control', () => {
     expect(denied.status).toBe(401);
     expect(await errorCode(denied)).toBe('LAB_ERR_UNAUTHORIZED');
     expect((await fetch(`${lab.url}/control/burst`, json('POST', { count: 1 }, 'wrong'))).status).toBe(401);
-    expect((await fetch(`${lab.url}/control/burst`, json('POST', { count: 1 }, 'tok-tok-tok-tok-tok'))).status).toBe(201);
+    expect((await fetch(`${lab.url}/control/burst`, json('POST', { count: 1 }, 'tok-tok-tok-tok-tok'))).status).toBe(
+      201,
+    );
     expect(lab.app.lab.generator.state.ratePerSec).toBe(0);
     expect(lab.app.lab.feed.info().lastId).toBe(1);
   });

@@ -36,9 +36,14 @@ const PREFLIGHT_HEADERS = {
 };
 
 /** The CORS headers of an answer (and Vary, which only CORS adds here). */
-function corsHeaders(headers: Headers | Record<string, string | string[] | number | undefined>): Record<string, string> {
+function corsHeaders(
+  headers: Headers | Record<string, string | string[] | number | undefined>,
+): Record<string, string> {
   const entries = headers instanceof Headers ? [...headers] : Object.entries(headers).map(([k, v]) => [k, String(v)]);
-  return Object.fromEntries(entries.filter(([k]) => k!.startsWith('access-control-') || k === 'vary')) as Record<string, string>;
+  return Object.fromEntries(entries.filter(([k]) => k!.startsWith('access-control-') || k === 'vary')) as Record<
+    string,
+    string
+  >;
 }
 
 const preflight = (url: string, path: string, origin: string, method = 'POST', headers = 'content-type') =>
@@ -48,7 +53,10 @@ const preflight = (url: string, path: string, origin: string, method = 'POST', h
   });
 
 /** A GET of the stream's headers only (the stream is dropped at once). */
-async function eventsHeaders(url: string, headers: Record<string, string>): Promise<{ status: number; headers: Headers }> {
+async function eventsHeaders(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: Headers }> {
   const abort = new AbortController();
   const res = await fetch(`${url}/events`, { headers, signal: abort.signal });
   abort.abort();
@@ -115,7 +123,9 @@ describe('CORS preflight', () => {
       expect.soft(res.status, label).toBe(status);
       expect.soft(res.headers.get('allow'), label).toBe(allow);
       expect.soft(corsHeaders(res.headers), label).toEqual({});
-      expect.soft(await res.json(), label).toMatchObject({ error: { code: status === 405 ? 'LAB_ERR_METHOD_NOT_ALLOWED' : 'LAB_ERR_NOT_FOUND' } });
+      expect
+        .soft(await res.json(), label)
+        .toMatchObject({ error: { code: status === 405 ? 'LAB_ERR_METHOD_NOT_ALLOWED' : 'LAB_ERR_NOT_FOUND' } });
     }
     // No ALLOWED_ORIGINS at all: the same.
     const plain = await startLab();
@@ -150,7 +160,11 @@ describe('CORS on answers', () => {
     expect(corsHeaders(events.headers)).toEqual(expected);
     const eventsHead = await fetch(`${lab.url}/events`, { method: 'HEAD', headers: { origin: PAGE } });
     expect(corsHeaders(eventsHead.headers)).toEqual(expected);
-    const pub = await fetch(`${lab.url}/publish`, { method: 'POST', headers: { origin: PAGE, 'content-type': 'application/json' }, body: '{"data":1}' });
+    const pub = await fetch(`${lab.url}/publish`, {
+      method: 'POST',
+      headers: { origin: PAGE, 'content-type': 'application/json' },
+      body: '{"data":1}',
+    });
     expect(pub.status).toBe(201);
     expect(corsHeaders(pub.headers)).toEqual(expected);
     // The other listed origin gets its own.
@@ -161,12 +175,23 @@ describe('CORS on answers', () => {
   it("an origin not listed, the server's own, no Origin, and a listed origin off the CORS routes get no CORS header", async () => {
     const lab = await startLab({ allowedOrigins: [PAGE], corsCredentials: true });
     const own = new URL(lab.url).origin;
-    for (const headers of [{ origin: OTHER }, { origin: own }, {}, { origin: `${PAGE}:443` }, { origin: 'null' }, { origin: `${PAGE}, ${PAGE}` }]) {
+    for (const headers of [
+      { origin: OTHER },
+      { origin: own },
+      {},
+      { origin: `${PAGE}:443` },
+      { origin: 'null' },
+      { origin: `${PAGE}, ${PAGE}` },
+    ]) {
       const label = JSON.stringify(headers);
       const poll = await fetch(`${lab.url}/poll?since=0&timeout=0`, { headers });
       expect.soft(corsHeaders(poll.headers), label).toEqual({});
       expect.soft(corsHeaders((await eventsHeaders(lab.url, headers)).headers), label).toEqual({});
-      const pub = await fetch(`${lab.url}/publish`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: '{"data":1}' });
+      const pub = await fetch(`${lab.url}/publish`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body: '{"data":1}',
+      });
       expect.soft(pub.status, label).toBe(201);
       expect.soft(corsHeaders(pub.headers), label).toEqual({});
     }
@@ -193,7 +218,10 @@ describe('CORS on answers', () => {
         ['HEAD events', ['HEAD /events?since=0 HTTP/1.1']],
         ['HEAD events, own origin', ['HEAD /events?since=0 HTTP/1.1', own]],
         ['bad cursor', ['GET /poll?since=x HTTP/1.1', own]],
-        ['preflight, other origin', ['OPTIONS /publish HTTP/1.1', `Origin: ${OTHER}`, 'Access-Control-Request-Method: POST']],
+        [
+          'preflight, other origin',
+          ['OPTIONS /publish HTTP/1.1', `Origin: ${OTHER}`, 'Access-Control-Request-Method: POST'],
+        ],
       ];
     };
     const a = requests(before);
@@ -224,9 +252,27 @@ describe('CORS on answers', () => {
       ['bad timeout', '/poll?timeout=-1', {}, 400, 'LAB_ERR_BAD_TIMEOUT'],
       ['SSE bad cursor', '/events?since=x', {}, 400, 'LAB_ERR_BAD_CURSOR'],
       ['no token', '/publish', { method: 'POST', headers: json, body: '{"data":1}' }, 401, 'LAB_ERR_UNAUTHORIZED'],
-      ['bad JSON', '/publish', { method: 'POST', headers: { ...json, ...auth }, body: '{nope' }, 400, 'LAB_ERR_INVALID_JSON'],
-      ['no data', '/publish', { method: 'POST', headers: { ...json, ...auth }, body: '{}' }, 400, 'LAB_ERR_MISSING_DATA'],
-      ['text/plain', '/publish', { method: 'POST', headers: { 'content-type': 'text/plain', ...auth }, body: 'x' }, 415, 'LAB_ERR_UNSUPPORTED_MEDIA_TYPE'],
+      [
+        'bad JSON',
+        '/publish',
+        { method: 'POST', headers: { ...json, ...auth }, body: '{nope' },
+        400,
+        'LAB_ERR_INVALID_JSON',
+      ],
+      [
+        'no data',
+        '/publish',
+        { method: 'POST', headers: { ...json, ...auth }, body: '{}' },
+        400,
+        'LAB_ERR_MISSING_DATA',
+      ],
+      [
+        'text/plain',
+        '/publish',
+        { method: 'POST', headers: { 'content-type': 'text/plain', ...auth }, body: 'x' },
+        415,
+        'LAB_ERR_UNSUPPORTED_MEDIA_TYPE',
+      ],
       [
         'too large',
         '/publish',
@@ -241,7 +287,9 @@ describe('CORS on answers', () => {
         const res = await fetch(`${lab.url}${path}`, { ...init, headers: { ...init.headers, origin } });
         expect.soft(res.status, `${label} ${origin}`).toBe(status);
         expect.soft(await res.json(), `${label} ${origin}`).toMatchObject({ error: { code } });
-        expect.soft(corsHeaders(res.headers), `${label} ${origin}`).toEqual(origin === PAGE ? { 'access-control-allow-origin': PAGE, vary: 'Origin' } : {});
+        expect
+          .soft(corsHeaders(res.headers), `${label} ${origin}`)
+          .toEqual(origin === PAGE ? { 'access-control-allow-origin': PAGE, vary: 'Origin' } : {});
       }
     }
     // The Host check (DNS rebinding) runs after CORS: its 403 is readable by a listed page too.
@@ -257,7 +305,11 @@ describe('CORS credentials', () => {
     expect(DEFAULTS.corsCredentials).toBe(false);
     const lab = await startLab({ allowedOrigins: [PAGE] });
     expect((await preflight(lab.url, '/publish', PAGE)).headers.get('access-control-allow-credentials')).toBeNull();
-    expect((await fetch(`${lab.url}/poll?timeout=0`, { headers: { origin: PAGE } })).headers.get('access-control-allow-credentials')).toBeNull();
+    expect(
+      (await fetch(`${lab.url}/poll?timeout=0`, { headers: { origin: PAGE } })).headers.get(
+        'access-control-allow-credentials',
+      ),
+    ).toBeNull();
   });
 
   it('on with corsCredentials: `true` for listed origins (with their exact origin), nothing for the others', async () => {
@@ -266,7 +318,11 @@ describe('CORS credentials', () => {
     expect(pre.status).toBe(204);
     expect(corsHeaders(pre.headers)).toEqual({ ...PREFLIGHT_HEADERS, 'access-control-allow-credentials': 'true' });
     const poll = await fetch(`${lab.url}/poll?timeout=0`, { headers: { origin: PAGE } });
-    expect(corsHeaders(poll.headers)).toEqual({ 'access-control-allow-origin': PAGE, 'access-control-allow-credentials': 'true', vary: 'Origin' });
+    expect(corsHeaders(poll.headers)).toEqual({
+      'access-control-allow-origin': PAGE,
+      'access-control-allow-credentials': 'true',
+      vary: 'Origin',
+    });
     const events = await eventsHeaders(lab.url, { origin: PAGE });
     expect(events.headers.get('access-control-allow-credentials')).toBe('true');
     expect(events.headers.get('access-control-allow-origin')).toBe(PAGE);
@@ -344,8 +400,15 @@ describe('CORS over HTTP/2', () => {
     // Same origin is told by :authority over h2.
     for (const headers of [{ origin: new URL(lab.url).origin }, {}, { origin: OTHER }]) {
       const label = JSON.stringify(headers);
-      expect.soft(corsHeaders((await h2Request(session, { ':path': '/poll?since=0&timeout=0', ...headers })).headers), label).toEqual({});
-      expect.soft(corsHeaders((await h2Request(session, { ':path': '/events', ...headers }, true)).headers), label).toEqual({});
+      expect
+        .soft(
+          corsHeaders((await h2Request(session, { ':path': '/poll?since=0&timeout=0', ...headers })).headers),
+          label,
+        )
+        .toEqual({});
+      expect
+        .soft(corsHeaders((await h2Request(session, { ':path': '/events', ...headers }, true)).headers), label)
+        .toEqual({});
     }
   });
 });
@@ -415,7 +478,10 @@ const stateOf = (page: Page) => page.evaluate('window.__cors') as Promise<PageSt
 const waitInPage = (page: Page, condition: string) => page.waitForFunction(condition, undefined, { timeout: WAIT_MS });
 /** Calls the page's `publish(data)` or `labRequest(path, init)`. */
 const call = (page: Page, fn: 'publish' | 'labRequest', ...args: unknown[]) =>
-  page.evaluate(({ fn, args }) => (globalThis as unknown as Record<string, (...a: unknown[]) => Promise<Answer>>)[fn]!(...args), { fn, args });
+  page.evaluate(
+    ({ fn, args }) => (globalThis as unknown as Record<string, (...a: unknown[]) => Promise<Answer>>)[fn]!(...args),
+    { fn, args },
+  );
 
 requirePart(
   HAVE_CHROMIUM,
@@ -460,44 +526,56 @@ describe.skipIf(!HAVE_CHROMIUM)('CORS in Chromium', () => {
   it.each([
     ['HTTP/1.1', {}],
     ['HTTP/2', { http2: true }],
-  ] as const)('a listed page long-polls, streams and publishes (preflighted) across origins, %s', async (name, extra) => {
-    const lab = await startLab({ allowedOrigins: [pageOrigin], ...extra });
-    expect(new URL(lab.url).origin).not.toBe(pageOrigin);
-    const versions = new Set<string>();
-    const seen: string[] = [];
-    lab.app.server.on('request', (req: http.IncomingMessage) => {
-      if (req.headers.origin !== pageOrigin) return;
-      versions.add(req.httpVersion);
-      const path = req.url!.split('?')[0];
-      const asked = req.headers['access-control-request-headers'];
-      seen.push(`${req.method} ${path}${asked === undefined ? '' : ` (${asked})`}`);
-    });
-    const { page, errors } = await open(lab);
-    await waitInPage(page, 'window.__cors.hello === 1');
-    expect(await call(page, 'publish', { from: 'page', n: 1 })).toEqual({ status: 201, body: { id: 1 } });
-    expect(await call(page, 'publish', { from: 'page', n: 2 })).toEqual({ status: 201, body: { id: 2 } });
-    await waitInPage(page, 'window.__cors.polled.length >= 2 && window.__cors.streamed.length >= 2');
-    const state = await stateOf(page);
-    expect(state.polled).toEqual([1, 2]);
-    expect(state.streamed).toEqual([1, 2]);
-    expect(state.pollErrors).toEqual([]);
-    expect(state.sseErrors).toBe(0);
-    expect(lab.app.lab.feed.info().lastId).toBe(2);
-    expect(errors).toEqual([]);
-    // What Chromium preflights: the JSON publish, asking for content-type only, once (Max-Age covers
-    // the others); never its GETs (EventSource's Accept, Cache-Control and Pragma are the browser's).
-    expect(seen.filter((r) => r.startsWith('OPTIONS')).sort()).toEqual(['OPTIONS /publish (content-type)']);
-    expect(seen).toContain('GET /events');
-    expect(seen).toContain('GET /poll');
-    // Over the protocol named (Chromium offers h2 in ALPN; the h2 lab takes it).
-    expect([...versions]).toEqual([name === 'HTTP/2' ? '2.0' : '1.1']);
-    // An error answer is readable across origins: the page sees the code, not a TypeError.
-    expect(await call(page, 'labRequest', '/poll?since=x')).toMatchObject({ status: 400, body: { error: { code: 'LAB_ERR_BAD_CURSOR' } } });
-    expect(await call(page, 'labRequest', '/publish', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).toMatchObject({
-      status: 400,
-      body: { error: { code: 'LAB_ERR_MISSING_DATA' } },
-    });
-  });
+  ] as const)(
+    'a listed page long-polls, streams and publishes (preflighted) across origins, %s',
+    async (name, extra) => {
+      const lab = await startLab({ allowedOrigins: [pageOrigin], ...extra });
+      expect(new URL(lab.url).origin).not.toBe(pageOrigin);
+      const versions = new Set<string>();
+      const seen: string[] = [];
+      lab.app.server.on('request', (req: http.IncomingMessage) => {
+        if (req.headers.origin !== pageOrigin) return;
+        versions.add(req.httpVersion);
+        const path = req.url!.split('?')[0];
+        const asked = req.headers['access-control-request-headers'];
+        seen.push(`${req.method} ${path}${asked === undefined ? '' : ` (${asked})`}`);
+      });
+      const { page, errors } = await open(lab);
+      await waitInPage(page, 'window.__cors.hello === 1');
+      expect(await call(page, 'publish', { from: 'page', n: 1 })).toEqual({ status: 201, body: { id: 1 } });
+      expect(await call(page, 'publish', { from: 'page', n: 2 })).toEqual({ status: 201, body: { id: 2 } });
+      await waitInPage(page, 'window.__cors.polled.length >= 2 && window.__cors.streamed.length >= 2');
+      const state = await stateOf(page);
+      expect(state.polled).toEqual([1, 2]);
+      expect(state.streamed).toEqual([1, 2]);
+      expect(state.pollErrors).toEqual([]);
+      expect(state.sseErrors).toBe(0);
+      expect(lab.app.lab.feed.info().lastId).toBe(2);
+      expect(errors).toEqual([]);
+      // What Chromium preflights: the JSON publish, asking for content-type only, once (Max-Age covers
+      // the others); never its GETs (EventSource's Accept, Cache-Control and Pragma are the browser's).
+      expect(seen.filter((r) => r.startsWith('OPTIONS')).sort()).toEqual(['OPTIONS /publish (content-type)']);
+      expect(seen).toContain('GET /events');
+      expect(seen).toContain('GET /poll');
+      // Over the protocol named (Chromium offers h2 in ALPN; the h2 lab takes it).
+      expect([...versions]).toEqual([name === 'HTTP/2' ? '2.0' : '1.1']);
+      // An error answer is readable across origins: the page sees the code, not a TypeError.
+      expect(await call(page, 'labRequest', '/poll?since=x')).toMatchObject({
+        status: 400,
+        body: { error: { code: 'LAB_ERR_BAD_CURSOR' } },
+      });
+      expect(
+        await call(page, 'labRequest', '/publish', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{}',
+        }),
+      ).toMatchObject({
+        status: 400,
+        body: { error: { code: 'LAB_ERR_MISSING_DATA' } },
+      });
+    },
+  );
 
   it('a page not listed is refused by the browser: fetch and publish fail with TypeError, EventSource errors and closes', async () => {
     const lab = await startLab({ allowedOrigins: ['http://127.0.0.1:1'] });

@@ -85,7 +85,10 @@ describe('HEAD', () => {
     expect(sse.connections).toBe(0);
     expect(sse.requests).toBe(0);
     // Checked like GET: a bad cursor is refused (HEAD: status only).
-    const bad = await rawExchange(portOf(lab), 'HEAD /events?since=x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    const bad = await rawExchange(
+      portOf(lab),
+      'HEAD /events?since=x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
+    );
     expect(bad.status).toBe(400);
     expect(bad.body).toBe('');
   });
@@ -95,14 +98,20 @@ describe('HEAD', () => {
     const lab = await startLab();
     const get = await fetch(`${lab.url}/poll?since=0&timeout=0`);
     const empty = await get.text();
-    const a = await rawExchange(portOf(lab), 'HEAD /poll?since=0 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    const a = await rawExchange(
+      portOf(lab),
+      'HEAD /poll?since=0 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
+    );
     expect(a.status).toBe(200);
     expect(a.headers['content-type']).toBe(get.headers.get('content-type'));
     expect(a.headers['cache-control']).toBe('no-store');
     expect(a.headers['content-length']).toBe(String(Buffer.byteLength(empty)));
     expect(a.body).toBe('');
     expect(lab.app.lab.stats.transports.poll.connections).toBe(0);
-    const bad = await rawExchange(portOf(lab), 'HEAD /poll?timeout=-1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    const bad = await rawExchange(
+      portOf(lab),
+      'HEAD /poll?timeout=-1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
+    );
     expect(bad.status).toBe(400);
     expect(bad.body).toBe('');
   });
@@ -122,9 +131,18 @@ describe('malformed requests get a LAB_ERR_* answer', () => {
   const H = 'Host: localhost\r\n';
   const CT = 'Content-Type: application/json\r\n';
   const cases: [string, string][] = [
-    ['bad chunk size', `POST /publish HTTP/1.1\r\n${H}${CT}Transfer-Encoding: chunked\r\n\r\nzz\r\n{"data":1}\r\n0\r\n\r\n`],
-    ['Transfer-Encoding and Content-Length', `POST /publish HTTP/1.1\r\n${H}${CT}Content-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`],
-    ['two Content-Lengths', `POST /publish HTTP/1.1\r\n${H}${CT}Content-Length: 10\r\nContent-Length: 11\r\n\r\n{"data":1}`],
+    [
+      'bad chunk size',
+      `POST /publish HTTP/1.1\r\n${H}${CT}Transfer-Encoding: chunked\r\n\r\nzz\r\n{"data":1}\r\n0\r\n\r\n`,
+    ],
+    [
+      'Transfer-Encoding and Content-Length',
+      `POST /publish HTTP/1.1\r\n${H}${CT}Content-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+    ],
+    [
+      'two Content-Lengths',
+      `POST /publish HTTP/1.1\r\n${H}${CT}Content-Length: 10\r\nContent-Length: 11\r\n\r\n{"data":1}`,
+    ],
     ['NUL in a header value', `GET /stats HTTP/1.1\r\n${H}X-Odd: a\x00b\r\n\r\n`],
     ['space before the colon', `GET /stats HTTP/1.1\r\n${H}X-Odd : 1\r\n\r\n`],
     ['unknown method', `FOO /stats HTTP/1.1\r\n${H}\r\n`],
@@ -143,7 +161,10 @@ describe('malformed requests get a LAB_ERR_* answer', () => {
 
   it('headers larger than Node accepts → 431 LAB_ERR_HEADERS_TOO_LARGE', async () => {
     const lab = await startLab();
-    const a = await rawExchange(portOf(lab), `GET /stats HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    const a = await rawExchange(
+      portOf(lab),
+      `GET /stats HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    );
     expectRefusal(a, 431, 'LAB_ERR_HEADERS_TOO_LARGE', '431');
     expect(a.headers.connection).toBe('close');
   });
@@ -168,7 +189,10 @@ describe('malformed requests get a LAB_ERR_* answer', () => {
 
   it('garbage after a held poll on the same connection: the poll is refused with 400 LAB_ERR_BAD_REQUEST', async () => {
     const lab = await startLab();
-    const a = await rawExchange(portOf(lab), 'GET /poll HTTP/1.1\r\nHost: localhost\r\n\r\nGARBAGE\x00 / HTTP/1.1\r\n\r\n');
+    const a = await rawExchange(
+      portOf(lab),
+      'GET /poll HTTP/1.1\r\nHost: localhost\r\n\r\nGARBAGE\x00 / HTTP/1.1\r\n\r\n',
+    );
     expectRefusal(a, 400, 'LAB_ERR_BAD_REQUEST', 'pipelined');
     expect(a.raw.match(/HTTP\/1\.1 /g)).toHaveLength(1);
   });
@@ -198,19 +222,26 @@ describe('malformed requests get a LAB_ERR_* answer', () => {
 describe('router refusals get a LAB_ERR_* answer', () => {
   it('a bad percent-encoding in a path parameter → 400 LAB_ERR_BAD_REQUEST', async () => {
     const lab = await startLab();
-    const a = await rawExchange(portOf(lab), 'GET /reports/%FF HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    const a = await rawExchange(
+      portOf(lab),
+      'GET /reports/%FF HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
+    );
     expectRefusal(a, 400, 'LAB_ERR_BAD_REQUEST', '%FF');
   });
 
   it('a path parameter longer than the router accepts → 414 LAB_ERR_URI_TOO_LONG', async () => {
     const lab = await startLab();
-    const a = await rawExchange(portOf(lab), `GET /reports/${'a'.repeat(500)} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`);
+    const a = await rawExchange(
+      portOf(lab),
+      `GET /reports/${'a'.repeat(500)} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`,
+    );
     expectRefusal(a, 414, 'LAB_ERR_URI_TOO_LONG', 'long param');
   });
 
   it('a method no route serves → 405 LAB_ERR_METHOD_NOT_ALLOWED with Allow on a known path, 404 LAB_ERR_NOT_FOUND elsewhere', async () => {
     const lab = await startLab();
-    const ask = (line: string) => rawExchange(portOf(lab), `${line} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    const ask = (line: string) =>
+      rawExchange(portOf(lab), `${line} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     for (const line of ['DELETE /stats', 'PROPFIND /stats', 'OPTIONS /stats', 'PUT /poll', 'PURGE /events']) {
       const a = await ask(line);
       expectRefusal(a, 405, 'LAB_ERR_METHOD_NOT_ALLOWED', line);
@@ -221,7 +252,8 @@ describe('router refusals get a LAB_ERR_* answer', () => {
     expect(p.headers.allow).toBe('POST');
     const r = await ask('PATCH /reports/x');
     expectRefusal(r, 405, 'LAB_ERR_METHOD_NOT_ALLOWED', 'PATCH /reports/x');
-    for (const line of ['PROPFIND /nowhere', 'GET /nowhere', 'DELETE /reports/x/y']) expectRefusal(await ask(line), 404, 'LAB_ERR_NOT_FOUND', line);
+    for (const line of ['PROPFIND /nowhere', 'GET /nowhere', 'DELETE /reports/x/y'])
+      expectRefusal(await ask(line), 404, 'LAB_ERR_NOT_FOUND', line);
   });
 
   it('CONNECT → 405 LAB_ERR_METHOD_NOT_ALLOWED, Connection: close', async () => {
@@ -250,7 +282,14 @@ describe('Host check on a loopback bind (DNS rebinding)', () => {
       ['GET', '/nowhere'],
       ['DELETE', '/stats'],
     ];
-    for (const host of ['evil.example', `evil.example:${port}`, 'localhost.evil.example', '127.0.0.1.nip.io', '', 'local host']) {
+    for (const host of [
+      'evil.example',
+      `evil.example:${port}`,
+      'localhost.evil.example',
+      '127.0.0.1.nip.io',
+      '',
+      'local host',
+    ]) {
       for (const [method, path, body] of routes) {
         const label = `${method} ${path} Host: ${host}`;
         expectRefusal(await rawExchange(port, request(method, path, host, body)), 403, 'LAB_ERR_HOST_FORBIDDEN', label);
@@ -263,7 +302,15 @@ describe('Host check on a loopback bind (DNS rebinding)', () => {
   it('accepts loopback names with any port, and ALLOWED_HOSTS entries (with their port, if given)', async () => {
     const lab = await startLab({ allowedHosts: ['lab.test', 'Other.Test:8080', '[fd00::1]'] });
     const port = portOf(lab);
-    const loopback = ['localhost', `localhost:${port}`, 'LOCALHOST:1', `127.0.0.1:${port}`, '127.0.0.1', `[::1]:${port}`, '[::1]'];
+    const loopback = [
+      'localhost',
+      `localhost:${port}`,
+      'LOCALHOST:1',
+      `127.0.0.1:${port}`,
+      '127.0.0.1',
+      `[::1]:${port}`,
+      '[::1]',
+    ];
     for (const host of [...loopback, 'lab.test', 'lab.test:9', 'other.test:8080', '[fd00::1]:80']) {
       const a = await rawExchange(port, request('GET', '/stats', host));
       expect.soft(a.status, host).toBe(200);
@@ -305,25 +352,58 @@ function configError(fn: () => unknown): ConfigError {
 
 describe('configuration: allowedHosts and PUBLISH_TOKEN', () => {
   it('resolveConfig accepts host names with an optional port and refuses anything else, naming allowedHosts', () => {
-    const good = ['lab.test', 'lab.test:8080', 'LAB.example.com', '192.168.1.5', '192.168.1.5:3000', '[fd00::1]', '[fd00::1]:3000', 'my_box'];
+    const good = [
+      'lab.test',
+      'lab.test:8080',
+      'LAB.example.com',
+      '192.168.1.5',
+      '192.168.1.5:3000',
+      '[fd00::1]',
+      '[fd00::1]:3000',
+      'my_box',
+    ];
     expect(resolveConfig({ allowedHosts: good }).allowedHosts).toEqual(good);
-    const bad = ['http://lab.test', 'lab.test/path', 'lab.test:0', 'lab.test:65536', 'lab.test:', 'lab .test', '', 'user@lab.test'];
+    const bad = [
+      'http://lab.test',
+      'lab.test/path',
+      'lab.test:0',
+      'lab.test:65536',
+      'lab.test:',
+      'lab .test',
+      '',
+      'user@lab.test',
+    ];
     bad.push('*.lab.test', '[fd00::1', '[not-ip]', 'fd00::1', '-lab.test', 'lab..test', 'lab.test?x');
     for (const entry of bad) {
       expect.soft(configError(() => resolveConfig({ allowedHosts: [entry] })).setting, entry).toBe('allowedHosts');
     }
-    expect(configError(() => resolveConfig({ allowedHosts: 'lab.test' as unknown as string[] })).setting).toBe('allowedHosts');
+    expect(configError(() => resolveConfig({ allowedHosts: 'lab.test' as unknown as string[] })).setting).toBe(
+      'allowedHosts',
+    );
   });
 
   it('ALLOWED_HOSTS and --allowed-hosts are read as lists', () => {
-    expect(readSettings({ ALLOWED_HOSTS: 'a.test, b.test:81,,' }, [])).toEqual({ allowedHosts: ['a.test', 'b.test:81'] });
-    expect(readSettings({ ALLOWED_HOSTS: 'a.test' }, ['--allowed-hosts', 'c.test'])).toEqual({ allowedHosts: ['c.test'] });
+    expect(readSettings({ ALLOWED_HOSTS: 'a.test, b.test:81,,' }, [])).toEqual({
+      allowedHosts: ['a.test', 'b.test:81'],
+    });
+    expect(readSettings({ ALLOWED_HOSTS: 'a.test' }, ['--allowed-hosts', 'c.test'])).toEqual({
+      allowedHosts: ['c.test'],
+    });
   });
 
   it(`a set PUBLISH_TOKEN needs ${MIN_PUBLISH_TOKEN_LENGTH}+ characters and no surrounding whitespace; the error names it and hides it`, () => {
     const ok = 'k'.repeat(MIN_PUBLISH_TOKEN_LENGTH);
     for (const host of ['127.0.0.1', '0.0.0.0']) {
-      for (const token of [' ', '   \t ', ' '.repeat(MIN_PUBLISH_TOKEN_LENGTH + 4), 'short', ok.slice(1), ` ${ok}`, `${ok}\n`, `\t${ok}`]) {
+      for (const token of [
+        ' ',
+        '   \t ',
+        ' '.repeat(MIN_PUBLISH_TOKEN_LENGTH + 4),
+        'short',
+        ok.slice(1),
+        ` ${ok}`,
+        `${ok}\n`,
+        `\t${ok}`,
+      ]) {
         const e = configError(() => resolveConfig({ host, publishToken: token }));
         expect.soft(e.setting, `${host} ${JSON.stringify(token)}`).toBe('PUBLISH_TOKEN');
         if (token.trim() !== '') expect.soft(e.message).not.toContain(token.trim());
@@ -361,13 +441,17 @@ describe('client mistakes are logged once, at info, without a stack', () => {
     const lab = await startLab({}, { logger: { level: 'info', stream } });
     const socket = net.connect(portOf(lab), '127.0.0.1');
     socket.on('error', () => {});
-    socket.write('POST /publish HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"data":');
+    socket.write(
+      'POST /publish HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"data":',
+    );
     await until(() => lines.some((l) => /incoming request/.test(l.msg)));
     socket.destroy();
     await until(() => lines.some((l) => l.msg.startsWith('client mistake')));
     expect(lines.filter((l) => l.level >= 50)).toEqual([]);
     // One line for the one mistake: the parser's end-of-stream error for the same hang-up is not another.
     const mistakes = lines.filter((l) => l.msg.startsWith('client mistake'));
-    expect(mistakes).toEqual([expect.objectContaining({ level: 30, msg: 'client mistake: request aborted by the client' })]);
+    expect(mistakes).toEqual([
+      expect.objectContaining({ level: 30, msg: 'client mistake: request aborted by the client' }),
+    ]);
   });
 });

@@ -23,8 +23,14 @@ async function answer(res: Response): Promise<Answer> {
   return { status: res.status, headers: res.headers, body };
 }
 
-async function post(lab: RunningLab, body: string | Uint8Array<ArrayBuffer> | undefined, headers: Record<string, string> = {}): Promise<Answer> {
-  return answer(await fetch(`${lab.url}/publish`, { method: 'POST', headers, ...(body === undefined ? {} : { body }) }));
+async function post(
+  lab: RunningLab,
+  body: string | Uint8Array<ArrayBuffer> | undefined,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
+  return answer(
+    await fetch(`${lab.url}/publish`, { method: 'POST', headers, ...(body === undefined ? {} : { body }) }),
+  );
 }
 
 const JSON_CT = { 'content-type': 'application/json' };
@@ -57,8 +63,16 @@ describe('POST /publish: bad input', () => {
     const lab = await startLab({ maxPayloadBytes: 1024 });
     await unchanged(lab, async () => {
       // {"data":"xxx…"} is 11 bytes of framing plus the string.
-      expectError(await post(lab, JSON.stringify({ data: 'x'.repeat(1024 - 11 + 1) }), JSON_CT), 413, 'LAB_ERR_PAYLOAD_TOO_LARGE');
-      expectError(await post(lab, JSON.stringify({ data: 'x'.repeat(10_000) }), JSON_CT), 413, 'LAB_ERR_PAYLOAD_TOO_LARGE');
+      expectError(
+        await post(lab, JSON.stringify({ data: 'x'.repeat(1024 - 11 + 1) }), JSON_CT),
+        413,
+        'LAB_ERR_PAYLOAD_TOO_LARGE',
+      );
+      expectError(
+        await post(lab, JSON.stringify({ data: 'x'.repeat(10_000) }), JSON_CT),
+        413,
+        'LAB_ERR_PAYLOAD_TOO_LARGE',
+      );
     });
     // Exactly maxPayloadBytes is allowed.
     const exact = JSON.stringify({ data: 'y'.repeat(1024 - 11) });
@@ -74,9 +88,11 @@ describe('POST /publish: bad input', () => {
       for (const body of ['{', '{"data":}', 'data=1', "{'data':1}", '{"data":1}x', '']) {
         const a = await post(lab, body, JSON_CT);
         expect.soft(a.status, `body ${JSON.stringify(body)}`).toBe(400);
-        expect
-          .soft(a.body, `body ${JSON.stringify(body)}`)
-          .toMatchObject({ error: { code: body === '' ? expect.stringMatching(/^LAB_ERR_(INVALID_JSON|MISSING_DATA)$/) : 'LAB_ERR_INVALID_JSON' } });
+        expect.soft(a.body, `body ${JSON.stringify(body)}`).toMatchObject({
+          error: {
+            code: body === '' ? expect.stringMatching(/^LAB_ERR_(INVALID_JSON|MISSING_DATA)$/) : 'LAB_ERR_INVALID_JSON',
+          },
+        });
       }
     });
   });
@@ -84,8 +100,16 @@ describe('POST /publish: bad input', () => {
   it('answers 415 LAB_ERR_UNSUPPORTED_MEDIA_TYPE for text/plain and for a missing content-type', async () => {
     const lab = await startLab();
     await unchanged(lab, async () => {
-      expectError(await post(lab, '{"data":1}', { 'content-type': 'text/plain' }), 415, 'LAB_ERR_UNSUPPORTED_MEDIA_TYPE');
-      expectError(await post(lab, '{"data":1}', { 'content-type': 'application/x-www-form-urlencoded' }), 415, 'LAB_ERR_UNSUPPORTED_MEDIA_TYPE');
+      expectError(
+        await post(lab, '{"data":1}', { 'content-type': 'text/plain' }),
+        415,
+        'LAB_ERR_UNSUPPORTED_MEDIA_TYPE',
+      );
+      expectError(
+        await post(lab, '{"data":1}', { 'content-type': 'application/x-www-form-urlencoded' }),
+        415,
+        'LAB_ERR_UNSUPPORTED_MEDIA_TYPE',
+      );
       // A Uint8Array body makes fetch send no content-type at all.
       expectError(await post(lab, new TextEncoder().encode('{"data":1}')), 415, 'LAB_ERR_UNSUPPORTED_MEDIA_TYPE');
       // No body and no content-type.
@@ -180,7 +204,9 @@ describe('query validation', () => {
       // A bad header is refused even when `since` is good: the header wins.
       const a = await answer(await fetch(`${lab.url}/events?since=0`, { headers: { 'last-event-id': id } }));
       expect.soft(a.status, `Last-Event-ID ${JSON.stringify(id)}`).toBe(400);
-      expect.soft(a.body, `Last-Event-ID ${JSON.stringify(id)}`).toMatchObject({ error: { code: 'LAB_ERR_BAD_CURSOR' } });
+      expect
+        .soft(a.body, `Last-Event-ID ${JSON.stringify(id)}`)
+        .toMatchObject({ error: { code: 'LAB_ERR_BAD_CURSOR' } });
     }
     expect(lab.app.lab.stats.transports.sse.connections).toBe(0);
   });
@@ -199,7 +225,11 @@ describe('query validation', () => {
   it('an unknown route answers 404 LAB_ERR_NOT_FOUND; a known path under another method 405', async () => {
     const lab = await startLab();
     expectError(await answer(await fetch(`${lab.url}/nope`)), 404, 'LAB_ERR_NOT_FOUND');
-    expectError(await answer(await fetch(`${lab.url}/publish/extra`, { method: 'POST', headers: JSON_CT, body: '{"data":1}' })), 404, 'LAB_ERR_NOT_FOUND');
+    expectError(
+      await answer(await fetch(`${lab.url}/publish/extra`, { method: 'POST', headers: JSON_CT, body: '{"data":1}' })),
+      404,
+      'LAB_ERR_NOT_FOUND',
+    );
     expectError(await answer(await fetch(`${lab.url}/poll`, { method: 'DELETE' })), 405, 'LAB_ERR_METHOD_NOT_ALLOWED');
     expect(lastId(lab)).toBe(0);
   });
@@ -245,7 +275,10 @@ describe('WebSocket publish', () => {
     await until(() => c.controlsOf('hello').length === 1);
     const bad: { name: string; send: () => void }[] = [
       { name: 'non-JSON text', send: () => c.ws.send('not json {') },
-      { name: 'binary frame', send: () => c.ws.send(Buffer.from(JSON.stringify({ type: 'publish', data: 1 })), { binary: true }) },
+      {
+        name: 'binary frame',
+        send: () => c.ws.send(Buffer.from(JSON.stringify({ type: 'publish', data: 1 })), { binary: true }),
+      },
       { name: 'wrong type', send: () => c.ws.send(JSON.stringify({ type: 'nope', data: 1 })) },
       { name: 'publish without data', send: () => c.ws.send(JSON.stringify({ type: 'publish' })) },
       { name: 'JSON array', send: () => c.ws.send(JSON.stringify([{ type: 'publish', data: 1 }])) },

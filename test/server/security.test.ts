@@ -10,7 +10,11 @@ import { WsClient, publish, refusedUpgrade, startLab, until, type RunningLab } f
 const TOKEN = 's3cret-s3cret-s3cret';
 
 async function post(lab: RunningLab, headers: Record<string, string>, body = '{"data":1}', path = '/publish') {
-  const res = await fetch(`${lab.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+  const res = await fetch(`${lab.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body,
+  });
   const text = await res.text();
   let json: unknown = text;
   try {
@@ -135,7 +139,13 @@ describe('WebSocket Origin check', () => {
   it('refuses a foreign Origin with 403 LAB_ERR_ORIGIN_FORBIDDEN (no upgrade)', async () => {
     const lab = await startLab();
     const port = new URL(lab.url).port;
-    for (const origin of ['http://evil.example', `http://evil.example:${port}`, 'null', 'http://localhost', `http://127.0.0.2:${port}`]) {
+    for (const origin of [
+      'http://evil.example',
+      `http://evil.example:${port}`,
+      'null',
+      'http://localhost',
+      `http://127.0.0.2:${port}`,
+    ]) {
       const r = await refusedUpgrade(`${lab.wsUrl}/ws`, { origin });
       expect.soft(r.status, origin).toBe(403);
       expect.soft(r.body, origin).toMatchObject({ error: { code: 'LAB_ERR_ORIGIN_FORBIDDEN' } });

@@ -5,7 +5,17 @@
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { StatsSnapshot, TransportCounters } from '../../server/stats.js';
-import { SseClient, WsClient, poll, publish, publishMany, range, startLab, until, type RunningLab } from '../helpers/lab.js';
+import {
+  SseClient,
+  WsClient,
+  poll,
+  publish,
+  publishMany,
+  range,
+  startLab,
+  until,
+  type RunningLab,
+} from '../helpers/lab.js';
 
 const KEYS = ['poll', 'short-poll', 'sse', 'ws'] as const;
 const REASONS = ['client', 'slow-consumer', 'pong-timeout', 'too-many-errors', 'shutdown', 'feed-down', 'error'];
@@ -45,7 +55,15 @@ describe('GET /stats', () => {
     expect(Object.keys(s.transports).sort()).toEqual([...KEYS].sort());
     for (const key of KEYS) {
       const t = s.transports[key];
-      expect(Object.keys(t).sort(), key).toEqual(['bytesIn', 'bytesOut', 'connections', 'cut', 'disconnects', 'messagesOut', 'requests']);
+      expect(Object.keys(t).sort(), key).toEqual([
+        'bytesIn',
+        'bytesOut',
+        'connections',
+        'cut',
+        'disconnects',
+        'messagesOut',
+        'requests',
+      ]);
       for (const f of ['connections', 'requests', 'messagesOut', 'bytesOut', 'bytesIn', 'cut'] as const) {
         expect(Number.isInteger(t[f]), `${key}.${f}`).toBe(true);
         expect(t[f], `${key}.${f}`).toBe(0);

@@ -46,7 +46,11 @@ async function h2Session(url: string): Promise<{ tcp: Socket; session: ClientHtt
 }
 
 /** A GET on an HTTP/2 session; resolves with status and body once the stream ended. */
-function h2Get(session: ClientHttp2Session, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+function h2Get(
+  session: ClientHttp2Session,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const stream = session.request({ ':path': path, ...headers });
     let status = 0;
@@ -70,7 +74,8 @@ describe('HTTPS (--tls)', () => {
     const ws = new WsClient(`${lab.wsUrl}/ws?since=0`, INSECURE);
     await ws.opened;
     const sse = new SseClient(`${lab.url}/events?since=0`, {
-      fetch: (input, init) => undiciFetch(input as string, { ...(init as object), dispatcher: insecure }) as unknown as Promise<Response>,
+      fetch: (input, init) =>
+        undiciFetch(input as string, { ...(init as object), dispatcher: insecure }) as unknown as Promise<Response>,
     });
     await until(() => sse.opens === 1);
     await lab.app.lab.feed.append({ n: 1 });
@@ -112,14 +117,18 @@ describe('HTTPS (--tls)', () => {
     const lab = await startLab({ tls: true, tlsCert: cert, tlsKey: key });
     expect(lab.app.lab.certificate).toBe(`TLS_CERT=${cert}, TLS_KEY=${key}`);
     const { tls, tcp } = await tlsOverTcp(lab.url, ['http/1.1']);
-    expect(tls.getPeerX509Certificate()?.toString()).toBe(new (await import('node:crypto')).X509Certificate(own.cert).toString());
+    expect(tls.getPeerX509Certificate()?.toString()).toBe(
+      new (await import('node:crypto')).X509Certificate(own.cert).toString(),
+    );
     tcp.destroy();
   });
 
   it('refuses a certificate without its key, a missing file, and a certificate on a cleartext server', async () => {
     expect(() => resolveConfig({ tls: true, tlsCert: '/x.pem' })).toThrow(/TLS_CERT and TLS_KEY go together/);
     expect(() => resolveConfig({ tlsCert: '/x.pem', tlsKey: '/y.pem' })).toThrow(/would serve cleartext: add --tls/);
-    await expect(startLab({ tls: true, tlsCert: '/nonexistent/cert.pem', tlsKey: '/nonexistent/key.pem' })).rejects.toThrow(ConfigError);
+    await expect(
+      startLab({ tls: true, tlsCert: '/nonexistent/cert.pem', tlsKey: '/nonexistent/key.pem' }),
+    ).rejects.toThrow(ConfigError);
   });
 });
 

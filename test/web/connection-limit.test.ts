@@ -39,7 +39,10 @@ interface Extra {
 }
 interface Hook {
   ready: boolean;
-  panes: Record<Transport, { ids: number[]; state: string; lastSeen: number; lost: number; duplicates: number; skipped: number }>;
+  panes: Record<
+    Transport,
+    { ids: number[]; state: string; lastSeen: number; lost: number; duplicates: number; skipped: number }
+  >;
   extra: Extra;
 }
 type LabWindow = Window & { __lab: Hook };
@@ -68,7 +71,9 @@ describe.skipIf(!HAVE_CHROMIUM)('connection limit in Chromium', () => {
     await page.fill('#extra-count', String(n));
     await page.click(kind === 'sse' ? '#extra-open-sse' : '#extra-open-poll');
     await page.waitForFunction(
-      ({ k, n }) => (window as unknown as LabWindow).__lab.extra?.kind === k && (window as unknown as LabWindow).__lab.extra.opened === n,
+      ({ k, n }) =>
+        (window as unknown as LabWindow).__lab.extra?.kind === k &&
+        (window as unknown as LabWindow).__lab.extra.opened === n,
       { k: kind, n },
       { timeout: WAIT_MS },
     );
@@ -95,8 +100,15 @@ describe.skipIf(!HAVE_CHROMIUM)('connection limit in Chromium', () => {
    */
   async function closeAndResume(running: RunningLab, page: Page) {
     await page.click('#extra-close');
-    await page.waitForFunction(() => (window as unknown as LabWindow).__lab.extra.opened === 0, undefined, { timeout: WAIT_MS });
-    await until(() => running.app.lab.stats.transports.sse.connections === 1 && running.app.lab.stats.transports.poll.connections <= 1, WAIT_MS);
+    await page.waitForFunction(() => (window as unknown as LabWindow).__lab.extra.opened === 0, undefined, {
+      timeout: WAIT_MS,
+    });
+    await until(
+      () =>
+        running.app.lab.stats.transports.sse.connections === 1 &&
+        running.app.lab.stats.transports.poll.connections <= 1,
+      WAIT_MS,
+    );
     const id = await append(running, { afterClose: true });
     await panesGot(page, id);
     const panes = await page.evaluate(
@@ -135,7 +147,11 @@ describe.skipIf(!HAVE_CHROMIUM)('connection limit in Chromium', () => {
       (id) => {
         const lab = (window as unknown as LabWindow).__lab;
         const x = lab.extra;
-        return x.waiting === 0 && lab.panes.ws.ids.includes(id) && x.streams.every((s) => s.state !== 'live' || s.lastId >= id);
+        return (
+          x.waiting === 0 &&
+          lab.panes.ws.ids.includes(id) &&
+          x.streams.every((s) => s.state !== 'live' || s.lastId >= id)
+        );
       },
       id,
       { timeout: WAIT_MS },
@@ -175,14 +191,20 @@ describe.skipIf(!HAVE_CHROMIUM)('connection limit in Chromium', () => {
     const { page, errors } = await open(running);
     await openExtra(page, 'sse', 20);
     // Every one of them opens: only possible without a per-origin connection limit.
-    await page.waitForFunction(() => (window as unknown as LabWindow).__lab.extra.live === 20, undefined, { timeout: WAIT_MS });
+    await page.waitForFunction(() => (window as unknown as LabWindow).__lab.extra.live === 20, undefined, {
+      timeout: WAIT_MS,
+    });
     const id = await append(running, { probe: 1 });
     // And gets the message; none is left waiting or stalled.
     await page.waitForFunction(
       (id) => {
         const lab = (window as unknown as LabWindow).__lab;
         const x = lab.extra;
-        return lab.panes.ws.ids.includes(id) && x.waiting === 0 && x.streams.every((s) => s.state !== 'live' || s.lastId >= id);
+        return (
+          lab.panes.ws.ids.includes(id) &&
+          x.waiting === 0 &&
+          x.streams.every((s) => s.state !== 'live' || s.lastId >= id)
+        );
       },
       id,
       { timeout: WAIT_MS },

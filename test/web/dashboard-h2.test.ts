@@ -26,7 +26,16 @@ interface Hook {
   protocol: { page: string; tls: boolean };
   panes: Record<
     Transport,
-    { ids: number[]; state: string; requests: number; lost: number; duplicates: number; skipped: number; protocol: string; protocolSource: string }
+    {
+      ids: number[];
+      state: string;
+      requests: number;
+      lost: number;
+      duplicates: number;
+      skipped: number;
+      protocol: string;
+      protocolSource: string;
+    }
   >;
 }
 /** Typed apart from dashboard.test.ts's global `Window` augmentation (both files share one program). */
@@ -60,14 +69,18 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard over HTTP/2 in Chromium', () => {
   }
 
   /** The protocol each pane shows: the hook, and what the pane renders (data-* and its badge's tooltip). */
-  async function shown(
-    page: Page,
-  ): Promise<{ page: Hook['protocol']; header: { protocol: string | undefined; tls: string | undefined }; panes: Record<Transport, Shown> }> {
+  async function shown(page: Page): Promise<{
+    page: Hook['protocol'];
+    header: { protocol: string | undefined; tls: string | undefined };
+    panes: Record<Transport, Shown>;
+  }> {
     // The panes re-render four times a second: wait until the DOM caught up with the hook.
     await page.waitForFunction(
       (ts) =>
         ts.every(
-          (t) => document.querySelector<HTMLElement>(`[data-transport="${t}"]`)?.dataset.protocol === (window as unknown as LabWindow).__lab.panes[t].protocol,
+          (t) =>
+            document.querySelector<HTMLElement>(`[data-transport="${t}"]`)?.dataset.protocol ===
+            (window as unknown as LabWindow).__lab.panes[t].protocol,
         ),
       TRANSPORTS,
       { timeout: WAIT_MS },
@@ -106,9 +119,10 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard over HTTP/2 in Chromium', () => {
       { ts: TRANSPORTS, n: count },
       { timeout: WAIT_MS },
     );
-    return page.evaluate((ts) => Object.fromEntries(ts.map((t) => [t, [...(window as unknown as LabWindow).__lab.panes[t].ids]])), TRANSPORTS) as Promise<
-      Record<Transport, number[]>
-    >;
+    return page.evaluate(
+      (ts) => Object.fromEntries(ts.map((t) => [t, [...(window as unknown as LabWindow).__lab.panes[t].ids]])),
+      TRANSPORTS,
+    ) as Promise<Record<Transport, number[]>>;
   }
 
   /** Global fetch refuses the self-signed certificate: publish into the lab's feed directly. */
@@ -129,7 +143,12 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard over HTTP/2 in Chromium', () => {
     const counts = await page.evaluate(
       (ts) =>
         Object.fromEntries(
-          ts.map((t) => [t, (({ lost, duplicates, skipped }) => ({ lost, duplicates, skipped }))((window as unknown as LabWindow).__lab.panes[t])]),
+          ts.map((t) => [
+            t,
+            (({ lost, duplicates, skipped }) => ({ lost, duplicates, skipped }))(
+              (window as unknown as LabWindow).__lab.panes[t],
+            ),
+          ]),
         ),
       TRANSPORTS,
     );
@@ -141,13 +160,26 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard over HTTP/2 in Chromium', () => {
     // The polls' own Resource Timing entries; SSE has none while its stream is open (web/protocol.js),
     // so it shows the page's navigation entry; WebSocket is an HTTP/1.1 upgrade whatever the page is on.
     expect(s.panes.poll).toMatchObject({ protocol: 'h2', source: 'resource', dom: 'h2', badge: 'HTTP/2 · TLS' });
-    expect(s.panes['short-poll']).toMatchObject({ protocol: 'h2', source: 'resource', dom: 'h2', badge: 'HTTP/2 · TLS' });
-    expect(s.panes.sse, 'Chromium made a Resource Timing entry for an open EventSource: web/protocol.js says it does not').toMatchObject({
+    expect(s.panes['short-poll']).toMatchObject({
+      protocol: 'h2',
+      source: 'resource',
+      dom: 'h2',
+      badge: 'HTTP/2 · TLS',
+    });
+    expect(
+      s.panes.sse,
+      'Chromium made a Resource Timing entry for an open EventSource: web/protocol.js says it does not',
+    ).toMatchObject({
       protocol: 'h2',
       source: 'navigation',
       dom: 'h2',
     });
-    expect(s.panes.ws).toMatchObject({ protocol: 'http/1.1', source: 'websocket', dom: 'http/1.1', badge: 'HTTP/1.1 · TLS' });
+    expect(s.panes.ws).toMatchObject({
+      protocol: 'http/1.1',
+      source: 'websocket',
+      dom: 'http/1.1',
+      badge: 'HTTP/1.1 · TLS',
+    });
     expect(s.panes.ws.why).toContain('HTTP/1.1 (WebSocket over HTTP/2, RFC 8441, is not supported by ws)');
 
     // The browser's own entries agree: every poll of the page went over h2.
@@ -166,7 +198,9 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard over HTTP/2 in Chromium', () => {
       const lab = (window as unknown as LabWindow).__lab;
       const before = { poll: lab.panes.poll.requests, short: lab.panes['short-poll'].requests };
       const res = await fetch('/stats', { cache: 'no-store' });
-      const body = (await res.json()) as { transports: Record<string, { requests: number; messagesOut: number; connections: number }> };
+      const body = (await res.json()) as {
+        transports: Record<string, { requests: number; messagesOut: number; connections: number }>;
+      };
       const entries = performance.getEntriesByType('resource').filter((e) => new URL(e.name).pathname === '/stats');
       const last = entries[entries.length - 1] as PerformanceResourceTiming | undefined;
       return { stats: body.transports, pageRequests: before, statsProtocol: last?.nextHopProtocol };
@@ -213,7 +247,8 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard over HTTP/2 in Chromium', () => {
       const s = await shown(page);
       expect(s.page).toEqual({ page: 'http/1.1', tls: c.tls });
       expect(s.header).toEqual({ protocol: 'http/1.1', tls: String(c.tls) });
-      for (const t of TRANSPORTS) expect(s.panes[t], t).toMatchObject({ protocol: 'http/1.1', dom: 'http/1.1', badge: c.badge });
+      for (const t of TRANSPORTS)
+        expect(s.panes[t], t).toMatchObject({ protocol: 'http/1.1', dom: 'http/1.1', badge: c.badge });
       expect(s.panes.poll.source).toBe('resource');
       expect(s.panes['short-poll'].source).toBe('resource');
       expect(s.panes.sse.source).toBe('navigation');

@@ -81,7 +81,9 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
     // Chromium also logs CSP refusals to the console; the event says which directive, for the report.
     await page.addInitScript(() => {
       window.__cspViolations = [];
-      document.addEventListener('securitypolicyviolation', (e) => window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+      document.addEventListener('securitypolicyviolation', (e) =>
+        window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`),
+      );
     });
     const response = await page.goto(`${running.url}/${hash}`);
     return { page, errors, response };
@@ -90,7 +92,9 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
   /** Waits until the page started and every pane is connected. */
   async function connected(page: Page) {
     await page.waitForFunction(
-      (ts) => window.__lab?.ready && ts.every((t) => document.querySelector(`[data-transport="${t}"]`)?.getAttribute('data-state') === 'open'),
+      (ts) =>
+        window.__lab?.ready &&
+        ts.every((t) => document.querySelector(`[data-transport="${t}"]`)?.getAttribute('data-state') === 'open'),
       TRANSPORTS,
       { timeout: WAIT_MS },
     );
@@ -98,8 +102,15 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
 
   /** Waits until every pane received `count` ids, then returns them per pane. */
   async function idsWhenAll(page: Page, count: number): Promise<Record<Transport, number[]>> {
-    await page.waitForFunction(({ ts, n }) => ts.every((t) => window.__lab.panes[t].ids.length >= n), { ts: TRANSPORTS, n: count }, { timeout: WAIT_MS });
-    return page.evaluate((ts) => Object.fromEntries(ts.map((t) => [t, [...window.__lab.panes[t].ids]])), TRANSPORTS) as Promise<Record<Transport, number[]>>;
+    await page.waitForFunction(
+      ({ ts, n }) => ts.every((t) => window.__lab.panes[t].ids.length >= n),
+      { ts: TRANSPORTS, n: count },
+      { timeout: WAIT_MS },
+    );
+    return page.evaluate(
+      (ts) => Object.fromEntries(ts.map((t) => [t, [...window.__lab.panes[t].ids]])),
+      TRANSPORTS,
+    ) as Promise<Record<Transport, number[]>>;
   }
 
   /** The pane's rendered counters (data-* attributes, refreshed a few times a second). */
@@ -125,11 +136,16 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
   async function dropAllAndPost(page: Page, posts: { path: string; body: unknown }[]) {
     return page.evaluate(
       async ({ ts, posts }) => {
-        for (const t of ts) document.querySelector<HTMLElement>(`[data-transport="${t}"] [data-action="drop"]`)?.click();
+        for (const t of ts)
+          document.querySelector<HTMLElement>(`[data-transport="${t}"] [data-action="drop"]`)?.click();
         const states = ts.map((t) => window.__lab.panes[t].state);
         const answers: { status: number; body: unknown }[] = [];
         for (const { path, body } of posts) {
-          const res = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+          const res = await fetch(path, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+          });
           answers.push({ status: res.status, body: await res.json() });
         }
         return { states, answers };
@@ -147,7 +163,9 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
     expect(csp).toContain("style-src 'self'");
     await connected(page);
     // The charts and the strip are up, too (they are what could trip the CSP: chart.js, CSSOM).
-    await page.waitForFunction(() => document.querySelector('#strip td')?.textContent !== '', undefined, { timeout: WAIT_MS });
+    await page.waitForFunction(() => document.querySelector('#strip td')?.textContent !== '', undefined, {
+      timeout: WAIT_MS,
+    });
     expect(await page.evaluate(() => typeof (window as unknown as { Chart?: unknown }).Chart)).toBe('function');
     expect(await page.locator('#latency-chart').count()).toBe(1);
     // No relays (--network): nothing to say about the network, no other one to link to.
@@ -188,7 +206,14 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
 
     const ids = await idsWhenAll(page, 10);
     for (const t of TRANSPORTS) expect(ids[t], t).toEqual(range(1, 10));
-    await paneCounts(page, { state: 'open', reconnects: '1', received: '10', lost: '0', duplicates: '0', skipped: '0' });
+    await paneCounts(page, {
+      state: 'open',
+      reconnects: '1',
+      received: '10',
+      lost: '0',
+      duplicates: '0',
+      skipped: '0',
+    });
     // And nothing trickles in afterwards: one more message is the only new id.
     await publishMany(running.url, 1);
     const after = await idsWhenAll(page, 11);
@@ -216,7 +241,8 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
 
   it("the rate control changes the server's publish rate, and back to 0", async () => {
     const running = await lab();
-    const control = async () => (await (await fetch(`${running.url}/control`)).json()) as { ratePerSec: number; payloadBytes: number };
+    const control = async () =>
+      (await (await fetch(`${running.url}/control`)).json()) as { ratePerSec: number; payloadBytes: number };
     const { page, errors } = await open(running);
     await connected(page);
     expect((await control()).ratePerSec).toBe(0);
@@ -224,14 +250,22 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
     await page.fill('#rate', '50');
     await page.fill('#payload', '200');
     await page.click('#control-btn');
-    await page.waitForFunction(() => document.querySelector('#control-status')?.getAttribute('data-kind') === 'ok', undefined, { timeout: WAIT_MS });
+    await page.waitForFunction(
+      () => document.querySelector('#control-status')?.getAttribute('data-kind') === 'ok',
+      undefined,
+      { timeout: WAIT_MS },
+    );
     expect(await control()).toMatchObject({ ratePerSec: 50, payloadBytes: 200 });
     // The publisher really runs: every pane receives its messages.
     await idsWhenAll(page, 10);
 
     await page.fill('#rate', '0');
     await page.click('#control-btn');
-    await page.waitForFunction(() => document.querySelector('#control-status')?.textContent?.includes(' 0 msg/s'), undefined, { timeout: WAIT_MS });
+    await page.waitForFunction(
+      () => document.querySelector('#control-status')?.textContent?.includes(' 0 msg/s'),
+      undefined,
+      { timeout: WAIT_MS },
+    );
     expect((await control()).ratePerSec).toBe(0);
     expect(errors).toEqual([]);
   });
@@ -252,7 +286,9 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
     // What Chart.js draws: per canvas, the labels and every series' name, colour and numbers.
     const drawn = (page: Page, canvases: string) =>
       page.evaluate((selector) => {
-        type Drawn = { data: { labels: unknown[]; datasets: { label: string; data: unknown[]; backgroundColor: string }[] } };
+        type Drawn = {
+          data: { labels: unknown[]; datasets: { label: string; data: unknown[]; backgroundColor: string }[] };
+        };
         const lib = (window as unknown as { Chart: { getChart(c: HTMLCanvasElement): Drawn | undefined } }).Chart;
         return Array.from(document.querySelectorAll<HTMLCanvasElement>(selector)).map((c) => {
           const data = lib.getChart(c)?.data;
@@ -278,7 +314,11 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
 
     const running = await lab();
     const { page, errors } = await open(running, '#reports');
-    await page.waitForFunction((name) => document.querySelector('#report')?.getAttribute('data-rendered') === name, FIXTURE_NAME, { timeout: WAIT_MS });
+    await page.waitForFunction(
+      (name) => document.querySelector('#report')?.getAttribute('data-rendered') === name,
+      FIXTURE_NAME,
+      { timeout: WAIT_MS },
+    );
     const dom = await page.evaluate(() =>
       Array.from(document.querySelectorAll('#report .report-group')).map((g) => ({
         section: g.closest('.report-section')?.querySelector('h2')?.textContent ?? '',
@@ -305,14 +345,19 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
     standalone.on('pageerror', (e) => pageErrors.push(e.message));
     await standalone.setContent(html);
     await standalone.waitForFunction(
-      (n) => document.querySelectorAll('canvas').length === n && Array.from(document.querySelectorAll('canvas')).every((c) => c.width > 0),
+      (n) =>
+        document.querySelectorAll('canvas').length === n &&
+        Array.from(document.querySelectorAll('canvas')).every((c) => c.width > 0),
       charts.length,
       { timeout: WAIT_MS },
     );
     await standalone.waitForFunction(
       () => {
         const lib = (window as unknown as { Chart?: { getChart(c: HTMLCanvasElement): unknown } }).Chart;
-        return lib !== undefined && Array.from(document.querySelectorAll('canvas')).every((c) => lib.getChart(c) !== undefined);
+        return (
+          lib !== undefined &&
+          Array.from(document.querySelectorAll('canvas')).every((c) => lib.getChart(c) !== undefined)
+        );
       },
       undefined,
       { timeout: WAIT_MS },

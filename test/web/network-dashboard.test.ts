@@ -39,11 +39,17 @@ const SAMPLES = 100;
  */
 interface PageGlobals {
   __lab?: { ready: boolean; panes: Record<Transport, { received: number }> };
-  document: { querySelector(selector: string): { getAttribute(name: string): string | null; dataset: Record<string, string | undefined> } | null };
+  document: {
+    querySelector(
+      selector: string,
+    ): { getAttribute(name: string): string | null; dataset: Record<string, string | undefined> } | null;
+  };
 }
 
 /** A lab (demo off) with a relay emulating `profile` in front of it, both closed when the test ends. */
-async function labBehindRelay(profile: NetworkProfile): Promise<{ running: RunningLab; relay: Relay; relayUrl: string }> {
+async function labBehindRelay(
+  profile: NetworkProfile,
+): Promise<{ running: RunningLab; relay: Relay; relayUrl: string }> {
   let links: readonly NetworkLink[] = [];
   const running = await startLab({ demo: false }, { networks: () => links });
   const relay = await Relay.start({ target: { host: '127.0.0.1', port: Number(new URL(running.url).port) }, profile });
@@ -72,12 +78,18 @@ describe('GET /network', () => {
     expect(relay.counters().connectionsOpened).toBeGreaterThan(0);
     // The links keep the name the client used.
     const byName = await network(running.url.replace('127.0.0.1', 'localhost'));
-    expect(byName.available.map((a) => a.url)).toEqual([`${running.url.replace('127.0.0.1', 'localhost')}/`, `http://localhost:${relay.port}/`]);
+    expect(byName.available.map((a) => a.url)).toEqual([
+      `${running.url.replace('127.0.0.1', 'localhost')}/`,
+      `http://localhost:${relay.port}/`,
+    ]);
   });
 
   it('a lab without relays lists only itself', async () => {
     const running = await startLab();
-    expect(await network(running.url)).toEqual({ current: null, available: [{ name: 'loopback', url: `${running.url}/`, profile: PROFILES.loopback }] });
+    expect(await network(running.url)).toEqual({
+      current: null,
+      available: [{ name: 'loopback', url: `${running.url}/`, profile: PROFILES.loopback }],
+    });
   });
 });
 
@@ -85,10 +97,14 @@ describe('CLI --network', () => {
   it('PORT=0 --network 4g,loopback: prints the relay URL, serves the lab through it, closes it first on SIGTERM', async () => {
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const key of Object.keys(DEFAULTS)) delete env[envName(key)];
-    const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--no-demo', '--network', '4g,loopback'], {
-      cwd: ROOT,
-      env: { ...env, PORT: '0', LOG_LEVEL: 'warn' },
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'server/main.ts', '--no-demo', '--network', '4g,loopback'],
+      {
+        cwd: ROOT,
+        env: { ...env, PORT: '0', LOG_LEVEL: 'warn' },
+      },
+    );
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
@@ -153,13 +169,19 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard over a relay in Chromium', () => {
     // Every request the page makes must go through the relay, none straight to the server.
     const direct: string[] = [];
     page.on('request', (r) => {
-      if (!r.url().startsWith(`${relayUrl}/`) && !r.url().startsWith(`ws://127.0.0.1:${relay.port}/`)) direct.push(r.url());
+      if (!r.url().startsWith(`${relayUrl}/`) && !r.url().startsWith(`ws://127.0.0.1:${relay.port}/`))
+        direct.push(r.url());
     });
     await page.goto(`${relayUrl}/`);
     await page.waitForFunction(
       (ts) =>
         (globalThis as unknown as PageGlobals).__lab?.ready &&
-        ts.every((t) => (globalThis as unknown as PageGlobals).document.querySelector(`[data-transport="${t}"]`)?.getAttribute('data-state') === 'open'),
+        ts.every(
+          (t) =>
+            (globalThis as unknown as PageGlobals).document
+              .querySelector(`[data-transport="${t}"]`)
+              ?.getAttribute('data-state') === 'open',
+        ),
       TRANSPORTS,
       { timeout: WAIT_MS },
     );
@@ -169,14 +191,18 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard over a relay in Chromium', () => {
     expect(await info.getAttribute('data-network')).toBe('rtt-100');
     expect(await info.textContent()).toContain('rtt-100 · RTT 100 ms');
     expect(await info.textContent()).toContain('loss 0 %');
-    expect(await page.locator('#network-links a[data-network="loopback"]').getAttribute('href')).toBe(`${running.url}/`);
+    expect(await page.locator('#network-links a[data-network="loopback"]').getAttribute('href')).toBe(
+      `${running.url}/`,
+    );
     expect(await page.locator('#network-links a[aria-current="page"]').getAttribute('data-network')).toBe('rtt-100');
 
     // RATE msg/s with the page's own controls (PUT /control, through the relay too).
     await page.fill('#rate', String(RATE));
     await page.click('#control-btn');
     await page.waitForFunction(
-      () => (globalThis as unknown as PageGlobals).document.querySelector('#control-status')?.getAttribute('data-kind') === 'ok',
+      () =>
+        (globalThis as unknown as PageGlobals).document.querySelector('#control-status')?.getAttribute('data-kind') ===
+        'ok',
       undefined,
       { timeout: WAIT_MS },
     );
@@ -195,7 +221,14 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard over a relay in Chromium', () => {
     );
     const p50 = (await page.evaluate(
       (ts) =>
-        Object.fromEntries(ts.map((t) => [t, Number((globalThis as unknown as PageGlobals).document.querySelector(`[data-transport="${t}"]`)?.dataset.p50Ms)])),
+        Object.fromEntries(
+          ts.map((t) => [
+            t,
+            Number(
+              (globalThis as unknown as PageGlobals).document.querySelector(`[data-transport="${t}"]`)?.dataset.p50Ms,
+            ),
+          ]),
+        ),
       TRANSPORTS,
     )) as Record<Transport, number>;
 

@@ -13,7 +13,15 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { PROFILES } from '../../../server/network/profiles.js';
-import { checkOptions, compare, DEFAULT_BASELINE, parseDoctor, renderSpread, renderTable, spread } from '../../../bench/cli/check.js';
+import {
+  checkOptions,
+  compare,
+  DEFAULT_BASELINE,
+  parseDoctor,
+  renderSpread,
+  renderTable,
+  spread,
+} from '../../../bench/cli/check.js';
 import type { Figure, Report } from '../../../report/types.js';
 import { validateReport } from '../../../report/schema.js';
 
@@ -31,7 +39,9 @@ describe('bench:check', () => {
   it('the committed baseline is a valid report of the check suite: wire on the lab, load on lab and bare, instructions on lab, bare, the floor and the doctored lab', () => {
     expect(validateReport(baseline)).toEqual({ ok: true });
     const names = new Set(baseline.scenarios.map((s) => `${s.name} ${s.server}/${s.transport}`));
-    const counted = new Set(baseline.instructions?.map((i) => `${i.doctored ? 'doctored ' : ''}${i.server}/${i.transport}`));
+    const counted = new Set(
+      baseline.instructions?.map((i) => `${i.doctored ? 'doctored ' : ''}${i.server}/${i.transport}`),
+    );
     for (const t of ['poll', 'short-poll', 'sse', 'ws']) {
       expect(names.has(`wire lab/${t}`)).toBe(true);
       for (const server of ['lab', 'bare']) expect(names.has(`load ${server}/${t}`)).toBe(true);
@@ -40,12 +50,16 @@ describe('bench:check', () => {
     // The floor server for the two transports it serves, so that lab ÷ floor is gated.
     for (const t of ['sse', 'ws']) expect(counted.has(`floor/${t}`)).toBe(true);
     expect(baseline.scenarios.every((s) => s.status === 'ok')).toBe(true);
-    expect(baseline.instructions?.every((i) => i.status === 'ok' && i.instructionsPerMsg.values.length === 5)).toBe(true);
+    expect(baseline.instructions?.every((i) => i.status === 'ok' && i.instructionsPerMsg.values.length === 5)).toBe(
+      true,
+    );
   });
 
   it('stays on loopback: the baseline was measured there (its profile added as a migration), and the gate runs there', () => {
     expect(baseline.params.networks).toEqual([PROFILES.loopback]);
-    expect(baseline.scenarios.every((s) => s.network.name === 'loopback' && s.relayLatenessP99Ms === undefined)).toBe(true);
+    expect(baseline.scenarios.every((s) => s.network.name === 'loopback' && s.relayLatenessP99Ms === undefined)).toBe(
+      true,
+    );
     const gate = checkOptions();
     expect(gate.networks).toEqual([PROFILES.loopback]);
     expect(gate.lab.doctor).toBeUndefined();
@@ -63,7 +77,8 @@ describe('bench:check', () => {
   it('fails when a transport sends 10% more bytes per message, offending rows first', () => {
     const r = copy();
     for (const s of r.scenarios)
-      if (s.server === 'lab' && s.name === 'wire' && s.transport === 'sse') s.wire.bytesOutPerMsg = scale(s.wire.bytesOutPerMsg, 1.1);
+      if (s.server === 'lab' && s.name === 'wire' && s.transport === 'sse')
+        s.wire.bytesOutPerMsg = scale(s.wire.bytesOutPerMsg, 1.1);
     const rows = compare(baseline, r);
     expect(rows[0]).toMatchObject({ metric: 'wire lab/sse bytes out/msg', verdict: 'FAIL' });
     expect(rows[0]?.change).toBeCloseTo(0.1, 6);
@@ -87,10 +102,12 @@ describe('bench:check', () => {
     const a = copy();
     const b = copy();
     for (const s of b.scenarios)
-      if (s.server === 'lab' && s.name === 'wire' && s.transport === 'ws') s.wire.bytesOutPerMsg = scale(s.wire.bytesOutPerMsg, 1.01);
+      if (s.server === 'lab' && s.name === 'wire' && s.transport === 'ws')
+        s.wire.bytesOutPerMsg = scale(s.wire.bytesOutPerMsg, 1.01);
     const c = copy();
     for (const s of c.scenarios)
-      if (s.server === 'lab' && s.name === 'wire' && s.transport === 'ws') s.wire.bytesOutPerMsg = scale(s.wire.bytesOutPerMsg, 0.95);
+      if (s.server === 'lab' && s.name === 'wire' && s.transport === 'ws')
+        s.wire.bytesOutPerMsg = scale(s.wire.bytesOutPerMsg, 0.95);
     const rows = spread(baseline, [a, b, c]);
     expect(rows[0]).toMatchObject({ metric: 'wire lab/ws bytes out/msg', failed: 1, runs: 3 });
     expect(rows[0]?.largestMove).toBeCloseTo(-0.05, 6);
@@ -101,7 +118,8 @@ describe('bench:check', () => {
   it('fails on 2.5% fewer requests per message too (a deterministic figure moved: the baseline is stale)', () => {
     const r = copy();
     for (const s of r.scenarios)
-      if (s.server === 'lab' && s.name === 'wire' && s.transport === 'poll') s.wire.requestsPerMsg = scale(s.wire.requestsPerMsg, 0.975);
+      if (s.server === 'lab' && s.name === 'wire' && s.transport === 'poll')
+        s.wire.requestsPerMsg = scale(s.wire.requestsPerMsg, 0.975);
     expect(failed(r).map((row) => row.metric)).toEqual(['wire lab/poll requests/msg']);
   });
 
@@ -126,18 +144,27 @@ describe('bench:check', () => {
 
   it('fails when idle heap per connection grows 20%, or the lab counts 25% more instructions per message; not on CPU time alone', () => {
     const heavy = copy();
-    for (const m of heavy.memory) if (m.server === 'lab' && m.transport === 'ws') m.heapBytesPerConn = scale(m.heapBytesPerConn, 1.2);
+    for (const m of heavy.memory)
+      if (m.server === 'lab' && m.transport === 'ws') m.heapBytesPerConn = scale(m.heapBytesPerConn, 1.2);
     expect(failed(heavy).map((row) => row.metric)).toEqual(['memory lab/ws idle heap bytes/conn']);
 
-    const labCount = (r: Report, t: string) => r.instructions!.find((i) => i.server === 'lab' && !i.doctored && i.transport === t)!;
+    const labCount = (r: Report, t: string) =>
+      r.instructions!.find((i) => i.server === 'lab' && !i.doctored && i.transport === t)!;
     const dearPoll = copy();
     labCount(dearPoll, 'poll').instructionsPerMsg = scale(labCount(dearPoll, 'poll').instructionsPerMsg, 1.25);
-    expect(failed(dearPoll).map((row) => row.metric)).toEqual(['instructions lab/poll per msg', 'instructions poll lab÷bare']);
+    expect(failed(dearPoll).map((row) => row.metric)).toEqual([
+      'instructions lab/poll per msg',
+      'instructions poll lab÷bare',
+    ]);
 
     // WebSocket 25 % dearer: against the baseline, against bare and against the floor.
     const dearWs = copy();
     labCount(dearWs, 'ws').instructionsPerMsg = scale(labCount(dearWs, 'ws').instructionsPerMsg, 1.25);
-    expect(failed(dearWs).map((row) => row.metric)).toEqual(['instructions lab/ws per msg', 'instructions ws lab÷bare', 'instructions ws lab÷floor']);
+    expect(failed(dearWs).map((row) => row.metric)).toEqual([
+      'instructions lab/ws per msg',
+      'instructions ws lab÷bare',
+      'instructions ws lab÷floor',
+    ]);
 
     // 5 % more: inside the band (unchanged runs moved within 4 %).
     const drift = copy();
@@ -146,18 +173,23 @@ describe('bench:check', () => {
 
     // CPU time is shown, not gated: it moved ±50 % between runs of the same tree.
     const slow = copy();
-    for (const s of slow.scenarios) if (s.server === 'lab' && s.name === 'load') s.serverMetrics.cpuUsPerMsg = scale(s.serverMetrics.cpuUsPerMsg, 1.4);
+    for (const s of slow.scenarios)
+      if (s.server === 'lab' && s.name === 'load')
+        s.serverMetrics.cpuUsPerMsg = scale(s.serverMetrics.cpuUsPerMsg, 1.4);
     expect(failed(slow)).toEqual([]);
 
     // Every count 30 % higher (another Node or valgrind): the ratios hold; the lab's own rows ask for a new baseline.
     const otherNode = copy();
     for (const i of otherNode.instructions!) i.instructionsPerMsg = scale(i.instructionsPerMsg, 1.3);
-    expect(failed(otherNode).map((row) => row.metric)).toEqual(['poll', 'short-poll', 'sse', 'ws'].map((t) => `instructions lab/${t} per msg`));
+    expect(failed(otherNode).map((row) => row.metric)).toEqual(
+      ['poll', 'short-poll', 'sse', 'ws'].map((t) => `instructions lab/${t} per msg`),
+    );
   });
 
   it('fails when its positive control is not seen: the doctored lab of the run inside the band, or not measured', () => {
     const doctoredOf = (r: Report, t: string) => r.instructions!.find((i) => i.doctored && i.transport === t)!;
-    const labOf = (r: Report, t: string) => r.instructions!.find((i) => i.server === 'lab' && !i.doctored && i.transport === t)!;
+    const labOf = (r: Report, t: string) =>
+      r.instructions!.find((i) => i.server === 'lab' && !i.doctored && i.transport === t)!;
     const weak = copy();
     doctoredOf(weak, 'sse').instructionsPerMsg = scale(labOf(weak, 'sse').instructionsPerMsg, 1.05);
     const rows = failed(weak);
@@ -168,7 +200,9 @@ describe('bench:check', () => {
     const d = doctoredOf(missing, 'ws');
     d.status = 'invalid';
     d.reason = 'window 1: 119 deliveries, expected 120';
-    expect(failed(missing).map((row) => row.metric)).toEqual(['instructions doctored lab/ws per msg (positive control)']);
+    expect(failed(missing).map((row) => row.metric)).toEqual([
+      'instructions doctored lab/ws per msg (positive control)',
+    ]);
 
     // In the baseline, each doctored transport counts 20–40 % more than the lab: what the control is for.
     for (const t of ['poll', 'short-poll', 'sse', 'ws']) {
@@ -181,10 +215,13 @@ describe('bench:check', () => {
   it('the CLI exits 1 on a doctored report and 0 on the baseline (npm run bench:check -- --report)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'lab-check-'));
     const doctored = copy();
-    for (const s of doctored.scenarios) if (s.server === 'lab' && s.name === 'wire') s.wire.bytesOutPerMsg = scale(s.wire.bytesOutPerMsg, 1.1);
+    for (const s of doctored.scenarios)
+      if (s.server === 'lab' && s.name === 'wire') s.wire.bytesOutPerMsg = scale(s.wire.bytesOutPerMsg, 1.1);
     await writeFile(join(dir, 'doctored.json'), JSON.stringify(doctored));
     const run = (file: string) =>
-      promisify(execFile)(process.execPath, ['--import', 'tsx', 'bench/cli/check.ts', '--report', file], { timeout: 30_000 }).then(
+      promisify(execFile)(process.execPath, ['--import', 'tsx', 'bench/cli/check.ts', '--report', file], {
+        timeout: 30_000,
+      }).then(
         (r) => ({ code: 0, out: r.stdout }),
         (e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout }),
       );

@@ -51,23 +51,32 @@ function fixtureValue(kind: RequestKind, name: string, origin: string): string |
   const value = FIXTURE.requests[kind].headers.find(([n]) => n.toLowerCase() === name)?.[1];
   return value?.replaceAll(PLACEHOLDERS.origin, url.origin).replaceAll(PLACEHOLDERS.host, url.host);
 }
-const browser = (kind: RequestKind, origin = HTTP, cookieBytes = 0) => requestHeaders(kind, { mode: 'browser', origin, cookieBytes });
+const browser = (kind: RequestKind, origin = HTTP, cookieBytes = 0) =>
+  requestHeaders(kind, { mode: 'browser', origin, cookieBytes });
 
 describe('requestHeaders in browser mode', () => {
-  it.each(KINDS)('%s: every header Chromium sent but the excluded ones, lower-case, in its order, values as captured', (kind) => {
-    const headers = browser(kind);
-    const expected = lowerNames(FIXTURE.requests[kind]).filter((n) => !EXCLUDED.includes(n));
-    expect(Object.keys(headers)).toEqual(expected);
-    for (const name of expected) expect(headers[name], name).toBe(fixtureValue(kind, name, HTTP));
-    for (const name of EXCLUDED) expect(headers).not.toHaveProperty(name);
-    expect(headers['user-agent']).toMatch(/^Mozilla\/5\.0 .*Chrome\/\d+/);
-    expect(headers['accept-encoding']).toContain('gzip');
-  });
+  it.each(KINDS)(
+    '%s: every header Chromium sent but the excluded ones, lower-case, in its order, values as captured',
+    (kind) => {
+      const headers = browser(kind);
+      const expected = lowerNames(FIXTURE.requests[kind]).filter((n) => !EXCLUDED.includes(n));
+      expect(Object.keys(headers)).toEqual(expected);
+      for (const name of expected) expect(headers[name], name).toBe(fixtureValue(kind, name, HTTP));
+      for (const name of EXCLUDED) expect(headers).not.toHaveProperty(name);
+      expect(headers['user-agent']).toMatch(/^Mozilla\/5\.0 .*Chrome\/\d+/);
+      expect(headers['accept-encoding']).toContain('gzip');
+    },
+  );
 
   it('poll and sse carry the fetch metadata and client hints a same-origin fetch sends; ws its Origin', () => {
     for (const kind of ['poll', 'sse'] as const) {
       const headers = browser(kind);
-      expect(headers).toMatchObject({ 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty', referer: `${HTTP}/` });
+      expect(headers).toMatchObject({
+        'sec-fetch-site': 'same-origin',
+        'sec-fetch-mode': 'cors',
+        'sec-fetch-dest': 'empty',
+        referer: `${HTTP}/`,
+      });
       expect(headers['sec-ch-ua']).toMatch(/Chromium/);
     }
     expect(browser('poll').accept).toBe('*/*');
@@ -90,22 +99,28 @@ describe('requestHeaders in browser mode', () => {
 
 describe('requestHeaders in minimal mode and the cookie', () => {
   it('minimal mode adds nothing', () => {
-    for (const kind of KINDS) expect(requestHeaders(kind, { mode: 'minimal', origin: HTTP, cookieBytes: 0 })).toEqual({});
+    for (const kind of KINDS)
+      expect(requestHeaders(kind, { mode: 'minimal', origin: HTTP, cookieBytes: 0 })).toEqual({});
   });
 
-  it.each(HEADER_MODES)('%s mode: cookieBytes N gives a cookie of exactly N bytes, last, made of cookie-safe characters', (mode) => {
-    for (const n of [1, 2, 3, 4, 5, 6, 100, 4096]) {
-      const headers = requestHeaders('poll', { mode, origin: HTTP, cookieBytes: n });
-      expect(Buffer.byteLength(headers.cookie ?? ''), `cookieBytes ${n}`).toBe(n);
-      expect(Object.keys(headers).at(-1)).toBe('cookie');
-      expect(headers.cookie).toMatch(/^([a-z]+=)?x*$/);
-    }
-    expect(requestHeaders('poll', { mode, origin: HTTP, cookieBytes: 0 })).not.toHaveProperty('cookie');
-  });
+  it.each(HEADER_MODES)(
+    '%s mode: cookieBytes N gives a cookie of exactly N bytes, last, made of cookie-safe characters',
+    (mode) => {
+      for (const n of [1, 2, 3, 4, 5, 6, 100, 4096]) {
+        const headers = requestHeaders('poll', { mode, origin: HTTP, cookieBytes: n });
+        expect(Buffer.byteLength(headers.cookie ?? ''), `cookieBytes ${n}`).toBe(n);
+        expect(Object.keys(headers).at(-1)).toBe('cookie');
+        expect(headers.cookie).toMatch(/^([a-z]+=)?x*$/);
+      }
+      expect(requestHeaders('poll', { mode, origin: HTTP, cookieBytes: 0 })).not.toHaveProperty('cookie');
+    },
+  );
 
   it('refuses cookieBytes that are negative or not integers', () => {
     for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
-      expect(() => requestHeaders('ws', { mode: 'minimal', origin: HTTP, cookieBytes: bad }), String(bad)).toThrow(RangeError);
+      expect(() => requestHeaders('ws', { mode: 'minimal', origin: HTTP, cookieBytes: bad }), String(bad)).toThrow(
+        RangeError,
+      );
     }
   });
 });
@@ -117,16 +132,28 @@ describe('capturedRequestBytes and the fixture', () => {
 
   it('counts the request line, every header and the CRLFs, with the origin filled in', () => {
     const request = FIXTURE.requests.poll;
-    const manual = request.headers.reduce((sum, [name, value]) => sum + `${name}: ${fixtureValue('poll', name.toLowerCase(), HTTP) ?? value}\r\n`.length, 0);
+    const manual = request.headers.reduce(
+      (sum, [name, value]) => sum + `${name}: ${fixtureValue('poll', name.toLowerCase(), HTTP) ?? value}\r\n`.length,
+      0,
+    );
     expect(capturedRequestBytes('poll', HTTP)).toBe(`${request.requestLine}\r\n`.length + manual + 2);
     // A longer origin costs its extra length once per templated value.
-    const templated = request.headers.filter(([, v]) => v.includes(PLACEHOLDERS.origin) || v.includes(PLACEHOLDERS.host)).length;
+    const templated = request.headers.filter(
+      ([, v]) => v.includes(PLACEHOLDERS.origin) || v.includes(PLACEHOLDERS.host),
+    ).length;
     expect(templated).toBeGreaterThan(0);
-    expect(capturedRequestBytes('poll', 'http://127.0.0.1:43210')).toBe(capturedRequestBytes('poll', 'http://127.0.0.1:4321') + templated);
+    expect(capturedRequestBytes('poll', 'http://127.0.0.1:43210')).toBe(
+      capturedRequestBytes('poll', 'http://127.0.0.1:4321') + templated,
+    );
     // The WebSocket key's value is not stored, but its 24 bytes are counted.
     expect(capturedRequestBytes('ws', HTTP)).toBe(headerBlockBytes(FIXTURE.requests.ws, HTTP));
-    const withoutKey = { ...FIXTURE.requests.ws, headers: FIXTURE.requests.ws.headers.filter(([n]) => n.toLowerCase() !== 'sec-websocket-key') };
-    expect(capturedRequestBytes('ws', HTTP) - headerBlockBytes(withoutKey, HTTP)).toBe('Sec-WebSocket-Key: \r\n'.length + 24);
+    const withoutKey = {
+      ...FIXTURE.requests.ws,
+      headers: FIXTURE.requests.ws.headers.filter(([n]) => n.toLowerCase() !== 'sec-websocket-key'),
+    };
+    expect(capturedRequestBytes('ws', HTTP) - headerBlockBytes(withoutKey, HTTP)).toBe(
+      'Sec-WebSocket-Key: \r\n'.length + 24,
+    );
   });
 
   it('the fixture is templated: no capture-server address, the WebSocket key not stored', () => {
@@ -134,13 +161,18 @@ describe('capturedRequestBytes and the fixture', () => {
     expect(text).not.toContain('127.0.0.1');
     expect(text).toContain(PLACEHOLDERS.origin);
     expect(text).toContain(PLACEHOLDERS.host);
-    expect(FIXTURE.requests.ws.headers.find(([n]) => n.toLowerCase() === 'sec-websocket-key')?.[1]).toBe(PLACEHOLDERS.websocketKey);
+    expect(FIXTURE.requests.ws.headers.find(([n]) => n.toLowerCase() === 'sec-websocket-key')?.[1]).toBe(
+      PLACEHOLDERS.websocketKey,
+    );
   });
 
   it('parseCapturedHeaders refuses a malformed fixture, naming what is wrong', () => {
     const good = (): CapturedHeaders => structuredClone(FIXTURE);
     expect(() => parseCapturedHeaders([])).toThrow(/not a JSON object/);
-    const noWs: Record<string, unknown> = { ...good(), requests: { poll: FIXTURE.requests.poll, sse: FIXTURE.requests.sse } };
+    const noWs: Record<string, unknown> = {
+      ...good(),
+      requests: { poll: FIXTURE.requests.poll, sse: FIXTURE.requests.sse },
+    };
     expect(() => parseCapturedHeaders(noWs)).toThrow(/requests\.ws is missing/);
     const badPair = good();
     (badPair.requests.sse.headers as unknown[])[2] = ['Accept'];
@@ -167,14 +199,22 @@ describe.skipIf(!HAVE_CHROMIUM)('Chromium still sends the captured headers', () 
       const now = fresh.requests[kind];
       const stored = FIXTURE.requests[kind];
       expect(now.requestLine, kind).toBe(stored.requestLine);
-      expect(new Set(lowerNames(now)), `${kind}: header names (regenerate: npx tsx bench/cli/capture-headers.ts)`).toEqual(new Set(lowerNames(stored)));
+      expect(
+        new Set(lowerNames(now)),
+        `${kind}: header names (regenerate: npx tsx bench/cli/capture-headers.ts)`,
+      ).toEqual(new Set(lowerNames(stored)));
       const bytes = headerBlockBytes(now, HTTP);
       const expected = capturedRequestBytes(kind, HTTP);
       expect(bytes, `${kind}: fresh capture is a real header block`).toBeGreaterThan(300);
-      expect(Math.abs(bytes - expected) / expected, `${kind}: ${bytes} B now vs ${expected} B in the fixture`).toBeLessThanOrEqual(TOLERANCE);
+      expect(
+        Math.abs(bytes - expected) / expected,
+        `${kind}: ${bytes} B now vs ${expected} B in the fixture`,
+      ).toBeLessThanOrEqual(TOLERANCE);
       // The capture templated the random server address and the random key.
       expect(JSON.stringify(now)).not.toContain('127.0.0.1');
     }
-    expect(fresh.requests.ws.headers.find(([n]) => n.toLowerCase() === 'sec-websocket-key')?.[1]).toBe(PLACEHOLDERS.websocketKey);
+    expect(fresh.requests.ws.headers.find(([n]) => n.toLowerCase() === 'sec-websocket-key')?.[1]).toBe(
+      PLACEHOLDERS.websocketKey,
+    );
   });
 });

@@ -26,7 +26,9 @@ requirePart(
 
 type Env = Awaited<ReturnType<typeof fieldEnv>>;
 const row = (rows: FieldResult[], setting: string, transport: string, what?: RegExp) => {
-  const r = rows.find((x) => x.setting === setting && x.transport === transport && (what === undefined || what.test(x.what)));
+  const r = rows.find(
+    (x) => x.setting === setting && x.transport === transport && (what === undefined || what.test(x.what)),
+  );
   if (!r) throw new Error(`no ${setting} ${transport} row`);
   return r;
 };
@@ -44,7 +46,11 @@ describe.skipIf(!HAVE_NGINX)('field failures behind nginx', () => {
   afterAll(() => env?.close());
 
   it('proxy buffering: gzip on a buffered SSE stream never opens it; the lab’s X-Accel-Buffering keeps every event flowing', async () => {
-    const rows = await measureBuffering(env, { clients: 5, ratePerSec: 10, payloadBytes: 100, durationSec: 1 }, { paired: true });
+    const rows = await measureBuffering(
+      env,
+      { clients: 5, ratePerSec: 10, payloadBytes: 100, durationSec: 1 },
+      { paired: true },
+    );
     expect(rows).toHaveLength(4);
     const gzipNaive = row(rows, 'naive', 'sse', /gzip/);
     expect(gzipNaive.verdict).toBe('fails');
@@ -62,7 +68,11 @@ describe.skipIf(!HAVE_NGINX)('field failures behind nginx', () => {
   }, 120_000);
 
   it('idle timeouts: without heartbeat, with a hold above the timeout, without pings the proxy cuts; the lab’s settings survive', async () => {
-    const rows = await measureTimeouts(env, { clients: 4, ratePerSec: 0.4, payloadBytes: 100, durationSec: 6 }, { paired: true });
+    const rows = await measureTimeouts(
+      env,
+      { clients: 4, ratePerSec: 0.4, payloadBytes: 100, durationSec: 6 },
+      { paired: true },
+    );
     expect(rows).toHaveLength(6);
     for (const r of rows) expect(r.status, `${r.setting} ${r.transport}: ${r.reason}`).toBe('ok');
     expect(row(rows, 'naive', 'sse').symptoms['connections cut']).toBeGreaterThan(0);

@@ -19,7 +19,9 @@ import { SHARED_REDIS, withRedis } from '../../helpers/redis.js';
 const HAVE_NGINX = haveNginx();
 if (!HAVE_NGINX) {
   if (process.env.CI) throw new Error(`nginx is not installed (looked for ${NGINX_BIN}); .ci/run installs it`);
-  console.warn(`test/bench/field/sticky.test.ts skipped: no nginx at ${NGINX_BIN} (apt-get install -y nginx, or set NGINX_BIN)`);
+  console.warn(
+    `test/bench/field/sticky.test.ts skipped: no nginx at ${NGINX_BIN} (apt-get install -y nginx, or set NGINX_BIN)`,
+  );
 }
 
 /** Deletes every key of the scenario's feeds (`<prefix>-<name>:…`). */
@@ -38,15 +40,29 @@ describe.skipIf(!HAVE_NGINX)('field: no sticky sessions (nginx round robin over 
   it('the lab loses and duplicates nothing across a restart on every transport; Socket.IO polling fails with 400 Session ID unknown', async () => {
     const keyPrefix = `lab-test-field-sticky-${randomBytes(6).toString('hex')}`;
     onTestFinished(() => deleteKeys(keyPrefix));
-    const env = await fieldEnv({ log: new Progress(process.stderr, true), redisUrl: SHARED_REDIS, keyPrefix, headers: 'browser' });
+    const env = await fieldEnv({
+      log: new Progress(process.stderr, true),
+      redisUrl: SHARED_REDIS,
+      keyPrefix,
+      headers: 'browser',
+    });
     // Registered after the key cleanup: hooks run in reverse order, so everything stops first.
     onTestFinished(() => env.close());
 
-    const rows = await measureSticky(env, { lab: { clients: 10, durationSec: 3 }, socketio: { durationSec: 3 }, stickyControl: false });
+    const rows = await measureSticky(env, {
+      lab: { clients: 10, durationSec: 3 },
+      socketio: { durationSec: 3 },
+      stickyControl: false,
+    });
 
     const validate = new Ajv({ strictNumbers: true }).compile(FieldResult);
     for (const row of rows) expect(validate(row), `${row.transport}: ${JSON.stringify(validate.errors)}`).toBe(true);
-    expect(rows.map((r) => `${r.setting} ${r.transport}`)).toEqual(['lab poll', 'lab sse', 'lab ws', 'naive socketio-poll']);
+    expect(rows.map((r) => `${r.setting} ${r.transport}`)).toEqual([
+      'lab poll',
+      'lab sse',
+      'lab ws',
+      'naive socketio-poll',
+    ]);
     expect(new Set(rows.map((r) => r.title)).size).toBe(1);
 
     for (const row of rows.filter((r) => r.setting === 'lab')) {
@@ -60,7 +76,10 @@ describe.skipIf(!HAVE_NGINX)('field: no sticky sessions (nginx round robin over 
       expect(s['requests on instance A'], at).toBeGreaterThan(0);
       expect(s['requests on instance B'], at).toBeGreaterThan(0);
       expect(s['clients cut by the restart'], at).toBeGreaterThan(0);
-      if (row.transport !== 'poll') expect(s['reconnects (requests beyond one per client)'], at).toBeGreaterThanOrEqual(s['clients cut by the restart']!);
+      if (row.transport !== 'poll')
+        expect(s['reconnects (requests beyond one per client)'], at).toBeGreaterThanOrEqual(
+          s['clients cut by the restart']!,
+        );
     }
 
     const socketio = rows.find((r) => r.transport === 'socketio-poll')!;

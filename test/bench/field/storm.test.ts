@@ -45,7 +45,11 @@ describe('full-jitter backoff', () => {
 
   it("'immediate' (the default) waits a fixed 100 ms, as before", () => {
     const r = new Reconnector();
-    expect([r.next(), r.next(), r.next()]).toEqual([RECONNECT.immediateMs, RECONNECT.immediateMs, RECONNECT.immediateMs]);
+    expect([r.next(), r.next(), r.next()]).toEqual([
+      RECONNECT.immediateMs,
+      RECONNECT.immediateMs,
+      RECONNECT.immediateMs,
+    ]);
   });
 });
 

@@ -32,7 +32,13 @@ const FLAGS: string[][] = [
 ];
 
 /** A target as the plan sees it (the client module it names is the clients' business). */
-const plain = (t: Target) => ({ server: t.server, transport: t.transport, protocol: t.protocol, process: t.process, holdsConnections: t.holdsConnections });
+const plain = (t: Target) => ({
+  server: t.server,
+  transport: t.transport,
+  protocol: t.protocol,
+  process: t.process,
+  holdsConnections: t.holdsConnections,
+});
 
 function plan(label: string, b: BenchOptions) {
   return {
@@ -64,7 +70,8 @@ function plan(label: string, b: BenchOptions) {
 }
 
 /** Each run's Redis key prefix is its own (pid and time): the same placeholder in every plan. */
-const normalised = (x: unknown) => JSON.parse(JSON.stringify(x).replace(/transport-lab-bench-\d+-[a-z0-9]+/g, 'transport-lab-bench-RUN'));
+const normalised = (x: unknown) =>
+  JSON.parse(JSON.stringify(x).replace(/transport-lab-bench-\d+-[a-z0-9]+/g, 'transport-lab-bench-RUN'));
 
 describe('the plan', () => {
   it('every flag combination plans what it planned before the regrouping, to the second of its estimate', () => {

@@ -13,7 +13,9 @@ import { poll, pollUntil, publishMany, SseClient, startLab, until, WsClient } fr
 describe('extraWork: the doctored lab', () => {
   it('is called with every message delivered to each client, per transport, and only for the transports named', async () => {
     const seen: Record<TransportName, number[]> = { poll: [], 'short-poll': [], sse: [], ws: [] };
-    const extraWork: ExtraWork = Object.fromEntries(TRANSPORT_NAMES.map((t) => [t, (ms: readonly Message[]) => seen[t].push(...ms.map((m) => m.id))]));
+    const extraWork: ExtraWork = Object.fromEntries(
+      TRANSPORT_NAMES.map((t) => [t, (ms: readonly Message[]) => seen[t].push(...ms.map((m) => m.id))]),
+    );
     const lab = await startLab({}, { extraWork });
     const ws = new WsClient(`${lab.wsUrl}/ws?since=0`);
     const sse = new SseClient(`${lab.url}/events?since=0`);

@@ -25,7 +25,12 @@ import { socketioPollingClients, socketioWebsocketClients } from '../../../bench
 import { sseClients } from '../../../bench/clients/sse.js';
 import type { ClientFactory, ClientGroupOptions, ClientSink } from '../../../bench/clients/types.js';
 import { wsClients } from '../../../bench/clients/ws.js';
-import { ServerPool, startServer, type ServerHandle, type ServerStats } from '../../../bench/processes/server-process.js';
+import {
+  ServerPool,
+  startServer,
+  type ServerHandle,
+  type ServerStats,
+} from '../../../bench/processes/server-process.js';
 import { catalogueAnswer } from '../../../bench/servers/control.js';
 import { TRANSPORT_KEYS, type TransportCounters, type TransportKey } from '../../../server/stats.js';
 import { publish, range, until } from '../../helpers/lab.js';
@@ -88,7 +93,13 @@ const SERVERS: ServerCase[] = [
     options: {},
     transports: [
       { name: 'poll', clients: longPollClients, key: 'poll', countsConnections: true },
-      { name: 'short-poll', clients: shortPollClients, key: 'short-poll', countsConnections: false, options: { shortPollIntervalMs: 50 } },
+      {
+        name: 'short-poll',
+        clients: shortPollClients,
+        key: 'short-poll',
+        countsConnections: false,
+        options: { shortPollIntervalMs: 50 },
+      },
       { name: 'sse', clients: sseClients, key: 'sse', countsConnections: true },
       { name: 'ws', clients: wsClients, key: 'ws', countsConnections: true },
     ],
@@ -143,7 +154,14 @@ async function checkDelivery(server: ServerHandle, t: TransportCase): Promise<vo
   const behind = new Sink();
   const groups = [
     t.clients({ baseUrl: server.baseUrl, http: DEFAULT_HTTP, count: 3, since: start, sink: live, ...t.options }),
-    t.clients({ baseUrl: server.baseUrl, http: DEFAULT_HTTP, count: 2, since: start - CATCH_UP, sink: behind, ...t.options }),
+    t.clients({
+      baseUrl: server.baseUrl,
+      http: DEFAULT_HTTP,
+      count: 2,
+      since: start - CATCH_UP,
+      sink: behind,
+      ...t.options,
+    }),
   ];
   try {
     await Promise.all(groups.map((g) => g.ready));
@@ -152,15 +170,18 @@ async function checkDelivery(server: ServerHandle, t: TransportCase): Promise<vo
     lastId = Math.max(...burst);
     await until(() => live.reached(3, lastId) && behind.reached(2, lastId), WAIT_MS);
     for (const i of [0, 1, 2]) expect(live.ids.get(i), `live client ${i}`).toEqual(range(start + 1, lastId));
-    for (const i of [0, 1]) expect(behind.ids.get(i), `catching-up client ${i}`).toEqual(range(start - CATCH_UP + 1, lastId));
+    for (const i of [0, 1])
+      expect(behind.ids.get(i), `catching-up client ${i}`).toEqual(range(start - CATCH_UP + 1, lastId));
     expect([...live.errors, ...behind.errors]).toEqual([]);
     for (const g of groups) expect(g.requests()).toBeGreaterThan(0);
-    if (t.countsConnections) await eventually(async () => expect((await server.stats()).transports[t.key].connections).toBe(5));
+    if (t.countsConnections)
+      await eventually(async () => expect((await server.stats()).transports[t.key].connections).toBe(5));
   } finally {
     await Promise.all(groups.map((g) => g.close()));
   }
   const after = await server.stats();
-  const d = (f: 'requests' | 'messagesOut' | 'bytesOut' | 'bytesIn') => after.transports[t.key][f] - before.transports[t.key][f];
+  const d = (f: 'requests' | 'messagesOut' | 'bytesOut' | 'bytesIn') =>
+    after.transports[t.key][f] - before.transports[t.key][f];
   expect(d('messagesOut')).toBe(3 * MESSAGES + 2 * (MESSAGES + CATCH_UP));
   expect(d('requests')).toBeGreaterThan(0);
   expect(d('bytesOut')).toBeGreaterThan(0);
@@ -222,7 +243,11 @@ interface Wire {
 }
 
 /** Sends `request` on a fresh socket; `done` resolves once `complete(bytes)` holds, `bytes()` is what came so far. */
-function raw(port: number, request: string, complete: (b: Buffer) => boolean): { done: Promise<Buffer>; bytes: () => Buffer } {
+function raw(
+  port: number,
+  request: string,
+  complete: (b: Buffer) => boolean,
+): { done: Promise<Buffer>; bytes: () => Buffer } {
   let buf = Buffer.alloc(0);
   const done = new Promise<Buffer>((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
@@ -241,7 +266,8 @@ function raw(port: number, request: string, complete: (b: Buffer) => boolean): {
   return { done, bytes: () => buf };
 }
 
-const normalise = (s: string): string => s.replace(/"ts":[0-9.]+/g, '"ts":T').replace(/"epoch":"[^"]*"/g, '"epoch":"E"');
+const normalise = (s: string): string =>
+  s.replace(/"ts":[0-9.]+/g, '"ts":T').replace(/"epoch":"[^"]*"/g, '"epoch":"E"');
 
 /** RFC 6455 §5.2 server frames (unmasked, payloads < 64 KiB here): opcode byte and payload text. */
 function readWsFrames(b: Buffer): { opcode: number; payload: string }[] {
@@ -302,7 +328,8 @@ const wsFrameCount = (b: Buffer): number => {
   return end < 0 ? 0 : readWsFrames(b.subarray(end + 4)).length;
 };
 const GET = (path: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${extra}\r\n`;
-const UPGRADE = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
+const UPGRADE =
+  'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
 
 /**
  * Published once the streams have caught up, one at a time, each delivered before the next (so each is
@@ -325,9 +352,15 @@ async function ask(server: ServerHandle, polls = true): Promise<Record<string, W
   const before: ServerStats = await server.stats();
   // After `live` of the LIVE messages: 2 catch-up + live ids on each stream (from 0, or resumed from 1), plus the WebSocket hello.
   const delivered = (live: number): boolean =>
-    count(sse.bytes(), 'id: ') === 2 + live && count(sseResume.bytes(), 'id: ') === 1 + live && wsFrameCount(ws.bytes()) === 3 + live;
+    count(sse.bytes(), 'id: ') === 2 + live &&
+    count(sseResume.bytes(), 'id: ') === 1 + live &&
+    wsFrameCount(ws.bytes()) === 3 + live;
   const sse = raw(server.port, GET('/events?since=0'), (b) => count(b, 'id: ') === 2 + LIVE.length);
-  const sseResume = raw(server.port, GET('/events?since=0', 'Last-Event-ID: 1\r\n'), (b) => count(b, 'id: ') === 1 + LIVE.length);
+  const sseResume = raw(
+    server.port,
+    GET('/events?since=0', 'Last-Event-ID: 1\r\n'),
+    (b) => count(b, 'id: ') === 1 + LIVE.length,
+  );
   const ws = raw(server.port, GET('/ws?since=0', UPGRADE), (b) => wsFrameCount(b) === 3 + LIVE.length);
   const answers: Record<string, Promise<Wire>> = {};
   if (polls) {
@@ -341,7 +374,10 @@ async function ask(server: ServerHandle, polls = true): Promise<Record<string, W
     // Three long polls arrived (bad cursors are refused before they count), the timed-out one is answered, two are held.
     await eventually(async () => {
       const now = (await server.stats()).transports.poll;
-      expect({ requests: now.requests - before.transports.poll.requests, connections: now.connections - before.transports.poll.connections }).toEqual({
+      expect({
+        requests: now.requests - before.transports.poll.requests,
+        connections: now.connections - before.transports.poll.connections,
+      }).toEqual({
         requests: 3,
         connections: 2,
       });
@@ -382,10 +418,13 @@ describe('the wire: bare and the floor vs the lab', () => {
   );
   afterAll(() => wirePool.stop());
 
-  it.each(['short-poll', 'timedOut', 'badCursor', 'held', 'heldFromNow', ...STREAMS])('bare, %s: the same head and body parts', (k) => {
-    expect(answers!.lab[k]).toBeDefined();
-    expect(answers!.bare[k]).toEqual(answers!.lab[k]);
-  });
+  it.each(['short-poll', 'timedOut', 'badCursor', 'held', 'heldFromNow', ...STREAMS])(
+    'bare, %s: the same head and body parts',
+    (k) => {
+      expect(answers!.lab[k]).toBeDefined();
+      expect(answers!.bare[k]).toEqual(answers!.lab[k]);
+    },
+  );
 
   it.each(STREAMS)('floor, %s: the same head and body parts', (k) => {
     expect(answers!.lab[k]).toBeDefined();
@@ -478,8 +517,20 @@ describe('the floor reference server', () => {
           bytesIn: now[k].bytesIn - before.transports[k].bytesIn,
         });
         expect({ sse: d('sse'), ws: d('ws') }).toEqual({
-          sse: { connections: 1, requests: 1, messagesOut: 4, bytesOut: sse.bytes().length, bytesIn: Buffer.byteLength(sseRequest) },
-          ws: { connections: 1, requests: 1, messagesOut: 5, bytesOut: ws.bytes().length, bytesIn: Buffer.byteLength(wsRequest) },
+          sse: {
+            connections: 1,
+            requests: 1,
+            messagesOut: 4,
+            bytesOut: sse.bytes().length,
+            bytesIn: Buffer.byteLength(sseRequest),
+          },
+          ws: {
+            connections: 1,
+            requests: 1,
+            messagesOut: 5,
+            bytesOut: ws.bytes().length,
+            bytesIn: Buffer.byteLength(wsRequest),
+          },
         });
       });
     } finally {
@@ -494,7 +545,9 @@ describe('the floor reference server', () => {
         expect(now[k].connections, k).toBe(before.transports[k].connections);
         expect(now[k].disconnects.client - before.transports[k].disconnects.client, k).toBe(1);
         expect(now[k].bytesOut - before.transports[k].bytesOut, k).toBeGreaterThanOrEqual(received[k]);
-        expect(now[k].bytesIn - before.transports[k].bytesIn, k).toBe(Buffer.byteLength(k === 'sse' ? sseRequest : wsRequest));
+        expect(now[k].bytesIn - before.transports[k].bytesIn, k).toBe(
+          Buffer.byteLength(k === 'sse' ? sseRequest : wsRequest),
+        );
       }
     });
   });
@@ -519,7 +572,8 @@ describe.each(SERVERS)('the $script reference server $options', ({ script, optio
     const { process: p } = await server.stats();
     expect(p.cpu.userUs).toBeGreaterThan(0);
     expect(p.memory.heapUsedBytes).toBeGreaterThan(0);
-    for (const k of ['p50', 'p99', 'max', 'windowMs'] as const) expect(Number.isFinite(p.eventLoopDelayMs[k]), k).toBe(true);
+    for (const k of ['p50', 'p99', 'max', 'windowMs'] as const)
+      expect(Number.isFinite(p.eventLoopDelayMs[k]), k).toBe(true);
   });
 
   it('IPC gc answers memory', async () => {

@@ -55,11 +55,20 @@ class Source {
         this.#agent = new Agent();
         const headers = new Headers(init?.headers as Record<string, string>);
         this.lastEventIds.push(headers.get('last-event-id'));
-        return undiciFetch(input as string, { ...(init as object), dispatcher: this.#agent }) as unknown as Promise<Response>;
+        return undiciFetch(input as string, {
+          ...(init as object),
+          dispatcher: this.#agent,
+        }) as unknown as Promise<Response>;
       },
     });
     this.es.onopen = () => this.opens++;
-    this.es.onmessage = (e) => this.received.push({ type: e.type, lastEventId: e.lastEventId, text: e.data, message: JSON.parse(e.data) as Message });
+    this.es.onmessage = (e) =>
+      this.received.push({
+        type: e.type,
+        lastEventId: e.lastEventId,
+        text: e.data,
+        message: JSON.parse(e.data) as Message,
+      });
     onTestFinished(() => this.close());
   }
 
@@ -99,7 +108,11 @@ function expectMessages(received: readonly Received[], ids: readonly number[]): 
   }
 }
 
-const delta = (after: TransportCounters, before: TransportCounters, f: 'requests' | 'messagesOut' | 'bytesOut' | 'bytesIn') => after[f] - before[f];
+const delta = (
+  after: TransportCounters,
+  before: TransportCounters,
+  f: 'requests' | 'messagesOut' | 'bytesOut' | 'bytesIn',
+) => after[f] - before[f];
 
 const SCRIPTS = ['better-sse', 'fastify-sse'] as const;
 /** Both servers asked for as the file starts (a pool starts one per core at a time); each block awaits its own. */
@@ -123,7 +136,9 @@ describe.each(SCRIPTS)('the %s peer server', (script) => {
     const source = new Source(`${server.baseUrl}/events`);
     await until(() => source.opens === 1, WAIT_MS);
     // Joined the broadcast: counted as an open stream.
-    await eventually(async () => expect((await server.stats()).transports.sse.connections).toBe(before.connections + 1));
+    await eventually(async () =>
+      expect((await server.stats()).transports.sse.connections).toBe(before.connections + 1),
+    );
     const ids: number[] = [];
     for (let k = 0; k < 5; k++) ids.push(await send(server, `live-${k}`));
     ids.push(...(await Promise.all(range(1, 5).map((k) => send(server, `burst-${k}`)))));
@@ -155,7 +170,9 @@ describe.each(SCRIPTS)('the %s peer server', (script) => {
     const source = new Source(`${server.baseUrl}/events?since=${since}`);
     // The first connect replays what followed `since`.
     await until(() => source.received.length >= 2, WAIT_MS);
-    await eventually(async () => expect((await server.stats()).transports.sse.connections).toBe(before.connections + 1));
+    await eventually(async () =>
+      expect((await server.stats()).transports.sse.connections).toBe(before.connections + 1),
+    );
     const live = [await send(server, 'live-1'), await send(server, 'live-2')];
     await until(() => source.received.length >= 4, WAIT_MS);
     expect(source.lastEventIds).toEqual([null]);
@@ -166,7 +183,9 @@ describe.each(SCRIPTS)('the %s peer server', (script) => {
     const missed = [await send(server, 'missed-1'), await send(server, 'missed-2')];
     await until(() => source.opens === 2 && source.received.length >= 6, WAIT_MS);
     expect(source.lastEventIds).toEqual([null, String(live[1])]);
-    await eventually(async () => expect((await server.stats()).transports.sse.connections).toBe(before.connections + 1));
+    await eventually(async () =>
+      expect((await server.stats()).transports.sse.connections).toBe(before.connections + 1),
+    );
     const after = [await send(server, 'after-1')];
     await until(() => source.received.length >= 7, WAIT_MS);
 

@@ -24,7 +24,9 @@ const verdictOf = (claims: Claim[], start: string): Claim['verdict'] => {
   return c.verdict;
 };
 const scenario = (r: Report, name: string, server: string, transport: string): ScenarioResult =>
-  r.scenarios.find((s) => s.name === name && s.server === server && s.transport === transport && s.network.name === 'loopback')!;
+  r.scenarios.find(
+    (s) => s.name === name && s.server === server && s.transport === transport && s.network.name === 'loopback',
+  )!;
 
 describe('the claims, re-measured', () => {
   it('results/claims.json validates and its verdicts are what the figures in it give', () => {
@@ -59,7 +61,9 @@ describe('the claims, re-measured', () => {
     ws.reason = 'doctored';
     const claims = evaluateClaims(r);
     expect(verdictOf(claims, 'WebSocket: “Requests per second')).toBe('not measured');
-    expect(claims.find((c) => c.claim.startsWith('WebSocket: “Delay'))!.measured).toMatch(/INVALID: doctored|not in the report/);
+    expect(claims.find((c) => c.claim.startsWith('WebSocket: “Delay'))!.measured).toMatch(
+      /INVALID: doctored|not in the report/,
+    );
     expect(verdictOf(claims, '“1000 users polling')).toBe('holds');
   });
 

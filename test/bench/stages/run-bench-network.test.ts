@@ -8,7 +8,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { customProfile, PROFILES } from '../../../server/network/profiles.js';
 import { HELP, parseBenchArgs } from '../../../bench/cli/options.js';
 import { Progress } from '../../../bench/plan/progress.js';
-import { belowOneWayProblem, relayLatenessLimitMs, relayLatenessProblem } from '../../../bench/processes/relay-process.js';
+import {
+  belowOneWayProblem,
+  relayLatenessLimitMs,
+  relayLatenessProblem,
+} from '../../../bench/processes/relay-process.js';
 import { renderHtml } from '../../../report/html.js';
 import { renderMarkdown } from '../../../report/markdown.js';
 import { fmtMs, reportModel } from '../../../report/model.js';
@@ -28,7 +32,21 @@ afterAll(() => pool.stop());
 const tiny = (...more: string[]): BenchOptions => ({
   ...parseBenchArgs([
     // 25 messages to 5 clients: enough for a p50 and a per-message price, little for the relay to carry.
-    ...['--clients', '5', '--rate', '50', '--duration', '0.5', '--repeats', '1', '--servers', 'lab', '--no-memory', '--no-autocannon', '--no-micro'],
+    ...[
+      '--clients',
+      '5',
+      '--rate',
+      '50',
+      '--duration',
+      '0.5',
+      '--repeats',
+      '1',
+      '--servers',
+      'lab',
+      '--no-memory',
+      '--no-autocannon',
+      '--no-micro',
+    ],
     // A correctness test, run beside other suites: a busy machine may delay the publisher; loss may not.
     ...['--max-publisher-lag-ms', '2000'],
     ...more,
@@ -37,7 +55,8 @@ const tiny = (...more: string[]): BenchOptions => ({
 
 /** Ok, or INVALID for the one reason a busy machine may honestly cause here: the relay fell behind its schedule. */
 const okUnlessRelayLate = (s: ScenarioResult) => {
-  if (s.status !== 'ok') expect(s.reason, `${s.server}/${s.transport}`).toMatch(/^repeat 1: the relay fell behind its schedule[^;|]*$/);
+  if (s.status !== 'ok')
+    expect(s.reason, `${s.server}/${s.transport}`).toMatch(/^repeat 1: the relay fell behind its schedule[^;|]*$/);
 };
 
 describe('npm run bench -- --network (real relay)', () => {
@@ -63,11 +82,15 @@ describe('npm run bench -- --network (real relay)', () => {
     const m = reportModel(report);
     expect(m.sections.map((s) => s.title)[0]).toBe('Transport by network');
     const [group] = m.sections[0]!.groups;
-    expect(group!.table.rows.map((r) => r.id)).toEqual(['scenario custom over custom lab/poll', 'scenario custom over custom lab/ws']);
+    expect(group!.table.rows.map((r) => r.id)).toEqual([
+      'scenario custom over custom lab/poll',
+      'scenario custom over custom lab/ws',
+    ]);
     const col = (h: string) => group!.table.headers.indexOf(h);
     const ws = group!.table.rows[1]!;
     expect(ws.cells[col('Network')]?.text).toBe('custom');
-    if (!ws.invalid) expect(ws.cells[col('Beyond one-way ms (p50 − RTT/2)')]?.text).toBe(fmtMs(by('ws').latencyMs.p50.median! - 30));
+    if (!ws.invalid)
+      expect(ws.cells[col('Beyond one-way ms (p50 − RTT/2)')]?.text).toBe(fmtMs(by('ws').latencyMs.p50.median! - 30));
     // Each row on its own: one may be INVALID (the relay fell behind) while the other is not.
     const poll = group!.table.rows[0]!;
     if (!poll.invalid) expect(poll.cells[col('Requests/msg')]?.text).not.toBe('—');
@@ -84,7 +107,9 @@ describe('npm run bench -- --network (real relay)', () => {
     expect(validateReport(report)).toEqual({ ok: true });
     const [s] = report.scenarios;
     expect(s?.status).toBe('invalid');
-    expect(s?.reason).toMatch(/latency p50 .* ms is below the one-way delay of custom \(200 ms\): the relay was bypassed or did not delay/);
+    expect(s?.reason).toMatch(
+      /latency p50 .* ms is below the one-way delay of custom \(200 ms\): the relay was bypassed or did not delay/,
+    );
     expect(reportModel(report).invalid.map((i) => i.what)).toEqual(['scenario custom over custom lab/ws']);
   }, 60_000);
 });
@@ -123,7 +148,12 @@ describe('network flags', () => {
     expect(opts.networks).toEqual([PROFILES.loopback, PROFILES['4g']]);
     expect(pairs([])).toEqual(['100c-100r@loopback', '1000c-100r@loopback', '100c-2000r@loopback', '100c-100r@4g']);
     const g4 = opts.scenarios[3]!;
-    expect(targetsFor(g4, opts).map((t) => `${t.server}/${t.transport}`)).toEqual(['lab/poll', 'lab/short-poll', 'lab/sse', 'lab/ws']);
+    expect(targetsFor(g4, opts).map((t) => `${t.server}/${t.transport}`)).toEqual([
+      'lab/poll',
+      'lab/short-poll',
+      'lab/sse',
+      'lab/ws',
+    ]);
     expect(SUITES.default.scenarios.some((s) => s.network === '4g' && s.clients === 100)).toBe(true);
     // Medians over three: what the README's targets table quotes.
     expect(opts.repeats).toBe(3);
@@ -133,15 +163,40 @@ describe('network flags', () => {
   it('--network replaces the suite’s networks: each scenario once per network, in the order asked; all = every profile', () => {
     expect(networksOf(['--network', '4g'])).toEqual(['4g']);
     expect(pairs(['--network', '4g'])).toEqual(['100c-100r@4g', '1000c-100r@4g', '100c-2000r@4g']);
-    expect(pairs(['--quick', '--network', 'loopback,broadband,4g'])).toEqual(['100c-100r@loopback', '100c-100r@broadband', '100c-100r@4g']);
+    expect(pairs(['--quick', '--network', 'loopback,broadband,4g'])).toEqual([
+      '100c-100r@loopback',
+      '100c-100r@broadband',
+      '100c-100r@4g',
+    ]);
     expect(networksOf(['--network', 'all'])).toEqual(Object.keys(PROFILES));
     expect(pairs(['--clients', '10', '--network', 'lan'])).toEqual(['custom@lan']);
   });
 
   it('--rtt-ms --jitter-ms --down-kbps --up-kbps --loss make one profile named custom, after any --network', () => {
-    const opts = parseBenchArgs(['--network', '3g', '--rtt-ms', '80', '--jitter-ms', '5', '--down-kbps', '2000', '--up-kbps', 'unlimited', '--loss', '0.01']);
+    const opts = parseBenchArgs([
+      '--network',
+      '3g',
+      '--rtt-ms',
+      '80',
+      '--jitter-ms',
+      '5',
+      '--down-kbps',
+      '2000',
+      '--up-kbps',
+      'unlimited',
+      '--loss',
+      '0.01',
+    ]);
     expect(opts.networks.map((n) => n.name)).toEqual(['3g', 'custom']);
-    expect(opts.networks[1]).toMatchObject({ name: 'custom', direct: false, rttMs: 80, jitterMs: 5, downKbps: 2000, upKbps: null, loss: 0.01 });
+    expect(opts.networks[1]).toMatchObject({
+      name: 'custom',
+      direct: false,
+      rttMs: 80,
+      jitterMs: 5,
+      downKbps: 2000,
+      upKbps: null,
+      loss: 0.01,
+    });
     expect(networksOf(['--loss', '0.02'])).toEqual(['custom']);
   });
 
@@ -165,6 +220,15 @@ describe('network flags', () => {
     expect(() => parseBenchArgs(['--down-kbps', '0'])).toThrow(/--down-kbps/);
     expect(() => parseBenchArgs(['--up-kbps', 'lots'])).toThrow(/--up-kbps/);
     expect(() => parseBenchArgs(['--loss', '2'])).toThrow(/--loss/);
-    for (const flag of ['--network', '--rtt-ms', '--jitter-ms', '--down-kbps', '--up-kbps', '--loss', '--retransmit-ms']) expect(HELP).toContain(flag);
+    for (const flag of [
+      '--network',
+      '--rtt-ms',
+      '--jitter-ms',
+      '--down-kbps',
+      '--up-kbps',
+      '--loss',
+      '--retransmit-ms',
+    ])
+      expect(HELP).toContain(flag);
   });
 });

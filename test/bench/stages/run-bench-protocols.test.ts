@@ -31,7 +31,9 @@ const wire = (protocol: HttpProtocol) => ({
 });
 
 function find(report: Report, server: string, transport: string, protocol: HttpProtocol): ScenarioResult {
-  const s = report.scenarios.find((r) => r.server === server && r.transport === transport && protocolOf(r) === protocol);
+  const s = report.scenarios.find(
+    (r) => r.server === server && r.transport === transport && protocolOf(r) === protocol,
+  );
   if (!s) throw new Error(`no ${server}/${transport} over ${protocol} in the report`);
   expect(s.status, `${server}/${transport} over ${protocol}: ${s.reason ?? ''}`).toBe('ok');
   return s;
@@ -58,7 +60,8 @@ describe('the bench over TLS and HTTP/2', () => {
     expect(up(poll('lab', 'http/1.1'))).toBeGreaterThan(chromium * 0.9);
     expect(up(poll('lab', 'http/1.1'))).toBeLessThan(chromium * 1.1);
     // The clients send the same requests to lab and bare: the same bytes up, but for cursor digits.
-    for (const p of ['http/1.1', 'https/1.1', 'h2'] as const) expect(Math.abs(up(poll('lab', p)) - up(poll('bare', p))), p).toBeLessThanOrEqual(2);
+    for (const p of ['http/1.1', 'https/1.1', 'h2'] as const)
+      expect(Math.abs(up(poll('lab', p)) - up(poll('bare', p))), p).toBeLessThanOrEqual(2);
     // TLS adds record framing to every request and every answer.
     expect(up(poll('lab', 'https/1.1'))).toBeGreaterThan(up(poll('lab', 'http/1.1')) + 15);
     expect(out(poll('lab', 'https/1.1'))).toBeGreaterThan(out(poll('lab', 'http/1.1')));
@@ -75,7 +78,8 @@ describe('the bench over TLS and HTTP/2', () => {
       expect(up(tls)).toBeGreaterThan(up(find(report, server, 'ws', 'http/1.1')) + 200);
     }
     // vs bare pairs rows of the same protocol only.
-    for (const s of report.scenarios.filter((r) => r.server === 'lab')) expect(s.vsBare, `${s.transport} ${protocolOf(s)}`).toBeDefined();
+    for (const s of report.scenarios.filter((r) => r.server === 'lab'))
+      expect(s.vsBare, `${s.transport} ${protocolOf(s)}`).toBeDefined();
   }, 240_000);
 
   it('sends the client libraries’ own headers with --headers minimal, and a cookie of exactly --cookie-bytes', async () => {
@@ -105,6 +109,10 @@ describe('the bench over TLS and HTTP/2', () => {
     expect(() => parseBenchArgs(['--tls'], 'check')).toThrow(/CI gate runs cleartext/);
     const both = parseBenchArgs(['--http', '1.1,2', '--tls']);
     expect([...new Set(both.scenarios.map((s) => s.protocol))]).toEqual(['https/1.1', 'h2']);
-    expect(parseBenchArgs(['--compare-protocols']).scenarios.map((s) => s.protocol)).toEqual(['http/1.1', 'https/1.1', 'h2']);
+    expect(parseBenchArgs(['--compare-protocols']).scenarios.map((s) => s.protocol)).toEqual([
+      'http/1.1',
+      'https/1.1',
+      'h2',
+    ]);
   });
 });

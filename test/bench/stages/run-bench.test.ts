@@ -54,7 +54,17 @@ let recording: Promise<{ report: Report; out: string }> | undefined;
 const recorded = () =>
   (recording ??= (async () => {
     const out = await mkdtemp(join(tmpdir(), 'bench-profile-'));
-    const opts = parseBenchArgs([...tiny, '--servers', 'lab,lab-redis,bare', '--transports', 'ws', '--no-memory', '--profile', '--out', out]);
+    const opts = parseBenchArgs([
+      ...tiny,
+      '--servers',
+      'lab,lab-redis,bare',
+      '--transports',
+      'ws',
+      '--no-memory',
+      '--profile',
+      '--out',
+      out,
+    ]);
     return { report: await runBench(opts, quiet()), out };
   })());
 afterAll(async () => {
@@ -71,8 +81,14 @@ describe('npm run bench (smoke)', () => {
     // (its folder: lab-redis-…).
     expect([...new Set(profiles.map((p) => p.server.split('-')[0]))].sort()).toEqual(['bare', 'lab']);
     for (const p of profiles) {
-      expect(p.file).toMatch(new RegExp(`^profiles/${reportFileName(report).replace('.json', '')}/[^/]+/[^/]+\\.cpuprofile$`));
-      const profile = JSON.parse(await readFile(join(out, p.file), 'utf8')) as { nodes: unknown[]; startTime: number; endTime: number };
+      expect(p.file).toMatch(
+        new RegExp(`^profiles/${reportFileName(report).replace('.json', '')}/[^/]+/[^/]+\\.cpuprofile$`),
+      );
+      const profile = JSON.parse(await readFile(join(out, p.file), 'utf8')) as {
+        nodes: unknown[];
+        startTime: number;
+        endTime: number;
+      };
       expect(profile.nodes.length).toBeGreaterThan(10);
       expect(profile.endTime).toBeGreaterThan(profile.startTime);
     }
@@ -112,7 +128,10 @@ describe('npm run bench (smoke)', () => {
       expect(s.vsFloor === undefined, `${s.server}/${s.transport}`).toBe(!compared);
       if (s.vsFloor) {
         const floor = report.scenarios.find((f) => f.server === 'floor' && f.transport === s.transport)!;
-        expect(s.vsFloor.cpuUsPerMsg).toBeCloseTo(s.serverMetrics.cpuUsPerMsg.median! / floor.serverMetrics.cpuUsPerMsg.median!, 9);
+        expect(s.vsFloor.cpuUsPerMsg).toBeCloseTo(
+          s.serverMetrics.cpuUsPerMsg.median! / floor.serverMetrics.cpuUsPerMsg.median!,
+          9,
+        );
       }
     }
     // Idle memory on the lab and bare only (the floor is a CPU control).
@@ -124,7 +143,9 @@ describe('npm run bench (smoke)', () => {
     const lockstep = async () => {
       // A lab of its own for each run: the same ids in both, so their digits weigh the same.
       const o = parseBenchArgs([...tiny, '--servers', 'lab', '--no-memory']);
-      o.scenarios = [{ name: 'wire', clients: 5, ratePerSec: 100, payloadBytes: 100, durationSec: 0.2, pace: 'lockstep' }];
+      o.scenarios = [
+        { name: 'wire', clients: 5, ratePerSec: 100, payloadBytes: 100, durationSec: 0.2, pace: 'lockstep' },
+      ];
       return runBench(o, quiet());
     };
     // Side by side: lockstep waits for every delivery, so a busy machine slows a round but cannot
@@ -138,7 +159,9 @@ describe('npm run bench (smoke)', () => {
       expect(s.pace).toBe('lockstep');
       expect(s.delivered).toBe(20 * 5);
       // The same 20 messages in the same lockstep: the bytes differ at most by the digits of ids.
-      expect(Math.abs(s.wire.bytesOutPerMsg.median! - wire(b, t).wire.bytesOutPerMsg.median!), t).toBeLessThanOrEqual(2);
+      expect(Math.abs(s.wire.bytesOutPerMsg.median! - wire(b, t).wire.bytesOutPerMsg.median!), t).toBeLessThanOrEqual(
+        2,
+      );
     }
     // One answer per message for long polling; one full and one empty answer for short polling.
     expect(wire(a, 'poll').wire.requestsPerMsg.median).toBe(1);
@@ -147,7 +170,11 @@ describe('npm run bench (smoke)', () => {
   }, 60_000);
 
   it('reports a lossy client as INVALID with the reason, not as a result', async () => {
-    const report = await runBench(parseBenchArgs([...tiny, '--servers', 'lab', '--transports', 'ws', '--lossy-every', '7', '--no-memory']), quiet(), pool);
+    const report = await runBench(
+      parseBenchArgs([...tiny, '--servers', 'lab', '--transports', 'ws', '--lossy-every', '7', '--no-memory']),
+      quiet(),
+      pool,
+    );
     expect(validateReport(report)).toEqual({ ok: true });
     const [s] = report.scenarios;
     expect(s?.status).toBe('invalid');
@@ -157,7 +184,18 @@ describe('npm run bench (smoke)', () => {
 
   it('--feed redis --workers 2 measures the lab as a two-worker cluster on Redis, and says so in the report', async () => {
     const report = await runBench(
-      parseBenchArgs([...tiny, '--servers', 'lab', '--transports', 'ws,poll', '--feed', 'redis', '--workers', '2', '--no-memory']),
+      parseBenchArgs([
+        ...tiny,
+        '--servers',
+        'lab',
+        '--transports',
+        'ws,poll',
+        '--feed',
+        'redis',
+        '--workers',
+        '2',
+        '--no-memory',
+      ]),
       quiet(),
     );
     expect(validateReport(report)).toEqual({ ok: true });
@@ -174,7 +212,11 @@ describe('npm run bench (smoke)', () => {
     expect(validateReport(report)).toEqual({ ok: true });
     expect(report.env).toMatchObject({ feed: 'memory', workers: 1 });
     const served = Object.fromEntries(report.scenarios.map((s) => [s.server, { feed: s.feed, workers: s.workers }]));
-    expect(served).toEqual({ lab: { feed: 'memory', workers: 1 }, 'lab-redis': { feed: 'redis', workers: 1 }, bare: { feed: 'memory', workers: 1 } });
+    expect(served).toEqual({
+      lab: { feed: 'memory', workers: 1 },
+      'lab-redis': { feed: 'redis', workers: 1 },
+      bare: { feed: 'memory', workers: 1 },
+    });
   }, 60_000);
 
   it('rejects bad flags with a message naming the flag', () => {

@@ -12,7 +12,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { Message } from '../../../server/feed/types.js';
-import { SseClient, WsClient, publish, range, startLab, until, wsOrder, type PollAnswer, type RunningLab, type Seen } from '../../helpers/lab.js';
+import {
+  SseClient,
+  WsClient,
+  publish,
+  range,
+  startLab,
+  until,
+  wsOrder,
+  type PollAnswer,
+  type RunningLab,
+  type Seen,
+} from '../../helpers/lab.js';
 import { OwnRedis, freePort, withRedis } from '../../helpers/redis.js';
 
 // ---- helpers local to this file --------------------------------------------------------------------
@@ -21,7 +32,10 @@ const ids = (messages: readonly Message[]): number[] => messages.map((m) => m.id
 const epochOf = (lab: RunningLab) => lab.app.lab.feed.info().epoch;
 
 /** A lab on `redis` with a key prefix of its own (the Redis is the test's own: no cleanup needed). */
-async function labOn(redis: OwnRedis, redisKeyPrefix = `lab-faults-${randomBytes(4).toString('hex')}`): Promise<RunningLab> {
+async function labOn(
+  redis: OwnRedis,
+  redisKeyPrefix = `lab-faults-${randomBytes(4).toString('hex')}`,
+): Promise<RunningLab> {
   return startLab({ feed: redis.url, redisKeyPrefix, sseRetryMs: 50 });
 }
 
@@ -32,7 +46,8 @@ function sseClient(lab: RunningLab, url: string) {
   onTestFinished(() => lab.app.close());
   const seen: Seen = [];
   client.es.addEventListener('message', (e) => seen.push((JSON.parse(e.data) as Message).id));
-  for (const type of ['hello', 'gap', 'reset', 'feed-down', 'feed-up']) client.es.addEventListener(type, () => seen.push(type));
+  for (const type of ['hello', 'gap', 'reset', 'feed-down', 'feed-up'])
+    client.es.addEventListener(type, () => seen.push(type));
   return { client, seen, count: (type: string) => seen.filter((x) => x === type).length };
 }
 
@@ -58,7 +73,8 @@ async function tryPoll(url: string, query: string): Promise<{ status: number; bo
 }
 
 /** One admin command on the test's own Redis (a connection of its own, closed at once). */
-const admin = (redis: OwnRedis, ...args: (string | number)[]) => withRedis(redis.url, (r) => r.call(String(args[0]), ...args.slice(1)));
+const admin = (redis: OwnRedis, ...args: (string | number)[]) =>
+  withRedis(redis.url, (r) => r.call(String(args[0]), ...args.slice(1)));
 
 /** A counter from Redis's INFO, e.g. ('errorstats', 'errorstat_OOM', 'count'); 0 when absent. */
 async function infoCount(redis: OwnRedis, section: string, line: string, field: string): Promise<number> {
@@ -209,7 +225,16 @@ describe('polls while Redis is down (issue 10, #13)', () => {
     const dir = await mkdtemp(join(tmpdir(), 'lab-redis-faults-'));
     onTestFinished(() => rm(dir, { recursive: true, force: true }));
     // Data kept across the restart (AOF, fsync always): recovery continues the same history.
-    const redis = new OwnRedis(await freePort(), ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir]);
+    const redis = new OwnRedis(await freePort(), [
+      '--save',
+      '',
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'always',
+      '--dir',
+      dir,
+    ]);
     await redis.start();
     const redisKeyPrefix = `lab-faults-${randomBytes(4).toString('hex')}`;
     const a = await labOn(redis, redisKeyPrefix);

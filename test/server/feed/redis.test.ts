@@ -83,7 +83,10 @@ async function wsPublish(client: WsClient, data: unknown, ref: string): Promise<
 }
 
 /** POST /publish that never waits forever: a hang fails the test with a clear message. */
-async function tryPublish(url: string, data: unknown): Promise<{ status: number; body: { id?: number; error?: { code: string } } }> {
+async function tryPublish(
+  url: string,
+  data: unknown,
+): Promise<{ status: number; body: { id?: number; error?: { code: string } } }> {
   const res = await fetch(`${url}/publish`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -93,7 +96,10 @@ async function tryPublish(url: string, data: unknown): Promise<{ status: number;
   return { status: res.status, body: (await res.json()) as { id?: number; error?: { code: string } } };
 }
 
-async function tryPoll(url: string, query: string): Promise<{ status: number; body: Record<string, unknown> & { error?: { code: string } } }> {
+async function tryPoll(
+  url: string,
+  query: string,
+): Promise<{ status: number; body: Record<string, unknown> & { error?: { code: string } } }> {
   const res = await fetch(`${url}/poll?${query}`, { signal: AbortSignal.timeout(8_000) });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> & { error?: { code: string } } };
 }
@@ -126,7 +132,9 @@ describe('several labs on one Redis serve one feed', () => {
     const wss = labs.map((l) => new WsClient(`${l.wsUrl}/ws?since=0`));
     const sses = labs.map((l) => sseClient(l, `${l.url}/events?since=0`).client);
     await Promise.all(wss.map((w) => w.opened));
-    await until(() => sses.every((s) => s.eventsOf('hello').length === 1) && wss.every((w) => w.controlsOf('hello').length === 1));
+    await until(
+      () => sses.every((s) => s.eventsOf('hello').length === 1) && wss.every((w) => w.controlsOf('hello').length === 1),
+    );
     const polled = labs.map((l) => pollUntil(l.url, 0, 30));
 
     // 30 messages: HTTP through a, b, c in turn, and every third one as a WebSocket publish frame on c's client.
@@ -158,11 +166,14 @@ describe('several labs on one Redis serve one feed', () => {
       expect(status).toBe(200);
       expect(body.epoch).toBe(epoch);
       expect(ids(body.messages)).toEqual([30]);
-      const stats = (await (await fetch(`${l.url}/stats`)).json()) as { feed: { kind: string; epoch: string; lastId: number } };
+      const stats = (await (await fetch(`${l.url}/stats`)).json()) as {
+        feed: { kind: string; epoch: string; lastId: number };
+      };
       expect(stats.feed).toMatchObject({ kind: 'redis', epoch, lastId: 30 });
     }
     // No client saw a control it should not have.
-    for (const w of wss) expect(w.controls.filter((x) => x.type !== 'hello' && x.type !== 'ack').map((x) => x.type)).toEqual([]);
+    for (const w of wss)
+      expect(w.controls.filter((x) => x.type !== 'hello' && x.type !== 'ack').map((x) => x.type)).toEqual([]);
     for (const s of sses) expect(s.events.map((e) => e.type)).toEqual(['hello']);
     void b;
     void c;
@@ -411,7 +422,16 @@ describe('Redis going away and coming back', () => {
   it('data kept (AOF, appendfsync always): 503s and feed-down, then feed-up, no reset, ids continue, clients get the new messages', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'lab-redis-'));
     onTestFinished(() => rm(dir, { recursive: true, force: true }));
-    const redis = new OwnRedis(await freePort(), ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir]);
+    const redis = new OwnRedis(await freePort(), [
+      '--save',
+      '',
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'always',
+      '--dir',
+      dir,
+    ]);
     const { a, b, epoch, ws, wsSeen, sse } = await outageSetup(redis);
 
     await redis.start();
@@ -456,7 +476,9 @@ describe('Redis going away and coming back', () => {
     // The WebSocket stays open and is told: reset to the new epoch, then the new messages. (Soft
     // assertions: the SSE and poll checks below still run when this part fails.)
     await until(() => (ws.controlsOf('reset').length === 1 && ws.messages.length === 5) || ws.closeCode !== undefined);
-    expect.soft({ closeCode: ws.closeCode, closeReason: ws.closeReason }).toEqual({ closeCode: undefined, closeReason: '' });
+    expect
+      .soft({ closeCode: ws.closeCode, closeReason: ws.closeReason })
+      .toEqual({ closeCode: undefined, closeReason: '' });
     expect.soft(ws.controlsOf('reset')[0]).toMatchObject({ type: 'reset', epoch: newEpoch });
     // In order (feed-up may come before or after the reset): nothing but the reset and the new epoch's
     // messages after the outage — in particular no second feed-down once Redis is back.

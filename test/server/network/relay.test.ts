@@ -19,7 +19,14 @@ import {
   parseNetworkList,
 } from '../../../server/network/profiles.js';
 import { NetworkProfileSchema } from '../../../server/network/profile-schema.js';
-import { mulberry32, RELAY_DEFAULTS, Relay, ReleaseSchedule, type ScheduleOptions, SEGMENT_BYTES } from '../../../server/network/relay.js';
+import {
+  mulberry32,
+  RELAY_DEFAULTS,
+  Relay,
+  ReleaseSchedule,
+  type ScheduleOptions,
+  SEGMENT_BYTES,
+} from '../../../server/network/relay.js';
 
 /** A scripted [0, 1) source: the given values, over and over. */
 const script = (...values: number[]) => {
@@ -105,7 +112,8 @@ describe('profiles', () => {
 
   it('every profile is frozen plain JSON that a report can embed, with its source', () => {
     const names = Object.keys(PROFILES);
-    for (const name of ['loopback', 'lan', 'broadband', '4g', '3g', 'intercontinental', 'lossy-wifi']) expect(names).toContain(name);
+    for (const name of ['loopback', 'lan', 'broadband', '4g', '3g', 'intercontinental', 'lossy-wifi'])
+      expect(names).toContain(name);
     for (const p of Object.values(PROFILES)) {
       expect(validate(p), JSON.stringify(validate.errors)).toBe(true);
       expect(Object.isFrozen(p)).toBe(true);
@@ -201,7 +209,11 @@ async function startTarget(onSocket: (s: Socket) => void, allowHalfOpen = false)
 
 const echo = (s: Socket) => s.pipe(s);
 
-async function startRelay(target: Target, profile: NetworkProfile, extra: { seed?: number; queueBytes?: number } = {}): Promise<Relay> {
+async function startRelay(
+  target: Target,
+  profile: NetworkProfile,
+  extra: { seed?: number; queueBytes?: number } = {},
+): Promise<Relay> {
   const relay = await Relay.start({ target: { host: '127.0.0.1', port: target.port }, profile, ...extra });
   onTestFinished(() => relay.close());
   return relay;
@@ -221,7 +233,8 @@ function connect(port: number): { socket: Socket; received: () => Buffer; errors
 }
 
 /** Resolves when the socket has closed (events.once would reject on the 'error' before it). */
-const closed = (s: Socket): Promise<void> => (s.closed ? Promise.resolve() : new Promise((resolve) => s.once('close', () => resolve())));
+const closed = (s: Socket): Promise<void> =>
+  s.closed ? Promise.resolve() : new Promise((resolve) => s.once('close', () => resolve()));
 
 const until = (predicate: () => boolean, timeoutMs = 10_000) =>
   vi.waitFor(
@@ -409,7 +422,10 @@ describe('relay (real sockets)', () => {
 
   it('close() resets every connection, stops listening, and resolves when no socket is left', async () => {
     const target = await startTarget(echo);
-    const relay = await Relay.start({ target: { host: '127.0.0.1', port: target.port }, profile: emulate({ rttMs: 5_000 }) });
+    const relay = await Relay.start({
+      target: { host: '127.0.0.1', port: target.port },
+      profile: emulate({ rttMs: 5_000 }),
+    });
     const clients = [connect(relay.port), connect(relay.port), connect(relay.port)];
     for (const c of clients) c.socket.write('held');
     await until(() => target.sockets.length === 3 && relay.counters().queuedBytes === 12);
@@ -424,13 +440,19 @@ describe('relay (real sockets)', () => {
   });
 
   it('refuses a queue smaller than one segment (naming the option) and a port in use', async () => {
-    const err = await Relay.start({ target: { host: '127.0.0.1', port: 1 }, profile: PROFILES.lan, queueBytes: 100 }).catch((e: unknown) => e);
+    const err = await Relay.start({
+      target: { host: '127.0.0.1', port: 1 },
+      profile: PROFILES.lan,
+      queueBytes: 100,
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).setting).toBe('queueBytes');
     const target = await startTarget(echo);
-    const inUse = await Relay.start({ target: { host: '127.0.0.1', port: target.port }, profile: PROFILES.lan, listenPort: target.port }).catch(
-      (e: unknown) => e,
-    );
+    const inUse = await Relay.start({
+      target: { host: '127.0.0.1', port: target.port },
+      profile: PROFILES.lan,
+      listenPort: target.port,
+    }).catch((e: unknown) => e);
     expect((inUse as NodeJS.ErrnoException).code).toBe('EADDRINUSE');
   });
 });

@@ -14,7 +14,13 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { httpChunk, messageJson, sseBatch, wsWire, type Message } from '../../../server/protocol.js';
-import { canShareWsFrames, sendWsBatch, SseEncoded, writeSseBatch, type WritePath } from '../../../server/transports/shared-write.js';
+import {
+  canShareWsFrames,
+  sendWsBatch,
+  SseEncoded,
+  writeSseBatch,
+  type WritePath,
+} from '../../../server/transports/shared-write.js';
 import { until } from '../../helpers/lab.js';
 
 type Frame = (data: Buffer, options: Record<string, unknown>) => Buffer[];
@@ -43,7 +49,9 @@ describe('encoders', () => {
   it('wsWire is the bytes ws frames for each payload (7-bit, 16-bit and 64-bit lengths)', () => {
     const messages = [msg(1), msg(2, 'x'.repeat(200)), msg(3, 'y'.repeat(70_000)), msg(4, 'é€😀')];
     const expected = Buffer.concat(
-      messages.flatMap((m) => Sender.frame(Buffer.from(messageJson(m)), { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: false })),
+      messages.flatMap((m) =>
+        Sender.frame(Buffer.from(messageJson(m)), { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: false }),
+      ),
     );
     expect(wsWire(messages).equals(expected)).toBe(true);
   });
@@ -59,12 +67,16 @@ describe('encoders', () => {
     const port = await listen(server);
     const raw = await rawHttp(port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n');
     const wire = raw.subarray(raw.indexOf('\r\n\r\n') + 4);
-    expect(wire.equals(Buffer.concat([httpChunk(Buffer.from('first')), httpChunk(body), Buffer.from('0\r\n\r\n')]))).toBe(true);
+    expect(
+      wire.equals(Buffer.concat([httpChunk(Buffer.from('first')), httpChunk(body), Buffer.from('0\r\n\r\n')])),
+    ).toBe(true);
   });
 });
 
 /** A ws server; `onConnection` gets each server-side socket with its TCP socket. */
-async function wsServer(options: ConstructorParameters<typeof WebSocketServer>[0] = {}): Promise<{ url: string; next: () => Promise<[WebSocket, Socket]> }> {
+async function wsServer(
+  options: ConstructorParameters<typeof WebSocketServer>[0] = {},
+): Promise<{ url: string; next: () => Promise<[WebSocket, Socket]> }> {
   const server = createServer();
   const wss = new WebSocketServer({ server, ...options });
   const waiting: ((c: [WebSocket, Socket]) => void)[] = [];
@@ -75,7 +87,10 @@ async function wsServer(options: ConstructorParameters<typeof WebSocketServer>[0
 }
 
 /** A client that keeps every text message it receives, in order. */
-async function textClient(url: string, options: WebSocket.ClientOptions = {}): Promise<{ ws: WebSocket; seen: string[] }> {
+async function textClient(
+  url: string,
+  options: WebSocket.ClientOptions = {},
+): Promise<{ ws: WebSocket; seen: string[] }> {
   const ws = new WebSocket(url, options);
   const seen: string[] = [];
   ws.on('message', (d, binary) => seen.push(binary ? `binary:${(d as Buffer).toString()}` : (d as Buffer).toString()));
@@ -107,7 +122,8 @@ describe('WebSocket: shared frames and their fallbacks', () => {
     expect(ws.extensions).toContain('permessage-deflate');
     expect(canShareWsFrames(ws, socket)).toBe(false);
     const paths: WritePath[] = [];
-    for (let i = 0; i < 20; i += 4) paths.push(sendWsBatch(ws, socket, batch(i + 1, i + 4), wsWire(batch(i + 1, i + 4))));
+    for (let i = 0; i < 20; i += 4)
+      paths.push(sendWsBatch(ws, socket, batch(i + 1, i + 4), wsWire(batch(i + 1, i + 4))));
     await until(() => client.seen.length === 20);
     expect(new Set(paths)).toEqual(new Set(['library']));
     expect(client.seen).toEqual(batch(1, 20).map(messageJson));
@@ -140,14 +156,20 @@ describe('WebSocket: shared frames and their fallbacks', () => {
     paths.push(sendWsBatch(ws, socket, batch(3, 4), wsWire(batch(3, 4))));
     const frames = await raw;
     expect(paths).toEqual(['shared', 'library']);
-    expect(frames.map((f) => (f.opcode === 1 ? f.payload.toString() : `op${f.opcode}`))).toEqual([...batch(1, 2).map(messageJson), 'op8']);
+    expect(frames.map((f) => (f.opcode === 1 ? f.payload.toString() : `op${f.opcode}`))).toEqual([
+      ...batch(1, 2).map(messageJson),
+      'op8',
+    ]);
     expect(frames.at(-1)!.payload.readUInt16BE(0)).toBe(1001);
   });
 });
 
 describe('SSE: the shared chunk and its fallbacks', () => {
   /** One response per request: `handle` writes it; the raw answer comes back. */
-  async function sse(request: string, handle: (res: ServerResponse) => WritePath[]): Promise<{ raw: Buffer; paths: WritePath[] }> {
+  async function sse(
+    request: string,
+    handle: (res: ServerResponse) => WritePath[],
+  ): Promise<{ raw: Buffer; paths: WritePath[] }> {
     let paths: WritePath[] = [];
     const server = createServer((_req, res) => {
       paths = handle(res);
@@ -179,7 +201,11 @@ describe('SSE: the shared chunk and its fallbacks', () => {
     expect(paths).toEqual(['library', 'shared']);
     expect(raw.toString()).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
     const body = raw.subarray(raw.indexOf('\r\n\r\n') + 4);
-    expect(body.equals(Buffer.concat([httpChunk(sseBatch(batch(1, 2))), httpChunk(sseBatch(batch(3, 4))), Buffer.from('0\r\n\r\n')]))).toBe(true);
+    expect(
+      body.equals(
+        Buffer.concat([httpChunk(sseBatch(batch(1, 2))), httpChunk(sseBatch(batch(3, 4))), Buffer.from('0\r\n\r\n')]),
+      ),
+    ).toBe(true);
   });
 
   it('HTTP/1.0 (no chunked encoding): never shared; the body is the events as they are', async () => {
@@ -202,7 +228,11 @@ describe('SSE: the shared chunk and its fallbacks', () => {
       return [writeSseBatch(res, batch(1, 1), enc(1, 1))];
     });
     expect(paths).toEqual(['library']);
-    expect(raw.subarray(raw.indexOf('\r\n\r\n') + 4).equals(Buffer.concat([httpChunk(Buffer.from(': open\n\n')), Buffer.from('0\r\n\r\n')]))).toBe(true);
+    expect(
+      raw
+        .subarray(raw.indexOf('\r\n\r\n') + 4)
+        .equals(Buffer.concat([httpChunk(Buffer.from(': open\n\n')), Buffer.from('0\r\n\r\n')])),
+    ).toBe(true);
   });
 });
 
@@ -225,7 +255,9 @@ async function rawWsClient(url: string): Promise<{ opcode: number; payload: Buff
   const { port } = new URL(url);
   const key = Buffer.from('0123456789abcdef').toString('base64');
   const socket = connect(Number(port), '127.0.0.1');
-  socket.write(`GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  socket.write(
+    `GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  );
   const chunks: Buffer[] = [];
   socket.on('data', (c: Buffer) => {
     chunks.push(c);

@@ -10,7 +10,20 @@ import WebSocket from 'ws';
 import { buildApp } from '../../../server/app.js';
 import type { ConfigInput } from '../../../server/config.js';
 import type { Message } from '../../../server/feed/types.js';
-import { SseClient, WsClient, poll, pollUntil, publish, publishMany, range, startLab, until, wsOrder, type RunningLab, type Seen } from '../../helpers/lab.js';
+import {
+  SseClient,
+  WsClient,
+  poll,
+  pollUntil,
+  publish,
+  publishMany,
+  range,
+  startLab,
+  until,
+  wsOrder,
+  type RunningLab,
+  type Seen,
+} from '../../helpers/lab.js';
 
 // ---- small helpers local to this file ------------------------------------------------------------
 
@@ -133,7 +146,9 @@ describe('a client that disconnects and resumes from its cursor gets every messa
     expect(ids(r3.body.messages)).toEqual([11]);
     expect(r3.body.lastId).toBe(11);
 
-    expect([...first.body.messages, ...second.body.messages, ...r3.body.messages].map((m) => m.id)).toEqual(range(1, 11));
+    expect([...first.body.messages, ...second.body.messages, ...r3.body.messages].map((m) => m.id)).toEqual(
+      range(1, 11),
+    );
   });
 
   it('SSE: a fresh EventSource sending Last-Event-ID (which wins over ?since) resumes after the last seen id', async () => {
@@ -544,7 +559,11 @@ describe('a client that stops reading is dropped as a slow consumer; the others 
    * Appends 60 KB messages one at a time, each delivered to the reading client before the next, until
    * `dropped()` or MAX_MESSAGES. Returns how many were published.
    */
-  async function publishUntil(lab: RunningLab, delivered: () => Promise<unknown>, dropped: () => boolean): Promise<number> {
+  async function publishUntil(
+    lab: RunningLab,
+    delivered: () => Promise<unknown>,
+    dropped: () => boolean,
+  ): Promise<number> {
     let n = 0;
     while (!dropped() && n < MAX_MESSAGES) {
       n++;
