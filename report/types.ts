@@ -260,10 +260,8 @@ export const InstructionResult = Obj(
     /** The lab doctored to do more work per delivered message (bench/servers/doctor.ts): the gate's positive control. */
     doctored: Type.Optional(Type.Literal(true)),
     ...statusFields,
-    /** Net of the server's idle instructions (timers, IPC), counted before each window at this rate. */
+    /** Instructions counted in each window ÷ deliveries in it (bench/stages/instructions.ts). */
     instructionsPerMsg: Figure,
-    /** Instructions per second the server executed idle, counted before each window. */
-    idleInstructionsPerSec: Figure,
   },
   reasonRule,
 );

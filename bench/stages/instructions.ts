@@ -34,13 +34,13 @@ export const COUNTED: readonly { server: ServerName; doctored: boolean }[] = [
   { server: 'lab', doctored: true },
 ];
 
-/**
- * A server idle under callgrind still executes ~200–330k instructions a second (timers and the IPC
- * channel to the runner; a bare `node -e` under valgrind executes none), so a window that took longer
- * on a busy machine counted more. Before each window the server's idle rate is counted over this long,
- * and the window's count is net of it: (instructions − idle rate × window's wall time) ÷ deliveries.
+/*
+ * No idle rate is subtracted. A server idle under callgrind executes ~400–30k instructions a second (its
+ * timers; the event-loop monitor is slowed under callgrind), 0.3 % of a window; an idle sample taken
+ * before each window (0.5 s, two more control round trips) read anything from 400 to 4.5 million a
+ * second — a heartbeat or a GC's tail falling in it — so subtracting it moved single windows more than
+ * it corrected them, and it took 40 % of the stage's time.
  */
-const IDLE_SAMPLE_MS = 500;
 
 /** Lockstep paces itself by deliveries: a rate this high never makes it wait on its schedule. */
 const UNPACED_RATE_PER_SEC = 10_000;
@@ -65,7 +65,6 @@ export async function countInstructions(
   http: HttpSetup,
 ): Promise<InstructionResult> {
   const perMsg: number[] = [];
-  const idle: number[] = [];
   const windowMessages = plan.windowMessages[t.transport];
   const base = { server: t.server, transport: t.transport, clients: plan.clients, windowMessages };
   const cg = server.callgrind;
@@ -108,20 +107,14 @@ export async function countInstructions(
     for (let w = 0; w < plan.windows && !problem; w++) {
       await server.gc();
       await settled();
-      await cg.start();
-      let startedAt = performance.now();
-      await new Promise((r) => setTimeout(r, IDLE_SAMPLE_MS));
-      const idleRate = (await cg.stop()) / (performance.now() - startedAt);
-      idle.push(idleRate * 1000);
       const before = recorder.received;
       await cg.start();
-      startedAt = performance.now();
       let instructions: number;
       let pub: Awaited<ReturnType<typeof publish>>;
       try {
         pub = await publish(windowMessages);
       } finally {
-        instructions = (await cg.stop()) - idleRate * (performance.now() - startedAt);
+        instructions = await cg.stop();
       }
       ids.push(...pub.ids);
       const delivered = recorder.received - before;
@@ -153,7 +146,6 @@ export async function countInstructions(
     status: problem ? 'invalid' : 'ok',
     ...(problem ? { reason: problem } : {}),
     instructionsPerMsg: figure(perMsg),
-    idleInstructionsPerSec: figure(idle),
   };
 }
 
@@ -238,7 +230,6 @@ export async function runInstructions(
           status: 'invalid',
           reason: (err as Error).message,
           instructionsPerMsg: figure([]),
-          idleInstructionsPerSec: figure([]),
         };
       }
       results.set(job, job.c.doctored ? { ...r, doctored: true } : r);
@@ -257,7 +248,7 @@ export const instructionsEstimateSec = (counted: number): number => 20 + (counte
 
 /** The report's method entry for this stage. */
 export const INSTRUCTIONS_METHOD =
-  "Instructions per delivered message: each server (lab, bare, the floor, and the lab doctored on every transport as the positive control) runs in a process of its own under valgrind --tool=callgrind (Node with --single-threaded --jitless: V8's interpreter, no JIT compiling at moments that vary), instrumentation switched on only around each window. Per transport: clients connect, warm-up messages are published in lockstep uninstrumented, then each window — a full GC, the server’s idle rate counted over 0.5 s, counters zeroed, messages in lockstep, counters read — gives (instructions − idle rate × the window’s wall time) ÷ deliveries; the figure is the median over windows. Counts weigh JavaScript more than a JIT-compiled server would: a regression detector, not a production CPU figure (that is cpu, above).";
+  "Instructions per delivered message: each server (lab, bare, the floor, and the lab doctored on every transport as the positive control) runs in a process of its own under valgrind --tool=callgrind (Node with --single-threaded --jitless: V8's interpreter, no JIT compiling at moments that vary), instrumentation switched on only around each window. Per transport: clients connect, warm-up messages are published in lockstep uninstrumented, then each window — a full GC, counters zeroed, messages in lockstep, counters read — gives instructions ÷ deliveries; the figure is the median over windows. Counts weigh JavaScript more than a JIT-compiled server would: a regression detector, not a production CPU figure (that is cpu, above).";
 
 /**
  * The gate's instruction counts: servers of their own under callgrind, started once the run's other

@@ -2,7 +2,8 @@
  * The plan of a run — what the flags resolve to, the targets of every stage, the estimate — for a set
  * of flag combinations, against test/fixtures/bench-plans.json. The fixture was written by the code
  * before bench/ was regrouped (options.ts then held the flags and the plan): the regrouping changed
- * no plan. A change to a plan on purpose rewrites it: `UPDATE_PLANS=1 npx vitest run test/bench/plan`.
+ * no plan. A change to a plan on purpose rewrites it, in the commit that makes the change (git log of
+ * the fixture lists them): `UPDATE_PLANS=1 npx vitest run test/bench/plan`.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
