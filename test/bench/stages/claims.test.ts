@@ -97,7 +97,7 @@ describe('the claims, re-measured', () => {
   }, 60_000);
 
   it('is a section of the report model the Reports view renders', async () => {
-    const lab = await startLab({ resultsDir: new URL('../..', RESULTS).pathname });
+    const lab = await startLab({ resultsDir: new URL('.', RESULTS).pathname });
     const res = await fetch(`${lab.url}/reports/claims.json/model`);
     expect(res.status).toBe(200);
     const model = (await res.json()) as ReportModel;
