@@ -333,8 +333,11 @@ describe('--workers N', () => {
             stats.transports.poll.connections === pollers.length
           );
         });
+        // A poll held there now, not one made there once: a poller whose held request is on the other
+        // worker sees no error when this one dies, and the wait for a poller's error below timed out.
         victim = stats.workers.find(
-          (w) => w.transports.ws.connections > 0 && w.transports.sse.connections > 0 && w.transports.poll.requests > 0,
+          (w) =>
+            w.transports.ws.connections > 0 && w.transports.sse.connections > 0 && w.transports.poll.connections > 0,
         );
       }
       expect(victim, 'one worker holds a client of each transport').toBeDefined();
