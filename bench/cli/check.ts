@@ -454,7 +454,7 @@ async function main(argv: string[]): Promise<number> {
   --report FILE    compare FILE (a bench report) instead of running
   --out DIR        also write this run's report to DIR
   --spread FILE…   no run: how far each gated row moved over these reports (largest move, failures)
-  --doctor T,…     test the gate: the lab does ~25 % more work per delivered message on these transports
+  --doctor T,…     test the gate: the lab does 25–35 % more work per delivered message on these transports
                    (${TRANSPORTS.join(', ')}); the gate must fail`);
     return 0;
   }
