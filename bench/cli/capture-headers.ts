@@ -111,6 +111,9 @@ export async function captureChromiumHeaders(): Promise<CapturedHeaders> {
     socket.on('close', () => sockets.delete(socket));
   });
   server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+    // An upgraded socket is ours, error handling included: Chromium resets it when the page closes,
+    // and an ECONNRESET with no listener was an uncaught exception in the test process.
+    socket.on('error', () => socket.destroy());
     if (PATHS[new URL(req.url ?? '/', 'http://x').pathname] !== 'ws') return socket.destroy();
     keep('ws', req);
     const accept = createHash('sha1')
