@@ -17,6 +17,12 @@ const SERVERS: readonly ServerName[] = ['lab', 'lab-redis', 'bare', 'floor', 'so
 /** `lab-redis` runs only when asked for (or with --compare-feeds): it needs a Redis. */
 const DEFAULT_SERVERS: readonly ServerName[] = ['lab', 'bare', 'floor', 'socketio', 'better-sse', 'fastify-sse'];
 
+/**
+ * Where a run's reports go unless `--out` says otherwise: a git-ignored folder, so that a first try never
+ * overwrites the committed reports in results/ (those are written by `npm run results`, bench/cli/results.ts).
+ */
+export const DEFAULT_OUT = 'bench-out';
+
 /** Short-polling clients poll this often unless `--short-poll-interval-ms` says otherwise. */
 const SHORT_POLL_INTERVAL_MS = 1000;
 
@@ -121,7 +127,11 @@ const FLAGS = {
   },
   'cookie-bytes': { type: 'string', arg: 'N', help: 'add a cookie of N bytes to every request (default 0)' },
   profile: { type: 'boolean', help: 'a CPU profile (--cpu-prof) of each server under test, in DIR/profiles/<report>/' },
-  out: { type: 'string', arg: 'DIR', help: 'where reports go (default results)' },
+  out: {
+    type: 'string',
+    arg: 'DIR',
+    help: `where reports go (default ${DEFAULT_OUT}/, git-ignored; results/ is written by npm run results only)`,
+  },
   help: { type: 'boolean', short: 'h', help: 'this text (also -h)' },
 } as const;
 
@@ -228,7 +238,7 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
     scenarios,
     networks,
     repeats: positive(values.repeats, 'repeats') ?? suite.repeats,
-    out: values.out ?? 'results',
+    out: values.out ?? DEFAULT_OUT,
     memoryConnections: positive(values['memory-connections'], 'memory-connections') ?? suite.memoryConnections,
     memoryRepeats: suite.memoryRepeats ?? 1,
     // --sweep is its own mode: only the capacity sweep runs.

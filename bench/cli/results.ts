@@ -1,0 +1,103 @@
+/**
+ * `npm run results` — regenerates every committed report in results/ on this machine, one run after the
+ * other, each exactly as `npm run bench` would make it (a child process of bench/cli/run.ts with the
+ * flags below): the default suite, every transport over every network, the three HTTP protocols, the
+ * claims, the field failures behind nginx. From a clean tree only, so that every report names a sha that
+ * exists (`--allow-dirty` to try it anyway); `--dry-run` prints the runs and their estimates, nothing else.
+ * The CI gate's baseline is not among them: `npm run bench:check -- --update` writes it.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { estimateSec } from '../stages/index.js';
+import { parseBenchArgs } from './options.js';
+
+/** Every committed report, the flags that make it, and where it goes. */
+export const COMMITTED_RUNS: readonly { what: string; argv: readonly string[] }[] = Object.freeze([
+  { what: 'the default suite → results/latest.*', argv: ['--out', 'results'] },
+  {
+    what: 'every transport over every network → results/networks/',
+    argv: [
+      ...['--quick', '--servers', 'lab', '--network', 'loopback,lan,broadband,4g,3g,intercontinental,lossy-wifi'],
+      ...['--no-memory', '--no-autocannon', '--no-micro', '--out', 'results/networks'],
+    ],
+  },
+  {
+    what: 'HTTP/1.1, HTTP/1.1 + TLS, HTTP/2 → results/protocols/',
+    argv: ['--compare-protocols', '--out', 'results/protocols'],
+  },
+  { what: 'the claims → results/claims.*', argv: ['--claims', '--out', 'results'] },
+  { what: 'the field failures behind nginx → results/field.*', argv: ['--field', 'all', '--out', 'results'] },
+]);
+
+/** The runs with what each should take (the bench's own estimate), and the total. */
+export function resultsPlan(): {
+  runs: { what: string; argv: readonly string[]; estimateSec: number }[];
+  totalSec: number;
+} {
+  const runs = COMMITTED_RUNS.map((r) => ({ ...r, estimateSec: Math.round(estimateSec(parseBenchArgs([...r.argv]))) }));
+  return { runs, totalSec: runs.reduce((a, r) => a + r.estimateSec, 0) };
+}
+
+const minutes = (sec: number): string => `${Math.floor(sec / 60)} min ${Math.round(sec % 60)} s`;
+
+/** Tracked files changed since the last commit, as `git status` lists them (empty: clean). */
+const dirtyFiles = (): string =>
+  execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim();
+
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      'dry-run': { type: 'boolean' },
+      'allow-dirty': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(`npm run results -- [--dry-run] [--allow-dirty]
+  regenerates every committed report in results/, one run after the other, from a clean tree
+  --dry-run      print the runs and their estimates only
+  --allow-dirty  run on a tree with uncommitted changes (the reports then name a -dirty sha)`);
+    return 0;
+  }
+  const plan = resultsPlan();
+  console.log(
+    `npm run results: ${plan.runs.length} runs, about ${minutes(plan.totalSec)} (the bench's own estimates):`,
+  );
+  for (const r of plan.runs)
+    console.log(`  ${minutes(r.estimateSec).padStart(12)}  ${r.what}  (npm run bench -- ${r.argv.join(' ')})`);
+  if (values['dry-run']) return 0;
+  const dirty = dirtyFiles();
+  if (dirty && !values['allow-dirty']) {
+    console.error(
+      `npm run results: the tree has uncommitted changes, so the reports would name a -dirty sha:\n${dirty}\ncommit first, or --allow-dirty`,
+    );
+    return 2;
+  }
+  for (const [i, r] of plan.runs.entries()) {
+    console.log(`\n[${i + 1}/${plan.runs.length}] ${r.what}`);
+    const code = await new Promise<number | null>((resolve) =>
+      spawn(process.execPath, ['--import', 'tsx', 'bench/cli/run.ts', ...r.argv], { stdio: 'inherit' }).on(
+        'exit',
+        resolve,
+      ),
+    );
+    if (code !== 0) {
+      console.error(`npm run results: ${r.what} exited ${code}; the runs after it were not made`);
+      return 1;
+    }
+  }
+  console.log('\nnpm run results: every committed report regenerated; commit results/ with what changed them.');
+  return 0;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(`npm run results: ${(err as Error).message}`);
+      process.exit(2);
+    },
+  );
+}
