@@ -32,7 +32,7 @@ export async function readHtmlScripts(): Promise<HtmlScripts> {
   return { chartJs, theme };
 }
 
-const escapeHtml = (s: string): string =>
+export const escapeHtml = (s: string): string =>
   s.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch] ?? ch);
 
 /**
@@ -68,7 +68,7 @@ function tableHtml(t: Table): string {
   const body = t.rows
     .map(
       (r) =>
-        `<tr${r.invalid ? ' class="invalid"' : ''}>${r.cells.map((c, i) => cellHtml(c, 'td', t.align[i] ?? 'l')).join('')}</tr>`,
+        `<tr${r.invalid ? ' class="invalid"' : ''}${r.anchor ? ` id="${r.anchor}"` : ''}>${r.cells.map((c, i) => cellHtml(c, 'td', t.align[i] ?? 'l')).join('')}</tr>`,
     )
     .join('\n');
   const notes = t.notes.length

@@ -3,7 +3,7 @@ import { reportModel, type Cell, type Table } from './model.js';
 import type { Report } from './types.js';
 
 /** Escapes what would change meaning in a GitHub table cell; newlines become spaces. */
-const escapeMd = (s: string): string => s.replace(/\r?\n/g, ' ').replace(/([\\`*|<[\]])/g, '\\$1');
+export const escapeMd = (s: string): string => s.replace(/\r?\n/g, ' ').replace(/([\\`*|<[\]])/g, '\\$1');
 
 function codeSpan(s: string): string {
   // A pipe ends a table cell even inside a code span on GitHub; backticks need a longer fence.
@@ -23,7 +23,14 @@ function mdTable(t: Table): string[] {
     ...(t.title ? [`### ${escapeMd(t.title)}`, ''] : []),
     line(t.headers.map(escapeMd)),
     line(t.align.map((a) => (a === 'r' ? '---:' : '---'))),
-    ...t.rows.map((r) => line(r.cells.map(mdCell))),
+    // The row's anchor ends its last cell, so each row still starts with its own figures.
+    ...t.rows.map((r) =>
+      line(
+        r.cells.map((cell, i) =>
+          i === r.cells.length - 1 && r.anchor ? `${mdCell(cell)}<a id="${r.anchor}"></a>` : mdCell(cell),
+        ),
+      ),
+    ),
     ...(t.notes.length ? ['', ...t.notes.map((n) => `- ${escapeMd(n)}`)] : []),
     '',
   ];

@@ -49,7 +49,7 @@ export const fmtMs = (x: number): string => fixed(x, Math.abs(x) < 10 ? 2 : Math
 /** Bytes per message or per request: one decimal (260.4). */
 export const fmtBytes = (x: number): string => fixed(x, 1);
 /** Requests per message: 1.003, 0.0203, 0.0020. */
-const fmtPerMsg = (x: number): string =>
+export const fmtPerMsg = (x: number): string =>
   x === 0 ? '0' : Math.abs(x) >= 1 ? fixed(x, 3) : Math.abs(x) >= 0.01 ? fixed(x, 4) : x.toPrecision(2);
 /** A ratio against the bare server: ×1.23. */
 const fmtRatio = (x: number): string => `×${fixed(x, 2)}`;
@@ -109,6 +109,11 @@ export interface Row {
   /** The row reports an invalid result: renderers mark it, and `reason` says why. */
   invalid: boolean;
   reason?: string;
+  /**
+   * The row's anchor in every rendering (`#row-…`), unique in the report: its id slugged, a repeat numbered
+   * `-1`, `-2` in the order the sections list them. Set by reportModel; what the guide links to.
+   */
+  anchor?: string;
 }
 
 export interface Table {
@@ -794,6 +799,24 @@ function reportFacts(report: Report): Fact[] {
   ];
 }
 
+/** A row id as an anchor: `row-` and the id in lowercase letters, digits and hyphens. */
+export const rowSlug = (id: string): string =>
+  `row-${id
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')}`;
+
+/** Gives every row its anchor (see Row.anchor), in the order the sections list them. */
+function anchorRows(sections: readonly Section[]): void {
+  const seen = new Map<string, number>();
+  for (const row of sections.flatMap((s) => s.groups.flatMap((g) => g.table.rows))) {
+    const base = rowSlug(row.id);
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
+    row.anchor = n === 0 ? base : `${base}-${n}`;
+  }
+}
+
 /** The whole report as sections of tables and charts, in the order every renderer shows them. */
 export function reportModel(report: Report): ReportModel {
   const sections: Section[] = [];
@@ -878,6 +901,7 @@ export function reportModel(report: Report): ReportModel {
       groups: [{ table: sweepTable(report.sweep) }],
     });
   }
+  anchorRows(sections);
   // A lab scenario's row may show twice (by network, and in its scenario group): listed once.
   const invalidRows = [
     ...new Map(

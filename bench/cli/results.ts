@@ -4,11 +4,13 @@
  * flags below): the default suite, every transport over every network, the three HTTP protocols, the
  * claims, the field failures behind nginx. From a clean tree only, so that every report names a sha that
  * exists (`--allow-dirty` to try it anyway); `--dry-run` prints the runs and their estimates, nothing else.
+ * Then the guide and the figures the docs quote are rewritten from the new reports (`npm run guide`).
  * The CI gate's baseline is not among them: `npm run bench:check -- --update` writes it.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { estimateSec } from '../stages/index.js';
+import { main as writeGuide } from './guide.js';
 import { parseBenchArgs } from './options.js';
 
 /** Every committed report, the flags that make it, and where it goes. */
@@ -20,6 +22,25 @@ export const COMMITTED_RUNS: readonly { what: string; argv: readonly string[] }[
       ...['--quick', '--servers', 'lab', '--network', 'loopback,lan,broadband,4g,3g,intercontinental,lossy-wifi'],
       ...['--no-memory', '--no-autocannon', '--no-micro', '--out', 'results/networks'],
     ],
+  },
+  {
+    what: 'every transport over the networks at 1 msg/s → results/networks-1msg/',
+    argv: [
+      ...['--servers', 'lab', '--clients', '30', '--rate', '1', '--duration', '15', '--repeats', '1'],
+      ...['--network', 'loopback,4g,3g,intercontinental,lossy-wifi'],
+      ...['--no-memory', '--no-autocannon', '--no-micro', '--out', 'results/networks-1msg'],
+    ],
+  },
+  {
+    what: 'every transport directly and through nginx → results/proxy/',
+    argv: [
+      ...['--quick', '--servers', 'lab', '--proxy', 'nginx'],
+      ...['--no-memory', '--no-autocannon', '--no-micro', '--out', 'results/proxy'],
+    ],
+  },
+  {
+    what: 'the memory feed against the Redis feed → results/feeds/',
+    argv: ['--compare-feeds', '--no-memory', '--no-autocannon', '--no-micro', '--out', 'results/feeds'],
   },
   {
     what: 'HTTP/1.1, HTTP/1.1 + TLS, HTTP/2 → results/protocols/',
@@ -88,7 +109,10 @@ async function main(argv: string[]): Promise<number> {
       return 1;
     }
   }
-  console.log('\nnpm run results: every committed report regenerated; commit results/ with what changed them.');
+  console.log('\nnpm run results: every committed report regenerated; now the guide and the docs’ figures:');
+  const guide = writeGuide([]);
+  if (guide !== 0) return guide;
+  console.log('npm run results: done; commit results/, README.md and docs/ with what changed them.');
   return 0;
 }
 

@@ -60,6 +60,11 @@ export interface ProxySettings {
   pollReadTimeoutSec: number;
   /** `proxy_read_timeout` of /ws, in seconds (shipped: 60). */
   wsReadTimeoutSec: number;
+  /**
+   * /ws: forward the client's `Upgrade` and `Connection: upgrade` (shipped), or strip both as some
+   * corporate proxies do, so the handshake reaches the server as a plain GET.
+   */
+  stripUpgrade: boolean;
   /** The upstream's balancing: round robin (nginx's default, shipped), `ip_hash` (sticky by client address) or `least_conn`. */
   balance: 'round-robin' | 'ip-hash' | 'least-conn';
 }
@@ -95,6 +100,7 @@ const MARKERS = [
   'sse-gzip',
   'poll-read-timeout',
   'ws-read-timeout',
+  'ws-upgrade',
 ] as const;
 type Marker = (typeof MARKERS)[number];
 
@@ -127,8 +133,16 @@ function replacements(opts: RenderOptions, template: string): Record<Marker, rea
   }
   const at = (name: string) => quote(join(prefix, name));
   const on = (v: boolean) => (v ? 'on' : 'off');
-  const { buffering, ignoreAccelBuffering, gzip, sseReadTimeoutSec, pollReadTimeoutSec, wsReadTimeoutSec, balance } =
-    settings;
+  const {
+    buffering,
+    ignoreAccelBuffering,
+    gzip,
+    sseReadTimeoutSec,
+    pollReadTimeoutSec,
+    wsReadTimeoutSec,
+    balance,
+    stripUpgrade,
+  } = settings;
   return {
     'worker-processes': ['worker_processes 1;'],
     'error-log': [`error_log ${at('error.log')} notice;`],
@@ -164,6 +178,8 @@ function replacements(opts: RenderOptions, template: string): Record<Marker, rea
       wsReadTimeoutSec === undefined
         ? undefined
         : [`proxy_read_timeout ${seconds('wsReadTimeoutSec', wsReadTimeoutSec)};`],
+    // An empty value: nginx sends no such header upstream.
+    'ws-upgrade': stripUpgrade ? ['proxy_set_header Upgrade "";', 'proxy_set_header Connection "";'] : undefined,
   };
 }
 

@@ -12,7 +12,9 @@ import { measureDeploy } from '../field/deploy.js';
 import { type FieldEnv, fieldEnv } from '../field/env.js';
 import { measureSticky } from '../field/sticky.js';
 import { measureStorm } from '../field/storm.js';
+import { measureTabs } from '../field/tabs.js';
 import { measureTimeouts } from '../field/timeouts.js';
+import { measureUpgrade } from '../field/upgrade.js';
 import type { Stage } from './stage.js';
 
 /** Every scenario, in the order the report lists them. */
@@ -26,6 +28,8 @@ export const FIELD_SCENARIOS: readonly {
   { name: 'no-sticky', measure: (env) => measureSticky(env), estimateSec: 55 },
   { name: 'reconnect-storm', measure: (env) => measureStorm(env), estimateSec: 65 },
   { name: 'rolling-deploy', measure: (env) => measureDeploy(env), estimateSec: 85 },
+  { name: 'upgrade-stripped', measure: (env) => measureUpgrade(env), estimateSec: 30 },
+  { name: 'many-tabs', measure: (env) => measureTabs(env), estimateSec: 50 },
 ];
 
 export async function runField(opts: {

@@ -176,6 +176,7 @@ const NAIVE: Partial<ProxySettings> = {
   pollReadTimeoutSec: 2,
   wsReadTimeoutSec: 2,
   balance: 'ip-hash',
+  stripUpgrade: true,
 };
 const VARIANTS: Record<string, Partial<ProxySettings>> = {
   shipped: {},
@@ -183,6 +184,7 @@ const VARIANTS: Record<string, Partial<ProxySettings>> = {
   'proxy_buffering on, X-Accel-Buffering ignored': { buffering: true, ignoreAccelBuffering: true },
   'gzip on': { gzip: true },
   'read timeouts 2 s': { sseReadTimeoutSec: 2, pollReadTimeoutSec: 2, wsReadTimeoutSec: 2 },
+  'Upgrade stripped': { stripUpgrade: true },
   ip_hash: { balance: 'ip-hash' },
   least_conn: { balance: 'least-conn' },
   'round robin, said explicitly': {
@@ -276,7 +278,7 @@ describe('renderConfig: deploy/nginx.conf with the lab’s port, paths, upstream
     expect(directives(block(conf, 'location /'))).toContain('proxy_pass http://lab');
   });
 
-  it('the naive settings: buffered SSE that ignores X-Accel-Buffering, gzip on text/event-stream, 2 s read timeouts, ip_hash', () => {
+  it('the naive settings: buffered SSE that ignores X-Accel-Buffering, gzip on text/event-stream, 2 s read timeouts, ip_hash, Upgrade stripped', () => {
     const conf = renderConfig(readTemplate(), { ...RENDER, settings: NAIVE });
     const events = directives(block(conf, 'location = /events'));
     expect(events).toEqual(
@@ -291,7 +293,15 @@ describe('renderConfig: deploy/nginx.conf with the lab’s port, paths, upstream
     expect(events).not.toContain('proxy_buffering off');
     expect(events).not.toContain('gzip off');
     expect(directives(block(conf, 'location = /poll'))).toContain('proxy_read_timeout 2s');
-    expect(directives(block(conf, 'location = /ws'))).toContain('proxy_read_timeout 2s');
+    const ws = directives(block(conf, 'location = /ws'));
+    expect(ws).toEqual(
+      expect.arrayContaining([
+        'proxy_read_timeout 2s',
+        'proxy_set_header Upgrade ""',
+        'proxy_set_header Connection ""',
+      ]),
+    );
+    expect(ws.filter((d) => d.includes('$http_upgrade') || d.includes('$connection_upgrade'))).toEqual([]);
     expect(directives(block(conf, 'upstream lab'))).toEqual(
       expect.arrayContaining(['ip_hash', 'server 127.0.0.1:4001 max_fails=0']),
     );

@@ -40,7 +40,12 @@ export function markdownTables(md: string): TableView[] {
     if (line.startsWith('## ')) [section, title] = [line.slice(3), undefined];
     else if (line.startsWith('### ')) title = mdText(line.slice(4));
     else if (line.startsWith('| ')) {
-      const cells = (l: string) => l.slice(2, -2).split(' | ');
+      // A row's anchor (`<a id="row-…"></a>` after its last cell's text) is not part of the cell.
+      const cells = (l: string) =>
+        l
+          .slice(2, -2)
+          .split(' | ')
+          .map((c) => c.replace(/<a id="[^"]+"><\/a>$/, ''));
       const headers = cells(line).map(mdText);
       const rows: TableView['rows'] = [];
       for (i += 2; lines[i]?.startsWith('| '); i++) {
@@ -68,7 +73,7 @@ export function htmlTables(html: string): TableView[] {
     )) {
       const cells = (tr: string, tag: string) =>
         [...tr.matchAll(new RegExp(`<${tag}[^>]*>(.*?)</${tag}>`, 'g'))].map((c) => htmlText(c[1]!));
-      const rows = [...m[3]!.matchAll(/<tr( class="invalid")?>(.*?)<\/tr>/g)].map((r) => ({
+      const rows = [...m[3]!.matchAll(/<tr( class="invalid")?(?: id="[^"]+")?>(.*?)<\/tr>/g)].map((r) => ({
         cells: cells(r[2]!, 'td'),
         invalid: r[1] !== undefined,
       }));

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { measureBuffering } from '../../../bench/field/buffering.js';
 import { fieldEnv } from '../../../bench/field/env.js';
 import { measureTimeouts } from '../../../bench/field/timeouts.js';
+import { measureUpgrade } from '../../../bench/field/upgrade.js';
 import { haveNginx } from '../../../bench/processes/nginx.js';
 import { Progress } from '../../../bench/plan/progress.js';
 import { reportModel } from '../../../report/model.js';
@@ -87,6 +88,28 @@ describe.skipIf(!HAVE_NGINX)('field failures behind nginx', () => {
       if (t !== 'poll') expect(lab.symptoms['connections cut'], t).toBe(0);
     }
   }, 180_000);
+
+  it('a proxy that strips Upgrade: every WebSocket handshake is refused with 426 at once; SSE and long polling still deliver everything; the shipped config opens WebSocket', async () => {
+    const rows = await measureUpgrade(env, { clients: 3, ratePerSec: 10, payloadBytes: 100, durationSec: 1 });
+    expect(rows.map((r) => `${r.setting} ${r.transport}`)).toEqual(['naive ws', 'naive sse', 'naive poll', 'lab ws']);
+    for (const r of rows) expect(r.status, `${r.setting} ${r.transport}: ${r.reason}`).toBe('ok');
+    const stripped = row(rows, 'naive', 'ws');
+    expect(stripped.verdict).toBe('fails');
+    expect(stripped.symptoms['handshakes open']).toBe(0);
+    expect(stripped.symptoms['handshakes refused']).toBe(stripped.symptoms['handshakes tried']);
+    expect(stripped.symptoms['refusal HTTP status']).toBe(426);
+    // The client learns it from an answer, not from a deadline.
+    expect(stripped.symptoms['handshakes hung']).toBe(0);
+    for (const t of ['sse', 'poll']) {
+      const r = row(rows, 'naive', t);
+      expect(r.verdict, t).toBe('works');
+      expect(r.symptoms.lost, t).toBe(0);
+    }
+    const shipped = row(rows, 'lab', 'ws');
+    expect(shipped.verdict).toBe('works');
+    expect(shipped.symptoms['handshakes open']).toBe(shipped.symptoms['handshakes tried']);
+    expect(shipped.symptoms.lost).toBe(0);
+  }, 60_000);
 
   it('npm run bench -- --proxy nginx: every scenario direct and through nginx in one run, lab and bare, and the hop in its own table', async () => {
     const opts = parseBenchArgs([

@@ -1,0 +1,166 @@
+/**
+ * Figures the README and docs/ quote from the committed reports, never typed by hand: in the Markdown a
+ * figure is written `<!--fig:KEY-->text<!--/fig-->`, and `npm run guide` rewrites `text` from the reports
+ * with DOC_FIGURES[KEY]; test/docs-figures.test.ts fails when a text differs from what its report says, or
+ * when a key is unknown. Each key reads one report (GUIDE_SOURCES) and formats as the reports do.
+ */
+import { goalRows } from './goals.js';
+import type { GuideReports } from './guide.js';
+import { fixed, fmtMs, fmtPerMsg } from './model.js';
+import type { FieldResult, Report, ScenarioResult, TransportName } from './types.js';
+
+/** What picks one scenario row: the lab's unless said, loopback cleartext HTTP/1.1 direct unless said. */
+interface Pick {
+  transport: TransportName;
+  server?: string;
+  name?: string;
+  network?: string;
+  protocol?: string;
+  proxy?: boolean;
+}
+
+function scenario(r: Report, p: Pick): ScenarioResult {
+  const hit = r.scenarios.find(
+    (s) =>
+      s.server === (p.server ?? 'lab') &&
+      s.transport === p.transport &&
+      (p.name === undefined || s.name === p.name) &&
+      s.network.name === (p.network ?? 'loopback') &&
+      (s.http?.protocol ?? 'http/1.1') === (p.protocol ?? 'http/1.1') &&
+      Boolean(s.proxy) === Boolean(p.proxy),
+  );
+  if (!hit || hit.status !== 'ok') throw new Error(`no valid scenario row for ${JSON.stringify(p)}`);
+  return hit;
+}
+
+function symptom(r: Report, scenarioName: string, setting: FieldResult['setting'], name: string): number {
+  const row = (r.field ?? []).find((f) => f.scenario === scenarioName && f.setting === setting);
+  const v = row?.symptoms[name];
+  if (v === null || v === undefined) throw new Error(`no ${scenarioName} ${setting} "${name}" in the field report`);
+  return v;
+}
+
+const med = (x: { median: number | null }): number => {
+  if (x.median === null) throw new Error('a figure was not measured');
+  return x.median;
+};
+const count = (x: number) => fixed(x, 0);
+const p50 = (s: ScenarioResult) => fmtMs(med(s.latencyMs.p50));
+const p99 = (s: ScenarioResult) => fmtMs(med(s.latencyMs.p99));
+const cpu = (s: ScenarioResult) => fmtMs(med(s.serverMetrics.cpuUsPerMsg));
+/** CPU per message rounded to whole µs, for prose. */
+const cpuWhole = (s: ScenarioResult) => count(med(s.serverMetrics.cpuUsPerMsg));
+const bytesOut = (s: ScenarioResult) => count(med(s.wire.bytesOutPerMsg));
+/** Requests per message, as the reports print them (1.000, 0.0362). */
+const perMsg = (s: ScenarioResult) => fmtPerMsg(med(s.wire.requestsPerMsg));
+const upPerRequest = (s: ScenarioResult) => (s.wire.bytesInPerRequest ? count(med(s.wire.bytesInPerRequest)) : '—');
+/** Max relay lateness p99 over a report's relayed scenarios. */
+const relayP99Max = (r: Report) =>
+  fmtMs(Math.max(...r.scenarios.flatMap((s) => (s.relayLatenessP99Ms ? [med(s.relayLatenessP99Ms)] : [0]))));
+/** The lab's figure on the Redis feed minus on the memory feed, one transport (the feeds report). */
+const redisMinusMemory = (r: Report, t: TransportName, f: (s: ScenarioResult) => number) =>
+  f(scenario(r, { transport: t, server: 'lab-redis' })) - f(scenario(r, { transport: t }));
+
+/** A difference with its sign: +4.4, −1.2. */
+const signed = (x: number) => `${x < 0 ? '−' : '+'}${fmtMs(Math.abs(x))}`;
+
+type Key = (r: GuideReports) => string;
+
+export const DOC_FIGURES: Readonly<Record<string, Key>> = Object.freeze({
+  // docs/deployment.md — the field failures
+  'storm.naive.notBack': (r) => count(symptom(r.field, 'reconnect-storm', 'naive', 'clients not back')),
+  'storm.naive.lost': (r) => count(symptom(r.field, 'reconnect-storm', 'naive', 'lost')),
+  'storm.lab.notBack': (r) => count(symptom(r.field, 'reconnect-storm', 'lab', 'clients not back')),
+  'storm.lab.lost': (r) => count(symptom(r.field, 'reconnect-storm', 'lab', 'lost')),
+  'storm.lab.backSec': (r) =>
+    fixed(symptom(r.field, 'reconnect-storm', 'lab', 'time until every client is back and caught up ms') / 1000, 1),
+  'storm.naive.peak': (r) =>
+    count(symptom(r.field, 'reconnect-storm', 'naive', 'peak new SSE+WS connections/s at the lab')),
+  'storm.lab.peak': (r) =>
+    count(symptom(r.field, 'reconnect-storm', 'lab', 'peak new SSE+WS connections/s at the lab')),
+  'deploy.naive.peak': (r) =>
+    count(symptom(r.field, 'rolling-deploy', 'naive', 'peak reconnects/s at the surviving instance')),
+  'deploy.lab.peak': (r) =>
+    count(symptom(r.field, 'rolling-deploy', 'lab', 'peak reconnects/s at the surviving instance')),
+  'deploy.fold': (r) =>
+    fixed(
+      symptom(r.field, 'rolling-deploy', 'naive', 'peak reconnects/s at the surviving instance') /
+        symptom(r.field, 'rolling-deploy', 'lab', 'peak reconnects/s at the surviving instance'),
+      1,
+    ),
+  // docs/bench.md — the default suite's targets and its p99 at 2,000 msg/s
+  'targets.met': (r) => count(goalRows(r.suite).filter((g) => g.met === true).length),
+  'targets.total': (r) => count(goalRows(r.suite).length),
+  'p99.2000.poll': (r) => p99(scenario(r.suite, { transport: 'poll', name: '100c-2000r' })),
+  'p99.2000.bare.poll': (r) => p99(scenario(r.suite, { transport: 'poll', name: '100c-2000r', server: 'bare' })),
+  'p99.2000.sse': (r) => p99(scenario(r.suite, { transport: 'sse', name: '100c-2000r' })),
+  'p99.2000.ws': (r) => p99(scenario(r.suite, { transport: 'ws', name: '100c-2000r' })),
+  // docs/networks.md
+  'networks.relayP99Max': (r) => relayP99Max(r.networks),
+  'networks.poll.req.loopback': (r) => perMsg(scenario(r.networks, { transport: 'poll' })),
+  'networks.poll.req.3g': (r) => perMsg(scenario(r.networks, { transport: 'poll', network: '3g' })),
+  'networks.lossy.p99range': (r) => {
+    const all = r.networks.scenarios
+      .filter((s) => s.network.name === 'lossy-wifi' && s.status === 'ok' && s.transport !== 'short-poll')
+      .map((s) => med(s.latencyMs.p99));
+    return `${fmtMs(Math.min(...all))}–${fmtMs(Math.max(...all))}`;
+  },
+  // docs/tls-http2.md — the three protocols, the lab
+  'protocols.poll.up.h1': (r) => upPerRequest(scenario(r.protocols, { transport: 'poll' })),
+  'protocols.poll.up.tls': (r) => upPerRequest(scenario(r.protocols, { transport: 'poll', protocol: 'https/1.1' })),
+  'protocols.poll.up.h2': (r) => upPerRequest(scenario(r.protocols, { transport: 'poll', protocol: 'h2' })),
+  'protocols.poll.in.h1': (r) => count(med(scenario(r.protocols, { transport: 'poll' }).wire.bytesInPerMsg)),
+  'protocols.poll.in.h2': (r) =>
+    count(med(scenario(r.protocols, { transport: 'poll', protocol: 'h2' }).wire.bytesInPerMsg)),
+  'protocols.poll.req.h1': (r) => perMsg(scenario(r.protocols, { transport: 'poll' })),
+  'protocols.poll.req.h2': (r) => perMsg(scenario(r.protocols, { transport: 'poll', protocol: 'h2' })),
+  'protocols.poll.cpu.h1': (r) => cpuWhole(scenario(r.protocols, { transport: 'poll' })),
+  'protocols.poll.cpu.h2': (r) => cpuWhole(scenario(r.protocols, { transport: 'poll', protocol: 'h2' })),
+  'protocols.bare.poll.cpu.h1': (r) => cpuWhole(scenario(r.protocols, { transport: 'poll', server: 'bare' })),
+  'protocols.bare.poll.cpu.h2': (r) =>
+    cpuWhole(scenario(r.protocols, { transport: 'poll', server: 'bare', protocol: 'h2' })),
+  'protocols.sse.out.h1': (r) => bytesOut(scenario(r.protocols, { transport: 'sse' })),
+  'protocols.sse.out.tls': (r) => bytesOut(scenario(r.protocols, { transport: 'sse', protocol: 'https/1.1' })),
+  // docs/reliability.md — what the Redis feed costs (the feeds report)
+  ...Object.fromEntries(
+    (['poll', 'short-poll', 'sse', 'ws'] as const).flatMap((t) => [
+      [
+        `feeds.${t}.cpu`,
+        (r: GuideReports) =>
+          `${cpu(scenario(r.feeds, { transport: t }))} → ${cpu(scenario(r.feeds, { transport: t, server: 'lab-redis' }))}`,
+      ],
+      [
+        `feeds.${t}.p50`,
+        (r: GuideReports) =>
+          `${p50(scenario(r.feeds, { transport: t }))} → ${p50(scenario(r.feeds, { transport: t, server: 'lab-redis' }))}`,
+      ],
+      [
+        `feeds.${t}.p99`,
+        (r: GuideReports) =>
+          `${p99(scenario(r.feeds, { transport: t }))} → ${p99(scenario(r.feeds, { transport: t, server: 'lab-redis' }))}`,
+      ],
+      [
+        `feeds.${t}.cpuDelta`,
+        (r: GuideReports) => signed(redisMinusMemory(r.feeds, t, (s) => med(s.serverMetrics.cpuUsPerMsg))),
+      ],
+    ]),
+  ),
+});
+
+const SPAN = /<!--fig:([\w.-]+)-->([\s\S]*?)<!--\/fig-->/g;
+
+/** `markdown` with every figure span's text rewritten from the reports; an unknown key or a missing row throws. */
+export function fillFigures(markdown: string, reports: GuideReports, file = 'the text'): string {
+  return markdown.replace(SPAN, (_all, key: string) => {
+    const f = DOC_FIGURES[key];
+    if (!f) throw new Error(`${file}: unknown figure <!--fig:${key}--> (report/doc-figures.ts lists them)`);
+    try {
+      return `<!--fig:${key}-->${f(reports)}<!--/fig-->`;
+    } catch (err) {
+      throw new Error(`${file}: figure ${key}: ${(err as Error).message}`);
+    }
+  });
+}
+
+/** The keys a text uses, in order. */
+export const figureKeys = (markdown: string): string[] => [...markdown.matchAll(SPAN)].map((m) => m[1]!);

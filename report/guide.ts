@@ -1,0 +1,474 @@
+/**
+ * The decision guide (results/guide.{md,html}, and its table in the README): for each condition people
+ * deploy into, the transport to pick, the runner-up and the measured figures that decide it, each linked
+ * to the report row it comes from. Built from the committed reports only (GUIDE_SOURCES), never from a
+ * typed figure: a condition whose report lacks the rows says "not measured", and the pick is made by one
+ * stated rule (PICK_RULE), not by judgement.
+ */
+import { fixed, fmtBytes, fmtMs, reportModel } from './model.js';
+import { gitShort } from './write.js';
+import type { FieldResult, MemoryResult, Report, ScenarioResult, TransportName } from './types.js';
+
+/**
+ * Every committed report the guide and the docs' figures (doc-figures.ts) read, by role: its path under
+ * results/ without the extension.
+ */
+export const GUIDE_SOURCES = Object.freeze({
+  suite: 'latest',
+  networks: 'networks/latest',
+  networksSlow: 'networks-1msg/latest',
+  protocols: 'protocols/latest',
+  proxy: 'proxy/latest',
+  feeds: 'feeds/latest',
+  claims: 'claims',
+  field: 'field',
+} as const);
+export type GuideSource = keyof typeof GUIDE_SOURCES;
+export type GuideReports = Readonly<Record<GuideSource, Report>>;
+
+/** Within this ratio of the best p99, latency does not decide: bytes on the wire do, then CPU. */
+export const P99_TIE_RATIO = 1.1;
+export const PICK_RULE =
+  'Among the lab’s transports with nothing lost: the lowest delivery p99; when the next is within 10 % of it, the fewer bytes per message (then the less CPU per message). A transport that failed the condition is never picked.';
+
+export const TRANSPORT_LABELS: Readonly<Record<TransportName, string>> = Object.freeze({
+  poll: 'long polling',
+  'short-poll': 'short polling',
+  sse: 'SSE',
+  ws: 'WebSocket',
+});
+
+/** A piece of text, linked when it is a figure: `href` is relative to results/ (the guide's folder). */
+export interface Span {
+  text: string;
+  href?: string;
+}
+
+export interface GuideRow {
+  condition: string;
+  /** null: the reports do not decide it (said in `figures`). */
+  pick: TransportName | null;
+  runnerUp: TransportName | null;
+  /** Why, in one short line: the figure of the pick against the runner-up's. */
+  why: Span[];
+  /** The figures that decide it, each linked to its row. */
+  figures: Span[];
+}
+
+export interface GuideAnswer {
+  question: string;
+  answer: Span[];
+}
+
+export interface GuideSourceFact {
+  name: string;
+  href: string;
+  git: string;
+  machine: string;
+  startedAt: string;
+}
+
+export interface Guide {
+  title: string;
+  rule: string;
+  rows: GuideRow[];
+  answers: GuideAnswer[];
+  notMeasured: string[];
+  sources: GuideSourceFact[];
+}
+
+// ---- Finding rows and their anchors ------------------------------------------------------------------
+
+/** The anchor of each row id in a report's renderings (reportModel's numbering), first occurrence. */
+function anchorsOf(report: Report): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const row of reportModel(report).sections.flatMap((s) => s.groups.flatMap((g) => g.table.rows)))
+    if (row.anchor && !out.has(row.id)) out.set(row.id, row.anchor);
+  return out;
+}
+
+class Source {
+  private anchors: Map<string, string> | undefined;
+  constructor(
+    readonly role: GuideSource,
+    readonly report: Report,
+  ) {}
+  get file(): string {
+    return `${GUIDE_SOURCES[this.role]}.md`;
+  }
+  /** A link to the row with `id` (reportModel's row ids), or to the report when the row has no anchor. */
+  href(id: string): string {
+    this.anchors ??= anchorsOf(this.report);
+    const a = this.anchors.get(id);
+    return a ? `${this.file}#${a}` : this.file;
+  }
+}
+
+const isLab = (s: ScenarioResult) => s.server === 'lab';
+const protocolOf = (s: ScenarioResult) => s.http?.protocol ?? 'http/1.1';
+/** The id reportModel gives a scenario's row (model.ts scenarioId). */
+function scenarioRowId(s: ScenarioResult): string {
+  const over = s.network.direct ? '' : ` over ${s.network.name}`;
+  const proto = protocolOf(s);
+  const on = proto === 'http/1.1' ? '' : `, ${proto === 'h2' ? 'HTTP/2 + TLS' : 'HTTP/1.1 + TLS'}`;
+  const via = s.proxy ? ` via ${s.proxy}` : '';
+  return `scenario ${s.name}${over}${on}${via} ${s.server}/${s.transport}`;
+}
+const fieldRowId = (f: FieldResult) => `field ${f.scenario} ${f.setting} ${f.transport}`;
+
+const med = (f: { median: number | null }): number => f.median ?? Number.NaN;
+const p99 = (s: ScenarioResult) => med(s.latencyMs.p99);
+const p50 = (s: ScenarioResult) => med(s.latencyMs.p50);
+const bytes = (s: ScenarioResult) => med(s.wire.bytesOutPerMsg);
+const cpu = (s: ScenarioResult) => med(s.serverMetrics.cpuUsPerMsg);
+
+/** The lab's valid rows of one condition, in PICK_RULE's order (best first). */
+export function ranked(rows: readonly ScenarioResult[]): ScenarioResult[] {
+  const left = rows.filter((s) => s.status === 'ok' && s.lost === 0 && Number.isFinite(p99(s)));
+  const out: ScenarioResult[] = [];
+  while (left.length) {
+    const best = Math.min(...left.map(p99));
+    const close = left.filter((s) => p99(s) <= best * P99_TIE_RATIO);
+    close.sort((a, b) => bytes(a) - bytes(b) || cpu(a) - cpu(b));
+    const next = close[0]!;
+    out.push(next);
+    left.splice(left.indexOf(next), 1);
+  }
+  return out;
+}
+
+// ---- Conditions ----------------------------------------------------------------------------------------
+
+const label = (t: TransportName) => TRANSPORT_LABELS[t];
+const ms = (x: number) => `${fmtMs(x)} ms`;
+const count = (x: number) => fixed(x, 0);
+
+/** "SSE p50/p99 88.6/97.0 ms, 110.2 B/msg, 9.1 µs/msg" linked to its row. */
+function scenarioSpan(src: Source, s: ScenarioResult): Span {
+  return {
+    text: `${label(s.transport)} ${fmtMs(p50(s))}/${fmtMs(p99(s))} ms, ${fmtBytes(bytes(s))} B/msg, ${fmtMs(cpu(s))} µs/msg`,
+    href: src.href(scenarioRowId(s)),
+  };
+}
+
+/** What set the pick above the runner-up, in PICK_RULE's terms. */
+function whyScenario(src: Source, a: ScenarioResult, b: ScenarioResult | undefined): Span[] {
+  if (!b) return [{ text: `the only one measured: p99 ${ms(p99(a))}`, href: src.href(scenarioRowId(a)) }];
+  const link = (text: string): Span[] => [{ text, href: src.href(scenarioRowId(a)) }];
+  if (p99(b) > p99(a) * P99_TIE_RATIO) return link(`p99 ${ms(p99(a))} vs ${ms(p99(b))}`);
+  if (bytes(a) !== bytes(b))
+    return link(
+      `p99 within 10 % (${fmtMs(p99(a))} vs ${ms(p99(b))}); ${fmtBytes(bytes(a))} vs ${fmtBytes(bytes(b))} B/msg`,
+    );
+  return link(`p99 within 10 %, same bytes; ${fmtMs(cpu(a))} vs ${fmtMs(cpu(b))} µs/msg CPU`);
+}
+
+/** A condition decided by one group of the lab's scenario rows. */
+function scenarioRow(condition: string, src: Source, rows: readonly ScenarioResult[], extra: Span[] = []): GuideRow {
+  const order = ranked(rows.filter(isLab));
+  if (order.length === 0) return notMeasured(condition, `${src.file} has no valid lab rows for it`);
+  const [a, b] = order as [ScenarioResult, ScenarioResult | undefined];
+  const longPoll = order.find((s) => s.transport === 'poll');
+  const shown = [a, ...(b ? [b] : []), ...(longPoll && longPoll !== a && longPoll !== b ? [longPoll] : [])];
+  return {
+    condition,
+    pick: a.transport,
+    runnerUp: b?.transport ?? null,
+    why: whyScenario(src, a, b),
+    figures: [...shown.map((s) => scenarioSpan(src, s)), ...extra],
+  };
+}
+
+function notMeasured(condition: string, why: string): GuideRow {
+  return { condition, pick: null, runnerUp: null, why: [{ text: `not measured: ${why}` }], figures: [] };
+}
+
+const scenarios = (r: Report, pick: (s: ScenarioResult) => boolean) => r.scenarios.filter(pick);
+const describeNet = (s: ScenarioResult | undefined) =>
+  s === undefined || s.network.direct
+    ? 'loopback'
+    : `${s.network.name} (${fmtMs(s.network.rttMs)} ms RTT${s.network.loss ? `, ${fixed(s.network.loss * 100, 1)} % loss` : ''})`;
+
+/** Each network of a networks report, one row per network (loopback left out: it is the rate rows' case). */
+function networkRows(src: Source, what: (net: string) => string): GuideRow[] {
+  const nets = [...new Set(src.report.scenarios.filter((s) => !s.network.direct).map((s) => s.network.name))];
+  return nets.map((net) => {
+    const rows = scenarios(src.report, (s) => s.network.name === net);
+    return scenarioRow(`${what(describeNet(rows[0]))}`, src, rows);
+  });
+}
+
+const shape = (s: ScenarioResult) => `${count(s.clients)} clients × ${count(s.ratePerSec)} msg/s`;
+
+function memorySpans(src: Source, memory: readonly MemoryResult[]): Span[] {
+  return memory
+    .filter((m) => m.server === 'lab' && m.status === 'ok' && m.heapBytesPerConn.median !== null)
+    .map((m) => ({
+      text: `${label(m.transport)} ${fixed(m.heapBytesPerConn.median! / 1024, 1)} KiB heap/connection`,
+      href: src.href(`memory ${m.server}/${m.transport} × ${count(m.connections)}`),
+    }));
+}
+
+const field = (src: Source, scenario: string) => (src.report.field ?? []).filter((f) => f.scenario === scenario);
+const sym = (f: FieldResult | undefined, name: string): number | null => f?.symptoms[name] ?? null;
+const fieldSpan = (src: Source, f: FieldResult, text: string): Span => ({ text, href: src.href(fieldRowId(f)) });
+
+/**
+ * A condition a field scenario decides by what works (its naive rows: the failure's setting) and a scenario
+ * ranking decides among what works: `perf` are the lab's rows of the closest measured condition.
+ */
+function filteredRow(
+  condition: string,
+  fieldSrc: Source,
+  scenarioName: string,
+  perfSrc: Source,
+  perf: readonly ScenarioResult[],
+  describe: (f: FieldResult) => string,
+): GuideRow {
+  const rows = field(fieldSrc, scenarioName).filter((f) => f.setting === 'naive' && f.status === 'ok');
+  if (rows.length === 0) return notMeasured(condition, `no valid ${scenarioName} rows in field.md`);
+  const works = new Set(rows.filter((f) => f.verdict === 'works').map((f) => f.transport));
+  const order = ranked(perf.filter((s) => isLab(s) && works.has(s.transport)));
+  const failing = rows.filter((f) => f.verdict === 'fails');
+  const [a, b] = order as [ScenarioResult | undefined, ScenarioResult | undefined];
+  return {
+    condition,
+    pick: a?.transport ?? null,
+    runnerUp: b?.transport ?? null,
+    why: [
+      ...failing.flatMap((f, i) => [...(i ? [t('; ')] : []), fieldSpan(fieldSrc, f, describe(f))]),
+      ...(a ? [t(failing.length ? '; then ' : ''), ...whyScenario(perfSrc, a, b)] : []),
+    ],
+    figures: [
+      ...rows.map((f) => fieldSpan(fieldSrc, f, describe(f))),
+      ...[a, b].flatMap((s) => (s ? [scenarioSpan(perfSrc, s)] : [])),
+    ],
+  };
+}
+
+function tabsRow(fieldSrc: Source, perfSrc: Source, perf: readonly ScenarioResult[]): GuideRow {
+  return filteredRow(
+    'Many tabs of one app in one browser on HTTP/1.1 (6 connections per origin)',
+    fieldSrc,
+    'many-tabs',
+    perfSrc,
+    perf,
+    (f) =>
+      `${label(f.transport as TransportName)}: ${count(sym(f, 'tabs stalled') ?? 0)} of ${count(sym(f, 'tabs') ?? 0)} tabs stalled`,
+  );
+}
+
+function upgradeRow(fieldSrc: Source, perfSrc: Source, perf: readonly ScenarioResult[]): GuideRow {
+  return filteredRow(
+    'Behind a proxy that strips the Upgrade header',
+    fieldSrc,
+    'upgrade-stripped',
+    perfSrc,
+    perf,
+    (f) => {
+      if (f.transport !== 'ws') return `${label(f.transport as TransportName)}: ${count(sym(f, 'lost') ?? 0)} lost`;
+      const learned = sym(f, 'time until the client knows ms (median)');
+      return f.verdict === 'fails'
+        ? `WebSocket refused (HTTP ${sym(f, 'refusal HTTP status') ?? '?'})${learned === null ? '' : ` within ${ms(learned)}`}`
+        : 'WebSocket opened';
+    },
+  );
+}
+
+function stormRow(src: Source): GuideRow {
+  const condition = 'Reconnect storm after a deploy (2,000 clients, lab restarted behind nginx)';
+  const [naive, lab] = ['naive', 'lab'].map((s) => field(src, 'reconnect-storm').find((f) => f.setting === s));
+  if (!naive || !lab) return notMeasured(condition, 'no reconnect-storm rows in field.md');
+  const back = sym(lab, 'time until every client is back and caught up ms');
+  return {
+    condition,
+    pick: null,
+    runnerUp: null,
+    why: [{ text: 'not measured per transport: the retry setting decides, not the transport' }],
+    figures: [
+      fieldSpan(
+        src,
+        naive,
+        `fixed retries: ${count(sym(naive, 'clients not back') ?? 0)} clients not back, ${count(sym(naive, 'lost') ?? 0)} messages lost`,
+      ),
+      fieldSpan(
+        src,
+        lab,
+        `jittered retries: ${count(sym(lab, 'clients not back') ?? 0)} not back${back === null ? '' : ` (all within ${fixed(back / 1000, 1)} s)`}, ${count(sym(lab, 'lost') ?? 0)} lost`,
+      ),
+    ],
+  };
+}
+
+// ---- The answers ---------------------------------------------------------------------------------------
+
+const t = (text: string): Span => ({ text });
+const find = (rows: readonly ScenarioResult[], transport: TransportName) =>
+  rows.find((s) => isLab(s) && s.transport === transport && s.status === 'ok');
+
+function longPollingAnswer(slow: Source, fast: Source, suite: Source): GuideAnswer {
+  const question = 'When is long polling fine?';
+  const at = (src: Source, net: string) => scenarios(src.report, (s) => s.network.name === net);
+  const parts: Span[] = [];
+  for (const [src, net] of [
+    [slow, '4g'],
+    [fast, '4g'],
+  ] as const) {
+    const rows = at(src, net);
+    const poll = find(rows, 'poll');
+    const best = ranked(rows.filter((s) => isLab(s) && s.transport !== 'poll'))[0];
+    if (!poll || !best) continue;
+    parts.push(
+      t(
+        `${parts.length ? ' At ' : 'At '}${count(poll.ratePerSec)} msg/s on ${describeNet(poll)}, long polling delivers at p50 `,
+      ),
+      { text: ms(p50(poll)), href: src.href(scenarioRowId(poll)) },
+      t(` against ${label(best.transport)}'s `),
+      { text: ms(p50(best)), href: src.href(scenarioRowId(best)) },
+      t(` (×${fixed(p50(poll) / p50(best), 2)}).`),
+    );
+  }
+  const fan = scenarios(suite.report, (s) => s.name === '100c-2000r' && s.network.direct);
+  const poll = find(fan, 'poll');
+  const best = ranked(fan.filter((s) => isLab(s) && s.transport !== 'poll'))[0];
+  if (poll && best)
+    parts.push(
+      t(` On loopback at ${shape(poll)}, its CPU per message is `),
+      { text: `${fmtMs(cpu(poll))} µs`, href: suite.href(scenarioRowId(poll)) },
+      t(` against ${label(best.transport)}'s `),
+      { text: `${fmtMs(cpu(best))} µs`, href: suite.href(scenarioRowId(best)) },
+      t('.'),
+    );
+  if (parts.length === 0)
+    return { question, answer: [t('Not measured: the networks reports have no long-polling rows.')] };
+  parts.push(
+    t(
+      ' So: fine when messages are rarer than the round trip and every response can carry them; it falls behind once several messages arrive per round trip, since each waits for the next poll.',
+    ),
+  );
+  return { question, answer: parts };
+}
+
+function sseCostAnswer(protocols: Source, fieldSrc: Source): GuideAnswer {
+  const question = 'What does SSE cost over HTTP/1.1 in a browser?';
+  const parts: Span[] = [];
+  const tabs = field(fieldSrc, 'many-tabs').find((f) => f.setting === 'naive' && f.transport === 'sse');
+  if (tabs)
+    parts.push(
+      t('A connection per stream, out of the browser’s 6 per origin: with 8 tabs of one app, '),
+      fieldSpan(fieldSrc, tabs, `${count(sym(tabs, 'tabs stalled') ?? 0)} tabs’ streams stalled`),
+      t(' with no error; over HTTP/2 none did.'),
+    );
+  const rows = protocols.report.scenarios.filter((s) => isLab(s) && s.transport === 'sse' && s.status === 'ok');
+  const h1 = rows.find((s) => protocolOf(s) === 'https/1.1');
+  const h2 = rows.find((s) => protocolOf(s) === 'h2');
+  if (h1 && h2)
+    parts.push(
+      t(`${parts.length ? ' ' : ''}On the wire it costs about the same: `),
+      { text: `${fmtBytes(bytes(h1))} B/msg over HTTP/1.1 + TLS`, href: protocols.href(scenarioRowId(h1)) },
+      t(' against '),
+      { text: `${fmtBytes(bytes(h2))} B/msg over HTTP/2`, href: protocols.href(scenarioRowId(h2)) },
+      t('.'),
+    );
+  return parts.length ? { question, answer: parts } : { question, answer: [t('Not measured.')] };
+}
+
+function framingAnswer(slow: Source): GuideAnswer {
+  const question = 'Does WebSocket’s smaller framing matter at 1 msg/s?';
+  const rows = scenarios(slow.report, (s) => s.network.direct);
+  const ws = find(rows, 'ws');
+  const sse = find(rows, 'sse');
+  const poll = find(rows, 'poll');
+  if (!ws || !sse) return { question, answer: [t('Not measured: no 1 msg/s loopback rows.')] };
+  const perHour = (b: number) => `${fixed((b * ws.ratePerSec * 3600) / 1024, 0)} KiB`;
+  return {
+    question,
+    answer: [
+      t(`At ${count(ws.ratePerSec)} msg/s a WebSocket message takes `),
+      { text: `${fmtBytes(bytes(ws))} B`, href: slow.href(scenarioRowId(ws)) },
+      t(' on the wire, an SSE event '),
+      { text: `${fmtBytes(bytes(sse))} B`, href: slow.href(scenarioRowId(sse)) },
+      ...(poll
+        ? [t(', a long-poll answer '), { text: `${fmtBytes(bytes(poll))} B`, href: slow.href(scenarioRowId(poll)) }]
+        : []),
+      t(
+        `: per client and hour ${perHour(bytes(ws))} against ${perHour(bytes(sse))}${poll ? ` and ${perHour(bytes(poll))}` : ''} (server → client). The framing difference matters little at this rate; polling’s per-request headers do.`,
+      ),
+    ],
+  };
+}
+
+function proxyAnswer(fieldSrc: Source): GuideAnswer {
+  const question = 'What breaks behind a proxy?';
+  const failing = (fieldSrc.report.field ?? []).filter(
+    (f) => f.setting === 'naive' && f.verdict === 'fails' && f.scenario !== 'many-tabs',
+  );
+  if (failing.length === 0) return { question, answer: [t('Not measured: field.md has no failing naive rows.')] };
+  const parts: Span[] = [t('Measured behind nginx, each with the setting that fixes it in field.md: ')];
+  failing.forEach((f, i) => {
+    parts.push(fieldSpan(fieldSrc, f, `${f.transport}: ${f.what}`), t(i === failing.length - 1 ? '.' : '; '));
+  });
+  return { question, answer: parts };
+}
+
+// ---- The guide -----------------------------------------------------------------------------------------
+
+/** What no committed report measures, said instead of guessed. */
+export const NOT_MEASURED: readonly string[] = Object.freeze([
+  'Client → server messages (chat, cursors, games): every figure here is server → client only.',
+  'Battery and radio wake-ups on mobile devices; the idle cost of staying connected.',
+  'How many users one box holds: the capacity sweep is not committed yet.',
+  'Real mobile or Wi-Fi links: networks are emulated by the lab’s relay (RTT, rate, loss, jitter), on one machine.',
+  'Browsers other than Chromium; HTTP/3.',
+]);
+
+export function guideModel(reports: GuideReports): Guide {
+  const src = Object.fromEntries(
+    (Object.keys(GUIDE_SOURCES) as GuideSource[]).map((k) => [k, new Source(k, reports[k])]),
+  ) as Record<GuideSource, Source>;
+  const suite = src.suite.report;
+  const loop = (name: string) => scenarios(suite, (s) => s.name === name && s.network.direct && !s.proxy);
+  const slowLoop = scenarios(src.networksSlow.report, (s) => s.network.direct);
+  const protocolRows = (p: string) => scenarios(src.protocols.report, (s) => protocolOf(s) === p);
+  const viaNginx = scenarios(src.proxy.report, (s) => s.proxy === 'nginx');
+  const rate = (rows: readonly ScenarioResult[]) => (rows[0] ? shape(rows[0]) : '');
+
+  const rows: GuideRow[] = [
+    ...networkRows(src.networksSlow, (net) => `${net}, ${rate(src.networksSlow.report.scenarios)}`),
+    ...networkRows(src.networks, (net) => `${net}, ${rate(src.networks.report.scenarios)}`),
+    scenarioRow(`Low rate, ${rate(slowLoop)}, LAN-like (loopback)`, src.networksSlow, slowLoop),
+    scenarioRow(`LAN fan-out at a high rate, ${rate(loop('100c-2000r'))} (loopback)`, src.suite, loop('100c-2000r')),
+    scenarioRow(
+      `Many clients, ${rate(loop('1000c-100r'))} (loopback)`,
+      src.suite,
+      loop('1000c-100r'),
+      memorySpans(src.suite, suite.memory),
+    ),
+    scenarioRow('Browser on HTTP/1.1 + TLS', src.protocols, protocolRows('https/1.1')),
+    scenarioRow('Browser on HTTP/2 (WebSocket stays HTTP/1.1)', src.protocols, protocolRows('h2')),
+    tabsRow(src.field, src.protocols, protocolRows('https/1.1')),
+    scenarioRow(`Behind nginx (the shipped config), ${rate(viaNginx)}`, src.proxy, viaNginx),
+    upgradeRow(src.field, src.proxy, viaNginx),
+    stormRow(src.field),
+  ];
+  const answers = [
+    longPollingAnswer(src.networksSlow, src.networks, src.suite),
+    sseCostAnswer(src.protocols, src.field),
+    framingAnswer(src.networksSlow),
+    proxyAnswer(src.field),
+  ];
+  return {
+    title: 'Which transport for my case? The measured guide',
+    rule: PICK_RULE,
+    rows,
+    answers,
+    notMeasured: [...NOT_MEASURED],
+    sources: (Object.keys(GUIDE_SOURCES) as GuideSource[]).map((k) => ({
+      name: k,
+      href: src[k].file,
+      git: gitShort(reports[k].git),
+      machine: `${reports[k].env.cpus} × ${reports[k].env.cpuModel}`,
+      startedAt: reports[k].startedAt,
+    })),
+  };
+}
