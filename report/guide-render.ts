@@ -4,7 +4,9 @@
  * three renderings of one model, so the README's table is the guide's, figure for figure.
  */
 import type { Guide, GuideRow, Span } from './guide.js';
-import { TRANSPORT_LABELS } from './guide.js';
+import { TRANSPORT_LABELS } from './answers.js';
+import { renderSummary } from './terminal.js';
+import type { Report } from './types.js';
 import { escapeHtml } from './html.js';
 import { escapeMd } from './markdown.js';
 
@@ -92,12 +94,25 @@ export function renderReadmeGuide(g: Guide): string {
   ].join('\n');
 }
 
-/** `readme` with its guide block replaced by `block`; throws when the markers are missing or out of order. */
-export function replaceReadmeGuide(readme: string, block: string): string {
-  const start = readme.indexOf(README_GUIDE_START);
-  const end = readme.indexOf(README_GUIDE_END);
-  if (start < 0 || end < start) throw new Error(`README.md: no ${README_GUIDE_START} … ${README_GUIDE_END} block`);
-  return readme.slice(0, start) + block + readme.slice(end + README_GUIDE_END.length);
+export const README_SUMMARY_START = '<!-- summary:start -->';
+export const README_SUMMARY_END = '<!-- summary:end -->';
+
+/** `text` with the block from `startMarker` to `endMarker` (both included) replaced by `block`; throws when they are missing. */
+export function replaceBlock(text: string, startMarker: string, endMarker: string, block: string): string {
+  const start = text.indexOf(startMarker);
+  const end = text.indexOf(endMarker);
+  if (start < 0 || end < start) throw new Error(`README.md: no ${startMarker} … ${endMarker} block`);
+  return text.slice(0, start) + block + text.slice(end + endMarker.length);
+}
+
+/** `readme` with its guide block replaced by `block`. */
+export const replaceReadmeGuide = (readme: string, block: string): string =>
+  replaceBlock(readme, README_GUIDE_START, README_GUIDE_END, block);
+
+/** The README's sample of the terminal summary: what `npm run bench` printed for the committed default suite. */
+export function renderReadmeSummary(report: Report): string {
+  const text = renderSummary(report, { files: ['results/latest.md'] });
+  return [README_SUMMARY_START, '```text', text.trim(), '```', README_SUMMARY_END].join('\n');
 }
 
 const CSS = `

@@ -6,6 +6,7 @@
  * stated rule (PICK_RULE), not by judgement.
  */
 import { fixed, fmtBytes, fmtMs, reportModel } from './model.js';
+import { P99_TIE_RATIO, PICK_RULE, ranked, TRANSPORT_LABELS } from './answers.js';
 import { gitShort } from './write.js';
 import type { FieldResult, MemoryResult, Report, ScenarioResult, TransportName } from './types.js';
 
@@ -25,18 +26,6 @@ export const GUIDE_SOURCES = Object.freeze({
 } as const);
 export type GuideSource = keyof typeof GUIDE_SOURCES;
 export type GuideReports = Readonly<Record<GuideSource, Report>>;
-
-/** Within this ratio of the best p99, latency does not decide: bytes on the wire do, then CPU. */
-export const P99_TIE_RATIO = 1.1;
-export const PICK_RULE =
-  'Among the lab’s transports with nothing lost: the lowest delivery p99; when the next is within 10 % of it, the fewer bytes per message (then the less CPU per message). A transport that failed the condition is never picked.';
-
-export const TRANSPORT_LABELS: Readonly<Record<TransportName, string>> = Object.freeze({
-  poll: 'long polling',
-  'short-poll': 'short polling',
-  sse: 'SSE',
-  ws: 'WebSocket',
-});
 
 /** A piece of text, linked when it is a figure: `href` is relative to results/ (the guide's folder). */
 export interface Span {
@@ -121,21 +110,6 @@ const p99 = (s: ScenarioResult) => med(s.latencyMs.p99);
 const p50 = (s: ScenarioResult) => med(s.latencyMs.p50);
 const bytes = (s: ScenarioResult) => med(s.wire.bytesOutPerMsg);
 const cpu = (s: ScenarioResult) => med(s.serverMetrics.cpuUsPerMsg);
-
-/** The lab's valid rows of one condition, in PICK_RULE's order (best first). */
-export function ranked(rows: readonly ScenarioResult[]): ScenarioResult[] {
-  const left = rows.filter((s) => s.status === 'ok' && s.lost === 0 && Number.isFinite(p99(s)));
-  const out: ScenarioResult[] = [];
-  while (left.length) {
-    const best = Math.min(...left.map(p99));
-    const close = left.filter((s) => p99(s) <= best * P99_TIE_RATIO);
-    close.sort((a, b) => bytes(a) - bytes(b) || cpu(a) - cpu(b));
-    const next = close[0]!;
-    out.push(next);
-    left.splice(left.indexOf(next), 1);
-  }
-  return out;
-}
 
 // ---- Conditions ----------------------------------------------------------------------------------------
 

@@ -145,12 +145,19 @@ export function renderHtml(report: Report, scripts: HtmlScripts): string {
     : '';
   const method = m.method.map((f) => `<dt>${escapeHtml(f.label)}</dt><dd>${escapeHtml(f.value)}</dd>`).join('\n');
   const charts = m.sections.flatMap((s) => s.groups.flatMap((g) => (g.charts ? [g.charts] : [])));
-  const sections = m.sections
-    .map(
-      (s) =>
-        `<section><h2>${escapeHtml(s.title)}</h2>${s.intro ? `<p>${escapeHtml(s.intro)}</p>` : ''}\n${s.groups.map((g) => tableHtml(g.table)).join('\n')}</section>`,
-    )
+  const sectionHtml = (s: (typeof m.sections)[number]) =>
+    `<section><h2>${escapeHtml(s.title)}</h2>${s.intro ? `<p>${escapeHtml(s.intro)}</p>` : ''}\n${s.groups.map((g) => tableHtml(g.table)).join('\n')}</section>`;
+  const lead = m.sections
+    .filter((s) => s.lead)
+    .map(sectionHtml)
     .join('\n');
+  const sections = m.sections
+    .filter((s) => !s.lead)
+    .map(sectionHtml)
+    .join('\n');
+  const chartSection = charts.length
+    ? `<section><h2>Charts</h2>\n<p>${escapeHtml(m.chartsIntro)}</p>\n${charts.map(chartGroupHtml).join('\n')}\n</section>`
+    : '';
 
   return `<!doctype html>
 <html lang="en">
@@ -163,16 +170,16 @@ export function renderHtml(report: Report, scripts: HtmlScripts): string {
 </head>
 <body>
 <h1>${escapeHtml(title)}</h1>
+${alert}
+${lead}
+${chartSection}
+${sections}
+<section><h2>Appendix: environment, parameters and method</h2>
 <dl class="facts">
 ${facts}
 </dl>
-${alert}
-<section><h2>Charts</h2>
-<p>${escapeHtml(m.chartsIntro)}</p>
-${charts.map(chartGroupHtml).join('\n')}
+${method ? `<h3>Method</h3><dl class="method">\n${method}\n</dl>` : ''}
 </section>
-${sections}
-${method ? `<section><h2>Method</h2><dl class="method">\n${method}\n</dl></section>` : ''}
 <script type="application/json" id="bench-report">${jsonForScript(report)}</script>
 <script type="application/json" id="chart-specs">${jsonForScript(charts)}</script>
 <script>${scriptForHtml(scripts.chartJs)}</script>

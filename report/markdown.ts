@@ -38,12 +38,7 @@ function mdTable(t: Table): string[] {
 
 export function renderMarkdown(report: Report): string {
   const m = reportModel(report);
-  const out = [
-    `# ${m.title}`,
-    '',
-    ...m.facts.map((f) => `- **${f.label}:** ${f.code ? codeSpan(f.value) : escapeMd(f.value)}`),
-    '',
-  ];
+  const out = [`# ${m.title}`, ''];
   if (m.invalid.length) {
     out.push(
       `> **${m.invalid.length} invalid result${m.invalid.length === 1 ? '' : 's'}**, shown without figures:`,
@@ -52,8 +47,6 @@ export function renderMarkdown(report: Report): string {
     for (const i of m.invalid) out.push(`> - ${escapeMd(i.what)}: **INVALID: ${escapeMd(i.reason)}**`);
     out.push('');
   }
-  if (m.method.length)
-    out.push('## Method', '', ...m.method.map((f) => `- **${escapeMd(f.label)}:** ${escapeMd(f.value)}`), '');
   for (const s of m.sections) {
     out.push(
       `## ${s.title}`,
@@ -62,5 +55,14 @@ export function renderMarkdown(report: Report): string {
       ...s.groups.flatMap((g) => mdTable(g.table)),
     );
   }
+  // The appendix: where the numbers came from and how each is measured.
+  out.push(
+    '## Appendix: environment, parameters and method',
+    '',
+    ...m.facts.map((f) => `- **${f.label}:** ${f.code ? codeSpan(f.value) : escapeMd(f.value)}`),
+    '',
+  );
+  if (m.method.length)
+    out.push('### Method', '', ...m.method.map((f) => `- **${escapeMd(f.label)}:** ${escapeMd(f.value)}`), '');
   return out.join('\n');
 }

@@ -14,6 +14,7 @@
  */
 import { describeProfile, type NetworkProfile } from '../server/network/profiles.js';
 import { HTTP_PROTOCOLS } from '../server/protocol.js';
+import { scenarioAnswers, TRANSPORT_LABELS } from './answers.js';
 import { goalRows, type GoalRow } from './goals.js';
 import {
   protocolLabel,
@@ -173,6 +174,8 @@ export interface Group {
 /** A heading, maybe a sentence (`intro`) under it, and its groups. */
 export interface Section {
   title: string;
+  /** The answer: renderers put it before the charts; every other section comes after them. */
+  lead?: true;
   intro?: string;
   groups: Group[];
 }
@@ -799,6 +802,84 @@ function reportFacts(report: Report): Fact[] {
   ];
 }
 
+// ---- The answer -----------------------------------------------------------------------------------
+
+/** The question a report answers, from what it measured: its title. */
+export function reportQuestion(report: Report): string {
+  const s = report.scenarios;
+  const distinct = (f: (x: ScenarioResult) => string) => new Set(s.map(f)).size;
+  if (report.field?.length) return 'What breaks behind a proxy, and what fixes it?';
+  if (report.claims?.length) return 'Do the popular claims about these transports hold?';
+  if (report.params.suite === 'check') return 'Has the lab’s overhead per message regressed?';
+  if (s.some((x) => x.server === 'lab-redis')) return 'What does the Redis feed cost?';
+  if (s.some((x) => x.proxy)) return 'What does nginx in front add?';
+  if (distinct(protocolOf) > 1) return 'Which transport over HTTP/1.1, HTTP/1.1 + TLS and HTTP/2?';
+  if (distinct((x) => x.network.name) > 1 && distinct((x) => x.name) === 1) return 'Which transport on which network?';
+  if (s.length === 0 && report.sweep?.length) return 'How many clients before latency breaks?';
+  return 'Which transport, and what does it cost?';
+}
+
+const transportLabel = (t: TransportName): string => TRANSPORT_LABELS[t];
+
+/**
+ * The report's first section: each scenario that compared transports (answers.ts), as one small table
+ * whose title says the answer: the pick with its p99 and bytes, and the runner-up.
+ */
+function answerSection(report: Report): Section | undefined {
+  const answers = scenarioAnswers(report.scenarios).filter((a) => a.rows.length > 1);
+  if (answers.length === 0) return undefined;
+  const groups = answers.map((a): Group => {
+    const [pick, next] = [a.pick, a.rows.find((r) => r !== a.pick && r.status === 'ok' && r.lost === 0)];
+    const said = (x: ScenarioResult) =>
+      `${transportLabel(x.transport)} (p99 ${fmtMs(x.latencyMs.p99.median ?? 0)} ms, ${fmtBytes(x.wire.bytesOutPerMsg.median ?? 0)} B/msg)`;
+    const title = `${a.condition}${a.server === 'lab' ? '' : ` (${a.server})`}: ${
+      pick ? `${said(pick)}${next ? `, then ${said(next)}` : ''}` : 'no valid result'
+    }`;
+    const verdict: Column<ScenarioResult> = [
+      'Verdict',
+      (x) =>
+        x.status === 'invalid'
+          ? c(`INVALID: ${why(x.reason)}`, { strong: true, invalid: true })
+          : x.lost > 0
+            ? c(`${fmtCount(x.lost)} lost`, { strong: true })
+            : x === pick
+              ? c('pick', { strong: true })
+              : x === next
+                ? c('runner-up')
+                : c(''),
+    ];
+    const median = (
+      h: string,
+      f: (x: ScenarioResult) => Figure,
+      fmt: (v: number) => string,
+    ): Column<ScenarioResult> => [h, (x) => c(f(x).median === null ? DASH : fmt(f(x).median!)), 'r'];
+    return {
+      table: resultTable(
+        a.rows,
+        (x) => `answer ${scenarioId(x)}`,
+        [
+          [text('Transport', (x) => transportLabel(x.transport))],
+          [
+            median('p50 ms', (x) => x.latencyMs.p50, fmtMs),
+            median('p99 ms', (x) => x.latencyMs.p99, fmtMs),
+            median('Out B/msg', (x) => x.wire.bytesOutPerMsg, fmtBytes),
+            median('CPU µs/msg', (x) => x.serverMetrics.cpuUsPerMsg, fmtMs),
+          ],
+          [verdict],
+        ],
+        title,
+      ),
+    };
+  });
+  return {
+    title: 'The answer',
+    lead: true,
+    intro:
+      'Per scenario, the transports best first: the lowest delivery p99; within 10 % of it, the fewer bytes per message, then the less CPU (report/answers.ts). Medians over repeats; the detail tables below have the spread.',
+    groups,
+  };
+}
+
 /** A row id as an anchor: `row-` and the id in lowercase letters, digits and hyphens. */
 export const rowSlug = (id: string): string =>
   `row-${id
@@ -820,6 +901,8 @@ function anchorRows(sections: readonly Section[]): void {
 /** The whole report as sections of tables and charts, in the order every renderer shows them. */
 export function reportModel(report: Report): ReportModel {
   const sections: Section[] = [];
+  const answer = answerSection(report);
+  if (answer) sections.push(answer);
   if (report.field?.length) {
     sections.push({
       title: 'Field failures behind a proxy',
@@ -846,15 +929,6 @@ export function reportModel(report: Report): ReportModel {
       groups: byNetwork,
     });
   }
-  const goals = goalRows(report);
-  if (goals.length) {
-    sections.push({
-      title: 'Targets',
-      intro:
-        'The lab’s overhead targets (report/goals.ts), each from this run’s medians: CPU per message against the floor (the least Node needs for the same bytes), bare and Socket.IO; idle heap against bare; p99 at 100 clients × 2,000 msg/s. Loopback, cleartext HTTP/1.1.',
-      groups: [{ table: goalsTable(goals) }],
-    });
-  }
   const byProxy = proxyGroups(report);
   if (byProxy.length) {
     sections.push({
@@ -874,17 +948,18 @@ export function reportModel(report: Report): ReportModel {
       groups: byProtocol,
     });
   }
-  sections.push({
-    title: 'Scenarios',
-    intro:
-      'Latency is received − scheduled (ms); every figure is the median over repeats with min–max. ' +
-      'vs bare = lab ÷ bare server (same transport, network and parameters). Floor excess = bytes per message beyond the payload and beyond what the protocol needs.',
-    groups: groupBy(report.scenarios, shapeKey)
-      .flatMap((shape) => groupBy(shape, (s) => s.network.name))
-      .flatMap((net) => groupBy(net, protocolOf))
-      .flatMap((proto) => groupBy(proto, (s) => s.proxy ?? 'direct'))
-      .map(scenarioGroup),
-  });
+  if (report.scenarios.length)
+    sections.push({
+      title: 'Scenarios',
+      intro:
+        'Latency is received − scheduled (ms); every figure is the median over repeats with min–max. ' +
+        'vs bare = lab ÷ bare server (same transport, network and parameters). Floor excess = bytes per message beyond the payload and beyond what the protocol needs.',
+      groups: groupBy(report.scenarios, shapeKey)
+        .flatMap((shape) => groupBy(shape, (s) => s.network.name))
+        .flatMap((net) => groupBy(net, protocolOf))
+        .flatMap((proto) => groupBy(proto, (s) => s.proxy ?? 'direct'))
+        .map(scenarioGroup),
+    });
   if (report.memory.length)
     sections.push({
       title: 'Memory per connection',
@@ -894,6 +969,15 @@ export function reportModel(report: Report): ReportModel {
     sections.push({ title: 'HTTP endpoints (autocannon)', groups: [{ table: autocannonTable(report.autocannon) }] });
   if (report.micro.length)
     sections.push({ title: 'Micro-benchmarks (tinybench)', groups: [{ table: microTable(report.micro) }] });
+  const goals = goalRows(report);
+  if (goals.length) {
+    sections.push({
+      title: 'Targets (the lab’s own overhead)',
+      intro:
+        'For the lab’s developers: the lab’s own overhead targets (report/goals.ts), each from this run’s medians: CPU per message against the floor (the least Node needs for the same bytes), bare and Socket.IO; idle heap against bare; p99 at 100 clients × 2,000 msg/s. Loopback, cleartext HTTP/1.1.',
+      groups: [{ table: goalsTable(goals) }],
+    });
+  }
   if (report.sweep?.length) {
     sections.push({
       title: 'Capacity sweep',
@@ -905,7 +989,10 @@ export function reportModel(report: Report): ReportModel {
   // A lab scenario's row may show twice (by network, and in its scenario group): listed once.
   const invalidRows = [
     ...new Map(
-      sections.flatMap((s) => s.groups.flatMap((g) => g.table.rows.filter((r) => r.invalid))).map((r) => [r.id, r]),
+      sections
+        .filter((s) => !s.lead) // the answer repeats the scenario rows
+        .flatMap((s) => s.groups.flatMap((g) => g.table.rows.filter((r) => r.invalid)))
+        .map((r) => [r.id, r]),
     ).values(),
   ];
   const invalidSteps = (report.sweep ?? []).flatMap((s) =>
@@ -914,7 +1001,7 @@ export function reportModel(report: Report): ReportModel {
       .map((st) => ({ what: stepWhat(s, st.clients), reason: why(st.reason) })),
   );
   return {
-    title: `Transport Lab bench, ${report.startedAt.slice(0, 10)}`,
+    title: `${reportQuestion(report)} Transport Lab, ${report.startedAt.slice(0, 10)}`,
     commit: /^[0-9a-f]{7,40}/i.test(report.git) ? report.git.slice(0, 7) : report.git,
     facts: reportFacts(report),
     invalid: [...invalidRows.map((r) => ({ what: r.id, reason: why(r.reason) })), ...invalidSteps],

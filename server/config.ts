@@ -149,7 +149,12 @@ export const DEFAULTS = Object.freeze({
    * Must stay under shutdownTimeoutMs.
    */
   shutdownSpreadMs: 0,
-  logLevel: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent',
+  /**
+   * pino's level. `warn` by default: warnings and errors only, so `npm start` prints its start-up line and
+   * what needs attention, not a line per request (the dashboard polls /stats every second). `info` logs
+   * every request; `debug` also prints the whole configuration at start.
+   */
+  logLevel: 'warn' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent',
 });
 
 type Widen<T> = T extends boolean ? boolean : T extends number ? number : T extends string ? string : T;

@@ -64,6 +64,12 @@ const PROTOCOL_PHRASES: Record<HttpProtocol, string> = {
 };
 const protocolPhrase = (p: HttpProtocol): string => PROTOCOL_PHRASES[p];
 
+/** The whole configuration, one JSON line, at LOG_LEVEL debug or trace only: the start-up line says what a user needs. */
+function printConfiguration(config: Readonly<Config>): void {
+  if (config.logLevel === 'debug' || config.logLevel === 'trace')
+    console.log(`configuration: ${JSON.stringify(describeConfig(config))}`);
+}
+
 const linksOf = (relays: readonly Relay[]): NetworkLink[] => relays.map((r) => ({ profile: r.profile, port: r.port }));
 
 async function main(): Promise<void> {
@@ -103,8 +109,10 @@ async function main(): Promise<void> {
       scheme: config.tls || config.http2 ? 'https' : 'http',
       shutdownTimeoutMs: config.shutdownTimeoutMs,
       onListening: (url, workers) => {
-        console.log(`Transport Lab listening on ${url}  (dashboard ${url}/, stats ${url}/stats), ${workers} workers`);
-        console.log(`configuration: ${JSON.stringify(describeConfig(config))}`);
+        console.log(
+          `Transport Lab listening on ${url}  (${config.feed === 'memory' ? 'memory' : 'Redis'} feed, ${workers} workers; dashboard ${url}/, stats ${url}/stats)`,
+        );
+        printConfiguration(config);
         startRelays(config, url).then(
           (started) => {
             relays = started;
@@ -143,13 +151,11 @@ async function main(): Promise<void> {
   const address = await app.listen({ host: config.host, port: config.port });
   const url = address.replace('://[::1]', '://localhost');
   if (!clustered) {
+    const certificate = app.lab.certificate ? `; certificate: ${app.lab.certificate}` : '';
     console.log(
-      `Transport Lab listening on ${url}  (${protocolPhrase(app.lab.protocol)}; dashboard ${url}/, stats ${url}/stats)`,
+      `Transport Lab listening on ${url}  (${protocolPhrase(app.lab.protocol)}; ${app.lab.feed.kind} feed${certificate}; dashboard ${url}/, stats ${url}/stats)`,
     );
-    if (app.lab.certificate) console.log(`TLS certificate: ${app.lab.certificate}`);
-    console.log(
-      `feed: ${app.lab.feed.kind} (epoch ${app.lab.feed.info().epoch}); configuration: ${JSON.stringify(describeConfig(config))}`,
-    );
+    printConfiguration(config);
   }
   let relays: Relay[] = [];
   if (!clustered) {

@@ -131,16 +131,16 @@ export class ReportsView {
         ),
       );
     }
-    if (m.method.length) {
-      out.append(
-        h(
-          'section',
-          { className: 'card' },
-          h('div', { className: 'card-head' }, h('h2', {}, 'Method')),
-          h('dl', { className: 'facts' }, ...m.method.flatMap(fact)),
-        ),
-      );
-    }
+    // The appendix: where the numbers came from and how each is measured.
+    out.append(
+      h(
+        'section',
+        { className: 'card report-appendix' },
+        h('div', { className: 'card-head' }, h('h2', {}, 'Appendix: environment, parameters and method')),
+        h('dl', { className: 'facts' }, ...m.facts.flatMap(fact)),
+        ...(m.method.length ? [h('h3', {}, 'Method'), h('dl', { className: 'facts' }, ...m.method.flatMap(fact))] : []),
+      ),
+    );
     this.target.replaceChildren(out);
     // Charts size themselves from their box: create them once the boxes are in the document.
     const Chart = chartLib();
@@ -158,7 +158,6 @@ function summary(name, m) {
     'section',
     { className: 'card report-summary' },
     h('div', { className: 'card-head' }, h('h2', {}, `${m.title} (${m.commit})`), h('p', { className: 'hint' }, name)),
-    h('dl', { className: 'facts' }, ...m.facts.flatMap(fact)),
     h('p', { className: 'hint' }, m.chartsIntro),
   );
   if (m.invalid.length > 0) {

@@ -11,9 +11,13 @@ import { parseArgs } from 'node:util';
 import { fillFigures } from '../../report/doc-figures.js';
 import { GUIDE_SOURCES, type GuideReports, type GuideSource, guideModel } from '../../report/guide.js';
 import {
+  README_SUMMARY_END,
+  README_SUMMARY_START,
   renderGuideHtml,
   renderGuideMarkdown,
   renderReadmeGuide,
+  renderReadmeSummary,
+  replaceBlock,
   replaceReadmeGuide,
 } from '../../report/guide-render.js';
 import { validateReport } from '../../report/schema.js';
@@ -54,7 +58,10 @@ export function guideFiles(dir = RESULTS_DIR): { path: string; text: string }[] 
   const guide = guideModel(reports);
   const docs = DOC_FILES().map((path) => {
     let text = fillFigures(readFileSync(path, 'utf8'), reports, path);
-    if (path === 'README.md') text = replaceReadmeGuide(text, renderReadmeGuide(guide));
+    if (path === 'README.md') {
+      text = replaceReadmeGuide(text, renderReadmeGuide(guide));
+      text = replaceBlock(text, README_SUMMARY_START, README_SUMMARY_END, renderReadmeSummary(reports.suite));
+    }
     return { path, text };
   });
   return [

@@ -5,10 +5,17 @@
  * claims, the field failures behind nginx. From a clean tree only, so that every report names a sha that
  * exists (`--allow-dirty` to try it anyway); `--dry-run` prints the runs and their estimates, nothing else.
  * Then the guide and the figures the docs quote are rewritten from the new reports (`npm run guide`).
+ * `--render` measures nothing: it renders every committed report's Markdown and HTML again from its JSON
+ * (after a change to report/'s renderings), then the guide.
  * The CI gate's baseline is not among them: `npm run bench:check -- --update` writes it.
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { readHtmlScripts, renderHtml } from '../../report/html.js';
+import { renderMarkdown } from '../../report/markdown.js';
+import type { Report } from '../../report/types.js';
 import { estimateSec } from '../stages/index.js';
 import { main as writeGuide } from './guide.js';
 import { parseBenchArgs } from './options.js';
@@ -59,6 +66,25 @@ export function resultsPlan(): {
   return { runs, totalSec: runs.reduce((a, r) => a + r.estimateSec, 0) };
 }
 
+/**
+ * Every standing report under results/ (latest.json, claims.json, field.json, in any folder) rendered
+ * again from its JSON as it is: the figures stay, the renderings follow report/ (after a change there).
+ */
+export async function renderCommitted(dir = 'results'): Promise<string[]> {
+  const names = (await readdir(dir, { recursive: true })).filter((f) => /(^|\/)(latest|claims|field)\.json$/.test(f));
+  const scripts = await readHtmlScripts();
+  const written: string[] = [];
+  for (const name of names.sort()) {
+    const json = join(dir, name);
+    const report = JSON.parse(await readFile(json, 'utf8')) as Report;
+    const base = json.slice(0, -'.json'.length);
+    await writeFile(`${base}.md`, renderMarkdown(report));
+    await writeFile(`${base}.html`, renderHtml(report, scripts));
+    written.push(`${base}.{md,html}`);
+  }
+  return written;
+}
+
 const minutes = (sec: number): string => `${Math.floor(sec / 60)} min ${Math.round(sec % 60)} s`;
 
 /** Tracked files changed since the last commit, as `git status` lists them (empty: clean). */
@@ -72,6 +98,7 @@ async function main(argv: string[]): Promise<number> {
     options: {
       'dry-run': { type: 'boolean' },
       'allow-dirty': { type: 'boolean' },
+      render: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -79,8 +106,14 @@ async function main(argv: string[]): Promise<number> {
     console.log(`npm run results -- [--dry-run] [--allow-dirty]
   regenerates every committed report in results/, one run after the other, from a clean tree
   --dry-run      print the runs and their estimates only
-  --allow-dirty  run on a tree with uncommitted changes (the reports then name a -dirty sha)`);
+  --allow-dirty  run on a tree with uncommitted changes (the reports then name a -dirty sha)
+  --render       measure nothing: re-render every committed report's .md and .html from its .json, then the guide`);
     return 0;
+  }
+  if (values.render) {
+    const written = await renderCommitted();
+    console.log(`npm run results: re-rendered ${written.join(', ')}`);
+    return writeGuide([]);
   }
   const plan = resultsPlan();
   console.log(
@@ -96,6 +129,9 @@ async function main(argv: string[]): Promise<number> {
     );
     return 2;
   }
+  // A run that exits 1 wrote its report with INVALID results marked in it (the guide then says "not
+  // measured" where they were needed): the runs after it still go on. Any other exit stops here.
+  const withInvalid: string[] = [];
   for (const [i, r] of plan.runs.entries()) {
     console.log(`\n[${i + 1}/${plan.runs.length}] ${r.what}`);
     const code = await new Promise<number | null>((resolve) =>
@@ -104,14 +140,19 @@ async function main(argv: string[]): Promise<number> {
         resolve,
       ),
     );
-    if (code !== 0) {
+    if (code === 1) withInvalid.push(r.what);
+    else if (code !== 0) {
       console.error(`npm run results: ${r.what} exited ${code}; the runs after it were not made`);
-      return 1;
+      return 2;
     }
   }
   console.log('\nnpm run results: every committed report regenerated; now the guide and the docs’ figures:');
   const guide = writeGuide([]);
   if (guide !== 0) return guide;
+  if (withInvalid.length) {
+    console.error(`npm run results: INVALID results (marked in their reports) in: ${withInvalid.join('; ')}`);
+    return 1;
+  }
   console.log('npm run results: done; commit results/, README.md and docs/ with what changed them.');
   return 0;
 }

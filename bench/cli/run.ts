@@ -1,11 +1,14 @@
 /**
  * `npm run bench` — parses the flags (options.ts), runs the plan (bench/stages/run-bench.ts), evaluates
- * the claims and the storm verdict when asked, and writes results/<time>-<sha>.json plus
- * latest.{json,md,html}. Exits 1 when a result is INVALID, 2 on bad flags.
+ * the claims and the storm verdict when asked, writes <out>/<time>-<sha>.json plus latest.{json,md,html}
+ * (out: bench-out/ unless --out), and ends with the summary (report/terminal.ts): each scenario's answer,
+ * every INVALID result, the time against the estimate, the files. Exits 1 when a result is INVALID, 2 on bad flags.
  */
+import { renderSummary } from '../../report/terminal.js';
 import { writeReports } from '../../report/write.js';
 import { stormFlattened } from '../field/storm.js';
 import { evaluateClaims } from '../stages/claims.js';
+import { estimateSec } from '../stages/index.js';
 import { runBench } from '../stages/run-bench.js';
 import { HELP, parseBenchArgs } from './options.js';
 import type { BenchOptions } from '../plan/plan.js';
@@ -33,8 +36,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     report.memory.filter((m) => m.status === 'invalid').length +
     (report.claims ?? []).filter((c) => c.verdict === 'not measured').length +
     (report.field ?? []).filter((f) => f.status === 'invalid').length;
-  console.log(
-    `wrote ${files.json}, ${files.md}, ${files.html}${invalid ? ` — ${invalid} INVALID result(s), see the report` : ''}`,
-  );
+  console.log(renderSummary(report, { estimateSec: estimateSec(opts), files: [files.md, files.html, files.json] }));
   process.exit(invalid ? 1 : 0);
 }

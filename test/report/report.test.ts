@@ -463,18 +463,20 @@ describe('the model', () => {
     );
   });
 
-  it('puts "Transport by network" first: per shape that ran over a relay, the lab per transport per network, with p50 − RTT/2', () => {
+  it('puts the answer first, then "Transport by network": per shape that ran over a relay, the lab per transport per network, with p50 − RTT/2; the targets last', () => {
     const r = fixture();
     const m = reportModel(r);
     expect(m.sections.map((s) => s.title)).toEqual([
+      'The answer',
       'Transport by network',
-      'Targets',
       'Scenarios',
       'Memory per connection',
       'HTTP endpoints (autocannon)',
       'Micro-benchmarks (tinybench)',
+      'Targets (the lab’s own overhead)',
     ]);
-    const [group, ...more] = m.sections[0]!.groups;
+    expect(m.sections[0]!.lead).toBe(true);
+    const [group, ...more] = m.sections[1]!.groups;
     expect(more).toEqual([]); // the oversize shape ran on loopback only
     const t = group!.table;
     expect(t.title).toBe('5 clients · 50 msg/s · 100 B payload · lab server');
@@ -527,7 +529,10 @@ describe('the model', () => {
   it('marks every invalid result: a row without figures, in the summary with its reason, left out of the charts', () => {
     const r = fixture();
     const m = reportModel(r);
-    const rows = m.sections.flatMap((s) => s.groups.flatMap((g) => g.table.rows));
+    // The answer repeats each scenario row in a narrow table: its rows are marked too, listed once in the summary.
+    const answer = m.sections[0]!.groups.flatMap((g) => g.table.rows).filter((row) => row.invalid);
+    expect(answer.map((row) => row.id)).toEqual(TRANSPORT_NAMES.map((t) => `answer scenario oversize lab/${t}`));
+    const rows = m.sections.filter((s) => !s.lead).flatMap((s) => s.groups.flatMap((g) => g.table.rows));
     const bad = rows.filter((row) => row.invalid);
     expect(bad.map((row) => row.id)).toEqual(TRANSPORT_NAMES.map((t) => `scenario oversize lab/${t}`));
     for (const row of bad) {
@@ -728,7 +733,8 @@ describe('renderHtml', () => {
   it('marks invalid rows and shows nothing unmeasured as "null" or "NaN"', () => {
     const r = fixture();
     const html = renderHtml(r, NO_SCRIPTS);
-    expect(html.match(/<tr class="invalid"[ >]/g)).toHaveLength(4);
+    // Four invalid scenario rows, in the answer and in the detail table.
+    expect(html.match(/<tr class="invalid"[ >]/g)).toHaveLength(8);
     const visible = visibleHtml(html);
     expect(visible).toContain(`<strong>INVALID: ${invalidScenario(r).reason!.replaceAll('"', '&quot;')}</strong>`);
     expect(visible).toContain('Not charted (invalid): <strong>lab/poll</strong>');

@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import WebSocket from 'ws';
@@ -187,6 +188,15 @@ function startCli(env: Record<string, string>, args: string[] = []): Cli {
   return { child, stdout: () => out, stderr: () => err, exit };
 }
 
+/** Whether `pid` runs: a process that exited but was not reaped yet (state Z) does not. */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 describe('CLI (server/main.ts)', () => {
   it('exits 1 with a message naming PORT and the value on PORT=abc', async () => {
     const cli = startCli({ PORT: 'abc' });
@@ -248,5 +258,51 @@ describe('CLI (server/main.ts)', () => {
     const [closeCode, closeReason] = await closed;
     expect(closeCode).toBe(1001);
     expect(closeReason.toString()).toBe('LAB_ERR_SHUTTING_DOWN');
+  });
+
+  it('npm start: one start-up line, no line per request, and SIGTERM to npm’s own process stops the server', async () => {
+    const child = spawn('npm', ['start', '--silent', '--', '--no-demo'], { cwd: ROOT, env: cliEnv({ PORT: '0' }) });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    let serverPid = 0;
+    onTestFinished(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (serverPid && running(serverPid)) process.kill(serverPid, 'SIGKILL');
+    });
+    let url = '';
+    await vi.waitFor(
+      () => {
+        const m = /Transport Lab listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+        if (m) url = m[1]!;
+        else if (child.exitCode === null) throw new Error('not listening yet');
+      },
+      { timeout: 20_000, interval: 10 },
+    );
+    expect(url, `stdout: ${out}\nstderr: ${err}`).not.toBe('');
+    for (let i = 0; i < 5; i++) await (await fetch(`${url}/stats`)).arrayBuffer();
+    const stats = (await (await fetch(`${url}/stats`)).json()) as { process: { pid: number } };
+    serverPid = stats.process.pid;
+    expect(running(serverPid)).toBe(true);
+
+    expect(child.kill('SIGTERM')).toBe(true);
+    // npm passes the signal on to the server and ends as signalled itself.
+    const ended = await exit;
+    expect(ended.code === 0 || ended.signal === 'SIGTERM', JSON.stringify(ended)).toBe(true);
+    await vi.waitFor(
+      () => {
+        if (running(serverPid)) throw new Error(`the server (pid ${serverPid}) still runs after npm start exited`);
+      },
+      { timeout: 10_000, interval: 20 },
+    );
+    // One start-up line (URL, protocol, feed); nothing per request; the shutdown line after the signal.
+    const lines = out.trim().split('\n');
+    expect(lines[0]).toMatch(/^Transport Lab listening on http:\/\/127\.0\.0\.1:\d+ .*memory feed/);
+    expect(lines.slice(1).every((l) => l.startsWith('SIGTERM'))).toBe(true);
+    expect(err).toBe('');
   });
 });

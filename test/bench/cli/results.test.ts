@@ -4,10 +4,14 @@
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_OUT, parseBenchArgs } from '../../../bench/cli/options.js';
-import { COMMITTED_RUNS, resultsPlan } from '../../../bench/cli/results.js';
+import { COMMITTED_RUNS, renderCommitted, resultsPlan } from '../../../bench/cli/results.js';
+import { renderMarkdown } from '../../../report/markdown.js';
 
 const ROOT = new URL('../../../', import.meta.url);
 /** The flags without `--out DIR`: what a run measures, wherever it writes. */
@@ -51,6 +55,22 @@ describe('npm run results', () => {
     );
     expect(stdout).toMatch(new RegExp(`^npm run results: ${COMMITTED_RUNS.length} runs, about \\d+ min \\d+ s`));
     for (const r of COMMITTED_RUNS) expect(stdout).toContain(`npm run bench -- ${r.argv.join(' ')}`);
+  });
+});
+
+describe('npm run results -- --render', () => {
+  it('renders each standing report again from its JSON, beside it, and nothing else', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'results-render-'));
+    await mkdir(join(dir, 'networks'));
+    await copyFile(new URL('results/field.json', ROOT), join(dir, 'field.json'));
+    await copyFile(new URL('results/networks/latest.json', ROOT), join(dir, 'networks/latest.json'));
+    await writeFile(join(dir, '2026-01-01T00-00-00.000Z-abcdef0.json'), '{}');
+    const written = await renderCommitted(dir);
+    expect(written).toEqual([join(dir, 'field.{md,html}'), join(dir, 'networks/latest.{md,html}')]);
+    const field = JSON.parse(readFileSync(join(dir, 'field.json'), 'utf8'));
+    expect(readFileSync(join(dir, 'field.md'), 'utf8')).toBe(renderMarkdown(field));
+    expect(readFileSync(join(dir, 'networks/latest.html'), 'utf8')).toMatch(/^<!doctype html>/);
+    await rm(dir, { recursive: true, force: true });
   });
 });
 

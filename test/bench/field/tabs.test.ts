@@ -34,9 +34,12 @@ describe.skipIf(!HAVE_CHROMIUM)('many tabs in Chromium', () => {
   });
   afterAll(() => env?.close());
 
-  it('HTTP/1.1: EventSources past the 6th stall, silently, long polls queue but lose nothing; HTTP/2 and WebSockets: every tab live', async () => {
+  // SSE and WebSocket only: long polls queueing behind the limit are test/web/connection-limit.test.ts's,
+  // and two rows fewer keep this suite inside npm test's time.
+  it('HTTP/1.1: EventSources past the 6th stall, silently; HTTP/2 and WebSockets: every tab live', async () => {
     const rows = await measureTabs(env, {
       load: { tabs: TABS, ratePerSec: 2, durationSec: 2 },
+      transports: ['sse', 'ws'],
       paired: true,
       // Beside other suites on two cores a send can be late; the assertions below do not depend on it.
       maxPublisherLagMs: 2_000,
@@ -46,7 +49,7 @@ describe.skipIf(!HAVE_CHROMIUM)('many tabs in Chromium', () => {
       if (!r) throw new Error(`no ${setting} ${transport} row`);
       return r;
     };
-    expect(rows).toHaveLength(6);
+    expect(rows).toHaveLength(4);
     for (const r of rows) expect(r.status, `${r.setting} ${r.transport}: ${r.reason}`).toBe('ok');
 
     const sseH1 = row('naive', 'sse');
@@ -73,15 +76,6 @@ describe.skipIf(!HAVE_CHROMIUM)('many tabs in Chromium', () => {
       expect(ws.symptoms).toMatchObject({ 'tabs stalled': 0, lost: 0 });
       expect(ws.symptoms['server subscriptions max']).toBe(TABS);
     }
-
-    // Long polls past the 6th wait in the browser for a connection an answer frees: every tab still gets
-    // every message. Over HTTP/1.1 the server never holds more than the limit at once.
-    const pollH1 = row('naive', 'poll');
-    expect(pollH1.symptoms, JSON.stringify(pollH1.symptoms)).toMatchObject({ 'tabs stalled': 0, lost: 0 });
-    expect(pollH1.symptoms['server subscriptions max']).toBeLessThanOrEqual(H1_LIMIT);
-    const pollH2 = row('lab', 'poll');
-    expect(pollH2.verdict, JSON.stringify(pollH2.symptoms)).toBe('works');
-    expect(pollH2.symptoms).toMatchObject({ 'tabs stalled': 0, lost: 0 });
 
     // The rows are a valid report's field section, and it renders.
     const fixture = JSON.parse(readFileSync(FIXTURE, 'utf8')) as Report;
