@@ -144,12 +144,18 @@ function scenarioRow(condition: string, src: Source, rows: readonly ScenarioResu
   const [a, b] = order as [ScenarioResult, ScenarioResult | undefined];
   const longPoll = order.find((s) => s.transport === 'poll');
   const shown = [a, ...(b ? [b] : []), ...(longPoll && longPoll !== a && longPoll !== b ? [longPoll] : [])];
+  // A transport whose row is INVALID (or lost messages) is not ranked: said, never silently dropped.
+  const unranked = rows.filter((s) => isLab(s) && !order.includes(s));
+  const notRanked = (s: ScenarioResult): Span => ({
+    text: `${label(s.transport)}: ${s.status === 'invalid' ? 'INVALID in this run' : `${count(s.lost)} lost`}, not ranked`,
+    href: src.href(scenarioRowId(s)),
+  });
   return {
     condition,
     pick: a.transport,
     runnerUp: b?.transport ?? null,
-    why: whyScenario(src, a, b),
-    figures: [...shown.map((s) => scenarioSpan(src, s)), ...extra],
+    why: [...whyScenario(src, a, b), ...unranked.flatMap((s) => [{ text: '; ' }, notRanked(s)])],
+    figures: [...shown.map((s) => scenarioSpan(src, s)), ...unranked.map(notRanked), ...extra],
   };
 }
 

@@ -130,7 +130,10 @@ export interface Table {
 
 export interface ChartDataset {
   label: string;
+  /** The series' colour; '' for a transport's series, which the chart draws in that transport's colour (web/theme.js TRANSPORT_COLORS). */
   color: string;
+  /** Set when the series is one transport (a line per transport): its colour comes from the transport. */
+  transport?: TransportName;
   /** Medians; null where this series has no valid result for the label (a gap, never NaN). */
   data: (number | null)[];
   /** Tooltip line per point, aligned with `data`: the spread over repeats, or '' when there is none. */
@@ -138,6 +141,8 @@ export interface ChartDataset {
 }
 
 export interface ChartSpec {
+  /** `line`: one line per dataset across the labels (a figure against RTT); bars otherwise. */
+  kind?: 'line';
   /** The canvas id. */
   id: string;
   title: string;
@@ -214,7 +219,6 @@ export const SERVER_COLORS: Readonly<Record<ServerName, string>> = {
   'fastify-sse': '#0891b2',
   shift: '#dc2626',
 };
-const PERCENTILE_COLORS = { p50: '#93c5fd', p90: '#3b82f6', p99: '#1e3a8a' } as const;
 
 const c = (text: string, extra: Omit<Cell, 'text'> = {}): Cell => ({ text, ...extra });
 const dash = (): Cell => c(DASH);
@@ -270,29 +274,26 @@ function byTransport<T extends { server: ServerName; transport: TransportName }>
   return { id, title, yTitle, logarithmic: false, wide: false, labels: [...transports], datasets };
 }
 
-function latencyChart(id: string, scenarios: readonly ScenarioResult[]): ChartSpec {
+/**
+ * Delivery latency p50 and p99: a group of bars per transport, one colour per server (the legend), on a
+ * log axis — short polling waits up to its interval (~1 s) while pushes take ~1 ms: only a log axis shows both.
+ */
+function latencyCharts(idPrefix: string, scenarios: readonly ScenarioResult[]): ChartSpec[] {
   const smallest = Math.min(
     ...scenarios.map((s) => s.latencyMs.p50.median).filter((x): x is number => x !== null && x > 0),
   );
-  return {
-    id,
-    title: 'Delivery latency percentiles (median over repeats)',
-    yTitle: 'ms, log scale',
-    // Short polling waits up to its interval (~1 s) while pushes take ~1 ms: only a log axis shows both.
+  const yMin = Number.isFinite(smallest) ? { yMin: 10 ** Math.floor(Math.log10(smallest)) } : {};
+  return (['p50', 'p99'] as const).map((pct) => ({
+    ...byTransport(
+      `${idPrefix}-${pct}`,
+      `Delivery latency ${pct}, per server`,
+      `${pct} ms, log scale`,
+      scenarios,
+      (s) => point(s.latencyMs[pct]),
+    ),
     logarithmic: true,
-    ...(Number.isFinite(smallest) ? { yMin: 10 ** Math.floor(Math.log10(smallest)) } : {}),
-    wide: true,
-    labels: scenarios.map((s) => `${s.transport} · ${s.server}`),
-    datasets: (['p50', 'p90', 'p99'] as const).map((key) => {
-      const points = scenarios.map((s) => point(s.latencyMs[key]));
-      return {
-        label: key,
-        color: PERCENTILE_COLORS[key],
-        data: points.map((p) => p.value),
-        tips: points.map((p) => p.tip),
-      };
-    }),
-  };
+    ...yMin,
+  }));
 }
 
 /** The chart group of some results: only the valid ones are charted; the group lists the others. */
@@ -435,7 +436,7 @@ function scenarioGroup(scenarios: ScenarioResult[], i: number): Group {
   const runs = [...new Set(sorted.map((s) => `${fmtCount(s.durationSec)} s × ${plural(s.repeats, 'repeat')}`))];
   const title = `${shapeTitle(sorted[0]!)} · ${runs.join(' / ')} · network ${describeProfile(sorted[0]!.network)}${onProtocol(sorted[0]!)}${via(sorted[0]!)}`;
   const charts = chartGroup(title, sorted, (ok) => [
-    latencyChart(`chart-s${i}-latency`, ok),
+    ...latencyCharts(`chart-s${i}-latency`, ok),
     byTransport(
       `chart-s${i}-bytes`,
       'Bytes out per message (headers and framing included)',
@@ -486,7 +487,7 @@ function networkGroups(report: Report): Group[] {
   const order = (p: NetworkProfile) => report.params.networks.findIndex((n) => n.name === p.name);
   const lab = report.scenarios.filter((s) => s.server === 'lab');
   const shapes = groupBy(lab, shapeKey).filter((g) => g.some((s) => !s.network.direct));
-  return shapes.map((g): Group => {
+  return shapes.map((g, i): Group => {
     const sorted = [...g].sort(
       (a, b) =>
         TRANSPORT_NAMES.indexOf(a.transport) - TRANSPORT_NAMES.indexOf(b.transport) ||
@@ -496,8 +497,42 @@ function networkGroups(report: Report): Group[] {
     const profiles = [...new Map(sorted.map((s) => [s.network.name, s.network])).values()].sort(
       (a, b) => order(a) - order(b),
     );
-    return { table: { ...table, notes: profiles.map((p) => `${describeProfile(p)}. Source: ${p.source}.`) } };
+    const charts = chartGroup(`${shapeTitle(sorted[0]!)} · lab server, by network`, sorted, (ok) =>
+      (['p50', 'p99'] as const).map((pct) => latencyByNetwork(`chart-n${i}-${pct}`, pct, profiles, ok)),
+    );
+    return {
+      table: { ...table, notes: profiles.map((p) => `${describeProfile(p)}. Source: ${p.source}.`) },
+      charts,
+    };
   });
+}
+
+/** Latency p50 or p99 against the network (in the report's order, RTT in the label): one line per transport. */
+function latencyByNetwork(
+  id: string,
+  pct: 'p50' | 'p99',
+  profiles: readonly NetworkProfile[],
+  ok: readonly ScenarioResult[],
+): ChartSpec {
+  const transports = TRANSPORT_NAMES.filter((t) => ok.some((s) => s.transport === t));
+  return {
+    kind: 'line',
+    id,
+    title: `Latency ${pct} by network, one line per transport`,
+    yTitle: `${pct} ms (log)`,
+    logarithmic: true,
+    yMin: 1,
+    wide: false,
+    labels: profiles.map(
+      (p) => `${p.name} (${fmtMs(p.rttMs)} ms RTT${p.loss ? `, ${fixed(p.loss * 100, 1)} % loss` : ''})`,
+    ),
+    datasets: transports.map((t): ChartDataset => {
+      const points = profiles.map((p) =>
+        point(ok.find((s) => s.transport === t && s.network.name === p.name)?.latencyMs[pct]),
+      );
+      return { label: t, color: '', transport: t, data: points.map((x) => x.value), tips: points.map((x) => x.tip) };
+    }),
+  };
 }
 
 function memoryGroup(memory: MemoryResult[], i: number): Group {

@@ -1,17 +1,20 @@
 /**
  * Bench reports for the dashboard's Reports view: GET /reports lists the reports in `resultsDir`
- * (newest first), GET /reports/<name> returns one as stored, and GET /reports/<name>/model returns its
- * table and chart model (report/model.ts, handed in by the composition root as `model`: the server
- * never imports the report package), the same one the Markdown and HTML reports are rendered from, so
- * the dashboard keeps no copy of it. Only plain `*.json` names inside that folder
- * are served; `latest.json` (a copy of the newest) and `baseline.json` (the CI gate's) are not listed.
+ * (newest first, each with the question it answers when the model is at hand), GET /reports/<name>
+ * returns one as stored, and GET /reports/<name>/model returns its table and chart model
+ * (report/model.ts, handed in by the composition root as `model`: the server never imports the report
+ * package), the same one the Markdown and HTML reports are rendered from, so the dashboard keeps no copy
+ * of it. Only `*.json` names inside that folder, or one folder down (`networks/latest.json`: the
+ * committed runs that write folders of their own), are served; `latest.json` at the top (a copy of the
+ * newest) and `baseline.json` (the CI gate's) are not listed, and one folder down only `latest.json` is.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { HttpErrors } from './errors.js';
 
-const NAME = /^[\w.-]+\.json$/;
+/** `name.json`, or `folder/name.json` one level down; a folder name has no dot, so never `..`. */
+const NAME = /^(?:[\w-]+\/)?[\w.-]+\.json$/;
 const UNLISTED = new Set(['latest.json', 'baseline.json']);
 /** What the server reads of a stored report: enough to list it (report/types.ts has the whole shape). */
 export interface StoredReport {
@@ -32,9 +35,28 @@ const isReport = (r: unknown): r is StoredReport =>
 
 export interface ReportEntry {
   name: string;
+  /** The question it answers (the model's title); absent without the model. */
+  title?: string;
   startedAt: string;
   git: string;
   scenarios: number;
+}
+
+/** The report names in `dir`: its own `*.json` but the unlisted, and `<folder>/latest.json` one level down. */
+async function listNames(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  const names: string[] = [];
+  for (const e of entries) {
+    if (e.isFile() && NAME.test(e.name) && !UNLISTED.has(e.name)) names.push(e.name);
+    else if (e.isDirectory() && NAME.test(`${e.name}/latest.json`)) {
+      try {
+        if ((await readdir(join(dir, e.name))).includes('latest.json')) names.push(`${e.name}/latest.json`);
+      } catch {
+        // An unreadable folder: nothing listed from it.
+      }
+    }
+  }
+  return names;
 }
 
 export async function reportRoutes(
@@ -53,11 +75,21 @@ export async function reportRoutes(
     }
   }
 
+  /** The model's title (the question the report answers), if the model is at hand and makes one. */
+  const titleOf = (r: StoredReport): string | undefined => {
+    try {
+      const t = (model?.(r as never) as { title?: unknown } | undefined)?.title;
+      return typeof t === 'string' ? t : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+
   app.get('/reports', async (_request, reply) => {
     reply.header('cache-control', 'no-store');
     let names: string[] = [];
     try {
-      names = (await readdir(resultsDir)).filter((n) => NAME.test(n) && !UNLISTED.has(n));
+      names = await listNames(resultsDir);
     } catch {
       // No results folder yet: no reports.
     }
@@ -65,13 +97,16 @@ export async function reportRoutes(
     for (const name of names) {
       try {
         const r: unknown = JSON.parse(await readFile(join(resultsDir, name), 'utf8'));
-        if (isReport(r))
+        if (isReport(r)) {
+          const title = titleOf(r);
           reports.push({
             name,
+            ...(title ? { title } : {}),
             startedAt: String(r.startedAt ?? ''),
             git: String(r.git ?? ''),
             scenarios: r.scenarios?.length ?? 0,
           });
+        }
       } catch {
         // Not a readable report: not listed.
       }
@@ -80,17 +115,18 @@ export async function reportRoutes(
     return { reports };
   });
 
-  app.get<{ Params: { name: string } }>('/reports/:name', async (request, reply) => {
-    const text = await read(request.params.name, `/reports/${request.params.name}`);
-    reply.header('cache-control', 'no-store').type('application/json; charset=utf-8');
-    return text;
-  });
-
-  app.get<{ Params: { name: string } }>('/reports/:name/model', async (request, reply) => {
-    const url = `/reports/${request.params.name}/model`;
+  // One route for `<name>` and `<name>/model`: a name may hold one folder (`networks/latest.json`).
+  app.get<{ Params: { '*': string } }>('/reports/*', async (request, reply) => {
+    const path = request.params['*'];
+    const url = `/reports/${path}`;
+    if (!path.endsWith('/model')) {
+      const text = await read(path, url);
+      reply.header('cache-control', 'no-store').type('application/json; charset=utf-8');
+      return text;
+    }
     let report: unknown;
     try {
-      report = JSON.parse(await read(request.params.name, url));
+      report = JSON.parse(await read(path.slice(0, -'/model'.length), url));
     } catch {
       report = undefined;
     }

@@ -14,6 +14,8 @@ import { chartLib, TRANSPORT_COLORS } from './theme.js';
 export const RENDER_INTERVAL_MS = 250;
 /** Latency percentiles are over the messages that arrived in this window. */
 export const LATENCY_WINDOW_MS = 5000;
+/** Bytes and requests per message are shown once the window holds at least this many messages. */
+const MIN_MESSAGES_PER_FIGURE = 20;
 /** The chart shows this much history, one point per second. */
 const CHART_HISTORY_SEC = 60;
 
@@ -287,12 +289,15 @@ export class StatsStrip {
       const b = last.stats.transports?.[key];
       if (!a || !b) continue;
       const msgs = b.messagesOut - a.messagesOut;
+      // A per-message figure over a handful of messages is mostly the connect (a first poll, a handshake).
+      const enough = msgs >= MIN_MESSAGES_PER_FIGURE;
       figures[key] = {
         msgRate: dtSec > 0 ? msgs / dtSec : null,
-        bytesOutPerMsg: msgs > 0 ? (b.bytesOut - a.bytesOut) / msgs : null,
-        bytesInPerMsg: msgs > 0 ? (b.bytesIn - a.bytesIn) / msgs : null,
-        requestsPerMsg: msgs > 0 ? (b.requests - a.requests) / msgs : null,
+        bytesOutPerMsg: enough ? (b.bytesOut - a.bytesOut) / msgs : null,
+        bytesInPerMsg: enough ? (b.bytesIn - a.bytesIn) / msgs : null,
+        requestsPerMsg: enough ? (b.requests - a.requests) / msgs : null,
         connections: b.connections,
+        messages: msgs,
       };
     }
     this.figures = figures;
@@ -305,8 +310,10 @@ export class StatsStrip {
         let text;
         if (metric === 'connections') text = fmtNum(v);
         else if (metric === 'msgRate') text = dtSec > 0 ? fmtNum(v, 1) : '…';
-        else if (metric === 'requestsPerMsg') text = v === null || v === undefined ? 'no messages' : fmtNum(v, 2);
-        else text = v === null || v === undefined ? 'no messages' : fmtBytes(v);
+        else if (v === null || v === undefined) {
+          const n = figures[key]?.messages ?? 0;
+          text = n === 0 ? 'no messages' : `${n} msgs: too few`;
+        } else text = metric === 'requestsPerMsg' ? fmtNum(v, 2) : fmtBytes(v);
         setText(cell, text);
         cell.classList.toggle('muted', v === null || v === undefined);
       });

@@ -8,8 +8,13 @@
 import { api, ApiError, getToken, nowMs } from './api.js';
 import { LatencyRing, RateMeter, RecentList } from './metrics.js';
 
-/** Short polling asks every second: the baseline the other transports are compared with. */
+/**
+ * Short polling asks every second on average: the baseline the other transports are compared with. Each
+ * wait is drawn uniformly from 0.5–1.5 × the interval, so the polls do not lock in phase with a publisher
+ * that also runs on a 1 s clock (they would then show 100–200 ms where the mean is half the interval).
+ */
 export const SHORT_POLL_INTERVAL_MS = 1000;
+const SHORT_POLL_JITTER = 0.5;
 /** "Drop connection" keeps the pane disconnected this long, so messages published meanwhile have to
  * come from the cursor, visibly. */
 export const DROP_PAUSE_MS = 1000;
@@ -50,7 +55,7 @@ export const TRANSPORTS = [
   {
     key: 'short-poll',
     title: 'Short polling',
-    how: `fetch GET /poll?since=<id>&timeout=0 every ${SHORT_POLL_INTERVAL_MS / 1000} s`,
+    how: `fetch GET /poll?since=<id>&timeout=0 every ${SHORT_POLL_INTERVAL_MS / 1000} s on average (jittered ±${SHORT_POLL_JITTER * 100} %)`,
   },
 ];
 
@@ -218,7 +223,7 @@ export class PollDriver {
         if (gen !== this.#gen) return; // dropped while the answer was read: it never counted
         failures = 0;
         connected = true;
-        this.pane.setState('open', this.short ? 'polling every second' : 'poll held until a message');
+        this.pane.setState('open', this.short ? 'polling every second or so' : 'poll held until a message');
         if (body.reset) this.pane.reset(body.reset);
         if (body.gap) this.pane.gap(body.gap);
         for (const m of body.messages) this.pane.accept(m);
@@ -235,7 +240,8 @@ export class PollDriver {
         continue;
       }
       if (this.short) {
-        await sleep(Math.max(0, started + SHORT_POLL_INTERVAL_MS - nowMs()));
+        const interval = SHORT_POLL_INTERVAL_MS * (1 - SHORT_POLL_JITTER + 2 * SHORT_POLL_JITTER * Math.random());
+        await sleep(Math.max(0, started + interval - nowMs()));
       }
     }
   }

@@ -14,7 +14,7 @@ import { chartLib, reportChartConfig } from './theme.js';
  * @typedef {import('../report/model.ts').Cell} Cell
  * @typedef {import('../report/model.ts').Fact} Fact
  * @typedef {import('../report/model.ts').ChartSpec} ChartSpec
- * @typedef {{name: string, startedAt: string, git: string}} ReportEntry
+ * @typedef {{name: string, title?: string, startedAt: string, git: string}} ReportEntry
  * @typedef {Node | string | null | undefined | false} Child
  */
 
@@ -76,8 +76,8 @@ export class ReportsView {
         const btn = h(
           'button',
           { type: 'button', className: 'report-link', dataset: { report: r.name } },
-          h('strong', {}, when(r.startedAt)),
-          ` · ${shortSha(r.git)} · ${r.name}`,
+          h('strong', {}, r.title ?? r.name),
+          ` · ${when(r.startedAt)} · ${shortSha(r.git)} · ${r.name}`,
         );
         btn.addEventListener('click', () => void this.open(r.name));
         return h('li', {}, btn);
@@ -96,7 +96,7 @@ export class ReportsView {
         /** @type {HTMLElement} */ (b).dataset.report === name,
       );
     }
-    const path = `/reports/${encodeURIComponent(name)}/model`;
+    const path = `/reports/${name.split('/').map(encodeURIComponent).join('/')}/model`;
     /** @type {ReportModel} */
     let model;
     try {

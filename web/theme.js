@@ -35,18 +35,24 @@ function logTick(v) {
 
 /** The Chart.js configuration of one report chart: a bar per label and dataset, tooltips from the model. @param {ChartSpec} spec */
 export function reportChartConfig(spec) {
+  const line = spec.kind === 'line';
   return {
-    type: 'bar',
+    type: line ? 'line' : 'bar',
     data: {
       labels: spec.labels,
-      datasets: spec.datasets.map((d) => ({
-        label: d.label,
-        data: d.data,
-        backgroundColor: d.color,
-        borderColor: d.color,
-        borderWidth: 1,
-        maxBarThickness: 32,
-      })),
+      datasets: spec.datasets.map((d) => {
+        const color = d.color || (d.transport ? TRANSPORT_COLORS[d.transport] : '#64748b');
+        return {
+          label: d.label,
+          data: d.data,
+          backgroundColor: color,
+          borderColor: color,
+          borderWidth: line ? 2 : 1,
+          maxBarThickness: 32,
+          spanGaps: false,
+          pointRadius: line ? 3 : undefined,
+        };
+      }),
     },
     options: {
       responsive: true,

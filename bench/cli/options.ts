@@ -28,7 +28,7 @@ const SHORT_POLL_INTERVAL_MS = 1000;
 
 /** Every flag once: parseArgs reads `type` and `short`, HELP prints `arg` and `help`. */
 const FLAGS = {
-  quick: { type: 'boolean', help: 'the ≤ 90 s subset' },
+  quick: { type: 'boolean', help: 'one scenario, one repeat (the estimate is printed first)' },
   sweep: {
     type: 'boolean',
     help: `capacity sweep: add clients until p95 latency > ${SWEEP.p95LimitMs} ms or any loss`,

@@ -89,7 +89,9 @@ const minutes = (sec: number): string => `${Math.floor(sec / 60)} min ${Math.rou
 
 /** Tracked files changed since the last commit, as `git status` lists them (empty: clean). */
 const dirtyFiles = (): string =>
-  execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim();
+  execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)results'], {
+    encoding: 'utf8',
+  }).trim();
 
 async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({

@@ -4,8 +4,8 @@ import { HTTP_PROTOCOLS } from './http-setup.js';
 /**
  * The scenario suites. A scenario is clients × publish rate × payload × measured seconds; every suite
  * runs it for each transport on each server, over its network (loopback unless it names one).
- * Durations are what the time budgets allow on a 2-core machine (the default suite ≤ 13 min at 3
- * repeats, --quick ≤ 90 s); see the README's "Method".
+ * Durations are what each suite's `budgetSec` allows on a 2-core machine; the bench prints its estimate
+ * before it starts and the summary says by how much it missed; see docs/bench.md's "Method".
  */
 
 /**

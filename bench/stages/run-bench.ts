@@ -27,10 +27,13 @@ function gitSha(): string {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
     }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
+    // Reports the bench itself wrote into results/ do not make the code that measures dirty: `npm run
+    // results` writes one report after the other from the same tree.
+    const dirty = execFileSync(
+      'git',
+      ['status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)results'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+    ).trim();
     return dirty ? `${sha}-dirty` : sha;
   } catch {
     return 'unknown';

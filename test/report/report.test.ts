@@ -559,39 +559,59 @@ describe('the model', () => {
     const text = row.cells.map((c) => c.text).join(' ');
     for (const f of figuresOf(s)) expect(text).not.toContain(fmtMs(measured(f.median)));
     const latency = section(reportModel(r), 'Scenarios').groups[0]!.charts!.charts.find((c) =>
-      c.id.endsWith('-latency'),
+      c.id.endsWith('-latency-p99'),
     )!;
-    expect(latency.labels).not.toContain('ws · lab');
+    // Charted from the valid results only: lab has no WebSocket point.
+    const lab = latency.datasets.find((d) => d.label === 'lab')!;
+    expect(lab.data[latency.labels.indexOf('ws')] ?? null).toBeNull();
   });
 
   it('charts only ok medians, with a gap (null) where a figure was not measured, never NaN', () => {
     const r = fixture();
     const ok = new Set(r.scenarios.filter((s) => s.status === 'ok').map((s) => s.latencyMs.p99.median));
     const groups = reportModel(r).sections.flatMap((s) => s.groups.flatMap((g) => (g.charts ? [g.charts] : [])));
-    for (const c of groups.flatMap((g) => g.charts).filter((x) => x.id.endsWith('-latency'))) {
-      for (const v of c.datasets.find((d) => d.label === 'p99')!.data) expect(ok.has(v)).toBe(true);
+    for (const c of groups.flatMap((g) => g.charts).filter((x) => x.id.endsWith('-latency-p99'))) {
+      for (const v of c.datasets.flatMap((d) => d.data)) if (v !== null) expect(ok.has(v)).toBe(true);
     }
     // Not a report that validates (an ok result is always measured), but the charts must not break on one.
     const lab = okScenario(r, 'lab', 'ws');
     Object.assign(lab.latencyMs.p99, figure([NaN, NaN]));
     Object.assign(lab.wire.bytesOutPerMsg, figure([null, null]));
     const [small] = section(reportModel(r), 'Scenarios').groups;
-    const latency = small!.charts!.charts.find((c) => c.id.endsWith('-latency'))!;
-    const p99 = latency.datasets.find((d) => d.label === 'p99')!;
-    expect(p99.data[latency.labels.indexOf('ws · lab')]).toBeNull();
-    expect(p99.tips[latency.labels.indexOf('ws · lab')]).toBe('');
+    const latency = small!.charts!.charts.find((c) => c.id.endsWith('-latency-p99'))!;
+    const p99 = latency.datasets.find((d) => d.label === 'lab')!;
+    expect(p99.data[latency.labels.indexOf('ws')]).toBeNull();
+    expect(p99.tips[latency.labels.indexOf('ws')]).toBe('');
     const bytes = small!.charts!.charts.find((c) => c.id.endsWith('-bytes'))!;
     expect(bytes.datasets.find((d) => d.label === 'lab')!.data[bytes.labels.indexOf('ws')]).toBeNull();
     expect(JSON.stringify(reportModel(r))).not.toMatch(/NaN/);
   });
 
-  it('charts latency percentiles, bytes, CPU and memory per connection, one distinct colour per server (lab-redis too)', () => {
+  it('charts latency p50 and p99, bytes, CPU and memory per connection, one distinct colour per server (lab-redis too), and latency by network one line per transport', () => {
     const groups = reportModel(fixture()).sections.flatMap((s) =>
       s.groups.flatMap((g) => (g.charts ? [g.charts] : [])),
     );
     const ids = groups.flatMap((g) => g.charts.map((c) => c.id));
-    for (const suffix of ['-latency', '-bytes', '-cpu', '-heap', '-rss'])
+    for (const suffix of ['-latency-p50', '-latency-p99', '-bytes', '-cpu', '-heap', '-rss'])
       expect(ids.some((id) => id.endsWith(suffix))).toBe(true);
+    const latency = groups.flatMap((g) => g.charts).filter((c) => c.id.includes('-latency-'));
+    for (const c of latency) {
+      expect(c.logarithmic).toBe(true);
+      for (const d of c.datasets) expect(SERVER_NAMES).toContain(d.label);
+    }
+    // The fixture ran small over loopback and broadband: a line per transport across the two networks.
+    const byNetwork = groups.flatMap((g) => g.charts).filter((c) => c.kind === 'line');
+    expect(byNetwork.map((c) => c.title)).toEqual([
+      'Latency p50 by network, one line per transport',
+      'Latency p99 by network, one line per transport',
+    ]);
+    for (const c of byNetwork) {
+      expect(c.labels.map((l) => l.split(' ')[0])).toEqual(['loopback', 'broadband']);
+      for (const d of c.datasets) {
+        expect(d.transport).toBe(d.label);
+        expect(d.data).toHaveLength(2);
+      }
+    }
     expect(Object.keys(SERVER_COLORS).sort()).toEqual([...SERVER_NAMES].sort());
     expect(new Set(Object.values(SERVER_COLORS)).size).toBe(SERVER_NAMES.length);
     for (const d of groups.flatMap((g) => g.charts.flatMap((c) => c.datasets))) {

@@ -1,4 +1,4 @@
-import { copyFile, mkdtemp, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -84,19 +84,35 @@ describe('the built-in publisher and /control', () => {
 });
 
 describe('bench reports for the dashboard', () => {
-  it('lists the reports in resultsDir (not latest/baseline, not other JSON) and serves one', async () => {
+  it('lists the reports in resultsDir and one folder down, each by its question (not latest/baseline, not other JSON), and serves one', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'lab-results-'));
     await copyFile('test/fixtures/bench-report.json', join(dir, '2026-01-01T00-00-00.000Z-abc1234.json'));
     await copyFile('test/fixtures/bench-report.json', join(dir, 'latest.json'));
     await writeFile(join(dir, 'notes.json'), '{"hello":1}');
     await writeFile(join(dir, 'broken.json'), '{');
+    await mkdir(join(dir, 'networks'));
+    await copyFile('test/fixtures/bench-report.json', join(dir, 'networks', 'latest.json'));
+    await copyFile('test/fixtures/bench-report.json', join(dir, 'networks', '2026-01-01T00-00-00.000Z-abc1234.json'));
     const lab = await startLab({ resultsDir: dir });
-    const list = (await (await fetch(`${lab.url}/reports`)).json()) as { reports: { name: string }[] };
-    expect(list.reports.map((r) => r.name)).toEqual(['2026-01-01T00-00-00.000Z-abc1234.json']);
+    const list = (await (await fetch(`${lab.url}/reports`)).json()) as { reports: { name: string; title?: string }[] };
+    expect(list.reports.map((r) => r.name).sort()).toEqual([
+      '2026-01-01T00-00-00.000Z-abc1234.json',
+      'networks/latest.json',
+    ]);
+    for (const r of list.reports) expect(r.title, r.name).toMatch(/\?/);
+    const nested = await fetch(`${lab.url}/reports/networks/latest.json/model`);
+    expect(nested.status).toBe(200);
+    expect(((await nested.json()) as { title: string }).title).toMatch(/\?/);
     const one = await fetch(`${lab.url}/reports/2026-01-01T00-00-00.000Z-abc1234.json`);
     expect(one.status).toBe(200);
     expect(((await one.json()) as { schema: string }).schema).toBe('transport-lab/bench@1');
-    for (const bad of ['nope.json', '..%2Fpackage.json', '%2E%2E%2Fpackage.json']) {
+    for (const bad of [
+      'nope.json',
+      '..%2Fpackage.json',
+      '%2E%2E%2Fpackage.json',
+      'networks/../../package.json',
+      'a/b/c.json',
+    ]) {
       const res = await fetch(`${lab.url}/reports/${bad}`);
       expect(res.status, bad).toBe(404);
     }

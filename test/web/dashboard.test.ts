@@ -17,6 +17,10 @@ import { reportModel, type ChartSpec } from '../../report/model.js';
 import type { Report } from '../../report/types.js';
 import { publishMany, range, startLab, type RunningLab } from '../helpers/lab.js';
 import { pageErrors } from '../helpers/real-parts.js';
+
+/** The transports' colours, from the one place that states them (the page's own module). */
+const THEME = '../../web/theme.js';
+const { TRANSPORT_COLORS } = (await import(THEME)) as { TRANSPORT_COLORS: Record<string, string> };
 import { htmlTables, markdownTables, modelTables, type TableView } from '../helpers/report-views.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -303,7 +307,12 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
     const expected = charts.map((c: ChartSpec) => ({
       id: c.id,
       labels: c.labels,
-      datasets: c.datasets.map(({ label, color, data }) => ({ label, color, data })),
+      // A transport's line is drawn in that transport's colour (web/theme.js), the model leaving it ''.
+      datasets: c.datasets.map(({ label, color, transport, data }) => ({
+        label,
+        color: color || (transport ? TRANSPORT_COLORS[transport] : color),
+        data,
+      })),
     }));
     /** Every chart has a size (it was laid out); the rest is compared with the model. */
     const sized = (xs: Awaited<ReturnType<typeof drawn>>) =>
