@@ -33,8 +33,13 @@ function scenario(r: Report, p: Pick): ScenarioResult {
   return hit;
 }
 
+const fieldRow = (r: Report, scenarioName: string, setting: FieldResult['setting']): FieldResult | undefined =>
+  (r.field ?? []).find((f) => f.scenario === scenarioName && f.setting === setting);
+
+/** A symptom of a valid field row; an INVALID row has no figures to quote. */
 function symptom(r: Report, scenarioName: string, setting: FieldResult['setting'], name: string): number {
-  const row = (r.field ?? []).find((f) => f.scenario === scenarioName && f.setting === setting);
+  const row = fieldRow(r, scenarioName, setting);
+  if (row?.status === 'invalid') throw new Error(`${scenarioName} ${setting} is INVALID: it has no figures to quote`);
   const v = row?.symptoms[name];
   if (v === null || v === undefined) throw new Error(`no ${scenarioName} ${setting} "${name}" in the field report`);
   return v;
@@ -61,6 +66,19 @@ const relayP99Max = (r: Report) =>
 const redisMinusMemory = (r: Report, t: TransportName, f: (s: ScenarioResult) => number) =>
   f(scenario(r, { transport: t, server: 'lab-redis' })) - f(scenario(r, { transport: t }));
 
+/** A reconnect-storm row in words, or what made it INVALID (then without figures). */
+function stormPhrase(r: Report, setting: FieldResult['setting']): string {
+  const row = fieldRow(r, 'reconnect-storm', setting);
+  if (row?.status === 'invalid') return `INVALID in the committed run (${row.reason}), so no figures`;
+  const s = (name: string) => symptom(r, 'reconnect-storm', setting, name);
+  const back = row?.symptoms['time until every client is back and caught up ms'];
+  return [
+    `${count(s('clients not back'))} clients not back within 20 s${back == null ? '' : ` (the last back after ${fixed(back / 1000, 1)} s)`}`,
+    `${count(s('lost'))} messages lost`,
+    `a peak of ${count(s('peak new SSE+WS connections/s at the lab'))} new SSE and WebSocket connections per second at the lab`,
+  ].join(', ');
+}
+
 /** A difference with its sign: +4.4, −1.2. */
 const signed = (x: number) => `${x < 0 ? '−' : '+'}${fmtMs(Math.abs(x))}`;
 
@@ -68,16 +86,8 @@ type Key = (r: GuideReports) => string;
 
 export const DOC_FIGURES: Readonly<Record<string, Key>> = Object.freeze({
   // docs/deployment.md — the field failures
-  'storm.naive.notBack': (r) => count(symptom(r.field, 'reconnect-storm', 'naive', 'clients not back')),
-  'storm.naive.lost': (r) => count(symptom(r.field, 'reconnect-storm', 'naive', 'lost')),
-  'storm.lab.notBack': (r) => count(symptom(r.field, 'reconnect-storm', 'lab', 'clients not back')),
-  'storm.lab.lost': (r) => count(symptom(r.field, 'reconnect-storm', 'lab', 'lost')),
-  'storm.lab.backSec': (r) =>
-    fixed(symptom(r.field, 'reconnect-storm', 'lab', 'time until every client is back and caught up ms') / 1000, 1),
-  'storm.naive.peak': (r) =>
-    count(symptom(r.field, 'reconnect-storm', 'naive', 'peak new SSE+WS connections/s at the lab')),
-  'storm.lab.peak': (r) =>
-    count(symptom(r.field, 'reconnect-storm', 'lab', 'peak new SSE+WS connections/s at the lab')),
+  'storm.naive': (r) => stormPhrase(r.field, 'naive'),
+  'storm.lab': (r) => stormPhrase(r.field, 'lab'),
   'deploy.naive.peak': (r) =>
     count(symptom(r.field, 'rolling-deploy', 'naive', 'peak reconnects/s at the surviving instance')),
   'deploy.lab.peak': (r) =>
@@ -88,7 +98,11 @@ export const DOC_FIGURES: Readonly<Record<string, Key>> = Object.freeze({
         symptom(r.field, 'rolling-deploy', 'lab', 'peak reconnects/s at the surviving instance'),
       1,
     ),
-  // docs/bench.md — the default suite's targets and its p99 at 2,000 msg/s
+  // docs/bench.md — the default suite: how long it took, its targets and its p99 at 2,000 msg/s
+  'suite.duration': (r) => {
+    const sec = Math.round((Date.parse(r.suite.finishedAt) - Date.parse(r.suite.startedAt)) / 1000);
+    return `${Math.floor(sec / 60)} min ${sec % 60} s`;
+  },
   'targets.met': (r) => count(goalRows(r.suite).filter((g) => g.met === true).length),
   'targets.total': (r) => count(goalRows(r.suite).length),
   'p99.2000.poll': (r) => p99(scenario(r.suite, { transport: 'poll', name: '100c-2000r' })),

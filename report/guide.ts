@@ -190,7 +190,9 @@ function memorySpans(src: Source, memory: readonly MemoryResult[]): Span[] {
 }
 
 const field = (src: Source, scenario: string) => (src.report.field ?? []).filter((f) => f.scenario === scenario);
-const sym = (f: FieldResult | undefined, name: string): number | null => f?.symptoms[name] ?? null;
+/** A symptom of a valid field row; an INVALID row has no figures (null). */
+const sym = (f: FieldResult | undefined, name: string): number | null =>
+  f?.status === 'ok' ? (f.symptoms[name] ?? null) : null;
 const fieldSpan = (src: Source, f: FieldResult, text: string): Span => ({ text, href: src.href(fieldRowId(f)) });
 
 /**
@@ -269,12 +271,16 @@ function stormRow(src: Source): GuideRow {
       fieldSpan(
         src,
         naive,
-        `fixed retries: ${count(sym(naive, 'clients not back') ?? 0)} clients not back, ${count(sym(naive, 'lost') ?? 0)} messages lost`,
+        naive.status === 'invalid'
+          ? 'fixed retries: INVALID in this run'
+          : `fixed retries: ${count(sym(naive, 'clients not back') ?? 0)} clients not back, ${count(sym(naive, 'lost') ?? 0)} messages lost`,
       ),
       fieldSpan(
         src,
         lab,
-        `jittered retries: ${count(sym(lab, 'clients not back') ?? 0)} not back${back === null ? '' : ` (all within ${fixed(back / 1000, 1)} s)`}, ${count(sym(lab, 'lost') ?? 0)} lost`,
+        lab.status === 'invalid'
+          ? 'jittered retries: INVALID in this run'
+          : `jittered retries: ${count(sym(lab, 'clients not back') ?? 0)} not back${back === null ? '' : ` (all within ${fixed(back / 1000, 1)} s)`}, ${count(sym(lab, 'lost') ?? 0)} lost`,
       ),
     ],
   };

@@ -10,7 +10,7 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { HttpErrors } from './errors.js';
 
 /** `name.json`, or `folder/name.json` one level down; a folder name has no dot, so never `..`. */
@@ -115,23 +115,32 @@ export async function reportRoutes(
     return { reports };
   });
 
-  // One route for `<name>` and `<name>/model`: a name may hold one folder (`networks/latest.json`).
-  app.get<{ Params: { '*': string } }>('/reports/*', async (request, reply) => {
-    const path = request.params['*'];
-    const url = `/reports/${path}`;
-    if (!path.endsWith('/model')) {
-      const text = await read(path, url);
-      reply.header('cache-control', 'no-store').type('application/json; charset=utf-8');
-      return text;
-    }
+  async function serve(name: string, url: string, reply: FastifyReply) {
+    const text = await read(name, url);
+    reply.header('cache-control', 'no-store').type('application/json; charset=utf-8');
+    return text;
+  }
+  async function modelOf(name: string, url: string, reply: FastifyReply) {
     let report: unknown;
     try {
-      report = JSON.parse(await read(path.slice(0, -'/model'.length), url));
+      report = JSON.parse(await read(name, url));
     } catch {
       report = undefined;
     }
     if (!isReport(report) || !model) throw new HttpErrors.NOT_FOUND('GET', url);
     reply.header('cache-control', 'no-store');
     return model(report as never);
-  });
+  }
+
+  type Named = { Params: { name: string } };
+  type InFolder = { Params: { dir: string; name: string } };
+  app.get<Named>('/reports/:name', (req, reply) => serve(req.params.name, req.url, reply));
+  app.get<Named>('/reports/:name/model', (req, reply) => modelOf(req.params.name, req.url, reply));
+  // One folder down (`networks/latest.json`): the committed runs that write folders of their own.
+  app.get<InFolder>('/reports/:dir/:name', (req, reply) =>
+    serve(`${req.params.dir}/${req.params.name}`, req.url, reply),
+  );
+  app.get<InFolder>('/reports/:dir/:name/model', (req, reply) =>
+    modelOf(`${req.params.dir}/${req.params.name}`, req.url, reply),
+  );
 }

@@ -252,7 +252,7 @@ describe('router refusals get a LAB_ERR_* answer', () => {
     expect(p.headers.allow).toBe('POST');
     const r = await ask('PATCH /reports/x');
     expectRefusal(r, 405, 'LAB_ERR_METHOD_NOT_ALLOWED', 'PATCH /reports/x');
-    for (const line of ['PROPFIND /nowhere', 'GET /nowhere', 'DELETE /reports/x/y'])
+    for (const line of ['PROPFIND /nowhere', 'GET /nowhere', 'DELETE /reports/x/y/z/w'])
       expectRefusal(await ask(line), 404, 'LAB_ERR_NOT_FOUND', line);
   });
 
