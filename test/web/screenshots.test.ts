@@ -15,7 +15,7 @@ const DOCS = new URL('../../docs/', import.meta.url);
 const VIEWPORT = { width: 1280, height: 800 };
 const TRANSPORTS = ['poll', 'sse', 'ws', 'short-poll'] as const;
 /** Enough messages in every pane that the latency chart and the wire strip have something to show. */
-const MESSAGES_PER_PANE = 400;
+const MESSAGES_PER_PANE = 150;
 
 requirePart(
   HAVE_CHROMIUM,

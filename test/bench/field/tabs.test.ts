@@ -38,7 +38,7 @@ describe.skipIf(!HAVE_CHROMIUM)('many tabs in Chromium', () => {
   // test/web/connection-limit.test.ts's; four rows fewer keep this suite inside npm test's time.
   it('HTTP/1.1: EventSources past the 6th stall, silently; over HTTP/2 every tab is live', async () => {
     const rows = await measureTabs(env, {
-      load: { tabs: TABS, ratePerSec: 2, durationSec: 2 },
+      load: { tabs: TABS, ratePerSec: 4, durationSec: 1 },
       transports: ['sse'],
       paired: true,
       // Beside other suites on two cores a send can be late; the assertions below do not depend on it.
