@@ -338,19 +338,25 @@ function longPollingAnswer(slow: Source, fast: Source, suite: Source): GuideAnsw
 function sseCostAnswer(protocols: Source, fieldSrc: Source): GuideAnswer {
   const question = 'What does SSE cost over HTTP/1.1 in a browser?';
   const parts: Span[] = [];
-  const tabs = field(fieldSrc, 'many-tabs').find((f) => f.setting === 'naive' && f.transport === 'sse');
-  if (tabs)
+  const tabs = (setting: FieldResult['setting']) =>
+    field(fieldSrc, 'many-tabs').find((f) => f.setting === setting && f.transport === 'sse' && f.status === 'ok');
+  const [h1Tabs, h2Tabs] = [tabs('naive'), tabs('lab')];
+  const stalled = (f: FieldResult) =>
+    `${count(sym(f, 'tabs stalled') ?? 0)} of ${count(sym(f, 'tabs') ?? 0)} tabs’ streams stalled`;
+  if (h1Tabs)
     parts.push(
-      t('A connection per stream, out of the browser’s 6 per origin: with 8 tabs of one app, '),
-      fieldSpan(fieldSrc, tabs, `${count(sym(tabs, 'tabs stalled') ?? 0)} tabs’ streams stalled`),
-      t(' with no error; over HTTP/2 none did.'),
+      t('A connection per stream, out of the browser’s 6 per origin: with 8 tabs of one app on HTTP/1.1, '),
+      fieldSpan(fieldSrc, h1Tabs, stalled(h1Tabs)),
+      t(' with no error'),
+      ...(h2Tabs ? [t('; over HTTP/2, '), fieldSpan(fieldSrc, h2Tabs, stalled(h2Tabs))] : []),
+      t('.'),
     );
   const rows = protocols.report.scenarios.filter((s) => isLab(s) && s.transport === 'sse' && s.status === 'ok');
   const h1 = rows.find((s) => protocolOf(s) === 'https/1.1');
   const h2 = rows.find((s) => protocolOf(s) === 'h2');
   if (h1 && h2)
     parts.push(
-      t(`${parts.length ? ' ' : ''}On the wire it costs about the same: `),
+      t(`${parts.length ? ' ' : ''}On the wire: `),
       { text: `${fmtBytes(bytes(h1))} B/msg over HTTP/1.1 + TLS`, href: protocols.href(scenarioRowId(h1)) },
       t(' against '),
       { text: `${fmtBytes(bytes(h2))} B/msg over HTTP/2`, href: protocols.href(scenarioRowId(h2)) },
