@@ -6,7 +6,7 @@
  */
 import { goalRows } from './goals.js';
 import type { GuideReports } from './guide.js';
-import { fixed, fmtMs, fmtPerMsg } from './model.js';
+import { fixed, fmtDuration, fmtMs, fmtPerMsg } from './model.js';
 import type { FieldResult, Report, ScenarioResult, TransportName } from './types.js';
 
 /** What picks one scenario row: the lab's unless said, loopback cleartext HTTP/1.1 direct unless said. */
@@ -99,10 +99,7 @@ export const DOC_FIGURES: Readonly<Record<string, Key>> = Object.freeze({
       1,
     ),
   // docs/bench.md — the default suite: how long it took, its targets and its p99 at 2,000 msg/s
-  'suite.duration': (r) => {
-    const sec = Math.round((Date.parse(r.suite.finishedAt) - Date.parse(r.suite.startedAt)) / 1000);
-    return `${Math.floor(sec / 60)} min ${sec % 60} s`;
-  },
+  'suite.duration': (r) => fmtDuration((Date.parse(r.suite.finishedAt) - Date.parse(r.suite.startedAt)) / 1000),
   'targets.met': (r) => count(goalRows(r.suite).filter((g) => g.met === true).length),
   'targets.total': (r) => count(goalRows(r.suite).length),
   'p99.2000.poll': (r) => p99(scenario(r.suite, { transport: 'poll', name: '100c-2000r' })),

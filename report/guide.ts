@@ -5,10 +5,17 @@
  * typed figure: a condition whose report lacks the rows says "not measured", and the pick is made by one
  * stated rule (PICK_RULE), not by judgement.
  */
-import { fixed, fmtBytes, fmtMs, reportModel } from './model.js';
+import { fixed, fmtBytes, fmtMs, reportModel, scenarioId } from './model.js';
 import { P99_TIE_RATIO, PICK_RULE, ranked, TRANSPORT_LABELS } from './answers.js';
 import { gitShort } from './write.js';
-import type { FieldResult, MemoryResult, Report, ScenarioResult, TransportName } from './types.js';
+import {
+  type FieldResult,
+  type MemoryResult,
+  protocolOf,
+  type Report,
+  type ScenarioResult,
+  type TransportName,
+} from './types.js';
 
 /**
  * Every committed report the guide and the docs' figures (doc-figures.ts) read, by role: its path under
@@ -94,15 +101,6 @@ class Source {
 }
 
 const isLab = (s: ScenarioResult) => s.server === 'lab';
-const protocolOf = (s: ScenarioResult) => s.http?.protocol ?? 'http/1.1';
-/** The id reportModel gives a scenario's row (model.ts scenarioId). */
-function scenarioRowId(s: ScenarioResult): string {
-  const over = s.network.direct ? '' : ` over ${s.network.name}`;
-  const proto = protocolOf(s);
-  const on = proto === 'http/1.1' ? '' : `, ${proto === 'h2' ? 'HTTP/2 + TLS' : 'HTTP/1.1 + TLS'}`;
-  const via = s.proxy ? ` via ${s.proxy}` : '';
-  return `scenario ${s.name}${over}${on}${via} ${s.server}/${s.transport}`;
-}
 const fieldRowId = (f: FieldResult) => `field ${f.scenario} ${f.setting} ${f.transport}`;
 
 const med = (f: { median: number | null }): number => f.median ?? Number.NaN;
@@ -121,14 +119,14 @@ const count = (x: number) => fixed(x, 0);
 function scenarioSpan(src: Source, s: ScenarioResult): Span {
   return {
     text: `${label(s.transport)} ${fmtMs(p50(s))}/${fmtMs(p99(s))} ms, ${fmtBytes(bytes(s))} B/msg, ${fmtMs(cpu(s))} µs/msg`,
-    href: src.href(scenarioRowId(s)),
+    href: src.href(scenarioId(s)),
   };
 }
 
 /** What set the pick above the runner-up, in PICK_RULE's terms. */
 function whyScenario(src: Source, a: ScenarioResult, b: ScenarioResult | undefined): Span[] {
-  if (!b) return [{ text: `the only one measured: p99 ${ms(p99(a))}`, href: src.href(scenarioRowId(a)) }];
-  const link = (text: string): Span[] => [{ text, href: src.href(scenarioRowId(a)) }];
+  if (!b) return [{ text: `the only one measured: p99 ${ms(p99(a))}`, href: src.href(scenarioId(a)) }];
+  const link = (text: string): Span[] => [{ text, href: src.href(scenarioId(a)) }];
   if (p99(b) > p99(a) * P99_TIE_RATIO) return link(`p99 ${ms(p99(a))} vs ${ms(p99(b))}`);
   if (bytes(a) !== bytes(b))
     return link(
@@ -148,7 +146,7 @@ function scenarioRow(condition: string, src: Source, rows: readonly ScenarioResu
   const unranked = rows.filter((s) => isLab(s) && !order.includes(s));
   const notRanked = (s: ScenarioResult): Span => ({
     text: `${label(s.transport)}: ${s.status === 'invalid' ? 'INVALID in this run' : `${count(s.lost)} lost`}, not ranked`,
-    href: src.href(scenarioRowId(s)),
+    href: src.href(scenarioId(s)),
   });
   return {
     condition,
@@ -308,9 +306,9 @@ function longPollingAnswer(slow: Source, fast: Source, suite: Source): GuideAnsw
       t(
         `${parts.length ? ' At ' : 'At '}${count(poll.ratePerSec)} msg/s on ${describeNet(poll)}, long polling delivers at p50 `,
       ),
-      { text: ms(p50(poll)), href: src.href(scenarioRowId(poll)) },
+      { text: ms(p50(poll)), href: src.href(scenarioId(poll)) },
       t(` against ${label(best.transport)}'s `),
-      { text: ms(p50(best)), href: src.href(scenarioRowId(best)) },
+      { text: ms(p50(best)), href: src.href(scenarioId(best)) },
       t(` (×${fixed(p50(poll) / p50(best), 2)}).`),
     );
   }
@@ -320,9 +318,9 @@ function longPollingAnswer(slow: Source, fast: Source, suite: Source): GuideAnsw
   if (poll && best)
     parts.push(
       t(` On loopback at ${shape(poll)}, its CPU per message is `),
-      { text: `${fmtMs(cpu(poll))} µs`, href: suite.href(scenarioRowId(poll)) },
+      { text: `${fmtMs(cpu(poll))} µs`, href: suite.href(scenarioId(poll)) },
       t(` against ${label(best.transport)}'s `),
-      { text: `${fmtMs(cpu(best))} µs`, href: suite.href(scenarioRowId(best)) },
+      { text: `${fmtMs(cpu(best))} µs`, href: suite.href(scenarioId(best)) },
       t('.'),
     );
   if (parts.length === 0)
@@ -357,9 +355,9 @@ function sseCostAnswer(protocols: Source, fieldSrc: Source): GuideAnswer {
   if (h1 && h2)
     parts.push(
       t(`${parts.length ? ' ' : ''}On the wire: `),
-      { text: `${fmtBytes(bytes(h1))} B/msg over HTTP/1.1 + TLS`, href: protocols.href(scenarioRowId(h1)) },
+      { text: `${fmtBytes(bytes(h1))} B/msg over HTTP/1.1 + TLS`, href: protocols.href(scenarioId(h1)) },
       t(' against '),
-      { text: `${fmtBytes(bytes(h2))} B/msg over HTTP/2`, href: protocols.href(scenarioRowId(h2)) },
+      { text: `${fmtBytes(bytes(h2))} B/msg over HTTP/2`, href: protocols.href(scenarioId(h2)) },
       t('.'),
     );
   return parts.length ? { question, answer: parts } : { question, answer: [t('Not measured.')] };
@@ -377,11 +375,11 @@ function framingAnswer(slow: Source): GuideAnswer {
     question,
     answer: [
       t(`At ${count(ws.ratePerSec)} msg/s a WebSocket message takes `),
-      { text: `${fmtBytes(bytes(ws))} B`, href: slow.href(scenarioRowId(ws)) },
+      { text: `${fmtBytes(bytes(ws))} B`, href: slow.href(scenarioId(ws)) },
       t(' on the wire, an SSE event '),
-      { text: `${fmtBytes(bytes(sse))} B`, href: slow.href(scenarioRowId(sse)) },
+      { text: `${fmtBytes(bytes(sse))} B`, href: slow.href(scenarioId(sse)) },
       ...(poll
-        ? [t(', a long-poll answer '), { text: `${fmtBytes(bytes(poll))} B`, href: slow.href(scenarioRowId(poll)) }]
+        ? [t(', a long-poll answer '), { text: `${fmtBytes(bytes(poll))} B`, href: slow.href(scenarioId(poll)) }]
         : []),
       t(
         `: per client and hour ${perHour(bytes(ws))} against ${perHour(bytes(sse))}${poll ? ` and ${perHour(bytes(poll))}` : ''} (server → client). The framing difference matters little at this rate; polling’s per-request headers do.`,

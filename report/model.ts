@@ -68,7 +68,7 @@ const fmtNs = (ns: number): string =>
 /** Memory per connection in KiB, one decimal (negative when the heap shrank). */
 const fmtKiB = (bytes: number): string => fixed(bytes / 1024, 1);
 /** Seconds as "33 min 35 s". */
-function fmtDuration(sec: number): string {
+export function fmtDuration(sec: number): string {
   const s = Math.round(sec);
   if (s < 60) return `${s} s`;
   const h = Math.floor(s / 3600);
@@ -428,7 +428,8 @@ const onProtocol = (s: ScenarioResult): string =>
   protocolOf(s) === 'http/1.1' ? '' : `, ${protocolLabel(protocolOf(s))}`;
 /** " via nginx" after a row's id: direct is the unqualified case. */
 const via = (s: ScenarioResult): string => (s.proxy ? ` via ${s.proxy}` : '');
-const scenarioId = (s: ScenarioResult): string =>
+/** A scenario's row id in every table (and so its anchor): what the guide links to. */
+export const scenarioId = (s: ScenarioResult): string =>
   `scenario ${s.name}${over(s.network)}${onProtocol(s)}${via(s)} ${s.server}/${s.transport}`;
 
 function scenarioGroup(scenarios: ScenarioResult[], i: number): Group {

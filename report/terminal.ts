@@ -6,7 +6,7 @@
  * report was written. Plain text, no line over SUMMARY_WIDTH columns.
  */
 import { scenarioAnswers, TRANSPORT_LABELS } from './answers.js';
-import { DASH, fixed, fmtBytes, fmtMs, reportModel } from './model.js';
+import { DASH, fixed, fmtBytes, fmtDuration, fmtMs, reportModel } from './model.js';
 import type { Report, ScenarioResult, TransportName } from './types.js';
 
 export const SUMMARY_WIDTH = 100;
@@ -63,9 +63,6 @@ function scenarioLines(s: ScenarioResult, pick: boolean): string {
   ]);
 }
 
-const duration = (sec: number): string =>
-  sec < 90 ? `${Math.round(sec)} s` : `${Math.floor(sec / 60)} min ${Math.round(sec % 60)} s`;
-
 export interface SummaryRun {
   /** The bench's own estimate of the run, seconds (unknown for a report read back later). */
   estimateSec?: number;
@@ -118,7 +115,7 @@ export function renderSummary(report: Report, run: SummaryRun): string {
     '',
     report.scenarios.length ? '★ the pick: lowest p99; within 10 %, fewer bytes per message, then less CPU.' : '',
     clip(
-      `Took ${duration(tookSec)}${est === undefined ? '' : `; estimated ${duration(est)}`}${Math.abs(miss) > 10 ? ` (${miss > 0 ? '+' : ''}${miss} %: the estimate missed)` : ''}.`,
+      `Took ${fmtDuration(tookSec)}${est === undefined ? '' : `; estimated ${fmtDuration(est)}`}${Math.abs(miss) > 10 ? ` (${miss > 0 ? '+' : ''}${miss} %: the estimate missed)` : ''}.`,
     ),
     ...run.files.map((f) => clip(`Report: ${f}`)),
   );
