@@ -15,20 +15,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS } from '../clients/chromium.js';
 // Types only: browser-headers.ts reads the fixture at load, which this script must work without.
 import type { CapturedHeaders, CapturedRequest, RequestKind } from '../clients/browser-headers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const FIXTURE = new URL('../clients/fixtures/chromium-headers.json', import.meta.url);
 /** Chromium starts and sends three requests in well under a second; generous for a loaded CI box. */
 const WAIT_MS = 15_000;
@@ -131,7 +121,7 @@ export async function captureChromiumHeaders(): Promise<CapturedHeaders> {
   host = `127.0.0.1:${port}`;
   origin = `http://${host}`;
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS] });
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const page = await browser.newPage();

@@ -36,21 +36,11 @@ import { execFile } from 'node:child_process';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { FieldResult, TransportName } from '../../report/types.js';
 import { type PublishOutcome, preparePublisher, publishInWorker } from '../measure/publisher.js';
+import { CHROMIUM, CHROMIUM_ARGS } from '../clients/chromium.js';
 import { type FieldEnv, HARNESS_LIMITS, inLanes, type LabProcess, sleep } from './env.js';
 
-export const CHROMIUM = '/usr/bin/chromium';
-/** The flags of bench/cli/capture-headers.ts, and the labs' self-signed certificates accepted. */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--ignore-certificate-errors',
-];
+/** The bench's Chromium flags, and the labs' self-signed certificates accepted. */
+const TAB_ARGS = [...CHROMIUM_ARGS, '--ignore-certificate-errors'];
 
 /** Chromium's connections per origin over HTTP/1.1 (net/socket/client_socket_pool_manager.cc). */
 export const H1_LIMIT = 6;
@@ -460,7 +450,7 @@ export async function measureTabs(env: FieldEnv, opts: TabsOptions = {}): Promis
   let browser: Browser;
   try {
     const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: TAB_ARGS });
   } catch (err) {
     return invalidRows(`Chromium did not start: ${(err as Error).message.split('\n')[0]}`);
   }

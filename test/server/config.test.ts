@@ -170,8 +170,13 @@ interface Cli {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function startCli(env: Record<string, string>, args: string[] = []): Cli {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', ...args], {
+/** The CLI as `node --import tsx server/main.ts`, or as `command` (e.g. npm start) with `args` after it. */
+function startCli(
+  env: Record<string, string>,
+  args: string[] = [],
+  command: readonly string[] = [process.execPath, '--import', 'tsx', 'server/main.ts'],
+): Cli {
+  const child = spawn(command[0]!, [...command.slice(1), ...args], {
     cwd: ROOT,
     env: cliEnv(env),
   });
@@ -261,29 +266,22 @@ describe('CLI (server/main.ts)', () => {
   });
 
   it('npm start: one start-up line, no line per request, and SIGTERM to npm’s own process stops the server', async () => {
-    const child = spawn('npm', ['start', '--silent', '--', '--no-demo'], { cwd: ROOT, env: cliEnv({ PORT: '0' }) });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
-    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
-    );
+    const cli = startCli({ PORT: '0' }, ['--no-demo'], ['npm', 'start', '--silent', '--']);
+    const { child } = cli;
     let serverPid = 0;
     onTestFinished(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       if (serverPid && running(serverPid)) process.kill(serverPid, 'SIGKILL');
     });
     let url = '';
     await vi.waitFor(
       () => {
-        const m = /Transport Lab listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+        const m = /Transport Lab listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(cli.stdout());
         if (m) url = m[1]!;
         else if (child.exitCode === null) throw new Error('not listening yet');
       },
       { timeout: 20_000, interval: 10 },
     );
-    expect(url, `stdout: ${out}\nstderr: ${err}`).not.toBe('');
+    expect(url, `stdout: ${cli.stdout()}\nstderr: ${cli.stderr()}`).not.toBe('');
     for (let i = 0; i < 5; i++) await (await fetch(`${url}/stats`)).arrayBuffer();
     const stats = (await (await fetch(`${url}/stats`)).json()) as { process: { pid: number } };
     serverPid = stats.process.pid;
@@ -291,7 +289,7 @@ describe('CLI (server/main.ts)', () => {
 
     expect(child.kill('SIGTERM')).toBe(true);
     // npm passes the signal on to the server and ends as signalled itself.
-    const ended = await exit;
+    const ended = await cli.exit;
     expect(ended.code === 0 || ended.signal === 'SIGTERM', JSON.stringify(ended)).toBe(true);
     await vi.waitFor(
       () => {
@@ -300,9 +298,9 @@ describe('CLI (server/main.ts)', () => {
       { timeout: 10_000, interval: 20 },
     );
     // One start-up line (URL, protocol, feed); nothing per request; the shutdown line after the signal.
-    const lines = out.trim().split('\n');
+    const lines = cli.stdout().trim().split('\n');
     expect(lines[0]).toMatch(/^Transport Lab listening on http:\/\/127\.0\.0\.1:\d+ .*memory feed/);
     expect(lines.slice(1).every((l) => l.startsWith('SIGTERM'))).toBe(true);
-    expect(err).toBe('');
+    expect(cli.stderr()).toBe('');
   });
 });
