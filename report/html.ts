@@ -63,7 +63,8 @@ function cellHtml(cell: Cell, tag: 'td' | 'th', align: 'l' | 'r'): string {
   return `<${tag}${cls ? ` class="${cls}"` : ''}>${inner}</${tag}>`;
 }
 
-function tableHtml(t: Table): string {
+/** A table under its title: `h3` for a group's, `h4` for the group's further concerns (Group.more). */
+function tableHtml(t: Table, heading = 'h3'): string {
   const head = t.headers.map((h, i) => cellHtml({ text: h }, 'th', t.align[i] ?? 'l')).join('');
   const body = t.rows
     .map(
@@ -74,7 +75,7 @@ function tableHtml(t: Table): string {
   const notes = t.notes.length
     ? `<ul class="notes">${t.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>`
     : '';
-  return `${t.title ? `<h3>${escapeHtml(t.title)}</h3>` : ''}<div class="scroll"><table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>${notes}`;
+  return `${t.title ? `<${heading}>${escapeHtml(t.title)}</${heading}>` : ''}<div class="scroll"><table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>${notes}`;
 }
 
 function chartGroupHtml(g: ChartGroup): string {
@@ -97,6 +98,7 @@ const CSS = `
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto; padding: 24px; max-width: 1600px; color: #111827; }
 h1 { font-size: 22px; margin: 0 0 12px; } h2 { font-size: 18px; margin: 32px 0 8px; border-bottom: 1px solid var(--border); padding-bottom: 4px; }
 h3 { font-size: 15px; margin: 20px 0 8px; }
+h4 { font-size: 13px; margin: 12px 0 6px; color: #555; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 0; }
 dl.facts dt { font-weight: 600; } dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 code { font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #f3f4f6; padding: 1px 4px; border-radius: 3px; }
@@ -146,7 +148,7 @@ export function renderHtml(report: Report, scripts: HtmlScripts): string {
   const method = m.method.map((f) => `<dt>${escapeHtml(f.label)}</dt><dd>${escapeHtml(f.value)}</dd>`).join('\n');
   const charts = m.sections.flatMap((s) => s.groups.flatMap((g) => (g.charts ? [g.charts] : [])));
   const sectionHtml = (s: (typeof m.sections)[number]) =>
-    `<section><h2>${escapeHtml(s.title)}</h2>${s.intro ? `<p>${escapeHtml(s.intro)}</p>` : ''}\n${s.groups.map((g) => tableHtml(g.table)).join('\n')}</section>`;
+    `<section><h2>${escapeHtml(s.title)}</h2>${s.intro ? `<p>${escapeHtml(s.intro)}</p>` : ''}\n${s.groups.map((g) => [tableHtml(g.table), ...(g.more ?? []).map((t) => tableHtml(t, 'h4'))].join('\n')).join('\n')}</section>`;
   const lead = m.sections
     .filter((s) => s.lead)
     .map(sectionHtml)

@@ -17,10 +17,11 @@ function mdCell(cell: Cell): string {
   return cell.strong ? `**${escapeMd(cell.text)}**` : escapeMd(cell.text);
 }
 
-function mdTable(t: Table): string[] {
+/** A table under its title: `###` for a group's, `####` for the group's further concerns (Group.more). */
+function mdTable(t: Table, heading = '###'): string[] {
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   return [
-    ...(t.title ? [`### ${escapeMd(t.title)}`, ''] : []),
+    ...(t.title ? [`${heading} ${escapeMd(t.title)}`, ''] : []),
     line(t.headers.map(escapeMd)),
     line(t.align.map((a) => (a === 'r' ? '---:' : '---'))),
     // The row's anchor ends its last cell, so each row still starts with its own figures.
@@ -52,7 +53,7 @@ export function renderMarkdown(report: Report): string {
       `## ${s.title}`,
       '',
       ...(s.intro ? [escapeMd(s.intro), ''] : []),
-      ...s.groups.flatMap((g) => mdTable(g.table)),
+      ...s.groups.flatMap((g) => [...mdTable(g.table), ...(g.more ?? []).flatMap((t) => mdTable(t, '####'))]),
     );
   }
   // The appendix: where the numbers came from and how each is measured.

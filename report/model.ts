@@ -170,9 +170,14 @@ export interface ChartGroup {
   excluded: Excluded[];
 }
 
-/** A table and, for scenarios and memory, the charts of the same results. */
+/**
+ * A table and, for scenarios and memory, the charts of the same results. A table wider than
+ * TABLE_COLUMNS_MAX is split by concern: `table` holds the rows' first concern (with their anchors and
+ * INVALID reasons), `more` the others, each titled, its rows repeating the columns that name them.
+ */
 export interface Group {
   table: Table;
+  more?: Table[];
   charts?: ChartGroup;
 }
 
@@ -362,6 +367,63 @@ function resultTable<T extends object>(
   };
 }
 
+/** The most columns a report table has, so that it reads at 1,280 px: a wider one is split (splitTable). */
+export const TABLE_COLUMNS_MAX = 8;
+
+/**
+ * A wide table as one table per concern, by header: the first shows `first` and keeps the table's title
+ * and notes (and so its rows keep their anchors); each of `more` is titled and repeats the `keys` columns,
+ * which say which row is which. Every column goes somewhere, and every header named is the table's: a
+ * split that drifted from its columns throws rather than drop a figure.
+ */
+function splitTable(
+  t: Table,
+  first: readonly string[],
+  keys: readonly string[],
+  more: readonly (readonly [title: string, headers: readonly string[]])[],
+): { table: Table; more: Table[] } {
+  const placed = new Set([...first, ...keys, ...more.flatMap(([, h]) => h)]);
+  const lost = [...t.headers.filter((h) => !placed.has(h)), ...[...placed].filter((h) => !t.headers.includes(h))];
+  if (lost.length) throw new Error(`splitTable: columns ${lost.join(', ')} are in the table or the split, not both`);
+  const pick = (headers: readonly string[]): Omit<Table, 'notes'> => {
+    const at = headers.map((h) => t.headers.indexOf(h));
+    return {
+      headers: at.map((i) => t.headers[i]!),
+      align: at.map((i) => t.align[i] ?? 'l'),
+      rows: t.rows.map((r) => ({ ...r, cells: at.map((i) => r.cells[i]!) })),
+    };
+  };
+  // An invalid row says so in every table: in the further ones its first unmeasured figure reads
+  // "INVALID: see Status" (the reason is in the first table's Status column).
+  const marked = (x: Omit<Table, 'notes'>): Omit<Table, 'notes'> => ({
+    ...x,
+    rows: x.rows.map((r) => {
+      if (!r.invalid) return r;
+      const at = Math.max(
+        keys.length,
+        r.cells.findIndex((cell, i) => i >= keys.length && cell.text === DASH),
+      );
+      const cells = r.cells.map((cell, i) =>
+        i !== at
+          ? cell
+          : c(`INVALID: see Status${cell.text === DASH ? '' : `; ${cell.text}`}`, { strong: true, invalid: true }),
+      );
+      return { ...r, cells };
+    }),
+  });
+  return {
+    table: { ...(t.title ? { title: t.title } : {}), ...pick(first), notes: t.notes },
+    more: more.map(([title, headers]) => ({ title, ...marked(pick([...keys, ...headers])), notes: [] })),
+  };
+}
+
+/** `xs` in the fewest runs of at most `n`, of equal length but the last: 13 by 6 is 5, 5, 3. */
+function runsOf<T>(xs: readonly T[], n: number): T[][] {
+  const count = Math.ceil(xs.length / n);
+  const size = Math.ceil(xs.length / Math.max(count, 1));
+  return Array.from({ length: count }, (_, i) => xs.slice(i * size, (i + 1) * size));
+}
+
 const where = <T extends { server: ServerName; transport: TransportName }>(): Column<T>[] => [
   text('Server', (x) => x.server),
   text('Transport', (x) => x.transport),
@@ -416,6 +478,24 @@ const SCENARIO_COLUMNS: [Column<ScenarioResult>[], Column<ScenarioResult>[]] = [
     fig('Publisher lag p99 ms', (s) => s.publisherLagMs.p99, fmtMs),
   ],
 ];
+/** A scenario table by concern: latency and delivery first, then the wire, CPU and the controls, the harness's health. */
+const splitScenarios = (t: Table) =>
+  splitTable(
+    t,
+    ['Server', 'Transport', 'Status', 'Delivered / expected', 'Latency p50 ms', 'p99 ms', 'max ms'],
+    ['Server', 'Transport'],
+    [
+      [
+        'On the wire',
+        ['Out B/msg', 'In B/msg', 'Requests/msg', 'Up B/request', 'Floor excess B/msg (overhead − floor)'],
+      ],
+      [
+        'Server CPU, and against the controls',
+        ['CPU µs/msg', 'vs floor: CPU', 'vs bare: CPU', 'vs bare: bytes', 'vs bare: p99'],
+      ],
+      ['The run’s own health: server event loop, publisher schedule', ['Event loop p99 ms', 'Publisher lag p99 ms']],
+    ],
+  );
 
 /** What a reader compares a scenario across: its clients, rate and payload. */
 const shapeKey = (s: ScenarioResult): string => `${s.clients}/${s.ratePerSec}/${s.payloadBytes}`;
@@ -449,7 +529,7 @@ function scenarioGroup(scenarios: ScenarioResult[], i: number): Group {
       point(s.serverMetrics.cpuUsPerMsg),
     ),
   ]);
-  return { table: resultTable(sorted, scenarioId, SCENARIO_COLUMNS, title), charts };
+  return { ...splitScenarios(resultTable(sorted, scenarioId, SCENARIO_COLUMNS, title)), charts };
 }
 
 /** p50 − RTT/2 per repeat: the latency the transport adds to the network's one-way delay. */
@@ -494,7 +574,17 @@ function networkGroups(report: Report): Group[] {
         TRANSPORT_NAMES.indexOf(a.transport) - TRANSPORT_NAMES.indexOf(b.transport) ||
         order(a.network) - order(b.network),
     );
-    const table = resultTable(sorted, scenarioId, NETWORK_COLUMNS, `${shapeTitle(sorted[0]!)} · lab server`);
+    const { table, more } = splitTable(
+      resultTable(sorted, scenarioId, NETWORK_COLUMNS, `${shapeTitle(sorted[0]!)} · lab server`),
+      ['Transport', 'Network', 'RTT ms', 'Status', 'Latency p50 ms', 'p99 ms', 'Beyond one-way ms (p50 − RTT/2)'],
+      ['Transport', 'Network'],
+      [
+        [
+          'On the wire, and the emulator’s own lateness',
+          ['Requests/msg', 'Out B/msg', 'Relay lateness p99 ms', 'Scenario'],
+        ],
+      ],
+    );
     const profiles = [...new Map(sorted.map((s) => [s.network.name, s.network])).values()].sort(
       (a, b) => order(a) - order(b),
     );
@@ -503,6 +593,7 @@ function networkGroups(report: Report): Group[] {
     );
     return {
       table: { ...table, notes: profiles.map((p) => `${describeProfile(p)}. Source: ${p.source}.`) },
+      more,
       charts,
     };
   });
@@ -600,6 +691,28 @@ function stepPassed(step: SweepResult['steps'][number], limitMs: number): boolea
 const stepWhat = (s: SweepResult, clients: number) =>
   `sweep ${s.server}/${s.transport}${over(s.network)} at ${fmtCount(clients)} clients`;
 
+/** The sweep's result per sweep, then its p95 per client count, at most five counts a table. */
+function sweepGroup(sweeps: readonly SweepResult[]): Group {
+  const t = sweepTable(sweeps);
+  const keys = ['Server', 'Transport', 'Network'];
+  const first = [...keys, 'Rate', 'Payload', 'Rule', 'Max clients'];
+  const runs = runsOf(
+    t.headers.filter((h) => !first.includes(h)),
+    TABLE_COLUMNS_MAX - keys.length,
+  );
+  const { table, more } = splitTable(
+    { ...t, notes: [] },
+    first,
+    keys,
+    runs.map((r) => [`p95 ms at ${r[0]} to ${r.at(-1)}`, r] as const),
+  );
+  // The notes say how to read the steps: under the last table of them.
+  const last = more.at(-1);
+  return last
+    ? { table, more: [...more.slice(0, -1), { ...last, notes: t.notes }] }
+    : { table: { ...table, notes: t.notes }, more };
+}
+
 /** One row per sweep, one column per client count: p95 ms, marked where the rule failed. */
 function sweepTable(sweeps: readonly SweepResult[]): Table {
   const counts = [...new Set(sweeps.flatMap((s) => s.steps.map((st) => st.clients)))].sort((a, b) => a - b);
@@ -683,8 +796,27 @@ function protocolGroups(report: Report): Group[] {
           servers(a) - servers(b),
       );
       const title = `${shapeTitle(sorted[0]!)} · network ${describeProfile(sorted[0]!.network)}`;
-      return { table: resultTable(sorted, scenarioId, PROTOCOL_COLUMNS, title) };
+      return splitTable(
+        resultTable(sorted, scenarioId, PROTOCOL_COLUMNS, title),
+        ['Transport', 'Protocol', 'Server', 'Status', 'p99 ms', 'CPU µs/msg', 'vs floor: CPU', 'vs bare: CPU'],
+        ['Transport', 'Protocol', 'Server'],
+        [['On the wire', ['Up B/request', 'Out B/msg', 'In B/msg', 'Requests/msg', 'Scenario']]],
+      );
     });
+}
+
+/** A field scenario: what each setting did and its verdict, then its symptoms, at most six a table. */
+function fieldGroup(rows: FieldResult[]): Group {
+  const t = fieldTable(rows);
+  const keys = ['Setting', 'Transport'];
+  const symptoms = t.headers.filter((h) => !['What', 'Status', 'Verdict', ...keys].includes(h));
+  const runs = runsOf(symptoms, TABLE_COLUMNS_MAX - keys.length);
+  return splitTable(
+    t,
+    [...keys, 'What', 'Status', 'Verdict'],
+    keys,
+    runs.map((r, i) => [`Symptoms${runs.length > 1 ? ` (${i + 1} of ${runs.length})` : ''}`, r] as const),
+  );
 }
 
 function fieldTable(rows: FieldResult[]): Table {
@@ -791,14 +923,17 @@ function proxyGroups(report: Report): Group[] {
       const sorted = [...g].sort(
         (a, b) => byTransportThenServer(a, b) || Number(Boolean(a.proxy)) - Number(Boolean(b.proxy)),
       );
-      return {
-        table: resultTable(
+      return splitTable(
+        resultTable(
           sorted,
           scenarioId,
           columns,
           `${shapeTitle(sorted[0]!)} · network ${describeProfile(sorted[0]!.network)}${onProtocol(sorted[0]!)}`,
         ),
-      };
+        ['Transport', 'Server', 'Path', 'Status', 'Latency p50 ms', '+ p50 ms', 'p99 ms'],
+        ['Transport', 'Server', 'Path'],
+        [['The server’s bytes and CPU', ['Out B/msg', 'CPU µs/msg', 'Scenario']]],
+      );
     });
 }
 
@@ -916,6 +1051,26 @@ function answerSection(report: Report): Section | undefined {
   };
 }
 
+/** Each server in the charts' caption, in words. */
+const SERVER_WORDS: Readonly<Record<ServerName, string>> = Object.freeze({
+  lab: 'the lab',
+  'lab-redis': 'the lab on the Redis feed (lab-redis)',
+  bare: 'a minimal hand-written server (bare)',
+  floor: 'the leanest Node program for the same bytes (floor)',
+  socketio: 'Socket.IO',
+  'better-sse': 'better-sse',
+  'fastify-sse': '@fastify/sse',
+  shift: 'the taught messages.shift() poller (shift)',
+});
+
+/** The charts' caption: how to read them, naming only the servers this run charted. */
+function chartsIntro(report: Report): string {
+  const ran = SERVER_NAMES.filter((n) => [...report.scenarios, ...report.memory].some((x) => x.server === n));
+  const list = ran.map((n) => SERVER_WORDS[n]);
+  const said = list.length > 1 ? `${list.slice(0, -1).join(', ')} and ${list.at(-1)}` : (list[0] ?? '');
+  return `Medians over repeats; hover a bar or point for the min–max. Only valid results are charted. Servers: ${said}.`;
+}
+
 /** A row id as an anchor: `row-` and the id in lowercase letters, digits and hyphens. */
 export const rowSlug = (id: string): string =>
   `row-${id
@@ -944,7 +1099,7 @@ export function reportModel(report: Report): ReportModel {
       title: 'Field failures behind a proxy',
       intro:
         'Each failure of these transports seen in production behind a reverse proxy, reproduced with the naive setting, then measured with the lab’s; real nginx, real lab processes, every delivery audited per client. Timeouts are scaled down to run in seconds (each row says how).',
-      groups: groupBy(report.field, (f) => f.scenario).map((rows) => ({ table: fieldTable(rows) })),
+      groups: groupBy(report.field, (f) => f.scenario).map(fieldGroup),
     });
   }
   if (report.claims?.length) {
@@ -1002,7 +1157,17 @@ export function reportModel(report: Report): ReportModel {
       groups: groupBy(report.memory, (m) => m.connections).map(memoryGroup),
     });
   if (report.autocannon.length)
-    sections.push({ title: 'HTTP endpoints (autocannon)', groups: [{ table: autocannonTable(report.autocannon) }] });
+    sections.push({
+      title: 'HTTP endpoints (autocannon)',
+      groups: [
+        splitTable(
+          autocannonTable(report.autocannon),
+          ['Name', 'Server', 'Status', 'Requests/s', 'Latency p50 ms', 'p99 ms', 'B/request'],
+          ['Name', 'Server'],
+          [['The load, and what failed', ['Request', 'Connections', 'Duration', 'Errors', 'Non-2xx']]],
+        ),
+      ],
+    });
   if (report.micro.length)
     sections.push({ title: 'Micro-benchmarks (tinybench)', groups: [{ table: microTable(report.micro) }] });
   const goals = goalRows(report);
@@ -1018,7 +1183,7 @@ export function reportModel(report: Report): ReportModel {
     sections.push({
       title: 'Capacity sweep',
       intro: 'Clients grow until the rule breaks; max clients is the last count that passed.',
-      groups: [{ table: sweepTable(report.sweep) }],
+      groups: [sweepGroup(report.sweep)],
     });
   }
   anchorRows(sections);
@@ -1041,8 +1206,7 @@ export function reportModel(report: Report): ReportModel {
     commit: /^[0-9a-f]{7,40}/i.test(report.git) ? report.git.slice(0, 7) : report.git,
     facts: reportFacts(report),
     invalid: [...invalidRows.map((r) => ({ what: r.id, reason: why(r.reason) })), ...invalidSteps],
-    chartsIntro:
-      'Medians over repeats; hover a bar for the min–max. Only valid results are charted; each series is the same transport served by the lab, a minimal hand-written server (bare), the leanest Node program for the same bytes (floor), Socket.IO, better-sse or @fastify/sse.',
+    chartsIntro: chartsIntro(report),
     sections,
     method: Object.entries(report.method).map(([label, value]) => ({ label, value })),
   };

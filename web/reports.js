@@ -214,6 +214,8 @@ function group(g, pending) {
     el.append(h('div', { className: 'chart-grid' }, ...figures));
   }
   el.append(table(g.table));
+  // A wide table's further concerns (latency first, then the wire, CPU…), each under its own heading.
+  for (const t of g.more ?? []) el.append(h('div', { className: 'report-more' }, h('h4', {}, t.title ?? ''), table(t)));
   return el;
 }
 

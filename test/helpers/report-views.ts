@@ -14,12 +14,14 @@ export interface TableView {
 
 export function modelTables(m: ReportModel): TableView[] {
   return m.sections.flatMap((s) =>
-    s.groups.map(({ table: t }) => ({
-      section: s.title,
-      title: t.title,
-      headers: t.headers,
-      rows: t.rows.map((r) => ({ cells: r.cells.map((c) => c.text), invalid: r.invalid })),
-    })),
+    s.groups
+      .flatMap((g) => [g.table, ...(g.more ?? [])])
+      .map((t) => ({
+        section: s.title,
+        title: t.title,
+        headers: t.headers,
+        rows: t.rows.map((r) => ({ cells: r.cells.map((c) => c.text), invalid: r.invalid })),
+      })),
   );
 }
 
@@ -38,7 +40,7 @@ export function markdownTables(md: string): TableView[] {
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
     if (line.startsWith('## ')) [section, title] = [line.slice(3), undefined];
-    else if (line.startsWith('### ')) title = mdText(line.slice(4));
+    else if (/^####? /.test(line)) title = mdText(line.slice(line.indexOf(' ') + 1));
     else if (line.startsWith('| ')) {
       // A row's anchor (`<a id="row-…"></a>` after its last cell's text) is not part of the cell.
       const cells = (l: string) =>
@@ -69,7 +71,7 @@ export function htmlTables(html: string): TableView[] {
   for (const part of html.split('<section><h2>').slice(1)) {
     const section = htmlText(part.slice(0, part.indexOf('</h2>')));
     for (const m of part.matchAll(
-      /(?:<h3>([^<]*)<\/h3>)?<div class="scroll"><table><thead><tr>(.*?)<\/tr><\/thead><tbody>\n([\s\S]*?)\n<\/tbody>/g,
+      /(?:<h[34]>([^<]*)<\/h[34]>)?<div class="scroll"><table><thead><tr>(.*?)<\/tr><\/thead><tbody>\n([\s\S]*?)\n<\/tbody>/g,
     )) {
       const cells = (tr: string, tag: string) =>
         [...tr.matchAll(new RegExp(`<${tag}[^>]*>(.*?)</${tag}>`, 'g'))].map((c) => htmlText(c[1]!));

@@ -20,6 +20,7 @@ import {
   DASH,
   fmtMs,
   reportModel,
+  TABLE_COLUMNS_MAX,
   SERVER_COLORS,
   type ChartGroup,
   type ReportModel,
@@ -488,20 +489,35 @@ describe('the model', () => {
       'Latency p50 ms',
       'p99 ms',
       'Beyond one-way ms (p50 − RTT/2)',
+    ]);
+    // The wire and the emulator's lateness in a second table of the same rows.
+    const [wire, ...none] = group!.more!;
+    expect(none).toEqual([]);
+    expect(wire!.headers).toEqual([
+      'Transport',
+      'Network',
       'Requests/msg',
       'Out B/msg',
       'Relay lateness p99 ms',
       'Scenario',
     ]);
-    expect(t.rows.map((row) => row.id)).toEqual(
-      TRANSPORT_NAMES.flatMap((tr) => [`scenario small lab/${tr}`, `scenario small over broadband lab/${tr}`]),
-    );
+    const ids = TRANSPORT_NAMES.flatMap((tr) => [
+      `scenario small lab/${tr}`,
+      `scenario small over broadband lab/${tr}`,
+    ]);
+    expect(t.rows.map((row) => row.id)).toEqual(ids);
+    expect(wire!.rows.map((row) => row.id)).toEqual(ids);
     const ws = okScenario(r, 'lab', 'ws', 'small', 'broadband');
     const row = t.rows.find((x) => x.id === 'scenario small over broadband lab/ws')!;
     const p50 = measured(ws.latencyMs.p50.median);
     expect(row.cells[6]!.text.startsWith(fmtMs(p50 - 14))).toBe(true);
-    expect(row.cells[9]!.text.startsWith(fmtMs(measured(ws.relayLatenessP99Ms?.median)))).toBe(true);
-    expect(t.rows.find((x) => x.id === 'scenario small lab/ws')!.cells[9]!.text).toBe(DASH);
+    const wireRow = (id: string) => wire!.rows.find((x) => x.id === id)!;
+    expect(
+      wireRow('scenario small over broadband lab/ws').cells[4]!.text.startsWith(
+        fmtMs(measured(ws.relayLatenessP99Ms?.median)),
+      ),
+    ).toBe(true);
+    expect(wireRow('scenario small lab/ws').cells[4]!.text).toBe(DASH);
     expect(t.notes).toEqual([
       expect.stringMatching(/^loopback: direct, no relay\. Source: No relay/),
       expect.stringMatching(/^broadband: RTT 28 ms.*Source: WebPageTest/),
@@ -643,6 +659,38 @@ describe('the Markdown and the HTML render the model', () => {
     },
   );
 
+  /** Every committed report (latest, claims or field .json in any folder of results/) and the fixtures, by name. */
+  const everyReport = (): [string, Report][] => {
+    const results = new URL('../../results/', import.meta.url);
+    const committed = readdirSync(results, { recursive: true, encoding: 'utf8' })
+      .filter((f) => /(^|\/)(latest|claims|field)\.json$/.test(f))
+      .map((f): [string, Report] => [`results/${f}`, JSON.parse(readFileSync(new URL(f, results), 'utf8')) as Report]);
+    expect(committed.length).toBeGreaterThan(5);
+    return [...committed, ['the report fixture', fixture()], ['the sweep fixture', sweepFixture()]];
+  };
+
+  it('no table wider than TABLE_COLUMNS_MAX, no empty section, group or table, in any committed report or fixture', () => {
+    for (const [name, r] of everyReport()) {
+      const m = reportModel(r);
+      for (const s of m.sections) {
+        expect(s.groups.length, `${name}: section "${s.title}" is empty`).toBeGreaterThan(0);
+        for (const t of s.groups.flatMap((g) => [g.table, ...(g.more ?? [])])) {
+          const where = `${name}: ${s.title} / ${t.title ?? '(untitled)'}`;
+          expect(t.headers.length, `${where}: ${t.headers.join(', ')}`).toBeLessThanOrEqual(TABLE_COLUMNS_MAX);
+          expect(t.rows.length, `${where} has no rows`).toBeGreaterThan(0);
+          for (const row of t.rows) expect(row.cells, `${where}: ${row.id}`).toHaveLength(t.headers.length);
+        }
+        for (const g of s.groups.filter((x) => x.charts))
+          expect(g.charts!.charts.length + g.charts!.excluded.length, `${name}: ${g.charts!.title}`).toBeGreaterThan(0);
+      }
+      // The HTML has no heading without content under it: every <section>'s h2 is followed by more than an intro.
+      const html = visibleHtml(renderHtml(r, NO_SCRIPTS));
+      for (const part of html.split('<section>').slice(1)) {
+        expect(part, `${name}: an empty section`).toMatch(/<(table|canvas|dl|ul)\b/);
+      }
+    }
+  });
+
   it('the HTML embeds the model’s chart groups, and a canvas for each chart', () => {
     const r = fixture();
     const html = renderHtml(r, NO_SCRIPTS);
@@ -678,35 +726,43 @@ describe('renderMarkdown', () => {
     expect(md).not.toMatch(/\bnull\b|NaN|undefined|Infinity/);
   });
 
-  it('shows each invalid scenario as INVALID with its reason, every figure a dash', () => {
+  it('shows each invalid scenario as INVALID with its reason, every figure a dash, INVALID in every table of it', () => {
     const r = fixture();
     const md = renderMarkdown(r);
-    for (const s of r.scenarios.filter((x) => x.status === 'invalid')) {
-      expect(md).toContain(`> - scenario ${s.name} ${s.server}/${s.transport}: **INVALID: ${s.reason}**`);
-      const row = md
-        .split('\n')
-        .find(
-          (l) =>
-            l.startsWith(`| ${s.server} | ${s.transport} | **INVALID`) && l.includes(`${s.delivered} / ${s.expected}`),
-        )!;
-      const cells = row
+    const cells = (row: string) =>
+      row
         .replace(/<a id="[^"]+"><\/a> \|$/, ' |')
         .slice(2, -2)
         .split(' | ');
-      expect(cells.slice(4)).toEqual(Array(15).fill(DASH));
+    for (const s of r.scenarios.filter((x) => x.status === 'invalid')) {
+      expect(md).toContain(`> - scenario ${s.name} ${s.server}/${s.transport}: **INVALID: ${s.reason}**`);
+      const lines = md.split('\n');
+      const at = lines.findIndex(
+        (l) =>
+          l.startsWith(`| ${s.server} | ${s.transport} | **INVALID`) && l.includes(`${s.delivered} / ${s.expected}`),
+      );
+      // Its row in the latency table, then in its group's wire, CPU and run's-health tables.
+      const [row, ...more] = lines.slice(at).filter((l) => l.startsWith(`| ${s.server} | ${s.transport} | `));
+      expect(cells(row!).slice(4)).toEqual(Array(3).fill(DASH));
+      for (const [i, width] of [5, 5, 2].entries()) {
+        const other = more.find((l) => cells(l).length === width + 2 && l.includes('**INVALID: see Status**'));
+        expect(other, `table ${i + 2} of ${s.name}`).toBeDefined();
+        expect(cells(other!).slice(2)).toEqual(['**INVALID: see Status**', ...Array(width - 1).fill(DASH)]);
+      }
     }
   });
 
   it('prints valid figures as median (min–max), bytes to one decimal and ratios as ×1.23', () => {
     const r = fixture();
     const lab = okScenario(r, 'lab', 'sse');
-    const row = renderMarkdown(r)
-      .split('\n')
-      .find((l) => l.startsWith('| lab | sse | ok |'))!;
+    const lines = renderMarkdown(r).split('\n');
+    const row = lines.find((l) => l.startsWith('| lab | sse | ok |'))!;
+    // The scenario's group: its latency table, then its wire and CPU tables (the same rows, by concern).
+    const group = lines.slice(lines.indexOf(row)).filter((l) => l.startsWith('| lab | sse |'));
     const p50 = lab.latencyMs.p50;
     expect(row).toContain(`${fmtMs(measured(p50.median))} (${fmtMs(measured(p50.min))}–${fmtMs(measured(p50.max))})`);
-    expect(row).toContain(measured(lab.wire.bytesOutPerMsg.median).toFixed(1));
-    expect(row).toContain(`×${measured(lab.vsBare?.cpuUsPerMsg).toFixed(2)}`);
+    expect(group[1]).toContain(measured(lab.wire.bytesOutPerMsg.median).toFixed(1));
+    expect(group[2]).toContain(`×${measured(lab.vsBare?.cpuUsPerMsg).toFixed(2)}`);
   });
 
   it('has the memory, autocannon, micro and sweep tables', () => {
@@ -753,8 +809,8 @@ describe('renderHtml', () => {
   it('marks invalid rows and shows nothing unmeasured as "null" or "NaN"', () => {
     const r = fixture();
     const html = renderHtml(r, NO_SCRIPTS);
-    // Four invalid scenario rows, in the answer and in the detail table.
-    expect(html.match(/<tr class="invalid"[ >]/g)).toHaveLength(8);
+    // Four invalid scenario rows, in the answer and in each of the detail tables (latency, wire, CPU, the run's health).
+    expect(html.match(/<tr class="invalid"[ >]/g)).toHaveLength(4 * 5);
     const visible = visibleHtml(html);
     expect(visible).toContain(`<strong>INVALID: ${invalidScenario(r).reason!.replaceAll('"', '&quot;')}</strong>`);
     expect(visible).toContain('Not charted (invalid): <strong>lab/poll</strong>');

@@ -329,18 +329,23 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
       { timeout: WAIT_MS },
     );
     const dom = await page.evaluate(() =>
-      Array.from(document.querySelectorAll('#report .report-group')).map((g) => ({
-        section: g.closest('.report-section')?.querySelector('h2')?.textContent ?? '',
-        title: g.querySelector('h3')?.textContent ?? undefined,
-        headers: Array.from(g.querySelectorAll('thead th')).map((th) => th.textContent ?? ''),
-        rows: Array.from(g.querySelectorAll<HTMLElement>('tbody tr')).map((tr) => ({
-          cells: Array.from(tr.children).map((td) => td.textContent ?? ''),
-          invalid: tr.dataset.status === 'invalid' && tr.classList.contains('invalid'),
+      Array.from(document.querySelectorAll('#report .report-group')).flatMap((g) =>
+        // A group's first table under its h3; a wide table's further concerns each in a .report-more under an h4.
+        Array.from(g.querySelectorAll('table')).map((table) => ({
+          section: g.closest('.report-section')?.querySelector('h2')?.textContent ?? '',
+          title:
+            (table.closest('.report-more')?.querySelector('h4') ?? g.querySelector('h3'))?.textContent ?? undefined,
+          headers: Array.from(table.querySelectorAll('thead th')).map((th) => th.textContent ?? ''),
+          rows: Array.from(table.querySelectorAll<HTMLElement>('tbody tr')).map((tr) => ({
+            cells: Array.from(tr.children).map((td) => td.textContent ?? ''),
+            invalid: tr.dataset.status === 'invalid' && tr.classList.contains('invalid'),
+          })),
         })),
-      })),
+      ),
     );
     // The dashboard heads a group with its charts' title when its table has none (memory).
-    expect(dom).toEqual(tables.map((t, i): TableView => ({ ...t, title: t.title ?? groups[i]?.charts?.title })));
+    const titles = groups.flatMap((g) => [g.table.title ?? g.charts?.title, ...(g.more ?? []).map((t) => t.title)]);
+    expect(dom).toEqual(tables.map((t, i): TableView => ({ ...t, title: titles[i] })));
     expect(await page.locator('.invalid-box').getAttribute('data-invalid-count')).toBe(String(model.invalid.length));
     expect(sized(await drawn(page, '#report canvas'))).toEqual(expected);
     expect(errors).toEqual([]);
