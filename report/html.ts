@@ -106,8 +106,9 @@ code { font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; 
 .alert ul { margin: 4px 0 0; padding-left: 20px; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; font-size: 13px; }
-th, td { border: 1px solid var(--border); padding: 3px 8px; text-align: left; vertical-align: top; white-space: nowrap; }
-th { background: #f9fafb; font-weight: 600; } .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+th, td { border: 1px solid var(--border); padding: 3px 8px; text-align: left; vertical-align: top; }
+td { min-width: 4em; } td:has(code) { overflow-wrap: anywhere; }
+th { background: #f9fafb; font-weight: 600; } .num { text-align: right; font-variant-numeric: tabular-nums; } td.num { white-space: nowrap; }
 tr.invalid td { background: var(--bad-bg); color: var(--muted); }
 td.status-invalid, tr.invalid td.status-invalid, .alert strong, .excluded strong { color: var(--bad); }
 td.reason { min-width: 280px; white-space: normal; }
