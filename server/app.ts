@@ -47,6 +47,12 @@ export interface AppOptions {
    */
   networks?: () => readonly NetworkLink[];
   /**
+   * Start a relay for any network profile on POST /network/<name> (server/network/route.ts): main.ts sets
+   * it for a single process; a cluster worker cannot (a relay would live in one worker only).
+   * @default false
+   */
+  networksOnDemand?: boolean;
+  /**
    * Test only: extra work per delivered message on the named transports, called with each batch a
    * client is given. The CI gate's positive control (bench/servers/doctor.ts); never set by `npm start`.
    */
@@ -231,7 +237,13 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(wsTransport, transportOptions);
   await app.register(controlRoutes, { generator, token: config.publishToken, maxPayloadBytes: config.maxPayloadBytes });
   await app.register(reportRoutes, { resultsDir: config.resultsDir, model: options.reportModel });
-  await app.register(networkRoutes, { links: options.networks ?? (() => []), host: config.host });
+  await app.register(networkRoutes, {
+    links: options.networks ?? (() => []),
+    host: config.host,
+    port: config.port,
+    token: config.publishToken,
+    onDemand: options.networksOnDemand ?? false,
+  });
   await app.register(webRoutes);
 
   // Registered after the transports, so it runs after they answered polls and ended streams. Node's

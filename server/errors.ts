@@ -46,6 +46,7 @@ export const ERRORS = Object.freeze({
     'Host %s is not this server on a loopback address; add it to ALLOWED_HOSTS',
   ),
   NOT_FOUND: def('LAB_ERR_NOT_FOUND', 404, 'no route %s %s'),
+  UNKNOWN_NETWORK: def('LAB_ERR_UNKNOWN_NETWORK', 404, 'no network profile %s; expected one of %s'),
   METHOD_NOT_ALLOWED: def('LAB_ERR_METHOD_NOT_ALLOWED', 405, 'method %s is not served here'),
   REQUEST_TIMEOUT: def('LAB_ERR_REQUEST_TIMEOUT', 408, 'the request did not arrive in time'),
   PRECONDITION_FAILED: def(
@@ -54,6 +55,11 @@ export const ERRORS = Object.freeze({
     'a precondition (If-Match, If-Unmodified-Since) did not hold',
   ),
   PAYLOAD_TOO_LARGE: def('LAB_ERR_PAYLOAD_TOO_LARGE', 413, 'the body is larger than maxPayloadBytes (%s bytes)'),
+  NETWORK_FIXED: def(
+    'LAB_ERR_NETWORK_FIXED',
+    409,
+    'this server runs workers: its relays are the ones --network started (%s); restart it with --network %s',
+  ),
   RANGE_NOT_SATISFIABLE: def('LAB_ERR_RANGE_NOT_SATISFIABLE', 416, 'the requested range is outside the file'),
   EXPECTATION_FAILED: def('LAB_ERR_EXPECTATION_FAILED', 417, 'Expect: %s is not supported (only 100-continue)'),
   UNSUPPORTED_MEDIA_TYPE: def('LAB_ERR_UNSUPPORTED_MEDIA_TYPE', 415, 'publish with Content-Type: application/json'),

@@ -140,6 +140,8 @@ async function main(): Promise<void> {
     app = await buildApp({
       config,
       networks,
+      // A single process starts a relay for any profile the dashboard asks for (plain `npm start`).
+      networksOnDemand: !clustered,
       reportModel: loadedReportModel,
       logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
     });

@@ -239,8 +239,45 @@ function describeNetwork(p) {
 }
 
 /**
- * Which relay this page came through (the server tells from the Host header's port), and links to the
- * others. A lab without relays shows nothing: there is no other network to pick.
+ * The publisher rate at which the transports differ visibly on `p`: three messages per round trip, so a
+ * long poll's trip back to the server (one RTT, during which messages wait) shows in its latency within
+ * seconds; 10 msg/s at least, 200 on loopback and LAN (where bytes and requests per message differ most).
+ * On 3G (300 ms RTT): 10 msg/s. @param {NetworkProfile} p
+ */
+const differRate = (p) => Math.min(200, Math.max(10, Math.ceil((3 * 1000) / Math.max(p.rttMs, 1))));
+
+/** The network this page came over: a relay's profile, or the direct server's (loopback). */
+const pageNetwork = () =>
+  lab.network?.current ?? lab.network?.available.find((a) => a.profile.direct)?.profile ?? undefined;
+
+/** Sets the shared publisher to the rate where the transports differ on this page's network. */
+async function whereTheyDiffer() {
+  const p = pageNetwork();
+  if (!p) return;
+  const ratePerSec = differRate(p);
+  numberInput('rate').value = String(ratePerSec);
+  try {
+    showControl(await api('/control', { method: 'PUT', json: { ratePerSec }, auth: true }));
+    say(`publisher at ${fmtNum(ratePerSec)} msg/s for every viewer: where the transports differ on ${networkLabel(p)}`);
+  } catch (err) {
+    sayError(err);
+  }
+}
+
+/** Starts the relay of `name` on the server (POST /network/<name>) and opens the dashboard through it. @param {string} name */
+async function goToNetwork(name) {
+  try {
+    const choice = await api(`/network/${encodeURIComponent(name)}`, { method: 'POST', auth: true });
+    location.assign(`${choice.url}?differ`);
+  } catch (err) {
+    sayError(err);
+  }
+}
+
+/**
+ * Which relay this page came through (the server tells from the Host header's port), links to the others
+ * and, on a single-process lab, a button per profile that has no relay yet (the server starts it on
+ * demand). Opening another network asks its page to set the rate where the transports differ (`?differ`).
  */
 async function showNetwork() {
   /** @type {NetworkAnswer} */
@@ -252,7 +289,8 @@ async function showNetwork() {
   }
   lab.network = answer;
   const current = answer.current;
-  if (current === null && answer.available.length <= 1) return;
+  const onDemand = answer.onDemand ?? [];
+  if (current === null && answer.available.length <= 1 && onDemand.length === 0) return;
   const shown = current ?? answer.available.find((a) => a.profile.direct)?.profile;
   const info = $('network-info');
   if (shown) {
@@ -265,12 +303,22 @@ async function showNetwork() {
   nav.replaceChildren(Object.assign(document.createElement('span'), { textContent: 'networks:' }));
   for (const choice of answer.available) {
     const a = document.createElement('a');
-    a.href = choice.url;
+    a.href = choice.name === shown?.name ? choice.url : `${choice.url}?differ`;
     a.textContent = networkLabel(choice.profile);
     a.title = describeNetwork(choice.profile);
     a.dataset.network = choice.name;
     if (choice.name === shown?.name) a.setAttribute('aria-current', 'page');
     nav.appendChild(a);
+  }
+  for (const p of onDemand) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'link';
+    b.textContent = networkLabel(p);
+    b.title = `${describeNetwork(p)} (the server starts its relay now)`;
+    b.dataset.network = p.name;
+    b.addEventListener('click', () => void goToNetwork(p.name));
+    nav.appendChild(b);
   }
   nav.hidden = false;
 }
@@ -345,11 +393,16 @@ async function main() {
 
   const strip = new StatsStrip(/** @type {HTMLTableElement} */ ($('strip')), $('loop-delay'));
   lab.strip = strip;
-  strip.push(stats);
+  /** @param {any} s a GET /stats answer: into the strip, and each pane's bytes and requests per message */
+  const pushStats = (s) => {
+    strip.push(s);
+    for (const v of views) v.wire(strip.figures[v.model.key]);
+  };
+  pushStats(stats);
   setInterval(async () => {
     try {
       const s = await api('/stats');
-      strip.push(s);
+      pushStats(s);
       showFeed(s);
     } catch {
       setText($('feed-info'), 'GET /stats failed; retrying');
@@ -359,6 +412,12 @@ async function main() {
   await refreshControl();
   setInterval(refreshControl, CONTROL_INTERVAL_MS);
   await network;
+  $('differ-btn').addEventListener('click', () => void whereTheyDiffer());
+  // Arrived from another network's link: show where the transports differ here, once.
+  if (new URLSearchParams(location.search).has('differ')) {
+    history.replaceState(null, '', `${location.pathname}${location.hash}`);
+    await whereTheyDiffer();
+  }
 
   lab.ready = true;
   document.body.dataset.ready = 'true';

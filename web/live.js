@@ -62,6 +62,19 @@ export class PaneView {
     return /** @type {HTMLElement} */ (el);
   }
 
+  /**
+   * The wire figures of this transport from /stats (StatsStrip), next to the pane's own counts: bytes and
+   * requests per message are where the transports differ at any rate. @param {Record<string, number|null> | undefined} w
+   */
+  wire(w) {
+    const bytes = w?.bytesOutPerMsg ?? null;
+    const requests = w?.requestsPerMsg ?? null;
+    setText(this.fields.bytesPerMsg, bytes === null ? '–' : fmtNum(bytes, 0));
+    setText(this.fields.requestsPerMsg, requests === null ? '–' : fmtNum(requests, requests < 0.1 ? 3 : 2));
+    setData(this.el, 'bytesPerMsg', bytes === null ? '' : String(bytes));
+    setData(this.el, 'requestsPerMsg', requests === null ? '' : String(requests));
+  }
+
   /** @param {number} now @param {number} offsetMs */
   render(now, offsetMs) {
     const m = this.model;
@@ -77,6 +90,7 @@ export class PaneView {
     setData(el, 'reconnects', String(m.reconnects));
     setData(el, 'resets', String(m.resets));
     setData(el, 'requests', String(m.requests));
+    setData(el, 'catchUps', String(m.catchUps));
     setData(el, 'lastId', String(m.lastSeen));
     setData(el, 'protocol', m.protocol);
     setData(el, 'protocolSource', m.protocolSource);
@@ -95,7 +109,7 @@ export class PaneView {
     setText(f.reconnects, fmtNum(m.reconnects));
     setText(f.resets, fmtNum(m.resets));
     setText(f.requests, fmtNum(m.requests));
-    setText(f.lastId, m.received > 0 || m.lastSeen > 0 ? String(m.lastSeen) : '–');
+    setText(f.catchUps, fmtNum(m.catchUps));
     const rate = m.rate.perSec(now);
     setText(f.rate, fmtNum(rate, rate !== null && rate < 100 ? 1 : 0));
     setText(f.p50, fmtMs(p50));
@@ -137,7 +151,7 @@ export class LatencyChart {
   /** @param {HTMLCanvasElement} canvas @param {PaneView[]} views */
   constructor(canvas, views) {
     this.views = views;
-    /** @type {{t: number, values: Record<string, {p50: number|null, p99: number|null}>}[]} */
+    /** @type {{t: number, values: Record<string, {p50: number|null, p99: number|null, catchUp: number|null}>}[]} */
     this.history = [];
     const Chart = chartLib();
     if (!Chart) {
@@ -178,6 +192,19 @@ export class LatencyChart {
         pointRadius: 0,
         tension: 0.2,
         spanGaps: false,
+      });
+      // Catch-up deliveries (published before the pane was connected): a triangle at the slowest of each
+      // second, no line, never in p50/p99. The legend entry of the transport toggles them too.
+      datasets.push({
+        label: `${meta?.title ?? v.model.key} catch-up`,
+        key: v.model.key,
+        pct: 'catchUp',
+        data: [],
+        borderColor: color,
+        backgroundColor: color,
+        showLine: false,
+        pointStyle: 'triangle',
+        pointRadius: 5,
       });
     }
     this.chart = new Chart(canvas, {
@@ -226,7 +253,7 @@ export class LatencyChart {
           tooltip: {
             callbacks: {
               label: (/** @type {ChartJs} */ ctx) =>
-                `${ctx.dataset.label} ${ctx.dataset.pct === 'p99' ? 'p99' : ''}: ${fmtMs(ctx.parsed.y)}`,
+                `${ctx.dataset.label}${ctx.dataset.pct === 'p99' ? ' p99' : ''}: ${fmtMs(ctx.parsed.y)}`,
             },
           },
         },
@@ -234,12 +261,20 @@ export class LatencyChart {
     });
   }
 
-  /** Adds one point per transport (the panes' current p50/p99) and redraws. */
+  /** Adds one point per transport (the panes' current p50/p99, the slowest catch-up since the last sample) and redraws. */
   sample() {
     const now = nowMs();
-    /** @type {Record<string, {p50: number|null, p99: number|null}>} */
+    const since = this.history.at(-1)?.t ?? now - 1000;
+    /** @type {Record<string, {p50: number|null, p99: number|null, catchUp: number|null}>} */
     const values = {};
-    for (const v of this.views) values[v.model.key] = { p50: v.p50 ?? null, p99: v.p99 ?? null };
+    for (const v of this.views) {
+      const caught = v.model.catchUpLatency.since(since);
+      values[v.model.key] = {
+        p50: v.p50 ?? null,
+        p99: v.p99 ?? null,
+        catchUp: caught.length ? Math.max(...caught) : null,
+      };
+    }
     this.history.push({ t: now, values });
     while (this.history.length > CHART_HISTORY_SEC + 2) this.history.shift();
     if (!this.chart) return;
@@ -247,7 +282,7 @@ export class LatencyChart {
     const y = (/** @type {number | null | undefined} */ n) =>
       n === null || n === undefined ? null : Math.max(0.01, n);
     for (const ds of this.chart.data.datasets) {
-      const pct = /** @type {'p50' | 'p99'} */ (ds.pct);
+      const pct = /** @type {'p50' | 'p99' | 'catchUp'} */ (ds.pct);
       ds.data = this.history.map((h) => ({ x: (h.t - now) / 1000, y: y(h.values[ds.key]?.[pct]) }));
     }
     this.chart.update('none');

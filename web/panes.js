@@ -101,8 +101,26 @@ export class PaneModel {
     /** @type {number[]} every id delivered, duplicates included, in arrival order (test hook) */
     this.ids = [];
     this.recent = new RecentList(RECENT_ROWS);
+    /** Latency of live deliveries: what p50 and p99 are over. */
     this.latency = new LatencyRing();
+    /**
+     * Server-clock time (ms) from which the current subscription is live (live()): a message published
+     * before it is a catch-up delivery — the page load, a reconnect — its latency the time the pane was
+     * not connected, not the transport's. Counted, charted apart, kept out of p50/p99.
+     */
+    this.liveSince = Number.POSITIVE_INFINITY;
+    this.catchUps = 0;
+    this.catchUpLatency = new LatencyRing(1024);
     this.rate = new RateMeter(5);
+  }
+
+  /**
+   * The subscription is live from `at` (this browser's clock, ms): the stream or socket opened, or the
+   * first poll of a (re)connected loop was sent. Call it before accepting what that connection delivers.
+   * @param {number} [at]
+   */
+  live(at = nowMs()) {
+    this.liveSince = at + this.offsetMs();
   }
 
   /**
@@ -134,9 +152,15 @@ export class PaneModel {
       this.lastSeen = m.id;
       this.received++;
       const latency = now + this.offsetMs() - m.ts;
-      this.latency.push(now, latency);
+      const catchUp = m.ts < this.liveSince;
+      if (catchUp) {
+        this.catchUps++;
+        this.catchUpLatency.push(now, latency);
+      } else {
+        this.latency.push(now, latency);
+      }
       this.rate.add(now);
-      this.recent.push({ message: m, latency });
+      this.recent.push({ message: m, latency, catchUp });
     }
     if (m.id > this.cursor) this.cursor = m.id;
   }
@@ -155,6 +179,7 @@ export class PaneModel {
     this.cursor = 0;
     this.lastSeen = 0;
     this.latency.clear();
+    this.catchUpLatency.clear();
   }
 
   /** @param {Hello} h */
@@ -222,6 +247,8 @@ export class PollDriver {
         const body = /** @type {PollAnswer} */ (await answer);
         if (gen !== this.#gen) return; // dropped while the answer was read: it never counted
         failures = 0;
+        // The first answer of a (re)connected loop: what was published before its request is catch-up.
+        if (!connected) this.pane.live(started);
         connected = true;
         this.pane.setState('open', this.short ? 'polling every second or so' : 'poll held until a message');
         if (body.reset) this.pane.reset(body.reset);
@@ -282,6 +309,7 @@ export class SseDriver {
       if (hadError) pane.reconnects++; // EventSource's own reconnect succeeded
       hadError = false;
       this.#failures = 0;
+      pane.live();
       pane.setState('open', 'stream open');
     };
     es.onmessage = (e) => {
@@ -360,6 +388,7 @@ export class WsDriver {
       if (!mine()) return;
       opened = true;
       this.#failures = 0;
+      pane.live();
       pane.setState('open', 'socket open');
     };
     ws.onmessage = (e) => {

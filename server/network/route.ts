@@ -3,7 +3,15 @@
  * per profile in front of this server, and GET /network tells the dashboard which one a request came
  * through and where the others are.
  *
- * GET /network → { current: NetworkProfile | null, available: [{ name, url, profile }] }
+ * GET  /network       → { current: NetworkProfile | null, available: [{ name, url, profile }], onDemand: [profile] }
+ * POST /network/<name> → 201 { name, url, profile }: a relay for that profile, started now (200: it ran already)
+ *
+ * Relays on demand: a single-process lab (plain `npm start`) starts the relay of a profile the first time
+ * someone asks for it, on port + 1 + the profile's place in PROFILES when the port is fixed (any free port
+ * when that one is taken, or the port is 0), and closes it when the server closes. Starting one follows
+ * the publish token rule, as changing the publisher does. A lab with workers cannot: a relay in one worker
+ * would be unknown to the others, so its relays are the ones `--network` started (409
+ * LAB_ERR_NETWORK_FIXED).
  *
  * The relay forwards bytes unchanged, so a browser that opened `http://127.0.0.1:3001/` sends
  * `Host: 127.0.0.1:3001` to this server: the Host header's port names the relay (RFC 9110 §7.2: Host
@@ -16,7 +24,10 @@
 import type { Worker } from 'node:cluster';
 import type { FastifyInstance } from 'fastify';
 import { parseHostPort } from '../config.js';
+import { HttpErrors } from '../errors.js';
+import { checkToken, mayPublish } from '../token.js';
 import { type NetworkProfile, PROFILES, parseNetworkList } from './profiles.js';
+import { Relay } from './relay.js';
 
 /** One relay in front of this server: the profile it emulates and the port it listens on. */
 export interface NetworkLink {
@@ -35,9 +46,14 @@ export interface NetworkChoice {
 export interface NetworkAnswer {
   /** The profile of the relay this request came through; null: straight to the server. */
   current: NetworkProfile | null;
-  /** The direct server first, then every relay in the order of `--network`. */
+  /** The direct server first, then every relay in the order of `--network`, then those started on demand. */
   available: NetworkChoice[];
+  /** Profiles without a relay yet that POST /network/<name> would start; empty when this server cannot. */
+  onDemand: NetworkProfile[];
 }
+
+/** Every profile a relay can emulate, in PROFILES order: what on-demand relays are numbered by. */
+const RELAYABLE: readonly NetworkProfile[] = Object.freeze(Object.values(PROFILES).filter((p) => !p.direct));
 
 /** The profiles that need a relay, in order: `loopback` is the server itself. */
 export function relayProfiles(names: readonly string[]): NetworkProfile[] {
@@ -62,6 +78,8 @@ export interface AnswerInput {
   /** The name to use when the Host header gives none: the server's own address. */
   fallbackHost: string;
   links: readonly NetworkLink[];
+  /** Whether this server starts relays on demand (a single process). */
+  onDemand?: boolean;
 }
 
 /** The /network answer for one request. */
@@ -79,20 +97,93 @@ export function networkAnswer(input: AnswerInput): NetworkAnswer {
   if (directPort !== undefined)
     available.push({ name: PROFILES.loopback.name, url: url(directPort), profile: PROFILES.loopback });
   for (const l of input.links) available.push({ name: l.profile.name, url: url(l.port), profile: l.profile });
-  return { current, available };
+  const onDemand = input.onDemand ? RELAYABLE.filter((p) => !input.links.some((l) => l.profile.name === p.name)) : [];
+  return { current, available, onDemand };
 }
 
-export async function networkRoutes(app: FastifyInstance, opts: { links: () => readonly NetworkLink[]; host: string }) {
-  app.get('/network', async (request, reply): Promise<NetworkAnswer> => {
-    reply.header('cache-control', 'no-store');
+export interface NetworkRouteOptions {
+  /** The relays `--network` started (main.ts). */
+  links: () => readonly NetworkLink[];
+  /** The address the server listens on (config.host): relays on demand listen there too. */
+  host: string;
+  /** config.port: when fixed, relays on demand take the ports after the server's; 0 gives them any free port. */
+  port: number;
+  /** The publish token (config.publishToken): starting a relay follows its rule. */
+  token: string;
+  /** Start relays on POST /network/<name> (a single process); false: 409 LAB_ERR_NETWORK_FIXED. */
+  onDemand: boolean;
+}
+
+export async function networkRoutes(app: FastifyInstance, opts: NetworkRouteOptions) {
+  /** Relays started on demand, by profile name (a promise while one starts, so two requests start one). */
+  const started = new Map<string, Promise<Relay>>();
+  const running: Relay[] = [];
+  const links = (): NetworkLink[] => [...opts.links(), ...running.map((r) => ({ profile: r.profile, port: r.port }))];
+  const listeningPort = (): number | undefined => {
     const address = app.server.address();
-    return networkAnswer({
+    return address !== null && typeof address === 'object' ? address.port : undefined;
+  };
+  const answer = (request: import('fastify').FastifyRequest): NetworkAnswer =>
+    networkAnswer({
       host: request.headers.host,
       protocol: request.protocol === 'https' ? 'https' : 'http',
-      directPort: address !== null && typeof address === 'object' ? address.port : undefined,
+      directPort: listeningPort(),
       fallbackHost: opts.host,
-      links: opts.links(),
+      links: links(),
+      onDemand: opts.onDemand,
     });
+  // Before the server closes its connections: a relay resets the ones it carries and stops listening.
+  app.addHook('preClose', async () => {
+    await Promise.allSettled([...started.values()].map(async (r) => (await r).close()));
+  });
+
+  async function startRelay(profile: NetworkProfile, target: number): Promise<Relay> {
+    const start = (listenPort: number) =>
+      Relay.start({
+        target: { host: connectHost(opts.host), port: target },
+        profile,
+        listenHost: opts.host,
+        listenPort,
+      });
+    const fixed = opts.port === 0 ? 0 : target + 1 + RELAYABLE.indexOf(profile);
+    const relay = await start(fixed).catch((err: NodeJS.ErrnoException) => {
+      if (fixed !== 0 && err.code === 'EADDRINUSE') return start(0);
+      throw err;
+    });
+    running.push(relay);
+    app.log.info(`the dashboard over ${linkPhrase(profile)}: port ${relay.port} (started on request)`);
+    return relay;
+  }
+
+  app.get('/network', async (request, reply): Promise<NetworkAnswer> => {
+    reply.header('cache-control', 'no-store');
+    return answer(request);
+  });
+
+  app.post('/network/:name', async (request, reply): Promise<NetworkChoice> => {
+    reply.header('cache-control', 'no-store');
+    if (!mayPublish(checkToken(opts.token, request))) throw new HttpErrors.UNAUTHORIZED();
+    const { name } = request.params as { name: string };
+    const profile = Object.hasOwn(PROFILES, name) ? PROFILES[name as keyof typeof PROFILES] : undefined;
+    if (profile === undefined)
+      throw new HttpErrors.UNKNOWN_NETWORK(JSON.stringify(name), Object.keys(PROFILES).join(', '));
+    const has = (a: NetworkAnswer) => a.available.find((c) => c.name === profile.name);
+    const before = has(answer(request));
+    if (before) return before;
+    const target = listeningPort();
+    if (!opts.onDemand || target === undefined) {
+      const names = opts.links().map((l) => l.profile.name);
+      throw new HttpErrors.NETWORK_FIXED(names.join(', ') || 'none', [...names, profile.name].join(','));
+    }
+    let relay = started.get(profile.name);
+    if (!relay) {
+      relay = startRelay(profile, target);
+      started.set(profile.name, relay);
+      relay.catch(() => started.delete(profile.name));
+    }
+    await relay;
+    reply.code(201);
+    return has(answer(request))!;
   });
 }
 

@@ -286,6 +286,9 @@ describe('CLI (server/main.ts)', () => {
     const stats = (await (await fetch(`${url}/stats`)).json()) as { process: { pid: number } };
     serverPid = stats.process.pid;
     expect(running(serverPid)).toBe(true);
+    // A single process offers every network profile on demand (the dashboard's header lists them).
+    const network = (await (await fetch(`${url}/network`)).json()) as { onDemand: { name: string }[] };
+    expect(network.onDemand.map((p) => p.name)).toContain('3g');
 
     expect(child.kill('SIGTERM')).toBe(true);
     // npm passes the signal on to the server and ends as signalled itself.

@@ -37,7 +37,18 @@ const WAIT_MS = 10_000;
 /** What the page exposes as `window.__lab` (web/app.js), as far as the tests read it. */
 interface LabHook {
   ready: boolean;
-  panes: Record<Transport, { ids: number[]; state: string; reconnects: number; lost: number; duplicates: number }>;
+  panes: Record<
+    Transport,
+    {
+      ids: number[];
+      state: string;
+      reconnects: number;
+      lost: number;
+      duplicates: number;
+      latency: { size: number };
+      catchUpLatency: { size: number };
+    }
+  >;
 }
 declare global {
   interface Window {
@@ -210,6 +221,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
 
     const ids = await idsWhenAll(page, 10);
     for (const t of TRANSPORTS) expect(ids[t], t).toEqual(range(1, 10));
+    // The five published while down arrive as catch-up on reconnect: counted apart, not in p50/p99.
     await paneCounts(page, {
       state: 'open',
       reconnects: '1',
@@ -217,11 +229,19 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
       lost: '0',
       duplicates: '0',
       skipped: '0',
+      catchUps: '5',
     });
-    // And nothing trickles in afterwards: one more message is the only new id.
+    // And nothing trickles in afterwards: one more message is the only new id, and a live one.
     await publishMany(running.url, 1);
     const after = await idsWhenAll(page, 11);
     for (const t of TRANSPORTS) expect(after[t], t).toEqual(range(1, 11));
+    await paneCounts(page, { received: '11', catchUps: '5' });
+    const live = await page.evaluate(() =>
+      Object.fromEntries(
+        Object.entries(window.__lab.panes).map(([t, p]) => [t, [p.latency.size, p.catchUpLatency.size]]),
+      ),
+    );
+    for (const t of TRANSPORTS) expect(live[t], t).toEqual([6, 5]);
     expect(errors).toEqual([]);
   });
 

@@ -72,8 +72,9 @@ describe('GET /network', () => {
       { name: 'loopback', url: `${running.url}/`, profile: PROFILES.loopback },
       { name: 'rtt-20', url: `${relayUrl}/`, profile },
     ];
-    expect(await network(running.url)).toEqual({ current: null, available });
-    expect(await network(relayUrl)).toEqual({ current: profile, available });
+    // This lab starts no relay on demand (buildApp's default; npm start's single process does).
+    expect(await network(running.url)).toEqual({ current: null, available, onDemand: [] });
+    expect(await network(relayUrl)).toEqual({ current: profile, available, onDemand: [] });
     // It really went through the relay.
     expect(relay.counters().connectionsOpened).toBeGreaterThan(0);
     // The links keep the name the client used.
@@ -89,7 +90,67 @@ describe('GET /network', () => {
     expect(await network(running.url)).toEqual({
       current: null,
       available: [{ name: 'loopback', url: `${running.url}/`, profile: PROFILES.loopback }],
+      onDemand: [],
     });
+  });
+});
+
+describe('POST /network/<name>: a relay on demand', () => {
+  const post = (url: string, name: string, token?: string) =>
+    fetch(`${url}/network/${name}`, {
+      method: 'POST',
+      headers: { connection: 'close', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    });
+  const relayable = Object.values(PROFILES).filter((p) => !p.direct);
+
+  it('starts the profile’s relay once (201, then 200), serves the lab through it, and closes it with the server', async () => {
+    const running = await startLab({ demo: false }, { networksOnDemand: true });
+    expect((await network(running.url)).onDemand).toEqual(relayable);
+
+    // Two at once start one relay.
+    const [a, b] = await Promise.all([post(running.url, '3g'), post(running.url, '3g')]);
+    expect([a.status, b.status].sort()).toEqual([200, 201]);
+    const choice = (await a.json()) as NetworkAnswer['available'][number];
+    expect(await b.json()).toEqual(choice);
+    expect(choice).toMatchObject({ name: '3g', profile: PROFILES['3g'] });
+    const relayUrl = choice.url.slice(0, -1);
+    expect(relayUrl).not.toBe(running.url);
+
+    // Through it: the answer names 3G, lists it, and no longer offers it.
+    const through = await network(relayUrl);
+    expect(through.current).toEqual(PROFILES['3g']);
+    expect(through.available.map((x) => x.name)).toEqual(['loopback', '3g']);
+    expect(through.onDemand.map((p) => p.name)).toEqual(relayable.filter((p) => p.name !== '3g').map((p) => p.name));
+    // loopback is the server itself: answered, nothing started.
+    const loopback = await post(running.url, 'loopback');
+    expect(loopback.status).toBe(200);
+    expect(await loopback.json()).toEqual({ name: 'loopback', url: `${running.url}/`, profile: PROFILES.loopback });
+
+    await running.app.close();
+    await expect(fetch(`${relayUrl}/network`, { headers: { connection: 'close' } })).rejects.toThrow();
+  });
+
+  it('refuses an unknown profile (404), a missing token (401), and a lab that cannot start one (409)', async () => {
+    const open = await startLab({ demo: false }, { networksOnDemand: true });
+    const unknown = await post(open.url, '5g');
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as { error: { code: string } }).error.code).toBe('LAB_ERR_UNKNOWN_NETWORK');
+    // A name that is an Object.prototype key is no profile either.
+    expect((await post(open.url, 'constructor')).status).toBe(404);
+
+    const guarded = await startLab({ demo: false, publishToken: 'secret-token-123456' }, { networksOnDemand: true });
+    const refused = await post(guarded.url, '4g');
+    expect(refused.status).toBe(401);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('LAB_ERR_UNAUTHORIZED');
+    expect((await network(guarded.url)).available).toHaveLength(1);
+    expect((await post(guarded.url, '4g', 'secret-token-123456')).status).toBe(201);
+
+    const fixed = await startLab({ demo: false });
+    const no = await post(fixed.url, '4g');
+    expect(no.status).toBe(409);
+    const body = (await no.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('LAB_ERR_NETWORK_FIXED');
+    expect(body.error.message).toContain('--network 4g');
   });
 });
 
@@ -191,8 +252,9 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard over a relay in Chromium', () => {
     expect(await info.getAttribute('data-network')).toBe('rtt-100');
     expect(await info.textContent()).toContain('rtt-100 · RTT 100 ms');
     expect(await info.textContent()).toContain('loss 0 %');
+    // The link to another network asks its page to set the rate where the transports differ there.
     expect(await page.locator('#network-links a[data-network="loopback"]').getAttribute('href')).toBe(
-      `${running.url}/`,
+      `${running.url}/?differ`,
     );
     expect(await page.locator('#network-links a[aria-current="page"]').getAttribute('data-network')).toBe('rtt-100');
 

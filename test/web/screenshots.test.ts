@@ -1,6 +1,7 @@
 /**
  * The screenshots in docs/, taken in real Chromium at 1280 × 800 from what ships: the dashboard on the
- * lab's own publisher (200 msg/s), every pane live, and the first screen of every committed report
+ * lab's own publisher (200 msg/s), every pane live; the dashboard on 3G, picked in the header of a plain
+ * lab (its relay started on demand) and set to where the transports differ; and the first screen of every committed report
  * (results/**.html, docs/screens/). Each run writes them to test-output/; with UPDATE_SCREENSHOTS=1 (on
  * purpose, then committed) into docs/ as well. Every page must fit 1280 px: no horizontal scroll, not
  * even inside a table's box; every chart of a report drawn with data; its answer on its first screen.
@@ -77,6 +78,63 @@ describe.skipIf(!HAVE_CHROMIUM)('screenshots in Chromium', () => {
     expect(errors).toEqual([]);
     await context.close();
   }, 60_000);
+
+  it('the dashboard on 3G, picked in the header of a plain lab: long polling falls behind within seconds', async () => {
+    // A lab as `npm start` runs it: demo publisher at its default rate, relays started on demand.
+    const lab = await startLab({ demo: true }, { networksOnDemand: true });
+    const context = await browser().newContext({ viewport: VIEWPORT });
+    const page = await context.newPage();
+    const errors = pageErrors(page);
+    await page.goto(`${lab.url}/`);
+    await page.waitForFunction(() => document.body.dataset.ready === 'true', undefined, { timeout: 30_000 });
+    // The header offers every profile; 3G starts its relay and opens the dashboard through it.
+    await page.click('#network-links button[data-network="3g"]');
+    await page.waitForURL((u) => u.port !== new URL(lab.url).port, { timeout: 30_000 });
+    await page.waitForFunction(
+      () =>
+        document.body.dataset.ready === 'true' &&
+        document.querySelector('#network-info')?.getAttribute('data-network') === '3g',
+      undefined,
+      { timeout: 30_000 },
+    );
+    // Arriving from the link set the rate where the transports differ on 3G: three messages per 300 ms RTT.
+    expect(lab.app.lab.generator.state.ratePerSec).toBe(10);
+    // A few seconds of live deliveries in every pane, and their p50 (catch-up on connect is not in it).
+    await page.waitForFunction(
+      ({ ts, n }) =>
+        ts.every((t) => {
+          const lab = (window as unknown as { __lab?: { panes: Record<string, { latency: { size: number } }> } }).__lab;
+          const el = document.querySelector<HTMLElement>(`[data-transport="${t}"]`);
+          return (lab?.panes[t]?.latency.size ?? 0) >= n && el?.dataset.p50Ms && el.dataset.bytesPerMsg;
+        }),
+      { ts: ['poll', 'sse', 'ws'], n: 40 },
+      { timeout: 40_000 },
+    );
+    const p50 = await page.evaluate(() =>
+      Object.fromEntries(
+        ['poll', 'sse', 'ws'].map((t) => [
+          t,
+          Number(document.querySelector<HTMLElement>(`[data-transport="${t}"]`)?.dataset.p50Ms),
+        ]),
+      ),
+    );
+    // Long polling pays a round trip for the messages that wait while its next request goes up the link.
+    expect(p50.poll, JSON.stringify(p50)).toBeGreaterThan(p50.ws! + 50);
+    expect(p50.poll, JSON.stringify(p50)).toBeGreaterThan(p50.sse! + 50);
+    // Bytes and requests per message on the first screen, beside each pane's latency.
+    const below = await page.evaluate(
+      (h) =>
+        Array.from(document.querySelectorAll('[data-field="bytesPerMsg"], [data-field="requestsPerMsg"]'))
+          .filter((e) => e.getBoundingClientRect().bottom > h)
+          .map((e) => e.closest<HTMLElement>('[data-transport]')?.dataset.transport),
+      VIEWPORT.height,
+    );
+    expect(below, 'wire figures below the first screen').toEqual([]);
+    expect((await overflow(page)).page, 'horizontal scroll at 1280 px').toBeLessThanOrEqual(0);
+    await shoot(page, 'dashboard-3g.png');
+    expect(errors).toEqual([]);
+    await context.close();
+  }, 90_000);
 
   it.each(REPORT_PAGES)(
     'results/%s: its answer on the first screen, every chart drawn, nothing scrolls sideways at 1280 px',
