@@ -13,6 +13,7 @@ import { Progress } from '../../../bench/plan/progress.js';
 import { reportModel } from '../../../report/model.js';
 import { validateReport } from '../../../report/schema.js';
 import type { FieldResult } from '../../../report/types.js';
+import { measureOnSchedule } from '../../helpers/on-schedule.js';
 import { requirePart } from '../../helpers/real-parts.js';
 import { parseBenchArgs } from '../../../bench/cli/options.js';
 import { runBench } from '../../../bench/stages/run-bench.js';
@@ -47,10 +48,8 @@ describe.skipIf(!HAVE_NGINX)('field failures behind nginx', () => {
   afterAll(() => env?.close());
 
   it('proxy buffering: gzip on a buffered SSE stream never opens it; the lab’s X-Accel-Buffering keeps every event flowing', async () => {
-    const rows = await measureBuffering(
-      env,
-      { clients: 5, ratePerSec: 10, payloadBytes: 100, durationSec: 1 },
-      { paired: true },
+    const rows = await measureOnSchedule(() =>
+      measureBuffering(env, { clients: 5, ratePerSec: 10, payloadBytes: 100, durationSec: 1 }, { paired: true }),
     );
     expect(rows).toHaveLength(4);
     const gzipNaive = row(rows, 'naive', 'sse', /gzip/);
@@ -69,10 +68,8 @@ describe.skipIf(!HAVE_NGINX)('field failures behind nginx', () => {
   }, 120_000);
 
   it('idle timeouts: without heartbeat, with a hold above the timeout, without pings the proxy cuts; the lab’s settings survive', async () => {
-    const rows = await measureTimeouts(
-      env,
-      { clients: 4, ratePerSec: 0.4, payloadBytes: 100, durationSec: 6 },
-      { paired: true },
+    const rows = await measureOnSchedule(() =>
+      measureTimeouts(env, { clients: 4, ratePerSec: 0.4, payloadBytes: 100, durationSec: 6 }, { paired: true }),
     );
     expect(rows).toHaveLength(6);
     for (const r of rows) expect(r.status, `${r.setting} ${r.transport}: ${r.reason}`).toBe('ok');
@@ -90,7 +87,9 @@ describe.skipIf(!HAVE_NGINX)('field failures behind nginx', () => {
   }, 180_000);
 
   it('a proxy that strips Upgrade: every WebSocket handshake is refused with 426 at once; SSE and long polling still deliver everything; the shipped config opens WebSocket', async () => {
-    const rows = await measureUpgrade(env, { clients: 3, ratePerSec: 10, payloadBytes: 100, durationSec: 1 });
+    const rows = await measureOnSchedule(() =>
+      measureUpgrade(env, { clients: 3, ratePerSec: 10, payloadBytes: 100, durationSec: 1 }),
+    );
     expect(rows.map((r) => `${r.setting} ${r.transport}`)).toEqual(['naive ws', 'naive sse', 'naive poll', 'lab ws']);
     for (const r of rows) expect(r.status, `${r.setting} ${r.transport}: ${r.reason}`).toBe('ok');
     const stripped = row(rows, 'naive', 'ws');
