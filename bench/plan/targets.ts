@@ -124,15 +124,15 @@ export function target(
       }
       return undefined;
     case 'floor':
-      // The floor serves what it is the floor of: SSE and WebSocket, cleartext HTTP/1.1.
-      if ((transport !== 'sse' && transport !== 'ws') || protocol !== 'http/1.1') return undefined;
+      // The floor serves every transport of the lab, cleartext HTTP/1.1 only.
+      if (protocol !== 'http/1.1') return undefined;
       return {
         server,
         transport,
         protocol,
         process: { script: 'floor', options: {} },
         clients: LAB_CLIENTS[transport],
-        holdsConnections: true,
+        holdsConnections: transport !== 'short-poll',
       };
     case 'better-sse':
     case 'fastify-sse':

@@ -1,9 +1,18 @@
 /**
  * The "floor" reference server: the leanest Node program that puts the lab's bytes on the wire for
- * GET /events (SSE) and GET /ws (WebSocket), and nothing else. Its CPU per message is what Node itself
- * costs on this machine for that traffic; the bench report divides every server's CPU by it.
+ * GET /poll (long and short polling), GET /events (SSE) and GET /ws (WebSocket), and nothing else. Its CPU
+ * per message is what Node itself costs on this machine for that traffic; the bench report divides every
+ * server's CPU by it.
  *
- * What makes it the floor, per batch of messages (everything published in one event-loop turn):
+ * Polling, per batch: the waiting polls are grouped by cursor (after a batch every waiter of a transport
+ * usually holds the same one), and each group's answer is built ONCE — the body and its header list,
+ * Content-Length included — and ended on every waiting response as it is (`res.writeHead(200, list)` with
+ * a flat array, which node:http writes without looking at names, then `res.end(body)`); a poll that
+ * finds messages is answered at once, a short poll (`timeout=0`) always; nothing per waiter but its entry in
+ * its cursor's Set and one timer, a function shared by all. node:http's own per-request work (the parser,
+ * IncomingMessage, ServerResponse, the Date header) stays: it is what a Node server answering polls pays.
+ *
+ * Streams, per batch of messages (everything published in one event-loop turn):
  * - ONE encode per transport: `wsWire` (every message as a whole unmasked text frame, headers
  *   included, in one Buffer) and `httpChunk(sseBatch(…))` (the SSE events as one HTTP/1.1 chunk, the
  *   bytes Node's res.write would frame), each built only if some client of that transport is live;
@@ -11,11 +20,10 @@
  *   the net.Socket: no per-socket framing (by `ws` or by Node's chunked encoder) nor copy, no batch limit;
  * - no framework, no feed abstraction, no hub, no stats beyond the counters the bench reads.
  *
- * What it is not (like bare, bench/servers/bare.ts; the bench does not exercise them): no /poll (404, as
- * any unknown path), no gap/reset announcements (a cursor older than retention resumes at the oldest
+ * What it is not (like bare, bench/servers/bare.ts; the bench does not exercise them): no gap/reset announcements (a cursor older than retention resumes at the oldest
  * retained message; a future cursor or a foreign `epoch` is "from now"), no publish over WebSocket,
- * no tokens, no origin checks, cleartext HTTP/1.1 only (SSE clients must speak HTTP/1.1: the live
- * chunks assume a chunked response).
+ * no tokens, no origin checks, no HEAD, cleartext HTTP/1.1 only (SSE clients must speak HTTP/1.1: the
+ * live chunks assume a chunked response).
  *
  * Same as the lab, so the bytes match (test/bench/servers/reference-servers.test.ts pins them): its DEFAULTS
  * (server/config.ts), encoders and frames (server/protocol.ts), query rules and errors
@@ -32,6 +40,8 @@ import {
   hello,
   httpChunk,
   jitteredRetryMs,
+  pollAnswer,
+  pollBody,
   SSE_HEADERS,
   sseBatch,
   sseControl,
@@ -40,7 +50,7 @@ import {
   wsWire,
   type Message,
 } from '../../server/protocol.js';
-import { parseCursor, parseEpoch } from '../../server/transports/params.js';
+import { parseCursor, parseEpoch, parseTimeout } from '../../server/transports/params.js';
 import {
   KEEP_ALIVE_TIMEOUT_MS,
   keepAlives,
@@ -54,7 +64,13 @@ import {
 import { Ledger } from './ledger.js';
 import { RetainedLog } from './log.js';
 
-const { pollBatchMax: BATCH_MAX, maxBufferedBytes: MAX_BUFFERED_BYTES, maxPayloadBytes: MAX_PAYLOAD_BYTES } = DEFAULTS;
+const {
+  pollBatchMax: BATCH_MAX,
+  pollTimeoutMs: POLL_TIMEOUT_MS,
+  pollMaxTimeoutMs: POLL_MAX_TIMEOUT_MS,
+  maxBufferedBytes: MAX_BUFFERED_BYTES,
+  maxPayloadBytes: MAX_PAYLOAD_BYTES,
+} = DEFAULTS;
 // The bench's config, for the `retry:` of each stream only (the wire test fixes its jitter at 0, as for the lab).
 const settings = resolveConfig(
   (JSON.parse(process.env.BENCH_SERVER_OPTS ?? '{}') as { config?: ConfigInput }).config ?? {},
@@ -99,6 +115,62 @@ interface SseClient extends Client {
 const wsClients = new Set<WsClient>();
 const sseClients = new Set<SseClient>();
 
+// ---- Polls --------------------------------------------------------------------------------------
+/** A poll's answer as node:http writes it: the flat header list (lowercase names, as the lab's) and the body. */
+interface PollReply {
+  head: string[];
+  body: Buffer;
+}
+/** The same header names and order as the lab's (Fastify's) poll answer. */
+function pollReply(cursor: number, messages: readonly Message[]): PollReply {
+  const body = Buffer.from(pollBody(pollAnswer(messages, messages[messages.length - 1]?.id ?? cursor, epoch)));
+  return {
+    head: [
+      'cache-control',
+      'no-store',
+      'content-type',
+      'application/json; charset=utf-8',
+      'content-length',
+      String(body.length),
+    ],
+    body,
+  };
+}
+const answer = (res: ServerResponse, r: PollReply): void => {
+  res.writeHead(200, r.head);
+  res.end(r.body);
+};
+interface HeldPoll {
+  res: ServerResponse;
+  cursor: number;
+  timer: NodeJS.Timeout;
+}
+/** Held long polls by cursor: every poll at one cursor gets the same answer, built once. */
+const held = new Map<number, Set<HeldPoll>>();
+/** The hold ran out: an empty answer at its own cursor. One function for every poll's timer. */
+function expire(p: HeldPoll): void {
+  const group = held.get(p.cursor);
+  if (!group?.delete(p)) return;
+  if (group.size === 0) held.delete(p.cursor);
+  counters.poll.connections--;
+  answer(p.res, pollReply(p.cursor, []));
+}
+
+function answerHeld(): void {
+  for (const [cursor, polls] of held) {
+    if (cursor >= log.lastId) continue; // held after the publish that scheduled this flush
+    held.delete(cursor);
+    const messages = after(cursor);
+    const reply = pollReply(cursor, messages);
+    for (const p of polls) {
+      clearTimeout(p.timer);
+      counters.poll.messagesOut += messages.length;
+      counters.poll.connections--;
+      answer(p.res, reply);
+    }
+  }
+}
+
 /** After a write: a client that cannot keep up is dropped rather than buffered without bound, as by the lab. */
 function slow(c: Client, key: 'sse' | 'ws'): boolean {
   if (c.socket.writableLength <= MAX_BUFFERED_BYTES) return false;
@@ -110,6 +182,7 @@ function slow(c: Client, key: 'sse' | 'ws'): boolean {
 function flush(): void {
   scheduled = false;
   if (flushed === log.lastId) return;
+  if (held.size > 0) answerHeld();
   // Everything since the last flush, in one batch: one write per socket per turn.
   const batch = after(flushed, Number.POSITIVE_INFINITY);
   const first = batch[0]!.id;
@@ -173,6 +246,40 @@ function catchUp<C extends Client>(c: C, live: Set<C>, write: (batch: Message[])
 }
 
 // ---- Routes -------------------------------------------------------------------------------------
+function onPoll(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): void {
+  const since = parseCursor(param(q, 'since'));
+  parseEpoch(param(q, 'epoch'));
+  const timeoutMs = parseTimeout(param(q, 'timeout'), POLL_TIMEOUT_MS, POLL_MAX_TIMEOUT_MS);
+  const key = timeoutMs === 0 ? 'short-poll' : 'poll';
+  ledger.claim(req.socket, key);
+  const c = counters[key];
+  c.requests++;
+  const cursor = log.start(since);
+  const messages = after(cursor);
+  if (messages.length > 0 || timeoutMs === 0) {
+    c.messagesOut += messages.length;
+    answer(res, pollReply(cursor, messages));
+    return;
+  }
+  let group = held.get(cursor);
+  if (!group) {
+    group = new Set();
+    held.set(cursor, group);
+  }
+  const poll = { res, cursor } as HeldPoll;
+  poll.timer = setTimeout(expire, timeoutMs, poll);
+  group.add(poll);
+  c.connections++;
+  res.once('close', () => {
+    // Answered (by a flush or the timer) is writableEnded; otherwise the client went away while held.
+    if (res.writableEnded || !group.delete(poll)) return;
+    clearTimeout(poll.timer);
+    if (group.size === 0 && held.get(cursor) === group) held.delete(cursor);
+    c.connections--;
+    c.disconnects.client++;
+  });
+}
+
 function onEvents(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): void {
   // Last-Event-ID wins: EventSource sends it on every reconnect, while the URL keeps the first `since`.
   const header = req.headers['last-event-id'];
@@ -229,7 +336,8 @@ function onWs(req: IncomingMessage, socket: Socket, head: Buffer, q: URLSearchPa
 const server = createServer((req, res) => {
   const [path, q] = route(req.url);
   try {
-    if (req.method === 'GET' && path === '/events') onEvents(req, res, q);
+    if (req.method === 'GET' && path === '/poll') onPoll(req, res, q);
+    else if (req.method === 'GET' && path === '/events') onEvents(req, res, q);
     else throw new HttpErrors.NOT_FOUND(req.method ?? 'GET', path);
   } catch (err) {
     const answer = thrownAnswer(err);
@@ -261,6 +369,7 @@ await serveReference({
   stats,
   stop() {
     stopKeepAlives();
+    for (const polls of held.values()) for (const p of polls) clearTimeout(p.timer);
     for (const c of wsClients) c.ws.terminate();
     for (const c of sseClients) c.res.destroy();
     wss.close();

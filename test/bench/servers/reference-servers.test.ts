@@ -12,8 +12,8 @@
  *   and IPC stop exits 0.
  * - The wire: bare, the floor and the lab are asked the same things over raw sockets and their answers
  *   compared after blanking what legitimately differs (Date, ts, epoch, and the lengths that follow
- *   from them); the floor only for what it serves (SSE, WebSocket).
- * - The floor's 404s (no /poll) and its /stats counts, on real sockets.
+ *   from them): polls (short, timed out, refused, held, from now) and streams alike.
+ * - The floor's 404s and its /stats counts, on real sockets.
  * - The event-loop window the runner opens and closes: every server reports the delay over exactly
  *   that interval.
  */
@@ -108,6 +108,14 @@ const SERVERS: ServerCase[] = [
     script: 'floor',
     options: {},
     transports: [
+      { name: 'poll', clients: longPollClients, key: 'poll', countsConnections: true },
+      {
+        name: 'short-poll',
+        clients: shortPollClients,
+        key: 'short-poll',
+        countsConnections: false,
+        options: { shortPollIntervalMs: 50 },
+      },
       { name: 'sse', clients: sseClients, key: 'sse', countsConnections: true },
       { name: 'ws', clients: wsClients, key: 'ws', countsConnections: true },
     ],
@@ -411,7 +419,7 @@ describe('the wire: bare and the floor vs the lab', () => {
       const fixedRetry = { config: { sseRetryJitterMs: 0 } };
       const start = (script: ServerScript) => wirePool.get(script, () => startServer(script, fixedRetry));
       [lab, bare, floor] = await Promise.all([start('lab'), start('bare'), start('floor')]);
-      const [l, b, f] = await Promise.all([ask(lab), ask(bare), ask(floor, false)]);
+      const [l, b, f] = await Promise.all([ask(lab), ask(bare), ask(floor)]);
       answers = { lab: l, bare: b, floor: f };
     },
     START_TIMEOUT_MS + 2 * WAIT_MS,
@@ -419,17 +427,13 @@ describe('the wire: bare and the floor vs the lab', () => {
   afterAll(() => wirePool.stop());
 
   it.each(['short-poll', 'timedOut', 'badCursor', 'held', 'heldFromNow', ...STREAMS])(
-    'bare, %s: the same head and body parts',
+    'bare and the floor, %s: the same head and body parts',
     (k) => {
       expect(answers!.lab[k]).toBeDefined();
       expect(answers!.bare[k]).toEqual(answers!.lab[k]);
+      expect(answers!.floor[k]).toEqual(answers!.lab[k]);
     },
   );
-
-  it.each(STREAMS)('floor, %s: the same head and body parts', (k) => {
-    expect(answers!.lab[k]).toBeDefined();
-    expect(answers!.floor[k]).toEqual(answers!.lab[k]);
-  });
 
   it('the streams carried the catch-up and every live message, one part each', () => {
     const { sse, sseResume, ws } = answers!.lab;
@@ -467,11 +471,9 @@ describe('the floor reference server', () => {
     floor = await shared('floor', {});
   }, START_TIMEOUT_MS);
 
-  it("answers /poll and unknown paths with 404 and the catalogue's LAB_ERR_NOT_FOUND body, counted nowhere", async () => {
+  it("answers unknown paths with 404 and the catalogue's LAB_ERR_NOT_FOUND body, counted nowhere", async () => {
     const before = await floor.stats();
     const asks = [
-      { request: GET('/poll?since=0'), path: '/poll' },
-      { request: GET('/poll?since=0&timeout=0'), path: '/poll' },
       { request: GET('/nope'), path: '/nope' },
       // An upgrade anywhere but /ws.
       { request: GET('/poll', UPGRADE), path: '/poll' },
