@@ -25,7 +25,7 @@ import { Generator } from './generator.js';
 import { publishRoutes } from './publish.js';
 import { answerAndClose, clientErrorHandler, errorAnswer, format, hostAllowedFor, rawErrorAnswer } from './refusals.js';
 import { type ReportModelOf, reportRoutes } from './reports.js';
-import statsRoutes, { Stats } from './stats.js';
+import statsRoutes, { settleEveryRoute, Stats } from './stats.js';
 import { loadCredentials } from './tls.js';
 import pollTransport from './transports/poll.js';
 import sseTransport from './transports/sse.js';
@@ -163,6 +163,9 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
       .end(body);
   });
 
+  // Before any route is added: every route but GET /poll settles its bytes at the end of its responses.
+  settleEveryRoute(app, stats);
+
   // CORS for /poll, /events and /publish (cors.ts): first of the onRequest hooks, so that the refusals
   // below carry Access-Control-Allow-Origin to a listed origin too.
   await app.register(labCors, { config });
@@ -204,6 +207,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   });
   const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
   app.setNotFoundHandler((request, reply) => {
+    // No route, so no route-level hook (stats.ts settleEveryRoute): the answer settles its own bytes.
+    reply.raw.once('close', () => stats.settle(request.raw, true));
     const path = request.url.split('?')[0]!;
     // RFC 9110 §15.5.6: a path that exists under other methods is 405, with the methods it has.
     const allow = METHODS.filter((method) => app.findRoute({ method, url: path }) !== null);

@@ -7,7 +7,7 @@ import type { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { LastWindow, type EventLoopDelay } from './event-loop.js';
@@ -440,6 +440,25 @@ function buildRegistry(): Registry & { scrape(snapshot: StatsSnapshot): Promise<
   });
 }
 
+/**
+ * Every response moves its socket's byte mark (Stats.settle), so that a keep-alive socket that carried
+ * a /publish or a /stats before a /poll does not charge those bytes to the poll. A route-level onResponse
+ * hook on every route but those that settle their own connection (`config: { settlesBytes: true }`:
+ * GET /poll, in the close listener it has anyway), so that the poll path runs no hook for it. app.ts
+ * calls this before registering any route; the not-found handler settles its own answers.
+ */
+export function settleEveryRoute(app: FastifyInstance, stats: Stats): void {
+  const settle = (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
+    stats.settle(request.raw, true);
+    done();
+  };
+  app.addHook('onRoute', (route) => {
+    if ((route.config as { settlesBytes?: boolean } | undefined)?.settlesBytes) return;
+    const own = route.onResponse === undefined ? [] : [route.onResponse].flat();
+    route.onResponse = [...own, settle] as NonNullable<typeof route.onResponse>;
+  });
+}
+
 export default fp(
   /**
    * `gather`, when given, collects every worker's snapshot (this one's included) so that any worker
@@ -447,12 +466,6 @@ export default fp(
    */
   async function statsRoutes(app: FastifyInstance, opts: { stats: Stats; feed: Feed; gather?: Gather | undefined }) {
     const { stats, feed, gather: makeGather } = opts;
-    // Every response moves its socket's byte mark, so that a keep-alive socket that carried a
-    // /publish before a /poll does not charge the publish bytes to the poll.
-    app.addHook('onResponse', (request, _reply, done) => {
-      stats.settle(request.raw, true);
-      done();
-    });
     const gather = makeGather?.(() => stats.snapshot(feed));
     const snapshot = async (): Promise<StatsSnapshot> => (gather ? sumSnapshots(await gather()) : stats.snapshot(feed));
     app.get('/stats', async (_request, reply) => {
