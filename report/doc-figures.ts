@@ -101,6 +101,12 @@ export const DOC_FIGURES: Readonly<Record<string, Key>> = Object.freeze({
   // docs/bench.md — the default suite: how long it took, its targets and its p99 at 2,000 msg/s
   'suite.duration': (r) => fmtDuration((Date.parse(r.suite.finishedAt) - Date.parse(r.suite.startedAt)) / 1000),
   'targets.met': (r) => count(goalRows(r.suite).filter((g) => g.met === true).length),
+  // The floor's CPU per message ÷ Socket.IO's, WebSocket, 100 clients × 100 msg/s: why "lab ≤ 0.5 × Socket.IO" was retired.
+  'floor.ws.vsSocketio': (r) => {
+    const at = { transport: 'ws' as const, name: '100c-100r' };
+    const floor = med(scenario(r.suite, { ...at, server: 'floor' }).serverMetrics.cpuUsPerMsg);
+    return fixed(floor / med(scenario(r.suite, { ...at, server: 'socketio' }).serverMetrics.cpuUsPerMsg), 2);
+  },
   'targets.total': (r) => count(goalRows(r.suite).length),
   'p99.2000.poll': (r) => p99(scenario(r.suite, { transport: 'poll', name: '100c-2000r' })),
   'p99.2000.bare.poll': (r) => p99(scenario(r.suite, { transport: 'poll', name: '100c-2000r', server: 'bare' })),

@@ -1175,7 +1175,7 @@ export function reportModel(report: Report): ReportModel {
     sections.push({
       title: 'Targets (the lab’s own overhead)',
       intro:
-        'For the lab’s developers: the lab’s own overhead targets (report/goals.ts), each from this run’s medians: CPU per message against the floor (the least Node needs for the same bytes), bare and Socket.IO; idle heap against bare; p99 at 100 clients × 2,000 msg/s. Loopback, cleartext HTTP/1.1.',
+        'For the lab’s developers: the lab’s own overhead targets (report/goals.ts), each from this run’s medians: CPU per message against the floor (the least Node needs for the same bytes, every transport), bare and each peer that serves the transport; idle heap per connection against bare and the peers; p99 at 100 clients × 2,000 msg/s; loopback, cleartext HTTP/1.1. Over HTTP/2 + TLS: CPU per message against bare on HTTP/2.',
       groups: [{ table: goalsTable(goals) }],
     });
   }

@@ -22,7 +22,7 @@ export const REPORT_SCHEMA = 'transport-lab/bench@1';
 
 /**
  * `lab-redis`: the lab on the Redis feed, for comparing feeds in one run. `floor`: the leanest Node
- * program that puts the same SSE and WebSocket bytes on the wire (bench/servers/floor.ts), the physical
+ * program that puts the same bytes on the wire on every transport (bench/servers/floor.ts), the physical
  * limit every server's CPU is divided by (`vsFloor`). `better-sse` and `fastify-sse`: the SSE libraries
  * users would otherwise install (bench/servers/better-sse.ts, fastify-sse.ts). `shift`: the polling
  * snippet that tutorials teach (bench/servers/shift.ts), measured by `--claims` only.
@@ -214,7 +214,7 @@ export const ScenarioResult = Obj(
     ),
     /**
      * This server's figure divided by the floor server's (bench/servers/floor.ts) for the same transport,
-     * network and parameters (medians): SSE and WebSocket, every server but the floor itself.
+     * network and parameters (medians): every transport the floor served, every server but the floor itself.
      */
     vsFloor: Type.Optional(Obj({ cpuUsPerMsg: Type.Number(), latencyP99: Type.Number() })),
     /** Protocol floor (lab only): bytes per message beyond the payload, and what the protocol needs at least. */

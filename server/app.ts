@@ -240,6 +240,20 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(pollTransport, transportOptions);
   await app.register(sseTransport, transportOptions);
   await app.register(wsTransport, transportOptions);
+  // The usual long poll skips Fastify: every HTTP/1.1 request from an allowed Host while the lab is not
+  // closing is first offered to transports/poll.ts's node:http path (a plain GET /poll: no Origin, no
+  // Upgrade, a query it reads as Fastify would); whatever it leaves — and every other request — goes
+  // through Fastify as before, with its hooks and its LAB_ERR_* answers. Not over HTTP/2.
+  if (protocol !== 'h2') {
+    type Listener = (req: IncomingMessage, res: ServerResponse) => void;
+    const viaFastify = app.server.listeners('request')[0] as Listener;
+    app.server.removeListener('request', viaFastify);
+    app.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const host = req.headers.host;
+      const plain = !closing && host !== undefined && (hostAllowed === undefined || hostAllowed(host));
+      if (!plain || req.httpVersion !== '1.1' || !app.pollRaw(req, res)) viaFastify(req, res);
+    });
+  }
   await app.register(controlRoutes, { generator, token: config.publishToken, maxPayloadBytes: config.maxPayloadBytes });
   await app.register(reportRoutes, { resultsDir: config.resultsDir, model: options.reportModel });
   await app.register(networkRoutes, {

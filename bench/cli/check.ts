@@ -1,6 +1,6 @@
 /**
  * `npm run bench:check` — the CI regression gate on transport overhead. Runs the fixed `check` suite
- * (lab and bare, every transport, and the floor server for SSE and WebSocket, ≤ 4 min) and compares it
+ * (lab, bare and the floor server, every transport, ≤ 4 min) and compares it
  * with the committed results/baseline.json.
  *
  * What is gated, and why those tolerances (the measured spread behind each: docs/testing.md):

@@ -158,7 +158,7 @@ const counterpart = (
 /**
  * `vsBare`: lab ÷ bare for the same scenario, network and transport as a ratio of medians (ratioOfMedians), when
  * both are valid and every ratio is a number. The CI gate takes the median of paired ratios instead.
- * `vsFloor`: any server ÷ the floor (SSE and WebSocket, where the floor ran), the same way.
+ * `vsFloor`: any server ÷ the floor (every transport, where the floor ran), the same way.
  */
 export function addRatios(results: ScenarioResult[]): void {
   for (const r of results) {

@@ -111,19 +111,22 @@ export const targetsOf = (opts: Pick<BenchOptions, 'transports' | 'servers' | 'l
 const cleartext = (opts: BenchOptions): boolean => protocolsOf(opts).includes('http/1.1');
 
 /**
- * The servers of all the lab's endpoints: the lab and bare. The floor serves only SSE and WebSocket
- * (its point is CPU), the peers (Socket.IO, the SSE libraries) their own.
+ * Where idle memory per connection is measured: the lab, bare and the peers a user would install instead
+ * (their transports that hold connections). Not the floor: its point is CPU.
  */
-const LAB_ENDPOINTS: readonly ServerName[] = ['lab', 'lab-redis', 'bare'];
+const MEMORY_SERVERS: readonly ServerName[] = ['lab', 'lab-redis', 'bare', 'socketio', 'better-sse', 'fastify-sse'];
 
-/** Idle memory is measured where idle clients hold connections, on the lab and bare, over cleartext HTTP/1.1. */
+/** Idle memory is measured where idle clients hold connections, on the lab, bare and the peers, over cleartext HTTP/1.1. */
 export const memoryTargets = (opts: BenchOptions): Target[] =>
   opts.memory && cleartext(opts)
     ? targetsOf(opts).filter(
         (t) =>
-          t.holdsConnections && (opts.memoryServers ?? LAB_ENDPOINTS).includes(t.server) && t.protocol === 'http/1.1',
+          t.holdsConnections && (opts.memoryServers ?? MEMORY_SERVERS).includes(t.server) && t.protocol === 'http/1.1',
       )
     : [];
+
+/** The servers of all the lab's endpoints (/publish, /poll, /stats…): the lab and bare. */
+const LAB_ENDPOINTS: readonly ServerName[] = ['lab', 'lab-redis', 'bare'];
 
 /** autocannon speaks the lab's HTTP endpoints (cleartext, /poll among them). */
 export const cannonServers = (opts: BenchOptions): ServerName[] =>

@@ -210,7 +210,7 @@ export const METHOD: Record<string, string> = {
     'Each repeat runs every server once (lab, bare, socketio, lab, bare, …); figures are medians over repeats with min–max; counts are totals.',
   vsBare: 'Lab median ÷ bare median for the same scenario, measured in the same run.',
   vsFloor:
-    'Any server’s median ÷ the floor server’s median (bench/servers/floor.ts: no framework, each batch framed once, headers included, and the same Buffer written to every socket, one write per socket per event-loop turn) for the same SSE or WebSocket scenario, measured in the same run: how far a server is from the least CPU Node needs to put the same bytes on the wire.',
+    'Any server’s median ÷ the floor server’s median (bench/servers/floor.ts: no framework, each batch framed once, headers included, and the same Buffer written to every socket, one write per socket per event-loop turn) for the same scenario and transport, measured in the same run; for polls, the waiting polls grouped by cursor, each group’s answer built once: how far a server is from the least CPU Node needs to put the same bytes on the wire.',
   autocannon:
     'autocannon against GET /poll catch-up (10 retained messages of 100 B, answered at once) and POST /publish; bytes per request = response bytes / requests.',
   micro:

@@ -28,15 +28,18 @@ export class MemoryFeed implements Feed {
   }
 
   read(cursor: number, limit: number, epoch?: string): Promise<ReadResult> {
-    if (epoch !== undefined && epoch !== this.epoch)
-      return Promise.resolve({ kind: 'reset', reason: 'epoch-mismatch' });
-    if (cursor > this.#lastId) return Promise.resolve({ kind: 'reset', reason: 'future-cursor' });
+    return Promise.resolve(this.readNow(cursor, limit, epoch));
+  }
+
+  readNow(cursor: number, limit: number, epoch?: string): ReadResult {
+    if (epoch !== undefined && epoch !== this.epoch) return { kind: 'reset', reason: 'epoch-mismatch' };
+    if (cursor > this.#lastId) return { kind: 'reset', reason: 'future-cursor' };
     const { firstId } = this.info();
     const start = Math.max(cursor + 1, firstId);
     const end = Math.min(this.#lastId, start + limit - 1);
     const messages: Message[] = [];
     for (let id = start; id <= end; id++) messages.push(this.#ring[(id - 1) % this.#retention]!);
-    return Promise.resolve(cursor + 1 < firstId ? { kind: 'gap', firstId, messages } : { kind: 'messages', messages });
+    return cursor + 1 < firstId ? { kind: 'gap', firstId, messages } : { kind: 'messages', messages };
   }
 
   append(data: unknown): Promise<Message> {

@@ -53,6 +53,8 @@ export interface Feed {
    * not this feed's epoch the answer is a `reset`.
    */
   read(cursor: number, limit: number, epoch?: string): Promise<ReadResult>;
+  /** read(), answered at once: the memory feed, whose reads neither wait nor fail, has it (a poll's hot path). */
+  readNow?(cursor: number, limit: number, epoch?: string): ReadResult;
   /**
    * Appends one message; resolves once it is in the log (for Redis: in the stream, so every instance
    * will serve it). This process's subscribers are told synchronously on the memory feed; on Redis,

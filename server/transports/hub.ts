@@ -16,7 +16,7 @@
  *   bug, reported through `onError`, and ends only the subscribers it touched, never the fan-out.
  */
 import type { EventEmitter } from 'node:events';
-import { FeedUnavailableError, type Feed, type FeedEvent, type Message } from '../feed/types.js';
+import { FeedUnavailableError, type Feed, type FeedEvent, type Message, type ReadResult } from '../feed/types.js';
 import type { Announcement } from '../protocol.js';
 import type { DisconnectReason } from '../stats.js';
 import type { FeedTail } from './tail.js';
@@ -270,15 +270,36 @@ export interface ReadAfter {
  * FeedUnavailableError when the store cannot be read.
  */
 export async function readAfter(feed: Feed, cursor: number, limit: number, epoch?: string): Promise<ReadAfter> {
+  const first = await readOrFail(feed, cursor, limit, epoch);
+  return first.kind === 'reset'
+    ? afterRead(feed, 0, await readOrFail(feed, 0, limit), first)
+    : afterRead(feed, cursor, first);
+}
+
+/** readAfter on a feed that reads at once (Feed.readNow: the memory feed), without a promise. */
+export function readAfterNow(
+  feed: Feed & Required<Pick<Feed, 'readNow'>>,
+  cursor: number,
+  limit: number,
+  epoch?: string,
+): ReadAfter {
+  const first = feed.readNow(cursor, limit, epoch);
+  return first.kind === 'reset' ? afterRead(feed, 0, feed.readNow(0, limit), first) : afterRead(feed, cursor, first);
+}
+
+/** A read from `cursor` as readAfter answers it: after `reset` (the first read's), announced first. */
+function afterRead(
+  feed: Feed,
+  cursor: number,
+  result: ReadResult,
+  reset?: Extract<ReadResult, { kind: 'reset' }>,
+): ReadAfter {
   const announcements: Announcement[] = [];
-  let result = await readOrFail(feed, cursor, limit, epoch);
-  if (result.kind === 'reset') {
-    const { epoch: feedEpoch, lastId } = feed.info();
-    announcements.push({ type: 'reset', reason: result.reason, epoch: feedEpoch, lastId });
-    cursor = 0;
-    result = await readOrFail(feed, 0, limit);
-    if (result.kind === 'reset') throw new Error('feed answered reset for cursor 0');
+  if (reset) {
+    const { epoch, lastId } = feed.info();
+    announcements.push({ type: 'reset', reason: reset.reason, epoch, lastId });
   }
+  if (result.kind === 'reset') throw new Error('feed answered reset for cursor 0');
   if (result.kind === 'gap') {
     announcements.push({ type: 'gap', since: cursor, firstId: result.firstId, missed: result.firstId - 1 - cursor });
     cursor = result.firstId - 1;

@@ -6,13 +6,15 @@
  * is plain short polling and is counted apart (`short-poll`). The client's cursor and the feed's
  * retention are the whole buffer: nothing is queued per client.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Message } from '../feed/types.js';
-import { HttpErrors } from '../errors.js';
+import type { Feed, Message } from '../feed/types.js';
+import { ERRORS, HttpErrors } from '../errors.js';
 import type { DisconnectReason } from '../stats.js';
 import { pollAnswer, pollBody, type Announcement } from '../protocol.js';
-import { Hub, isFeedError, readAfter, type Subscriber } from './hub.js';
+import { Hub, isFeedError, readAfter, readAfterNow, type ReadAfter, type Subscriber } from './hub.js';
 
 import {
   isHttp2,
@@ -24,8 +26,76 @@ import {
   type TransportOptions,
 } from './params.js';
 
-/** A message's JSON beyond its data, at most: `{"id":…,"ts":…,"data":}` and the comma between messages. */
-const MESSAGE_FRAME_BYTES = 64;
+/** Where a poll's answer goes: Fastify's reply, or node:http's response (RawOut). */
+interface PollOut {
+  send(body: string | Buffer): void;
+  /** A LAB_ERR_* error (an HttpErrors instance), answered with its status and JSON body. */
+  fail(err: Error): void;
+  /** Shutdown: the answer tells an HTTP/1.1 client not to reuse the connection. */
+  closeConnection(): void;
+}
+
+/** A poll answered on node:http's own response: the header list pre-built, the same bytes as Fastify's. */
+class RawOut implements PollOut {
+  #close = false;
+  constructor(readonly res: ServerResponse) {}
+  send(body: string | Buffer): void {
+    const head = [...(this.#close ? CLOSE_HEAD : []), ...POLL_HEAD, 'content-length', String(Buffer.byteLength(body))];
+    this.res.writeHead(200, head);
+    this.res.end(body);
+  }
+  fail(err: Error): void {
+    const e = err as Error & { code?: string; statusCode?: number };
+    const status = e.statusCode ?? 500;
+    const body = JSON.stringify({
+      error: e.code?.startsWith('LAB_ERR_')
+        ? { code: e.code, message: e.message }
+        : { code: ERRORS.INTERNAL.code, message: ERRORS.INTERNAL.message },
+    });
+    this.res.writeHead(e.code?.startsWith('LAB_ERR_') ? status : 500, [
+      ...(this.#close ? CLOSE_HEAD : []),
+      'content-type',
+      'application/json; charset=utf-8',
+      'content-length',
+      String(Buffer.byteLength(body)),
+    ]);
+    this.res.end(body);
+  }
+  closeConnection(): void {
+    this.#close = true;
+  }
+}
+const CLOSE_HEAD: readonly string[] = Object.freeze(['connection', 'close']);
+
+/**
+ * The poll parameters of a query string (`since=…&timeout=…`), decoded as Fastify's query parser decodes
+ * them (`+` is a space, percent-escapes); undefined when one of them comes twice or does not decode,
+ * which Fastify's route then refuses with its own answer. Other parameters are ignored, as by the route.
+ */
+function pollQuery(search: string): { since?: string; epoch?: string; timeout?: string } | undefined {
+  const q: { since?: string; epoch?: string; timeout?: string } = {};
+  if (search === '') return q;
+  for (const pair of search.split('&')) {
+    const eq = pair.indexOf('=');
+    const name = eq < 0 ? pair : pair.slice(0, eq);
+    if (name !== 'since' && name !== 'epoch' && name !== 'timeout') {
+      if (/[%+]/.test(name)) return undefined; // an encoded name could decode to one of ours
+      continue;
+    }
+    if (q[name] !== undefined) return undefined;
+    let value = eq < 0 ? '' : pair.slice(eq + 1);
+    if (/[%+]/.test(value)) {
+      try {
+        value = decodeURIComponent(value.replaceAll('+', ' '));
+      } catch {
+        return undefined;
+      }
+    }
+    q[name] = value;
+  }
+  return q;
+}
+
 /** The headers of every poll answer, in Fastify's order: what a client caches, what it parses. */
 const POLL_HEAD: readonly string[] = Object.freeze([
   'cache-control',
@@ -34,11 +104,19 @@ const POLL_HEAD: readonly string[] = Object.freeze([
   'application/json; charset=utf-8',
 ]);
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Serves `req` if it is a plain GET poll (true), past Fastify; false leaves it to Fastify (poll.ts). */
+    pollRaw: (req: IncomingMessage, res: ServerResponse) => boolean;
+  }
+}
+
 export default fp(
   async function pollTransport(app, opts: TransportOptions) {
     const { feed, tail, config, stats, extraWork } = opts;
     const epochOf = () => feed.info().epoch;
     const memory = feed.kind === 'memory';
+    const readsNow = feed.readNow ? (feed as Feed & Required<Pick<Feed, 'readNow'>>) : undefined;
     // Every poller held at the same cursor gets the same bytes: encode the answer once per batch, to a
     // Buffer, so that no answer converts (and measures) the same string again.
     const hub = new Hub<Buffer>(feed, tail, {
@@ -56,10 +134,9 @@ export default fp(
      * The longest prefix of `messages` whose answer stays within maxBufferedBytes, one message at least:
      * what one poll may leave queued on its connection, the bound a stream's queue has (node:http reads no
      * further pipelined request while an answer waits to drain). The client gets the rest on its next
-     * poll, from this answer's lastId. Free when the batch cannot reach the bound.
+     * poll, from this answer's lastId. Called only for an answer found over the bound.
      */
     const fitting = (messages: readonly Message[]): readonly Message[] => {
-      if (messages.length * (config.maxPayloadBytes + MESSAGE_FRAME_BYTES) <= config.maxBufferedBytes) return messages;
       let bytes = 0;
       for (let i = 0; i < messages.length; i++) {
         bytes += Buffer.byteLength(JSON.stringify(messages[i])) + 1;
@@ -67,6 +144,10 @@ export default fp(
       }
       return messages;
     };
+    /** Whether an answer is over maxBufferedBytes: its length in characters decides, but near the bound (UTF-8). */
+    const overBound = (body: string): boolean =>
+      body.length > config.maxBufferedBytes ||
+      (body.length * 3 > config.maxBufferedBytes && Buffer.byteLength(body) > config.maxBufferedBytes);
     /** The last oversized batch the hub handed the held polls, and the answer that fits: built once for all of them. */
     let trimmed: { batch: readonly Message[]; fit: readonly Message[]; body: Buffer } | undefined;
     const fitted = (batch: readonly Message[], encoded: Buffer | undefined) => {
@@ -83,7 +164,7 @@ export default fp(
       readonly #timer: NodeJS.Timeout;
       constructor(
         public cursor: number,
-        readonly reply: FastifyReply,
+        readonly out: PollOut,
         timeoutMs: number,
       ) {
         // One function for every poll's timer, the poll as its argument: no closure per held poll.
@@ -105,13 +186,13 @@ export default fp(
           case 'reset': {
             if (this.closed) return;
             this.#finish();
-            send(this.reply, pollBody(pollAnswer([], a.type === 'gap' ? a.firstId - 1 : 0, epochOf(), [a])));
+            this.out.send(pollBody(pollAnswer([], a.type === 'gap' ? a.firstId - 1 : 0, epochOf(), [a])));
             break;
           }
           case 'feed-down':
             if (this.closed) return;
             this.#finish();
-            this.reply.send(new HttpErrors.FEED_UNAVAILABLE(a.message));
+            this.out.fail(new HttpErrors.FEED_UNAVAILABLE(a.message));
             break;
           case 'feed-up':
             break;
@@ -122,7 +203,7 @@ export default fp(
       kill(reason: DisconnectReason): void {
         if (this.closed) return;
         stats.transports.poll.disconnects[reason]++;
-        if (reason === 'shutdown' && !isHttp2(this.reply.request)) this.reply.header('connection', 'close');
+        if (reason === 'shutdown') this.out.closeConnection();
         this.#answer([], undefined);
       }
       /** The client went away before an answer: forget it. */
@@ -144,9 +225,18 @@ export default fp(
         extraWork?.poll?.(messages);
         const last = messages[messages.length - 1];
         const body = encoded ?? pollBody(pollAnswer(messages, last ? last.id : this.cursor, epochOf()));
-        send(this.reply, body);
+        this.out.send(body);
       }
     }
+
+    /** A poll's answer through Fastify's reply: HEAD, HTTP/2, CORS, and whatever node:http's path passed on. */
+    const viaFastify = (reply: FastifyReply): PollOut => ({
+      send: (body) => send(reply, body),
+      fail: (err) => reply.send(err),
+      closeConnection: () => {
+        if (!isHttp2(reply.request)) reply.header('connection', 'close');
+      },
+    });
 
     function send(reply: FastifyReply, body: string | Buffer): void {
       if (reply.request.method !== 'GET' || isHttp2(reply.request)) {
@@ -179,23 +269,39 @@ export default fp(
         send(reply, pollBody(pollAnswer([], startCursor(feed, since), epochOf())));
         return;
       }
+      servePoll(since, epoch, timeoutMs, request.raw, reply.raw, viaFastify(reply));
+    });
+
+    /**
+     * A GET poll after its query was read: counted, answered at once (messages, announcements, or a
+     * short poll) or held until the next batch, its timeout, or a store event. `out` is where the answer
+     * goes; `res` closing before it is the client going away.
+     */
+    function servePoll(
+      since: number | undefined,
+      epoch: string | undefined,
+      timeoutMs: number,
+      req: IncomingMessage | Http2ServerRequest,
+      res: ServerResponse | Http2ServerResponse,
+      out: PollOut,
+    ): void {
       const key = timeoutMs === 0 ? 'short-poll' : 'poll';
       const counters = stats.transports[key];
-      stats.claim(request.raw, key);
+      stats.claim(req, key);
       counters.requests++;
       counters.connections++;
       let poll: HeldPoll | undefined;
-      reply.raw.once('close', () => {
+      res.once('close', () => {
         counters.connections--;
         // 'close' on the response before it finished means the client went away while held.
-        if (poll !== undefined && !reply.raw.writableFinished) poll.abandon();
-        stats.settle(request.raw, true);
+        if (poll !== undefined && !res.writableFinished) poll.abandon();
+        stats.settle(req, true);
       });
       const refuse = (err: unknown) =>
-        reply.send(isFeedError(err) ? new HttpErrors.FEED_UNAVAILABLE(err.message) : err);
+        out.fail((isFeedError(err) ? new HttpErrors.FEED_UNAVAILABLE(err.message) : err) as Error);
 
       const hold = (cursor: number) => {
-        const p = new HeldPoll(cursor, reply, timeoutMs);
+        const p = new HeldPoll(cursor, out, timeoutMs);
         poll = p;
         // Live at once (the usual case) or a catch-up read, which may fail.
         hub.joinLevel(p)?.catch((err: unknown) => {
@@ -213,18 +319,58 @@ export default fp(
         hold(cursor);
         return;
       }
-      readAfter(feed, cursor, config.pollBatchMax, epoch).then((first) => {
+      const answerOrHold = (first: ReadAfter) => {
         if (first.messages.length > 0 || first.announcements.length > 0 || timeoutMs === 0) {
-          const messages = fitting(first.messages);
+          const answer = (messages: readonly Message[]) =>
+            pollBody(
+              pollAnswer(messages, messages[messages.length - 1]?.id ?? first.cursor, epochOf(), first.announcements),
+            );
+          // Encoded once; only an answer over the bound is encoded again, shorter.
+          let messages = first.messages;
+          let body = answer(messages);
+          if (messages.length > 1 && overBound(body)) {
+            messages = fitting(messages);
+            body = answer(messages);
+          }
           counters.messagesOut += messages.length;
           extraWork?.[key]?.(messages);
-          const lastId = messages[messages.length - 1]?.id ?? first.cursor;
-          send(reply, pollBody(pollAnswer(messages, lastId, epochOf(), first.announcements)));
+          out.send(body);
           return;
         }
         hold(first.cursor);
-      }, refuse);
-    });
+      };
+      // The memory feed answers at once: no promise on the path of every short poll and every answer.
+      if (readsNow) answerOrHold(readAfterNow(readsNow, cursor, config.pollBatchMax, epoch));
+      else readAfter(feed, cursor, config.pollBatchMax, epoch).then(answerOrHold, refuse);
+    }
+
+    /**
+     * The usual long poll on node:http's own request and response, past Fastify's routing and hooks:
+     * app.ts hands it every HTTP/1.1 request from an allowed Host while the lab is not closing. It takes
+     * a `GET /poll` without Origin (CORS stays Fastify's) or Upgrade, whose query it reads as Fastify
+     * would (each parameter once at most); anything else — HEAD, a repeated or bad parameter, which
+     * Fastify then refuses with its LAB_ERR_* answer — it leaves alone and says false.
+     */
+    const pollRaw = (req: IncomingMessage, res: ServerResponse): boolean => {
+      const url = req.url ?? '';
+      if (req.method !== 'GET' || !(url === '/poll' || url.startsWith('/poll?'))) return false;
+      if (req.headers.origin !== undefined || req.headers.upgrade !== undefined) return false;
+      const q = pollQuery(url.slice(6));
+      if (q === undefined) return false;
+      let since: number | undefined;
+      let epoch: string | undefined;
+      let timeoutMs: number;
+      try {
+        since = parseCursor(q.since);
+        epoch = parseEpoch(q.epoch);
+        timeoutMs = parseTimeout(q.timeout, config.pollTimeoutMs, config.pollMaxTimeoutMs);
+      } catch {
+        return false;
+      }
+      servePoll(since, epoch, timeoutMs, req, res, new RawOut(res));
+      return true;
+    };
+    app.decorate('pollRaw', pollRaw);
 
     app.addHook('preClose', async () => {
       for (const poll of [...held]) poll.kill('shutdown');

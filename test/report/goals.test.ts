@@ -42,6 +42,60 @@ describe('targets', () => {
     );
   });
 
+  it('the lab against every peer where it serves the transport (CPU, idle heap) and against bare over HTTP/2', () => {
+    const r = fixture();
+    const labSse = find(r, 'lab', 'sse');
+    // A peer SSE library at twice the lab's CPU per message, and Socket.IO holding 100 B more per idle connection.
+    const twice = (f: typeof labSse.serverMetrics.cpuUsPerMsg) => ({
+      ...f,
+      median: f.median! * 2,
+      min: f.min! * 2,
+      max: f.max! * 2,
+      values: f.values.map((v) => (v === null ? null : v * 2)),
+    });
+    r.scenarios.push({
+      ...structuredClone(labSse),
+      server: 'better-sse',
+      serverMetrics: { ...labSse.serverMetrics, cpuUsPerMsg: twice(labSse.serverMetrics.cpuUsPerMsg) },
+    });
+    const labMem = r.memory.find((m) => m.server === 'lab' && m.transport === 'ws')!;
+    r.memory.push({
+      ...structuredClone(labMem),
+      server: 'socketio',
+      heapBytesPerConn: { ...labMem.heapBytesPerConn, median: labMem.heapBytesPerConn.median! + 100 },
+    });
+    // The small shape over HTTP/2 + TLS, lab at ×1.20 of bare.
+    for (const server of ['lab', 'bare'] as const) {
+      const s = structuredClone(find(r, server, 'poll'));
+      s.http = { ...(s.http ?? { headers: 'minimal', cookieBytes: 0 }), protocol: 'h2' } as ScenarioResult['http'];
+      if (server === 'lab') s.vsBare = { ...s.vsBare!, cpuUsPerMsg: 1.2 };
+      r.scenarios.push(s);
+    }
+    const rows = goalRows(r);
+    const peer = rows.find((x) => x.goal === 'CPU/msg lab ÷ better-sse')!;
+    expect(peer).toMatchObject({ where: 'small sse', limit: GOALS.peerRatio, met: true });
+    expect(peer.measured).toBeCloseTo(0.5, 9);
+    expect(rows.find((x) => x.goal === 'idle heap/conn lab − Socket.IO')).toMatchObject({
+      where: `${labMem.connections} idle ws`,
+      measured: -100,
+      met: true,
+    });
+    expect(rows.filter((x) => x.goal === 'CPU/msg lab ÷ bare, HTTP/2')).toEqual([
+      {
+        goal: 'CPU/msg lab ÷ bare, HTTP/2',
+        where: 'small poll',
+        measured: 1.2,
+        unit: 'ratio',
+        limit: GOALS.h2BareCpuRatio,
+        met: false,
+      },
+    ]);
+    // No "≤ 0.5 × Socket.IO" any more: the lab against Socket.IO at the peers' limit.
+    expect(rows.filter((x) => x.goal === 'CPU/msg lab ÷ Socket.IO').every((x) => x.limit === GOALS.peerRatio)).toBe(
+      true,
+    );
+  });
+
   it('a ratio over its limit is not met; an INVALID side is not measured, never met', () => {
     const r = fixture();
     const lab = find(r, 'lab', 'sse');

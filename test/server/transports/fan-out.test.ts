@@ -7,12 +7,12 @@ import { describe, expect, it } from 'vitest';
 import { MemoryFeed } from '../../../server/feed/memory.js';
 import { poll, publish, SseClient, startLab, until, WsClient } from '../../helpers/lab.js';
 
-/** A MemoryFeed that counts its reads. */
+/** A MemoryFeed that counts its reads: read() and readNow() alike (read answers through readNow). */
 class CountingFeed extends MemoryFeed {
   reads = 0;
-  override read(...args: Parameters<MemoryFeed['read']>): ReturnType<MemoryFeed['read']> {
+  override readNow(...args: Parameters<MemoryFeed['readNow']>): ReturnType<MemoryFeed['readNow']> {
     this.reads++;
-    return super.read(...args);
+    return super.readNow(...args);
   }
 }
 
