@@ -67,7 +67,9 @@ describe('targets', () => {
     // The small shape over HTTP/2 + TLS, lab at ×1.20 of bare.
     for (const server of ['lab', 'bare'] as const) {
       const s = structuredClone(find(r, server, 'poll'));
-      s.http = { ...(s.http ?? { headers: 'minimal', cookieBytes: 0 }), protocol: 'h2' } as ScenarioResult['http'];
+      s.http = { ...(s.http ?? { headers: 'minimal', cookieBytes: 0 }), protocol: 'h2' } as NonNullable<
+        ScenarioResult['http']
+      >;
       if (server === 'lab') s.vsBare = { ...s.vsBare!, cpuUsPerMsg: 1.2 };
       r.scenarios.push(s);
     }

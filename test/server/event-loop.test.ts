@@ -55,8 +55,9 @@ describe('LastWindow (the /stats view)', () => {
     await until(() => last.read().p50 > 0);
     stall(250);
     await until(() => last.read().max >= 250);
-    // Later windows without a stall replace it.
-    await until(() => last.read().max < 250, 10_000);
+    // Later windows without a stall replace it (beside other suites on two cores a window can be starved
+    // past 250 ms now and then; one that is not comes within seconds).
+    await until(() => last.read().max < 250, 30_000);
     expect(last.read().windowMs).toBeGreaterThan(0);
-  });
+  }, 40_000);
 });

@@ -130,6 +130,18 @@ describe.skipIf(!HAVE_CHROMIUM)('screenshots in Chromium', () => {
       VIEWPORT.height,
     );
     expect(below, 'wire figures below the first screen').toEqual([]);
+    // No label or figure cut short (ellipsis) or run into the next at 1280 px.
+    const labels = await page.evaluate(() => {
+      const shown = Array.from(
+        document.querySelectorAll<HTMLElement>('.counts dt, .counts dd, .pane-title, legend, .strip th'),
+      ).filter((e) => e.offsetParent !== null);
+      const cut = shown
+        .filter((e) => e.scrollWidth > e.clientWidth + 1)
+        .map((e) => `${e.closest<HTMLElement>('[data-transport]')?.dataset.transport ?? ''} ${e.textContent}`);
+      return { checked: shown.length, cut };
+    });
+    expect(labels.checked).toBeGreaterThan(40);
+    expect(labels.cut, 'labels cut at 1280 px').toEqual([]);
     expect((await overflow(page)).page, 'horizontal scroll at 1280 px').toBeLessThanOrEqual(0);
     await shoot(page, 'dashboard-3g.png');
     expect(errors).toEqual([]);

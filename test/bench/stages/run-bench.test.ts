@@ -103,6 +103,8 @@ describe('npm run bench (smoke)', () => {
       'bare/short-poll',
       'bare/sse',
       'bare/ws',
+      'floor/poll',
+      'floor/short-poll',
       'floor/sse',
       'floor/ws',
       'lab/poll',
@@ -121,10 +123,9 @@ describe('npm run bench (smoke)', () => {
     }
     const labWs = report.scenarios.find((s) => s.server === 'lab' && s.transport === 'ws')!;
     expect(labWs.vsBare?.bytesOutPerMsg).toBeGreaterThan(0);
-    // Every server's SSE and WebSocket rows against the floor measured in the same run; the floor's own
-    // rows and the transports it does not serve have none.
+    // Every server's rows against the floor measured in the same run, on every transport; the floor's own have none.
     for (const s of report.scenarios) {
-      const compared = s.server !== 'floor' && (s.transport === 'sse' || s.transport === 'ws');
+      const compared = s.server !== 'floor';
       expect(s.vsFloor === undefined, `${s.server}/${s.transport}`).toBe(!compared);
       if (s.vsFloor) {
         const floor = report.scenarios.find((f) => f.server === 'floor' && f.transport === s.transport)!;
