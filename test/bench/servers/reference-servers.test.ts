@@ -87,38 +87,30 @@ interface ServerCase {
   transports: TransportCase[];
 }
 
+/** The lab's four transports with the lab's own clients: what bare and the floor both serve. */
+const LAB_TRANSPORTS: TransportCase[] = [
+  { name: 'poll', clients: longPollClients, key: 'poll', countsConnections: true },
+  {
+    name: 'short-poll',
+    clients: shortPollClients,
+    key: 'short-poll',
+    countsConnections: false,
+    options: { shortPollIntervalMs: 50 },
+  },
+  { name: 'sse', clients: sseClients, key: 'sse', countsConnections: true },
+  { name: 'ws', clients: wsClients, key: 'ws', countsConnections: true },
+];
+
 const SERVERS: ServerCase[] = [
   {
     script: 'bare',
     options: {},
-    transports: [
-      { name: 'poll', clients: longPollClients, key: 'poll', countsConnections: true },
-      {
-        name: 'short-poll',
-        clients: shortPollClients,
-        key: 'short-poll',
-        countsConnections: false,
-        options: { shortPollIntervalMs: 50 },
-      },
-      { name: 'sse', clients: sseClients, key: 'sse', countsConnections: true },
-      { name: 'ws', clients: wsClients, key: 'ws', countsConnections: true },
-    ],
+    transports: LAB_TRANSPORTS,
   },
   {
     script: 'floor',
     options: {},
-    transports: [
-      { name: 'poll', clients: longPollClients, key: 'poll', countsConnections: true },
-      {
-        name: 'short-poll',
-        clients: shortPollClients,
-        key: 'short-poll',
-        countsConnections: false,
-        options: { shortPollIntervalMs: 50 },
-      },
-      { name: 'sse', clients: sseClients, key: 'sse', countsConnections: true },
-      { name: 'ws', clients: wsClients, key: 'ws', countsConnections: true },
-    ],
+    transports: LAB_TRANSPORTS,
   },
   {
     script: 'socketio',
