@@ -26,6 +26,13 @@ import {
   type TransportOptions,
 } from './params.js';
 
+/** The poll a response answers, for the one close listener all of them share. */
+const POLL = Symbol('lab.poll');
+type PollResponse = (ServerResponse | Http2ServerResponse) & { [POLL]?: { closed(): void } };
+function pollClosed(this: PollResponse): void {
+  this[POLL]?.closed();
+}
+
 /** Where a poll's answer goes: Fastify's reply, or node:http's response (RawOut). */
 interface PollOut {
   send(body: string | Buffer): void;
@@ -72,6 +79,9 @@ const CLOSE_HEAD: readonly string[] = Object.freeze(['connection', 'close']);
  * them (`+` is a space, percent-escapes); undefined when one of them comes twice or does not decode,
  * which Fastify's route then refuses with its own answer. Other parameters are ignored, as by the route.
  */
+/** Whether a query component has escapes to decode (`%XX`, `+`). */
+const escaped = (x: string): boolean => x.includes('%') || x.includes('+');
+
 function pollQuery(search: string): { since?: string; epoch?: string; timeout?: string } | undefined {
   const q: { since?: string; epoch?: string; timeout?: string } = {};
   if (search === '') return q;
@@ -79,12 +89,12 @@ function pollQuery(search: string): { since?: string; epoch?: string; timeout?: 
     const eq = pair.indexOf('=');
     const name = eq < 0 ? pair : pair.slice(0, eq);
     if (name !== 'since' && name !== 'epoch' && name !== 'timeout') {
-      if (/[%+]/.test(name)) return undefined; // an encoded name could decode to one of ours
+      if (escaped(name)) return undefined; // an encoded name could decode to one of ours
       continue;
     }
     if (q[name] !== undefined) return undefined;
     let value = eq < 0 ? '' : pair.slice(eq + 1);
-    if (/[%+]/.test(value)) {
+    if (escaped(value)) {
       try {
         value = decodeURIComponent(value.replaceAll('+', ' '));
       } catch {
@@ -285,64 +295,85 @@ export default fp(
       res: ServerResponse | Http2ServerResponse,
       out: PollOut,
     ): void {
-      const key = timeoutMs === 0 ? 'short-poll' : 'poll';
-      const counters = stats.transports[key];
-      stats.claim(req, key);
-      counters.requests++;
-      counters.connections++;
-      let poll: HeldPoll | undefined;
-      res.once('close', () => {
-        counters.connections--;
-        // 'close' on the response before it finished means the client went away while held.
-        if (poll !== undefined && !res.writableFinished) poll.abandon();
-        stats.settle(req, true);
-      });
-      const refuse = (err: unknown) =>
-        out.fail((isFeedError(err) ? new HttpErrors.FEED_UNAVAILABLE(err.message) : err) as Error);
-
-      const hold = (cursor: number) => {
-        const p = new HeldPoll(cursor, out, timeoutMs);
-        poll = p;
-        // Live at once (the usual case) or a catch-up read, which may fail.
-        hub.joinLevel(p)?.catch((err: unknown) => {
-          p.closed = true;
-          held.delete(p);
-          refuse(err);
-        });
-      };
+      const r = new PollRequest(timeoutMs, req, res, out);
       const cursor = startCursor(feed, since);
       const info = feed.info();
       // Up to date — the usual long poll, asking again from the last id it got: on the memory feed, whose
       // reads cannot fail, held at once without a read (its promises, on the path every held poll takes).
       // A Redis feed reads, so that a store that is down answers 503 LAB_ERR_FEED_UNAVAILABLE at once.
       if (memory && timeoutMs > 0 && cursor === info.lastId && (epoch === undefined || epoch === info.epoch)) {
-        hold(cursor);
+        r.hold(cursor);
         return;
       }
-      const answerOrHold = (first: ReadAfter) => {
-        if (first.messages.length > 0 || first.announcements.length > 0 || timeoutMs === 0) {
-          const answer = (messages: readonly Message[]) =>
-            pollBody(
-              pollAnswer(messages, messages[messages.length - 1]?.id ?? first.cursor, epochOf(), first.announcements),
-            );
-          // Encoded once; only an answer over the bound is encoded again, shorter.
-          let messages = first.messages;
-          let body = answer(messages);
-          if (messages.length > 1 && overBound(body)) {
-            messages = fitting(messages);
-            body = answer(messages);
-          }
-          counters.messagesOut += messages.length;
-          extraWork?.[key]?.(messages);
-          out.send(body);
+      // The memory feed answers at once: no promise on the path of every short poll and every answer.
+      if (readsNow) r.answerOrHold(readAfterNow(readsNow, cursor, config.pollBatchMax, epoch));
+      else
+        readAfter(feed, cursor, config.pollBatchMax, epoch).then(
+          (first) => r.answerOrHold(first),
+          (err: unknown) => r.refuse(err),
+        );
+    }
+
+    /**
+     * One GET poll on its way: counted from here, its answer sent once through `out`. A class, not closures:
+     * nothing is allocated per request but this object (and, on a Redis feed, the read's callbacks).
+     */
+    class PollRequest {
+      readonly key: 'poll' | 'short-poll';
+      poll: HeldPoll | undefined;
+      constructor(
+        readonly timeoutMs: number,
+        readonly req: IncomingMessage | Http2ServerRequest,
+        readonly res: ServerResponse | Http2ServerResponse,
+        readonly out: PollOut,
+      ) {
+        this.key = timeoutMs === 0 ? 'short-poll' : 'poll';
+        const counters = stats.transports[this.key];
+        stats.claim(req, this.key);
+        counters.requests++;
+        counters.connections++;
+        (res as PollResponse)[POLL] = this;
+        res.once('close', pollClosed);
+      }
+      /** The response closed: answered, or the client went away while held. */
+      closed(): void {
+        stats.transports[this.key].connections--;
+        // 'close' on the response before it finished means the client went away while held.
+        if (this.poll !== undefined && !this.res.writableFinished) this.poll.abandon();
+        stats.settle(this.req, true);
+      }
+      refuse(err: unknown): void {
+        this.out.fail((isFeedError(err) ? new HttpErrors.FEED_UNAVAILABLE(err.message) : err) as Error);
+      }
+      hold(cursor: number): void {
+        const p = new HeldPoll(cursor, this.out, this.timeoutMs);
+        this.poll = p;
+        // Live at once (the usual case) or a catch-up read, which may fail.
+        hub.joinLevel(p)?.catch((err: unknown) => {
+          p.closed = true;
+          held.delete(p);
+          this.refuse(err);
+        });
+      }
+      answerOrHold(first: ReadAfter): void {
+        if (first.messages.length === 0 && first.announcements.length === 0 && this.timeoutMs > 0) {
+          this.hold(first.cursor);
           return;
         }
-        hold(first.cursor);
-      };
-      // The memory feed answers at once: no promise on the path of every short poll and every answer.
-      if (readsNow) answerOrHold(readAfterNow(readsNow, cursor, config.pollBatchMax, epoch));
-      else readAfter(feed, cursor, config.pollBatchMax, epoch).then(answerOrHold, refuse);
+        // Encoded once; only an answer over the bound is encoded again, shorter.
+        let messages = first.messages;
+        let body = answerBody(messages, first);
+        if (messages.length > 1 && overBound(body)) {
+          messages = fitting(messages);
+          body = answerBody(messages, first);
+        }
+        stats.transports[this.key].messagesOut += messages.length;
+        extraWork?.[this.key]?.(messages);
+        this.out.send(body);
+      }
     }
+    const answerBody = (messages: readonly Message[], first: ReadAfter): string =>
+      pollBody(pollAnswer(messages, messages[messages.length - 1]?.id ?? first.cursor, epochOf(), first.announcements));
 
     /**
      * The usual long poll on node:http's own request and response, past Fastify's routing and hooks:
