@@ -118,6 +118,9 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     // Idle keep-alive sockets are closed at once on close; streams and held polls are ended by their
     // transports' preClose hooks. New requests while closing get our 503 (the onRequest hook below).
     return503OnClosing: false,
+    // A plugin that has not started in Fastify's default 10 s is not hung on a 2-core machine saturated by
+    // other suites (a CI run saw one start past it); one that is still hangs the start, just later.
+    pluginTimeout: 30_000,
     forceCloseConnections: 'idle',
     clientErrorHandler: clientErrorHandler((what, fields) => mistake(what, fields)),
     // Bad percent-encoding and over-long path parameters are refused by the router before any hook.
