@@ -201,6 +201,18 @@ export const SSE_HEADERS_H2 = Object.freeze({
   'x-accel-buffering': 'no',
 });
 
+/**
+ * The headers of every poll answer but its length, as a flat list in the order the lab sends them (its
+ * own node:http path and Fastify's send alike): what a client may cache, what it parses. The reference
+ * servers answer with the same list.
+ */
+export const POLL_HEAD: readonly string[] = Object.freeze([
+  'cache-control',
+  'no-store',
+  'content-type',
+  'application/json; charset=utf-8',
+]);
+
 /** Response headers of GET /events over HTTP/1.1: the socket closes with the stream. */
 export const SSE_HEADERS = Object.freeze({ ...SSE_HEADERS_H2, connection: 'close' });
 

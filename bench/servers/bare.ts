@@ -35,6 +35,7 @@ import { HttpErrors } from '../../server/errors.js';
 import {
   hello,
   jitteredRetryMs,
+  POLL_HEAD,
   pollAnswer,
   pollBody,
   SSE_HEADERS,
@@ -143,11 +144,7 @@ function sendSse(c: SseClient, buf: Buffer, count: number): void {
 }
 
 function answerPoll(res: ServerResponse, body: Buffer | string): void {
-  res.writeHead(200, {
-    'cache-control': 'no-store',
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-  });
+  res.writeHead(200, [...POLL_HEAD, 'content-length', String(Buffer.byteLength(body))]);
   res.end(body);
 }
 

@@ -40,6 +40,7 @@ import {
   hello,
   httpChunk,
   jitteredRetryMs,
+  POLL_HEAD,
   pollAnswer,
   pollBody,
   SSE_HEADERS,
@@ -121,20 +122,10 @@ interface PollReply {
   head: string[];
   body: Buffer;
 }
-/** The same header names and order as the lab's (Fastify's) poll answer. */
+/** The lab's poll answer: its header list (server/protocol.ts POLL_HEAD) and the body's length. */
 function pollReply(cursor: number, messages: readonly Message[]): PollReply {
   const body = Buffer.from(pollBody(pollAnswer(messages, messages[messages.length - 1]?.id ?? cursor, epoch)));
-  return {
-    head: [
-      'cache-control',
-      'no-store',
-      'content-type',
-      'application/json; charset=utf-8',
-      'content-length',
-      String(body.length),
-    ],
-    body,
-  };
+  return { head: [...POLL_HEAD, 'content-length', String(body.length)], body };
 }
 const answer = (res: ServerResponse, r: PollReply): void => {
   res.writeHead(200, r.head);

@@ -11,9 +11,9 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Feed, Message } from '../feed/types.js';
-import { ERRORS, HttpErrors } from '../errors.js';
+import { ERRORS, HttpErrors, type ErrorBody, type ErrorCode } from '../errors.js';
 import type { DisconnectReason } from '../stats.js';
-import { pollAnswer, pollBody, type Announcement } from '../protocol.js';
+import { POLL_HEAD, pollAnswer, pollBody, type Announcement } from '../protocol.js';
 import { Hub, isFeedError, readAfter, readAfterNow, type ReadAfter, type Subscriber } from './hub.js';
 
 import {
@@ -56,9 +56,9 @@ class RawOut implements PollOut {
     const status = e.statusCode ?? 500;
     const body = JSON.stringify({
       error: e.code?.startsWith('LAB_ERR_')
-        ? { code: e.code, message: e.message }
+        ? { code: e.code as ErrorCode, message: e.message }
         : { code: ERRORS.INTERNAL.code, message: ERRORS.INTERNAL.message },
-    });
+    } satisfies ErrorBody);
     this.res.writeHead(e.code?.startsWith('LAB_ERR_') ? status : 500, [
       ...(this.#close ? CLOSE_HEAD : []),
       'content-type',
@@ -105,14 +105,6 @@ function pollQuery(search: string): { since?: string; epoch?: string; timeout?: 
   }
   return q;
 }
-
-/** The headers of every poll answer, in Fastify's order: what a client caches, what it parses. */
-const POLL_HEAD: readonly string[] = Object.freeze([
-  'cache-control',
-  'no-store',
-  'content-type',
-  'application/json; charset=utf-8',
-]);
 
 declare module 'fastify' {
   interface FastifyInstance {
