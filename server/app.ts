@@ -3,6 +3,7 @@
  * wires signals; tests and the bench import buildApp.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
 import Fastify, {
   type FastifyError,
@@ -243,20 +244,20 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(pollTransport, transportOptions);
   await app.register(sseTransport, transportOptions);
   await app.register(wsTransport, transportOptions);
-  // The usual long poll skips Fastify: every HTTP/1.1 request from an allowed Host while the lab is not
-  // closing is first offered to transports/poll.ts's node:http path (a plain GET /poll: no Origin, no
-  // Upgrade, a query it reads as Fastify would); whatever it leaves — and every other request — goes
-  // through Fastify as before, with its hooks and its LAB_ERR_* answers. Not over HTTP/2.
-  if (protocol !== 'h2') {
-    type Listener = (req: IncomingMessage, res: ServerResponse) => void;
-    const viaFastify = app.server.listeners('request')[0] as Listener;
-    app.server.removeListener('request', viaFastify);
-    app.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      const host = req.headers.host;
-      const plain = !closing && host !== undefined && (hostAllowed === undefined || hostAllowed(host));
-      if (!plain || req.httpVersion !== '1.1' || !app.pollRaw(req, res)) viaFastify(req, res);
-    });
-  }
+  // The usual long poll skips Fastify: every HTTP/1.1 or HTTP/2 request from an allowed Host (HTTP/2's
+  // :authority) while the lab is not closing is first offered to transports/poll.ts's node:http path (a
+  // plain GET /poll: no Origin, no Upgrade, a query it reads as Fastify would); whatever it leaves — and
+  // every other request, HTTP/1.0 included — goes through Fastify as before, with its hooks and its
+  // LAB_ERR_* answers.
+  type Listener = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void;
+  const viaFastify = app.server.listeners('request')[0] as Listener;
+  app.server.removeListener('request', viaFastify);
+  app.server.on('request', (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => {
+    const host = req.headers.host ?? (req.headers[':authority'] as string | undefined);
+    const plain = !closing && host !== undefined && (hostAllowed === undefined || hostAllowed(host));
+    if (!plain || (req.httpVersion !== '1.1' && req.httpVersion !== '2.0') || !app.pollRaw(req, res))
+      viaFastify(req, res);
+  });
   await app.register(controlRoutes, { generator, token: config.publishToken, maxPayloadBytes: config.maxPayloadBytes });
   await app.register(reportRoutes, { resultsDir: config.resultsDir, model: options.reportModel });
   await app.register(networkRoutes, {

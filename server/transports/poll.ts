@@ -42,13 +42,19 @@ interface PollOut {
   closeConnection(): void;
 }
 
-/** A poll answered on node:http's own response: the header list pre-built, the same bytes as Fastify's. */
+/**
+ * A poll answered on node:http's (or node:http2's compatibility) response: the header list pre-built, the
+ * same headers as Fastify's. Over HTTP/2 no `connection` header (the stream ends, the session stays).
+ */
 class RawOut implements PollOut {
   #close = false;
-  constructor(readonly res: ServerResponse) {}
+  constructor(
+    readonly res: ServerResponse | Http2ServerResponse,
+    readonly h2: boolean,
+  ) {}
   send(body: string | Buffer): void {
     const head = [...(this.#close ? CLOSE_HEAD : []), ...POLL_HEAD, 'content-length', String(Buffer.byteLength(body))];
-    this.res.writeHead(200, head);
+    this.#head(200, head);
     this.res.end(body);
   }
   fail(err: Error): void {
@@ -59,7 +65,7 @@ class RawOut implements PollOut {
         ? { code: e.code as ErrorCode, message: e.message }
         : { code: ERRORS.INTERNAL.code, message: ERRORS.INTERNAL.message },
     } satisfies ErrorBody);
-    this.res.writeHead(e.code?.startsWith('LAB_ERR_') ? status : 500, [
+    this.#head(e.code?.startsWith('LAB_ERR_') ? status : 500, [
       ...(this.#close ? CLOSE_HEAD : []),
       'content-type',
       'application/json; charset=utf-8',
@@ -69,7 +75,11 @@ class RawOut implements PollOut {
     this.res.end(body);
   }
   closeConnection(): void {
-    this.#close = true;
+    this.#close = !this.h2;
+  }
+  /** node:http2's compatibility writeHead takes a flat list too (its types say only an object). */
+  #head(status: number, list: string[]): void {
+    (this.res as ServerResponse).writeHead(status, list);
   }
 }
 const CLOSE_HEAD: readonly string[] = Object.freeze(['connection', 'close']);
@@ -109,7 +119,7 @@ function pollQuery(search: string): { since?: string; epoch?: string; timeout?: 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Serves `req` if it is a plain GET poll (true), past Fastify; false leaves it to Fastify (poll.ts). */
-    pollRaw: (req: IncomingMessage, res: ServerResponse) => boolean;
+    pollRaw: (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => boolean;
   }
 }
 
@@ -369,12 +379,12 @@ export default fp(
 
     /**
      * The usual long poll on node:http's own request and response, past Fastify's routing and hooks:
-     * app.ts hands it every HTTP/1.1 request from an allowed Host while the lab is not closing. It takes
+     * app.ts hands it every HTTP/1.1 and HTTP/2 request from an allowed Host while the lab is not closing. It takes
      * a `GET /poll` without Origin (CORS stays Fastify's) or Upgrade, whose query it reads as Fastify
      * would (each parameter once at most); anything else — HEAD, a repeated or bad parameter, which
      * Fastify then refuses with its LAB_ERR_* answer — it leaves alone and says false.
      */
-    const pollRaw = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const pollRaw = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): boolean => {
       const url = req.url ?? '';
       if (req.method !== 'GET' || !(url === '/poll' || url.startsWith('/poll?'))) return false;
       if (req.headers.origin !== undefined || req.headers.upgrade !== undefined) return false;
@@ -390,7 +400,7 @@ export default fp(
       } catch {
         return false;
       }
-      servePoll(since, epoch, timeoutMs, req, res, new RawOut(res));
+      servePoll(since, epoch, timeoutMs, req, res, new RawOut(res, req.httpVersion === '2.0'));
       return true;
     };
     app.decorate('pollRaw', pollRaw);

@@ -50,15 +50,15 @@ function h2Get(
   session: ClientHttp2Session,
   path: string,
   headers: Record<string, string> = {},
-): Promise<{ status: number; body: string }> {
+): Promise<{ status: number; body: string; headers: http2.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const stream = session.request({ ':path': path, ...headers });
-    let status = 0;
+    let head: http2.IncomingHttpHeaders = {};
     let body = '';
-    stream.on('response', (h) => (status = Number(h[':status'])));
+    stream.on('response', (h) => (head = h));
     stream.setEncoding('utf8');
     stream.on('data', (d: string) => (body += d));
-    stream.on('end', () => resolve({ status, body }));
+    stream.on('end', () => resolve({ status: Number(head[':status']), body, headers: head }));
     stream.on('error', reject);
   });
 }
@@ -214,6 +214,43 @@ describe('HTTP/2 (--http2)', () => {
     const s = snapshot(lab);
     for (const t of Object.values(s.transports)) expect(t.bytesIn + t.bytesOut).toBe(0);
     expect(s.mixed).toEqual({ sessions: 0, bytesIn: 0, bytesOut: 0 });
+  });
+
+  it('answers polls with the same headers on its own path and through Fastify; a held one at shutdown without Connection', async () => {
+    const lab = await startLab({ http2: true });
+    await lab.app.lab.feed.append({ n: 1 });
+    const { session, tcp } = await h2Session(lab.url);
+    const names = (h: http2.IncomingHttpHeaders) =>
+      Object.keys(h)
+        .filter((k) => k !== 'date')
+        .sort();
+    // The usual poll (the lab's own path) and one Fastify serves (a HEAD is never taken past it).
+    const usual = await h2Get(session, '/poll?since=0&timeout=0');
+    const viaFastify = await h2Get(session, '/poll?since=0&timeout=0', { ':method': 'HEAD' });
+    expect(usual.status).toBe(200);
+    expect(viaFastify.status).toBe(200);
+    expect(names(usual.headers)).toEqual(names(viaFastify.headers));
+    expect(usual.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(usual.headers['cache-control']).toBe('no-store');
+    expect(usual.headers['content-length']).toBe(String(Buffer.byteLength(usual.body)));
+    // Held, then the lab closes: answered (no messages) on the same session, no Connection header (which
+    // node:http2 would drop with an UnsupportedWarning).
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    const held = h2Get(session, '/poll?since=1&timeout=30000');
+    await until(() => lab.app.lab.stats.transports.poll.connections === 1);
+    const closing = lab.app.close();
+    const answer = await held;
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body).messages).toEqual([]);
+    expect(answer.headers.connection).toBeUndefined();
+    expect(lab.app.lab.stats.transports.poll.disconnects.shutdown).toBe(1);
+    session.close();
+    await closing;
+    process.off('warning', onWarning);
+    expect(warnings).toEqual([]);
+    await closed(tcp);
   });
 
   it('checks :authority like Host on a loopback bind (DNS rebinding)', async () => {
