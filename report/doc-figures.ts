@@ -7,7 +7,7 @@
 import { goalRows } from './goals.js';
 import type { GuideReports } from './guide.js';
 import { fixed, fmtDuration, fmtMs, fmtPerMsg } from './model.js';
-import type { FieldResult, Report, ScenarioResult, TransportName } from './types.js';
+import type { FieldResult, Report, ScenarioResult, ServerName, TransportName } from './types.js';
 
 /** What picks one scenario row: the lab's unless said, loopback cleartext HTTP/1.1 direct unless said. */
 interface Pick {
@@ -17,6 +17,12 @@ interface Pick {
   network?: string;
   protocol?: string;
   proxy?: boolean;
+}
+
+/** Lab ÷ floor, CPU per message (medians), in scenario `name` of `r`. */
+function labOverFloor(r: Report, transport: TransportName, name: string): string {
+  const cpu = (server: ServerName) => med(scenario(r, { transport, name, server }).serverMetrics.cpuUsPerMsg);
+  return fixed(cpu('lab') / cpu('floor'), 2);
 }
 
 function scenario(r: Report, p: Pick): ScenarioResult {
@@ -107,11 +113,18 @@ export const DOC_FIGURES: Readonly<Record<string, Key>> = Object.freeze({
     const floor = med(scenario(r.suite, { ...at, server: 'floor' }).serverMetrics.cpuUsPerMsg);
     return fixed(floor / med(scenario(r.suite, { ...at, server: 'socketio' }).serverMetrics.cpuUsPerMsg), 2);
   },
+  // Lab ÷ floor CPU per message, WebSocket, at 100 and 1,000 clients × 100 msg/s (docs/bench.md: the independent floor).
+  'floor.ws.100.ratio': (r) => labOverFloor(r.suite, 'ws', '100c-100r'),
+  'floor.ws.1000.ratio': (r) => labOverFloor(r.suite, 'ws', '1000c-100r'),
   'targets.total': (r) => count(goalRows(r.suite).length),
   'p99.2000.poll': (r) => p99(scenario(r.suite, { transport: 'poll', name: '100c-2000r' })),
   'p99.2000.bare.poll': (r) => p99(scenario(r.suite, { transport: 'poll', name: '100c-2000r', server: 'bare' })),
   'p99.2000.sse': (r) => p99(scenario(r.suite, { transport: 'sse', name: '100c-2000r' })),
   'p99.2000.ws': (r) => p99(scenario(r.suite, { transport: 'ws', name: '100c-2000r' })),
+  // The floor's p99 at the same load: what the machine itself reaches there.
+  'p99.2000.floor.poll': (r) => p99(scenario(r.suite, { transport: 'poll', name: '100c-2000r', server: 'floor' })),
+  'p99.2000.floor.sse': (r) => p99(scenario(r.suite, { transport: 'sse', name: '100c-2000r', server: 'floor' })),
+  'p99.2000.floor.ws': (r) => p99(scenario(r.suite, { transport: 'ws', name: '100c-2000r', server: 'floor' })),
   // docs/networks.md
   'networks.relayP99Max': (r) => relayP99Max(r.networks),
   'networks.poll.req.loopback': (r) => perMsg(scenario(r.networks, { transport: 'poll' })),
