@@ -26,6 +26,7 @@ import { Generator } from './generator.js';
 import { publishRoutes } from './publish.js';
 import { answerAndClose, clientErrorHandler, errorAnswer, format, hostAllowedFor, rawErrorAnswer } from './refusals.js';
 import { type ReportModelOf, reportRoutes } from './reports.js';
+import { ConnectionBudgets } from './send-budget.js';
 import statsRoutes, { settleEveryRoute, Stats } from './stats.js';
 import { loadCredentials } from './tls.js';
 import pollTransport from './transports/poll.js';
@@ -240,6 +241,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     token: config.publishToken,
     maxPayloadBytes: config.maxPayloadBytes,
     maxNestingDepth: config.maxNestingDepth,
+    sendBudgets: new ConnectionBudgets(config.sendMessagesPerSec, config.sendBytesPerSec),
+    sendKeyTtlMs: config.sendKeyTtlMs,
   });
   await app.register(pollTransport, transportOptions);
   await app.register(sseTransport, transportOptions);

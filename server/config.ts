@@ -63,7 +63,7 @@ export const DEFAULTS = Object.freeze({
    * instance pointed at it). Env var FEED_URL, flag --feed.
    */
   feed: 'memory',
-  /** Prefix of the Redis keys (`<prefix>:stream`, `:seq`, `:epoch`); instances sharing it share the feed. */
+  /** Prefix of the Redis keys (`<prefix>:stream`, `:seq`, `:epoch`, `:send:*`); instances sharing it share the feed. */
   redisKeyPrefix: 'transport-lab',
   /** Worker processes (node:cluster) on one port; more than 1 needs the Redis feed. */
   workers: 1,
@@ -119,6 +119,31 @@ export const DEFAULTS = Object.freeze({
    * by this rate as well as by maxBufferedBytes.
    */
   wsErrorRepliesPerSec: 100,
+  /**
+   * Client sends — a WebSocket's publish frames, and POST /send (what an SSE or polling page sends
+   * with) — per connection and second: a token bucket per WebSocket, HTTP/1.1 connection or HTTP/2
+   * session that holds one second's worth. Past it a send is refused and nothing is appended: 429
+   * LAB_ERR_SEND_RATE with Retry-After, or an `error` frame with that code (which counts against
+   * wsErrorRepliesPerSec, so a WebSocket that keeps flooding is closed 1008). So one client cannot
+   * flood every other: what it may send is fanned out to all of them. 50 a second is far above what
+   * a person types and covers 30 Hz cursor or game updates; Ably's default limit per connection is
+   * 50 messages a second, Pusher's client events 10. POST /publish (the application's own publisher,
+   * behind PUBLISH_TOKEN) has no such budget.
+   */
+  sendMessagesPerSec: 50,
+  /**
+   * The same bucket in bytes (of the body, or of the frame) per connection and second: 50 chat-sized
+   * sends, or four of the largest (maxPayloadBytes); a larger send goes when the bucket is full and the
+   * next waits until it has refilled past zero.
+   */
+  sendBytesPerSec: 256 * 1024,
+  /**
+   * How long a send's idempotency key (the `Idempotency-Key` header of POST /send and /publish, the `key`
+   * of a WebSocket publish frame) is remembered: a retry with the same key within it gets the first
+   * send's id back and appends nothing. 10 minutes outlasts any reconnect backoff; the memory feed also
+   * forgets the oldest keys past retentionMessages of them.
+   */
+  sendKeyTtlMs: 600_000,
   /** Most messages in one poll answer or one catch-up read. */
   pollBatchMax: 1_000,
   pollTimeoutMs: TIMING.pollTimeoutMs,
@@ -185,6 +210,9 @@ const KINDS: { [K in keyof Config]: Kind } = {
   maxPayloadBytes: 'int',
   maxNestingDepth: 'int',
   wsErrorRepliesPerSec: 'int',
+  sendMessagesPerSec: 'int',
+  sendBytesPerSec: 'int',
+  sendKeyTtlMs: 'int',
   pollBatchMax: 'int',
   pollTimeoutMs: 'int',
   pollMaxTimeoutMs: 'int',
@@ -323,6 +351,9 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
   intIn(c, 'maxPayloadBytes', 16, 100 * 1024 * 1024);
   intIn(c, 'maxNestingDepth', 1, 1_000);
   intIn(c, 'wsErrorRepliesPerSec', 1, 100_000);
+  intIn(c, 'sendMessagesPerSec', 1, 1_000_000);
+  intIn(c, 'sendBytesPerSec', 1);
+  intIn(c, 'sendKeyTtlMs', 1_000, 7 * 24 * 3_600_000);
   intIn(c, 'demoRatePerSec', 0, 1_000);
   intIn(c, 'demoPayloadBytes', 0, c.maxPayloadBytes);
   intIn(c, 'pollBatchMax', 1, 100_000);

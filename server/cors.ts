@@ -1,6 +1,6 @@
 /**
  * CORS (Fetch standard §3.2) for the feed's HTTP endpoints — GET/HEAD /poll, GET/HEAD /events,
- * POST /publish — so that a page on another origin than the lab can use them. Which origins may is
+ * POST /publish, POST /send — so that a page on another origin than the lab can use them. Which origins may is
  * ALLOWED_ORIGINS, the list the WebSocket Origin check (transports/ws.ts) already uses: one list of
  * trusted pages for every transport. Credentials (cookies, HTTP auth) are allowed only with
  * CORS_CREDENTIALS; `Access-Control-Allow-Origin` is always the caller's exact origin, never `*`.
@@ -31,19 +31,35 @@ import fp from 'fastify-plugin';
 import type { Config } from './config.js';
 
 /** The paths CORS applies to; HEAD of the GET ones as well. Other routes (the dashboard, /stats, /control) stay same-origin. */
-export const CORS_PATHS: ReadonlySet<string> = new Set(['/poll', '/events', '/publish']);
+export const CORS_PATHS: ReadonlySet<string> = new Set(['/poll', '/events', '/publish', '/send']);
 
-/** `Access-Control-Allow-Methods`: what the three paths serve. */
+const SEND_PATHS: ReadonlySet<string> = new Set(['/publish', '/send']);
+
+/** `Access-Control-Allow-Methods`: what the paths serve. */
 export const CORS_METHODS = Object.freeze(['GET', 'HEAD', 'POST']);
 
 /**
  * `Access-Control-Allow-Headers`: the request headers a page may set. `Content-Type` (a JSON publish is
  * preflighted), `Authorization` (the publish token), `Last-Event-ID` (resuming SSE by hand, or a
- * polyfill sending it), `Cache-Control` (EventSource polyfills built on fetch/XHR set `no-cache`).
+ * polyfill sending it), `Cache-Control` (EventSource polyfills built on fetch/XHR set `no-cache`),
+ * `Idempotency-Key` (a send retried after a drop is appended once).
  * Native EventSource and fetch need no preflight for their own GETs: the `Accept`, `Cache-Control`
  * and `Pragma` they add themselves are not author headers.
  */
-export const CORS_ALLOWED_HEADERS = Object.freeze(['Content-Type', 'Authorization', 'Last-Event-ID', 'Cache-Control']);
+export const CORS_ALLOWED_HEADERS = Object.freeze([
+  'Content-Type',
+  'Authorization',
+  'Last-Event-ID',
+  'Cache-Control',
+  'Idempotency-Key',
+]);
+
+/**
+ * `Access-Control-Expose-Headers` on answers to POST /publish and /send: answer headers a page may read
+ * beyond the safelisted ones: when to send again after a 429 LAB_ERR_SEND_RATE, and whether a send was
+ * a replay of an earlier key.
+ */
+export const CORS_EXPOSED_HEADERS = Object.freeze(['Retry-After', 'Idempotent-Replayed']);
 
 /**
  * `Access-Control-Max-Age`, in seconds: how long a browser may reuse a preflight answer. 10 minutes
@@ -133,7 +149,10 @@ export default fp(
         if (origin === undefined) done(null, DENIED);
         else {
           granted.add(request);
-          done(null, { ...base, origin, preflight: isPreflight(request) });
+          const preflight = isPreflight(request);
+          // Only a publish or send answer has headers beyond the safelisted ones to show.
+          const sends = !preflight && request.method === 'POST' && SEND_PATHS.has(request.url.split('?', 1)[0]!);
+          done(null, { ...base, origin, preflight, ...(sends ? { exposedHeaders: [...CORS_EXPOSED_HEADERS] } : {}) });
         }
       },
     });

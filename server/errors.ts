@@ -38,6 +38,11 @@ export const ERRORS = Object.freeze({
   MISSING_DATA: def('LAB_ERR_MISSING_DATA', 400, 'the body must be a JSON object with a "data" field'),
   BAD_FRAME: def('LAB_ERR_BAD_FRAME', 400, 'WebSocket frames must be JSON text {"type":"publish","data":…}'),
   BAD_CONTROL: def('LAB_ERR_BAD_CONTROL', 400, '%s'),
+  BAD_IDEMPOTENCY_KEY: def(
+    'LAB_ERR_BAD_IDEMPOTENCY_KEY',
+    400,
+    'an idempotency key is 1 to 128 printable ASCII characters (no spaces), got %s',
+  ),
   UNAUTHORIZED: def('LAB_ERR_UNAUTHORIZED', 401, 'publishing needs Authorization: Bearer <PUBLISH_TOKEN>'),
   ORIGIN_FORBIDDEN: def('LAB_ERR_ORIGIN_FORBIDDEN', 403, 'origin %s is not allowed; add it to ALLOWED_ORIGINS'),
   HOST_FORBIDDEN: def(
@@ -73,6 +78,11 @@ export const ERRORS = Object.freeze({
     'LAB_ERR_TOO_MANY_ERRORS',
     429,
     'more than wsErrorRepliesPerSec frames needed an error answer; closing',
+  ),
+  SEND_RATE: def(
+    'LAB_ERR_SEND_RATE',
+    429,
+    'this connection sent more than sendMessagesPerSec messages or sendBytesPerSec bytes a second; retry in %s ms',
   ),
   PONG_TIMEOUT: def('LAB_ERR_PONG_TIMEOUT', 408, 'the peer did not answer a ping within wsPingIntervalMs and was cut'),
   HEADERS_TOO_LARGE: def('LAB_ERR_HEADERS_TOO_LARGE', 431, 'the request headers are too large'),

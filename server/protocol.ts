@@ -52,11 +52,15 @@ export interface FeedUp {
   readonly type: 'feed-up';
 }
 
-/** WebSocket: a publish frame was stored as message `id`; `ref` is the frame's own, echoed. */
+/**
+ * WebSocket: a publish frame was stored as message `id`; `ref` is the frame's own, echoed. `duplicate`:
+ * its `key` had been sent already, and `id` is that send's (nothing was appended this time).
+ */
 export interface Ack {
   readonly type: 'ack';
   readonly id: number;
   readonly ref?: unknown;
+  readonly duplicate?: true;
 }
 
 /** WebSocket: a frame was refused (or could not be stored); `ref` is the frame's own, echoed. */
@@ -76,11 +80,16 @@ export type ServerFrame = Message | Control;
 
 // ---- Client → server ----------------------------------------------------------------------------
 
-/** WebSocket only (other transports publish with POST /publish); answered by `ack` or `error`. */
+/**
+ * WebSocket only (pages on the other transports send with POST /send); answered by `ack` or `error`.
+ * `key`: an idempotency key (1–128 visible ASCII characters), so that a send retried after a drop is
+ * appended once (see Ack.duplicate).
+ */
 export interface PublishFrame {
   readonly type: 'publish';
   readonly data: unknown;
   readonly ref?: unknown;
+  readonly key?: string;
 }
 
 /** The body of a 200 answer to GET /poll (errors are the catalogue's ErrorBody). */
@@ -103,8 +112,10 @@ export const feedDown = (message: string): FeedDown => ({
   message,
 });
 
-export const ack = (id: number, ref: unknown): Ack =>
-  ref === undefined ? { type: 'ack', id } : { type: 'ack', id, ref };
+export const ack = (id: number, ref: unknown, duplicate = false): Ack => {
+  const a: Ack = ref === undefined ? { type: 'ack', id } : { type: 'ack', id, ref };
+  return duplicate ? { ...a, duplicate: true } : a;
+};
 
 export const errorFrame = (code: ErrorCode, message: string, ref: unknown): ErrorFrame =>
   ref === undefined ? { type: 'error', code, message } : { type: 'error', code, message, ref };

@@ -1,11 +1,15 @@
 /**
  * Publishing: what a client may publish (checkData), the append that turns a store failure into
- * LAB_ERR_FEED_UNAVAILABLE, the strict JSON body parser, and POST /publish. Who may publish is
- * token.ts's rule.
+ * LAB_ERR_FEED_UNAVAILABLE, the strict JSON body parser, POST /publish (the application's publisher)
+ * and POST /send (what a page on SSE or polling sends with: the same, within the connection's send
+ * budget). Either takes an `Idempotency-Key`. Who may publish is token.ts's rule.
  */
-import type { FastifyInstance } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HttpErrors } from './errors.js';
-import type { Feed } from './feed/types.js';
+import type { AppendOnce, Feed } from './feed/types.js';
+import { type ConnectionBudgets, isIdempotencyKey } from './send-budget.js';
 import { checkToken, mayPublish } from './token.js';
 
 /**
@@ -38,11 +42,35 @@ export async function appendOrFail(feed: Feed, data: unknown) {
   }
 }
 
-/** What a client publishes goes through here: checked first (a 400, never a store error), then appended. */
-export async function publishChecked(feed: Feed, data: unknown, maxDepth: number) {
-  checkData(data, maxDepth);
-  return appendOrFail(feed, data);
+/** An idempotent send: its key and how long the feed remembers it (config sendKeyTtlMs). */
+export interface SendKey {
+  key: string;
+  ttlMs: number;
 }
+
+/**
+ * What a client publishes goes through here: checked first (a 400, never a store error), then appended
+ * — once per idempotency key, when it has one: a retry of a send that was appended gets that send's
+ * message back, `duplicate: true`.
+ */
+export async function publishChecked(
+  feed: Feed,
+  data: unknown,
+  maxDepth: number,
+  sendKey?: SendKey,
+): Promise<AppendOnce> {
+  checkData(data, maxDepth);
+  if (sendKey === undefined) return { message: await appendOrFail(feed, data), duplicate: false };
+  try {
+    return await feed.appendOnce(sendKey.key, data, sendKey.ttlMs);
+  } catch (err) {
+    throw new HttpErrors.FEED_UNAVAILABLE((err as Error).message);
+  }
+}
+
+/** A request's connection, whose send budget it spends: the HTTP/2 session all of a page's streams share, or the socket. */
+const connectionOf = (raw: IncomingMessage | Http2ServerRequest): object =>
+  (raw as Http2ServerRequest).stream?.session ?? raw.socket;
 
 /** Bodies are decoded strictly: invalid UTF-8 is refused instead of being stored with U+FFFD in it. */
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
@@ -69,24 +97,59 @@ export function jsonOnly(app: FastifyInstance, bodyLimit: number): void {
   // handler maps to LAB_ERR_UNSUPPORTED_MEDIA_TYPE.
 }
 
+/** The answer to a publish or send: 201 `{id}`, or for a retried key 200 `{id, duplicate: true}` with `Idempotent-Replayed: true`. */
+export type PublishAnswer = { id: number } | { id: number; duplicate: true };
+
 export async function publishRoutes(
   app: FastifyInstance,
-  opts: { feed: Feed; token: string; maxPayloadBytes: number; maxNestingDepth: number },
+  opts: {
+    feed: Feed;
+    token: string;
+    maxPayloadBytes: number;
+    maxNestingDepth: number;
+    /** Client sends' budgets per connection (POST /send). */
+    sendBudgets: ConnectionBudgets;
+    sendKeyTtlMs: number;
+  },
 ) {
-  const { feed, token, maxPayloadBytes, maxNestingDepth } = opts;
+  const { feed, token, maxPayloadBytes, maxNestingDepth, sendBudgets, sendKeyTtlMs } = opts;
   jsonOnly(app, maxPayloadBytes);
   // Checked in onRequest, before the body is read: an unauthorised client cannot make us parse 64 KiB.
   app.addHook('onRequest', async (request) => {
     if (!mayPublish(checkToken(token, request))) throw new HttpErrors.UNAUTHORIZED();
   });
-  app.post('/publish', async (request, reply) => {
+  async function accept(request: FastifyRequest, reply: FastifyReply, budgeted: boolean): Promise<PublishAnswer> {
     if (request.headers['content-type'] === undefined) throw new HttpErrors.UNSUPPORTED_MEDIA_TYPE();
     const body = request.body;
     if (body === null || typeof body !== 'object' || Array.isArray(body) || !('data' in body)) {
       throw new HttpErrors.MISSING_DATA();
     }
-    const message = await publishChecked(feed, (body as { data: unknown }).data, maxNestingDepth);
+    const data = (body as { data: unknown }).data;
+    const key = request.headers['idempotency-key'];
+    if (key !== undefined && !isIdempotencyKey(key)) {
+      throw new HttpErrors.BAD_IDEMPOTENCY_KEY(JSON.stringify(String(key).slice(0, 40)));
+    }
+    if (budgeted) {
+      const bytes = Number(request.headers['content-length']) || Buffer.byteLength(JSON.stringify(body));
+      const waitMs = sendBudgets.of(connectionOf(request.raw)).take(bytes);
+      if (waitMs > 0) {
+        reply.header('retry-after', String(Math.ceil(waitMs / 1000)));
+        throw new HttpErrors.SEND_RATE(String(waitMs));
+      }
+    }
+    const sent = await publishChecked(
+      feed,
+      data,
+      maxNestingDepth,
+      key === undefined ? undefined : { key, ttlMs: sendKeyTtlMs },
+    );
+    if (sent.duplicate) {
+      reply.code(200).header('idempotent-replayed', 'true');
+      return { id: sent.message.id, duplicate: true };
+    }
     reply.code(201);
-    return { id: message.id };
-  });
+    return { id: sent.message.id };
+  }
+  app.post('/publish', (request, reply) => accept(request, reply, false));
+  app.post('/send', (request, reply) => accept(request, reply, true));
 }

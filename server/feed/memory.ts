@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Feed, FeedEvent, FeedInfo, Message, ReadResult } from './types.js';
+import type { AppendOnce, Feed, FeedEvent, FeedInfo, Message, ReadResult } from './types.js';
 import { publishTime } from './time.js';
 
 /**
@@ -12,6 +12,8 @@ export class MemoryFeed implements Feed {
   readonly #ring: (Message | undefined)[];
   readonly #retention: number;
   #lastId = 0;
+  /** Idempotency keys of recent sends, oldest first (appendOnce); at most `retention` of them. */
+  readonly #keys = new Map<string, { message: Message; expiresAt: number }>();
   readonly #listeners = new Set<(lastId: number) => void>();
 
   constructor(options: { retentionMessages: number; epoch?: string }) {
@@ -43,11 +45,30 @@ export class MemoryFeed implements Feed {
   }
 
   append(data: unknown): Promise<Message> {
+    return Promise.resolve(this.#append(data));
+  }
+
+  appendOnce(key: string, data: unknown, ttlMs: number): Promise<AppendOnce> {
+    const now = performance.now();
+    // Keys go in in time order with one TTL: the expired ones are the first.
+    for (const [k, seen] of this.#keys) {
+      if (seen.expiresAt > now) break;
+      this.#keys.delete(k);
+    }
+    const seen = this.#keys.get(key);
+    if (seen !== undefined) return Promise.resolve({ message: seen.message, duplicate: true });
+    const message = this.#append(data);
+    this.#keys.set(key, { message, expiresAt: now + ttlMs });
+    if (this.#keys.size > this.#retention) this.#keys.delete(this.#keys.keys().next().value!);
+    return Promise.resolve({ message, duplicate: false });
+  }
+
+  #append(data: unknown): Message {
     const message: Message = { id: this.#lastId + 1, ts: publishTime(), data };
     this.#ring[(message.id - 1) % this.#retention] = message;
     this.#lastId = message.id;
     for (const listener of this.#listeners) listener(message.id);
-    return Promise.resolve(message);
+    return message;
   }
 
   subscribe(listener: (lastId: number) => void): () => void {

@@ -6,6 +6,8 @@
  *   so "what came after cursor X" is `XRANGE (X-0 +`. Appending is one Lua script: INCR, Redis TIME for
  *   `ts` (one clock for every instance), XADD with an exact MAXLEN for retention — atomic, so ids are
  *   strictly increasing in the stream whoever appends.
+ * - Idempotent sends (appendOnce): the same script, unless `<prefix>:send:<key>` holds the message a
+ *   send with that key made; set with the append, atomically, and expiring after its TTL.
  * - Epoch: `<prefix>:epoch`, created once (SET NX). Restarting instances keeps it, and the ids; only
  *   a Redis that lost its data (a new epoch is then created) makes clients `reset`.
  * - One blocking tail per process (XREAD BLOCK on its own connection) keeps a window of recent messages
@@ -27,12 +29,12 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { redactUrl } from '../config.js';
-import type { Feed, FeedEvent, FeedInfo, Message, ReadResult } from './types.js';
+import type { AppendOnce, Feed, FeedEvent, FeedInfo, Message, ReadResult } from './types.js';
 
 export interface RedisFeedOptions {
   /** redis://host:port/db */
   url: string;
-  /** Prefix of the three keys this feed uses. */
+  /** Prefix of the keys this feed uses: `:seq`, `:stream`, `:epoch`, and `:send:<key>` per idempotent send (expiring). */
   keyPrefix: string;
   retentionMessages: number;
   /** Recent messages kept in process for reads and fan-out. @default 2000 */
@@ -41,13 +43,24 @@ export interface RedisFeedOptions {
   commandTimeoutMs?: number;
 }
 
-const APPEND = `
+/** INCR, Redis TIME, XADD: sets `msg`, the message's JSON (KEYS[1] seq, KEYS[2] stream; ARGV[1] data, ARGV[2] MAXLEN). */
+const APPEND_BODY = `
 local id = redis.call('INCR', KEYS[1])
 local t = redis.call('TIME')
 local ts = string.format('%d.%03d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), tonumber(t[2]) % 1000)
 local msg = '{"id":' .. id .. ',"ts":' .. ts .. ',"data":' .. ARGV[1] .. '}'
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], id .. '-0', 'm', msg)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], id .. '-0', 'm', msg)`;
+
+const APPEND = `${APPEND_BODY}
 return msg`;
+
+/** APPEND unless KEYS[3] (the send's idempotency key) holds a message already: {1, that message} or {0, the new one}, kept ARGV[3] ms. */
+const APPEND_ONCE = `
+local prev = redis.call('GET', KEYS[3])
+if prev then return {1, prev} end
+${APPEND_BODY}
+redis.call('SET', KEYS[3], msg, 'PX', ARGV[3])
+return {0, msg}`;
 
 const READ = `
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -112,6 +125,7 @@ export class RedisFeed implements Feed {
     // The tail blocks in XREAD: no command timeout there.
     this.#tail = new Redis(opts.url, { ...common, enableOfflineQueue: true, maxRetriesPerRequest: null });
     this.#cmd.defineCommand('labAppend', { numberOfKeys: 2, lua: APPEND });
+    this.#cmd.defineCommand('labAppendOnce', { numberOfKeys: 3, lua: APPEND_ONCE });
     this.#cmd.defineCommand('labRead', { numberOfKeys: 2, lua: READ });
     this.#cmd.on('error', () => {}); // reported through 'close' → down
     this.#tail.on('error', () => {});
@@ -181,6 +195,22 @@ export class RedisFeed implements Feed {
       this.#opts.retentionMessages,
     );
     return JSON.parse(text) as Message;
+  }
+
+  async appendOnce(key: string, data: unknown, ttlMs: number): Promise<AppendOnce> {
+    this.#assertUp();
+    const json = JSON.stringify(data === undefined ? null : data);
+    const [duplicate, text] = await (
+      this.#cmd as unknown as { labAppendOnce(...a: unknown[]): Promise<[number, string]> }
+    ).labAppendOnce(
+      this.#keys.seq,
+      this.#keys.stream,
+      `${this.#opts.keyPrefix}:send:${key}`,
+      json,
+      this.#opts.retentionMessages,
+      ttlMs,
+    );
+    return { message: JSON.parse(text) as Message, duplicate: duplicate === 1 };
   }
 
   subscribe(listener: (lastId: number) => void): () => void {

@@ -45,6 +45,12 @@ export type FeedEvent =
   | { readonly type: 'up' }
   | { readonly type: 'epoch'; readonly epoch: string };
 
+/** What appendOnce did: appended `message`, or found its key already sent and answers with that message. */
+export interface AppendOnce {
+  readonly message: Message;
+  readonly duplicate: boolean;
+}
+
 export interface Feed {
   readonly kind: 'memory' | 'redis';
   info(): FeedInfo;
@@ -62,6 +68,12 @@ export interface Feed {
    * cannot take it.
    */
   append(data: unknown): Promise<Message>;
+  /**
+   * append(), unless a send with the same idempotency `key` was appended within the last `ttlMs`: then
+   * nothing is appended and the answer is that send's message, `duplicate: true` (a client retrying a
+   * send whose acknowledgement it never got). Atomic on Redis, whichever instance each attempt reaches.
+   */
+  appendOnce(key: string, data: unknown, ttlMs: number): Promise<AppendOnce>;
   /**
    * Calls `listener` with the new last id after every append (synchronously, in order). Subscribers
    * read what they need with `read()`; returns the unsubscribe function.

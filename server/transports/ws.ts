@@ -18,6 +18,7 @@ import { mistakeLogger } from '../client-log.js';
 import { ERRORS, HttpErrors, type ErrorCode } from '../errors.js';
 import type { Message } from '../feed/types.js';
 import { publishChecked } from '../publish.js';
+import { isIdempotencyKey, SendBudget } from '../send-budget.js';
 import { checkToken, mayPublish } from '../token.js';
 import type { DisconnectReason } from '../stats.js';
 import {
@@ -95,6 +96,8 @@ export default fp(
       /** Token bucket of error replies: `errorRate` per second, bursts of `errorRate`. */
       #errorTokens = errorRate;
       #tokensAt = performance.now();
+      /** Its publish frames' budget (config sendMessagesPerSec, sendBytesPerSec), made on its first publish. */
+      sendBudget: SendBudget | undefined;
       constructor(
         public cursor: number,
         readonly ws: WebSocket,
@@ -299,9 +302,23 @@ export default fp(
         refuse(peer, ERRORS.UNAUTHORIZED.code, ERRORS.UNAUTHORIZED.message, f.ref);
         return;
       }
+      if (f.key !== undefined && !isIdempotencyKey(f.key)) {
+        const e = new HttpErrors.BAD_IDEMPOTENCY_KEY(JSON.stringify(String(f.key).slice(0, 40)));
+        refuse(peer, ERRORS.BAD_IDEMPOTENCY_KEY.code, e.message, f.ref);
+        return;
+      }
+      // A refused send costs the budget nothing; its error answer counts against wsErrorRepliesPerSec,
+      // so a client that keeps flooding is closed 1008.
+      peer.sendBudget ??= new SendBudget(config.sendMessagesPerSec, config.sendBytesPerSec);
+      const waitMs = peer.sendBudget.take(data.length);
+      if (waitMs > 0) {
+        refuse(peer, ERRORS.SEND_RATE.code, new HttpErrors.SEND_RATE(String(waitMs)).message, f.ref);
+        return;
+      }
       try {
-        const message = await publishChecked(feed, f.data, config.maxNestingDepth);
-        peer.send(ack(message.id, f.ref));
+        const key = f.key === undefined ? undefined : { key: f.key, ttlMs: config.sendKeyTtlMs };
+        const sent = await publishChecked(feed, f.data, config.maxNestingDepth, key);
+        peer.send(ack(sent.message.id, f.ref, sent.duplicate));
       } catch (err) {
         const e = err as { code?: string; message: string; statusCode?: number };
         // The client's data was refused (4xx): a mistake, on the budget. A store outage is not.

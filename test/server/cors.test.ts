@@ -1,5 +1,5 @@
 /**
- * CORS for /poll, /events and /publish (server/cors.ts): ALLOWED_ORIGINS get preflights answered and
+ * CORS for /poll, /events, /publish and /send (server/cors.ts): ALLOWED_ORIGINS get preflights answered and
  * Access-Control-Allow-Origin on every answer, errors included; anyone else — other origins, the
  * server's own, clients without Origin — gets the answers of before, byte for byte.
  *
@@ -15,7 +15,7 @@ import net from 'node:net';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { DEFAULTS, readSettings, resolveConfig } from '../../server/config.js';
-import { CORS_ALLOWED_HEADERS, CORS_MAX_AGE_SECONDS, CORS_METHODS } from '../../server/cors.js';
+import { CORS_ALLOWED_HEADERS, CORS_EXPOSED_HEADERS, CORS_MAX_AGE_SECONDS, CORS_METHODS } from '../../server/cors.js';
 import { ConfigError } from '../../server/errors.js';
 import { MemoryFeed } from '../../server/feed/memory.js';
 import { publish, startLab, type RunningLab } from '../helpers/lab.js';
@@ -24,13 +24,13 @@ import { CHROMIUM, HAVE_CHROMIUM, pageErrors, requirePart } from '../helpers/rea
 const PAGE = 'https://app.example';
 const OTHER = 'https://evil.example';
 const TOKEN = 's3cret-s3cret-s3cret';
-const CORS_PATHS = ['/poll', '/events', '/publish'] as const;
+const CORS_PATHS = ['/poll', '/events', '/publish', '/send'] as const;
 
 /** What a listed origin's preflight must be answered with (credentials off). */
 const PREFLIGHT_HEADERS = {
   'access-control-allow-origin': PAGE,
   'access-control-allow-methods': 'GET, HEAD, POST',
-  'access-control-allow-headers': 'Content-Type, Authorization, Last-Event-ID, Cache-Control',
+  'access-control-allow-headers': 'Content-Type, Authorization, Last-Event-ID, Cache-Control, Idempotency-Key',
   'access-control-max-age': '600',
   vary: 'Origin',
 };
@@ -166,7 +166,16 @@ describe('CORS on answers', () => {
       body: '{"data":1}',
     });
     expect(pub.status).toBe(201);
-    expect(corsHeaders(pub.headers)).toEqual(expected);
+    // A publish's or send's answer also shows the page Retry-After and Idempotent-Replayed.
+    const exposed = { ...expected, 'access-control-expose-headers': CORS_EXPOSED_HEADERS.join(', ') };
+    expect(corsHeaders(pub.headers)).toEqual(exposed);
+    const sent = await fetch(`${lab.url}/send`, {
+      method: 'POST',
+      headers: { origin: PAGE, 'content-type': 'application/json', 'idempotency-key': 'k1' },
+      body: '{"data":1}',
+    });
+    expect(sent.status).toBe(201);
+    expect(corsHeaders(sent.headers)).toEqual(exposed);
     // The other listed origin gets its own.
     const other = await fetch(`${lab.url}/poll?since=0&timeout=0`, { headers: { origin: 'http://localhost:8080' } });
     expect(other.headers.get('access-control-allow-origin')).toBe('http://localhost:8080');
@@ -287,9 +296,11 @@ describe('CORS on answers', () => {
         const res = await fetch(`${lab.url}${path}`, { ...init, headers: { ...init.headers, origin } });
         expect.soft(res.status, `${label} ${origin}`).toBe(status);
         expect.soft(await res.json(), `${label} ${origin}`).toMatchObject({ error: { code } });
+        const listed = { 'access-control-allow-origin': PAGE, vary: 'Origin' };
+        const exposed = path === '/publish' ? { 'access-control-expose-headers': CORS_EXPOSED_HEADERS.join(', ') } : {};
         expect
           .soft(corsHeaders(res.headers), `${label} ${origin}`)
-          .toEqual(origin === PAGE ? { 'access-control-allow-origin': PAGE, vary: 'Origin' } : {});
+          .toEqual(origin === PAGE ? { ...listed, ...exposed } : {});
       }
     }
     // The Host check (DNS rebinding) runs after CORS: its 403 is readable by a listed page too.
