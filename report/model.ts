@@ -782,6 +782,45 @@ const PROTOCOL_COLUMNS: [Column<ScenarioResult>[], Column<ScenarioResult>[], Col
   [text('Scenario', (s) => s.name)],
 ];
 
+/** The chat workload's columns: both directions per message, and the send's own round trip. */
+const CHAT_COLUMNS: [Column<ScenarioResult>[], Column<ScenarioResult>[]] = [
+  [text('Transport', (s) => s.transport), text('Server', (s) => s.server), status],
+  [
+    fig('Ack p50 ms', (s) => s.chat?.ackMs.p50 ?? NO_FIGURE, fmtMs),
+    fig('Ack p99 ms', (s) => s.chat?.ackMs.p99 ?? NO_FIGURE, fmtMs),
+    fig('Everyone p50 ms', (s) => s.chat?.everyoneMs.p50 ?? NO_FIGURE, fmtMs),
+    fig('Everyone p99 ms', (s) => s.chat?.everyoneMs.p99 ?? NO_FIGURE, fmtMs),
+    fig('Up B/send', (s) => s.chat?.bytesUpPerSend ?? NO_FIGURE, fmtBytes),
+    fig('Requests/send', (s) => s.chat?.requestsPerSend ?? NO_FIGURE, fmtPerMsg),
+    fig('Down B/delivery', (s) => s.chat?.bytesDownPerDelivery ?? NO_FIGURE, fmtBytes),
+    fig('CPU µs/msg', (s) => s.serverMetrics.cpuUsPerMsg, fmtMs),
+  ],
+];
+
+/** A figure nothing measured (a row without chat figures). */
+const NO_FIGURE: Figure = Object.freeze({ median: null, min: null, max: null, values: [] });
+
+/** "Both directions": per chat condition (shape, network, protocol, proxy), one row per transport. */
+function chatGroups(report: Report): Group[] {
+  const chat = report.scenarios.filter((s) => s.workload === 'chat');
+  return groupBy(chat, (s) => `${shapeKey(s)}|${s.network.name}|${protocolOf(s)}|${s.proxy ?? ''}`).map((g) => {
+    const sorted = [...g].sort(byTransportThenServer);
+    const first = sorted[0]!;
+    const title = `${first.clients} clients each sending ${fixed(first.ratePerSec, first.ratePerSec < 10 ? 1 : 0)} msg/s, ${first.payloadBytes} B${over(first.network)}${onProtocol(first)}${via(first)}`;
+    return splitTable(
+      resultTable(sorted, (s) => `chat ${scenarioId(s)}`, CHAT_COLUMNS, title),
+      ['Transport', 'Server', 'Status', 'Ack p50 ms', 'Ack p99 ms', 'Everyone p50 ms', 'Everyone p99 ms'],
+      ['Transport', 'Server'],
+      [
+        [
+          'Both directions on the wire, and the server',
+          ['Up B/send', 'Requests/send', 'Down B/delivery', 'CPU µs/msg'],
+        ],
+      ],
+    );
+  });
+}
+
 /** "Transport by protocol": per shape and network measured over more than one protocol, rows by transport, protocol, server. */
 function protocolGroups(report: Report): Group[] {
   const order = (s: ScenarioResult) => HTTP_PROTOCOLS.indexOf(protocolOf(s));
@@ -980,6 +1019,7 @@ export function reportQuestion(report: Report): string {
   const s = report.scenarios;
   const distinct = (f: (x: ScenarioResult) => string) => new Set(s.map(f)).size;
   if (report.field?.length) return 'What breaks behind a proxy, and what fixes it?';
+  if (s.some((x) => x.workload === 'chat')) return 'What does sending from the client cost on each transport?';
   if (report.claims?.length) return 'Do the popular claims about these transports hold?';
   if (report.params.suite === 'check') return 'Has the lab’s overhead per message regressed?';
   if (s.some((x) => x.server === 'lab-redis')) return 'What does the Redis feed cost?';
@@ -1108,6 +1148,15 @@ export function reportModel(report: Report): ReportModel {
       intro:
         'Claims that articles and course notes teaching this topic make (quoted from one such text), each measured as stated in this run (npm run bench -- --claims), with its verdict. The scenarios behind them follow.',
       groups: [{ table: claimsTable(report.claims) }],
+    });
+  }
+  const chat = chatGroups(report);
+  if (chat.length) {
+    sections.push({
+      title: 'Both directions: the chat workload',
+      intro:
+        'Every client sends on a schedule and receives every client’s messages, its own included (bench/measure/chat.ts): WebSocket clients send frames on their open socket, SSE and polling clients POST /send beside their stream or poll, as a page would. Ack = due → acknowledged to the sender; Everyone = due → delivered to the last client. Up B/send = every client → server byte (sends, polls, connects) per sent message; Requests/send = HTTP requests of any kind per sent message; Down B/delivery = server → client bytes per delivered message. Medians over repeats with min–max.',
+      groups: chat,
     });
   }
   const byNetwork = networkGroups(report);

@@ -121,6 +121,8 @@ export const ScenarioParams = Obj({
   protocol: Type.Optional(Protocol),
   /** The clients reached the server through this reverse proxy (bench/processes/nginx.ts, deploy/nginx.conf); absent: direct. */
   proxy: Type.Optional(Type.Literal('nginx')),
+  /** `chat`: no publisher; every client sends `ratePerSec` messages a second and receives everyone's (bench/measure/chat.ts). */
+  workload: Type.Optional(Type.Literal('chat')),
 });
 
 /** The parameters the run was started with (bench/stages/run-bench.ts `runBench`). */
@@ -217,6 +219,29 @@ export const ScenarioResult = Obj(
      * network and parameters (medians): every transport the floor served, every server but the floor itself.
      */
     vsFloor: Type.Optional(Obj({ cpuUsPerMsg: Type.Number(), latencyP99: Type.Number() })),
+    /** `chat`: the clients sent (`ratePerSec` each) and received every client's messages; no publisher. */
+    workload: Type.Optional(Type.Literal('chat')),
+    /** The chat workload's figures (bench/measure/chat.ts): counts totalled over repeats, figures per repeat. */
+    chat: Type.Optional(
+      Obj({
+        sent: Count,
+        refused: Count,
+        /** Sends answered `duplicate`: retries whose first attempt had counted. */
+        duplicates: Count,
+        /** Sends made again after their connection failed before the answer. */
+        retries: Count,
+        /** Due → acknowledged to the sender, milliseconds. */
+        ackMs: Obj({ p50: Figure, p99: Figure }),
+        /** Due → delivered to the last client, milliseconds. */
+        everyoneMs: Obj({ p50: Figure, p99: Figure }),
+        /** Client → server bytes (sends, polls, connects, frames) per sent message. */
+        bytesUpPerSend: Figure,
+        /** HTTP requests of any kind per sent message. */
+        requestsPerSend: Figure,
+        /** Server → client bytes per delivered message. */
+        bytesDownPerDelivery: Figure,
+      }),
+    ),
     /** Protocol floor (lab only): bytes per message beyond the payload, and what the protocol needs at least. */
     floor: Type.Optional(
       Obj({ overheadBytesPerMsg: Type.Number(), floorBytesPerMsg: Type.Number(), excessBytesPerMsg: Type.Number() }),

@@ -116,6 +116,10 @@ const FLAGS = {
     type: 'boolean',
     help: 'measure the claims tutorials make about these transports → results/claims.{json,md,html}',
   },
+  chat: {
+    type: 'boolean',
+    help: 'both directions: every client sends and receives everyone’s (loopback, 4g, nginx, HTTP/2; lab, Socket.IO)',
+  },
   'compare-protocols': {
     type: 'boolean',
     help: 'HTTP/1.1, HTTP/1.1 over TLS and HTTP/2 over TLS side by side (lab and bare)',
@@ -188,9 +192,22 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
   const claims = values.claims ?? false;
   if (claims && (compareFeeds || compareProtocols || values.sweep || values.quick))
     throw new Error('--claims: a suite of its own; leave out --quick, --sweep and --compare-*');
+  const chat = values.chat ?? false;
+  if (chat && (claims || compareFeeds || compareProtocols || values.sweep || values.quick))
+    throw new Error('--chat: a suite of its own; leave out --quick, --sweep, --claims and --compare-*');
   const name =
     suiteName ??
-    (values.quick ? 'quick' : compareFeeds ? 'feeds' : compareProtocols ? 'protocols' : claims ? 'claims' : 'default');
+    (values.quick
+      ? 'quick'
+      : compareFeeds
+        ? 'feeds'
+        : compareProtocols
+          ? 'protocols'
+          : claims
+            ? 'claims'
+            : chat
+              ? 'chat'
+              : 'default');
   const suite = SUITES[name];
   const first = suite.scenarios[0]!;
   const clients = positive(values.clients, 'clients');
@@ -277,6 +294,13 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
     // The claims are about the lab's transports and the tutorials' snippet (bench/servers/shift.ts).
     opts.servers = ['lab', 'shift'];
     opts.claims = true;
+  }
+  if (chat) {
+    // The lab and Socket.IO take client sends; nothing but the chat scenarios is measured.
+    opts.servers = ['lab', 'socketio'];
+    opts.memory = false;
+    opts.autocannon = false;
+    opts.micro = false;
   }
   if (compareFeeds) {
     // The lab on each feed, same transports, same load: what the Redis feed costs per message.

@@ -12,14 +12,18 @@ import { io, NodeWebSocket, NodeXHR, type Socket } from 'socket.io-client';
 import type { Message } from '../../server/protocol.js';
 import { headersFor } from './http.js';
 import { scheduledMs } from './parse.js';
-import type { ClientFactory, ClientGroup, ClientGroupOptions } from './types.js';
+import type { Sending } from './senders.js';
+import type { ClientGroup, ClientGroupOptions } from './types.js';
+
+/** How long an emit waits for its acknowledgement before it fails (the chat runner then retries). */
+const ACK_TIMEOUT_MS = 10_000;
 
 /** `onConnect`: called on every 'connect' of client `i` (the first and each reconnect). */
 function socketioClients(
   opts: ClientGroupOptions,
   transport: 'websocket' | 'polling',
   onConnect?: (i: number) => void,
-): ClientGroup {
+): ClientGroup & { sending: Sending } {
   const { baseUrl, count, since, sink } = opts;
   // The same browser header set as the lab's clients send (Node's engine.io-client sends extraHeaders
   // on every polling request and on the WebSocket upgrade) — but for polling without Accept-Encoding:
@@ -82,6 +86,15 @@ function socketioClients(
   return {
     ready: Promise.all(connected).then(() => {}),
     requests: () => requests,
+    // An emit with acknowledgement on the client's connection (bench/servers/socketio.ts answers `{id}`).
+    sending: {
+      async send(client, data) {
+        const answer = (await sockets[client]!.timeout(ACK_TIMEOUT_MS).emitWithAck('send', data)) as { id: number };
+        return { ok: true, id: answer.id, duplicate: false };
+      },
+      ownWire: () => ({ bytesUp: 0, bytesDown: 0, requests: 0 }),
+      close: async () => {},
+    },
     async close() {
       await Promise.all(
         sockets.map((socket) => {
@@ -100,10 +113,8 @@ function socketioClients(
   };
 }
 
-export const socketioWebsocketClients: ClientFactory = (opts) => socketioClients(opts, 'websocket');
-export const socketioPollingClients: ClientFactory = (opts) => socketioClients(opts, 'polling');
+export const socketioWebsocketClients = (opts: ClientGroupOptions) => socketioClients(opts, 'websocket');
+export const socketioPollingClients = (opts: ClientGroupOptions) => socketioClients(opts, 'polling');
 /** Polling clients that also report each client's every 'connect' (bench/field/sticky.ts counts who ever connected). */
-export const socketioPollingClientsWatched =
-  (onConnect: (i: number) => void): ClientFactory =>
-  (opts) =>
-    socketioClients(opts, 'polling', onConnect);
+export const socketioPollingClientsWatched = (onConnect: (i: number) => void) => (opts: ClientGroupOptions) =>
+  socketioClients(opts, 'polling', onConnect);

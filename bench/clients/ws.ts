@@ -4,12 +4,28 @@
  */
 import WebSocket from 'ws';
 import { ACCEPT_SELF_SIGNED, headersFor } from './http.js';
-import { dispatch } from './parse.js';
-import { type ClientFactory, Reconnector } from './types.js';
+import type { ServerFrame } from '../../server/protocol.js';
+import { dispatchFrame } from './parse.js';
+import type { SendAnswer, Sending } from './senders.js';
+import { type ClientGroup, type ClientGroupOptions, Reconnector } from './types.js';
 import { isTls } from '../plan/http-setup.js';
 
-export const wsClients: ClientFactory = ({ baseUrl, count, since, sink, http, reconnect }) => {
+/**
+ * WebSocket clients; they may send too (`sending`): a publish frame on the client's open socket with a
+ * `ref` of its own and the send's `key`, answered by the server's `ack` or `error` with that ref.
+ */
+export const wsClients = ({
+  baseUrl,
+  count,
+  since,
+  sink,
+  http,
+  reconnect,
+}: ClientGroupOptions): ClientGroup & { sending: Sending } => {
   let requests = 0;
+  let nextRef = 0;
+  /** Sends awaiting their answer, by ref (unique across the group); failed when their socket closes first. */
+  const pending = new Map<number, { client: number; resolve: (a: SendAnswer) => void; reject: (e: Error) => void }>();
   let closing = false;
   const sockets: WebSocket[] = [];
   const wsBase = baseUrl.replace(/^http/, 'ws');
@@ -31,7 +47,19 @@ export const wsClients: ClientFactory = ({ baseUrl, count, since, sink, http, re
     sockets[i] = ws;
     let last = cursor;
     ws.on('message', (raw) => {
-      const id = dispatch(sink, i, raw.toString());
+      const text = raw.toString();
+      const frame = JSON.parse(text) as ServerFrame;
+      if ('type' in frame && (frame.type === 'ack' || frame.type === 'error') && typeof frame.ref === 'number') {
+        const waiting = pending.get(frame.ref);
+        pending.delete(frame.ref);
+        waiting?.resolve(
+          frame.type === 'ack'
+            ? { ok: true, id: frame.id, duplicate: frame.duplicate === true }
+            : { ok: false, code: frame.code },
+        );
+        return;
+      }
+      const id = dispatchFrame(sink, i, frame, text.length);
       if (id !== undefined) last = id;
     });
     ws.once('open', () => {
@@ -40,6 +68,12 @@ export const wsClients: ClientFactory = ({ baseUrl, count, since, sink, http, re
     });
     ws.on('error', (err) => sink.error(i, err));
     ws.once('close', () => {
+      // Unanswered sends of this socket: the sender cannot know whether they counted (it retries with the key).
+      for (const [ref, waiting] of pending) {
+        if (waiting.client !== i) continue;
+        pending.delete(ref);
+        waiting.reject(new Error('the connection closed before the send was answered'));
+      }
       if (!closing) setTimeout(() => open(i, last), backoff[i]!.next());
     });
   };
@@ -50,6 +84,23 @@ export const wsClients: ClientFactory = ({ baseUrl, count, since, sink, http, re
   return {
     ready,
     requests: () => requests,
+    sending: {
+      send(client, data, key) {
+        const ws = sockets[client];
+        if (ws?.readyState !== WebSocket.OPEN) return Promise.reject(new Error(`client ${client} is not connected`));
+        const ref = nextRef++;
+        return new Promise<SendAnswer>((resolve, reject) => {
+          pending.set(ref, { client, resolve, reject });
+          ws.send(JSON.stringify({ type: 'publish', data, ref, key }), (err) => {
+            if (!err) return;
+            pending.delete(ref);
+            reject(err);
+          });
+        });
+      },
+      ownWire: () => ({ bytesUp: 0, bytesDown: 0, requests: 0 }),
+      close: async () => {},
+    },
     async close() {
       closing = true;
       await Promise.all(

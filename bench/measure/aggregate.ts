@@ -39,6 +39,7 @@ export async function runOrFail(server: ServerHandle, t: Target, params: RunPara
       eventLoopDelayP99Ms: NaN,
       floor: null,
       relayLatenessP99Ms: null,
+      chat: null,
     };
   }
 }
@@ -111,6 +112,28 @@ export function aggregate(
     ...pollsOf(runs),
     ...(network.direct ? {} : { relayLatenessP99Ms: figure(runs.map((r) => r.relayLatenessP99Ms)) }),
     ...(t.server === 'lab' ? floorOf(runs) : {}),
+    ...(spec.workload === 'chat' ? { workload: 'chat' as const, ...chatOf(runs) } : {}),
+  };
+}
+
+/** The chat figures over the repeats that measured them: counts summed, figures per repeat. */
+function chatOf(runs: RunResult[]): Pick<ScenarioResult, 'chat'> {
+  const measured = runs.flatMap((r) => (r.chat ? [r.chat] : []));
+  if (measured.length === 0) return {};
+  const sum = (k: 'sent' | 'refused' | 'duplicates' | 'retries') => measured.reduce((a, c) => a + c[k], 0);
+  const fig = (pick: (c: (typeof measured)[number]) => number | null) => figure(measured.map(pick));
+  return {
+    chat: {
+      sent: sum('sent'),
+      refused: sum('refused'),
+      duplicates: sum('duplicates'),
+      retries: sum('retries'),
+      ackMs: { p50: fig((c) => c.ackMs.p50), p99: fig((c) => c.ackMs.p99) },
+      everyoneMs: { p50: fig((c) => c.everyoneMs.p50), p99: fig((c) => c.everyoneMs.p99) },
+      bytesUpPerSend: fig((c) => c.bytesUpPerSend),
+      requestsPerSend: fig((c) => c.requestsPerSend),
+      bytesDownPerDelivery: fig((c) => c.bytesDownPerDelivery),
+    },
   };
 }
 

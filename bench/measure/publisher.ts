@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { Pool } from 'undici';
 import { ACCEPT_SELF_SIGNED } from '../clients/self-signed.js';
 import { newHistogram, nowMs, type Histogram } from './recorder.js';
+import { openLoop } from './schedule.js';
 
 /** One publish run: `ratePerSec × durationSec` messages of `payloadBytes` to the server at `controlUrl`. */
 export interface PublishJob {
@@ -79,33 +80,18 @@ export class Publisher {
     let failures = 0;
     let firstFailure: string | undefined;
     const pending: Promise<void>[] = [];
-    const start = nowMs() + 5;
-    let k = 0;
-    await new Promise<void>((done) => {
-      const tick = () => {
-        const now = nowMs();
-        while (k < total) {
-          const due = start + k * intervalMs;
-          if (due > now) break;
-          lag.recordValue(Math.max(1, Math.round((now - due) * 1000)));
-          const index = k++;
-          pending.push(
-            this.send(makeData(due, payloadBytes)).then(
-              (id) => {
-                ids[index] = id;
-              },
-              (err: Error) => {
-                failures++;
-                firstFailure ??= err.message;
-              },
-            ),
-          );
-        }
-        if (k >= total) return done();
-        // Sleep until the next message is due; timers are ~1 ms grained, so several may go at once.
-        setTimeout(tick, Math.max(0, start + k * intervalMs - nowMs()));
-      };
-      tick();
+    await openLoop(total, intervalMs, lag, (index, due) => {
+      pending.push(
+        this.send(makeData(due, payloadBytes)).then(
+          (id) => {
+            ids[index] = id;
+          },
+          (err: Error) => {
+            failures++;
+            firstFailure ??= err.message;
+          },
+        ),
+      );
     });
     await Promise.all(pending);
     return publishOutcome(

@@ -49,6 +49,11 @@ export interface DeliveryCounts {
 
 export class Recorder implements ClientSink {
   readonly latency: Histogram = newHistogram();
+  /**
+   * Per message of the window, once every client has it: its latency at the last of them (µs) — when a
+   * message has reached everyone (the chat workload's send → delivered to everyone).
+   */
+  readonly everyone: Histogram = newHistogram();
   /** Deliveries in the measured window (duplicates included, as the wire carried them). */
   delivered = 0;
   /** Deliveries of any id, warm-up included: what drain waits on. */
@@ -61,6 +66,9 @@ export class Recorder implements ClientSink {
   #base = 0;
   #capacity = 0;
   readonly #clients: ClientState[];
+  /** Per window slot: how many clients have the message, and the latest first arrival (µs). */
+  #reach = new Uint32Array(0);
+  #slowest = new Float64Array(0);
   readonly #lossyEvery: number;
   #lossyCount = 0;
   #reordered = 0;
@@ -83,6 +91,8 @@ export class Recorder implements ClientSink {
   startWindow(lastIdBefore: number, capacity: number): void {
     this.#base = lastIdBefore + 1;
     this.#capacity = capacity;
+    this.#reach = new Uint32Array(capacity);
+    this.#slowest = new Float64Array(capacity);
     for (const c of this.#clients) {
       c.seen = new Uint8Array(capacity);
       c.maxSeen = lastIdBefore;
@@ -101,7 +111,12 @@ export class Recorder implements ClientSink {
     if (before < 255) c.seen[slot] = before + 1;
     if (id > c.maxSeen) c.maxSeen = id;
     else if (before === 0) this.#reordered++; // first sight of an id older than one already seen
-    this.latency.recordValue(Math.max(1, Math.round((now - scheduledMs) * 1000)));
+    const us = Math.max(1, Math.round((now - scheduledMs) * 1000));
+    this.latency.recordValue(us);
+    if (before === 0) {
+      if (us > this.#slowest[slot]!) this.#slowest[slot] = us;
+      if (++this.#reach[slot]! === this.#clients.length) this.everyone.recordValue(this.#slowest[slot]!);
+    }
     if (jsonBytes !== undefined) {
       this.wire.messages++;
       this.wire.jsonBytes += jsonBytes;

@@ -6,14 +6,15 @@
  * Over a relay (relay.ts) the clients connect through it, the publisher and /stats do not; a relay
  * behind its schedule, or deliveries faster than its one-way delay, make the run invalid too.
  */
-import { clientsOf } from '../clients/index.js';
+import { clientsOf, sendingClientsOf, type SendingGroup } from '../clients/index.js';
+import { type ChatOutcome, sendFromClients } from './chat.js';
 import type { ClientFactory } from '../clients/types.js';
 import type { ScenarioParams } from '../../report/types.js';
 import { floorFor } from './floor-bytes.js';
 import { publishLockstep, type LockstepOutcome } from './lockstep.js';
 import { publishInWorker } from './publisher.js';
 import type { HeaderMode } from '../clients/browser-headers.js';
-import { Recorder } from './recorder.js';
+import { type Histogram, Recorder } from './recorder.js';
 import type { NetworkRoute } from '../processes/pool.js';
 import { belowOneWayProblem, relayLatenessProblem } from '../processes/relay-process.js';
 import type { ServerHandle, ServerStats } from '../processes/server-process.js';
@@ -45,6 +46,11 @@ export interface RunParams {
   /** The clients' header set and cookie (the protocol is the target's). */
   headers: HeaderMode;
   cookieBytes: number;
+  /**
+   * The chat workload (chat.ts): the clients themselves send, `ratePerSec` each, and every client
+   * receives every client's messages; no publisher.
+   */
+  chat?: boolean;
 }
 
 export type Pace = NonNullable<ScenarioParams['pace']>;
@@ -85,6 +91,26 @@ export interface RunResult {
   floor: { jsonBytesPerMsg: number; floorBytesPerMsg: number } | null;
   /** The relay's lateness p99 over the measured window, ms; null without a relay or with nothing relayed. */
   relayLatenessP99Ms: number | null;
+  /** The chat workload's own figures; null for a publisher's run. */
+  chat: ChatFigures | null;
+}
+
+/** What a chat run measures besides the usual figures (per sent message: each is delivered to every client). */
+export interface ChatFigures {
+  sent: number;
+  refused: number;
+  duplicates: number;
+  retries: number;
+  /** Due → acknowledged to its sender, ms. */
+  ackMs: { p50: number | null; p99: number | null };
+  /** Due → delivered to the last of the clients, ms. */
+  everyoneMs: { p50: number | null; p99: number | null };
+  /** Client → server bytes (every request and frame, sends' own connections included) per sent message. */
+  bytesUpPerSend: number | null;
+  /** HTTP requests (sends, polls, connects) per sent message. */
+  requestsPerSend: number | null;
+  /** Server → client bytes (answers, streams, frames, sends' answers) per delivered message. */
+  bytesDownPerDelivery: number | null;
 }
 
 /**
@@ -126,6 +152,28 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: numbe
 
 const perMsg = (delta: number, delivered: number): number | null => (delivered > 0 ? delta / delivered : null);
 
+const ms = (h: Histogram, q: number): number | null => (h.totalCount > 0 ? h.getValueAtPercentile(q) / 1000 : null);
+
+function chatFigures(
+  pub: ChatOutcome,
+  recorder: Recorder,
+  wire: { up: number; down: number; requests: number },
+  delivered: number,
+): ChatFigures {
+  const accepted = pub.ids.length;
+  return {
+    sent: pub.sent,
+    refused: pub.refused,
+    duplicates: pub.duplicates,
+    retries: pub.retries,
+    ackMs: { p50: ms(pub.ack, 50), p99: ms(pub.ack, 99) },
+    everyoneMs: { p50: ms(recorder.everyone, 50), p99: ms(recorder.everyone, 99) },
+    bytesUpPerSend: perMsg(wire.up, accepted),
+    requestsPerSend: perMsg(wire.requests, accepted),
+    bytesDownPerDelivery: perMsg(wire.down, delivered),
+  };
+}
+
 /** SSE and WebSocket make their request when they connect, polling once per answer. */
 const opensPerConnection = (t: Target['transport']): boolean => t === 'sse' || t === 'ws';
 
@@ -149,7 +197,8 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
   const initial = await server.stats();
   const since = initial.feed.lastId;
   const relay = p.network?.relay;
-  const group = (p.clientFactory ?? clientsOf(t))({
+  const sendingFactory = p.chat ? sendingClientsOf(t) : undefined;
+  const group = (sendingFactory ?? p.clientFactory ?? clientsOf(t))({
     baseUrl: relay?.baseUrl ?? p.proxy?.baseUrl ?? server.baseUrl,
     http: { protocol: t.protocol, headers: p.headers, cookieBytes: p.cookieBytes },
     count: p.clients,
@@ -160,10 +209,21 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     ...(lockstep ? { stepped: true } : {}),
   });
   const job = { controlUrl: server.controlUrl, ratePerSec: p.ratePerSec, payloadBytes: p.payloadBytes };
-  const publish = (durationSec: number): Promise<LockstepOutcome> =>
-    lockstep
-      ? publishLockstep({ ...job, durationSec, clients: p.clients, group, received: () => recorder.received })
-      : publishInWorker({ ...job, durationSec });
+  let runs = 0;
+  const publish = (durationSec: number): Promise<LockstepOutcome | ChatOutcome> =>
+    sendingFactory
+      ? sendFromClients({
+          sending: (group as SendingGroup).sending,
+          clients: p.clients,
+          ratePerSec: p.ratePerSec,
+          durationSec,
+          payloadBytes: p.payloadBytes,
+          runId: `${process.pid}-${Date.now().toString(36)}-${runs++}`,
+        })
+      : lockstep
+        ? publishLockstep({ ...job, durationSec, clients: p.clients, group, received: () => recorder.received })
+        : publishInWorker({ ...job, durationSec });
+  const ownWire = () => (sendingFactory ? (group as SendingGroup).sending.ownWire() : undefined);
   // In lockstep, a snapshot is taken only with every connection-holding client connected again (long
   // polls re-held): then the window holds exactly one request per answer.
   const settled = async () => {
@@ -201,16 +261,19 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     await server.loopWindow.open();
     await relay?.resetLateness();
     const before = await server.stats();
+    const ownBefore = ownWire();
     const windowStart = performance.now();
     const answersBefore = group.answers?.();
     const firstId = before.feed.lastId;
-    recorder.startWindow(firstId, Math.ceil(p.ratePerSec * p.durationSec) + 16);
+    // A chat window holds every client's sends.
+    recorder.startWindow(firstId, (p.chat ? p.clients : 1) * Math.ceil(p.ratePerSec * p.durationSec) + 16);
     const pub = await publish(p.durationSec);
     const expected = pub.ids.length * p.clients;
     await drain(() => recorder.delivered, expected, quietMs);
     await settled();
     const answersAfter = group.answers?.();
     const after = await server.stats();
+    const ownAfter = ownWire();
     const windowSec = (performance.now() - windowStart) / 1000;
     const loop = await server.loopWindow.close();
     const lateness = await relay?.lateness();
@@ -222,7 +285,7 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     const lagP99 = pub.lagP99Ms;
 
     const problems: string[] = [];
-    if (pub.stall) problems.push(pub.stall);
+    if ('stall' in pub && pub.stall) problems.push(pub.stall);
     if (pub.failures > 0) problems.push(`${pub.failures} publishes failed (${pub.firstFailure})`);
     if (c.lost > 0) problems.push(`${c.lost} messages lost`);
     if (c.duplicated > 0) problems.push(`${c.duplicated} duplicates`);
@@ -233,6 +296,8 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     if (lagP99 > lagLimit)
       problems.push(`publisher fell behind its schedule (lag p99 ${lagP99.toFixed(1)} ms > ${lagLimit} ms)`);
     if (pub.ids.length === 0) problems.push('nothing was published');
+    if ('refused' in pub && pub.refused > 0)
+      problems.push(`${pub.refused} of ${pub.sent} sends refused (first: ${pub.firstRefusal})`);
     if (p.network) {
       for (const problem of [
         relayLatenessProblem(p.network.profile, lateness),
@@ -299,6 +364,19 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
             }
           : null,
       relayLatenessP99Ms: lateness?.p99Ms ?? null,
+      chat:
+        'sent' in pub && ownBefore && ownAfter
+          ? chatFigures(
+              pub,
+              recorder,
+              {
+                up: d((s) => s.transports[key].bytesIn) + ownAfter.bytesUp - ownBefore.bytesUp,
+                down: d((s) => s.transports[key].bytesOut) + ownAfter.bytesDown - ownBefore.bytesDown,
+                requests: d((s) => s.transports[key].requests) + ownAfter.requests - ownBefore.requests,
+              },
+              c.delivered,
+            )
+          : null,
     };
   } finally {
     await group.close();

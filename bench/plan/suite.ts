@@ -56,7 +56,18 @@ export const CLAIM_SCENARIOS = Object.freeze({
   shift: 'claims-shift',
 });
 
-export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds' | 'protocols' | 'claims', Suite> = {
+/** The chat suite's load: a busy group chat, every client sending and receiving everyone's. */
+const CHAT = Object.freeze({
+  name: 'chat-20c-2r',
+  clients: 20,
+  ratePerSec: 2,
+  payloadBytes: 100,
+  durationSec: 5,
+  workload: 'chat',
+  servers: ['lab'],
+} as const satisfies ScenarioSpec);
+
+export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds' | 'protocols' | 'claims' | 'chat', Suite> = {
   default: {
     scenarios: [
       // 3 s windows, not 10: sixteen (server, transport) targets per scenario (the floor on every
@@ -252,6 +263,26 @@ export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds' | 'protocols
     autocannonDurationSec: 0,
     microTimeMs: 0,
     budgetSec: 300,
+  },
+  /**
+   * `--chat` (bench/measure/chat.ts): 20 clients each sending 2 msg/s (40 msg/s into the feed, 800
+   * deliveries a second) and receiving everyone's, on every lab transport: on loopback, over 4g (where a
+   * request per send costs a round trip), through nginx, and over HTTP/2. Socket.IO is the peer (its emit
+   * with acknowledgement, over WebSocket and over polling) on loopback and 4g, where it runs (cleartext,
+   * direct); bare and the floor take no client sends.
+   */
+  chat: {
+    scenarios: [
+      { ...CHAT, servers: ['lab', 'socketio'] },
+      { ...CHAT, servers: ['lab', 'socketio'], network: '4g' },
+      { ...CHAT, servers: [...CHAT.servers], proxy: 'nginx' },
+      { ...CHAT, servers: [...CHAT.servers], protocol: 'h2' },
+    ],
+    repeats: 3,
+    memoryConnections: 0,
+    autocannonDurationSec: 0,
+    microTimeMs: 0,
+    budgetSec: 600,
   },
 };
 

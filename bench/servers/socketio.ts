@@ -8,7 +8,9 @@
  * message, each as `socket.emit('message', {id, ts, data})`. Live delivery is one `io.emit` per
  * publish, as a Socket.IO user would write it (Socket.IO encodes a broadcast packet once for all).
  * Socket.IO's own defaults are kept (pingInterval 25 s, HTTP compression of polling answers over
- * 1 KiB when the client accepts it, no per-message deflate).
+ * 1 KiB when the client accepts it, no per-message deflate). A client's send (the chat workload) is an
+ * emit with acknowledgement, `socket.emit('send', data, ack)`, published as any message and
+ * acknowledged with its id, as a Socket.IO chat is usually written (no idempotency: Socket.IO has none).
  *
  * Control (POST /publish, GET /stats) is on a second port so every byte on the transport port is
  * Socket.IO traffic. IPC per bench/servers/ipc.ts.
@@ -48,6 +50,10 @@ const io = new Server(server, {
 io.on('connection', (socket: Socket) => {
   // Runs synchronously right after Socket.IO adds the socket to the broadcast set, and publishes are
   // synchronous too: catch-up covers exactly up to lastId, every later id comes from io.emit.
+  socket.on('send', (data: unknown, ack?: (answer: { id: number }) => void) => {
+    const id = publish(data);
+    if (typeof ack === 'function') ack({ id });
+  });
   const since = Number((socket.handshake.auth as { since?: unknown }).since);
   if (!Number.isSafeInteger(since) || since < 0 || since >= log.lastId) return;
   const missed = log.after(since);

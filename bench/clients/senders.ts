@@ -1,0 +1,92 @@
+/**
+ * Clients that send as well as receive (the chat workload): what a send answers, and the HTTP sender a
+ * page on SSE, long or short polling sends with — `POST /send` (server/publish.ts) on a connection of
+ * its own beside the one its stream or held poll occupies, as a browser's connection pool gives it, with
+ * the page's headers, an `Idempotency-Key` per send. Over HTTP/2 the page's one session would carry both;
+ * here the sends get a session of their own, so the transport's own bytes stay its own on the server.
+ * WebSocket clients send on their open socket (ws.ts).
+ */
+import type { Socket } from 'node:net';
+import { buildConnector, Client } from 'undici';
+import { type HttpSetup, isTls } from '../plan/http-setup.js';
+import { headersFor } from './http.js';
+
+/** A send's answer: acknowledged with the feed id it got (`duplicate`: a retried key), or refused with a LAB_ERR_* code. */
+export type SendAnswer = { ok: true; id: number; duplicate: boolean } | { ok: false; code: string };
+
+/** A client group's sending side. */
+export interface Sending {
+  /** Client `client` sends `data` with idempotency key `key`; resolves with the server's answer (rejects on a transport failure). */
+  send(client: number, data: unknown, key: string): Promise<SendAnswer>;
+  /**
+   * Traffic of sends on connections of their own (HTTP sends), which the server's transport counters do
+   * not see: bytes each way on the wire and requests. Zero when sends share the transport's connection (WebSocket).
+   */
+  ownWire(): { bytesUp: number; bytesDown: number; requests: number };
+  close(): Promise<void>;
+}
+
+/**
+ * The headers of a page's `fetch(url, {method: 'POST', body: JSON})`: the captured fetch headers
+ * (browser-headers.ts, the poll request's) with the Origin and Content-Type a browser adds to a POST.
+ */
+function sendHeaders(origin: string, setup: HttpSetup): Record<string, string> {
+  const fetchHeaders = headersFor('poll', origin, setup);
+  const browser = Object.keys(fetchHeaders).length > 0;
+  return {
+    ...fetchHeaders,
+    ...(browser ? { origin: new URL(origin).origin } : {}),
+    'content-type': 'application/json',
+  };
+}
+
+/** `POST /send` per client, each on a connection (or HTTP/2 session) of its own; every socket counted. */
+export function httpSending(baseUrl: string, setup: HttpSetup, count: number): Sending {
+  const sockets: Socket[] = [];
+  const connect = buildConnector({
+    ...(isTls(setup.protocol) ? { rejectUnauthorized: false } : {}),
+    allowH2: setup.protocol === 'h2',
+  });
+  const counted: buildConnector.connector = (opts, callback) =>
+    connect(opts, (err, socket) => {
+      if (socket) sockets.push(socket as Socket);
+      callback(err as null, socket as Socket);
+    });
+  const connections = Array.from(
+    { length: count },
+    () =>
+      new Client(baseUrl, {
+        pipelining: 1,
+        keepAliveTimeout: 60_000,
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        allowH2: setup.protocol === 'h2',
+        connect: counted,
+      }),
+  );
+  const headers = sendHeaders(baseUrl, setup);
+  let requests = 0;
+  return {
+    async send(client, data, key) {
+      requests++;
+      const res = await connections[client]!.request({
+        path: '/send',
+        method: 'POST',
+        headers: { ...headers, 'idempotency-key': key },
+        body: JSON.stringify({ data }),
+      });
+      const body = (await res.body.json()) as { id?: number; duplicate?: boolean; error?: { code: string } };
+      if ((res.statusCode === 201 || res.statusCode === 200) && typeof body.id === 'number')
+        return { ok: true, id: body.id, duplicate: body.duplicate === true };
+      return { ok: false, code: body.error?.code ?? `HTTP ${res.statusCode}` };
+    },
+    ownWire: () => ({
+      bytesUp: sockets.reduce((n, s) => n + s.bytesWritten, 0),
+      bytesDown: sockets.reduce((n, s) => n + s.bytesRead, 0),
+      requests,
+    }),
+    async close() {
+      await Promise.all(connections.map((c) => c.destroy()));
+    },
+  };
+}

@@ -1,0 +1,103 @@
+/**
+ * The chat workload (bench/measure/chat.ts) through the real harness: the lab in its own process, every
+ * client of every transport sending (WebSocket frames, POST /send beside SSE and polling) and receiving
+ * everyone's. Assertions are counts: every send answered and delivered to every client once, the
+ * requests and bytes each direction takes, and a retry after a dropped answer appended once.
+ */
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
+import { httpSending, type Sending } from '../../../bench/clients/senders.js';
+import { parseBenchArgs } from '../../../bench/cli/options.js';
+import { sendFromClients } from '../../../bench/measure/chat.js';
+import { Progress } from '../../../bench/plan/progress.js';
+import { DEFAULT_HTTP } from '../../../bench/plan/http-setup.js';
+import { ServerPool } from '../../../bench/processes/server-process.js';
+import { runBench } from '../../../bench/stages/run-bench.js';
+import { reportModel } from '../../../report/model.js';
+import { validateReport } from '../../../report/schema.js';
+import type { ScenarioResult } from '../../../report/types.js';
+import { startLab } from '../../helpers/lab.js';
+
+const quiet = () => new Progress(process.stderr, true);
+const pool = new ServerPool();
+afterAll(() => pool.stop());
+
+describe('the chat workload', () => {
+  it('every transport: each send acknowledged and delivered to every client once; what each direction costs', async () => {
+    const opts = parseBenchArgs([
+      ...['--chat', '--repeats', '1', '--max-publisher-lag-ms', '2000'],
+      ...['--transports', 'poll,short-poll,sse,ws'],
+    ]);
+    opts.scenarios = [
+      {
+        name: 'chat-small',
+        clients: 4,
+        ratePerSec: 2,
+        payloadBytes: 100,
+        durationSec: 1,
+        workload: 'chat',
+        servers: ['lab', 'socketio'],
+      },
+    ];
+    const report = await runBench(opts, quiet(), pool);
+    expect(validateReport(report)).toEqual({ ok: true });
+    // The lab on four transports, Socket.IO (emit with ack) on its two.
+    expect(report.scenarios).toHaveLength(6);
+    const row = (t: string, server = 'lab'): ScenarioResult =>
+      report.scenarios.find((s) => s.transport === t && s.server === server)!;
+    for (const s of report.scenarios) {
+      expect(s.status, `${s.server}/${s.transport}: ${s.reason ?? ''}`).toBe('ok');
+      expect(s.workload).toBe('chat');
+      // 4 clients × 2 a second × 1 s, each delivered to all 4 clients, the sender too.
+      expect(s.chat?.sent, s.transport).toBe(8);
+      expect(s.published, s.transport).toBe(8);
+      expect(s.delivered, s.transport).toBe(8 * 4);
+      expect(s.expected).toBe(s.delivered);
+      expect([s.lost, s.duplicated, s.reordered, s.chat?.refused, s.chat?.duplicates]).toEqual([0, 0, 0, 0, 0]);
+      expect(s.chat?.ackMs.p99.median, s.transport).not.toBeNull();
+      expect(s.chat?.everyoneMs.p99.median, s.transport).not.toBeNull();
+      expect(s.chat?.bytesDownPerDelivery.median, s.transport).toBeGreaterThan(100);
+    }
+    // A WebSocket send is a frame on the open socket: no request at all. Every other send is a POST.
+    expect(row('ws').chat?.requestsPerSend.median).toBe(0);
+    expect(row('ws', 'socketio').chat?.requestsPerSend.median).toBe(0);
+    for (const t of ['sse', 'poll', 'short-poll'])
+      expect(row(t).chat?.requestsPerSend.median, t).toBeGreaterThanOrEqual(1);
+    // A frame of ~120 B against a POST with a browser's headers (~600 B) and its body.
+    expect(row('ws').chat?.bytesUpPerSend.median).toBeLessThan(250);
+    expect(row('sse').chat?.bytesUpPerSend.median).toBeGreaterThan(3 * row('ws').chat!.bytesUpPerSend.median!);
+    // The report opens with its question and shows the chat section.
+    const model = reportModel(report);
+    expect(model.title).toMatch(/^What does sending from the client cost on each transport\?/);
+    expect(model.sections.map((s) => s.title)).toContain('Both directions: the chat workload');
+  });
+
+  it('a send whose answer was lost is sent again with its key: answered duplicate, appended once', async () => {
+    const lab = await startLab();
+    const http = httpSending(lab.url, { ...DEFAULT_HTTP, headers: 'minimal' }, 2);
+    onTestFinished(() => http.close());
+    // The first attempt of one send reaches the server, then its answer is "lost" (the sender sees a failure).
+    let dropped = 0;
+    const lossy: Sending = {
+      ...http,
+      async send(client, data, key) {
+        const answer = await http.send(client, data, key);
+        if (key.endsWith(':1:2') && dropped++ === 0) throw new Error('connection reset before the answer');
+        return answer;
+      },
+    };
+    const outcome = await sendFromClients({
+      sending: lossy,
+      clients: 2,
+      ratePerSec: 5,
+      durationSec: 1,
+      payloadBytes: 80,
+      runId: 'retry-test',
+    });
+    expect(outcome.sent).toBe(10);
+    expect(outcome.retries).toBe(1);
+    expect(outcome.duplicates).toBe(1);
+    expect([outcome.failures, outcome.refused]).toEqual([0, 0]);
+    expect(outcome.ids).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(lab.app.lab.feed.info().lastId).toBe(10);
+  });
+});
