@@ -357,6 +357,7 @@ async function main() {
     model.startAt(stats.feed.lastId, stats.feed.epoch);
     const driver = driverFor(model);
     const view = new PaneView(model, template, () => driver.drop());
+    view.bindSend(driver);
     panesEl.appendChild(view.el);
     lab.panes[t.key] = model;
     lab.drivers[t.key] = driver;

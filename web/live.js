@@ -7,6 +7,7 @@ import { fmtBytes, fmtMs, fmtNum, preview, setData, setText } from './format.js'
 import { percentiles } from './metrics.js';
 import { RECENT_ROWS, TRANSPORTS } from './panes.js';
 import { pageTls, paneProtocolText, paneProtocolWhy } from './protocol.js';
+import { sendText } from './send.js';
 import { chartLib, TRANSPORT_COLORS } from './theme.js';
 
 /** Chart.js is loaded as a classic script (a global); its objects are not typed here. @typedef {any} ChartJs */
@@ -50,9 +51,33 @@ export class PaneView {
       this.rows.push(cells);
     }
     this.q('[data-action="drop"]').addEventListener('click', onDrop);
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this.autoTimer = undefined;
     /** @type {WeakMap<object, string>} */
     this.previews = new WeakMap();
     this.tls = pageTls();
+  }
+
+  /**
+   * The send box: Send sends the text once; auto sends `auto #n` at the chosen rate until set off.
+   * @param {import('./send.js').Sender} sender
+   */
+  bindSend(sender) {
+    const form = /** @type {HTMLFormElement} */ (this.q('form.send'));
+    const input = /** @type {HTMLInputElement} */ (form.elements.namedItem('text'));
+    const auto = /** @type {HTMLSelectElement} */ (form.elements.namedItem('auto'));
+    const sends = this.model.sends;
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      void sendText(sends, sender, input.value || `hello from ${this.model.key}`);
+      input.value = '';
+    });
+    let n = 0;
+    auto.addEventListener('change', () => {
+      clearInterval(this.autoTimer);
+      const rate = Number(auto.value);
+      if (rate > 0) this.autoTimer = setInterval(() => void sendText(sends, sender, `auto #${++n}`), 1000 / rate);
+    });
   }
 
   /** @param {string} sel @returns {HTMLElement} */
@@ -115,6 +140,7 @@ export class PaneView {
     setText(f.p50, fmtMs(p50));
     setText(f.p99, fmtMs(p99));
     f.skipped.hidden = m.skipped === 0;
+    renderSends(this, now);
     if (m.skipped) setText(f.skipped, `${fmtNum(m.skipped)} ids skipped without a gap announcement: a server bug`);
 
     const items = m.recent.items;
@@ -138,6 +164,25 @@ export class PaneView {
       setText(/** @type {HTMLElement} */ (cells[3]), text);
     }
   }
+}
+
+/** The send box's figures: how many, ack and back p50 over the window, the last refusal. @param {PaneView} view @param {number} now */
+function renderSends(view, now) {
+  const s = view.model.sends;
+  const [ack] = percentiles(s.ack.since(now - LATENCY_WINDOW_MS), [50]);
+  const [back] = percentiles(s.seenLatency.since(now - LATENCY_WINDOW_MS), [50]);
+  const el = view.el;
+  setData(el, 'sent', String(s.sent));
+  setData(el, 'acked', String(s.acked));
+  setData(el, 'sendRefused', String(s.refused));
+  setData(el, 'seen', String(s.seen));
+  setData(el, 'sendAckP50Ms', ack === null || ack === undefined ? '' : String(ack));
+  setData(el, 'sendBackP50Ms', back === null || back === undefined ? '' : String(back));
+  const text =
+    s.sent === 0
+      ? 'nothing sent'
+      : `sent ${fmtNum(s.sent)} · ack p50 ${fmtMs(ack)} · back p50 ${fmtMs(back)}${s.refused ? ` · ${fmtNum(s.refused)} refused (${s.lastError})` : ''}`;
+  setText(view.fields.sendFigures, text);
 }
 
 /** Log-scale ticks: label only the powers of ten. @param {number} v */

@@ -7,6 +7,7 @@
 
 import { api, ApiError, getToken, nowMs } from './api.js';
 import { LatencyRing, RateMeter, RecentList } from './metrics.js';
+import { postSend, SendModel, WsSends } from './send.js';
 
 /**
  * Short polling asks every second on average: the baseline the other transports are compared with. Each
@@ -112,6 +113,8 @@ export class PaneModel {
     this.catchUps = 0;
     this.catchUpLatency = new LatencyRing(1024);
     this.rate = new RateMeter(5);
+    /** What this pane sent from its send box, and how long the sends took (web/send.js). */
+    this.sends = new SendModel(key);
   }
 
   /**
@@ -161,6 +164,7 @@ export class PaneModel {
       }
       this.rate.add(now);
       this.recent.push({ message: m, latency, catchUp });
+      this.sends.delivered(m.data, now);
     }
     if (m.id > this.cursor) this.cursor = m.id;
   }
@@ -210,6 +214,11 @@ export class PollDriver {
   constructor(pane, short) {
     this.pane = pane;
     this.short = short;
+  }
+
+  /** POST /send, as a page on this transport sends. @param {unknown} data @param {string} key */
+  send(data, key) {
+    return postSend(data, key);
   }
 
   start() {
@@ -291,6 +300,11 @@ export class SseDriver {
     this.pane = pane;
   }
 
+  /** POST /send, as a page on this transport sends. @param {unknown} data @param {string} key */
+  send(data, key) {
+    return postSend(data, key);
+  }
+
   start() {
     this.#open();
   }
@@ -360,6 +374,7 @@ export class SseDriver {
 export class WsDriver {
   /** @type {WebSocket | undefined} */
   #ws;
+  #sends = new WsSends();
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #timer;
   #failures = 0;
@@ -399,10 +414,12 @@ export class WsDriver {
       else if (frame.type === 'hello') pane.hello(frame);
       else if (frame.type === 'gap') pane.gap(frame);
       else if (frame.type === 'reset') pane.reset(frame);
+      else if ((frame.type === 'ack' || frame.type === 'error') && this.#sends.answer(frame)) return;
       else if (frame.type === 'error') pane.setState(pane.state, `server error ${frame.code}`);
     };
     ws.onclose = (e) => {
       if (!mine()) return;
+      this.#sends.closed();
       this.#ws = undefined;
       this.#failures++;
       // A refused upgrade (401 wrong token, 403 origin) reaches the page only as close 1006.
@@ -417,9 +434,15 @@ export class WsDriver {
     };
   }
 
+  /** A publish frame on the open socket. @param {unknown} data @param {string} key */
+  send(data, key) {
+    return this.#sends.send(this.#ws, data, key);
+  }
+
   drop() {
     const ws = this.#ws;
     this.#ws = undefined; // detach first: nothing from the old socket counts any more
+    this.#sends.closed();
     ws?.close(1000, 'dropped by the dashboard');
     clearTimeout(this.#timer);
     this.pane.setState('dropped', 'socket closed');
@@ -433,6 +456,7 @@ export class WsDriver {
   reconnect() {
     const ws = this.#ws;
     this.#ws = undefined;
+    this.#sends.closed();
     ws?.close(1000, 'token changed');
     clearTimeout(this.#timer);
     this.pane.reconnects++;
