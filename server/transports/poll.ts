@@ -156,10 +156,6 @@ export default fp(
       }
       return messages;
     };
-    /** Whether an answer is over maxBufferedBytes: its length in characters decides, but near the bound (UTF-8). */
-    const overBound = (body: string): boolean =>
-      body.length > config.maxBufferedBytes ||
-      (body.length * 3 > config.maxBufferedBytes && Buffer.byteLength(body) > config.maxBufferedBytes);
     /** The last oversized batch the hub handed the held polls, and the answer that fits: built once for all of them. */
     let trimmed: { batch: readonly Message[]; fit: readonly Message[]; body: Buffer } | undefined;
     const fitted = (batch: readonly Message[], encoded: Buffer | undefined) => {
@@ -365,7 +361,7 @@ export default fp(
         // Encoded once; only an answer over the bound is encoded again, shorter.
         let messages = first.messages;
         let body = answerBody(messages, first);
-        if (messages.length > 1 && overBound(body)) {
+        if (messages.length > 1 && body.length > config.maxBufferedBytes) {
           messages = fitting(messages);
           body = answerBody(messages, first);
         }
@@ -374,8 +370,15 @@ export default fp(
         this.out.send(body);
       }
     }
-    const answerBody = (messages: readonly Message[], first: ReadAfter): string =>
-      pollBody(pollAnswer(messages, messages[messages.length - 1]?.id ?? first.cursor, epochOf(), first.announcements));
+    /**
+     * An answer at once, encoded to UTF-8 once: its length is then the bound's check and the
+     * Content-Length, and node:http writes the bytes as they are (a string would be measured twice and
+     * encoded again: three passes over a short poll's thousand messages).
+     */
+    const answerBody = (messages: readonly Message[], first: ReadAfter): Buffer =>
+      Buffer.from(
+        pollBody(pollAnswer(messages, messages[messages.length - 1]?.id ?? first.cursor, epochOf(), first.announcements)),
+      );
 
     /**
      * The usual long poll on node:http's own request and response, past Fastify's routing and hooks:
