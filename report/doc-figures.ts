@@ -116,6 +116,8 @@ export const DOC_FIGURES: Readonly<Record<string, Key>> = Object.freeze({
   // Lab ÷ floor CPU per message, WebSocket, at 100 and 1,000 clients × 100 msg/s (docs/bench.md: the independent floor).
   'floor.ws.100.ratio': (r) => labOverFloor(r.suite, 'ws', '100c-100r'),
   'floor.ws.1000.ratio': (r) => labOverFloor(r.suite, 'ws', '1000c-100r'),
+  'floor.poll.100.ratio': (r) => labOverFloor(r.suite, 'poll', '100c-100r'),
+  'floor.sse.100.ratio': (r) => labOverFloor(r.suite, 'sse', '100c-100r'),
   'targets.total': (r) => count(goalRows(r.suite).length),
   'p99.2000.poll': (r) => p99(scenario(r.suite, { transport: 'poll', name: '100c-2000r' })),
   'p99.2000.bare.poll': (r) => p99(scenario(r.suite, { transport: 'poll', name: '100c-2000r', server: 'bare' })),
