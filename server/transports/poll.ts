@@ -377,7 +377,9 @@ export default fp(
      */
     const answerBody = (messages: readonly Message[], first: ReadAfter): Buffer =>
       Buffer.from(
-        pollBody(pollAnswer(messages, messages[messages.length - 1]?.id ?? first.cursor, epochOf(), first.announcements)),
+        pollBody(
+          pollAnswer(messages, messages[messages.length - 1]?.id ?? first.cursor, epochOf(), first.announcements),
+        ),
       );
 
     /**
