@@ -146,6 +146,9 @@ const NOT_FROM_A_REPORT: readonly string[] = [
   'polling read ×1.18 of the floor in the run before',
   'SSE ×1.07 and then',
   'cost ×1.19 of the floor',
+  // docs/bench.md: a profiled dev run over HTTP/2 (lab and bare, one repeat).
+  'read ×1.05 (long polling), ×1.06 (short) and',
+  '×1.10 (SSE), inside the target',
   // docs/testing.md: settings of the gate (the doctor's spin, the idle sample), not measurements.
   'a lab doctored to spin 2.5 µs',
   'sampled for 0.5 s',
