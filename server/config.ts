@@ -144,6 +144,21 @@ export const DEFAULTS = Object.freeze({
    * forgets the oldest keys past retentionMessages of them.
    */
   sendKeyTtlMs: 600_000,
+  /**
+   * WebSocket permessage-deflate (RFC 7692): `off` (the default: every frame is built once and shared
+   * by all sockets, and no socket holds a zlib context — ws' own docs warn of its memory cost), `on`
+   * (each socket keeps its deflate window between messages: smaller frames, a zlib context per socket
+   * for its whole life), or `no-context-takeover` (each message compressed alone: no window kept).
+   * Env var WS_DEFLATE, flag --ws-deflate.
+   */
+  wsDeflate: 'off' as 'off' | 'on' | 'no-context-takeover',
+  /**
+   * gzip SSE streams and poll answers for clients that send `Accept-Encoding: gzip`. An SSE stream gets
+   * a gzip context of its own, flushed (Z_SYNC_FLUSH) after every write so that no event waits in it; a
+   * batch's poll answer is compressed once for every poll it answers. Off by default: per-stream zlib
+   * memory, and the bench's figures are uncompressed unless a scenario says so. Env HTTP_GZIP.
+   */
+  httpGzip: false,
   /** Most messages in one poll answer or one catch-up read. */
   pollBatchMax: 1_000,
   pollTimeoutMs: TIMING.pollTimeoutMs,
@@ -213,6 +228,8 @@ const KINDS: { [K in keyof Config]: Kind } = {
   sendMessagesPerSec: 'int',
   sendBytesPerSec: 'int',
   sendKeyTtlMs: 'int',
+  wsDeflate: 'string',
+  httpGzip: 'bool',
   pollBatchMax: 'int',
   pollTimeoutMs: 'int',
   pollMaxTimeoutMs: 'int',
@@ -354,6 +371,9 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
   intIn(c, 'sendMessagesPerSec', 1, 1_000_000);
   intIn(c, 'sendBytesPerSec', 1);
   intIn(c, 'sendKeyTtlMs', 1_000, 7 * 24 * 3_600_000);
+  if (!['off', 'on', 'no-context-takeover'].includes(c.wsDeflate))
+    throw new ConfigError('wsDeflate', c.wsDeflate, 'expected off, on or no-context-takeover');
+  if (typeof c.httpGzip !== 'boolean') throw new ConfigError('httpGzip', c.httpGzip, 'expected true or false');
   intIn(c, 'demoRatePerSec', 0, 1_000);
   intIn(c, 'demoPayloadBytes', 0, c.maxPayloadBytes);
   intIn(c, 'pollBatchMax', 1, 100_000);

@@ -14,6 +14,7 @@ import type { Feed, Message } from '../feed/types.js';
 import { ERRORS, HttpErrors, type ErrorBody, type ErrorCode } from '../errors.js';
 import type { DisconnectReason } from '../stats.js';
 import { POLL_HEAD, pollAnswer, pollBody, type Announcement } from '../protocol.js';
+import { acceptsGzip, GZIP_HEAD, gzipBody } from './compression.js';
 import { Hub, isFeedError, readAfter, readAfterNow, type ReadAfter, type Subscriber } from './hub.js';
 
 import {
@@ -51,11 +52,20 @@ class RawOut implements PollOut {
   constructor(
     readonly res: ServerResponse | Http2ServerResponse,
     readonly h2: boolean,
+    /** httpGzip and the client takes gzip: answers compressed (compression.ts). */
+    readonly gzip: boolean,
   ) {}
   send(body: string | Buffer): void {
-    const head = [...(this.#close ? CLOSE_HEAD : []), ...POLL_HEAD, 'content-length', String(Buffer.byteLength(body))];
+    const out = this.gzip ? gzipBody(body) : body;
+    const head = [
+      ...(this.#close ? CLOSE_HEAD : []),
+      ...POLL_HEAD,
+      ...(this.gzip ? GZIP_HEAD : []),
+      'content-length',
+      String(Buffer.byteLength(out)),
+    ];
     this.#head(200, head);
-    this.res.end(body);
+    this.res.end(out);
   }
   fail(err: Error): void {
     const e = err as Error & { code?: string; statusCode?: number };
@@ -246,7 +256,14 @@ export default fp(
       },
     });
 
-    function send(reply: FastifyReply, body: string | Buffer): void {
+    function send(reply: FastifyReply, answer: string | Buffer): void {
+      const gzip = config.httpGzip && acceptsGzip(reply.request.headers['accept-encoding']);
+      const body = gzip ? gzipBody(answer) : answer;
+      if (gzip) {
+        reply.header('content-encoding', 'gzip');
+        const vary = reply.getHeader('vary');
+        reply.header('vary', vary ? `${String(vary)}, accept-encoding` : 'accept-encoding');
+      }
       if (reply.request.method !== 'GET' || isHttp2(reply.request)) {
         reply.header('cache-control', 'no-store').type('application/json; charset=utf-8').send(body);
         return;
@@ -405,7 +422,8 @@ export default fp(
       } catch {
         return false;
       }
-      servePoll(since, epoch, timeoutMs, req, res, new RawOut(res, req.httpVersion === '2.0'));
+      const gzip = config.httpGzip && acceptsGzip(req.headers['accept-encoding']);
+      servePoll(since, epoch, timeoutMs, req, res, new RawOut(res, req.httpVersion === '2.0', gzip));
       return true;
     };
     app.decorate('pollRaw', pollRaw);

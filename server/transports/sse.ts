@@ -22,6 +22,7 @@ import {
   sseRetry,
   type Announcement,
 } from '../protocol.js';
+import { acceptsGzip, FlushingGzip } from './compression.js';
 import { drainedOrClosed, Hub, isFeedError, type Subscriber } from './hub.js';
 import { SseEncoded, writeSseBatch } from './shared-write.js';
 import { spreadClose } from './shutdown.js';
@@ -47,9 +48,12 @@ export default fp(
         public cursor: number,
         readonly res: ServerResponse,
         readonly h2: boolean,
+        /** httpGzip and the client takes gzip: every write goes through the stream's own compressor. */
+        readonly gzip: FlushingGzip | undefined,
       ) {}
       deliver(messages: readonly Message[], encoded: SseEncoded | undefined): void {
-        writeSseBatch(this.res, messages, encoded);
+        if (this.gzip) this.gzip.write(encoded?.body ?? sseBatch(messages));
+        else writeSseBatch(this.res, messages, encoded);
         counters.messagesOut += messages.length;
         extraWork?.(messages);
       }
@@ -59,8 +63,9 @@ export default fp(
        */
       send(text: string): void {
         if (this.closed) return;
-        this.res.write(text);
-        if (this.res.writableLength > config.maxBufferedBytes) {
+        if (this.gzip) this.gzip.write(text);
+        else this.res.write(text);
+        if (this.bufferedBytes() > config.maxBufferedBytes) {
           hub.leave(this);
           this.kill('slow-consumer');
         }
@@ -69,10 +74,12 @@ export default fp(
         this.send(sseControl(a));
       }
       bufferedBytes(): number {
-        return this.res.writableLength;
+        return this.res.writableLength + (this.gzip?.pending ?? 0);
       }
       async drained(): Promise<void> {
-        if (this.closed || this.res.writableLength === 0) return;
+        if (this.closed || this.bufferedBytes() === 0) return;
+        // Compressed: the compressor drains once the response takes its output.
+        if (this.gzip && this.gzip.gzip.writableLength > 0) return drainedOrClosed(this.gzip.gzip, this.res);
         // Shared chunks go to the socket past `res`, which then never needs (or emits) its own 'drain':
         // over HTTP/1.1 wait for the socket's, which follows every write, ours and Node's.
         const socket = this.res.socket;
@@ -86,8 +93,11 @@ export default fp(
         // `Connection: close` then closes the socket, so shutdown does not wait on keep-alive.
         if (reason === 'slow-consumer' || reason === 'pong-timeout') {
           counters.cut++;
+          this.gzip?.gzip.destroy();
           this.res.destroy();
-        } else this.res.end();
+        } else if (this.gzip)
+          this.gzip.gzip.end(); // ends the response once the compressor has flushed
+        else this.res.end();
       }
     }
 
@@ -109,9 +119,14 @@ export default fp(
       reply.hijack();
       const res = reply.raw;
       // Hijacked: headers hooks set on the reply (CORS, server/cors.ts) are written here or never.
+      const gzip = config.httpGzip && acceptsGzip(request.headers['accept-encoding']);
+      const own = reply.getHeaders() as OutgoingHttpHeaders;
       const headers: OutgoingHttpHeaders = {
-        ...(reply.getHeaders() as OutgoingHttpHeaders),
+        ...own,
         ...(isHttp2(request) ? SSE_HEADERS_H2 : SSE_HEADERS),
+        ...(gzip
+          ? { 'content-encoding': 'gzip', vary: own.vary ? `${String(own.vary)}, accept-encoding` : 'accept-encoding' }
+          : {}),
       };
       // HEAD: checked like GET, then the stream's headers and no body; no stream is opened or counted.
       if (request.method === 'HEAD') {
@@ -123,7 +138,9 @@ export default fp(
       counters.requests++;
       res.writeHead(200, headers);
       const info = feed.info();
-      const stream = new SseStream(startCursor(feed, since), res, isHttp2(request));
+      const compressor = gzip ? new FlushingGzip() : undefined;
+      compressor?.gzip.pipe(res);
+      const stream = new SseStream(startCursor(feed, since), res, isHttp2(request), compressor);
       streams.add(stream);
       counters.connections++;
       res.once('close', () => {
@@ -133,6 +150,7 @@ export default fp(
         }
         streams.delete(stream);
         hub.leave(stream);
+        compressor?.gzip.destroy();
         counters.connections--;
         stats.settle(request.raw, true);
       });

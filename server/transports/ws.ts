@@ -65,6 +65,17 @@ function detachRoutingResponse(socket: Socket): void {
   if (res && typeof res.detachSocket === 'function') res.detachSocket(socket);
 }
 
+/**
+ * ws' permessage-deflate for config.wsDeflate. Every message is compressed (threshold 0: the lab's are
+ * small, and a threshold would leave exactly them uncompressed); without context takeover neither side
+ * keeps its window between messages.
+ */
+function deflateOptions(mode: string) {
+  if (mode === 'off') return false;
+  const alone = mode === 'no-context-takeover';
+  return { threshold: 0, serverNoContextTakeover: alone, clientNoContextTakeover: alone };
+}
+
 export default fp(
   async function wsTransport(app, opts: TransportOptions) {
     const { feed, tail, config, stats } = opts;
@@ -165,7 +176,7 @@ export default fp(
     }
 
     await app.register(websocket, {
-      options: { maxPayload: config.maxPayloadBytes, perMessageDeflate: false },
+      options: { maxPayload: config.maxPayloadBytes, perMessageDeflate: deflateOptions(config.wsDeflate) },
       errorHandler: onWsError,
       // Our own shutdown: close every socket with 1001 and a reason, then stop the ws server.
       // With shutdownSpreadMs, spread over that window; waits for the SSE streams' spread too.
