@@ -498,9 +498,15 @@ const splitScenarios = (t: Table) =>
   );
 
 /** What a reader compares a scenario across: its clients, rate and payload. */
-const shapeKey = (s: ScenarioResult): string => `${s.clients}/${s.ratePerSec}/${s.payloadBytes}`;
-const shapeTitle = ({ clients, ratePerSec, payloadBytes }: ScenarioResult): string =>
-  `${plural(clients, 'client')} · ${fmtCount(ratePerSec)} msg/s · ${fmtCount(payloadBytes)} B payload`;
+const shapeKey = (s: ScenarioResult): string =>
+  `${s.clients}/${s.ratePerSec}/${s.payload ?? s.payloadBytes}/${s.compression ?? ''}`;
+const shapeTitle = ({ clients, ratePerSec, payloadBytes, payload, compression }: ScenarioResult): string =>
+  `${plural(clients, 'client')} · ${fmtCount(ratePerSec)} msg/s · ${payload ? `${payload} messages` : `${fmtCount(payloadBytes)} B payload`}${compression ? ` · ${COMPRESSION_WORDS[compression]}` : ''}`;
+/** How a compressed scenario's title names its compression. */
+const COMPRESSION_WORDS: Readonly<Record<NonNullable<ScenarioResult['compression']>, string>> = Object.freeze({
+  on: 'compressed (permessage-deflate with context takeover, gzip)',
+  'no-context-takeover': 'compressed (permessage-deflate without context takeover, gzip)',
+});
 /** "over 4g" after a row's id: loopback (no relay) is the unqualified case. */
 const over = (p: NetworkProfile): string => (p.direct ? '' : ` over ${p.name}`);
 /** ", HTTP/2 + TLS" after a row's id: cleartext HTTP/1.1 is the unqualified case. */

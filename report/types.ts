@@ -99,6 +99,13 @@ export const Env = Obj({
   argv: Type.Array(Type.String()),
 });
 
+/** How the lab compressed a scenario's traffic (server/config.ts wsDeflate, with httpGzip). */
+export const COMPRESSIONS = ['on', 'no-context-takeover'] as const;
+const Compression = Type.Enum([...COMPRESSIONS]);
+/** Realistic JSON payloads (bench/measure/payloads.ts). */
+export const PAYLOADS = ['chat', 'tick', 'patch'] as const;
+const Payload = Type.Enum([...PAYLOADS]);
+
 /** One scenario as the suite (bench/plan/suite.ts) or the command line defines it; `params.scenarios` lists them. */
 export const ScenarioParams = Obj({
   name: Text,
@@ -123,6 +130,10 @@ export const ScenarioParams = Obj({
   proxy: Type.Optional(Type.Literal('nginx')),
   /** `chat`: no publisher; every client sends `ratePerSec` messages a second and receives everyone's (bench/measure/chat.ts). */
   workload: Type.Optional(Type.Literal('chat')),
+  /** The lab compressed (config wsDeflate and httpGzip: permessage-deflate with or without context takeover, gzip); absent: none. */
+  compression: Type.Optional(Compression),
+  /** What `data` holds (bench/measure/payloads.ts); absent: `t` and padding. */
+  payload: Type.Optional(Payload),
 });
 
 /** The parameters the run was started with (bench/stages/run-bench.ts `runBench`). */
@@ -221,6 +232,10 @@ export const ScenarioResult = Obj(
     vsFloor: Type.Optional(Obj({ cpuUsPerMsg: Type.Number(), latencyP99: Type.Number() })),
     /** `chat`: the clients sent (`ratePerSec` each) and received every client's messages; no publisher. */
     workload: Type.Optional(Type.Literal('chat')),
+    /** The lab compressed: permessage-deflate (`on`: context takeover; `no-context-takeover`) and gzip. */
+    compression: Type.Optional(Compression),
+    /** What `data` held; absent: `t` and padding. */
+    payload: Type.Optional(Payload),
     /** The chat workload's figures (bench/measure/chat.ts): counts totalled over repeats, figures per repeat. */
     chat: Type.Optional(
       Obj({

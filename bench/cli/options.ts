@@ -116,6 +116,10 @@ const FLAGS = {
     type: 'boolean',
     help: 'measure the claims tutorials make about these transports → results/claims.{json,md,html}',
   },
+  'compare-compression': {
+    type: 'boolean',
+    help: 'realistic messages uncompressed and compressed (permessage-deflate with/without context takeover, gzip), the lab',
+  },
   chat: {
     type: 'boolean',
     help: 'both directions: every client sends and receives everyone’s (loopback, 4g, nginx, HTTP/2; lab, Socket.IO)',
@@ -195,6 +199,11 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
   const chat = values.chat ?? false;
   if (chat && (claims || compareFeeds || compareProtocols || values.sweep || values.quick))
     throw new Error('--chat: a suite of its own; leave out --quick, --sweep, --claims and --compare-*');
+  const compareCompression = values['compare-compression'] ?? false;
+  if (compareCompression && (chat || claims || compareFeeds || compareProtocols || values.sweep || values.quick))
+    throw new Error(
+      '--compare-compression: a suite of its own; leave out --quick, --sweep, --chat, --claims and the other --compare-*',
+    );
   const name =
     suiteName ??
     (values.quick
@@ -207,7 +216,9 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
             ? 'claims'
             : chat
               ? 'chat'
-              : 'default');
+              : compareCompression
+                ? 'compression'
+                : 'default');
   const suite = SUITES[name];
   const first = suite.scenarios[0]!;
   const clients = positive(values.clients, 'clients');
@@ -294,6 +305,13 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
     // The claims are about the lab's transports and the tutorials' snippet (bench/servers/shift.ts).
     opts.servers = ['lab', 'shift'];
     opts.claims = true;
+  }
+  if (compareCompression) {
+    // Only the lab has the setting; nothing but the compression scenarios is measured.
+    opts.servers = ['lab'];
+    opts.memory = false;
+    opts.autocannon = false;
+    opts.micro = false;
   }
   if (chat) {
     // The lab and Socket.IO take client sends; nothing but the chat scenarios is measured.

@@ -5,6 +5,7 @@
  * calls `step()`).
  */
 import { setMaxListeners } from 'node:events';
+import { gunzipSync } from 'node:zlib';
 import { TIMING } from '../../server/config.js';
 import type { PollAnswer } from '../../server/protocol.js';
 import { clientConnection, headersFor } from './http.js';
@@ -51,7 +52,12 @@ function pollClients(opts: ClientGroupOptions, mode: 'long' | 'short') {
       headers,
       signal: controller.signal,
     });
-    const body = (await answer.body.json()) as PollAnswer;
+    // A compressing server gzips answers for clients that ask (the browser header set does): decode.
+    const body = (
+      answer.headers['content-encoding'] === 'gzip'
+        ? JSON.parse(gunzipSync(Buffer.from(await answer.body.arrayBuffer())).toString('utf8'))
+        : await answer.body.json()
+    ) as PollAnswer;
     if (answer.statusCode !== 200) throw new Error(`poll answered ${answer.statusCode}`);
     answers.total++;
     if (body.messages.length === 0) answers.empty++;

@@ -48,6 +48,11 @@ export interface ClientGroupOptions {
    * non-200 answer is reopened after this wait.) @default 'immediate'
    */
   reconnect?: ReconnectMode;
+  /**
+   * The server compresses: WebSocket clients offer permessage-deflate (as every browser does), polling
+   * clients decode gzip answers (EventSource's fetch decodes by itself). @default false
+   */
+  compression?: boolean;
 }
 
 export type ReconnectMode = 'immediate' | 'jittered';

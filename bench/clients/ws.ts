@@ -21,6 +21,7 @@ export const wsClients = ({
   sink,
   http,
   reconnect,
+  compression,
 }: ClientGroupOptions): ClientGroup & { sending: Sending } => {
   let requests = 0;
   let nextRef = 0;
@@ -33,7 +34,7 @@ export const wsClients = ({
   // ws sets Origin from this option, not from `headers`.
   const { origin, ...rest } = headers;
   const options = {
-    perMessageDeflate: false,
+    perMessageDeflate: compression === true,
     headers: rest,
     ...(origin ? { origin } : {}),
     ...(isTls(http.protocol) ? ACCEPT_SELF_SIGNED : {}),

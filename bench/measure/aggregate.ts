@@ -113,6 +113,8 @@ export function aggregate(
     ...(network.direct ? {} : { relayLatenessP99Ms: figure(runs.map((r) => r.relayLatenessP99Ms)) }),
     ...(t.server === 'lab' ? floorOf(runs) : {}),
     ...(spec.workload === 'chat' ? { workload: 'chat' as const, ...chatOf(runs) } : {}),
+    ...(spec.compression ? { compression: spec.compression } : {}),
+    ...(spec.payload ? { payload: spec.payload } : {}),
   };
 }
 

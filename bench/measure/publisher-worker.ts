@@ -16,7 +16,7 @@ parentPort!.on('message', async (job: PublishJob) => {
   const publisher = new Publisher(job.controlUrl);
   let answer: PublishAnswer;
   try {
-    answer = { outcome: await publisher.run(job.ratePerSec, job.durationSec, job.payloadBytes) };
+    answer = { outcome: await publisher.run(job.ratePerSec, job.durationSec, job.payloadBytes, job.payload) };
   } catch (err) {
     answer = { error: (err as Error).message };
   }

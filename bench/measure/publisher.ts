@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { Pool } from 'undici';
 import { ACCEPT_SELF_SIGNED } from '../clients/self-signed.js';
 import { newHistogram, nowMs, type Histogram } from './recorder.js';
+import { type PayloadKind, payloadData } from './payloads.js';
 import { openLoop } from './schedule.js';
 
 /** One publish run: `ratePerSec × durationSec` messages of `payloadBytes` to the server at `controlUrl`. */
@@ -16,6 +17,8 @@ export interface PublishJob {
   ratePerSec: number;
   durationSec: number;
   payloadBytes: number;
+  /** Realistic messages instead of padding (payloads.ts); `payloadBytes` is then ignored. */
+  payload?: PayloadKind;
 }
 
 export interface PublishOutcome {
@@ -72,7 +75,12 @@ export class Publisher {
   }
 
   /** Publishes `ratePerSec × durationSec` messages on schedule; resolves when all have been answered. */
-  async run(ratePerSec: number, durationSec: number, payloadBytes: number): Promise<PublishOutcome> {
+  async run(
+    ratePerSec: number,
+    durationSec: number,
+    payloadBytes: number,
+    payload?: PayloadKind,
+  ): Promise<PublishOutcome> {
     const total = Math.round(ratePerSec * durationSec);
     const intervalMs = 1000 / ratePerSec;
     const lag = newHistogram();
@@ -82,7 +90,7 @@ export class Publisher {
     const pending: Promise<void>[] = [];
     await openLoop(total, intervalMs, lag, (index, due) => {
       pending.push(
-        this.send(makeData(due, payloadBytes)).then(
+        this.send(payload ? payloadData(payload, due, index) : makeData(due, payloadBytes)).then(
           (id) => {
             ids[index] = id;
           },

@@ -14,6 +14,7 @@ import { floorFor } from './floor-bytes.js';
 import { publishLockstep, type LockstepOutcome } from './lockstep.js';
 import { publishInWorker } from './publisher.js';
 import type { HeaderMode } from '../clients/browser-headers.js';
+import type { PayloadKind } from './payloads.js';
 import { type Histogram, Recorder } from './recorder.js';
 import type { NetworkRoute } from '../processes/pool.js';
 import { belowOneWayProblem, relayLatenessProblem } from '../processes/relay-process.js';
@@ -51,6 +52,8 @@ export interface RunParams {
    * receives every client's messages; no publisher.
    */
   chat?: boolean;
+  /** Realistic messages instead of padding (payloads.ts). */
+  payload?: PayloadKind;
 }
 
 export type Pace = NonNullable<ScenarioParams['pace']>;
@@ -201,6 +204,7 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
   const group = (sendingFactory ?? p.clientFactory ?? clientsOf(t))({
     baseUrl: relay?.baseUrl ?? p.proxy?.baseUrl ?? server.baseUrl,
     http: { protocol: t.protocol, headers: p.headers, cookieBytes: p.cookieBytes },
+    ...(t.compression ? { compression: true } : {}),
     count: p.clients,
     since,
     sink: recorder,
@@ -208,7 +212,12 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     ...(p.longPollTimeoutMs ? { longPollTimeoutMs: p.longPollTimeoutMs } : {}),
     ...(lockstep ? { stepped: true } : {}),
   });
-  const job = { controlUrl: server.controlUrl, ratePerSec: p.ratePerSec, payloadBytes: p.payloadBytes };
+  const job = {
+    controlUrl: server.controlUrl,
+    ratePerSec: p.ratePerSec,
+    payloadBytes: p.payloadBytes,
+    ...(p.payload ? { payload: p.payload } : {}),
+  };
   let runs = 0;
   const publish = (durationSec: number): Promise<LockstepOutcome | ChatOutcome> =>
     sendingFactory

@@ -7,7 +7,7 @@ import { type NetworkProfile, PROFILES } from '../../server/network/profiles.js'
 import { TRANSPORT_NAMES, type HeaderMode, type ServerName, type TransportName } from '../../report/types.js';
 import { HTTP_PROTOCOLS, type HttpProtocol } from './http-setup.js';
 import { type InstructionPlan, type ScenarioSpec, SWEEP } from './suite.js';
-import { target, type LabSetup, type Target } from './targets.js';
+import { compressed, target, type LabSetup, type Target } from './targets.js';
 
 export const TRANSPORTS: readonly TransportName[] = TRANSPORT_NAMES;
 
@@ -81,14 +81,17 @@ export const targetsFor = (
   spec: ScenarioSpec,
   opts: Pick<BenchOptions, 'transports' | 'servers' | 'lab' | 'scenarios'>,
 ): Target[] =>
-  targetsOf(opts).filter(
-    (t) =>
-      t.protocol === protocolOfSpec(spec) &&
-      // Socket.IO's paths are not in the shipped nginx config (its WebSocket needs /socket.io/ upgrades).
-      (spec.proxy === undefined || t.server !== 'socketio') &&
-      (spec.servers === undefined || spec.servers.includes(t.server)) &&
-      (spec.transports === undefined || spec.transports.includes(t.transport)),
-  );
+  targetsOf(opts)
+    .filter(
+      (t) =>
+        t.protocol === protocolOfSpec(spec) &&
+        // Socket.IO's paths are not in the shipped nginx config (its WebSocket needs /socket.io/ upgrades).
+        (spec.proxy === undefined || t.server !== 'socketio') &&
+        (spec.servers === undefined || spec.servers.includes(t.server)) &&
+        (spec.transports === undefined || spec.transports.includes(t.transport)),
+    )
+    // A compressed scenario runs on the lab only (the others have no such setting).
+    .flatMap((t) => compressed(t, spec.compression) ?? []);
 
 /** A scenario's own repeats (fixed by its suite) or the run's. */
 export const repeatsOf = (spec: ScenarioSpec, opts: Pick<BenchOptions, 'repeats'>): number =>

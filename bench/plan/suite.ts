@@ -1,4 +1,10 @@
-import type { HeaderMode, ScenarioParams, ServerName, TransportName } from '../../report/types.js';
+import {
+  type HeaderMode,
+  PAYLOADS,
+  type ScenarioParams,
+  type ServerName,
+  type TransportName,
+} from '../../report/types.js';
 import { HTTP_PROTOCOLS } from './http-setup.js';
 
 /**
@@ -67,7 +73,24 @@ const CHAT = Object.freeze({
   servers: ['lab'],
 } as const satisfies ScenarioSpec);
 
-export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds' | 'protocols' | 'claims' | 'chat', Suite> = {
+/** `--compare-compression`: each realistic payload, uncompressed and compressed both ways. */
+const COMPRESSION_SCENARIOS: ScenarioSpec[] = PAYLOADS.flatMap((payload) =>
+  ([undefined, 'on', 'no-context-takeover'] as const).map((compression) => ({
+    name: `100c-100r-${payload}${compression === undefined ? '' : compression === 'on' ? '-deflate' : '-deflate-alone'}`,
+    clients: 100,
+    ratePerSec: 100,
+    payloadBytes: 100,
+    durationSec: 3,
+    payload,
+    servers: ['lab' as const],
+    ...(compression ? { compression } : {}),
+  })),
+);
+
+export const SUITES: Record<
+  'default' | 'quick' | 'check' | 'feeds' | 'protocols' | 'claims' | 'chat' | 'compression',
+  Suite
+> = {
   default: {
     scenarios: [
       // 3 s windows, not 10: sixteen (server, transport) targets per scenario (the floor on every
@@ -271,6 +294,19 @@ export const SUITES: Record<'default' | 'quick' | 'check' | 'feeds' | 'protocols
    * with acknowledgement, over WebSocket and over polling) on loopback and 4g, where it runs (cleartext,
    * direct); bare and the floor take no client sends.
    */
+  /**
+   * `--compare-compression`: the lab at 100 clients × 100 msg/s with realistic messages (chat, price
+   * ticks, JSON patches: bench/measure/payloads.ts), uncompressed, then compressed — permessage-deflate
+   * with context takeover and without, gzip on SSE and polling — in one run, every transport.
+   */
+  compression: {
+    scenarios: COMPRESSION_SCENARIOS,
+    repeats: 3,
+    memoryConnections: 0,
+    autocannonDurationSec: 0,
+    microTimeMs: 0,
+    budgetSec: 900,
+  },
   chat: {
     scenarios: [
       { ...CHAT, servers: ['lab', 'socketio'] },

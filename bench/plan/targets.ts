@@ -3,7 +3,7 @@
  * /stats key the server counts it. One record per pair; the runner is generic over them.
  */
 import type { HttpProtocol } from './http-setup.js';
-import type { ServerName, TransportName } from '../../report/types.js';
+import type { COMPRESSIONS, ServerName, TransportName } from '../../report/types.js';
 
 export interface Target {
   server: ServerName;
@@ -17,6 +17,29 @@ export interface Target {
   clients: ClientKind;
   /** Whether the server's `connections` for this transport (its /stats key is the transport's name) counts each idle client (for readiness and memory). */
   holdsConnections: boolean;
+  /** The lab compresses (wsDeflate, with httpGzip) and the clients accept it; absent: no compression. */
+  compression?: Compression;
+}
+
+export type Compression = (typeof COMPRESSIONS)[number];
+
+/**
+ * `t` with the lab compressing its traffic: permessage-deflate (with or without context takeover) and
+ * gzip, in a process of its own (its options differ); undefined for any other server, which has no such
+ * setting.
+ */
+export function compressed(t: Target, compression: Compression | undefined): Target | undefined {
+  if (compression === undefined) return t;
+  if (t.server !== 'lab') return undefined;
+  const options = t.process.options as { config?: Record<string, unknown> };
+  return {
+    ...t,
+    compression,
+    process: {
+      ...t.process,
+      options: { ...options, config: { ...options.config, wsDeflate: compression, httpGzip: true } },
+    },
+  };
 }
 
 /** The bench's client modules, by what they speak. */
