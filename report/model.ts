@@ -17,6 +17,7 @@ import { HTTP_PROTOCOLS } from '../server/protocol.js';
 import { scenarioAnswers, TRANSPORT_LABELS } from './answers.js';
 import { goalRows, type GoalRow } from './goals.js';
 import {
+  COMPRESSIONS,
   protocolLabel,
   protocolOf,
   SERVER_NAMES,
@@ -633,19 +634,34 @@ function latencyByNetwork(
   };
 }
 
+/** A memory row's setting: compression and whether every connection had received a message. */
+const memorySetting = (m: MemoryResult): string =>
+  `${m.compression ? `deflate${m.compression === 'on' ? '' : ' alone'} + gzip` : 'plain'}, ${m.active ? 'active' : 'idle'}`;
+
 function memoryGroup(memory: MemoryResult[], i: number): Group {
-  const sorted = [...memory].sort(byTransportThenServer);
-  const table = resultTable(sorted, (m) => `memory ${m.server}/${m.transport} × ${fmtCount(m.connections)}`, [
-    [...where<MemoryResult>(), num('Connections', (m) => m.connections), status],
+  const settingOrder = (m: MemoryResult) =>
+    (m.compression ? COMPRESSIONS.indexOf(m.compression) + 1 : 0) * 2 + (m.active ? 1 : 0);
+  const sorted = [...memory].sort((a, b) => byTransportThenServer(a, b) || settingOrder(a) - settingOrder(b));
+  const settings = sorted.some((m) => m.compression || m.active);
+  const id = (m: MemoryResult) =>
+    `memory ${m.server}/${m.transport} × ${fmtCount(m.connections)}${settings ? ` ${memorySetting(m)}` : ''}`;
+  const table = resultTable(sorted, id, [
+    [
+      ...where<MemoryResult>(),
+      ...(settings ? [text<MemoryResult>('Setting', memorySetting)] : []),
+      num('Connections', (m) => m.connections),
+      status,
+    ],
     [
       fig('Heap KiB/conn', (m) => m.heapBytesPerConn, fmtKiB),
       fig('RSS KiB/conn', (m) => m.rssBytesPerConn, fmtKiB),
       fig('Heap retained after close, KiB', (m) => m.heapRetainedAfterCloseBytes, fmtKiB),
     ],
   ]);
+  // Charted: the idle, uncompressed rows (one point per server and transport); the table has every setting.
   const charts = chartGroup(
     `Memory per connection, ${fmtCount(sorted[0]!.connections)} idle connections`,
-    sorted,
+    sorted.filter((m) => !m.compression && !m.active),
     (ok) => [
       byTransport(`chart-m${i}-heap`, 'Heap per connection', 'KiB / connection', ok, (m) =>
         point(m.heapBytesPerConn, 1024),

@@ -316,6 +316,10 @@ export const MemoryResult = Obj(
     rssBytesPerConn: Figure,
     /** Heap after every client disconnected and GC ran, minus the heap before they connected. */
     heapRetainedAfterCloseBytes: Figure,
+    /** The lab compressed (wsDeflate with httpGzip): what its per-connection contexts cost; absent: none. */
+    compression: Type.Optional(Compression),
+    /** Measured after every client received one message (compressors allocate on first use); absent: idle. */
+    active: Type.Optional(Type.Literal(true)),
   },
   reasonRule,
 );

@@ -307,9 +307,9 @@ export function parseBenchArgs(argv: string[], suiteName?: keyof typeof SUITES):
     opts.claims = true;
   }
   if (compareCompression) {
-    // Only the lab has the setting; nothing but the compression scenarios is measured.
+    // Only the lab has the setting: its scenarios, and its memory per connection with each setting.
     opts.servers = ['lab'];
-    opts.memory = false;
+    opts.memoryCompression = opts.memory;
     opts.autocannon = false;
     opts.micro = false;
   }

@@ -8,6 +8,7 @@ import { TRANSPORT_NAMES, type HeaderMode, type ServerName, type TransportName }
 import { HTTP_PROTOCOLS, type HttpProtocol } from './http-setup.js';
 import { type InstructionPlan, type ScenarioSpec, SWEEP } from './suite.js';
 import { compressed, target, type LabSetup, type Target } from './targets.js';
+import { COMPRESSIONS } from '../../report/types.js';
 
 export const TRANSPORTS: readonly TransportName[] = TRANSPORT_NAMES;
 
@@ -21,6 +22,11 @@ export interface BenchOptions {
   /** Measured passes per memory target (median). */
   memoryRepeats: number;
   memory: boolean;
+  /**
+   * Memory also for the lab compressing (each compression setting, SSE and WebSocket), each target idle
+   * and after one message to every client (compressors allocate on first use): --compare-compression.
+   */
+  memoryCompression?: boolean;
   autocannon: boolean;
   autocannonDurationSec: number;
   micro: boolean;
@@ -111,7 +117,11 @@ export const targetsOf = (opts: Pick<BenchOptions, 'transports' | 'servers' | 'l
 };
 
 /** Whether the run has cleartext HTTP/1.1 scenarios: memory and autocannon are measured over it only. */
-const cleartext = (opts: BenchOptions): boolean => protocolsOf(opts).includes('http/1.1');
+/** Whether the run has cleartext HTTP/1.1 targets (no scenarios: targetsOf's default, cleartext). */
+const cleartext = (opts: BenchOptions): boolean => {
+  const protocols = protocolsOf(opts);
+  return protocols.length === 0 || protocols.includes('http/1.1');
+};
 
 /**
  * Where idle memory per connection is measured: the lab, bare and the peers a user would install instead
@@ -120,13 +130,21 @@ const cleartext = (opts: BenchOptions): boolean => protocolsOf(opts).includes('h
 const MEMORY_SERVERS: readonly ServerName[] = ['lab', 'lab-redis', 'bare', 'socketio', 'better-sse', 'fastify-sse'];
 
 /** Idle memory is measured where idle clients hold connections, on the lab, bare and the peers, over cleartext HTTP/1.1. */
-export const memoryTargets = (opts: BenchOptions): Target[] =>
-  opts.memory && cleartext(opts)
-    ? targetsOf(opts).filter(
-        (t) =>
-          t.holdsConnections && (opts.memoryServers ?? MEMORY_SERVERS).includes(t.server) && t.protocol === 'http/1.1',
-      )
-    : [];
+export const memoryTargets = (opts: BenchOptions): Target[] => {
+  const plain =
+    opts.memory && cleartext(opts)
+      ? targetsOf(opts).filter(
+          (t) =>
+            t.holdsConnections &&
+            (opts.memoryServers ?? MEMORY_SERVERS).includes(t.server) &&
+            t.protocol === 'http/1.1',
+        )
+      : [];
+  if (!opts.memoryCompression) return plain;
+  // Each compression setting too, on the transports that keep a compressor per connection (SSE, WebSocket).
+  const kept = plain.filter((t) => t.transport === 'sse' || t.transport === 'ws');
+  return [...plain, ...COMPRESSIONS.flatMap((c) => kept.flatMap((t) => compressed(t, c) ?? []))];
+};
 
 /** The servers of all the lab's endpoints (/publish, /poll, /stats…): the lab and bare. */
 const LAB_ENDPOINTS: readonly ServerName[] = ['lab', 'lab-redis', 'bare'];

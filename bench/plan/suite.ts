@@ -302,7 +302,9 @@ export const SUITES: Record<
   compression: {
     scenarios: COMPRESSION_SCENARIOS,
     repeats: 3,
-    memoryConnections: 0,
+    // Enough connections that one compressor's size shows per connection; each measured idle and active.
+    memoryConnections: 200,
+    memoryServers: ['lab'],
     autocannonDurationSec: 0,
     microTimeMs: 0,
     budgetSec: 900,

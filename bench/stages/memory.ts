@@ -6,6 +6,7 @@
 import { clientsOf } from '../clients/index.js';
 import { figure } from '../../report/figures.js';
 import type { Progress } from '../plan/progress.js';
+import { Publisher } from '../measure/publisher.js';
 import { Recorder } from '../measure/recorder.js';
 import type { MemoryResult } from '../../report/types.js';
 import type { ServerHandle } from '../processes/server-process.js';
@@ -38,19 +39,32 @@ async function holding<T>(
   since: number,
   http: HttpSetup,
   held: () => Promise<T>,
+  active = false,
 ) {
+  const sink = new Recorder({ clients: connections });
   const group = clientsOf(t)({
     baseUrl: server.baseUrl,
     http,
     count: connections,
     since,
-    sink: new Recorder({ clients: connections }),
+    sink,
+    ...(t.compression ? { compression: true } : {}),
   });
   let connected = false;
   let value: T;
   try {
     await group.ready;
     connected = await waitConnections(server, t, connections, 30_000);
+    if (active) {
+      // One realistic message to every client: a compressor that allocates on first use has now.
+      const before = sink.received;
+      const publisher = new Publisher(server.controlUrl);
+      await publisher.fill(1, 100).finally(() => publisher.close());
+      const deadline = performance.now() + 15_000;
+      while (sink.received < before + connections && performance.now() < deadline)
+        await new Promise((r) => setTimeout(r, 10));
+      connected &&= sink.received >= before + connections;
+    }
     value = await held();
   } finally {
     await group.close();
@@ -58,18 +72,18 @@ async function holding<T>(
   return { value, connected, closed: await waitConnections(server, t, 0, 15_000) };
 }
 
-async function measure(server: ServerHandle, t: Target, connections: number, http: HttpSetup) {
+async function measure(server: ServerHandle, t: Target, connections: number, http: HttpSetup, active = false) {
   const since = (await server.stats()).feed.lastId;
   // The first time a server holds many connections of a transport it pays one-time costs that are not
   // per connection (code compiled again after GC flushed it, feedback vectors, pools, table growth):
   // measured here, the first of five measurements read up to 25% high and the others within ±5%. So the
   // same clients connect and leave once, unmeasured, before the measured pass.
-  await holding(server, t, connections, since, http, async () => {});
+  await holding(server, t, connections, since, http, async () => {}, active);
   const base = await server.gc();
-  const held = await holding(server, t, connections, since, http, () => server.gc());
+  const held = await holding(server, t, connections, since, http, () => server.gc(), active);
   const after = await server.gc();
   let problem = !held.connected
-    ? `only some of ${connections} clients connected`
+    ? `only some of ${connections} clients connected${active ? ' (or received their message)' : ''}`
     : !held.closed
       ? 'connections did not close'
       : undefined;
@@ -89,17 +103,32 @@ export async function runMemory(
 ): Promise<MemoryResult[]> {
   const out: MemoryResult[] = [];
   const connections = opts.memoryConnections;
-  for (const t of memoryTargets(opts)) {
-    log.step(`idle memory: ${t.server}/${t.transport} with ${connections} connections`, STEP_SEC.memory(connections));
+  // Compressed targets are measured idle and active (after one message each); the others idle.
+  const passes = memoryTargets(opts).flatMap((t) =>
+    t.compression
+      ? [
+          { t, active: false },
+          { t, active: true },
+        ]
+      : [{ t, active: false }],
+  );
+  for (const { t, active } of passes) {
+    const what = `${t.server}/${t.transport}${t.compression ? ` compressed (${t.compression})` : ''}`;
+    log.step(
+      `${active ? 'active' : 'idle'} memory: ${what} with ${connections} connections`,
+      STEP_SEC.memory(connections),
+    );
     const ms: Awaited<ReturnType<typeof measure>>[] = [];
     let problem: string | undefined;
     try {
       for (let i = 0; i < opts.memoryRepeats && !problem; i++) {
-        const m = await measure(await serverOf(t), t, connections, {
-          protocol: t.protocol,
-          headers: opts.headers,
-          cookieBytes: opts.cookieBytes,
-        });
+        const m = await measure(
+          await serverOf(t),
+          t,
+          connections,
+          { protocol: t.protocol, headers: opts.headers, cookieBytes: opts.cookieBytes },
+          active,
+        );
         ms.push(m);
         problem = m.problem;
       }
@@ -115,6 +144,8 @@ export async function runMemory(
       heapBytesPerConn: figure(ms.map((m) => m.heap)),
       rssBytesPerConn: figure(ms.map((m) => m.rss)),
       heapRetainedAfterCloseBytes: figure(ms.map((m) => m.retained)),
+      ...(t.compression ? { compression: t.compression } : {}),
+      ...(active ? { active: true as const } : {}),
     });
   }
   return out;
@@ -125,6 +156,9 @@ export const memoryStage: Stage = {
   name: 'memory',
   runs: (opts) => memoryTargets(opts).length > 0,
   targets: memoryTargets,
-  estimateSec: (opts) => memoryTargets(opts).length * opts.memoryRepeats * STEP_SEC.memory(opts.memoryConnections),
+  estimateSec: (opts) =>
+    memoryTargets(opts).reduce((n, t) => n + (t.compression ? 2 : 1), 0) *
+    opts.memoryRepeats *
+    STEP_SEC.memory(opts.memoryConnections),
   run: async ({ opts, log, processes }) => ({ memory: await runMemory(opts, (t) => processes.server(t), log) }),
 };

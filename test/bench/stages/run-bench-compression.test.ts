@@ -30,7 +30,7 @@ describe('compression in the bench', () => {
 
   it('the same chat feed uncompressed and compressed: all delivered, fewer bytes per message over WebSocket and SSE', async () => {
     const opts = parseBenchArgs([
-      ...['--compare-compression', '--repeats', '1', '--max-publisher-lag-ms', '2000'],
+      ...['--compare-compression', '--repeats', '1', '--max-publisher-lag-ms', '2000', '--no-memory'],
       ...['--transports', 'ws,sse,poll'],
     ]);
     const base = {
@@ -61,6 +61,29 @@ describe('compression in the bench', () => {
       const plain = row('plain', t).wire.bytesOutPerMsg.median!;
       const deflated = row('deflate', t).wire.bytesOutPerMsg.median!;
       expect(deflated, t).toBeLessThan(plain * 0.8);
+    }
+  });
+
+  it('memory per connection with each compression setting, idle and after one message to every client', async () => {
+    const opts = parseBenchArgs([
+      ...['--compare-compression', '--repeats', '1', '--memory-connections', '20'],
+      ...['--transports', 'ws'],
+    ]);
+    opts.scenarios = [];
+    const report = await runBench(opts, new Progress(process.stderr, true), pool);
+    expect(validateReport(report)).toEqual({ ok: true });
+    // Plain (idle), then each compression idle and active (each of the 20 clients received its message).
+    expect(report.memory.map((m) => [m.compression ?? 'plain', m.active ?? false])).toEqual([
+      ['plain', false],
+      ['on', false],
+      ['on', true],
+      ['no-context-takeover', false],
+      ['no-context-takeover', true],
+    ]);
+    for (const m of report.memory) {
+      expect(m.status, `${m.compression} ${m.active}: ${m.reason ?? ''}`).toBe('ok');
+      expect(m.connections).toBe(20);
+      expect(m.heapBytesPerConn.median).not.toBeNull();
     }
   });
 });
