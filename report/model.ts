@@ -825,10 +825,13 @@ const NO_FIGURE: Figure = Object.freeze({ median: null, min: null, max: null, va
 /** "Both directions": per chat condition (shape, network, protocol, proxy), one row per transport. */
 function chatGroups(report: Report): Group[] {
   const chat = report.scenarios.filter((s) => s.workload === 'chat');
-  return groupBy(chat, (s) => `${shapeKey(s)}|${s.network.name}|${protocolOf(s)}|${s.proxy ?? ''}`).map((g) => {
+  return groupBy(
+    chat,
+    (s) => `${shapeKey(s)}|${s.network.name}|${protocolOf(s)}|${s.proxy ?? ''}|${s.crossOrigin ?? ''}`,
+  ).map((g) => {
     const sorted = [...g].sort(byTransportThenServer);
     const first = sorted[0]!;
-    const title = `${first.clients} clients each sending ${fixed(first.ratePerSec, first.ratePerSec < 10 ? 1 : 0)} msg/s, ${first.payloadBytes} B${over(first.network)}${onProtocol(first)}${via(first)}`;
+    const title = `${first.clients} clients each sending ${fixed(first.ratePerSec, first.ratePerSec < 10 ? 1 : 0)} msg/s, ${first.payloadBytes} B${over(first.network)}${onProtocol(first)}${via(first)}${first.crossOrigin ? ', pages on another origin (CORS)' : ''}`;
     return splitTable(
       resultTable(sorted, (s) => `chat ${scenarioId(s)}`, CHAT_COLUMNS, title),
       ['Transport', 'Server', 'Status', 'Ack p50 ms', 'Ack p99 ms', 'Everyone p50 ms', 'Everyone p99 ms'],

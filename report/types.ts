@@ -134,6 +134,8 @@ export const ScenarioParams = Obj({
   compression: Type.Optional(Compression),
   /** What `data` holds (bench/measure/payloads.ts); absent: `t` and padding. */
   payload: Type.Optional(Payload),
+  /** The chat's pages are on another origin than the lab: their sends are CORS requests, preflighted. */
+  crossOrigin: Type.Optional(Type.Literal(true)),
 });
 
 /** The parameters the run was started with (bench/stages/run-bench.ts `runBench`). */
@@ -236,6 +238,8 @@ export const ScenarioResult = Obj(
     compression: Type.Optional(Compression),
     /** What `data` held; absent: `t` and padding. */
     payload: Type.Optional(Payload),
+    /** The clients' sends came from a page on another origin (CORS, preflighted). */
+    crossOrigin: Type.Optional(Type.Literal(true)),
     /** The chat workload's figures (bench/measure/chat.ts): counts totalled over repeats, figures per repeat. */
     chat: Type.Optional(
       Obj({

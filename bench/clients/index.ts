@@ -34,7 +34,7 @@ export function sendingClientsOf(t: Pick<Target, 'clients'>): (o: ClientGroupOpt
   const receive = CLIENTS[t.clients];
   return (o) => {
     const group = receive(o);
-    const sending = httpSending(o.baseUrl, o.http, o.count);
+    const sending = httpSending(o.baseUrl, o.http, o.count, o.pageOrigin);
     return {
       ...group,
       sending,

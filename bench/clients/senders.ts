@@ -5,6 +5,11 @@
  * the page's headers, an `Idempotency-Key` per send. Over HTTP/2 the page's one session would carry both;
  * here the sends get a session of their own, so the transport's own bytes stay its own on the server.
  * WebSocket clients send on their open socket (ws.ts).
+ *
+ * A page on another origin than the lab (`pageOrigin`) sends cross-origin: its POST carries that Origin
+ * and `Sec-Fetch-Site: cross-site`, and, being a JSON POST with an Idempotency-Key, needs a CORS
+ * preflight first, which the client caches as a browser does: for the answer's Access-Control-Max-Age
+ * (Chromium: 5 s without it, at most 2 h). The preflights are counted among the sends' requests.
  */
 import type { Socket } from 'node:net';
 import { buildConnector, Client } from 'undici';
@@ -30,9 +35,20 @@ export interface Sending {
  * The headers of a page's `fetch(url, {method: 'POST', body: JSON})`: the captured fetch headers
  * (browser-headers.ts, the poll request's) with the Origin and Content-Type a browser adds to a POST.
  */
-function sendHeaders(origin: string, setup: HttpSetup): Record<string, string> {
+function sendHeaders(origin: string, setup: HttpSetup, pageOrigin?: string): Record<string, string> {
   const fetchHeaders = headersFor('poll', origin, setup);
   const browser = Object.keys(fetchHeaders).length > 0;
+  if (pageOrigin) {
+    // The page's own origin in Origin and Referer; Sec-Fetch-Site says it is another site's request.
+    const page = Object.fromEntries(
+      Object.entries(fetchHeaders).filter(([k]) => !['referer', 'sec-fetch-site'].includes(k.toLowerCase())),
+    );
+    return {
+      ...(browser ? { ...page, referer: `${pageOrigin}/`, 'sec-fetch-site': 'cross-site' } : {}),
+      origin: pageOrigin,
+      'content-type': 'application/json',
+    };
+  }
   return {
     ...fetchHeaders,
     ...(browser ? { origin: new URL(origin).origin } : {}),
@@ -40,8 +56,12 @@ function sendHeaders(origin: string, setup: HttpSetup): Record<string, string> {
   };
 }
 
+/** Chromium's preflight cache: 5 s when the answer gives no Access-Control-Max-Age, never more than 2 h. */
+const PREFLIGHT_DEFAULT_SEC = 5;
+const PREFLIGHT_MAX_SEC = 7200;
+
 /** `POST /send` per client, each on a connection (or HTTP/2 session) of its own; every socket counted. */
-export function httpSending(baseUrl: string, setup: HttpSetup, count: number): Sending {
+export function httpSending(baseUrl: string, setup: HttpSetup, count: number, pageOrigin?: string): Sending {
   const sockets: Socket[] = [];
   const connect = buildConnector({
     ...(isTls(setup.protocol) ? { rejectUnauthorized: false } : {}),
@@ -64,10 +84,32 @@ export function httpSending(baseUrl: string, setup: HttpSetup, count: number): S
         connect: counted,
       }),
   );
-  const headers = sendHeaders(baseUrl, setup);
+  const headers = sendHeaders(baseUrl, setup, pageOrigin);
   let requests = 0;
+  /** Per client: until when (performance.now ms) its preflight answer is cached. */
+  const preflightUntil = Array.from({ length: count }, () => 0);
+  /** A CORS preflight for a POST /send from `pageOrigin`; false when the lab refused it (no ACAO). */
+  async function preflight(client: number): Promise<boolean> {
+    requests++;
+    const res = await connections[client]!.request({
+      path: '/send',
+      method: 'OPTIONS',
+      headers: {
+        ...Object.fromEntries(Object.entries(headers).filter(([k]) => k !== 'content-type')),
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type,idempotency-key',
+      },
+    });
+    await res.body.dump();
+    if (res.headers['access-control-allow-origin'] !== pageOrigin) return false;
+    const maxAge = Number(res.headers['access-control-max-age'] ?? PREFLIGHT_DEFAULT_SEC);
+    preflightUntil[client] = performance.now() + Math.min(PREFLIGHT_MAX_SEC, maxAge) * 1000;
+    return true;
+  }
   return {
     async send(client, data, key) {
+      if (pageOrigin && performance.now() >= preflightUntil[client]! && !(await preflight(client)))
+        return { ok: false, code: 'CORS preflight refused' };
       requests++;
       const res = await connections[client]!.request({
         path: '/send',

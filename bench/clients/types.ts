@@ -53,6 +53,8 @@ export interface ClientGroupOptions {
    * clients decode gzip answers (EventSource's fetch decodes by itself). @default false
    */
   compression?: boolean;
+  /** Sending clients only: their page is on this origin, not the server's (CORS, preflighted sends). */
+  pageOrigin?: string;
 }
 
 export type ReconnectMode = 'immediate' | 'jittered';

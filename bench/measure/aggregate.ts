@@ -115,6 +115,7 @@ export function aggregate(
     ...(spec.workload === 'chat' ? { workload: 'chat' as const, ...chatOf(runs) } : {}),
     ...(spec.compression ? { compression: spec.compression } : {}),
     ...(spec.payload ? { payload: spec.payload } : {}),
+    ...(spec.crossOrigin ? { crossOrigin: true as const } : {}),
   };
 }
 

@@ -205,6 +205,7 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     baseUrl: relay?.baseUrl ?? p.proxy?.baseUrl ?? server.baseUrl,
     http: { protocol: t.protocol, headers: p.headers, cookieBytes: p.cookieBytes },
     ...(t.compression ? { compression: true } : {}),
+    ...(t.pageOrigin ? { pageOrigin: t.pageOrigin } : {}),
     count: p.clients,
     since,
     sink: recorder,

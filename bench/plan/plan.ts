@@ -7,7 +7,7 @@ import { type NetworkProfile, PROFILES } from '../../server/network/profiles.js'
 import { TRANSPORT_NAMES, type HeaderMode, type ServerName, type TransportName } from '../../report/types.js';
 import { HTTP_PROTOCOLS, type HttpProtocol } from './http-setup.js';
 import { type InstructionPlan, type ScenarioSpec, SWEEP } from './suite.js';
-import { compressed, target, type LabSetup, type Target } from './targets.js';
+import { compressed, fromOtherOrigin, target, type LabSetup, type Target } from './targets.js';
 import { COMPRESSIONS } from '../../report/types.js';
 
 export const TRANSPORTS: readonly TransportName[] = TRANSPORT_NAMES;
@@ -96,8 +96,9 @@ export const targetsFor = (
         (spec.servers === undefined || spec.servers.includes(t.server)) &&
         (spec.transports === undefined || spec.transports.includes(t.transport)),
     )
-    // A compressed scenario runs on the lab only (the others have no such setting).
-    .flatMap((t) => compressed(t, spec.compression) ?? []);
+    // A compressed or cross-origin scenario runs on the lab only (the others have no such setting).
+    .flatMap((t) => compressed(t, spec.compression) ?? [])
+    .flatMap((t) => (spec.crossOrigin ? (fromOtherOrigin(t) ?? []) : [t]));
 
 /** A scenario's own repeats (fixed by its suite) or the run's. */
 export const repeatsOf = (spec: ScenarioSpec, opts: Pick<BenchOptions, 'repeats'>): number =>

@@ -313,6 +313,8 @@ export const SUITES: Record<
     scenarios: [
       { ...CHAT, servers: ['lab', 'socketio'] },
       { ...CHAT, servers: ['lab', 'socketio'], network: '4g' },
+      // Pages on another origin, over 4g: a preflight per client before its first send, then cached.
+      { ...CHAT, name: 'chat-20c-2r-cors', servers: [...CHAT.servers], network: '4g', crossOrigin: true },
       { ...CHAT, servers: [...CHAT.servers], proxy: 'nginx' },
       { ...CHAT, servers: [...CHAT.servers], protocol: 'h2' },
     ],

@@ -19,9 +19,25 @@ export interface Target {
   holdsConnections: boolean;
   /** The lab compresses (wsDeflate, with httpGzip) and the clients accept it; absent: no compression. */
   compression?: Compression;
+  /** The clients' pages are on this origin (fromOtherOrigin); absent: the lab's own. */
+  pageOrigin?: string;
 }
 
 export type Compression = (typeof COMPRESSIONS)[number];
+
+/** The origin a cross-origin scenario's pages are served from: listed in the lab's ALLOWED_ORIGINS for it. */
+export const PAGE_ORIGIN = 'https://app.example';
+
+/** `t` with its clients' pages on PAGE_ORIGIN, which the lab allows (CORS); the lab only (the others have no CORS). */
+export function fromOtherOrigin(t: Target): Target | undefined {
+  if (t.server !== 'lab') return undefined;
+  const options = t.process.options as { config?: Record<string, unknown> };
+  return {
+    ...t,
+    pageOrigin: PAGE_ORIGIN,
+    process: { ...t.process, options: { ...options, config: { ...options.config, allowedOrigins: [PAGE_ORIGIN] } } },
+  };
+}
 
 /**
  * `t` with the lab compressing its traffic: permessage-deflate (with or without context takeover) and

@@ -10,6 +10,7 @@ import { parseBenchArgs } from '../../../bench/cli/options.js';
 import { sendFromClients } from '../../../bench/measure/chat.js';
 import { Progress } from '../../../bench/plan/progress.js';
 import { DEFAULT_HTTP } from '../../../bench/plan/http-setup.js';
+import { PAGE_ORIGIN } from '../../../bench/plan/targets.js';
 import { ServerPool } from '../../../bench/processes/server-process.js';
 import { runBench } from '../../../bench/stages/run-bench.js';
 import { reportModel } from '../../../report/model.js';
@@ -69,6 +70,21 @@ describe('the chat workload', () => {
     const model = reportModel(report);
     expect(model.title).toMatch(/^What does sending from the client cost on each transport\?/);
     expect(model.sections.map((s) => s.title)).toContain('Both directions: the chat workload');
+  });
+
+  it('a page on another origin: its first send is preflighted and the preflight cached; an origin not listed is refused', async () => {
+    const lab = await startLab({ allowedOrigins: [PAGE_ORIGIN] });
+    const page = httpSending(lab.url, DEFAULT_HTTP, 1, PAGE_ORIGIN);
+    onTestFinished(() => page.close());
+    expect(await page.send(0, { n: 1 }, 'cors:1')).toEqual({ ok: true, id: 1, duplicate: false });
+    expect(await page.send(0, { n: 2 }, 'cors:2')).toEqual({ ok: true, id: 2, duplicate: false });
+    // One preflight (cached for the lab's Access-Control-Max-Age, 600 s), then the two POSTs.
+    expect(page.ownWire().requests).toBe(3);
+    const other = await startLab();
+    const refused = httpSending(other.url, DEFAULT_HTTP, 1, PAGE_ORIGIN);
+    onTestFinished(() => refused.close());
+    expect(await refused.send(0, { n: 1 }, 'cors:1')).toEqual({ ok: false, code: 'CORS preflight refused' });
+    expect(other.app.lab.feed.info().lastId).toBe(0);
   });
 
   it('a send whose answer was lost is sent again with its key: answered duplicate, appended once', async () => {
