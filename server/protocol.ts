@@ -117,6 +117,14 @@ export const ack = (id: number, ref: unknown, duplicate = false): Ack => {
   return duplicate ? { ...a, duplicate: true } : a;
 };
 
+/** A client's publish frame (one key order); `ref` and `key` only when given. */
+export const publishFrame = (data: unknown, ref?: unknown, key?: string): PublishFrame => ({
+  type: 'publish',
+  data,
+  ...(ref === undefined ? {} : { ref }),
+  ...(key === undefined ? {} : { key }),
+});
+
 export const errorFrame = (code: ErrorCode, message: string, ref: unknown): ErrorFrame =>
   ref === undefined ? { type: 'error', code, message } : { type: 'error', code, message, ref };
 

@@ -14,7 +14,7 @@
 import type { Socket } from 'node:net';
 import { buildConnector, Client } from 'undici';
 import { type HttpSetup, isTls } from '../plan/http-setup.js';
-import { headersFor } from './http.js';
+import { ACCEPT_SELF_SIGNED, headersFor } from './http.js';
 
 /** A send's answer: acknowledged with the feed id it got (`duplicate`: a retried key), or refused with a LAB_ERR_* code. */
 export type SendAnswer = { ok: true; id: number; duplicate: boolean } | { ok: false; code: string };
@@ -64,7 +64,7 @@ const PREFLIGHT_MAX_SEC = 7200;
 export function httpSending(baseUrl: string, setup: HttpSetup, count: number, pageOrigin?: string): Sending {
   const sockets: Socket[] = [];
   const connect = buildConnector({
-    ...(isTls(setup.protocol) ? { rejectUnauthorized: false } : {}),
+    ...(isTls(setup.protocol) ? ACCEPT_SELF_SIGNED : {}),
     allowH2: setup.protocol === 'h2',
   });
   const counted: buildConnector.connector = (opts, callback) =>

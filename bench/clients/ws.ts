@@ -4,7 +4,7 @@
  */
 import WebSocket from 'ws';
 import { ACCEPT_SELF_SIGNED, headersFor } from './http.js';
-import type { ServerFrame } from '../../server/protocol.js';
+import { publishFrame, type ServerFrame } from '../../server/protocol.js';
 import { dispatchFrame } from './parse.js';
 import type { SendAnswer, Sending } from './senders.js';
 import { type ClientGroup, type ClientGroupOptions, Reconnector } from './types.js';
@@ -92,7 +92,7 @@ export const wsClients = ({
         const ref = nextRef++;
         return new Promise<SendAnswer>((resolve, reject) => {
           pending.set(ref, { client, resolve, reject });
-          ws.send(JSON.stringify({ type: 'publish', data, ref, key }), (err) => {
+          ws.send(JSON.stringify(publishFrame(data, ref, key)), (err) => {
             if (!err) return;
             pending.delete(ref);
             reject(err);

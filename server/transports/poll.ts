@@ -59,8 +59,7 @@ class RawOut implements PollOut {
     const out = this.gzip ? gzipBody(body) : body;
     const head = [
       ...(this.#close ? CLOSE_HEAD : []),
-      ...POLL_HEAD,
-      ...(this.gzip ? GZIP_HEAD : []),
+      ...(this.gzip ? POLL_HEAD_GZIP : POLL_HEAD),
       'content-length',
       String(Buffer.byteLength(out)),
     ];
@@ -93,6 +92,8 @@ class RawOut implements PollOut {
   }
 }
 const CLOSE_HEAD: readonly string[] = Object.freeze(['connection', 'close']);
+/** A compressed poll answer's header list but its length, built once. */
+const POLL_HEAD_GZIP: readonly string[] = Object.freeze([...POLL_HEAD, ...GZIP_HEAD]);
 
 /**
  * The poll parameters of a query string (`since=…&timeout=…`), decoded as Fastify's query parser decodes

@@ -87,3 +87,21 @@ export async function openPage(
   await page.goto(url);
   return { page, errors, cspViolations: () => page.evaluate('window.__cspSeen') as Promise<string[]> };
 }
+
+/**
+ * Opens the dashboard at `url` (openPage) and waits until the page is ready and every pane of
+ * `transports` is open (its test hook, `window.__lab`).
+ */
+export async function openDashboard(browser: Browser, url: string, transports: readonly string[], timeoutMs: number) {
+  const opened = await openPage(browser, url);
+  await opened.page.waitForFunction(
+    (ts) => {
+      // The page's test hook (web/app.js); globalThis, since this file has no DOM types.
+      const lab = (globalThis as { __lab?: { ready: boolean; panes: Record<string, { state: string }> } }).__lab;
+      return lab?.ready === true && ts.every((t) => lab.panes[t]?.state === 'open');
+    },
+    transports,
+    { timeout: timeoutMs },
+  );
+  return opened;
+}

@@ -13,7 +13,7 @@
  */
 import type { Page } from 'playwright-core';
 import { describe, expect, it, vi } from 'vitest';
-import { HAVE_CHROMIUM, NO_CHROMIUM, openPage, requirePart, useChromium } from '../helpers/real-parts.js';
+import { HAVE_CHROMIUM, NO_CHROMIUM, openDashboard, requirePart, useChromium } from '../helpers/real-parts.js';
 import { type RunningLab, startLab, until } from '../helpers/lab.js';
 
 const TRANSPORTS = ['poll', 'sse', 'ws', 'short-poll'] as const;
@@ -54,16 +54,7 @@ describe.skipIf(!HAVE_CHROMIUM)('connection limit in Chromium', () => {
 
   /** Opens the dashboard (accepting the self-signed certificate under TLS) and waits until every pane is open. */
   async function open(running: RunningLab) {
-    const { page, errors, cspViolations } = await openPage(browser(), `${running.url}/`);
-    await page.waitForFunction(
-      (ts) => {
-        const lab = (window as unknown as LabWindow).__lab;
-        return lab?.ready && ts.every((t) => lab.panes[t].state === 'open');
-      },
-      TRANSPORTS,
-      { timeout: WAIT_MS },
-    );
-    return { page, errors, cspViolations };
+    return openDashboard(browser(), `${running.url}/`, TRANSPORTS, WAIT_MS);
   }
 
   /** Opens `n` extra streams of `kind` with the section's own controls. */

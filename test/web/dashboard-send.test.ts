@@ -9,7 +9,7 @@
  */
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { HAVE_CHROMIUM, NO_CHROMIUM, openPage, requirePart, useChromium } from '../helpers/real-parts.js';
+import { HAVE_CHROMIUM, NO_CHROMIUM, openDashboard, requirePart, useChromium } from '../helpers/real-parts.js';
 import { startLab } from '../helpers/lab.js';
 
 const TRANSPORTS = ['poll', 'sse', 'ws', 'short-poll'] as const;
@@ -29,24 +29,12 @@ requirePart(HAVE_CHROMIUM, 'dashboard send boxes in Chromium', 'test/web/dashboa
 const attr = (page: Page, t: Transport, name: string) =>
   page.$eval(`.pane[data-transport="${t}"]`, (el, n) => Number((el as HTMLElement).dataset[n] ?? 'NaN'), name);
 
-async function allOpen(page: Page) {
-  await page.waitForFunction(
-    (ts) => {
-      const lab = (window as unknown as LabWindow).__lab;
-      return lab?.ready && ts.every((t) => lab.panes[t].state === 'open');
-    },
-    TRANSPORTS,
-    { timeout: WAIT_MS },
-  );
-}
-
 describe.skipIf(!HAVE_CHROMIUM)('dashboard send boxes in Chromium', () => {
   const browser = useChromium();
 
   it('each pane sends over its transport; every pane gets every send once; each shows its ack and its own receipt', async () => {
     const lab = await startLab();
-    const { page, errors } = await openPage(browser(), `${lab.url}/`);
-    await allOpen(page);
+    const { page, errors } = await openDashboard(browser(), `${lab.url}/`, TRANSPORTS, WAIT_MS);
     for (const t of TRANSPORTS) {
       const pane = `.pane[data-transport="${t}"]`;
       await page.fill(`${pane} form.send input[name="text"]`, `hi from ${t}`);
@@ -88,8 +76,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard send boxes in Chromium', () => {
 
   it('auto-send sends until set off; past the send budget a send shows refused with LAB_ERR_SEND_RATE', async () => {
     const lab = await startLab({ sendMessagesPerSec: 1 });
-    const { page } = await openPage(browser(), `${lab.url}/`);
-    await allOpen(page);
+    const { page } = await openDashboard(browser(), `${lab.url}/`, TRANSPORTS, WAIT_MS);
     const pane = '.pane[data-transport="sse"]';
     await page.selectOption(`${pane} form.send select[name="auto"]`, '5');
     // At 5 a second against a budget of 1: some are acknowledged, the rest refused with the code.
