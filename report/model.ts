@@ -822,16 +822,24 @@ const CHAT_COLUMNS: [Column<ScenarioResult>[], Column<ScenarioResult>[]] = [
 /** A figure nothing measured (a row without chat figures). */
 const NO_FIGURE: Figure = Object.freeze({ median: null, min: null, max: null, values: [] });
 
+/** `, sends batched within 50 ms (2.1 a batch)`: the batching and the mean batch the first row's sends made. */
+function batchedTitle(s: ScenarioResult): string {
+  if (s.batchMs === undefined) return '';
+  const perBatch = s.chat?.batches ? s.chat.sent / s.chat.batches : null;
+  return `, sends batched within ${s.batchMs} ms${perBatch === null ? '' : ` (${fixed(perBatch, 1)} a batch)`}`;
+}
+
 /** "Both directions": per chat condition (shape, network, protocol, proxy), one row per transport. */
 function chatGroups(report: Report): Group[] {
   const chat = report.scenarios.filter((s) => s.workload === 'chat');
   return groupBy(
     chat,
-    (s) => `${shapeKey(s)}|${s.network.name}|${protocolOf(s)}|${s.proxy ?? ''}|${s.crossOrigin ?? ''}`,
+    (s) =>
+      `${shapeKey(s)}|${s.network.name}|${protocolOf(s)}|${s.proxy ?? ''}|${s.crossOrigin ?? ''}|${s.batchMs ?? ''}`,
   ).map((g) => {
     const sorted = [...g].sort(byTransportThenServer);
     const first = sorted[0]!;
-    const title = `${first.clients} clients each sending ${fixed(first.ratePerSec, first.ratePerSec < 10 ? 1 : 0)} msg/s, ${first.payloadBytes} B${over(first.network)}${onProtocol(first)}${via(first)}${first.crossOrigin ? ', pages on another origin (CORS)' : ''}`;
+    const title = `${first.clients} clients each sending ${fixed(first.ratePerSec, first.ratePerSec < 10 ? 1 : 0)} msg/s, ${first.payloadBytes} B${over(first.network)}${onProtocol(first)}${via(first)}${first.crossOrigin ? ', pages on another origin (CORS)' : ''}${batchedTitle(first)}`;
     return splitTable(
       resultTable(sorted, (s) => `chat ${scenarioId(s)}`, CHAT_COLUMNS, title),
       ['Transport', 'Server', 'Status', 'Ack p50 ms', 'Ack p99 ms', 'Everyone p50 ms', 'Everyone p99 ms'],

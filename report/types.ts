@@ -136,6 +136,8 @@ export const ScenarioParams = Obj({
   payload: Type.Optional(Payload),
   /** The chat's pages are on another origin than the lab: their sends are CORS requests, preflighted. */
   crossOrigin: Type.Optional(Type.Literal(true)),
+  /** The chat's clients queued their sends this long and sent each queue as one batch; absent: one send per message. */
+  batchMs: Type.Optional(Type.Integer({ minimum: 1 })),
 });
 
 /** The parameters the run was started with (bench/stages/run-bench.ts `runBench`). */
@@ -240,6 +242,8 @@ export const ScenarioResult = Obj(
     payload: Type.Optional(Payload),
     /** The clients' sends came from a page on another origin (CORS, preflighted). */
     crossOrigin: Type.Optional(Type.Literal(true)),
+    /** The clients' sends were queued this long and sent as batches. */
+    batchMs: Type.Optional(Type.Integer({ minimum: 1 })),
     /** The chat workload's figures (bench/measure/chat.ts): counts totalled over repeats, figures per repeat. */
     chat: Type.Optional(
       Obj({
@@ -249,6 +253,8 @@ export const ScenarioResult = Obj(
         duplicates: Count,
         /** Sends made again after their connection failed before the answer. */
         retries: Count,
+        /** Requests or frames the sends went in (first attempts): `sent` unless batched. */
+        batches: Type.Optional(Count),
         /** Due → acknowledged to the sender, milliseconds. */
         ackMs: Obj({ p50: Figure, p99: Figure }),
         /** Due → delivered to the last client, milliseconds. */

@@ -243,6 +243,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     maxNestingDepth: config.maxNestingDepth,
     sendBudgets: new ConnectionBudgets(config.sendMessagesPerSec, config.sendBytesPerSec),
     sendKeyTtlMs: config.sendKeyTtlMs,
+    sendBatchMax: config.sendBatchMax,
   });
   await app.register(pollTransport, transportOptions);
   await app.register(sseTransport, transportOptions);

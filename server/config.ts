@@ -145,6 +145,13 @@ export const DEFAULTS = Object.freeze({
    */
   sendKeyTtlMs: 600_000,
   /**
+   * Most messages in one batch send (`{"batch": […]}` to POST /send or /publish, or a batch publish
+   * frame): what a client queues within a few ms before sending them together. 50 is one second of
+   * sendMessagesPerSec, so a full batch fits a full budget; a batch spends one message of the budget per
+   * item and its whole size in bytes. Env SEND_BATCH_MAX.
+   */
+  sendBatchMax: 50,
+  /**
    * WebSocket permessage-deflate (RFC 7692): `off` (the default: every frame is built once and shared
    * by all sockets, and no socket holds a zlib context — ws' own docs warn of its memory cost), `on`
    * (each socket keeps its deflate window between messages: smaller frames, a zlib context per socket
@@ -228,6 +235,7 @@ const KINDS: { [K in keyof Config]: Kind } = {
   sendMessagesPerSec: 'int',
   sendBytesPerSec: 'int',
   sendKeyTtlMs: 'int',
+  sendBatchMax: 'int',
   wsDeflate: 'string',
   httpGzip: 'bool',
   pollBatchMax: 'int',
@@ -371,6 +379,7 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
   intIn(c, 'sendMessagesPerSec', 1, 1_000_000);
   intIn(c, 'sendBytesPerSec', 1);
   intIn(c, 'sendKeyTtlMs', 1_000, 7 * 24 * 3_600_000);
+  intIn(c, 'sendBatchMax', 1, 10_000);
   if (!['off', 'on', 'no-context-takeover'].includes(c.wsDeflate))
     throw new ConfigError('wsDeflate', c.wsDeflate, 'expected off, on or no-context-takeover');
   if (typeof c.httpGzip !== 'boolean') throw new ConfigError('httpGzip', c.httpGzip, 'expected true or false');

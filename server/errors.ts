@@ -43,6 +43,11 @@ export const ERRORS = Object.freeze({
     400,
     'an idempotency key is 1 to 128 printable ASCII characters (no spaces), got %s',
   ),
+  BAD_BATCH: def(
+    'LAB_ERR_BAD_BATCH',
+    400,
+    'a batch is 1 to sendBatchMax (%s) items, each {"data": …} with an optional "key" of its own; %s',
+  ),
   UNAUTHORIZED: def('LAB_ERR_UNAUTHORIZED', 401, 'publishing needs Authorization: Bearer <PUBLISH_TOKEN>'),
   ORIGIN_FORBIDDEN: def('LAB_ERR_ORIGIN_FORBIDDEN', 403, 'origin %s is not allowed; add it to ALLOWED_ORIGINS'),
   HOST_FORBIDDEN: def(

@@ -63,6 +63,22 @@ export interface Ack {
   readonly duplicate?: true;
 }
 
+/** One item of a batch's answer, in the batch's order: the id it got, `duplicate` when its key had been sent. */
+export interface BatchAckItem {
+  readonly id: number;
+  readonly duplicate?: true;
+}
+
+/**
+ * WebSocket: a batch publish frame was stored, every item in order (their ids increase in the batch's
+ * order); the body of POST /send's and /publish's answer to a batch is `{batch}` the same.
+ */
+export interface BatchAck {
+  readonly type: 'ack';
+  readonly batch: readonly BatchAckItem[];
+  readonly ref?: unknown;
+}
+
 /** WebSocket: a frame was refused (or could not be stored); `ref` is the frame's own, echoed. */
 export interface ErrorFrame {
   readonly type: 'error';
@@ -73,7 +89,7 @@ export interface ErrorFrame {
 
 /** Control events a subscriber must be told about: lost messages are never silent. */
 export type Announcement = Gap | Reset | FeedDown | FeedUp;
-export type Control = Hello | Announcement | Ack | ErrorFrame;
+export type Control = Hello | Announcement | Ack | BatchAck | ErrorFrame;
 export type ControlType = Control['type'];
 /** What one WebSocket text frame or one SSE `data:` field carries. */
 export type ServerFrame = Message | Control;
@@ -90,6 +106,23 @@ export interface PublishFrame {
   readonly data: unknown;
   readonly ref?: unknown;
   readonly key?: string;
+}
+
+/** One message of a batch: its data and, for retries, its own idempotency key. */
+export interface SendItem {
+  readonly data: unknown;
+  readonly key?: string;
+}
+
+/**
+ * Several sends in one frame (what a client queued within a few ms), answered by one batch `ack` or one
+ * `error`: the batch is checked whole before anything is appended, then appended in order. POST /send and
+ * /publish take the same `{batch}` as their body. At most config sendBatchMax items.
+ */
+export interface BatchPublishFrame {
+  readonly type: 'publish';
+  readonly batch: readonly SendItem[];
+  readonly ref?: unknown;
 }
 
 /** The body of a 200 answer to GET /poll (errors are the catalogue's ErrorBody). */
@@ -116,6 +149,19 @@ export const ack = (id: number, ref: unknown, duplicate = false): Ack => {
   const a: Ack = ref === undefined ? { type: 'ack', id } : { type: 'ack', id, ref };
   return duplicate ? { ...a, duplicate: true } : a;
 };
+
+/** The answer to a batch (one key order); `duplicate` only on items whose key had been sent. */
+export const batchAck = (items: readonly { id: number; duplicate: boolean }[], ref: unknown): BatchAck => {
+  const batch = items.map((i): BatchAckItem => (i.duplicate ? { id: i.id, duplicate: true } : { id: i.id }));
+  return ref === undefined ? { type: 'ack', batch } : { type: 'ack', batch, ref };
+};
+
+/** A client's batch frame (one key order); `ref` only when given, each item's `key` only when given. */
+export const batchFrame = (items: readonly SendItem[], ref?: unknown): BatchPublishFrame => ({
+  type: 'publish',
+  batch: items.map((i) => (i.key === undefined ? { data: i.data } : { data: i.data, key: i.key })),
+  ...(ref === undefined ? {} : { ref }),
+});
 
 /** A client's publish frame (one key order); `ref` and `key` only when given. */
 export const publishFrame = (data: unknown, ref?: unknown, key?: string): PublishFrame => ({
@@ -147,11 +193,16 @@ const CODES: ReadonlySet<string> = new Set(Object.values(ERRORS).map((e) => e.co
 /** Whether `code` is one of the catalogue's (an error thrown by the lab's own code carries one). */
 export const isErrorCode = (code: unknown): code is ErrorCode => typeof code === 'string' && CODES.has(code);
 
-/** A client frame, checked: a `publish` frame, or undefined for anything else (the caller answers LAB_ERR_BAD_FRAME). */
-export function parsePublishFrame(frame: unknown): PublishFrame | undefined {
+/**
+ * A client frame, checked for its type: a `publish` frame with `data`, or with `batch` (whose items the
+ * publish path checks: publish.ts sendItems), or undefined for anything else (the caller answers
+ * LAB_ERR_BAD_FRAME).
+ */
+export function parsePublishFrame(frame: unknown): PublishFrame | BatchPublishFrame | undefined {
   if (frame === null || typeof frame !== 'object' || Array.isArray(frame)) return undefined;
-  const f = frame as Partial<Record<keyof PublishFrame, unknown>>;
-  return f.type === 'publish' && 'data' in f ? (f as PublishFrame) : undefined;
+  const f = frame as Partial<Record<keyof PublishFrame | 'batch', unknown>>;
+  if (f.type !== 'publish' || 'data' in f === 'batch' in f) return undefined;
+  return f as PublishFrame | BatchPublishFrame;
 }
 
 /** The `ref` of any parsed frame, to echo in an error answer (undefined when it has none). */

@@ -20,22 +20,24 @@ export class SendBudget {
   }
 
   /**
-   * Takes one send of `bytes`: 0 when it may go, else how many ms until it could (at least 1). A send of
-   * more than bytesPerSec goes with a full bucket and leaves it below zero: the next waits longer.
+   * Takes one send of `bytes` carrying `messages` (a batch: one per item): 0 when it may go, else how
+   * many ms until it could (at least 1). A send of more than bytesPerSec (or messagesPerSec) goes with a
+   * full bucket and leaves it below zero: the next waits longer.
    */
-  take(bytes: number, now = performance.now()): number {
+  take(bytes: number, messages = 1, now = performance.now()): number {
     const elapsedSec = Math.max(0, now - this.#at) / 1000;
     this.#at = now;
     this.#messages = Math.min(this.messagesPerSec, this.#messages + elapsedSec * this.messagesPerSec);
     this.#bytes = Math.min(this.bytesPerSec, this.#bytes + elapsedSec * this.bytesPerSec);
     // A send larger than the bucket goes when the bucket is full and leaves it in debt, so the rate holds.
     const need = Math.min(bytes, this.bytesPerSec);
-    if (this.#messages >= 1 && this.#bytes >= need) {
-      this.#messages -= 1;
+    const count = Math.min(messages, this.messagesPerSec);
+    if (this.#messages >= count && this.#bytes >= need) {
+      this.#messages -= messages;
       this.#bytes -= bytes;
       return 0;
     }
-    const forMessage = this.#messages >= 1 ? 0 : ((1 - this.#messages) / this.messagesPerSec) * 1000;
+    const forMessage = this.#messages >= count ? 0 : ((count - this.#messages) / this.messagesPerSec) * 1000;
     const forBytes = this.#bytes >= need ? 0 : ((need - this.#bytes) / this.bytesPerSec) * 1000;
     return Math.max(1, Math.ceil(Math.max(forMessage, forBytes)));
   }

@@ -4,7 +4,15 @@
  */
 import WebSocket from 'ws';
 import { ACCEPT_SELF_SIGNED, headersFor } from './http.js';
-import { publishFrame, type ServerFrame } from '../../server/protocol.js';
+import {
+  type Ack,
+  type BatchAck,
+  batchFrame,
+  type ErrorFrame,
+  publishFrame,
+  type SendItem,
+  type ServerFrame,
+} from '../../server/protocol.js';
 import { dispatchFrame } from './parse.js';
 import type { SendAnswer, Sending } from './senders.js';
 import { type ClientGroup, type ClientGroupOptions, Reconnector } from './types.js';
@@ -12,7 +20,8 @@ import { isTls } from '../plan/http-setup.js';
 
 /**
  * WebSocket clients; they may send too (`sending`): a publish frame on the client's open socket with a
- * `ref` of its own and the send's `key`, answered by the server's `ack` or `error` with that ref.
+ * `ref` of its own and the send's `key` (or a batch frame, each item with its key), answered by the
+ * server's `ack` or `error` with that ref.
  */
 export const wsClients = ({
   baseUrl,
@@ -26,7 +35,10 @@ export const wsClients = ({
   let requests = 0;
   let nextRef = 0;
   /** Sends awaiting their answer, by ref (unique across the group); failed when their socket closes first. */
-  const pending = new Map<number, { client: number; resolve: (a: SendAnswer) => void; reject: (e: Error) => void }>();
+  const pending = new Map<
+    number,
+    { client: number; resolve: (answer: Ack | BatchAck | ErrorFrame) => void; reject: (e: Error) => void }
+  >();
   let closing = false;
   const sockets: WebSocket[] = [];
   const wsBase = baseUrl.replace(/^http/, 'ws');
@@ -53,11 +65,7 @@ export const wsClients = ({
       if ('type' in frame && (frame.type === 'ack' || frame.type === 'error') && typeof frame.ref === 'number') {
         const waiting = pending.get(frame.ref);
         pending.delete(frame.ref);
-        waiting?.resolve(
-          frame.type === 'ack'
-            ? { ok: true, id: frame.id, duplicate: frame.duplicate === true }
-            : { ok: false, code: frame.code },
-        );
+        waiting?.resolve(frame);
         return;
       }
       const id = dispatchFrame(sink, i, frame, text.length);
@@ -79,6 +87,21 @@ export const wsClients = ({
     });
   };
 
+  /** One frame (made with its ref) on `client`'s open socket, resolved with the server's answer to that ref. */
+  function request(client: number, frame: (ref: number) => unknown): Promise<Ack | BatchAck | ErrorFrame> {
+    const ws = sockets[client];
+    if (ws?.readyState !== WebSocket.OPEN) return Promise.reject(new Error(`client ${client} is not connected`));
+    const ref = nextRef++;
+    return new Promise((resolve, reject) => {
+      pending.set(ref, { client, resolve, reject });
+      ws.send(JSON.stringify(frame(ref)), (err) => {
+        if (!err) return;
+        pending.delete(ref);
+        reject(err);
+      });
+    });
+  }
+
   const ready = Promise.all(
     Array.from({ length: count }, (_, i) => new Promise<void>((resolve) => open(i, since, resolve))),
   ).then(() => {});
@@ -86,18 +109,18 @@ export const wsClients = ({
     ready,
     requests: () => requests,
     sending: {
-      send(client, data, key) {
-        const ws = sockets[client];
-        if (ws?.readyState !== WebSocket.OPEN) return Promise.reject(new Error(`client ${client} is not connected`));
-        const ref = nextRef++;
-        return new Promise<SendAnswer>((resolve, reject) => {
-          pending.set(ref, { client, resolve, reject });
-          ws.send(JSON.stringify(publishFrame(data, ref, key)), (err) => {
-            if (!err) return;
-            pending.delete(ref);
-            reject(err);
-          });
-        });
+      async send(client, data, key) {
+        const answer = await request(client, (ref) => publishFrame(data, ref, key));
+        if (answer.type === 'error') return { ok: false, code: answer.code };
+        if ('batch' in answer) throw new Error('a batch ack answered a single send');
+        return { ok: true, id: answer.id, duplicate: answer.duplicate === true };
+      },
+      async sendBatch(client, items: SendItem[]) {
+        const answer = await request(client, (ref) => batchFrame(items, ref));
+        if (answer.type === 'error') return items.map((): SendAnswer => ({ ok: false, code: answer.code }));
+        if (!('batch' in answer) || answer.batch.length !== items.length)
+          throw new Error(`a batch of ${items.length} was not answered item by item`);
+        return answer.batch.map((a): SendAnswer => ({ ok: true, id: a.id, duplicate: a.duplicate === true }));
       },
       ownWire: () => ({ bytesUp: 0, bytesDown: 0, requests: 0 }),
       close: async () => {},

@@ -116,6 +116,7 @@ export function aggregate(
     ...(spec.compression ? { compression: spec.compression } : {}),
     ...(spec.payload ? { payload: spec.payload } : {}),
     ...(spec.crossOrigin ? { crossOrigin: true as const } : {}),
+    ...(spec.batchMs ? { batchMs: spec.batchMs } : {}),
   };
 }
 
@@ -123,7 +124,7 @@ export function aggregate(
 function chatOf(runs: RunResult[]): Pick<ScenarioResult, 'chat'> {
   const measured = runs.flatMap((r) => (r.chat ? [r.chat] : []));
   if (measured.length === 0) return {};
-  const sum = (k: 'sent' | 'refused' | 'duplicates' | 'retries') => measured.reduce((a, c) => a + c[k], 0);
+  const sum = (k: 'sent' | 'refused' | 'duplicates' | 'retries' | 'batches') => measured.reduce((a, c) => a + c[k], 0);
   const fig = (pick: (c: (typeof measured)[number]) => number | null) => figure(measured.map(pick));
   return {
     chat: {
@@ -131,6 +132,7 @@ function chatOf(runs: RunResult[]): Pick<ScenarioResult, 'chat'> {
       refused: sum('refused'),
       duplicates: sum('duplicates'),
       retries: sum('retries'),
+      batches: sum('batches'),
       ackMs: { p50: fig((c) => c.ackMs.p50), p99: fig((c) => c.ackMs.p99) },
       everyoneMs: { p50: fig((c) => c.everyoneMs.p50), p99: fig((c) => c.everyoneMs.p99) },
       bytesUpPerSend: fig((c) => c.bytesUpPerSend),

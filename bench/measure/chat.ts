@@ -6,8 +6,13 @@
  * `c` and sequence `s`, and an idempotency key. A send whose connection failed before it was answered is
  * sent again with the same key, after SEND_RETRY_MS, until it is answered or SEND_DEADLINE_MS has passed
  * since it was due: the key makes a retry of a send that had counted come back `duplicate`, never twice.
+ *
+ * Batched (`batchMs` > 0), a client queues what falls due within `batchMs` of its first queued send and
+ * sends it as one batch (`{batch}`: one request or frame, each item keyed), as a page that coalesces its
+ * sends in a timer would; a queue of one goes as a plain send. Latency still counts from each message's
+ * own due time, so the wait in the queue is part of it.
  */
-import type { Sending } from '../clients/senders.js';
+import type { SendAnswer, Sending } from '../clients/senders.js';
 import { type PublishOutcome, publishOutcome } from './publisher.js';
 import { type Histogram, newHistogram, nowMs } from './recorder.js';
 import { openLoop } from './schedule.js';
@@ -26,6 +31,8 @@ export interface ChatJob {
   payloadBytes: number;
   /** Distinguishes this run's keys from any other's on the same feed (warm-up, repeats). */
   runId: string;
+  /** Queue each client's sends for this long and send them as one batch; 0 or absent: one send per message. */
+  batchMs?: number;
 }
 
 export interface ChatOutcome extends PublishOutcome {
@@ -38,6 +45,8 @@ export interface ChatOutcome extends PublishOutcome {
   duplicates: number;
   /** Attempts made again after a failed connection. */
   retries: number;
+  /** Requests or frames the sends went in (first attempts): `sent` when unbatched. */
+  batches: number;
   /** Due → acknowledged, µs. */
   ack: Histogram;
 }
@@ -50,6 +59,12 @@ export function chatData(dueMs: number, client: number, seq: number, payloadByte
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A queued send: its sequence number and due time (performance.now ms). */
+interface Due {
+  seq: number;
+  due: number;
+}
+
 /** Runs the sends of one window; resolves once every send is answered, refused or past its deadline. */
 export async function sendFromClients(job: ChatJob): Promise<ChatOutcome> {
   const perClient = Math.max(1, Math.round(job.ratePerSec * job.durationSec));
@@ -57,30 +72,45 @@ export async function sendFromClients(job: ChatJob): Promise<ChatOutcome> {
   const lag = newHistogram();
   const ack = newHistogram();
   const ids: number[] = [];
-  const out = { refused: 0, duplicates: 0, retries: 0, failures: 0 };
+  const out = { refused: 0, duplicates: 0, retries: 0, failures: 0, batches: 0 };
   let firstRefusal: string | undefined;
   let firstFailure: string | undefined;
   const pending: Promise<void>[] = [];
+  const batchMs = job.batchMs ?? 0;
+  const { sending } = job;
+  if (batchMs > 0 && !sending.sendBatch) throw new Error('batched sends: this server has no batch form');
 
-  const sendOne = async (client: number, seq: number, due: number): Promise<void> => {
-    const key = `${job.runId}:${client}:${seq}`;
-    const data = chatData(due, client, seq, job.payloadBytes);
-    for (let attempt = 0; ; attempt++) {
+  /** One request or frame with `queued`'s sends, answered item by item. */
+  const attempt = (client: number, queued: Due[]): Promise<SendAnswer[]> => {
+    const items = queued.map((q) => ({
+      data: chatData(q.due, client, q.seq, job.payloadBytes),
+      key: `${job.runId}:${client}:${q.seq}`,
+    }));
+    if (items.length > 1) return sending.sendBatch!(client, items);
+    return sending.send(client, items[0]!.data, items[0]!.key).then((a) => [a]);
+  };
+
+  const sendQueued = async (client: number, queued: Due[]): Promise<void> => {
+    out.batches++;
+    for (let tries = 0; ; tries++) {
       try {
-        const answer = await job.sending.send(client, data, key);
-        if (!answer.ok) {
-          out.refused++;
-          firstRefusal ??= answer.code;
-          return;
-        }
-        ack.recordValue(Math.max(1, Math.round((nowMs() - due) * 1000)));
-        if (answer.duplicate) out.duplicates++;
-        ids.push(answer.id);
+        const answers = await attempt(client, queued);
+        const at = nowMs();
+        answers.forEach((answer, i) => {
+          if (!answer.ok) {
+            out.refused++;
+            firstRefusal ??= answer.code;
+            return;
+          }
+          ack.recordValue(Math.max(1, Math.round((at - queued[i]!.due) * 1000)));
+          if (answer.duplicate) out.duplicates++;
+          ids.push(answer.id);
+        });
         return;
       } catch (err) {
-        if (nowMs() - due + SEND_RETRY_MS > SEND_DEADLINE_MS) {
-          out.failures++;
-          firstFailure ??= `send ${key} unanswered after ${attempt + 1} attempts: ${(err as Error).message}`;
+        if (nowMs() - queued[0]!.due + SEND_RETRY_MS > SEND_DEADLINE_MS) {
+          out.failures += queued.length;
+          firstFailure ??= `client ${client}'s send of ${queued.length} unanswered after ${tries + 1} attempts: ${(err as Error).message}`;
           return;
         }
         out.retries++;
@@ -89,8 +119,29 @@ export async function sendFromClients(job: ChatJob): Promise<ChatOutcome> {
     }
   };
 
+  /** Per client, the sends waiting for its batch timer. */
+  const queues = new Map<number, Due[]>();
+  const enqueue = (client: number, next: Due) => {
+    let queued = queues.get(client);
+    if (queued === undefined) {
+      const q: Due[] = [];
+      queued = q;
+      queues.set(client, q);
+      pending.push(
+        sleep(batchMs).then(() => {
+          queues.delete(client);
+          return sendQueued(client, q);
+        }),
+      );
+    }
+    queued.push(next);
+  };
+
   await openLoop(total, 1000 / (job.ratePerSec * job.clients), lag, (j, due) => {
-    pending.push(sendOne(j % job.clients, Math.floor(j / job.clients), due));
+    const client = j % job.clients;
+    const next = { seq: Math.floor(j / job.clients), due };
+    if (batchMs > 0) enqueue(client, next);
+    else pending.push(sendQueued(client, [next]));
   });
   await Promise.all(pending);
   return {
@@ -105,6 +156,7 @@ export async function sendFromClients(job: ChatJob): Promise<ChatOutcome> {
     ...(firstRefusal ? { firstRefusal } : {}),
     duplicates: out.duplicates,
     retries: out.retries,
+    batches: out.batches,
     ack,
   };
 }

@@ -52,6 +52,8 @@ export interface RunParams {
    * receives every client's messages; no publisher.
    */
   chat?: boolean;
+  /** Chat sends queued this long and sent as one batch (chat.ts); absent: one send per message. */
+  batchMs?: number;
   /** Realistic messages instead of padding (payloads.ts). */
   payload?: PayloadKind;
 }
@@ -104,6 +106,8 @@ export interface ChatFigures {
   refused: number;
   duplicates: number;
   retries: number;
+  /** Requests or frames the sends went in: `sent` unless batched. */
+  batches: number;
   /** Due → acknowledged to its sender, ms. */
   ackMs: { p50: number | null; p99: number | null };
   /** Due → delivered to the last of the clients, ms. */
@@ -169,6 +173,7 @@ function chatFigures(
     refused: pub.refused,
     duplicates: pub.duplicates,
     retries: pub.retries,
+    batches: pub.batches,
     ackMs: { p50: ms(pub.ack, 50), p99: ms(pub.ack, 99) },
     everyoneMs: { p50: ms(recorder.everyone, 50), p99: ms(recorder.everyone, 99) },
     bytesUpPerSend: perMsg(wire.up, accepted),
@@ -229,6 +234,7 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
           durationSec,
           payloadBytes: p.payloadBytes,
           runId: `${process.pid}-${Date.now().toString(36)}-${runs++}`,
+          ...(p.batchMs ? { batchMs: p.batchMs } : {}),
         })
       : lockstep
         ? publishLockstep({ ...job, durationSec, clients: p.clients, group, received: () => recorder.received })

@@ -17,12 +17,13 @@ import type { WebSocket } from 'ws';
 import { mistakeLogger } from '../client-log.js';
 import { ERRORS, HttpErrors, type ErrorCode } from '../errors.js';
 import type { Message } from '../feed/types.js';
-import { publishChecked } from '../publish.js';
+import { publishBatch, publishChecked, sendItems } from '../publish.js';
 import { isIdempotencyKey, SendBudget } from '../send-budget.js';
 import { checkToken, mayPublish } from '../token.js';
 import type { DisconnectReason } from '../stats.js';
 import {
   ack,
+  batchAck,
   errorFrame,
   feedDown,
   hello,
@@ -34,6 +35,8 @@ import {
   wsWire,
   type Announcement,
   type Control,
+  type PublishFrame,
+  type SendItem,
 } from '../protocol.js';
 import { drainedOrClosed, Hub, isFeedError, type Subscriber } from './hub.js';
 import { parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
@@ -109,6 +112,11 @@ export default fp(
       #tokensAt = performance.now();
       /** Its publish frames' budget (config sendMessagesPerSec, sendBytesPerSec), made on its first publish. */
       sendBudget: SendBudget | undefined;
+      /**
+       * Its sends' appends, one after another: a frame's messages are in the feed before the next
+       * frame's, in the order the peer sent them (a batch appends over several turns of the event loop).
+       */
+      appending: Promise<void> = Promise.resolve();
       constructor(
         public cursor: number,
         readonly ws: WebSocket,
@@ -313,30 +321,46 @@ export default fp(
         refuse(peer, ERRORS.UNAUTHORIZED.code, ERRORS.UNAUTHORIZED.message, f.ref);
         return;
       }
-      if (f.key !== undefined && !isIdempotencyKey(f.key)) {
-        const e = new HttpErrors.BAD_IDEMPOTENCY_KEY(JSON.stringify(String(f.key).slice(0, 40)));
-        refuse(peer, ERRORS.BAD_IDEMPOTENCY_KEY.code, e.message, f.ref);
+      /** A client mistake (4xx) is refused on the error budget; a store outage is answered plainly. */
+      const answerError = (err: unknown) => {
+        const e = err as { code?: string; message: string; statusCode?: number };
+        const code = isErrorCode(e.code) ? e.code : ERRORS.INTERNAL.code;
+        if (e.statusCode !== undefined && e.statusCode < 500) refuse(peer, code, e.message, f.ref);
+        else sendError(peer, code, e.message, f.ref);
+      };
+      let items: SendItem[] | undefined;
+      try {
+        if ('batch' in f) items = sendItems(f.batch, config.sendBatchMax);
+        else if (f.key !== undefined && !isIdempotencyKey(f.key))
+          throw new HttpErrors.BAD_IDEMPOTENCY_KEY(JSON.stringify(String(f.key).slice(0, 40)));
+      } catch (err) {
+        answerError(err);
         return;
       }
       // A refused send costs the budget nothing; its error answer counts against wsErrorRepliesPerSec,
-      // so a client that keeps flooding is closed 1008.
+      // so a client that keeps flooding is closed 1008. A batch spends one message per item.
       peer.sendBudget ??= new SendBudget(config.sendMessagesPerSec, config.sendBytesPerSec);
-      const waitMs = peer.sendBudget.take(data.length);
+      const waitMs = peer.sendBudget.take(data.length, items?.length ?? 1);
       if (waitMs > 0) {
         refuse(peer, ERRORS.SEND_RATE.code, new HttpErrors.SEND_RATE(String(waitMs)).message, f.ref);
         return;
       }
-      try {
-        const key = f.key === undefined ? undefined : { key: f.key, ttlMs: config.sendKeyTtlMs };
-        const sent = await publishChecked(feed, f.data, config.maxNestingDepth, key);
-        peer.send(ack(sent.message.id, f.ref, sent.duplicate));
-      } catch (err) {
-        const e = err as { code?: string; message: string; statusCode?: number };
-        // The client's data was refused (4xx): a mistake, on the budget. A store outage is not.
-        const code = isErrorCode(e.code) ? e.code : ERRORS.INTERNAL.code;
-        if (e.statusCode !== undefined && e.statusCode < 500) refuse(peer, code, e.message, f.ref);
-        else sendError(peer, code, e.message, f.ref);
-      }
+      const append = async () => {
+        try {
+          if (items !== undefined) {
+            peer.send(batchAck(await publishBatch(feed, items, config.maxNestingDepth, config.sendKeyTtlMs), f.ref));
+            return;
+          }
+          const one = f as PublishFrame;
+          const key = one.key === undefined ? undefined : { key: one.key, ttlMs: config.sendKeyTtlMs };
+          const sent = await publishChecked(feed, one.data, config.maxNestingDepth, key);
+          peer.send(ack(sent.message.id, f.ref, sent.duplicate));
+        } catch (err) {
+          answerError(err);
+        }
+      };
+      peer.appending = peer.appending.then(append);
+      await peer.appending;
     }
   },
   { name: 'lab-ws', fastify: '5.x' },

@@ -97,23 +97,23 @@ describe('client sends', () => {
 describe('send budget', () => {
   it('refills continuously, holds one second, and a refused send costs nothing', () => {
     const b = new SendBudget(2, 1000, 0);
-    expect(b.take(100, 0)).toBe(0);
-    expect(b.take(100, 0)).toBe(0);
+    expect(b.take(100, 1, 0)).toBe(0);
+    expect(b.take(100, 1, 0)).toBe(0);
     // Empty: the next message is due in half a second.
-    expect(b.take(100, 0)).toBe(500);
-    expect(b.take(100, 250)).toBe(250);
-    expect(b.take(100, 500)).toBe(0);
+    expect(b.take(100, 1, 0)).toBe(500);
+    expect(b.take(100, 1, 250)).toBe(250);
+    expect(b.take(100, 1, 500)).toBe(0);
     // Bytes: 800 of 1000 left after a second idle (full again), one 900-byte send then needs 0.8 s more.
-    expect(b.take(900, 5_000)).toBe(0);
-    expect(b.take(900, 5_000)).toBe(800);
+    expect(b.take(900, 1, 5_000)).toBe(0);
+    expect(b.take(900, 1, 5_000)).toBe(800);
     // Idle for long: never more than one second's worth.
-    expect(b.take(10, 100_000)).toBe(0);
-    expect(b.take(10, 100_000)).toBe(0);
-    expect(b.take(10, 100_000)).toBeGreaterThan(0);
+    expect(b.take(10, 1, 100_000)).toBe(0);
+    expect(b.take(10, 1, 100_000)).toBe(0);
+    expect(b.take(10, 1, 100_000)).toBeGreaterThan(0);
     // Larger than the bucket: goes when it is full, and the bucket owes the rest (2000 − 1000 bytes: 1 s).
-    expect(b.take(2000, 200_000)).toBe(0);
-    expect(b.take(1, 200_000)).toBe(1001);
-    expect(b.take(1, 201_002)).toBe(0);
+    expect(b.take(2000, 1, 200_000)).toBe(0);
+    expect(b.take(1, 1, 200_000)).toBe(1001);
+    expect(b.take(1, 1, 201_002)).toBe(0);
   });
 
   it('POST /send past the budget: 429 LAB_ERR_SEND_RATE with Retry-After, nothing appended; per connection, /publish unbounded', async () => {
@@ -295,5 +295,109 @@ describe('idempotent sends', () => {
     await feed.appendOnce('e', 'e', 60_000);
     await feed.appendOnce('f', 'f', 60_000);
     expect((await feed.appendOnce('b', 'b', 60_000)).duplicate).toBe(false);
+  });
+});
+
+describe('batched sends', () => {
+  /** POST `body` as JSON to `path` on `c`. */
+  async function postJson(c: Client, body: unknown, headers: Record<string, string> = {}, path = '/send') {
+    const res = await c.request({
+      path,
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+    });
+    return {
+      status: res.statusCode,
+      headers: res.headers,
+      body: (await res.body.json()) as { batch?: { id: number; duplicate?: true }[]; error?: { code: string } },
+    };
+  }
+
+  it('POST /send {batch}: every item appended in order and answered item by item; a retry with the keys appends nothing', async () => {
+    const lab = await startLab();
+    const sse = new SseClient(`${lab.url}/events?since=0`);
+    await until(() => lab.app.lab.stats.transports.sse.connections === 1);
+    const page = connection(lab);
+    const batch = [{ data: { n: 1 }, key: 'b:1' }, { data: { n: 2 }, key: 'b:2' }, { data: { n: 3 } }];
+    const first = await postJson(page, { batch });
+    expect(first.status).toBe(201);
+    expect(first.body).toEqual({ batch: [{ id: 1 }, { id: 2 }, { id: 3 }] });
+    // The answer was lost: the page sends the keyed items again, with one more.
+    const again = await postJson(page, { batch: [batch[0], batch[1], { data: { n: 4 }, key: 'b:4' }] });
+    expect(again.status).toBe(201);
+    expect(again.body).toEqual({ batch: [{ id: 1, duplicate: true }, { id: 2, duplicate: true }, { id: 4 }] });
+    // Every item a duplicate: 200 and Idempotent-Replayed, as a single replayed send.
+    const replay = await postJson(page, { batch: [batch[1]] }, {}, '/publish');
+    expect([replay.status, replay.headers['idempotent-replayed']]).toEqual([200, 'true']);
+    expect(replay.body).toEqual({ batch: [{ id: 2, duplicate: true }] });
+    await until(() => sse.messages.length === 4);
+    expect(dataOf(sse.messages)).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }]);
+    expect(lab.app.lab.feed.info().lastId).toBe(4);
+  });
+
+  it('a bad batch is refused whole, LAB_ERR_BAD_BATCH or the item’s own code, and appends nothing', async () => {
+    const lab = await startLab({ sendBatchMax: 3, maxNestingDepth: 4 });
+    const page = connection(lab);
+    const deep = { a: { b: { c: { d: { e: 1 } } } } };
+    const cases: [unknown, Record<string, string>, number, string][] = [
+      [{ batch: [] }, {}, 400, 'LAB_ERR_BAD_BATCH'],
+      [{ batch: {} }, {}, 400, 'LAB_ERR_BAD_BATCH'],
+      [{ batch: [{ data: 1 }, { data: 2 }, { data: 3 }, { data: 4 }] }, {}, 400, 'LAB_ERR_BAD_BATCH'],
+      [{ batch: [{ data: 1 }, { nodata: 2 }] }, {}, 400, 'LAB_ERR_BAD_BATCH'],
+      [{ batch: [{ data: 1 }, 7] }, {}, 400, 'LAB_ERR_BAD_BATCH'],
+      [{ batch: [{ data: 1 }] }, { 'idempotency-key': 'k1' }, 400, 'LAB_ERR_BAD_BATCH'],
+      [{ batch: [{ data: 1 }, { data: 2, key: 'has space' }] }, {}, 400, 'LAB_ERR_BAD_IDEMPOTENCY_KEY'],
+      // The bad item is the last: the first two are not appended either.
+      [{ batch: [{ data: 1 }, { data: 2 }, { data: deep }] }, {}, 400, 'LAB_ERR_DATA_TOO_DEEP'],
+    ];
+    for (const [body, headers, status, code] of cases) {
+      const res = await postJson(page, body, headers);
+      expect.soft([res.status, res.body.error?.code], JSON.stringify(body)).toEqual([status, code]);
+    }
+    expect(lab.app.lab.feed.info().lastId).toBe(0);
+  });
+
+  it('a batch spends one message of the budget per item, over HTTP and WebSocket', async () => {
+    const lab = await startLab({ sendMessagesPerSec: 3 });
+    const page = connection(lab);
+    const three = [{ data: 1 }, { data: 2 }, { data: 3 }];
+    expect((await postJson(page, { batch: three })).status).toBe(201);
+    const over = await postJson(page, { batch: [{ data: 4 }] });
+    expect([over.status, over.body.error?.code]).toEqual([429, 'LAB_ERR_SEND_RATE']);
+    const ws = new WsClient(`${lab.wsUrl}/ws?since=0`);
+    await ws.opened;
+    ws.ws.send(JSON.stringify({ type: 'publish', batch: three, ref: 'b' }));
+    ws.ws.send(JSON.stringify({ type: 'publish', batch: [{ data: 5 }], ref: 'c' }));
+    await until(() => ws.controlsOf('ack').length === 1 && ws.controlsOf('error').length === 1);
+    expect(ws.controlsOf('ack')[0]).toEqual({ type: 'ack', batch: [{ id: 4 }, { id: 5 }, { id: 6 }], ref: 'b' });
+    expect(ws.controlsOf('error')[0]).toMatchObject({ type: 'error', code: 'LAB_ERR_SEND_RATE', ref: 'c' });
+    expect(lab.app.lab.feed.info().lastId).toBe(6);
+  });
+
+  it('WebSocket batch frame: one ack with every id in order, duplicates marked; a bad batch an error frame with its ref', async () => {
+    const lab = await startLab({ sendBatchMax: 4 });
+    const ws = new WsClient(`${lab.wsUrl}/ws?since=0`);
+    await ws.opened;
+    const batch = [
+      { data: 'a', key: 'w:a' },
+      { data: 'b', key: 'w:b' },
+    ];
+    ws.ws.send(JSON.stringify({ type: 'publish', batch, ref: 1 }));
+    ws.ws.send(JSON.stringify({ type: 'publish', batch: [batch[1], { data: 'c' }], ref: 2 }));
+    ws.ws.send(JSON.stringify({ type: 'publish', batch: [{ data: 'd' }, { nodata: 1 }], ref: 3 }));
+    ws.ws.send(JSON.stringify({ type: 'publish', batch: [], data: 1, ref: 4 }));
+    await until(() => ws.controlsOf('ack').length === 2 && ws.controlsOf('error').length === 2);
+    expect(ws.controlsOf('ack')).toEqual([
+      { type: 'ack', batch: [{ id: 1 }, { id: 2 }], ref: 1 },
+      { type: 'ack', batch: [{ id: 2, duplicate: true }, { id: 3 }], ref: 2 },
+    ]);
+    expect(ws.controlsOf('error').map((e) => [e.code, e.ref])).toEqual([
+      ['LAB_ERR_BAD_BATCH', 3],
+      ['LAB_ERR_BAD_FRAME', 4],
+    ]);
+    await until(() => ws.messages.length === 3);
+    expect(dataOf(ws.messages)).toEqual(['a', 'b', 'c']);
+    expect(lab.app.lab.feed.info().lastId).toBe(3);
   });
 });

@@ -116,4 +116,71 @@ describe('the chat workload', () => {
     expect(outcome.ids).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect(lab.app.lab.feed.info().lastId).toBe(10);
   });
+
+  it('batched: what falls due within batchMs goes in one request, each item acknowledged, a lost answer retried once', async () => {
+    const lab = await startLab();
+    const http = httpSending(lab.url, { ...DEFAULT_HTTP, headers: 'minimal' }, 2);
+    onTestFinished(() => http.close());
+    let dropped = 0;
+    const lossy: Sending = {
+      ...http,
+      async sendBatch(client, items) {
+        const answers = await http.sendBatch!(client, items);
+        if (client === 1 && dropped++ === 0) throw new Error('connection reset before the answer');
+        return answers;
+      },
+    };
+    const outcome = await sendFromClients({
+      sending: lossy,
+      clients: 2,
+      ratePerSec: 20,
+      durationSec: 1,
+      payloadBytes: 80,
+      runId: 'batch-test',
+      batchMs: 200,
+    });
+    expect(outcome.sent).toBe(40);
+    expect([outcome.failures, outcome.refused]).toEqual([0, 0]);
+    // 20 sends a client, one every 50 ms, in batches of up to 200 ms: about 5 of 4 each, never one per send.
+    expect(outcome.batches).toBeLessThanOrEqual(20);
+    expect(outcome.batches).toBeGreaterThanOrEqual(10);
+    // Client 1's first batch was answered, then "lost": sent again, every item of it answered duplicate.
+    expect(outcome.retries).toBe(1);
+    expect(outcome.duplicates).toBeGreaterThanOrEqual(2);
+    expect(outcome.ids).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(lab.app.lab.feed.info().lastId).toBe(40);
+    // Requests: one POST per batch and one for the retry, never one per send.
+    expect(http.ownWire().requests).toBe(outcome.batches + 1);
+  });
+
+  it('a batched chat scenario through the harness: fewer requests per send, every send delivered', async () => {
+    const opts = parseBenchArgs([
+      ...['--chat', '--repeats', '1', '--max-publisher-lag-ms', '2000'],
+      '--transports',
+      'sse,ws',
+    ]);
+    opts.scenarios = [
+      {
+        name: 'chat-batched',
+        clients: 2,
+        ratePerSec: 20,
+        payloadBytes: 100,
+        durationSec: 0.5,
+        workload: 'chat',
+        batchMs: 200,
+        servers: ['lab'],
+      },
+    ];
+    const report = await runBench(opts, quiet(), pool);
+    expect(validateReport(report)).toEqual({ ok: true });
+    for (const s of report.scenarios) {
+      expect(s.status, `${s.transport}: ${s.reason ?? ''}`).toBe('ok');
+      expect([s.batchMs, s.chat?.sent, s.delivered, s.lost]).toEqual([200, 20, 40, 0]);
+      expect(s.chat?.batches).toBeLessThan(s.chat!.sent);
+    }
+    // SSE: one connect and a POST per batch, fewer than one request per send.
+    expect(report.scenarios.find((s) => s.transport === 'sse')?.chat?.requestsPerSend.median).toBeLessThan(1);
+    const model = reportModel(report);
+    expect(JSON.stringify(model.sections)).toMatch(/sends batched within 200 ms \(\d\.\d a batch\)/);
+  });
 });
