@@ -166,6 +166,17 @@ export const DEFAULTS = Object.freeze({
    * memory, and the bench's figures are uncompressed unless a scenario says so. Env HTTP_GZIP.
    */
   httpGzip: false,
+  /**
+   * Whether a client may ask for compression on its own connection with `?compress=` (`gzip` on /events and
+   * /poll, `deflate` or `deflate-alone` on /ws), whatever wsDeflate and httpGzip say: the dashboard's
+   * compression toggles use it to show what compression does to the bytes. On by default so that they work
+   * with plain `npm start`; the price is that any client can make the server hold a zlib context for its
+   * connection (ws' deflater, an SSE stream's gzip: about 256 KiB each by zlib's own sizing formula at its
+   * default window and memLevel, native memory), so a server facing clients it does not trust sets it off.
+   * Off: `compress` asking for compression is refused with 400 LAB_ERR_BAD_COMPRESSION (`compress=off` is
+   * always taken: it costs nothing). Env COMPRESSION_OPT_IN.
+   */
+  compressionOptIn: true,
   /** Most messages in one poll answer or one catch-up read. */
   pollBatchMax: 1_000,
   pollTimeoutMs: TIMING.pollTimeoutMs,
@@ -238,6 +249,7 @@ const KINDS: { [K in keyof Config]: Kind } = {
   sendBatchMax: 'int',
   wsDeflate: 'string',
   httpGzip: 'bool',
+  compressionOptIn: 'bool',
   pollBatchMax: 'int',
   pollTimeoutMs: 'int',
   pollMaxTimeoutMs: 'int',
@@ -383,6 +395,8 @@ export function resolveConfig(input: ConfigInput = {}): Readonly<Config> {
   if (!['off', 'on', 'no-context-takeover'].includes(c.wsDeflate))
     throw new ConfigError('wsDeflate', c.wsDeflate, 'expected off, on or no-context-takeover');
   if (typeof c.httpGzip !== 'boolean') throw new ConfigError('httpGzip', c.httpGzip, 'expected true or false');
+  if (typeof c.compressionOptIn !== 'boolean')
+    throw new ConfigError('compressionOptIn', c.compressionOptIn, 'expected true or false');
   intIn(c, 'demoRatePerSec', 0, 1_000);
   intIn(c, 'demoPayloadBytes', 0, c.maxPayloadBytes);
   intIn(c, 'pollBatchMax', 1, 100_000);

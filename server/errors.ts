@@ -25,6 +25,7 @@ export const ERRORS = Object.freeze({
     400,
     'timeout must be an integer number of milliseconds from 0 to %s, got %s',
   ),
+  BAD_COMPRESSION: def('LAB_ERR_BAD_COMPRESSION', 400, 'compress must be one of %s here%s, got %s'),
   INVALID_JSON: def('LAB_ERR_INVALID_JSON', 400, 'the body is not valid JSON'),
   INVALID_UTF8: def('LAB_ERR_INVALID_UTF8', 400, 'the body is not valid UTF-8'),
   DATA_TOO_DEEP: def('LAB_ERR_DATA_TOO_DEEP', 400, 'data nests deeper than maxNestingDepth (%s levels)'),

@@ -1,8 +1,10 @@
 /**
- * HTTP compression of SSE streams and poll answers (config.httpGzip): whether a request takes gzip, an
- * SSE stream's own gzip context flushed after every write, and poll answers compressed once per body.
+ * HTTP compression of SSE streams and poll answers (config.httpGzip, or a request's `compress=gzip`):
+ * whether a request takes gzip, an SSE stream's own gzip context flushed after every write, and poll
+ * answers compressed once per body.
  */
 import { constants, createGzip, type Gzip, gzipSync } from 'node:zlib';
+import type { Compress } from './params.js';
 
 /**
  * Whether `Accept-Encoding` allows gzip (RFC 9110 §12.5.3): `gzip` (or `x-gzip`) or `*` listed without
@@ -17,6 +19,18 @@ export function acceptsGzip(header: string | string[] | undefined): boolean {
     if (q === undefined || Number(q.slice(2)) > 0) return true;
   }
   return false;
+}
+
+/**
+ * Whether an SSE stream or a poll answer is gzip'd: as the connection's `compress` asks (params.ts
+ * parseCompress), else as config.httpGzip says, and only ever when its Accept-Encoding takes gzip.
+ */
+export function gzipFor(
+  compress: Compress<'http'> | undefined,
+  httpGzip: boolean,
+  acceptEncoding: string | string[] | undefined,
+): boolean {
+  return (compress === undefined ? httpGzip : compress === 'gzip') && acceptsGzip(acceptEncoding);
 }
 
 /** The headers a compressed answer adds: its coding, and that it depends on the request's Accept-Encoding. */

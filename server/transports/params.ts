@@ -56,6 +56,33 @@ export function parseTimeout(raw: unknown, def: number, max: number): number {
   return n;
 }
 
+/**
+ * What `compress` may ask for on each kind of endpoint: gzip on the HTTP transports (/events, /poll),
+ * permessage-deflate on /ws with (`deflate`) or without (`deflate-alone`) context takeover, `off` on any.
+ */
+export const COMPRESS_VALUES = Object.freeze({
+  http: Object.freeze(['off', 'gzip'] as const),
+  ws: Object.freeze(['off', 'deflate', 'deflate-alone'] as const),
+});
+export type CompressKind = keyof typeof COMPRESS_VALUES;
+export type Compress<K extends CompressKind> = (typeof COMPRESS_VALUES)[K][number];
+
+/**
+ * A connection's own compression choice (`compress`), or undefined when absent: the server's setting
+ * (httpGzip, wsDeflate) then applies. `off` is always taken (it costs the server nothing); a value that turns
+ * compression on only when `optIn` (config.compressionOptIn) lets clients make the server hold a zlib
+ * context for them. Anything else is refused with the values this server takes here.
+ */
+export function parseCompress<K extends CompressKind>(raw: unknown, kind: K, optIn: boolean): Compress<K> | undefined {
+  if (raw === undefined) return undefined;
+  const allowed: readonly string[] = optIn ? COMPRESS_VALUES[kind] : ['off'];
+  if (typeof raw !== 'string' || !allowed.includes(raw)) {
+    const why = optIn ? '' : ' (COMPRESSION_OPT_IN is off: clients may not turn compression on)';
+    throw new HttpErrors.BAD_COMPRESSION(allowed.join(', '), why, JSON.stringify(raw).slice(0, 40));
+  }
+  return raw as Compress<K>;
+}
+
 /** Where a subscription starts: the given cursor, or the feed's last id ("only what comes next"). */
 export const startCursor = (feed: Feed, since: number | undefined): number => since ?? feed.info().lastId;
 

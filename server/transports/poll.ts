@@ -1,5 +1,5 @@
 /**
- * GET /poll?since=<id>&timeout=<ms>[&epoch=<epoch>] — HTTP long polling.
+ * GET /poll?since=<id>&timeout=<ms>[&epoch=<epoch>][&compress=gzip|off] — HTTP long polling.
  *
  * Messages after `since` exist → answered at once with all of them up to `pollBatchMax`. None → the
  * request is held until the next publish or `timeout` (default 25 s) and answered empty. `timeout=0`
@@ -14,15 +14,17 @@ import type { Feed, Message } from '../feed/types.js';
 import { ERRORS, HttpErrors, type ErrorBody, type ErrorCode } from '../errors.js';
 import type { DisconnectReason } from '../stats.js';
 import { POLL_HEAD, pollAnswer, pollBody, type Announcement } from '../protocol.js';
-import { acceptsGzip, GZIP_HEAD, gzipBody } from './compression.js';
+import { GZIP_HEAD, gzipBody, gzipFor } from './compression.js';
 import { Hub, isFeedError, readAfter, readAfterNow, type ReadAfter, type Subscriber } from './hub.js';
 
 import {
   isHttp2,
+  parseCompress,
   parseCursor,
   parseEpoch,
   parseTimeout,
   startCursor,
+  type Compress,
   type Query,
   type TransportOptions,
 } from './params.js';
@@ -52,7 +54,7 @@ class RawOut implements PollOut {
   constructor(
     readonly res: ServerResponse | Http2ServerResponse,
     readonly h2: boolean,
-    /** httpGzip and the client takes gzip: answers compressed (compression.ts). */
+    /** Answers gzip'd (compression.ts gzipFor). */
     readonly gzip: boolean,
   ) {}
   send(body: string | Buffer): void {
@@ -95,21 +97,22 @@ const CLOSE_HEAD: readonly string[] = Object.freeze(['connection', 'close']);
 /** A compressed poll answer's header list but its length, built once. */
 const POLL_HEAD_GZIP: readonly string[] = Object.freeze([...POLL_HEAD, ...GZIP_HEAD]);
 
-/**
- * The poll parameters of a query string (`since=…&timeout=…`), decoded as Fastify's query parser decodes
- * them (`+` is a space, percent-escapes); undefined when one of them comes twice or does not decode,
- * which Fastify's route then refuses with its own answer. Other parameters are ignored, as by the route.
- */
 /** Whether a query component has escapes to decode (`%XX`, `+`). */
 const escaped = (x: string): boolean => x.includes('%') || x.includes('+');
 
-function pollQuery(search: string): { since?: string; epoch?: string; timeout?: string } | undefined {
-  const q: { since?: string; epoch?: string; timeout?: string } = {};
+type PollQuery = { since?: string; epoch?: string; timeout?: string; compress?: string };
+/**
+ * The poll parameters of a query string (`since=…&timeout=…&compress=…`), decoded as Fastify's query parser
+ * decodes them (`+` is a space, percent-escapes); undefined when one of them comes twice or does not decode,
+ * which Fastify's route then refuses with its own answer. Other parameters are ignored, as by the route.
+ */
+function pollQuery(search: string): PollQuery | undefined {
+  const q: PollQuery = {};
   if (search === '') return q;
   for (const pair of search.split('&')) {
     const eq = pair.indexOf('=');
     const name = eq < 0 ? pair : pair.slice(0, eq);
-    if (name !== 'since' && name !== 'epoch' && name !== 'timeout') {
+    if (name !== 'since' && name !== 'epoch' && name !== 'timeout' && name !== 'compress') {
       if (escaped(name)) return undefined; // an encoded name could decode to one of ours
       continue;
     }
@@ -249,16 +252,16 @@ export default fp(
     }
 
     /** A poll's answer through Fastify's reply: HEAD, HTTP/2, CORS, and whatever node:http's path passed on. */
-    const viaFastify = (reply: FastifyReply): PollOut => ({
-      send: (body) => send(reply, body),
+    const viaFastify = (reply: FastifyReply, gzip: boolean): PollOut => ({
+      send: (body) => send(reply, body, gzip),
       fail: (err) => reply.send(err),
       closeConnection: () => {
         if (!isHttp2(reply.request)) reply.header('connection', 'close');
       },
     });
 
-    function send(reply: FastifyReply, answer: string | Buffer): void {
-      const gzip = config.httpGzip && acceptsGzip(reply.request.headers['accept-encoding']);
+    /** `gzip`: compression.ts gzipFor, decided when the request's query was read. */
+    function send(reply: FastifyReply, answer: string | Buffer, gzip: boolean): void {
       const body = gzip ? gzipBody(answer) : answer;
       if (gzip) {
         reply.header('content-encoding', 'gzip');
@@ -289,13 +292,15 @@ export default fp(
       const since = parseCursor(q.since);
       const epoch = parseEpoch(q.epoch);
       const timeoutMs = parseTimeout(q.timeout, config.pollTimeoutMs, config.pollMaxTimeoutMs);
+      const compress = parseCompress(q.compress, 'http', config.compressionOptIn);
+      const gzip = gzipFor(compress, config.httpGzip, request.headers['accept-encoding']);
       // HEAD: checked like GET, then the headers of an empty answer at once: never held, never counted.
       if (request.method === 'HEAD') {
         reply.raw.once('close', () => stats.settle(request.raw, true));
-        send(reply, pollBody(pollAnswer([], startCursor(feed, since), epochOf())));
+        send(reply, pollBody(pollAnswer([], startCursor(feed, since), epochOf())), gzip);
         return;
       }
-      servePoll(since, epoch, timeoutMs, request.raw, reply.raw, viaFastify(reply));
+      servePoll(since, epoch, timeoutMs, request.raw, reply.raw, viaFastify(reply, gzip));
     });
 
     /**
@@ -416,14 +421,16 @@ export default fp(
       let since: number | undefined;
       let epoch: string | undefined;
       let timeoutMs: number;
+      let compress: Compress<'http'> | undefined;
       try {
         since = parseCursor(q.since);
         epoch = parseEpoch(q.epoch);
         timeoutMs = parseTimeout(q.timeout, config.pollTimeoutMs, config.pollMaxTimeoutMs);
+        compress = parseCompress(q.compress, 'http', config.compressionOptIn);
       } catch {
         return false;
       }
-      const gzip = config.httpGzip && acceptsGzip(req.headers['accept-encoding']);
+      const gzip = gzipFor(compress, config.httpGzip, req.headers['accept-encoding']);
       servePoll(since, epoch, timeoutMs, req, res, new RawOut(res, req.httpVersion === '2.0', gzip));
       return true;
     };

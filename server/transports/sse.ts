@@ -1,5 +1,5 @@
 /**
- * GET /events?since=<id>[&epoch=<epoch>] — Server-Sent Events (WHATWG HTML §9.2).
+ * GET /events?since=<id>[&epoch=<epoch>][&compress=gzip|off] — Server-Sent Events (WHATWG HTML §9.2).
  *
  * One event per message (`id: <id>`, `data: <message JSON>`); resume from the `Last-Event-ID` header,
  * which wins over `since` because EventSource sends it on every automatic reconnect; `gap` and `reset`
@@ -22,11 +22,19 @@ import {
   sseRetry,
   type Announcement,
 } from '../protocol.js';
-import { acceptsGzip, FlushingGzip } from './compression.js';
+import { FlushingGzip, gzipFor } from './compression.js';
 import { drainedOrClosed, Hub, isFeedError, type Subscriber } from './hub.js';
 import { SseEncoded, writeSseBatch } from './shared-write.js';
 import { spreadClose } from './shutdown.js';
-import { isHttp2, parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
+import {
+  isHttp2,
+  parseCompress,
+  parseCursor,
+  parseEpoch,
+  startCursor,
+  type Query,
+  type TransportOptions,
+} from './params.js';
 
 export default fp(
   async function sseTransport(app, opts: TransportOptions) {
@@ -48,7 +56,7 @@ export default fp(
         public cursor: number,
         readonly res: ServerResponse,
         readonly h2: boolean,
-        /** httpGzip and the client takes gzip: every write goes through the stream's own compressor. */
+        /** Gzip'd (compression.ts gzipFor): every write goes through the stream's own compressor. */
         readonly gzip: FlushingGzip | undefined,
       ) {}
       deliver(messages: readonly Message[], encoded: SseEncoded | undefined): void {
@@ -116,10 +124,11 @@ export default fp(
       // replay the epoch on every reconnect. So `epoch` is checked only when there is no Last-Event-ID.
       const queryEpoch = parseEpoch(q.epoch);
       const epoch = header !== undefined ? undefined : queryEpoch;
+      const compress = parseCompress(q.compress, 'http', config.compressionOptIn);
       reply.hijack();
       const res = reply.raw;
       // Hijacked: headers hooks set on the reply (CORS, server/cors.ts) are written here or never.
-      const gzip = config.httpGzip && acceptsGzip(request.headers['accept-encoding']);
+      const gzip = gzipFor(compress, config.httpGzip, request.headers['accept-encoding']);
       const own = reply.getHeaders() as OutgoingHttpHeaders;
       const headers: OutgoingHttpHeaders = {
         ...own,

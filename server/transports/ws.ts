@@ -1,5 +1,6 @@
 /**
- * GET /ws?since=<id>[&epoch=<epoch>][&token=<token>] — WebSocket (RFC 6455, via @fastify/websocket + ws).
+ * GET /ws?since=<id>[&epoch=<epoch>][&token=<token>][&compress=deflate|deflate-alone|off] — WebSocket (RFC 6455,
+ * via @fastify/websocket + ws; permessage-deflate per connection: ws-deflate.ts).
  *
  * One text frame per message (the message JSON). Control frames have a top-level `"type"`: `hello`
  * (epoch and last id, on connect), `gap`, `reset`, `ack`, `error`. Clients may publish with
@@ -39,9 +40,10 @@ import {
   type SendItem,
 } from '../protocol.js';
 import { drainedOrClosed, Hub, isFeedError, type Subscriber } from './hub.js';
-import { parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
+import { parseCompress, parseCursor, parseEpoch, startCursor, type Query, type TransportOptions } from './params.js';
 import { sendWsBatch } from './shared-write.js';
 import { spreadClose, spreadsDone } from './shutdown.js';
+import { DeflatePerConnection, deflateOptions, wsDeflateFor, type WsDeflate } from './ws-deflate.js';
 
 /** RFC 6455 §4.2.1: the key is 16 random bytes in base64; versions 13 (and the draft's 8, as `ws` accepts). */
 const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
@@ -68,22 +70,13 @@ function detachRoutingResponse(socket: Socket): void {
   if (res && typeof res.detachSocket === 'function') res.detachSocket(socket);
 }
 
-/**
- * ws' permessage-deflate for config.wsDeflate. Every message is compressed (threshold 0: the lab's are
- * small, and a threshold would leave exactly them uncompressed); without context takeover neither side
- * keeps its window between messages.
- */
-function deflateOptions(mode: string) {
-  if (mode === 'off') return false;
-  const alone = mode === 'no-context-takeover';
-  return { threshold: 0, serverNoContextTakeover: alone, clientNoContextTakeover: alone };
-}
-
 export default fp(
   async function wsTransport(app, opts: TransportOptions) {
     const { feed, tail, config, stats } = opts;
     const extraWork = opts.extraWork?.ws;
     const counters = stats.transports.ws;
+    /** The server's own permessage-deflate mode (resolveConfig checked the value). */
+    const wsDeflate = config.wsDeflate as WsDeflate;
     // Each batch is framed once, headers included, and that one Buffer goes to every socket that can
     // take it as is (shared-write.ts), as Socket.IO does with its pre-encoded frames.
     const hub = new Hub<Buffer>(feed, tail, {
@@ -184,7 +177,7 @@ export default fp(
     }
 
     await app.register(websocket, {
-      options: { maxPayload: config.maxPayloadBytes, perMessageDeflate: deflateOptions(config.wsDeflate) },
+      options: { maxPayload: config.maxPayloadBytes, perMessageDeflate: deflateOptions(wsDeflate) },
       errorHandler: onWsError,
       // Our own shutdown: close every socket with 1001 and a reason, then stop the ws server.
       // With shutdownSpreadMs, spread over that window; waits for the SSE streams' spread too.
@@ -192,10 +185,16 @@ export default fp(
         void spreadClose(app, [...peers], config.shutdownSpreadMs, (p) => p.kill('shutdown'));
         void spreadsDone(app).then(() => {
           app.server.removeAllListeners('upgrade');
-          app.websocketServer.close(() => done());
+          void Promise.all([
+            deflate.closeOthers(),
+            new Promise<void>((resolve) => app.websocketServer.close(() => resolve())),
+          ]).then(() => done());
         });
       },
     });
+
+    // Each upgrade negotiates the permessage-deflate its `compress` asked for (ws-deflate.ts).
+    const deflate = new DeflatePerConnection(app.websocketServer, wsDeflate);
 
     const ping = setInterval(() => {
       for (const p of peers) {
@@ -236,11 +235,13 @@ export default fp(
           const q = request.query as Query;
           parseCursor(q.since);
           parseEpoch(q.epoch);
+          const compress = parseCompress(q.compress, 'ws', config.compressionOptIn);
           if (!originAllowed(request, config.allowedOrigins)) {
             throw new HttpErrors.ORIGIN_FORBIDDEN(JSON.stringify(request.headers.origin));
           }
           // A wrong token is refused; no token means a read-only connection.
           if (checkToken(config.publishToken, request, true) === 'invalid') throw new HttpErrors.UNAUTHORIZED();
+          deflate.choose(request.raw, wsDeflateFor(compress, wsDeflate));
         },
       },
       (ws, request) => {

@@ -2,18 +2,22 @@
  * Compression (config wsDeflate, httpGzip; server/transports/compression.ts): permessage-deflate as
  * negotiated by a real `ws` client, with and without context takeover; SSE streams gzip'd and flushed per
  * event (each event decodable as soon as it is published); poll answers gzip'd, byte for byte the
- * uncompressed answer once decoded. Real sockets and clients: ws, eventsource over undici's fetch, undici.
+ * uncompressed answer once decoded; and the same per connection with `?compress=` (config compressionOptIn),
+ * a deflating WebSocket next to a plain one on one server. Real sockets and clients: ws, eventsource over
+ * undici's fetch, undici.
  */
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { request } from 'undici';
-import { describe, expect, it } from 'vitest';
+import type { Socket } from 'node:net';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import { resolveConfig } from '../../server/config.js';
 import { ConfigError } from '../../server/errors.js';
 import { acceptsGzip } from '../../server/transports/compression.js';
-import { publish, SseClient, startLab, until, WsClient } from '../helpers/lab.js';
+import { canShareWsFrames } from '../../server/transports/shared-write.js';
+import { publish, refusedUpgrade, SseClient, startLab, until, WsClient, type RunningLab } from '../helpers/lab.js';
 
 /** A chat-like message: the JSON a real feed carries, repetitive enough that compression shows. */
 const chat = (i: number) => ({ room: 'general', user: `user-${i % 7}`, text: `héllo ✓ number ${i} — 🚀`, n: i });
@@ -147,5 +151,202 @@ describe('HTTP gzip', () => {
     // fetch asks for gzip and decodes it.
     const fetched = (await (await fetch(`${lab.url}/poll?since=0&timeout=0`)).json()) as { messages: unknown[] };
     expect(fetched.messages).toHaveLength(21);
+  });
+});
+
+/** Every frame a WebSocket client receives, as the text it decoded: what byte-exact means for a deflated socket. */
+function frameTexts(client: WsClient): string[] {
+  const texts: string[] = [];
+  client.ws.on('message', (raw) => texts.push(raw.toString()));
+  return texts;
+}
+
+/** The `Sec-WebSocket-Extensions` the server answered an upgrade offering permessage-deflate with ('' for none). */
+async function negotiated(url: string): Promise<string> {
+  const ws = new WebSocket(url, { perMessageDeflate: true });
+  const [res] = (await once(ws, 'upgrade')) as [{ headers: Record<string, string | undefined> }];
+  ws.terminate();
+  return res.headers['sec-websocket-extensions'] ?? '';
+}
+
+/** An SSE stream read raw (undici), decoded from gzip when the server gzip'd it: its text so far, and its headers. */
+async function rawSse(url: string, acceptGzip: boolean) {
+  const res = await request(url, { headers: acceptGzip ? { 'accept-encoding': 'gzip' } : {} });
+  const out = { text: '', headers: res.headers, status: res.statusCode };
+  const body = res.headers['content-encoding'] === 'gzip' ? res.body.pipe(createGunzip()) : res.body;
+  body.setEncoding('utf8');
+  body.on('data', (d: string) => (out.text += d));
+  onTestFinished(() => {
+    res.body.destroy();
+  });
+  return out;
+}
+
+/** A poll answer's raw bytes and headers. */
+async function rawPoll(url: string, acceptGzip = true) {
+  const res = await request(url, { headers: acceptGzip ? { 'accept-encoding': 'gzip' } : {} });
+  return { status: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) };
+}
+
+/**
+ * `%61=1` (an escaped name) makes poll.ts' fast path leave the request to Fastify's route: both places that
+ * decide gzip are exercised.
+ */
+const VIA_FASTIFY = '&%61=1';
+
+/** A 400 refusal's code from a JSON body. */
+const codeOf = (body: unknown) => (body as { error?: { code?: string } }).error?.code;
+
+describe('compression per connection (?compress=)', () => {
+  it('WebSocket: compress=deflate and deflate-alone negotiate permessage-deflate on a server without it; compress=off refuses it on a server with it', async () => {
+    const plain = await startLab();
+    expect(await negotiated(`${plain.wsUrl}/ws?since=0`)).toBe('');
+    const deflate = await negotiated(`${plain.wsUrl}/ws?since=0&compress=deflate`);
+    expect(deflate).toMatch(/^permessage-deflate/);
+    expect(deflate).not.toContain('no_context_takeover');
+    const alone = await negotiated(`${plain.wsUrl}/ws?since=0&compress=deflate-alone`);
+    expect(alone).toContain('server_no_context_takeover');
+    expect(alone).toContain('client_no_context_takeover');
+    const on = await startLab({ wsDeflate: 'on' });
+    expect(await negotiated(`${on.wsUrl}/ws?since=0`)).toMatch(/^permessage-deflate/);
+    expect(await negotiated(`${on.wsUrl}/ws?since=0&compress=off`)).toBe('');
+    // A client that does not offer the extension gets none, whatever it asked for.
+    const bare = new WsClient(`${plain.wsUrl}/ws?since=0&compress=deflate`, { perMessageDeflate: false });
+    await bare.opened;
+    expect(bare.ws.extensions).toBe('');
+  });
+
+  it('SSE: compress=gzip gzips a stream on a server without httpGzip, byte for byte what a plain stream gets; compress=off wins over httpGzip', async () => {
+    // A fixed retry: so that the two streams' bytes can be the same.
+    const lab = await startLab({ sseRetryJitterMs: 0 });
+    for (let i = 1; i <= 5; i++) await publish(lab.url, chat(i));
+    const gz = await rawSse(`${lab.url}/events?since=0&compress=gzip`, true);
+    const plain = await rawSse(`${lab.url}/events?since=0`, true);
+    expect(gz.headers['content-encoding']).toBe('gzip');
+    expect(gz.headers.vary).toBe('accept-encoding');
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    // Live events too: each decodable as soon as it is published.
+    await publish(lab.url, chat(6));
+    const done = (t: string) => t.includes('id: 6\n') && t.endsWith('\n\n');
+    await until(() => done(gz.text) && done(plain.text));
+    expect(gz.text).toBe(plain.text);
+    expect(gz.text).toContain('"text":"héllo ✓ number 6 — 🚀"');
+    // Without Accept-Encoding gzip: identity, whatever `compress` says.
+    const refused = await rawSse(`${lab.url}/events?since=0&compress=gzip`, false);
+    expect(refused.headers['content-encoding']).toBeUndefined();
+
+    const server = await startLab({ httpGzip: true });
+    expect((await rawSse(`${server.url}/events?since=0`, true)).headers['content-encoding']).toBe('gzip');
+    expect(
+      (await rawSse(`${server.url}/events?since=0&compress=off`, true)).headers['content-encoding'],
+    ).toBeUndefined();
+  });
+
+  it('poll: compress=gzip gzips answers at once and held, on both paths, byte for byte the plain answer once decoded; compress=off wins over httpGzip', async () => {
+    const lab = await startLab();
+    for (let i = 0; i < 20; i++) await publish(lab.url, chat(i));
+    const plain = await rawPoll(`${lab.url}/poll?since=0&timeout=0`);
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    for (const path of ['', VIA_FASTIFY]) {
+      const gz = await rawPoll(`${lab.url}/poll?since=0&timeout=0&compress=gzip${path}`);
+      expect(gz.status, path).toBe(200);
+      expect(gz.headers['content-encoding'], path).toBe('gzip');
+      expect(Number(gz.headers['content-length']), path).toBe(gz.body.length);
+      expect(gunzipSync(gz.body).equals(plain.body), path).toBe(true);
+      expect(gz.body.length, path).toBeLessThan(plain.body.length / 2);
+      // Without Accept-Encoding gzip: identity.
+      const identity = await rawPoll(`${lab.url}/poll?since=0&timeout=0&compress=gzip${path}`, false);
+      expect(identity.headers['content-encoding'], path).toBeUndefined();
+      expect(identity.body.equals(plain.body), path).toBe(true);
+    }
+    // Held, then answered by the next publish: compressed too, on both paths.
+    const held = [
+      rawPoll(`${lab.url}/poll?since=20&timeout=10000&compress=gzip`),
+      rawPoll(`${lab.url}/poll?since=20&timeout=10000&compress=gzip${VIA_FASTIFY}`),
+    ];
+    await until(() => lab.app.lab.stats.transports.poll.connections === 2);
+    await publish(lab.url, chat(21));
+    for (const answer of await Promise.all(held)) {
+      expect(answer.headers['content-encoding']).toBe('gzip');
+      const body = JSON.parse(gunzipSync(answer.body).toString('utf8'));
+      expect(body.messages.map((m: { data: unknown }) => m.data)).toEqual([chat(21)]);
+    }
+
+    const server = await startLab({ httpGzip: true });
+    for (const path of ['', VIA_FASTIFY]) {
+      expect((await rawPoll(`${server.url}/poll?since=0&timeout=0${path}`)).headers['content-encoding']).toBe('gzip');
+      const off = await rawPoll(`${server.url}/poll?since=0&timeout=0&compress=off${path}`);
+      expect(off.headers['content-encoding'], path).toBeUndefined();
+    }
+  });
+
+  /** Every endpoint refuses `bad` for `compress` with 400 LAB_ERR_BAD_COMPRESSION, the upgrade before it happens. */
+  async function refusesEverywhere(lab: RunningLab, http: string, ws: string) {
+    for (const path of ['', VIA_FASTIFY]) {
+      const res = await rawPoll(`${lab.url}/poll?since=0&timeout=0&compress=${http}${path}`);
+      expect(res.status, `poll ${http}${path}`).toBe(400);
+      expect(codeOf(JSON.parse(res.body.toString())), `poll ${http}${path}`).toBe('LAB_ERR_BAD_COMPRESSION');
+    }
+    const sse = await request(`${lab.url}/events?since=0&compress=${http}`);
+    expect(sse.statusCode).toBe(400);
+    expect(codeOf(await sse.body.json())).toBe('LAB_ERR_BAD_COMPRESSION');
+    const upgrade = await refusedUpgrade(`${lab.wsUrl}/ws?since=0&compress=${ws}`, { perMessageDeflate: true });
+    expect(upgrade.status).toBe(400);
+    expect(codeOf(upgrade.body)).toBe('LAB_ERR_BAD_COMPRESSION');
+    expect(lab.app.lab.stats.transports.ws.requests).toBe(0);
+  }
+
+  it('a value the endpoint does not take is refused with 400 LAB_ERR_BAD_COMPRESSION (a WebSocket before its upgrade)', async () => {
+    const lab = await startLab();
+    await refusesEverywhere(lab, 'br', 'gzip');
+    await refusesEverywhere(lab, 'deflate', 'GZIP');
+    // Given twice: refused too (Fastify's query parser makes it a list).
+    const twice = await rawPoll(`${lab.url}/poll?since=0&timeout=0&compress=gzip&compress=gzip`);
+    expect(codeOf(JSON.parse(twice.body.toString()))).toBe('LAB_ERR_BAD_COMPRESSION');
+  });
+
+  it('compressionOptIn off: asking for compression is refused with LAB_ERR_BAD_COMPRESSION, compress=off is taken', async () => {
+    expect(resolveConfig({}).compressionOptIn).toBe(true);
+    const lab = await startLab({ compressionOptIn: false });
+    await refusesEverywhere(lab, 'gzip', 'deflate');
+    const body = JSON.parse((await rawPoll(`${lab.url}/poll?since=0&timeout=0&compress=gzip`)).body.toString());
+    expect(body.error.message).toContain('COMPRESSION_OPT_IN');
+    const upgrade = await refusedUpgrade(`${lab.wsUrl}/ws?since=0&compress=deflate-alone`, { perMessageDeflate: true });
+    expect(codeOf(upgrade.body)).toBe('LAB_ERR_BAD_COMPRESSION');
+    expect((await rawPoll(`${lab.url}/poll?since=0&timeout=0&compress=off`)).status).toBe(200);
+    const sse = await rawSse(`${lab.url}/events?since=0&compress=off`, true);
+    expect(sse.status).toBe(200);
+    expect(await negotiated(`${lab.wsUrl}/ws?since=0&compress=off`)).toBe('');
+  });
+
+  it('a deflating WebSocket, one compressing each message alone and a plain one on one server: every message byte for byte; the plain one still takes the shared frames; all closed 1001 on shutdown', async () => {
+    const lab = await startLab();
+    const deflating = new WsClient(`${lab.wsUrl}/ws?since=0&compress=deflate`, { perMessageDeflate: true });
+    const alone = new WsClient(`${lab.wsUrl}/ws?since=0&compress=deflate-alone`, { perMessageDeflate: true });
+    const plain = new WsClient(`${lab.wsUrl}/ws?since=0`, { perMessageDeflate: true });
+    const texts = [deflating, alone, plain].map(frameTexts);
+    await Promise.all([deflating.opened, alone.opened, plain.opened]);
+    expect([deflating.ws.extensions, alone.ws.extensions, plain.ws.extensions]).toEqual([
+      'permessage-deflate',
+      'permessage-deflate',
+      '',
+    ]);
+    // The plain socket is the only one the plugin's own server upgraded, and frames built once may go to it as they are.
+    const serverSide = [...lab.app.websocketServer.clients];
+    expect(serverSide).toHaveLength(1);
+    const [own] = serverSide as [WebSocket];
+    expect(own.extensions).toBe('');
+    await until(() => canShareWsFrames(own, (own as unknown as { _socket: Socket })._socket));
+    // One by one and in bursts, so that batches of one and of several are framed.
+    for (let i = 0; i < 10; i++) await publish(lab.url, chat(i));
+    await Promise.all(Array.from({ length: 20 }, (_, i) => publish(lab.url, chat(10 + i))));
+    await until(() => [deflating, alone, plain].every((c) => c.messages.length === 30));
+    expect(deflating.ids()).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    expect(texts[0]).toEqual(texts[2]);
+    expect(texts[1]).toEqual(texts[2]);
+    expect(plain.messages.slice(0, 10).map((m) => m.data)).toEqual(Array.from({ length: 10 }, (_, i) => chat(i)));
+    await lab.app.close();
+    await Promise.all([deflating.closed, alone.closed, plain.closed]);
+    expect([deflating.closeCode, alone.closeCode, plain.closeCode]).toEqual([1001, 1001, 1001]);
   });
 });
