@@ -358,6 +358,7 @@ async function main() {
     const driver = driverFor(model);
     const view = new PaneView(model, template, () => driver.drop());
     view.bindSend(driver);
+    view.bindCompress(driver);
     panesEl.appendChild(view.el);
     lab.panes[t.key] = model;
     lab.drivers[t.key] = driver;

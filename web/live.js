@@ -5,7 +5,7 @@
 import { nowMs } from './api.js';
 import { fmtBytes, fmtMs, fmtNum, preview, setData, setText } from './format.js';
 import { percentiles } from './metrics.js';
-import { RECENT_ROWS, TRANSPORTS } from './panes.js';
+import { compressChoices, RECENT_ROWS, TRANSPORTS } from './panes.js';
 import { pageTls, paneProtocolText, paneProtocolWhy } from './protocol.js';
 import { sendText } from './send.js';
 import { chartLib, TRANSPORT_COLORS } from './theme.js';
@@ -80,6 +80,28 @@ export class PaneView {
     });
   }
 
+  /**
+   * The compression choice: the pane's connection asks for it (`?compress=`) and reconnects at once from its
+   * cursor. Its B/msg is the server's count for all of this transport's connections over 5 s, so it moves to
+   * the compressed figure within that window (with other clients of the transport, only part of the way).
+   * @param {{reconnect(): void}} driver
+   */
+  bindCompress(driver) {
+    const select = /** @type {HTMLSelectElement} */ (this.q('select[name="compress"]'));
+    const choices = compressChoices(this.model.key);
+    select.replaceChildren(
+      ...choices.map((c) => Object.assign(document.createElement('option'), { value: c.value, textContent: c.label })),
+    );
+    select.value = this.model.compress;
+    select.addEventListener('change', () => {
+      const choice = choices.find((c) => c.value === select.value);
+      if (!choice || choice.value === this.model.compress) return;
+      this.model.compress = choice.value;
+      setData(this.el, 'compress', choice.value);
+      driver.reconnect();
+    });
+  }
+
   /** @param {string} sel @returns {HTMLElement} */
   q(sel) {
     const el = this.el.querySelector(sel);
@@ -119,6 +141,7 @@ export class PaneView {
     setData(el, 'lastId', String(m.lastSeen));
     setData(el, 'protocol', m.protocol);
     setData(el, 'protocolSource', m.protocolSource);
+    setData(el, 'compress', m.compress);
     // Unrounded, for tests and tooltips; empty while the window holds no sample.
     setData(el, 'p50Ms', p50 === null || p50 === undefined ? '' : String(p50));
     setData(el, 'p99Ms', p99 === null || p99 === undefined ? '' : String(p99));

@@ -46,6 +46,9 @@ export const RECENT_ROWS = 10;
  * @typedef {import('../server/protocol.ts').Reset} Reset
  * @typedef {import('../server/protocol.ts').PollAnswer} PollAnswer
  * @typedef {import('../server/protocol.ts').ServerFrame} ServerFrame
+ * @typedef {import('../server/transports/params.ts').Compress<'http'>} HttpCompress
+ * @typedef {import('../server/transports/params.ts').Compress<'ws'>} WsCompress
+ * @typedef {HttpCompress | WsCompress | ''} PaneCompress a pane's `compress`; '' asks for nothing
  */
 
 /** @type {{key: TransportKey, title: string, how: string}[]} */
@@ -59,6 +62,29 @@ export const TRANSPORTS = [
     how: `fetch GET /poll?since=<id>&timeout=0 every ${SHORT_POLL_INTERVAL_MS / 1000} s on average (jittered ±${SHORT_POLL_JITTER * 100} %)`,
   },
 ];
+
+/**
+ * What a pane's compression choice may be (`?compress=` on its connection, server/transports/params.ts): gzip on
+ * the HTTP transports, permessage-deflate with or without context takeover on the WebSocket, or off. `''` asks
+ * for nothing: the server's own setting (HTTP_GZIP, WS_DEFLATE: both off by default) applies, as before the
+ * choice existed. The values are the server's (type-checked against it); the labels are the page's.
+ * @param {TransportKey} key
+ * @returns {{value: PaneCompress, label: string}[]}
+ */
+export function compressChoices(key) {
+  /** @type {{value: PaneCompress, label: string}[]} */
+  const server = [
+    { value: '', label: "server's setting" },
+    { value: 'off', label: 'off' },
+  ];
+  if (key === 'ws')
+    return [
+      ...server,
+      { value: /** @type {WsCompress} */ ('deflate'), label: 'permessage-deflate' },
+      { value: /** @type {WsCompress} */ ('deflate-alone'), label: 'deflate, each message alone' },
+    ];
+  return [...server, { value: /** @type {HttpCompress} */ ('gzip'), label: 'gzip' }];
+}
 
 /** @param {number} ms */
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -115,6 +141,8 @@ export class PaneModel {
     this.rate = new RateMeter(5);
     /** What this pane sent from its send box, and how long the sends took (web/send.js). */
     this.sends = new SendModel(key);
+    /** @type {PaneCompress} the compression its connection asks for (compressChoices); '' the server's own */
+    this.compress = '';
   }
 
   /**
@@ -194,6 +222,7 @@ export class PaneModel {
   resumeQuery() {
     const q = new URLSearchParams({ since: String(this.cursor) });
     if (this.epoch) q.set('epoch', this.epoch);
+    if (this.compress) q.set('compress', this.compress);
     return q;
   }
 }
@@ -235,6 +264,15 @@ export class PollDriver {
       this.pane.reconnects++;
       void this.#run(gen);
     }, DROP_PAUSE_MS);
+  }
+
+  /** Poll again at once from the cursor (the pane's compression changed): the poll in flight is aborted, uncounted. */
+  reconnect() {
+    this.#gen++;
+    this.#abort?.abort();
+    clearTimeout(this.#resumeTimer);
+    this.pane.reconnects++;
+    void this.#run(this.#gen);
   }
 
   /** @param {number} gen */
@@ -368,6 +406,15 @@ export class SseDriver {
       this.#open();
     }, DROP_PAUSE_MS);
   }
+
+  /** Reopen at once from the cursor (the pane's compression changed). */
+  reconnect() {
+    this.#es?.close();
+    this.#es = undefined;
+    clearTimeout(this.#timer);
+    this.pane.reconnects++;
+    this.#open();
+  }
 }
 
 /** WebSocket: reopened at ?since=<cursor> after a drop or any close. ?token= when a token is set. */
@@ -452,12 +499,12 @@ export class WsDriver {
     }, DROP_PAUSE_MS);
   }
 
-  /** Reopen at once (the token changed). */
+  /** Reopen at once (the token or the pane's compression changed). */
   reconnect() {
     const ws = this.#ws;
     this.#ws = undefined;
     this.#sends.closed();
-    ws?.close(1000, 'token changed');
+    ws?.close(1000, 'reconnecting');
     clearTimeout(this.#timer);
     this.pane.reconnects++;
     this.#open();
