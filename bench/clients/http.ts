@@ -26,6 +26,25 @@ export function clientConnection(origin: string, setup: HttpSetup): Client {
   });
 }
 
-/** The headers a client adds for a `kind` request to `origin` (see browser-headers.ts). */
-export const headersFor = (kind: RequestKind, origin: string, setup: HttpSetup): Record<string, string> =>
-  requestHeaders(kind, { mode: setup.headers, origin, cookieBytes: setup.cookieBytes });
+/**
+ * The headers a client adds for a `kind` request to `origin` (see browser-headers.ts). From a page on
+ * another origin (`pageOrigin`) a browser's request says so: Origin and Referer are the page's, and
+ * Sec-Fetch-Site is `cross-site` (EventSource, fetch and WebSocket alike); minimal headers get the Origin only.
+ */
+export function headersFor(
+  kind: RequestKind,
+  origin: string,
+  setup: HttpSetup,
+  pageOrigin?: string,
+): Record<string, string> {
+  const headers = requestHeaders(kind, { mode: setup.headers, origin, cookieBytes: setup.cookieBytes });
+  if (pageOrigin === undefined) return headers;
+  if (setup.headers !== 'browser') return { ...headers, origin: pageOrigin };
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (name === 'origin' || name === 'referer') out[name] = name === 'origin' ? pageOrigin : `${pageOrigin}/`;
+    else if (name === 'sec-fetch-site') out[name] = 'cross-site';
+    else out[name] = value;
+  }
+  return { origin: pageOrigin, ...out };
+}

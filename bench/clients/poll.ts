@@ -20,7 +20,7 @@ function pollClients(opts: ClientGroupOptions, mode: 'long' | 'short') {
   const intervalMs = opts.shortPollIntervalMs ?? 1_000;
   // One keep-alive connection (or HTTP/2 session) per client, as a browser tab would have; no pipelining.
   const connections = Array.from({ length: count }, () => clientConnection(baseUrl, opts.http));
-  const headers = headersFor('poll', baseUrl, opts.http);
+  const headers = headersFor('poll', baseUrl, opts.http, opts.pageOrigin);
   const destroyAll = () => Promise.all(connections.map((c) => c.destroy()));
   const controller = new AbortController();
   // Every client's request and sleep listen on this one signal.

@@ -42,19 +42,9 @@ export interface Sending {
  * (browser-headers.ts, the poll request's) with the Origin and Content-Type a browser adds to a POST.
  */
 function sendHeaders(origin: string, setup: HttpSetup, pageOrigin?: string): Record<string, string> {
-  const fetchHeaders = headersFor('poll', origin, setup);
+  const fetchHeaders = headersFor('poll', origin, setup, pageOrigin);
+  if (pageOrigin) return { ...fetchHeaders, 'content-type': 'application/json' };
   const browser = Object.keys(fetchHeaders).length > 0;
-  if (pageOrigin) {
-    // The page's own origin in Origin and Referer; Sec-Fetch-Site says it is another site's request.
-    const page = Object.fromEntries(
-      Object.entries(fetchHeaders).filter(([k]) => !['referer', 'sec-fetch-site'].includes(k.toLowerCase())),
-    );
-    return {
-      ...(browser ? { ...page, referer: `${pageOrigin}/`, 'sec-fetch-site': 'cross-site' } : {}),
-      origin: pageOrigin,
-      'content-type': 'application/json',
-    };
-  }
   return {
     ...fetchHeaders,
     ...(browser ? { origin: new URL(origin).origin } : {}),

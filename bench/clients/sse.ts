@@ -12,7 +12,7 @@ import { clientConnection, headersFor } from './http.js';
 import { dispatch } from './parse.js';
 import { type ClientFactory, Reconnector } from './types.js';
 
-export const sseClients: ClientFactory = ({ baseUrl, count, since, sink, http, reconnect }) => {
+export const sseClients: ClientFactory = ({ baseUrl, count, since, sink, http, reconnect, pageOrigin }) => {
   let requests = 0;
   let closing = false;
   const sources: EventSource[] = [];
@@ -20,7 +20,7 @@ export const sseClients: ClientFactory = ({ baseUrl, count, since, sink, http, r
   // Each client's own connection, destroyed on close: an aborted fetch leaves undici a spare
   // keep-alive socket, which would otherwise stay open on the server and be counted as its memory.
   const connections = Array.from({ length: count }, () => clientConnection(baseUrl, http));
-  const extra = headersFor('sse', baseUrl, http);
+  const extra = headersFor('sse', baseUrl, http, pageOrigin);
 
   const open = (i: number, onOpen: () => void) => {
     const backoff = new Reconnector(reconnect);

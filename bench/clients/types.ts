@@ -53,7 +53,7 @@ export interface ClientGroupOptions {
    * clients decode gzip answers (EventSource's fetch decodes by itself). @default false
    */
   compression?: boolean;
-  /** Sending clients only: their page is on this origin, not the server's (CORS, preflighted sends). */
+  /** Their page is on this origin, not the server's: every request says so (CORS; sends preflighted). */
   pageOrigin?: string;
 }
 

@@ -31,6 +31,7 @@ export const wsClients = ({
   http,
   reconnect,
   compression,
+  pageOrigin,
 }: ClientGroupOptions): ClientGroup & { sending: Sending } => {
   let requests = 0;
   let nextRef = 0;
@@ -42,7 +43,7 @@ export const wsClients = ({
   let closing = false;
   const sockets: WebSocket[] = [];
   const wsBase = baseUrl.replace(/^http/, 'ws');
-  const headers = headersFor('ws', baseUrl, http);
+  const headers = headersFor('ws', baseUrl, http, pageOrigin);
   // ws sets Origin from this option, not from `headers`.
   const { origin, ...rest } = headers;
   const options = {

@@ -73,6 +73,22 @@ const CHAT = Object.freeze({
   servers: ['lab'],
 } as const satisfies ScenarioSpec);
 
+/**
+ * The chat suite's busier load, where batching pays: 10 clients each sending 20 a second (a cursor, a
+ * game's moves), each send a POST on SSE and polling; over 4g a POST takes a round trip of 170 ms, so
+ * a page needs several connections at once (senders.ts) unless it batches.
+ */
+const CHAT_BUSY = Object.freeze({
+  name: 'chat-10c-20r',
+  clients: 10,
+  ratePerSec: 20,
+  payloadBytes: 100,
+  durationSec: 5,
+  workload: 'chat',
+  servers: ['lab'],
+  network: '4g',
+} as const satisfies ScenarioSpec);
+
 /** `--compare-compression`: each realistic payload, uncompressed and compressed both ways. */
 const COMPRESSION_SCENARIOS: ScenarioSpec[] = PAYLOADS.flatMap((payload) =>
   ([undefined, 'on', 'no-context-takeover'] as const).map((compression) => ({
@@ -292,7 +308,8 @@ export const SUITES: Record<
    * deliveries a second) and receiving everyone's, on every lab transport: on loopback, over 4g (where a
    * request per send costs a round trip), through nginx, and over HTTP/2. Socket.IO is the peer (its emit
    * with acknowledgement, over WebSocket and over polling) on loopback and 4g, where it runs (cleartext,
-   * direct); bare and the floor take no client sends.
+   * direct); bare and the floor take no client sends. Then 10 clients × 20 msg/s over 4g, one send per
+   * message and batched within 50 ms.
    */
   /**
    * `--compare-compression`: the lab at 100 clients × 100 msg/s with realistic messages (chat, price
@@ -317,12 +334,15 @@ export const SUITES: Record<
       { ...CHAT, name: 'chat-20c-2r-cors', servers: [...CHAT.servers], network: '4g', crossOrigin: true },
       { ...CHAT, servers: [...CHAT.servers], proxy: 'nginx' },
       { ...CHAT, servers: [...CHAT.servers], protocol: 'h2' },
+      // One send per message against what falls due within 50 ms sent as one batch (about two a batch).
+      { ...CHAT_BUSY, servers: [...CHAT_BUSY.servers] },
+      { ...CHAT_BUSY, name: 'chat-10c-20r-batched', servers: [...CHAT_BUSY.servers], batchMs: 50 },
     ],
     repeats: 3,
     memoryConnections: 0,
     autocannonDurationSec: 0,
     microTimeMs: 0,
-    budgetSec: 600,
+    budgetSec: 900,
   },
 };
 

@@ -9,6 +9,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { headersFor } from '../../../bench/clients/http.js';
+import { DEFAULT_HTTP } from '../../../bench/plan/http-setup.js';
 import { CHROMIUM, HAVE_CHROMIUM, requirePart } from '../../helpers/real-parts.js';
 import {
   type CapturedHeaders,
@@ -82,6 +84,17 @@ describe('requestHeaders in browser mode', () => {
     expect(browser('poll').accept).toBe('*/*');
     expect(browser('sse').accept).toBe('text/event-stream');
     expect(browser('ws').origin).toBe(HTTP);
+  });
+
+  it("from a page on another origin: Origin and Referer are the page's and Sec-Fetch-Site cross-site; minimal mode the Origin only", () => {
+    const page = 'https://app.example';
+    for (const kind of KINDS) {
+      const headers = headersFor(kind, HTTP, DEFAULT_HTTP, page);
+      expect(headers.origin, kind).toBe(page);
+      if (kind !== 'ws') expect([headers.referer, headers['sec-fetch-site']], kind).toEqual([`${page}/`, 'cross-site']);
+      expect(Object.values(headers).join('\n'), kind).not.toContain(HTTP);
+      expect(headersFor(kind, HTTP, { ...DEFAULT_HTTP, headers: 'minimal' }, page), kind).toEqual({ origin: page });
+    }
   });
 
   it('fills the placeholders from the given origin, https too, and leaves none behind', () => {
