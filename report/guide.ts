@@ -5,7 +5,7 @@
  * typed figure: a condition whose report lacks the rows says "not measured", and the pick is made by one
  * stated rule (PICK_RULE), not by judgement.
  */
-import { fixed, fmtBytes, fmtMs, reportModel, scenarioId } from './model.js';
+import { chatRowId, fixed, fmtBytes, fmtMs, memoryRowId, reportModel, scenarioId } from './model.js';
 import { P99_TIE_RATIO, PICK_RULE, ranked, TRANSPORT_LABELS } from './answers.js';
 import { gitShort } from './write.js';
 import {
@@ -30,6 +30,8 @@ export const GUIDE_SOURCES = Object.freeze({
   feeds: 'feeds/latest',
   claims: 'claims',
   field: 'field',
+  chat: 'chat/latest',
+  compression: 'compression/latest',
 } as const);
 export type GuideSource = keyof typeof GUIDE_SOURCES;
 export type GuideReports = Readonly<Record<GuideSource, Report>>;
@@ -123,10 +125,10 @@ function scenarioSpan(src: Source, s: ScenarioResult): Span {
   };
 }
 
-/** What set the pick above the runner-up, in PICK_RULE's terms. */
-function whyScenario(src: Source, a: ScenarioResult, b: ScenarioResult | undefined): Span[] {
-  if (!b) return [{ text: `the only one measured: p99 ${ms(p99(a))}`, href: src.href(scenarioId(a)) }];
-  const link = (text: string): Span[] => [{ text, href: src.href(scenarioId(a)) }];
+/** What set the pick above the runner-up, in PICK_RULE's terms; `rowId` names the rows' ids in their report. */
+function whyScenario(src: Source, a: ScenarioResult, b: ScenarioResult | undefined, rowId = scenarioId): Span[] {
+  if (!b) return [{ text: `the only one measured: p99 ${ms(p99(a))}`, href: src.href(rowId(a)) }];
+  const link = (text: string): Span[] => [{ text, href: src.href(rowId(a)) }];
   if (p99(b) > p99(a) * P99_TIE_RATIO) return link(`p99 ${ms(p99(a))} vs ${ms(p99(b))}`);
   if (bytes(a) !== bytes(b))
     return link(
@@ -135,8 +137,21 @@ function whyScenario(src: Source, a: ScenarioResult, b: ScenarioResult | undefin
   return link(`p99 within 10 %, same bytes; ${fmtMs(cpu(a))} vs ${fmtMs(cpu(b))} µs/msg CPU`);
 }
 
+/** How a condition's rows are shown and linked: the usual scenario rows, or the chat's ("Both directions"). */
+interface RowView {
+  rowId: (s: ScenarioResult) => string;
+  span: (src: Source, s: ScenarioResult) => Span;
+}
+const SCENARIO_VIEW: RowView = { rowId: scenarioId, span: scenarioSpan };
+
 /** A condition decided by one group of the lab's scenario rows. */
-function scenarioRow(condition: string, src: Source, rows: readonly ScenarioResult[], extra: Span[] = []): GuideRow {
+function scenarioRow(
+  condition: string,
+  src: Source,
+  rows: readonly ScenarioResult[],
+  extra: Span[] = [],
+  view = SCENARIO_VIEW,
+): GuideRow {
   const order = ranked(rows.filter(isLab));
   if (order.length === 0) return notMeasured(condition, `${src.file} has no valid lab rows for it`);
   const [a, b] = order as [ScenarioResult, ScenarioResult | undefined];
@@ -146,14 +161,14 @@ function scenarioRow(condition: string, src: Source, rows: readonly ScenarioResu
   const unranked = rows.filter((s) => isLab(s) && !order.includes(s));
   const notRanked = (s: ScenarioResult): Span => ({
     text: `${label(s.transport)}: ${s.status === 'invalid' ? 'INVALID in this run' : `${count(s.lost)} lost`}, not ranked`,
-    href: src.href(scenarioId(s)),
+    href: src.href(view.rowId(s)),
   });
   return {
     condition,
     pick: a.transport,
     runnerUp: b?.transport ?? null,
-    why: [...whyScenario(src, a, b), ...unranked.flatMap((s) => [{ text: '; ' }, notRanked(s)])],
-    figures: [...shown.map((s) => scenarioSpan(src, s)), ...unranked.map(notRanked), ...extra],
+    why: [...whyScenario(src, a, b, view.rowId), ...unranked.flatMap((s) => [{ text: '; ' }, notRanked(s)])],
+    figures: [...shown.map((s) => view.span(src, s)), ...unranked.map(notRanked), ...extra],
   };
 }
 
@@ -284,6 +299,38 @@ function stormRow(src: Source): GuideRow {
   };
 }
 
+// ---- Both directions (the chat report) ------------------------------------------------------------------
+
+const NO_CHAT = Number.NaN;
+const ack50 = (s: ScenarioResult) => (s.chat ? med(s.chat.ackMs.p50) : NO_CHAT);
+const ack99 = (s: ScenarioResult) => (s.chat ? med(s.chat.ackMs.p99) : NO_CHAT);
+const upPerSend = (s: ScenarioResult) => (s.chat ? med(s.chat.bytesUpPerSend) : NO_CHAT);
+const requestsPerSend = (s: ScenarioResult) => (s.chat ? med(s.chat.requestsPerSend) : NO_CHAT);
+
+/** "SSE ack p50 176 ms, p99 to everyone 181 ms, 761 B and 1.00 requests up per send, 29 µs/msg" linked to its chat row. */
+function chatSpan(src: Source, s: ScenarioResult): Span {
+  const everyone = s.chat ? med(s.chat.everyoneMs.p99) : NO_CHAT;
+  return {
+    text: `${label(s.transport)} ack p50 ${ms(ack50(s))}, to everyone p99 ${ms(everyone)}, ${fmtBytes(upPerSend(s))} B and ${fixed(requestsPerSend(s), 2)} requests up per send, ${fmtMs(cpu(s))} µs/msg`,
+    href: src.href(chatRowId(s)),
+  };
+}
+const CHAT_VIEW: RowView = { rowId: chatRowId, span: chatSpan };
+
+/** One row per chat condition of the chat report (the lab's rows, ranked by PICK_RULE on delivery, send included). */
+function chatRows(src: Source): GuideRow[] {
+  const groups = new Map<string, ScenarioResult[]>();
+  for (const s of src.report.scenarios.filter((r) => isLab(r) && r.workload === 'chat')) {
+    const key = `${s.name}|${s.network.name}|${protocolOf(s)}|${s.proxy ?? ''}`;
+    groups.set(key, [...(groups.get(key) ?? []), s]);
+  }
+  return [...groups.values()].map((rows) => {
+    const s = rows[0]!;
+    const condition = `Clients send too, ${shape(s)} each${s.network.direct ? '' : `, ${describeNet(s)}`}${protocolOf(s) === 'h2' ? ', HTTP/2' : ''}${s.proxy ? `, behind ${s.proxy}` : ''}${s.crossOrigin ? ', page on another origin (CORS)' : ''}${s.batchMs ? `, sends batched within ${count(s.batchMs)} ms` : ''}`;
+    return scenarioRow(condition, src, rows, [], CHAT_VIEW);
+  });
+}
+
 // ---- The answers ---------------------------------------------------------------------------------------
 
 const t = (text: string): Span => ({ text });
@@ -401,11 +448,146 @@ function proxyAnswer(fieldSrc: Source): GuideAnswer {
   return { question, answer: parts };
 }
 
+/** The chat report's rows of one plain condition (the lab, HTTP/1.1, direct, same origin, unbatched). */
+function chatRowsOf(src: Source, name: string, net: string): ScenarioResult[] {
+  return scenarios(
+    src.report,
+    (s) =>
+      isLab(s) &&
+      s.workload === 'chat' &&
+      s.name === name &&
+      s.network.name === net &&
+      protocolOf(s) === 'http/1.1' &&
+      !s.proxy &&
+      s.status === 'ok',
+  );
+}
+
+function sendingAnswer(chat: Source): GuideAnswer {
+  const question = 'When does sending from the client tip the choice?';
+  const first = chat.report.scenarios.find((s) => s.workload === 'chat' && !s.crossOrigin && !s.batchMs);
+  const mobile = first ? chatRowsOf(chat, first.name, '4g') : [];
+  const ws = mobile.find((s) => s.transport === 'ws');
+  const sse = mobile.find((s) => s.transport === 'sse');
+  if (!first || !ws || !sse) return { question, answer: [t('Not measured: the chat report has no valid 4g rows.')] };
+  const link = (s: ScenarioResult, text: string): Span => ({ text, href: chat.href(chatRowId(s)) });
+  const sameTrip = ack50(sse) <= ack50(ws) * P99_TIE_RATIO;
+  const parts: Span[] = [
+    t(`With ${shape(ws)} each on ${describeNet(ws)}, a WebSocket send is acknowledged at p50 `),
+    link(ws, ms(ack50(ws))),
+    t(', a POST beside an SSE stream at '),
+    link(sse, ms(ack50(sse))),
+    t(
+      sameTrip
+        ? ': on a kept-alive connection a POST costs the same round trip as a frame, so latency does not tip it. '
+        : ` (×${fixed(ack50(sse) / ack50(ws), 2)}): the POST's own round trips show. `,
+    ),
+    t('What differs is the wire and the server: '),
+    link(ws, `${fmtBytes(upPerSend(ws))} B up per send`),
+    t(' against '),
+    link(sse, `${fmtBytes(upPerSend(sse))} B and ${fixed(requestsPerSend(sse), 2)} requests`),
+    t(', and '),
+    link(ws, `${fmtMs(cpu(ws))} µs`),
+    t(' against '),
+    link(sse, `${fmtMs(cpu(sse))} µs`),
+    t(' of server CPU per message.'),
+  ];
+  const cors = scenarios(
+    chat.report,
+    (s) => isLab(s) && !!s.crossOrigin && s.transport === 'sse' && s.status === 'ok',
+  )[0];
+  if (cors)
+    parts.push(
+      t(' A page on another origin preflights its sends: ack p99 '),
+      link(cors, ms(ack99(cors))),
+      t(' against '),
+      link(sse, ms(ack99(sse))),
+      t(' from the same origin.'),
+    );
+  const busy = scenarios(chat.report, (s) => isLab(s) && !!s.batchMs && s.transport === 'sse' && s.status === 'ok')[0];
+  const single = busy ? chatRowsOf(chat, busy.name.replace(/-batched$/, ''), busy.network.name) : [];
+  const one = single.find((s) => s.transport === 'sse');
+  if (busy && one)
+    parts.push(
+      t(
+        ` At ${shape(one)} each, batching what falls due within ${count(busy.batchMs!)} ms takes requests per send from `,
+      ),
+      link(one, fixed(requestsPerSend(one), 2)),
+      t(' to '),
+      link(busy, fixed(requestsPerSend(busy), 2)),
+      t(' and CPU from '),
+      link(one, `${fmtMs(cpu(one))} µs`),
+      t(' to '),
+      link(busy, `${fmtMs(cpu(busy))} µs`),
+      t(' per message, for ack p50 '),
+      link(busy, ms(ack50(busy))),
+      t(' instead of '),
+      link(one, ms(ack50(one))),
+      t('.'),
+    );
+  parts.push(
+    t(
+      ' So: sending tips the choice to WebSocket where upstream bytes, requests or server CPU count (many senders, metered mobile data); for a few sends a minute SSE with POST costs one round trip like a frame.',
+    ),
+  );
+  return { question, answer: parts };
+}
+
+function compressionAnswer(src: Source): GuideAnswer {
+  const question = 'Does compression pay?';
+  const rows = src.report.scenarios.filter((s) => isLab(s) && s.status === 'ok' && s.payload);
+  const of = (payload: string, transport: TransportName, compression?: string) =>
+    rows.find((s) => s.payload === payload && s.transport === transport && s.compression === compression);
+  const parts: Span[] = [];
+  const link = (s: ScenarioResult, text: string): Span => ({ text, href: src.href(scenarioId(s)) });
+  for (const payload of [...new Set(rows.map((s) => s.payload!))]) {
+    const [plain, deflate, alone] = [undefined, 'on', 'no-context-takeover'].map((c) => of(payload, 'ws', c));
+    const [ssePlain, gzip] = [undefined, 'on'].map((c) => of(payload, 'sse', c));
+    if (!plain || !deflate) continue;
+    parts.push(
+      t(`${parts.length ? ' ' : ''}${payload[0]!.toUpperCase()}${payload.slice(1)} messages: WebSocket `),
+      link(plain, `${fmtBytes(bytes(plain))} B`),
+      t(' → '),
+      link(deflate, `${fmtBytes(bytes(deflate))} B`),
+      t(' with permessage-deflate'),
+      ...(alone ? [t(' ('), link(alone, `${fmtBytes(bytes(alone))} B`), t(' without context takeover)')] : []),
+      t(', CPU '),
+      link(plain, `${fmtMs(cpu(plain))}`),
+      t(' → '),
+      link(deflate, `${fmtMs(cpu(deflate))} µs/msg`),
+      ...(ssePlain && gzip
+        ? [
+            t('; SSE '),
+            link(ssePlain, `${fmtBytes(bytes(ssePlain))} B`),
+            t(' → '),
+            link(gzip, `${fmtBytes(bytes(gzip))} B`),
+            t(' gzip’d'),
+          ]
+        : []),
+      t('.'),
+    );
+  }
+  const memory = src.report.memory.filter((m) => m.server === 'lab' && m.transport === 'ws' && m.status === 'ok');
+  const idle = memory.find((m) => !m.compression && !m.active);
+  const active = memory.find((m) => m.compression === 'on' && m.active);
+  const withSetting = memory.some((m) => m.compression || m.active);
+  const kib = (m: MemoryResult) => `${fixed(med(m.rssBytesPerConn) / 1024, 1)} KiB`;
+  if (idle && active)
+    parts.push(
+      t(' The price is memory: a WebSocket connection holds '),
+      { text: kib(idle), href: src.href(memoryRowId(idle, withSetting)) },
+      t(' of RSS uncompressed and '),
+      { text: kib(active), href: src.href(memoryRowId(active, withSetting)) },
+      t(' with deflate’s context once it has sent.'),
+    );
+  if (parts.length === 0) return { question, answer: [t('Not measured: the compression report has no valid rows.')] };
+  return { question, answer: parts };
+}
+
 // ---- The guide -----------------------------------------------------------------------------------------
 
 /** What no committed report measures, said instead of guessed. */
 export const NOT_MEASURED: readonly string[] = Object.freeze([
-  'Client → server messages (chat, cursors, games): every figure here is server → client only.',
   'Battery and radio wake-ups on mobile devices; the idle cost of staying connected.',
   'How many users one box holds: the capacity sweep is not committed yet.',
   'Real mobile or Wi-Fi links: networks are emulated by the lab’s relay (RTT, rate, loss, jitter), on one machine.',
@@ -440,12 +622,15 @@ export function guideModel(reports: GuideReports): Guide {
     scenarioRow(`Behind nginx (the shipped config), ${rate(viaNginx)}`, src.proxy, viaNginx),
     upgradeRow(src.field, src.proxy, viaNginx),
     stormRow(src.field),
+    ...chatRows(src.chat),
   ];
   const answers = [
     longPollingAnswer(src.networksSlow, src.networks, src.suite),
     sseCostAnswer(src.protocols, src.field),
     framingAnswer(src.networksSlow),
     proxyAnswer(src.field),
+    sendingAnswer(src.chat),
+    compressionAnswer(src.compression),
   ];
   return {
     title: 'Which transport for my case? The measured guide',

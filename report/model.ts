@@ -638,13 +638,19 @@ function latencyByNetwork(
 const memorySetting = (m: MemoryResult): string =>
   `${m.compression ? `deflate${m.compression === 'on' ? '' : ' alone'} + gzip` : 'plain'}, ${m.active ? 'active' : 'idle'}`;
 
+/** A memory row's id; `withSetting` when its table compares settings (compression, idle or active). */
+export const memoryRowId = (m: MemoryResult, withSetting: boolean): string =>
+  `memory ${m.server}/${m.transport} × ${fmtCount(m.connections)}${withSetting ? ` ${memorySetting(m)}` : ''}`;
+
+/** A chat row's id (the "Both directions" section). */
+export const chatRowId = (s: ScenarioResult): string => `chat ${scenarioId(s)}`;
+
 function memoryGroup(memory: MemoryResult[], i: number): Group {
   const settingOrder = (m: MemoryResult) =>
     (m.compression ? COMPRESSIONS.indexOf(m.compression) + 1 : 0) * 2 + (m.active ? 1 : 0);
   const sorted = [...memory].sort((a, b) => byTransportThenServer(a, b) || settingOrder(a) - settingOrder(b));
   const settings = sorted.some((m) => m.compression || m.active);
-  const id = (m: MemoryResult) =>
-    `memory ${m.server}/${m.transport} × ${fmtCount(m.connections)}${settings ? ` ${memorySetting(m)}` : ''}`;
+  const id = (m: MemoryResult) => memoryRowId(m, settings);
   const table = resultTable(sorted, id, [
     [
       ...where<MemoryResult>(),
@@ -841,7 +847,7 @@ function chatGroups(report: Report): Group[] {
     const first = sorted[0]!;
     const title = `${first.clients} clients each sending ${fixed(first.ratePerSec, first.ratePerSec < 10 ? 1 : 0)} msg/s, ${first.payloadBytes} B${over(first.network)}${onProtocol(first)}${via(first)}${first.crossOrigin ? ', pages on another origin (CORS)' : ''}${batchedTitle(first)}`;
     return splitTable(
-      resultTable(sorted, (s) => `chat ${scenarioId(s)}`, CHAT_COLUMNS, title),
+      resultTable(sorted, chatRowId, CHAT_COLUMNS, title),
       ['Transport', 'Server', 'Status', 'Ack p50 ms', 'Ack p99 ms', 'Everyone p50 ms', 'Everyone p99 ms'],
       ['Transport', 'Server'],
       [

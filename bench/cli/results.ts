@@ -53,6 +53,14 @@ export const COMMITTED_RUNS: readonly { what: string; argv: readonly string[] }[
     what: 'HTTP/1.1, HTTP/1.1 + TLS, HTTP/2 → results/protocols/',
     argv: ['--compare-protocols', '--out', 'results/protocols'],
   },
+  {
+    what: 'both directions: the chat workload → results/chat/',
+    argv: ['--chat', '--out', 'results/chat'],
+  },
+  {
+    what: 'realistic payloads, compressed and not → results/compression/',
+    argv: ['--compare-compression', '--out', 'results/compression'],
+  },
   { what: 'the claims → results/claims.*', argv: ['--claims', '--out', 'results'] },
   { what: 'the field failures behind nginx → results/field.*', argv: ['--field', 'all', '--out', 'results'] },
 ]);

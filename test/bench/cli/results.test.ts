@@ -27,6 +27,8 @@ describe('npm run results', () => {
       'results/proxy/latest.json': 'results/proxy',
       'results/feeds/latest.json': 'results/feeds',
       'results/protocols/latest.json': 'results/protocols',
+      'results/chat/latest.json': 'results/chat',
+      'results/compression/latest.json': 'results/compression',
       'results/claims.json': 'results',
       'results/field.json': 'results',
     };
