@@ -525,6 +525,24 @@ function sendingAnswer(chat: Source): GuideAnswer {
       link(one, ms(ack50(one))),
       t('.'),
     );
+  const flooded = scenarios(
+    chat.report,
+    (s) => isLab(s) && !!s.floodPerSec && s.transport === 'ws' && s.status === 'ok',
+  )[0];
+  const calm = flooded ? chatRowsOf(chat, flooded.name.replace(/-flood$/, ''), flooded.network.name) : [];
+  const calmWs = calm.find((s) => s.transport === 'ws');
+  if (flooded?.chat?.flood && calmWs) {
+    const f = flooded.chat.flood;
+    parts.push(
+      t(` One more page flooding at ${count(flooded.floodPerSec!)} msg/s over WebSocket got `),
+      link(flooded, `${count(f.accepted)} of its ${count(f.sent)} sends through`),
+      t(` (${count(f.refused)} refused, ${count(f.cut)} cut with its connection); the others' delivery p99 was `),
+      link(flooded, ms(p99(flooded))),
+      t(' against '),
+      link(calmWs, ms(p99(calmWs))),
+      t(` without it, ${count(flooded.lost)} lost.`),
+    );
+  }
   parts.push(
     t(
       ' So: sending tips the choice to WebSocket where upstream bytes, requests or server CPU count (many senders, metered mobile data); for a few sends a minute SSE with POST costs one round trip like a frame.',

@@ -835,17 +835,34 @@ function batchedTitle(s: ScenarioResult): string {
   return `, sends batched within ${s.batchMs} ms${perBatch === null ? '' : ` (${fixed(perBatch, 1)} a batch)`}`;
 }
 
+/**
+ * `, one more client flooding at 500 msg/s (WebSocket: 1,200 of 7,500 accepted, 5,900 refused, 400 cut; …)`:
+ * what each transport's flooder got through, so the others' figures in the table read against it.
+ */
+function floodTitle(rows: ScenarioResult[]): string {
+  const first = rows[0]!;
+  if (first.floodPerSec === undefined) return '';
+  const each = rows.flatMap((s) =>
+    s.chat?.flood
+      ? [
+          `${s.server === 'lab' ? '' : `${s.server} `}${s.transport}: ${fmtCount(s.chat.flood.accepted)} of ${fmtCount(s.chat.flood.sent)} accepted, ${fmtCount(s.chat.flood.refused)} refused, ${fmtCount(s.chat.flood.cut)} cut`,
+        ]
+      : [],
+  );
+  return `, one more client flooding at ${fmtCount(first.floodPerSec)} msg/s${each.length ? ` (${each.join('; ')})` : ''}`;
+}
+
 /** "Both directions": per chat condition (shape, network, protocol, proxy), one row per transport. */
 function chatGroups(report: Report): Group[] {
   const chat = report.scenarios.filter((s) => s.workload === 'chat');
   return groupBy(
     chat,
     (s) =>
-      `${shapeKey(s)}|${s.network.name}|${protocolOf(s)}|${s.proxy ?? ''}|${s.crossOrigin ?? ''}|${s.batchMs ?? ''}`,
+      `${shapeKey(s)}|${s.network.name}|${protocolOf(s)}|${s.proxy ?? ''}|${s.crossOrigin ?? ''}|${s.batchMs ?? ''}|${s.floodPerSec ?? ''}`,
   ).map((g) => {
     const sorted = [...g].sort(byTransportThenServer);
     const first = sorted[0]!;
-    const title = `${first.clients} clients each sending ${fixed(first.ratePerSec, first.ratePerSec < 10 ? 1 : 0)} msg/s, ${first.payloadBytes} B${over(first.network)}${onProtocol(first)}${via(first)}${first.crossOrigin ? ', pages on another origin (CORS)' : ''}${batchedTitle(first)}`;
+    const title = `${first.clients} clients each sending ${fixed(first.ratePerSec, first.ratePerSec < 10 ? 1 : 0)} msg/s, ${first.payloadBytes} B${over(first.network)}${onProtocol(first)}${via(first)}${first.crossOrigin ? ', pages on another origin (CORS)' : ''}${batchedTitle(first)}${floodTitle(sorted)}`;
     return splitTable(
       resultTable(sorted, chatRowId, CHAT_COLUMNS, title),
       ['Transport', 'Server', 'Status', 'Ack p50 ms', 'Ack p99 ms', 'Everyone p50 ms', 'Everyone p99 ms'],
@@ -1194,7 +1211,7 @@ export function reportModel(report: Report): ReportModel {
     sections.push({
       title: 'Both directions: the chat workload',
       intro:
-        'Every client sends on a schedule and receives every client’s messages, its own included (bench/measure/chat.ts): WebSocket clients send frames on their open socket, SSE and polling clients POST /send beside their stream or poll, as a page would. Ack = due → acknowledged to the sender; Everyone = due → delivered to the last client. Up B/send = every client → server byte (sends, polls, connects) per sent message; Requests/send = HTTP requests of any kind per sent message; Down B/delivery = server → client bytes per delivered message. Medians over repeats with min–max.',
+        'Every client sends on a schedule and receives every client’s messages, its own included (bench/measure/chat.ts): WebSocket clients send frames on their open socket, SSE and polling clients POST /send beside their stream or poll, as a page would. Ack = due → acknowledged to the sender; Everyone = due → delivered to the last client. Up B/send = every client → server byte (sends, polls, connects) per sent message; Requests/send = HTTP requests of any kind per sent message; Down B/delivery = server → client bytes per delivered message. With a flooding client, its traffic (refused sends too) and the CPU it costs are in the per-message figures: what each delivered message cost under the flood. Medians over repeats with min–max.',
       groups: chat,
     });
   }

@@ -138,6 +138,8 @@ export const ScenarioParams = Obj({
   crossOrigin: Type.Optional(Type.Literal(true)),
   /** The chat's clients queued their sends this long and sent each queue as one batch; absent: one send per message. */
   batchMs: Type.Optional(Type.Integer({ minimum: 1 })),
+  /** The chat had one more client sending this many messages a second, past its send budget (a flood); absent: none. */
+  floodPerSec: Type.Optional(Type.Integer({ minimum: 1 })),
 });
 
 /** The parameters the run was started with (bench/stages/run-bench.ts `runBench`). */
@@ -244,6 +246,8 @@ export const ScenarioResult = Obj(
     crossOrigin: Type.Optional(Type.Literal(true)),
     /** The clients' sends were queued this long and sent as batches. */
     batchMs: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** One more client flooded at this rate (its sends in `chat.flood`). */
+    floodPerSec: Type.Optional(Type.Integer({ minimum: 1 })),
     /** The chat workload's figures (bench/measure/chat.ts): counts totalled over repeats, figures per repeat. */
     chat: Type.Optional(
       Obj({
@@ -255,6 +259,11 @@ export const ScenarioResult = Obj(
         retries: Count,
         /** Requests or frames the sends went in (first attempts): `sent` unless batched. */
         batches: Type.Optional(Count),
+        /**
+         * The flooding client's sends, totalled over repeats: accepted (delivered to everyone), refused with
+         * a code (the send budget), cut with its connection (a WebSocket closed for too many refusals).
+         */
+        flood: Type.Optional(Obj({ sent: Count, accepted: Count, refused: Count, cut: Count })),
         /** Due → acknowledged to the sender, milliseconds. */
         ackMs: Obj({ p50: Figure, p99: Figure }),
         /** Due → delivered to the last client, milliseconds. */

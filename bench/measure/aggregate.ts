@@ -117,6 +117,7 @@ export function aggregate(
     ...(spec.payload ? { payload: spec.payload } : {}),
     ...(spec.crossOrigin ? { crossOrigin: true as const } : {}),
     ...(spec.batchMs ? { batchMs: spec.batchMs } : {}),
+    ...(spec.floodPerSec ? { floodPerSec: spec.floodPerSec } : {}),
   };
 }
 
@@ -133,6 +134,7 @@ function chatOf(runs: RunResult[]): Pick<ScenarioResult, 'chat'> {
       duplicates: sum('duplicates'),
       retries: sum('retries'),
       batches: sum('batches'),
+      ...floodOf(measured),
       ackMs: { p50: fig((c) => c.ackMs.p50), p99: fig((c) => c.ackMs.p99) },
       everyoneMs: { p50: fig((c) => c.everyoneMs.p50), p99: fig((c) => c.everyoneMs.p99) },
       bytesUpPerSend: fig((c) => c.bytesUpPerSend),
@@ -205,4 +207,12 @@ export function addRatios(results: ScenarioResult[]): void {
     if (cpuUsPerMsg === null || bytesOutPerMsg === null || latencyP99 === null) continue;
     r.vsBare = { cpuUsPerMsg, bytesOutPerMsg, latencyP99 };
   }
+}
+
+/** The flooder's counts summed over the repeats that had one. */
+function floodOf(measured: NonNullable<RunResult['chat']>[]) {
+  const floods = measured.flatMap((c) => (c.flood ? [c.flood] : []));
+  if (floods.length === 0) return {};
+  const sum = (k: 'sent' | 'accepted' | 'refused' | 'cut') => floods.reduce((a, f) => a + f[k], 0);
+  return { flood: { sent: sum('sent'), accepted: sum('accepted'), refused: sum('refused'), cut: sum('cut') } };
 }

@@ -11,6 +11,11 @@
  * sends it as one batch (`{batch}`: one request or frame, each item keyed), as a page that coalesces its
  * sends in a timer would; a queue of one goes as a plain send. Latency still counts from each message's
  * own due time, so the wait in the queue is part of it.
+ *
+ * With a flooder (`flood`), one more client sends `ratePerSec` on a schedule of its own, far past its send
+ * budget, as a hostile page would: never retrying, never backing off. Its refusals (LAB_ERR_SEND_RATE) and
+ * sends cut with its connection (a WebSocket closed 1008 for too many refused frames) are counted, not
+ * held against the run; what it got through is delivered to everyone like any send.
  */
 import type { SendAnswer, Sending } from '../clients/senders.js';
 import { type PublishOutcome, publishOutcome } from './publisher.js';
@@ -33,6 +38,17 @@ export interface ChatJob {
   runId: string;
   /** Queue each client's sends for this long and send them as one batch; 0 or absent: one send per message. */
   batchMs?: number;
+  /** One more client flooding: its own connection (`sending`, client 0 of it) and rate. */
+  flood?: { sending: Sending; ratePerSec: number };
+}
+
+/** What the flooder did: sends made, accepted (delivered to everyone), refused with a code, cut with its connection. */
+export interface FloodOutcome {
+  sent: number;
+  accepted: number;
+  refused: number;
+  cut: number;
+  firstRefusal?: string;
 }
 
 export interface ChatOutcome extends PublishOutcome {
@@ -47,6 +63,8 @@ export interface ChatOutcome extends PublishOutcome {
   retries: number;
   /** Requests or frames the sends went in (first attempts): `sent` when unbatched. */
   batches: number;
+  /** The flooder's sends; absent without one. */
+  flood?: FloodOutcome;
   /** Due → acknowledged, µs. */
   ack: Histogram;
 }
@@ -137,6 +155,7 @@ export async function sendFromClients(job: ChatJob): Promise<ChatOutcome> {
     queued.push(next);
   };
 
+  const flooding = job.flood ? floodFrom(job.flood, job, ids) : undefined;
   await openLoop(total, 1000 / (job.ratePerSec * job.clients), lag, (j, due) => {
     const client = j % job.clients;
     const next = { seq: Math.floor(j / job.clients), due };
@@ -144,6 +163,7 @@ export async function sendFromClients(job: ChatJob): Promise<ChatOutcome> {
     else pending.push(sendQueued(client, [next]));
   });
   await Promise.all(pending);
+  const flood = await flooding;
   return {
     ...publishOutcome(
       ids.sort((a, b) => a - b),
@@ -157,6 +177,37 @@ export async function sendFromClients(job: ChatJob): Promise<ChatOutcome> {
     duplicates: out.duplicates,
     retries: out.retries,
     batches: out.batches,
+    ...(flood ? { flood } : {}),
     ack,
   };
+}
+
+/**
+ * The flooder: `ratePerSec` sends for the job's duration on an open-loop schedule of its own, each sent
+ * once; accepted ids join `ids` (every client must receive them). Its schedule's lag is its own affair: a
+ * hostile client is not part of the harness.
+ */
+async function floodFrom(flood: NonNullable<ChatJob['flood']>, job: ChatJob, ids: number[]): Promise<FloodOutcome> {
+  const total = Math.max(1, Math.round(flood.ratePerSec * job.durationSec));
+  const out: FloodOutcome = { sent: total, accepted: 0, refused: 0, cut: 0 };
+  const pending: Promise<void>[] = [];
+  const one = async (seq: number, due: number) => {
+    try {
+      const answer = await flood.sending.send(0, chatData(due, -1, seq, job.payloadBytes), `${job.runId}:flood:${seq}`);
+      if (answer.ok) {
+        out.accepted++;
+        if (!answer.duplicate) ids.push(answer.id);
+      } else {
+        out.refused++;
+        out.firstRefusal ??= answer.code;
+      }
+    } catch {
+      out.cut++;
+    }
+  };
+  await openLoop(total, 1000 / flood.ratePerSec, newHistogram(), (seq, due) => {
+    pending.push(one(seq, due));
+  });
+  await Promise.all(pending);
+  return out;
 }

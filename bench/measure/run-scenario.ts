@@ -8,7 +8,7 @@
  */
 import { clientsOf, sendingClientsOf, type SendingGroup } from '../clients/index.js';
 import { type ChatOutcome, sendFromClients } from './chat.js';
-import type { ClientFactory } from '../clients/types.js';
+import type { ClientFactory, ClientSink } from '../clients/types.js';
 import type { ScenarioParams } from '../../report/types.js';
 import { floorFor } from './floor-bytes.js';
 import { publishLockstep, type LockstepOutcome } from './lockstep.js';
@@ -54,6 +54,8 @@ export interface RunParams {
   chat?: boolean;
   /** Chat sends queued this long and sent as one batch (chat.ts); absent: one send per message. */
   batchMs?: number;
+  /** Chat: one more client floods at this rate, past its send budget (chat.ts); absent: none. */
+  floodPerSec?: number;
   /** Realistic messages instead of padding (payloads.ts). */
   payload?: PayloadKind;
 }
@@ -108,6 +110,8 @@ export interface ChatFigures {
   retries: number;
   /** Requests or frames the sends went in: `sent` unless batched. */
   batches: number;
+  /** The flooding client's sends (chat.ts FloodOutcome, without its first refusal); null without one. */
+  flood: { sent: number; accepted: number; refused: number; cut: number } | null;
   /** Due → acknowledged to its sender, ms. */
   ackMs: { p50: number | null; p99: number | null };
   /** Due → delivered to the last of the clients, ms. */
@@ -157,6 +161,9 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: numbe
   }
 }
 
+/** The flooder's receiving side: it receives like any page, but it is not one of the audited clients. */
+const UNAUDITED: ClientSink = { message() {}, gap() {}, reset() {}, error() {} };
+
 const perMsg = (delta: number, delivered: number): number | null => (delivered > 0 ? delta / delivered : null);
 
 const ms = (h: Histogram, q: number): number | null => (h.totalCount > 0 ? h.getValueAtPercentile(q) / 1000 : null);
@@ -174,6 +181,9 @@ function chatFigures(
     duplicates: pub.duplicates,
     retries: pub.retries,
     batches: pub.batches,
+    flood: pub.flood
+      ? { sent: pub.flood.sent, accepted: pub.flood.accepted, refused: pub.flood.refused, cut: pub.flood.cut }
+      : null,
     ackMs: { p50: ms(pub.ack, 50), p99: ms(pub.ack, 99) },
     everyoneMs: { p50: ms(recorder.everyone, 50), p99: ms(recorder.everyone, 99) },
     bytesUpPerSend: perMsg(wire.up, accepted),
@@ -206,7 +216,7 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
   const since = initial.feed.lastId;
   const relay = p.network?.relay;
   const sendingFactory = p.chat ? sendingClientsOf(t) : undefined;
-  const group = (sendingFactory ?? p.clientFactory ?? clientsOf(t))({
+  const groupOptions = {
     baseUrl: relay?.baseUrl ?? p.proxy?.baseUrl ?? server.baseUrl,
     http: { protocol: t.protocol, headers: p.headers, cookieBytes: p.cookieBytes },
     ...(t.compression ? { compression: true } : {}),
@@ -217,7 +227,12 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     ...(p.shortPollIntervalMs ? { shortPollIntervalMs: p.shortPollIntervalMs } : {}),
     ...(p.longPollTimeoutMs ? { longPollTimeoutMs: p.longPollTimeoutMs } : {}),
     ...(lockstep ? { stepped: true } : {}),
-  });
+  };
+  const group = (sendingFactory ?? p.clientFactory ?? clientsOf(t))(groupOptions);
+  // The flooder: one more page of the same transport, its deliveries not audited (it is cut and
+  // reconnects as a flooding WebSocket is), its sends counted apart.
+  const flooder =
+    sendingFactory && p.floodPerSec ? sendingFactory({ ...groupOptions, count: 1, sink: UNAUDITED }) : undefined;
   const job = {
     controlUrl: server.controlUrl,
     ratePerSec: p.ratePerSec,
@@ -235,11 +250,24 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
           payloadBytes: p.payloadBytes,
           runId: `${process.pid}-${Date.now().toString(36)}-${runs++}`,
           ...(p.batchMs ? { batchMs: p.batchMs } : {}),
+          ...(flooder && p.floodPerSec ? { flood: { sending: flooder.sending, ratePerSec: p.floodPerSec } } : {}),
         })
       : lockstep
         ? publishLockstep({ ...job, durationSec, clients: p.clients, group, received: () => recorder.received })
         : publishInWorker({ ...job, durationSec });
-  const ownWire = () => (sendingFactory ? (group as SendingGroup).sending.ownWire() : undefined);
+  /** The sends' own connections' traffic, the flooder's included: with a flood, per-send figures carry its cost. */
+  const ownWire = () => {
+    if (!sendingFactory) return undefined;
+    const own = (group as SendingGroup).sending.ownWire();
+    const flood = flooder?.sending.ownWire();
+    return flood
+      ? {
+          bytesUp: own.bytesUp + flood.bytesUp,
+          bytesDown: own.bytesDown + flood.bytesDown,
+          requests: own.requests + flood.requests,
+        }
+      : own;
+  };
   // In lockstep, a snapshot is taken only with every connection-holding client connected again (long
   // polls re-held): then the window holds exactly one request per answer.
   const settled = async () => {
@@ -253,7 +281,7 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
   };
   try {
     await Promise.race([
-      group.ready,
+      Promise.all([group.ready, flooder?.ready]),
       new Promise((_, reject) => setTimeout(() => reject(new ClientsNotConnected(connectMs)), connectMs).unref()),
     ]);
     if (t.holdsConnections) {
@@ -282,7 +310,10 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     const answersBefore = group.answers?.();
     const firstId = before.feed.lastId;
     // A chat window holds every client's sends.
-    recorder.startWindow(firstId, (p.chat ? p.clients : 1) * Math.ceil(p.ratePerSec * p.durationSec) + 16);
+    recorder.startWindow(
+      firstId,
+      ((p.chat ? p.clients : 1) * p.ratePerSec + (p.floodPerSec ?? 0)) * Math.ceil(p.durationSec) + 16,
+    );
     const pub = await publish(p.durationSec);
     const expected = pub.ids.length * p.clients;
     await drain(() => recorder.delivered, expected, quietMs);
@@ -395,7 +426,7 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
           : null,
     };
   } finally {
-    await group.close();
+    await Promise.all([group.close(), flooder?.close()]);
     if (t.holdsConnections) {
       await waitFor(
         async () => (await server.stats()).transports[key].connections === 0,

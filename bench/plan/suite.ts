@@ -309,7 +309,7 @@ export const SUITES: Record<
    * request per send costs a round trip), through nginx, and over HTTP/2. Socket.IO is the peer (its emit
    * with acknowledgement, over WebSocket and over polling) on loopback and 4g, where it runs (cleartext,
    * direct); bare and the floor take no client sends. Then 10 clients × 20 msg/s over 4g, one send per
-   * message and batched within 50 ms.
+   * message and batched within 50 ms. And one flooded: a 21st client sending 500 a second on loopback.
    */
   /**
    * `--compare-compression`: the lab at 100 clients × 100 msg/s with realistic messages (chat, price
@@ -334,6 +334,9 @@ export const SUITES: Record<
       { ...CHAT, name: 'chat-20c-2r-cors', servers: [...CHAT.servers], network: '4g', crossOrigin: true },
       { ...CHAT, servers: [...CHAT.servers], proxy: 'nginx' },
       { ...CHAT, servers: [...CHAT.servers], protocol: 'h2' },
+      // The hostile case: one more page sends 500 a second, 10 × its budget (sendMessagesPerSec), never
+      // backing off; the others' figures read against the loopback rows above.
+      { ...CHAT, name: 'chat-20c-2r-flood', servers: [...CHAT.servers], floodPerSec: 500 },
       // One send per message against what falls due within 50 ms sent as one batch (about two a batch).
       { ...CHAT_BUSY, servers: [...CHAT_BUSY.servers] },
       { ...CHAT_BUSY, name: 'chat-10c-20r-batched', servers: [...CHAT_BUSY.servers], batchMs: 50 },

@@ -47,7 +47,7 @@ export const scenariosStage: Stage = {
       for (const spec of specs.filter((s) => r < repeatsOf(s, opts))) {
         const network = networkOf(spec, opts);
         for (const t of targetsFor(spec, opts)) {
-          const load = `${spec.clients} clients × ${spec.ratePerSec} msg/s${spec.workload === 'chat' ? ` each, chat${spec.batchMs ? ` batched ${spec.batchMs} ms` : ''}` : ''} × ${spec.payload ?? `${spec.payloadBytes} B`}${spec.compression ? `, compressed (${spec.compression})` : ''} × ${spec.durationSec} s${network.direct ? '' : ` over ${network.name}`}${spec.proxy ? ` via ${spec.proxy}` : ''}${t.protocol === 'http/1.1' ? '' : `, ${protocolLabel(t.protocol)}`}`;
+          const load = `${spec.clients} clients × ${spec.ratePerSec} msg/s${spec.workload === 'chat' ? ` each, chat${spec.batchMs ? ` batched ${spec.batchMs} ms` : ''}${spec.floodPerSec ? `, one flooding at ${spec.floodPerSec} msg/s` : ''}` : ''} × ${spec.payload ?? `${spec.payloadBytes} B`}${spec.compression ? `, compressed (${spec.compression})` : ''} × ${spec.durationSec} s${network.direct ? '' : ` over ${network.name}`}${spec.proxy ? ` via ${spec.proxy}` : ''}${t.protocol === 'http/1.1' ? '' : `, ${protocolLabel(t.protocol)}`}`;
           log.step(
             `run ${++done}/${total}: ${spec.name} ${t.server}/${t.transport} (${load}), repeat ${r + 1}/${repeatsOf(spec, opts)}`,
             STEP_SEC.run(spec, t.transport, network),
@@ -61,6 +61,7 @@ export const scenariosStage: Stage = {
             ...(spec.pace ? { pace: spec.pace } : {}),
             ...(spec.workload === 'chat' ? { chat: true } : {}),
             ...(spec.batchMs ? { batchMs: spec.batchMs } : {}),
+            ...(spec.floodPerSec ? { floodPerSec: spec.floodPerSec } : {}),
             ...(spec.payload ? { payload: spec.payload } : {}),
             ...(opts.lossyEvery ? { lossyEvery: opts.lossyEvery } : {}),
             maxPublisherLagMs: opts.maxPublisherLagMs,

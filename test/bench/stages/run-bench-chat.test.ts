@@ -183,4 +183,43 @@ describe('the chat workload', () => {
     const model = reportModel(report);
     expect(JSON.stringify(model.sections)).toMatch(/sends batched within 200 ms \(\d\.\d a batch\)/);
   });
+
+  it('one client flooding past its budget: refused (and a WebSocket cut), the others get every message once', async () => {
+    const opts = parseBenchArgs([
+      ...['--chat', '--repeats', '1', '--max-publisher-lag-ms', '2000'],
+      '--transports',
+      'sse,ws',
+    ]);
+    opts.scenarios = [
+      {
+        name: 'chat-flood',
+        clients: 3,
+        ratePerSec: 4,
+        payloadBytes: 100,
+        durationSec: 1,
+        workload: 'chat',
+        floodPerSec: 300,
+        servers: ['lab'],
+      },
+    ];
+    const report = await runBench(opts, quiet(), pool);
+    expect(validateReport(report)).toEqual({ ok: true });
+    for (const s of report.scenarios) {
+      const at = `${s.transport}: ${s.reason ?? ''} ${JSON.stringify(s.chat?.flood)}`;
+      // The flood is not held against the run: the others' sends all acknowledged, nothing lost.
+      expect(s.status, at).toBe('ok');
+      expect([s.floodPerSec, s.chat?.sent, s.chat?.refused, s.lost, s.duplicated]).toEqual([300, 12, 0, 0, 0]);
+      const f = s.chat!.flood!;
+      expect(f.sent, at).toBe(300);
+      expect(f.accepted + f.refused + f.cut, at).toBe(f.sent);
+      // Its budget (50 a second, a second's burst) let some through, refused most of the rest.
+      expect(f.accepted, at).toBeGreaterThan(0);
+      expect(f.refused, at).toBeGreaterThan(0);
+      // Everything the flooder got through is in the feed and reached every audited client.
+      expect(s.published, at).toBe(12 + f.accepted);
+      expect(s.delivered, at).toBe(3 * s.published);
+    }
+    const model = reportModel(report);
+    expect(JSON.stringify(model.sections)).toMatch(/one more client flooding at 300 msg\/s \(sse: \d+ of 300 accepted/);
+  });
 });
