@@ -23,6 +23,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'undici';
+import { DEFAULTS } from '../../server/config.js';
 import { sumSnapshots, type StatsSnapshot, type TransportKey } from '../../server/stats.js';
 import { socketioPollingClientsWatched } from '../clients/socketio.js';
 import type { ClientFactory } from '../clients/types.js';
@@ -171,6 +172,14 @@ class Pair {
   }
 }
 
+/**
+ * The lab rows' drain: the longest a client cut by the restart may wait before it reconnects: an SSE stream's `retry:` at most
+ * (sseRetryMs + sseRetryJitterMs), then a second for the restart. The drain waits this long for its
+ * deliveries before counting them lost, so a client still waiting is not mistaken for a loss (on a
+ * loaded machine a restart takes longer, and a 1 s quiet window after the last publish read as losses).
+ */
+const RECONNECT_QUIET_MS = DEFAULTS.sseRetryMs + DEFAULTS.sseRetryJitterMs + 1_000;
+
 /** What runScenario is given: the env's settings (as env.run passes them) through `proxy`. */
 const runParams = (env: FieldEnv, proxy: Nginx, load: FieldLoad) => ({
   ...load,
@@ -213,7 +222,7 @@ async function measureLab(
       let r: RunResult | undefined;
       let problem: string | undefined;
       try {
-        r = await runScenario(pair.handle, t, runParams(env, proxy, load));
+        r = await runScenario(pair.handle, t, { ...runParams(env, proxy, load), drainQuietMs: RECONNECT_QUIET_MS });
         if (!pair.restartedInWindow) problem = 'instance B was not restarted inside the measured window';
       } catch (err) {
         problem = runFailed(err);

@@ -56,6 +56,12 @@ export interface RunParams {
   batchMs?: number;
   /** Chat: one more client floods at this rate, past its send budget (chat.ts); absent: none. */
   floodPerSec?: number;
+  /**
+   * How long the drain waits with no new delivery before it counts what is missing as lost. A run that
+   * cuts clients (a restart) sets it above their longest reconnect wait: a client still waiting to
+   * reconnect has lost nothing yet. @default DRAIN_QUIET_MS
+   */
+  drainQuietMs?: number;
   /** Realistic messages instead of padding (payloads.ts). */
   payload?: PayloadKind;
 }
@@ -297,7 +303,8 @@ export async function runScenario(server: ServerHandle, t: Target, p: RunParams)
     const warmSec = Math.min(1, p.durationSec / 5);
     const warm = await publish(warmSec);
     const warmTarget = warm.ids.length * p.clients;
-    const quietMs = DRAIN_QUIET_MS + (t.transport === 'short-poll' ? 2 * (p.shortPollIntervalMs ?? 1000) : 0);
+    const quietMs =
+      (p.drainQuietMs ?? DRAIN_QUIET_MS) + (t.transport === 'short-poll' ? 2 * (p.shortPollIntervalMs ?? 1000) : 0);
     await drain(() => recorder.received, warmTarget, quietMs);
 
     await settled();
