@@ -39,7 +39,7 @@ export function ranked(rows: readonly ScenarioResult[]): ScenarioResult[] {
 
 /** One scenario's answer: its rows of one server (the lab when it ran), best first, then the invalid ones. */
 export interface ScenarioAnswer {
-  /** "100 clients × 100 msg/s × 100 B · loopback" (network, protocol and proxy when not the plain case). */
+  /** "100 clients × 100 msg/s × 100 B · loopback" (network, protocol, proxy and the other settings when not the plain case). */
   condition: string;
   server: ServerName;
   /** The pick rule's order; rows it leaves out (invalid, lossy) follow. */
@@ -48,12 +48,22 @@ export interface ScenarioAnswer {
 }
 
 const count = (x: number) => new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 }).format(x);
+/** How a compressed scenario's condition names its compression. */
+const COMPRESSED: Readonly<Record<NonNullable<ScenarioResult['compression']>, string>> = Object.freeze({
+  on: 'permessage-deflate and gzip',
+  'no-context-takeover': 'permessage-deflate without context takeover, and gzip',
+});
+/** What sets a scenario apart from another of the same shape: every setting that is not the plain case. */
 const conditionOf = (s: ScenarioResult): string =>
   [
-    `${count(s.clients)} clients × ${count(s.ratePerSec)} msg/s × ${count(s.payloadBytes)} B`,
+    `${count(s.clients)} clients × ${count(s.ratePerSec)} msg/s${s.workload === 'chat' ? ' each' : ''} × ${s.payload ? `${s.payload} messages` : `${count(s.payloadBytes)} B`}`,
     s.network.name,
     ...(s.http && s.http.protocol !== 'http/1.1' ? [s.http.protocol === 'h2' ? 'HTTP/2 + TLS' : 'HTTP/1.1 + TLS'] : []),
     ...(s.proxy ? [`via ${s.proxy}`] : []),
+    ...(s.compression ? [COMPRESSED[s.compression]] : []),
+    ...(s.crossOrigin ? ['pages on another origin'] : []),
+    ...(s.batchMs ? [`sends batched within ${count(s.batchMs)} ms`] : []),
+    ...(s.floodPerSec ? [`one more client flooding at ${count(s.floodPerSec)} msg/s`] : []),
   ].join(' · ');
 
 /** Each scenario (same name, shape, network, protocol and proxy) of a report, in the order it ran. */

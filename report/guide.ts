@@ -326,7 +326,7 @@ function chatRows(src: Source): GuideRow[] {
   }
   return [...groups.values()].map((rows) => {
     const s = rows[0]!;
-    const condition = `Clients send too, ${shape(s)} each${s.network.direct ? '' : `, ${describeNet(s)}`}${protocolOf(s) === 'h2' ? ', HTTP/2' : ''}${s.proxy ? `, behind ${s.proxy}` : ''}${s.crossOrigin ? ', page on another origin (CORS)' : ''}${s.batchMs ? `, sends batched within ${count(s.batchMs)} ms` : ''}`;
+    const condition = `Clients send too, ${shape(s)} each${s.network.direct ? '' : `, ${describeNet(s)}`}${protocolOf(s) === 'h2' ? ', HTTP/2' : ''}${s.proxy ? `, behind ${s.proxy}` : ''}${s.crossOrigin ? ', page on another origin (CORS)' : ''}${s.batchMs ? `, sends batched within ${count(s.batchMs)} ms` : ''}${s.floodPerSec ? `, one more client flooding at ${count(s.floodPerSec)} msg/s` : ''}`;
     return scenarioRow(condition, src, rows, [], CHAT_VIEW);
   });
 }
