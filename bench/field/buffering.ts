@@ -97,6 +97,7 @@ async function measureCase(env: FieldEnv, c: Case, lab: LabProcess, load: FieldL
     r,
     p99 === null || p99 > LATE_MS || (r?.lost ?? 0) > 0,
     problem,
+    env.limits,
   );
 }
 

@@ -14,7 +14,7 @@ import type { FieldResult } from '../../report/types.js';
 import { publishInWorker } from '../measure/publisher.js';
 import { nowMs } from '../measure/recorder.js';
 import type { ServerStats } from '../processes/server-process.js';
-import { type FieldEnv, HARNESS_LIMITS, type LabProcess, sleep } from './env.js';
+import { type FieldEnv, type LabProcess, sleep } from './env.js';
 import { clientLoop, drainFleet, Fleet, type FleetCounts, publisherProblem, RateSampler } from './storm.js';
 
 export interface DeployOptions {
@@ -137,9 +137,9 @@ export async function measureDeploy(env: FieldEnv, opts: DeployOptions = {}): Pr
       s[DEPLOY.resets] = counted.resets;
       fails = counted.lost + counted.duplicated + counted.reordered + counted.resets > 0;
       problem =
-        publisherProblem(pub) ??
-        (clientLoopP99 > HARNESS_LIMITS.clientLoopDelayMs
-          ? `the client process fell behind (its event-loop delay p99 ${clientLoopP99.toFixed(1)} ms > ${HARNESS_LIMITS.clientLoopDelayMs} ms)`
+        publisherProblem(pub, env.limits) ??
+        (clientLoopP99 > env.limits.clientLoopDelayMs
+          ? `the client process fell behind (its event-loop delay p99 ${clientLoopP99.toFixed(1)} ms > ${env.limits.clientLoopDelayMs} ms)`
           : undefined);
     } catch (err) {
       problem = `run failed: ${(err as Error).message}`;

@@ -29,7 +29,7 @@ import { socketioPollingClientsWatched } from '../clients/socketio.js';
 import type { ClientFactory } from '../clients/types.js';
 import type { Nginx } from '../processes/nginx.js';
 import type { FieldResult, TransportName } from '../../report/types.js';
-import { ClientsNotConnected, PUBLISHER_LAG_LIMIT_MS, runScenario, type RunResult } from '../measure/run-scenario.js';
+import { ClientsNotConnected, runScenario, type RunResult } from '../measure/run-scenario.js';
 import { startServer, type ServerHandle } from '../processes/server-process.js';
 import { target } from '../plan/targets.js';
 import { type FieldEnv, type FieldLoad, fieldRow, harnessProblem, type LabProcess } from './env.js';
@@ -183,7 +183,7 @@ const RECONNECT_QUIET_MS = DEFAULTS.sseRetryMs + DEFAULTS.sseRetryJitterMs + 1_0
 /** What runScenario is given: the env's settings (as env.run passes them) through `proxy`. */
 const runParams = (env: FieldEnv, proxy: Nginx, load: FieldLoad) => ({
   ...load,
-  maxPublisherLagMs: PUBLISHER_LAG_LIMIT_MS,
+  maxPublisherLagMs: env.limits.publisherLagMs,
   headers: env.headers,
   cookieBytes: 0,
   proxy: { baseUrl: proxy.url },
@@ -254,6 +254,7 @@ async function measureLab(
           r,
           (lost ?? 0) > 0 || (duplicated ?? 0) > 0,
           problem,
+          env.limits,
         ),
       );
     }
@@ -411,8 +412,9 @@ async function measureSocketioCase(
   // Clients that did not even finish a first attempt, or nothing delivered because no client ever got
   // a session: the symptom here, not a broken harness (a publisher behind schedule still is).
   const symptomOnly =
-    !problem && (notConnected || (r !== undefined && harnessProblem(r) === NOTHING_DELIVERED && connected.size === 0));
-  return symptomOnly ? { ...row, status: 'ok', verdict: 'fails' } : fieldRow(row, r, fails, problem);
+    !problem &&
+    (notConnected || (r !== undefined && harnessProblem(r, env.limits) === NOTHING_DELIVERED && connected.size === 0));
+  return symptomOnly ? { ...row, status: 'ok', verdict: 'fails' } : fieldRow(row, r, fails, problem, env.limits);
 }
 
 const shape = (l: FieldLoad) =>

@@ -28,7 +28,7 @@ import { type PublishOutcome, publishInWorker } from '../measure/publisher.js';
 import { Recorder, type DeliveryCounts, nowMs } from '../measure/recorder.js';
 import type { FieldResult } from '../../report/types.js';
 import type { ServerStats } from '../processes/server-process.js';
-import { type FieldEnv, HARNESS_LIMITS, type LabProcess, sleep } from './env.js';
+import { type FieldEnv, type HarnessLimits, type LabProcess, sleep } from './env.js';
 import type { HttpSetup } from '../plan/http-setup.js';
 
 /** Clients per transport: 2,000 in all, under nginx's 4096 worker_connections (two per streaming client). */
@@ -190,10 +190,10 @@ export async function drainFleet(fleet: Fleet, pub: PublishOutcome, quietMs = 2_
 }
 
 /** A harness problem of a publish (INVALID), or undefined. */
-export function publisherProblem(pub: PublishOutcome): string | undefined {
+export function publisherProblem(pub: PublishOutcome, limits: Readonly<HarnessLimits>): string | undefined {
   if (pub.ids.length === 0) return 'nothing was published';
   if (pub.failures > 0) return `${pub.failures} publishes failed (${pub.firstFailure})`;
-  if (pub.lagP99Ms > HARNESS_LIMITS.publisherLagMs)
+  if (pub.lagP99Ms > limits.publisherLagMs)
     return `publisher fell behind its schedule (lag p99 ${pub.lagP99Ms.toFixed(1)} ms)`;
   return undefined;
 }
@@ -350,9 +350,9 @@ export async function measureStorm(env: FieldEnv, opts: StormOptions = {}): Prom
       s[STORM.reordered] = counted.reordered;
       s[STORM.resets] = counted.resets;
       problem =
-        publisherProblem(pub) ??
-        (clientLoopP99 > HARNESS_LIMITS.clientLoopDelayMs
-          ? `the client process fell behind (its event-loop delay p99 ${clientLoopP99.toFixed(1)} ms during recovery > ${HARNESS_LIMITS.clientLoopDelayMs} ms)`
+        publisherProblem(pub, env.limits) ??
+        (clientLoopP99 > env.limits.clientLoopDelayMs
+          ? `the client process fell behind (its event-loop delay p99 ${clientLoopP99.toFixed(1)} ms during recovery > ${env.limits.clientLoopDelayMs} ms)`
           : undefined);
     } catch (err) {
       problem = `run failed: ${(err as Error).message}`;

@@ -37,7 +37,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { FieldResult, TransportName } from '../../report/types.js';
 import { type PublishOutcome, preparePublisher, publishInWorker } from '../measure/publisher.js';
 import { CHROMIUM, CHROMIUM_ARGS } from '../clients/chromium.js';
-import { type FieldEnv, HARNESS_LIMITS, inLanes, type LabProcess, sleep } from './env.js';
+import { type FieldEnv, inLanes, type LabProcess, sleep } from './env.js';
 
 /** The bench's Chromium flags, and the labs' self-signed certificates accepted. */
 const TAB_ARGS = [...CHROMIUM_ARGS, '--ignore-certificate-errors'];
@@ -76,7 +76,7 @@ export interface TabsOptions {
    */
   paired?: boolean;
   /**
-   * Past this publisher lag p99 a row is INVALID (default HARNESS_LIMITS.publisherLagMs). The tests,
+   * Past this publisher lag p99 a row is INVALID (default the env's limits.publisherLagMs). The tests,
    * beside other suites on a busy machine, allow more: their assertions are about tabs stalled and
    * messages lost, which a late send does not change.
    */
@@ -463,7 +463,7 @@ export async function measureTabs(env: FieldEnv, opts: TabsOptions = {}): Promis
     const [naive, lab] = labs as [LabProcess, LabProcess];
     const on = { naive, lab };
     const profiles = { naive: new Profile(browser, load.tabs), lab: new Profile(browser, load.tabs) };
-    const maxLagMs = opts.maxPublisherLagMs ?? HARNESS_LIMITS.publisherLagMs;
+    const maxLagMs = opts.maxPublisherLagMs ?? env.limits.publisherLagMs;
     const measure = (c: Case, l: LabProcess) => measureCase(env, profiles[c.setting], c, l, load, maxLagMs);
     if (opts.paired) return await inLanes(cases, on, measure);
     const rows: FieldResult[] = [];

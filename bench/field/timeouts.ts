@@ -134,6 +134,7 @@ async function measureCase(env: FieldEnv, c: Case, lab: LabProcess, load: FieldL
     r,
     (cut ?? 0) > 0 || errors > 0 || (r?.lost ?? 0) > 0,
     problem,
+    env.limits,
   );
 }
 

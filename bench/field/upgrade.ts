@@ -134,6 +134,7 @@ export async function measureUpgrade(env: FieldEnv, load: FieldLoad = LOAD): Pro
             r,
             (r?.lost ?? 0) > 0 || (r?.clientErrors ?? 0) > 0,
             problem,
+            env.limits,
           ),
         );
       }
@@ -158,6 +159,7 @@ export async function measureUpgrade(env: FieldEnv, load: FieldLoad = LOAD): Pro
           r,
           notOpen > 0 || (r?.lost ?? 0) > 0 || (r?.clientErrors ?? 0) > 0,
           problem,
+          env.limits,
         ),
       );
     } finally {

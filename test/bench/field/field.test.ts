@@ -13,7 +13,7 @@ import { Progress } from '../../../bench/plan/progress.js';
 import { reportModel } from '../../../report/model.js';
 import { validateReport } from '../../../report/schema.js';
 import type { FieldResult } from '../../../report/types.js';
-import { measureOnSchedule } from '../../helpers/on-schedule.js';
+import { measureOnSchedule, TEST_HARNESS_LIMITS } from '../../helpers/on-schedule.js';
 import { requirePart } from '../../helpers/real-parts.js';
 import { parseBenchArgs } from '../../../bench/cli/options.js';
 import { runBench } from '../../../bench/stages/run-bench.js';
@@ -39,6 +39,7 @@ describe.skipIf(!HAVE_NGINX)('field failures behind nginx', () => {
   let env: Env;
   beforeAll(async () => {
     env = await fieldEnv({
+      limits: TEST_HARNESS_LIMITS,
       log: new Progress(process.stderr, true),
       redisUrl: 'redis://127.0.0.1:6379/0',
       keyPrefix: `field-test-${process.pid}`,

@@ -14,7 +14,7 @@ import { measureSticky } from '../../../bench/field/sticky.js';
 import { haveNginx, NGINX_BIN } from '../../../bench/processes/nginx.js';
 import { Progress } from '../../../bench/plan/progress.js';
 import { FieldResult } from '../../../report/types.js';
-import { measureOnSchedule } from '../../helpers/on-schedule.js';
+import { measureOnSchedule, TEST_HARNESS_LIMITS } from '../../helpers/on-schedule.js';
 import { SHARED_REDIS, withRedis } from '../../helpers/redis.js';
 
 const HAVE_NGINX = haveNginx();
@@ -42,6 +42,7 @@ describe.skipIf(!HAVE_NGINX)('field: no sticky sessions (nginx round robin over 
     const keyPrefix = `lab-test-field-sticky-${randomBytes(6).toString('hex')}`;
     onTestFinished(() => deleteKeys(keyPrefix));
     const env = await fieldEnv({
+      limits: TEST_HARNESS_LIMITS,
       log: new Progress(process.stderr, true),
       redisUrl: SHARED_REDIS,
       keyPrefix,

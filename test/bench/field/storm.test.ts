@@ -13,7 +13,7 @@ import { Progress } from '../../../bench/plan/progress.js';
 import { resolveConfig } from '../../../server/config.js';
 import { jitteredRetryMs } from '../../../server/protocol.js';
 import { startLab } from '../../helpers/lab.js';
-import { measureOnSchedule } from '../../helpers/on-schedule.js';
+import { measureOnSchedule, TEST_HARNESS_LIMITS } from '../../helpers/on-schedule.js';
 
 const HAVE_NGINX = haveNginx();
 if (!HAVE_NGINX) {
@@ -120,6 +120,7 @@ describe('shutdownSpreadMs', () => {
 describe.skipIf(!HAVE_NGINX)('a small reconnect storm through nginx', () => {
   it('both settings: every client back, nothing lost or duplicated', { timeout: 120_000 }, async () => {
     const env = await fieldEnv({
+      limits: TEST_HARNESS_LIMITS,
       log: new Progress(process.stderr, true),
       redisUrl: 'redis://127.0.0.1:6379/0',
       keyPrefix: `test-storm-${process.pid}`,
