@@ -27,8 +27,36 @@ export interface RunningLab {
 export async function startLab(config: ConfigInput = {}, extra: Omit<AppOptions, 'config'> = {}): Promise<RunningLab> {
   const app = await buildApp({ reportModel, ...extra, config: { demo: false, ...config } });
   const address = await app.listen({ host: '127.0.0.1', port: 0 });
-  onTestFinished(() => app.close());
+  onTestFinished(() => closeSaying(app));
   return { app, url: address, wsUrl: address.replace(/^http/, 'ws') };
+}
+
+/** A lab's close takes ~0.2 s; one that takes this long says what it still holds (the hook then times out as before). */
+const SLOW_CLOSE_MS = 10_000;
+
+/**
+ * Closes `app`; if that takes past SLOW_CLOSE_MS, prints what is still open — the lab's connections per
+ * transport and the process's handles by kind — so that a close that hangs (seen once in a loaded full
+ * run, the 3G dashboard test's lab) says why.
+ */
+async function closeSaying(app: FastifyInstance): Promise<void> {
+  const slow = setTimeout(() => {
+    const transports = Object.fromEntries(
+      Object.entries(app.lab.stats.transports).map(([t, c]) => [t, (c as { connections: number }).connections]),
+    );
+    const handles = (process as unknown as { _getActiveHandles(): object[] })
+      ._getActiveHandles()
+      .map((h) => h.constructor.name);
+    const byKind = Object.fromEntries([...new Set(handles)].map((k) => [k, handles.filter((x) => x === k).length]));
+    console.warn(
+      `lab close still pending after ${SLOW_CLOSE_MS} ms: connections ${JSON.stringify(transports)}, handles ${JSON.stringify(byKind)}`,
+    );
+  }, SLOW_CLOSE_MS);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(slow);
+  }
 }
 
 export async function publish(url: string, data: unknown, token?: string): Promise<number> {
