@@ -70,6 +70,12 @@ export async function publishChecked(
   }
 }
 
+/** Refuses a send's idempotency key (header, frame or batch item) that is given but not one: LAB_ERR_BAD_IDEMPOTENCY_KEY. */
+export function checkSendKey(key: unknown): asserts key is string | undefined {
+  if (key !== undefined && !isIdempotencyKey(key))
+    throw new HttpErrors.BAD_IDEMPOTENCY_KEY(JSON.stringify(String(key).slice(0, 40)));
+}
+
 /**
  * A batch's items, checked for shape: 1 to `max` of them, each an object with `data` and, when given, a
  * valid `key`. Throws LAB_ERR_BAD_BATCH (a bad key: LAB_ERR_BAD_IDEMPOTENCY_KEY) naming the first bad item.
@@ -81,9 +87,7 @@ export function sendItems(batch: unknown, max: number): SendItem[] {
   batch.forEach((item: unknown, i) => {
     if (item === null || typeof item !== 'object' || Array.isArray(item) || !('data' in item))
       throw bad(`item ${i} is not {"data": …}`);
-    const key = (item as { key?: unknown }).key;
-    if (key !== undefined && !isIdempotencyKey(key))
-      throw new HttpErrors.BAD_IDEMPOTENCY_KEY(JSON.stringify(String(key).slice(0, 40)));
+    checkSendKey((item as { key?: unknown }).key);
   });
   return batch as SendItem[];
 }
@@ -183,9 +187,7 @@ export async function publishRoutes(
         'a batch takes no Idempotency-Key: each item has its own "key"',
       );
     const items = isBatch ? sendItems((body as { batch: unknown }).batch, sendBatchMax) : undefined;
-    if (key !== undefined && !isIdempotencyKey(key)) {
-      throw new HttpErrors.BAD_IDEMPOTENCY_KEY(JSON.stringify(String(key).slice(0, 40)));
-    }
+    checkSendKey(key);
     if (budgeted) {
       const bytes = Number(request.headers['content-length']) || Buffer.byteLength(JSON.stringify(body));
       const waitMs = sendBudgets.of(connectionOf(request.raw)).take(bytes, items?.length ?? 1);

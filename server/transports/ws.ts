@@ -18,8 +18,8 @@ import type { WebSocket } from 'ws';
 import { mistakeLogger } from '../client-log.js';
 import { ERRORS, HttpErrors, type ErrorCode } from '../errors.js';
 import type { Message } from '../feed/types.js';
-import { publishBatch, publishChecked, sendItems } from '../publish.js';
-import { isIdempotencyKey, SendBudget } from '../send-budget.js';
+import { checkSendKey, publishBatch, publishChecked, sendItems } from '../publish.js';
+import { SendBudget } from '../send-budget.js';
 import { checkToken, mayPublish } from '../token.js';
 import type { DisconnectReason } from '../stats.js';
 import {
@@ -332,8 +332,7 @@ export default fp(
       let items: SendItem[] | undefined;
       try {
         if ('batch' in f) items = sendItems(f.batch, config.sendBatchMax);
-        else if (f.key !== undefined && !isIdempotencyKey(f.key))
-          throw new HttpErrors.BAD_IDEMPOTENCY_KEY(JSON.stringify(String(f.key).slice(0, 40)));
+        else checkSendKey(f.key);
       } catch (err) {
         answerError(err);
         return;
