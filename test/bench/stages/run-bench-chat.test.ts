@@ -199,7 +199,7 @@ describe('the chat workload', () => {
         payloadBytes: 100,
         durationSec: 1,
         workload: 'chat',
-        floodPerSec: 300,
+        floodPerSec: 1500,
         servers: ['lab'],
       },
     ];
@@ -209,11 +209,13 @@ describe('the chat workload', () => {
       const at = `${s.transport}: ${s.reason ?? ''} ${JSON.stringify(s.chat?.flood)}`;
       // The flood is not held against the run: the others' sends all acknowledged, nothing lost.
       expect(s.status, at).toBe('ok');
-      expect([s.floodPerSec, s.chat?.sent, s.chat?.refused, s.lost, s.duplicated]).toEqual([300, 12, 0, 0, 0]);
+      expect([s.floodPerSec, s.chat?.sent, s.chat?.refused, s.lost, s.duplicated]).toEqual([1500, 12, 0, 0, 0]);
       const f = s.chat!.flood!;
-      expect(f.sent, at).toBe(300);
+      expect(f.sent, at).toBe(1500);
       expect(f.accepted + f.refused + f.cut, at).toBe(f.sent);
-      // Its budget (50 a second, a second's burst) let some through, refused most of the rest.
+      // Its budget (50 a second, a second's burst) let some through, refused the rest. Over HTTP/1.1 the
+      // flooding page sends on up to 5 connections, each with a budget of its own: 300 a second read all
+      // 300 accepted in one loaded run; 1,500 is past what 5 budgets take in the flood's second or two.
       expect(f.accepted, at).toBeGreaterThan(0);
       expect(f.refused, at).toBeGreaterThan(0);
       // Everything the flooder got through is in the feed and reached every audited client.
@@ -221,6 +223,8 @@ describe('the chat workload', () => {
       expect(s.delivered, at).toBe(3 * s.published);
     }
     const model = reportModel(report);
-    expect(JSON.stringify(model.sections)).toMatch(/one more client flooding at 300 msg\/s \(sse: \d+ of 300 accepted/);
+    expect(JSON.stringify(model.sections)).toMatch(
+      /one more client flooding at 1,500 msg\/s \(sse: [\d,]+ of 1,500 accepted/,
+    );
   });
 });
